@@ -1,0 +1,43 @@
+package sigv4x509_test
+
+import (
+	"testing"
+
+	"github.com/keyless-dev/keyless/internal/pki/pkitest"
+	"github.com/keyless-dev/keyless/internal/sigv4x509"
+)
+
+// Figures are recorded in docs/benchmarks.md.
+
+func BenchmarkSign(b *testing.B) {
+	for _, c := range []struct{ name, kind string }{{"RSA-2048", pkitest.RSA2048}, {"ECDSA-P256", pkitest.P256}, {"ECDSA-P384", pkitest.P384}} {
+		b.Run(c.name, func(b *testing.B) {
+			f := newFixture(b, c.kind, true)
+			body := []byte(testBody)
+			for b.Loop() {
+				req := newRequest(b)
+				if err := f.signer.Sign(req, body, "us-east-1", testTime); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkVerify(b *testing.B) {
+	for _, c := range []struct{ name, kind string }{{"RSA-2048", pkitest.RSA2048}, {"ECDSA-P256", pkitest.P256}} {
+		b.Run(c.name, func(b *testing.B) {
+			f := newFixture(b, c.kind, true)
+			body := []byte(testBody)
+			req := newRequest(b)
+			if err := f.signer.Sign(req, body, "us-east-1", testTime); err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				if _, err := sigv4x509.Verify(req, body, sigv4x509.VerifyOptions{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
