@@ -1,0 +1,144 @@
+// Package rolesanywhere is the client of IAM Roles Anywhere's CreateSession
+// API: it validates ARNs and endpoints, signs each attempt with SigV4-X509,
+// retries what is worth retrying, and turns AWS's answers into credentials
+// or into one clear error. It knows nothing of files or of the CLI; the
+// credential-process command and (later) the agent are built on it.
+package rolesanywhere
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"strings"
+)
+
+// ARN is a parsed Amazon Resource Name.
+type ARN struct {
+	Partition, Service, Region, Account, Resource string
+}
+
+func (a ARN) String() string {
+	return "arn:" + a.Partition + ":" + a.Service + ":" + a.Region + ":" + a.Account + ":" + a.Resource
+}
+
+// ErrInvalidARN means an ARN does not parse or is not of the expected kind.
+var ErrInvalidARN = errors.New("invalid ARN")
+
+var (
+	partitionRE = regexp.MustCompile(`^aws(-[a-z]+)*$`)
+	accountRE   = regexp.MustCompile(`^[0-9]{12}$`)
+	regionRE    = regexp.MustCompile(`^[a-z]{2,}(-[a-z0-9]+)*-[0-9]+$`)
+	idRE        = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
+	roleRE      = regexp.MustCompile(`^role/([\x21-\x7E]*/)?[\w+=,.@-]{1,64}$`)
+)
+
+// ParseARN splits an ARN into its fields, checking only its shape.
+func ParseARN(s string) (ARN, error) {
+	parts := strings.SplitN(s, ":", 6)
+	if len(parts) != 6 || parts[0] != "arn" {
+		return ARN{}, fmt.Errorf("%w %q: want arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE", ErrInvalidARN, s)
+	}
+	a := ARN{Partition: parts[1], Service: parts[2], Region: parts[3], Account: parts[4], Resource: parts[5]}
+	if !partitionRE.MatchString(a.Partition) {
+		return ARN{}, fmt.Errorf("%w %q: partition %q is not aws, aws-cn, aws-us-gov, ...", ErrInvalidARN, s, a.Partition)
+	}
+	return a, nil
+}
+
+// ValidRegion reports whether region looks like an AWS region name (it
+// becomes part of a host name, so nothing else is let through).
+func ValidRegion(region string) bool { return regionRE.MatchString(region) }
+
+// ParseTrustAnchorARN parses arn:aws:rolesanywhere:REGION:ACCOUNT:trust-anchor/ID.
+func ParseTrustAnchorARN(s string) (ARN, error) { return parseRolesAnywhereARN(s, "trust-anchor") }
+
+// ParseProfileARN parses arn:aws:rolesanywhere:REGION:ACCOUNT:profile/ID.
+func ParseProfileARN(s string) (ARN, error) { return parseRolesAnywhereARN(s, "profile") }
+
+func parseRolesAnywhereARN(s, kind string) (ARN, error) {
+	want := fmt.Sprintf("want arn:aws:rolesanywhere:REGION:ACCOUNT:%s/ID", kind)
+	a, err := ParseARN(s)
+	if err != nil {
+		return ARN{}, fmt.Errorf("%w; %s", err, want)
+	}
+	id, ok := strings.CutPrefix(a.Resource, kind+"/")
+	switch {
+	case a.Service != "rolesanywhere":
+		return ARN{}, fmt.Errorf("%w %q: service is %q, not rolesanywhere; %s", ErrInvalidARN, s, a.Service, want)
+	case !ok:
+		return ARN{}, fmt.Errorf("%w %q: resource %q is not a %s; %s", ErrInvalidARN, s, a.Resource, kind, want)
+	case !idRE.MatchString(id):
+		return ARN{}, fmt.Errorf("%w %q: %s ID %q is not valid; %s", ErrInvalidARN, s, kind, id, want)
+	case !ValidRegion(a.Region):
+		return ARN{}, fmt.Errorf("%w %q: region %q is not valid; %s", ErrInvalidARN, s, a.Region, want)
+	case !accountRE.MatchString(a.Account):
+		return ARN{}, fmt.Errorf("%w %q: account %q is not 12 digits; %s", ErrInvalidARN, s, a.Account, want)
+	}
+	return a, nil
+}
+
+// ParseRoleARN parses arn:aws:iam::ACCOUNT:role/[PATH/]NAME.
+func ParseRoleARN(s string) (ARN, error) {
+	const want = "want arn:aws:iam::ACCOUNT:role/NAME"
+	a, err := ParseARN(s)
+	if err != nil {
+		return ARN{}, fmt.Errorf("%w; %s", err, want)
+	}
+	switch {
+	case a.Service != "iam":
+		return ARN{}, fmt.Errorf("%w %q: service is %q, not iam; %s", ErrInvalidARN, s, a.Service, want)
+	case a.Region != "":
+		return ARN{}, fmt.Errorf("%w %q: IAM ARNs have no region; %s", ErrInvalidARN, s, want)
+	case !roleRE.MatchString(a.Resource):
+		return ARN{}, fmt.Errorf("%w %q: resource %q is not role/NAME; %s", ErrInvalidARN, s, a.Resource, want)
+	case !accountRE.MatchString(a.Account):
+		return ARN{}, fmt.Errorf("%w %q: account %q is not 12 digits; %s", ErrInvalidARN, s, a.Account, want)
+	}
+	return a, nil
+}
+
+// DefaultEndpoint returns the public Roles Anywhere endpoint of a region.
+func DefaultEndpoint(region string) string {
+	suffix := "amazonaws.com"
+	if strings.HasPrefix(region, "cn-") {
+		suffix = "amazonaws.com.cn"
+	}
+	return "https://rolesanywhere." + region + "." + suffix
+}
+
+// ErrInsecureEndpoint means an endpoint would carry credentials over an
+// unencrypted connection that leaves the machine.
+var ErrInsecureEndpoint = errors.New("plain HTTP endpoint is not on loopback")
+
+// ParseEndpoint checks an endpoint URL: http or https, a host, no
+// credentials, query or fragment. Plain http is accepted only for loopback
+// hosts (127.0.0.0/8, ::1, localhost): the response carries AWS credentials
+// and the signed request can be replayed for five minutes, so neither may
+// cross a network unencrypted.
+func ParseEndpoint(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("endpoint %q is not a URL: %w", s, err)
+	}
+	if u.Scheme != "https" && u.Scheme != "http" {
+		return nil, fmt.Errorf("endpoint %q: scheme must be https (or http on loopback)", s)
+	}
+	if u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("endpoint %q: want https://HOST[:PORT][/PATH] with no user, query or fragment", s)
+	}
+	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		return nil, fmt.Errorf("endpoint %q: %w: credentials would cross the network unencrypted; use https", s, ErrInsecureEndpoint)
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	return u, nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

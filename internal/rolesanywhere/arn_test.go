@@ -1,0 +1,78 @@
+package rolesanywhere_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/keyless-dev/keyless/internal/rolesanywhere"
+)
+
+func TestParseARNs(t *testing.T) {
+	good := []struct {
+		parse func(string) (rolesanywhere.ARN, error)
+		arn   string
+	}{
+		{rolesanywhere.ParseTrustAnchorARN, taARN},
+		{rolesanywhere.ParseTrustAnchorARN, "arn:aws-cn:rolesanywhere:cn-north-1:111122223333:trust-anchor/abc"},
+		{rolesanywhere.ParseProfileARN, profARN},
+		{rolesanywhere.ParseProfileARN, "arn:aws-us-gov:rolesanywhere:us-gov-west-1:111122223333:profile/p-1"},
+		{rolesanywhere.ParseRoleARN, roleARN},
+		{rolesanywhere.ParseRoleARN, "arn:aws:iam::111122223333:role/service-role/ci+deploy@x"},
+	}
+	for _, g := range good {
+		a, err := g.parse(g.arn)
+		if err != nil {
+			t.Errorf("%s: %v", g.arn, err)
+			continue
+		}
+		if a.String() != g.arn {
+			t.Errorf("round trip %s -> %s", g.arn, a)
+		}
+	}
+	bad := []struct {
+		parse func(string) (rolesanywhere.ARN, error)
+		arn   string
+	}{
+		{rolesanywhere.ParseTrustAnchorARN, ""},
+		{rolesanywhere.ParseTrustAnchorARN, "trust-anchor/abc"},
+		{rolesanywhere.ParseTrustAnchorARN, profARN},
+		{rolesanywhere.ParseTrustAnchorARN, roleARN},
+		{rolesanywhere.ParseTrustAnchorARN, "arn:aws:rolesanywhere:us-east-1:1111:trust-anchor/abc"},
+		{rolesanywhere.ParseTrustAnchorARN, "arn:aws:rolesanywhere:evil.com/x:111122223333:trust-anchor/abc"},
+		{rolesanywhere.ParseTrustAnchorARN, "arn:aws:rolesanywhere:us-east-1:111122223333:trust-anchor/"},
+		{rolesanywhere.ParseTrustAnchorARN, "arn:aws:rolesanywhere:us-east-1:111122223333:trust-anchor/a b"},
+		{rolesanywhere.ParseTrustAnchorARN, "arn:azure:rolesanywhere:us-east-1:111122223333:trust-anchor/abc"},
+		{rolesanywhere.ParseProfileARN, taARN},
+		{rolesanywhere.ParseRoleARN, "arn:aws:iam:us-east-1:111122223333:role/x"},
+		{rolesanywhere.ParseRoleARN, "arn:aws:iam::111122223333:user/x"},
+		{rolesanywhere.ParseRoleARN, "arn:aws:iam::111122223333:role/"},
+		{rolesanywhere.ParseRoleARN, "arn:aws:sts::111122223333:role/x"},
+	}
+	for _, b := range bad {
+		if _, err := b.parse(b.arn); !errors.Is(err, rolesanywhere.ErrInvalidARN) {
+			t.Errorf("%q: got %v, want ErrInvalidARN", b.arn, err)
+		}
+	}
+}
+
+func TestEndpoints(t *testing.T) {
+	if got := rolesanywhere.DefaultEndpoint("eu-west-1"); got != "https://rolesanywhere.eu-west-1.amazonaws.com" {
+		t.Error(got)
+	}
+	if got := rolesanywhere.DefaultEndpoint("cn-northwest-1"); got != "https://rolesanywhere.cn-northwest-1.amazonaws.com.cn" {
+		t.Error(got)
+	}
+	for _, ok := range []string{"https://rolesanywhere.us-east-1.amazonaws.com", "http://127.0.0.1:8443", "http://localhost:1/prefix", "http://[::1]:80", "https://10.0.0.5:8443"} {
+		if _, err := rolesanywhere.ParseEndpoint(ok); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"http://10.0.0.5:8443", "http://example.com", "ftp://127.0.0.1", "https://user:pw@example.com", "https://example.com/?x=1", "https://", "://x"} {
+		if _, err := rolesanywhere.ParseEndpoint(bad); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+	if _, err := rolesanywhere.ParseEndpoint("http://192.168.1.10:8443"); !errors.Is(err, rolesanywhere.ErrInsecureEndpoint) {
+		t.Errorf("plain http to a LAN address: got %v", err)
+	}
+}
