@@ -1,0 +1,183 @@
+// Package identity loads a signing identity (private key, certificate and
+// intermediates) from the files a user names, in the forms AWS's credential
+// helper accepts: a PEM or DER certificate with a separate key file, or a
+// PKCS#12 file holding both. Every error names the file and its role
+// (certificate, private key, intermediates), so the CLI can point at the
+// flag to fix. Commands and (later) the agent use it; it reads files but
+// does nothing else.
+package identity
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"time"
+
+	"github.com/keyless-dev/keyless/internal/pki"
+)
+
+// Roles of the files, as FileError reports them.
+const (
+	RoleCertificate   = "certificate"
+	RolePrivateKey    = "private key"
+	RoleIntermediates = "intermediates"
+)
+
+// Sentinel errors wrapped in a FileError.
+var (
+	ErrKeyMismatch      = errors.New("the private key does not belong to the certificate")
+	ErrNoPrivateKey     = errors.New("a PEM or DER certificate needs its private key file")
+	ErrKeyWithPKCS12    = errors.New("the certificate is a PKCS#12 file, which carries its own key")
+	ErrChainWithPKCS12  = errors.New("the certificate is a PKCS#12 file, which carries its own intermediates")
+	ErrNoCertificateArg = errors.New("no certificate file given")
+)
+
+// FileError is a problem with one of the files.
+type FileError struct {
+	Role string // RoleCertificate, RolePrivateKey or RoleIntermediates
+	Path string
+	Err  error
+}
+
+func (e *FileError) Error() string { return fmt.Sprintf("%s %s: %v", e.Role, e.Path, e.Err) }
+func (e *FileError) Unwrap() error { return e.Err }
+
+// Files names the files of an identity.
+type Files struct {
+	// Certificate is a PEM certificate (the leaf first; any further
+	// certificates are intermediates), a DER certificate, or a PKCS#12 file.
+	Certificate string
+	// PrivateKey is the key file; empty when Certificate is PKCS#12.
+	PrivateKey string
+	// Intermediates optionally names a PEM bundle of intermediates, which
+	// replaces any found after the leaf in Certificate.
+	Intermediates string
+}
+
+// PasswordFunc returns the password of the encrypted file at path.
+type PasswordFunc func(path string) ([]byte, error)
+
+// Load reads and checks an identity: the files parse, the key belongs to
+// the certificate, and the certificate is one Roles Anywhere accepts at now
+// (pki.CheckLeaf). password is called only for an encrypted file.
+func Load(f Files, password PasswordFunc, now time.Time) (*pki.Identity, error) {
+	if f.Certificate == "" {
+		return nil, ErrNoCertificateArg
+	}
+	data, err := readFile(RoleCertificate, f.Certificate)
+	if err != nil {
+		return nil, err
+	}
+	var id *pki.Identity
+	if pki.IsPKCS12(data) {
+		if f.PrivateKey != "" {
+			return nil, &FileError{RolePrivateKey, f.PrivateKey, ErrKeyWithPKCS12}
+		}
+		if f.Intermediates != "" {
+			return nil, &FileError{RoleIntermediates, f.Intermediates, ErrChainWithPKCS12}
+		}
+		id, err = pki.ParsePKCS12(data, passwordFor(password, f.Certificate))
+		if err != nil {
+			return nil, &FileError{RoleCertificate, f.Certificate, err}
+		}
+	} else {
+		certs, err := pki.ParseCertificates(data)
+		if err != nil {
+			return nil, &FileError{RoleCertificate, f.Certificate, err}
+		}
+		if f.PrivateKey == "" {
+			return nil, &FileError{RoleCertificate, f.Certificate, ErrNoPrivateKey}
+		}
+		keyData, err := readFile(RolePrivateKey, f.PrivateKey)
+		if err != nil {
+			return nil, err
+		}
+		key, err := pki.ParsePrivateKey(keyData, passwordFor(password, f.PrivateKey))
+		if err != nil {
+			return nil, &FileError{RolePrivateKey, f.PrivateKey, err}
+		}
+		id = &pki.Identity{Key: key, Certificate: certs[0], Intermediates: certs[1:]}
+		if !pki.KeyMatchesCertificate(key, id.Certificate) {
+			return nil, &FileError{RolePrivateKey, f.PrivateKey, fmt.Errorf("%w %s (certificate key %s %.16s, private key %s %.16s)",
+				ErrKeyMismatch, f.Certificate,
+				pki.DescribeKey(id.Certificate.PublicKey), pki.PublicKeyFingerprint(id.Certificate.PublicKey),
+				pki.DescribeKey(key.Public()), pki.PublicKeyFingerprint(key.Public()))}
+		}
+	}
+	if f.Intermediates != "" {
+		chainData, err := readFile(RoleIntermediates, f.Intermediates)
+		if err != nil {
+			return nil, err
+		}
+		chain, err := pki.ParseCertificates(chainData)
+		if err != nil {
+			return nil, &FileError{RoleIntermediates, f.Intermediates, err}
+		}
+		id.Intermediates = chain
+	}
+	if err := pki.CheckLeaf(id.Certificate, now); err != nil {
+		return nil, &FileError{RoleCertificate, f.Certificate, err}
+	}
+	return id, nil
+}
+
+// Fingerprint identifies the certificate file's content without a
+// password: the SHA-256 of the leaf's DER for PEM and DER files (what `step
+// certificate fingerprint` prints), and of the whole file, prefixed
+// "pkcs12:", for PKCS#12 files whose certificates may be encrypted.
+func Fingerprint(path string) (string, error) {
+	data, err := readFile(RoleCertificate, path)
+	if err != nil {
+		return "", err
+	}
+	if pki.IsPKCS12(data) {
+		sum := sha256.Sum256(data)
+		return "pkcs12:" + hex.EncodeToString(sum[:]), nil
+	}
+	certs, err := pki.ParseCertificates(data)
+	if err != nil {
+		return "", &FileError{RoleCertificate, path, err}
+	}
+	return pki.Fingerprint(certs[0]), nil
+}
+
+func passwordFor(password PasswordFunc, path string) pki.PasswordFunc {
+	if password == nil {
+		return nil
+	}
+	return func() ([]byte, error) { return password(path) }
+}
+
+// maxFileSize bounds what is read of a key or certificate file: real ones
+// are a few kilobytes.
+const maxFileSize = 1 << 20
+
+func readFile(role, path string) ([]byte, error) {
+	info, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, &FileError{role, path, errors.New("no such file")}
+	case errors.Is(err, fs.ErrPermission):
+		return nil, &FileError{role, path, errors.New("permission denied: the user running keyless cannot read it")}
+	case err != nil:
+		return nil, &FileError{role, path, err}
+	case info.IsDir():
+		return nil, &FileError{role, path, errors.New("is a directory, not a file")}
+	case info.Size() > maxFileSize:
+		return nil, &FileError{role, path, fmt.Errorf("is %d bytes; a %s file is a few kilobytes", info.Size(), role)}
+	}
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrPermission) {
+		return nil, &FileError{role, path, errors.New("permission denied: the user running keyless cannot read it")}
+	}
+	if err != nil {
+		return nil, &FileError{role, path, err}
+	}
+	if len(data) == 0 {
+		return nil, &FileError{role, path, errors.New("is empty")}
+	}
+	return data, nil
+}
