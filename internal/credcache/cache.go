@@ -1,0 +1,303 @@
+// Package credcache keeps temporary AWS credentials on disk between runs of
+// keyless, so that a tool which asks for credentials on every command (the
+// AWS CLI runs credential_process each time) costs one CreateSession per
+// credential lifetime instead of one per command.
+//
+// One file per Key, 0600 in a 0700 directory owned by the user, written
+// atomically. Credentials are reused while more than MinRemaining of their
+// life is left. Processes that miss at the same time take a lock on the
+// directory, so only one of them calls CreateSession and the others read
+// its result. Any problem with the cache (unreadable directory, corrupt
+// file, lock timeout) degrades to fetching fresh credentials, never to a
+// failure. It is used by credential-process and, later, the agent.
+package credcache
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/keyless-dev/keyless/internal/rolesanywhere"
+)
+
+// DefaultMinRemaining is how much life cached credentials must have left
+// to be reused. botocore refreshes 15 minutes before expiry (advisory) and
+// treats less than 10 as urgent; handing it less than 15 would make it ask
+// again at once, so 15 minutes is the floor.
+const DefaultMinRemaining = 15 * time.Minute
+
+// DefaultLockTimeout bounds the wait for another process's CreateSession:
+// three attempts with their timeouts and backoff fit well within it.
+const DefaultLockTimeout = 60 * time.Second
+
+const entryVersion = 1
+
+// Key identifies one set of credentials: everything that changes what
+// CreateSession would return.
+type Key struct {
+	// Certificate is the certificate's fingerprint (identity.Fingerprint),
+	// so a renewed certificate never reuses the old one's credentials.
+	Certificate     string `json:"certificate"`
+	TrustAnchorARN  string `json:"trustAnchorArn"`
+	ProfileARN      string `json:"profileArn"`
+	RoleARN         string `json:"roleArn"`
+	DurationSeconds int    `json:"durationSeconds"`
+	RoleSessionName string `json:"roleSessionName"`
+	Region          string `json:"region"`
+	Endpoint        string `json:"endpoint"`
+	// CertificatePath is where the certificate was read from. It is not
+	// part of the identity of the entry; it lets a new certificate at the
+	// same path discard the old certificate's credentials.
+	CertificatePath string `json:"certificatePath"`
+}
+
+func (k Key) withoutPath() Key {
+	k.CertificatePath = ""
+	return k
+}
+
+func (k Key) filename() string {
+	b, _ := json.Marshal(k.withoutPath())
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16]) + ".json"
+}
+
+type entry struct {
+	Version         int       `json:"version"`
+	Key             Key       `json:"key"`
+	AccessKeyID     string    `json:"accessKeyId"`
+	SecretAccessKey string    `json:"secretAccessKey"`
+	SessionToken    string    `json:"sessionToken"`
+	Expiration      time.Time `json:"expiration"`
+}
+
+// Cache is a credentials cache in a directory. The zero value is not
+// usable: set Dir.
+type Cache struct {
+	Dir string
+	// MinRemaining defaults to DefaultMinRemaining.
+	MinRemaining time.Duration
+	// LockTimeout defaults to DefaultLockTimeout.
+	LockTimeout time.Duration
+	// Now defaults to time.Now.
+	Now func() time.Time
+	// Logger receives warnings about an unusable cache and debug lines
+	// about hits and misses; nil discards. Credentials are never logged.
+	Logger *slog.Logger
+}
+
+// DefaultDir returns $XDG_CACHE_HOME/keyless, or ~/.cache/keyless.
+func DefaultDir() (string, error) {
+	if d := os.Getenv("XDG_CACHE_HOME"); d != "" && filepath.IsAbs(d) {
+		return filepath.Join(d, "keyless"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("no cache directory: %w", err)
+	}
+	return filepath.Join(home, ".cache", "keyless"), nil
+}
+
+func (c *Cache) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+func (c *Cache) logger() *slog.Logger {
+	if c.Logger != nil {
+		return c.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func (c *Cache) minRemaining() time.Duration {
+	if c.MinRemaining > 0 {
+		return c.MinRemaining
+	}
+	return DefaultMinRemaining
+}
+
+// Get returns the cached credentials for key if they have more than
+// MinRemaining left.
+func (c *Cache) Get(key Key) (rolesanywhere.Credentials, bool) {
+	if err := c.checkDir(false); err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			c.logger().Warn("not using the credentials cache", "dir", c.Dir, "reason", err.Error())
+		}
+		return rolesanywhere.Credentials{}, false
+	}
+	return c.get(key)
+}
+
+func (c *Cache) get(key Key) (rolesanywhere.Credentials, bool) {
+	path := filepath.Join(c.Dir, key.filename())
+	e, err := readEntry(path)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			c.logger().Debug("ignoring cache entry", "file", path, "reason", err.Error())
+		}
+		return rolesanywhere.Credentials{}, false
+	}
+	if e.Key.withoutPath() != key.withoutPath() {
+		c.logger().Debug("ignoring cache entry for another key", "file", path)
+		return rolesanywhere.Credentials{}, false
+	}
+	left := e.Expiration.Sub(c.now())
+	if left <= c.minRemaining() {
+		c.logger().Debug("cached credentials too close to expiry", "file", path, "expires_in", left.Round(time.Second))
+		return rolesanywhere.Credentials{}, false
+	}
+	c.logger().Debug("using cached credentials", "file", path, "expires_in", left.Round(time.Second))
+	return rolesanywhere.Credentials{AccessKeyID: e.AccessKeyID, SecretAccessKey: e.SecretAccessKey, SessionToken: e.SessionToken, Expiration: e.Expiration}, true
+}
+
+// GetOrFetch returns cached credentials for key, or calls fetch and caches
+// its result. hit reports whether the credentials came from the cache
+// (including from another process that fetched while this one waited).
+// Only fetch's error is returned: cache problems are logged and bypassed.
+func (c *Cache) GetOrFetch(ctx context.Context, key Key, fetch func(context.Context) (rolesanywhere.Credentials, error)) (creds rolesanywhere.Credentials, hit bool, err error) {
+	if creds, ok := c.Get(key); ok {
+		return creds, true, nil
+	}
+	if err := c.checkDir(true); err != nil {
+		c.logger().Warn("not using the credentials cache", "dir", c.Dir, "reason", err.Error())
+		creds, err := fetch(ctx)
+		return creds, false, err
+	}
+	unlock, err := c.lock(ctx)
+	if err != nil {
+		c.logger().Warn("fetching without the cache lock", "dir", c.Dir, "reason", err.Error())
+	} else {
+		defer unlock()
+		// Another process may have fetched while this one waited.
+		if creds, ok := c.get(key); ok {
+			return creds, true, nil
+		}
+	}
+	creds, err = fetch(ctx)
+	if err != nil {
+		return creds, false, err
+	}
+	if err := c.put(key, creds); err != nil {
+		c.logger().Warn("could not cache the credentials", "dir", c.Dir, "reason", err.Error())
+	}
+	return creds, false, nil
+}
+
+func (c *Cache) put(key Key, creds rolesanywhere.Credentials) error {
+	data, err := json.Marshal(entry{
+		Version: entryVersion, Key: key,
+		AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey, SessionToken: creds.SessionToken,
+		Expiration: creds.Expiration.UTC(),
+	})
+	if err != nil {
+		return err
+	}
+	if err := writeAtomic(c.Dir, key.filename(), data); err != nil {
+		return err
+	}
+	c.prune(key)
+	return nil
+}
+
+// prune removes entries that can never be used again: expired ones,
+// unreadable ones, and those of an older certificate at the same path with
+// the same ARNs.
+func (c *Cache) prune(current Key) {
+	names, err := os.ReadDir(c.Dir)
+	if err != nil {
+		return
+	}
+	now := c.now()
+	keep := current.filename()
+	for _, d := range names {
+		name := d.Name()
+		if name == keep || !strings.HasSuffix(name, ".json") {
+			continue
+		}
+		path := filepath.Join(c.Dir, name)
+		e, err := readEntry(path)
+		reason := ""
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			continue
+		case err != nil:
+			reason = err.Error()
+		case !e.Expiration.After(now):
+			reason = "expired"
+		case current.CertificatePath != "" && e.Key.CertificatePath == current.CertificatePath && sameRequest(e.Key, current):
+			reason = "the certificate at " + current.CertificatePath + " changed"
+		default:
+			continue
+		}
+		if os.Remove(path) == nil {
+			c.logger().Debug("removed cache entry", "file", path, "reason", reason)
+		}
+	}
+}
+
+// sameRequest reports whether two keys differ only in the certificate.
+func sameRequest(a, b Key) bool {
+	a.Certificate, b.Certificate = "", ""
+	return a.withoutPath() == b.withoutPath()
+}
+
+func readEntry(path string) (*entry, error) {
+	data, err := readPrivateFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var e entry
+	if err := json.Unmarshal(data, &e); err != nil {
+		return nil, fmt.Errorf("corrupt cache entry: %v", err)
+	}
+	if e.Version != entryVersion || e.AccessKeyID == "" || e.SecretAccessKey == "" || e.SessionToken == "" || e.Expiration.IsZero() {
+		return nil, errors.New("incomplete cache entry")
+	}
+	return &e, nil
+}
+
+// writeAtomic writes data to dir/name through a temporary file in dir
+// (created 0600), fsynced and renamed over the target, then fsyncs dir: a
+// crash leaves the old file or the new one, never a torn one.
+func writeAtomic(dir, name string, data []byte) (err error) {
+	tmp, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}

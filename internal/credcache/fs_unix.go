@@ -1,0 +1,126 @@
+//go:build unix
+
+package credcache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// checkDir makes sure the cache directory is safe to trust: a directory
+// (not a symlink) owned by this user that no one else can write to, since
+// whoever can write there could plant credentials for their own account
+// and have this user's jobs act in it. A directory of ours with loose
+// permissions is tightened to 0700; anything else is refused. With create,
+// a missing directory is made 0700.
+func (c *Cache) checkDir(create bool) error {
+	if c.Dir == "" {
+		return errors.New("no cache directory set")
+	}
+	if create {
+		if err := os.MkdirAll(c.Dir, 0o700); err != nil {
+			return err
+		}
+	}
+	info, err := os.Lstat(c.Dir)
+	if err != nil {
+		return err
+	}
+	if !info.IsDir() {
+		return fmt.Errorf("%s is not a directory (symlinks are not followed)", c.Dir)
+	}
+	st, ok := info.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
+	}
+	if int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("%s belongs to uid %d, not to this user (uid %d)", c.Dir, st.Uid, os.Geteuid())
+	}
+	if info.Mode().Perm()&0o077 != 0 {
+		if err := os.Chmod(c.Dir, 0o700); err != nil {
+			return fmt.Errorf("%s has mode %04o and cannot be made 0700: %w", c.Dir, info.Mode().Perm(), err)
+		}
+		c.logger().Warn("tightened the credentials cache directory to 0700", "dir", c.Dir, "was", fmt.Sprintf("%04o", info.Mode().Perm()))
+	}
+	return nil
+}
+
+// readPrivateFile reads a regular file owned by this user that no one
+// else can read or write; others are treated as corrupt.
+func readPrivateFile(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		if errors.Is(err, syscall.ELOOP) {
+			return nil, errors.New("is a symlink")
+		}
+		return nil, err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !info.Mode().IsRegular() {
+		return nil, errors.New("not a regular file")
+	}
+	if st, ok := info.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
+		return nil, fmt.Errorf("owned by uid %d, not this user", st.Uid)
+	}
+	if info.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("mode %04o lets others read or write it", info.Mode().Perm())
+	}
+	return io.ReadAll(io.LimitReader(f, 1<<20))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// lock takes an exclusive flock on dir/.lock, polling so the wait can be
+// bounded and cancelled.
+func (c *Cache) lock(ctx context.Context) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(c.Dir, ".lock"), os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	timeout := c.LockTimeout
+	if timeout <= 0 {
+		timeout = DefaultLockTimeout
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() {
+				_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+				f.Close()
+			}, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, err
+		}
+		if time.Now().After(deadline) {
+			f.Close()
+			return nil, fmt.Errorf("another keyless process held the cache lock for over %s", timeout)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
