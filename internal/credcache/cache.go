@@ -212,8 +212,8 @@ func (c *Cache) put(key Key, creds rolesanywhere.Credentials) error {
 }
 
 // prune removes entries that can never be used again: expired ones,
-// unreadable ones, and those of an older certificate at the same path with
-// the same ARNs.
+// unreadable ones, and those of another certificate that was read from the
+// same path (the file now holds a new certificate, so they are stale).
 func (c *Cache) prune(current Key) {
 	names, err := os.ReadDir(c.Dir)
 	if err != nil {
@@ -236,7 +236,7 @@ func (c *Cache) prune(current Key) {
 			reason = err.Error()
 		case !e.Expiration.After(now):
 			reason = "expired"
-		case current.CertificatePath != "" && e.Key.CertificatePath == current.CertificatePath && sameRequest(e.Key, current):
+		case current.CertificatePath != "" && e.Key.CertificatePath == current.CertificatePath && e.Key.Certificate != current.Certificate:
 			reason = "the certificate at " + current.CertificatePath + " changed"
 		default:
 			continue
@@ -245,12 +245,6 @@ func (c *Cache) prune(current Key) {
 			c.logger().Debug("removed cache entry", "file", path, "reason", reason)
 		}
 	}
-}
-
-// sameRequest reports whether two keys differ only in the certificate.
-func sameRequest(a, b Key) bool {
-	a.Certificate, b.Certificate = "", ""
-	return a.withoutPath() == b.withoutPath()
 }
 
 func readEntry(path string) (*entry, error) {

@@ -168,6 +168,9 @@ func TestCertificateChangeDiscardsOldEntry(t *testing.T) {
 	ctx := context.Background()
 	old := testKey()
 	c.GetOrFetch(ctx, old, f.fetch)
+	oldLonger := testKey()
+	oldLonger.DurationSeconds = 7200
+	c.GetOrFetch(ctx, oldLonger, f.fetch)
 	other := testKey()
 	other.CertificatePath = "/other/path.crt"
 	other.Certificate = "cc33"
@@ -178,8 +181,10 @@ func TestCertificateChangeDiscardsOldEntry(t *testing.T) {
 	if _, hit, _ := c.GetOrFetch(ctx, renewed, f.fetch); hit {
 		t.Fatal("a new certificate reused the old one's credentials")
 	}
-	if _, err := os.Stat(filepath.Join(c.Dir, old.filename())); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("old certificate's entry still on disk: %v", err)
+	for _, k := range []Key{old, oldLonger} {
+		if _, err := os.Stat(filepath.Join(c.Dir, k.filename())); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("old certificate's entry still on disk: %v", err)
+		}
 	}
 	if _, err := os.Stat(filepath.Join(c.Dir, other.filename())); err != nil {
 		t.Fatalf("another path's entry was removed: %v", err)
@@ -228,14 +233,20 @@ func TestConcurrentCallersFetchOnce(t *testing.T) {
 
 func TestCorruptOrUnsafeEntriesAreReplaced(t *testing.T) {
 	for name, prepare := range map[string]func(path string) error{
-		"garbage":      func(p string) error { return os.WriteFile(p, []byte("{not json"), 0o600) },
-		"truncated":    func(p string) error { return os.WriteFile(p, []byte(`{"version":1,"key":`), 0o600) },
-		"empty":        func(p string) error { return os.WriteFile(p, nil, 0o600) },
-		"no-token":     func(p string) error { return os.WriteFile(p, []byte(`{"version":1,"accessKeyId":"A","secretAccessKey":"s","expiration":"2099-01-01T00:00:00Z"}`), 0o600) },
-		"world-read":   func(p string) error { return os.WriteFile(p, []byte(validEntry()), 0o644) },
-		"symlink":      func(p string) error { return os.Symlink("/etc/hostname", p) },
-		"other-key":    func(p string) error { return os.WriteFile(p, []byte(strings.Replace(validEntry(), "aa11", "ff99", 1)), 0o600) },
-		"future-ver":   func(p string) error { return os.WriteFile(p, []byte(strings.Replace(validEntry(), `"version":1`, `"version":2`, 1)), 0o600) },
+		"garbage":   func(p string) error { return os.WriteFile(p, []byte("{not json"), 0o600) },
+		"truncated": func(p string) error { return os.WriteFile(p, []byte(`{"version":1,"key":`), 0o600) },
+		"empty":     func(p string) error { return os.WriteFile(p, nil, 0o600) },
+		"no-token": func(p string) error {
+			return os.WriteFile(p, []byte(`{"version":1,"accessKeyId":"A","secretAccessKey":"s","expiration":"2099-01-01T00:00:00Z"}`), 0o600)
+		},
+		"world-read": func(p string) error { return os.WriteFile(p, []byte(validEntry()), 0o644) },
+		"symlink":    func(p string) error { return os.Symlink("/etc/hostname", p) },
+		"other-key": func(p string) error {
+			return os.WriteFile(p, []byte(strings.Replace(validEntry(), "aa11", "ff99", 1)), 0o600)
+		},
+		"future-ver": func(p string) error {
+			return os.WriteFile(p, []byte(strings.Replace(validEntry(), `"version":1`, `"version":2`, 1)), 0o600)
+		},
 		"is-directory": func(p string) error { return os.Mkdir(p, 0o700) },
 	} {
 		t.Run(name, func(t *testing.T) {

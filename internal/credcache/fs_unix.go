@@ -123,4 +123,3 @@ func (c *Cache) lock(ctx context.Context) (func(), error) {
 		}
 	}
 }
-

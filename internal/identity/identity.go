@@ -8,7 +8,9 @@
 package identity
 
 import (
+	"crypto"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -62,7 +64,9 @@ type PasswordFunc func(path string) ([]byte, error)
 
 // Load reads and checks an identity: the files parse, the key belongs to
 // the certificate, and the certificate is one Roles Anywhere accepts at now
-// (pki.CheckLeaf). password is called only for an encrypted file.
+// (pki.CheckLeaf); a zero now skips that last check, for diagnostics that
+// must work on any certificate. password is called only for an encrypted
+// file.
 func Load(f Files, password PasswordFunc, now time.Time) (*pki.Identity, error) {
 	if f.Certificate == "" {
 		return nil, ErrNoCertificateArg
@@ -91,13 +95,9 @@ func Load(f Files, password PasswordFunc, now time.Time) (*pki.Identity, error) 
 		if f.PrivateKey == "" {
 			return nil, &FileError{RoleCertificate, f.Certificate, ErrNoPrivateKey}
 		}
-		keyData, err := readFile(RolePrivateKey, f.PrivateKey)
+		key, err := LoadKey(f.PrivateKey, password)
 		if err != nil {
 			return nil, err
-		}
-		key, err := pki.ParsePrivateKey(keyData, passwordFor(password, f.PrivateKey))
-		if err != nil {
-			return nil, &FileError{RolePrivateKey, f.PrivateKey, err}
 		}
 		id = &pki.Identity{Key: key, Certificate: certs[0], Intermediates: certs[1:]}
 		if !pki.KeyMatchesCertificate(key, id.Certificate) {
@@ -118,10 +118,46 @@ func Load(f Files, password PasswordFunc, now time.Time) (*pki.Identity, error) 
 		}
 		id.Intermediates = chain
 	}
-	if err := pki.CheckLeaf(id.Certificate, now); err != nil {
-		return nil, &FileError{RoleCertificate, f.Certificate, err}
+	if !now.IsZero() {
+		if err := pki.CheckLeaf(id.Certificate, now); err != nil {
+			return nil, &FileError{RoleCertificate, f.Certificate, err}
+		}
 	}
 	return id, nil
+}
+
+// LoadKey reads the private key file at path.
+func LoadKey(path string, password PasswordFunc) (crypto.Signer, error) {
+	data, err := readFile(RolePrivateKey, path)
+	if err != nil {
+		return nil, err
+	}
+	key, err := pki.ParsePrivateKey(data, passwordFor(password, path))
+	if err != nil {
+		return nil, &FileError{RolePrivateKey, path, err}
+	}
+	return key, nil
+}
+
+// LoadCertificate reads the leaf certificate of a PEM, DER or PKCS#12 file
+// (the last needs its password).
+func LoadCertificate(path string, password PasswordFunc) (*x509.Certificate, error) {
+	data, err := readFile(RoleCertificate, path)
+	if err != nil {
+		return nil, err
+	}
+	if pki.IsPKCS12(data) {
+		id, err := pki.ParsePKCS12(data, passwordFor(password, path))
+		if err != nil {
+			return nil, &FileError{RoleCertificate, path, err}
+		}
+		return id.Certificate, nil
+	}
+	certs, err := pki.ParseCertificates(data)
+	if err != nil {
+		return nil, &FileError{RoleCertificate, path, err}
+	}
+	return certs[0], nil
 }
 
 // Fingerprint identifies the certificate file's content without a

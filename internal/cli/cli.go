@@ -1,0 +1,169 @@
+// Package cli is keyless's command line: the cobra command tree, flags
+// (with KEYLESS_* environment variables as fallbacks), help with examples,
+// and the one place where errors become "keyless: error:" lines, hints and
+// exit codes. Commands are thin: they parse and check flags, then call the
+// domain packages. Only cmd/keyless imports it.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1
+	exitUsage = 2
+)
+
+// streams are the process's standard streams, passed in so tests can
+// run commands in-process.
+type streams struct {
+	in       io.Reader
+	out, err io.Writer
+}
+
+// Main runs keyless with args (without the program name) and returns the
+// process exit code.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	s := streams{in: stdin, out: stdout, err: stderr}
+	root := newRootCommand(s)
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		return exitOK
+	}
+	if strings.HasPrefix(err.Error(), "unknown command ") {
+		// cobra's own error for a mistyped subcommand.
+		err = &usageError{err: err, command: "keyless"}
+	}
+	var ue *usageError
+	if errors.As(err, &ue) && ue.command == "" && cmd != nil {
+		ue.command = cmd.CommandPath()
+	}
+	return report(stderr, err)
+}
+
+func newRootCommand(s streams) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "keyless",
+		Short: "Short-lived AWS credentials from X.509 certificates, with no stored AWS keys",
+		Long: `keyless gives CI runners and other machines outside AWS short-lived AWS
+credentials through IAM Roles Anywhere: a certificate from your private CA is
+exchanged for temporary STS credentials, and no long-lived AWS key is stored.
+
+Exit codes: 0 success, 1 failure, 2 bad usage (a missing or wrong flag).
+Every flag can also be set with a KEYLESS_* environment variable named after
+it (--role-arn is KEYLESS_ROLE_ARN); a flag on the command line wins.`,
+		Example: `  # Use keyless as the credential_process of an AWS CLI profile (~/.aws/config):
+  [profile ci]
+  credential_process = keyless credential-process --certificate /etc/keyless/runner.crt --private-key /etc/keyless/runner.key --trust-anchor-arn arn:aws:rolesanywhere:us-east-1:111122223333:trust-anchor/TA --profile-arn arn:aws:rolesanywhere:us-east-1:111122223333:profile/P --role-arn arn:aws:iam::111122223333:role/ci-deployer
+
+  keyless version`,
+		SilenceErrors:     true,
+		SilenceUsage:      true,
+		CompletionOptions: cobra.CompletionOptions{HiddenDefaultCmd: true},
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			return applyEnvironment(cmd.Flags())
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageErrorf("unknown command %q", args[0])
+			}
+			return cmd.Help()
+		},
+	}
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return &usageError{err: err, command: cmd.CommandPath()}
+	})
+	root.AddCommand(
+		newVersionCommand(s),
+		newCredentialProcessCommand(s),
+		newSignStringCommand(s),
+		newReadCertificateDataCommand(s),
+	)
+	return root
+}
+
+// applyEnvironment sets each flag not given on the command line from
+// KEYLESS_<FLAG_NAME> when that variable is set.
+func applyEnvironment(flags *pflag.FlagSet) error {
+	var err error
+	flags.VisitAll(func(f *pflag.Flag) {
+		if err != nil || f.Changed || f.Name == "help" {
+			return
+		}
+		name := envName(f.Name)
+		v, ok := os.LookupEnv(name)
+		if !ok {
+			return
+		}
+		if e := flags.Set(f.Name, v); e != nil {
+			err = usageErrorf("%s=%q: %v (it sets --%s)", name, v, e, f.Name)
+		}
+	})
+	return err
+}
+
+func envName(flag string) string {
+	return "KEYLESS_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// usageError is a mistake in how keyless was called; it exits 2.
+type usageError struct {
+	err     error
+	command string
+}
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+func usageErrorf(format string, args ...any) error {
+	return &usageError{err: fmt.Errorf(format, args...)}
+}
+
+// hinted is an error with advice on how to fix it.
+type hinted struct {
+	err  error
+	hint string
+}
+
+func (e *hinted) Error() string { return e.err.Error() }
+func (e *hinted) Unwrap() error { return e.err }
+
+func withHint(err error, format string, args ...any) error {
+	return &hinted{err: err, hint: fmt.Sprintf(format, args...)}
+}
+
+// report prints err as "keyless: error: ..." plus any hint, and returns the
+// exit code.
+func report(w io.Writer, err error) int {
+	code := exitError
+	var ue *usageError
+	if errors.As(err, &ue) {
+		code = exitUsage
+	}
+	msg, hint := describe(err)
+	fmt.Fprintf(w, "keyless: error: %s\n", msg)
+	if hint != "" {
+		fmt.Fprintf(w, "keyless: hint: %s\n", hint)
+	} else if ue != nil && ue.command != "" {
+		fmt.Fprintf(w, "keyless: hint: run '%s --help' for usage\n", ue.command)
+	}
+	return code
+}

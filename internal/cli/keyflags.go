@@ -1,0 +1,131 @@
+package cli
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/pflag"
+	"golang.org/x/term"
+
+	"github.com/keyless-dev/keyless/internal/identity"
+	"github.com/keyless-dev/keyless/internal/pki"
+)
+
+// keyFlags are the flags that name a certificate and key, shared by the
+// commands that sign.
+type keyFlags struct {
+	certificate   string
+	privateKey    string
+	intermediates string
+	password      string
+	passwordFile  string
+
+	// AWS's helper reads keys from PKCS#11 tokens, TPMs and OS certificate
+	// stores; keyless does not yet. Its flags are accepted so that the
+	// error says so instead of "unknown flag".
+	certSelector, systemStore, pkcs11Lib, tpmKeyPassword string
+	reusePin, noTPMKeyPassword                           bool
+}
+
+func (k *keyFlags) register(fs *pflag.FlagSet, certHelp, keyHelp string, chain bool) {
+	fs.StringVar(&k.certificate, "certificate", "", certHelp)
+	fs.StringVar(&k.privateKey, "private-key", "", keyHelp)
+	if chain {
+		fs.StringVar(&k.intermediates, "intermediates", "", "path to a PEM bundle of intermediate CA certificates, sent in X-Amz-X509-Chain (default: any certificates after the leaf in --certificate)")
+	}
+	fs.StringVar(&k.password, "pkcs8-password", "", "password of an encrypted private key or PKCS#12 file (visible to other users in the process list: prefer --pkcs8-password-file or KEYLESS_PKCS8_PASSWORD)")
+	fs.StringVar(&k.passwordFile, "pkcs8-password-file", "", "file holding the password of an encrypted private key or PKCS#12 file (one trailing newline is ignored)")
+
+	unsupported := []struct {
+		s    *string
+		b    *bool
+		name string
+	}{
+		{s: &k.certSelector, name: "cert-selector"},
+		{s: &k.systemStore, name: "system-store-name"},
+		{s: &k.pkcs11Lib, name: "pkcs11-lib"},
+		{s: &k.tpmKeyPassword, name: "tpm-key-password"},
+		{b: &k.reusePin, name: "reuse-pin"},
+		{b: &k.noTPMKeyPassword, name: "no-tpm-key-password"},
+	}
+	for _, u := range unsupported {
+		if u.s != nil {
+			fs.StringVar(u.s, u.name, "", "not supported by keyless")
+		} else {
+			fs.BoolVar(u.b, u.name, false, "not supported by keyless")
+		}
+		_ = fs.MarkHidden(u.name)
+	}
+}
+
+// check refuses AWS helper flags keyless does not implement and
+// contradictory password flags.
+func (k *keyFlags) check(fs *pflag.FlagSet) error {
+	for _, name := range []string{"cert-selector", "system-store-name", "pkcs11-lib", "tpm-key-password", "reuse-pin", "no-tpm-key-password"} {
+		if f := fs.Lookup(name); f != nil && f.Changed {
+			return usageErrorf("--%s: keyless reads keys from files only (PKCS#11, TPM and OS certificate stores are not supported yet); use --certificate and --private-key", name)
+		}
+	}
+	if strings.HasPrefix(k.privateKey, "pkcs11:") || strings.HasPrefix(k.privateKey, "handle:") || strings.HasPrefix(k.certificate, "pkcs11:") {
+		return usageErrorf("--private-key %q: keyless reads keys from files only (PKCS#11 and TPM keys are not supported yet)", k.privateKey)
+	}
+	if k.password != "" && k.passwordFile != "" {
+		return usageErrorf("--pkcs8-password and --pkcs8-password-file both given; use one")
+	}
+	return nil
+}
+
+func (k *keyFlags) files() identity.Files {
+	return identity.Files{Certificate: k.certificate, PrivateKey: k.privateKey, Intermediates: k.intermediates}
+}
+
+// passwordFunc returns the password from the flag, the password file, or
+// a prompt on the controlling terminal, in that order. It is only called
+// for encrypted files.
+func (k *keyFlags) passwordFunc() identity.PasswordFunc {
+	return func(path string) ([]byte, error) {
+		if k.password != "" {
+			return []byte(k.password), nil
+		}
+		if k.passwordFile != "" {
+			data, err := os.ReadFile(k.passwordFile)
+			if err != nil {
+				return nil, withHint(fmt.Errorf("--pkcs8-password-file: %w", err), "the file must exist and be readable by the user running keyless")
+			}
+			data = bytes.TrimSuffix(data, []byte("\n"))
+			data = bytes.TrimSuffix(data, []byte("\r"))
+			if len(data) == 0 {
+				return nil, withHint(fmt.Errorf("--pkcs8-password-file %s is empty", k.passwordFile), "write the password into the file")
+			}
+			return data, nil
+		}
+		return promptPassword(path)
+	}
+}
+
+// promptPassword asks on /dev/tty, not on stdin or stdout, which belong to
+// the program that runs keyless (the AWS CLI reads credential_process's
+// stdout). Without a terminal the key cannot be decrypted.
+func promptPassword(path string) ([]byte, error) {
+	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	if err != nil {
+		return nil, pki.ErrPasswordRequired
+	}
+	defer tty.Close()
+	if !term.IsTerminal(int(tty.Fd())) {
+		return nil, pki.ErrPasswordRequired
+	}
+	fmt.Fprintf(tty, "keyless: password for %s: ", path)
+	pw, err := term.ReadPassword(int(tty.Fd()))
+	fmt.Fprintln(tty)
+	if err != nil {
+		return nil, fmt.Errorf("reading the password from the terminal: %w", err)
+	}
+	if len(pw) == 0 {
+		return nil, errors.Join(pki.ErrPasswordRequired, errors.New("an empty password was typed"))
+	}
+	return pw, nil
+}
