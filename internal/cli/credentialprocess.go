@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"regexp"
 	"strings"
 	"time"
 
@@ -92,9 +91,6 @@ it. Plain http is accepted only for loopback endpoints.`,
 	return cmd
 }
 
-// sessionNameRE is the pattern AWS accepts for role session names.
-var sessionNameRE = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
-
 // checked is what validate makes of the flags and environment.
 type checked struct {
 	input    rolesanywhere.SessionInput
@@ -153,7 +149,7 @@ func (o *credentialProcessOptions) validate() (*checked, error) {
 	if o.sessionDuration < rolesanywhere.MinDurationSeconds || o.sessionDuration > rolesanywhere.MaxDurationSeconds {
 		return nil, usageErrorf("--session-duration %d: must be %d to %d seconds (15 minutes to 12 hours)", o.sessionDuration, rolesanywhere.MinDurationSeconds, rolesanywhere.MaxDurationSeconds)
 	}
-	if o.sessionName != "" && !sessionNameRE.MatchString(o.sessionName) {
+	if o.sessionName != "" && !rolesanywhere.ValidSessionName(o.sessionName) {
 		return nil, usageErrorf("--role-session-name %q: must be 2 to 64 characters of letters, digits and +=,.@_-", o.sessionName)
 	}
 	if o.format != "json" && o.format != "env" {

@@ -211,9 +211,10 @@ func (c *Cache) put(key Key, creds rolesanywhere.Credentials) error {
 	return nil
 }
 
-// prune removes entries that can never be used again: expired ones,
+// prune removes entries that can never be used again (expired ones,
 // unreadable ones, and those of another certificate that was read from the
-// same path (the file now holds a new certificate, so they are stale).
+// same path: the file now holds a new certificate, so they are stale) and
+// temporary files left by killed processes.
 func (c *Cache) prune(current Key) {
 	names, err := os.ReadDir(c.Dir)
 	if err != nil {
@@ -223,6 +224,14 @@ func (c *Cache) prune(current Key) {
 	keep := current.filename()
 	for _, d := range names {
 		name := d.Name()
+		if strings.HasPrefix(name, ".tmp-") {
+			// Left by a process killed while writing; a minute is far
+			// longer than any write takes.
+			if info, err := d.Info(); err == nil && now.Sub(info.ModTime()) > time.Minute {
+				os.Remove(filepath.Join(c.Dir, name))
+			}
+			continue
+		}
 		if name == keep || !strings.HasSuffix(name, ".json") {
 			continue
 		}

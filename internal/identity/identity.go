@@ -8,10 +8,12 @@
 package identity
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -160,24 +162,33 @@ func LoadCertificate(path string, password PasswordFunc) (*x509.Certificate, err
 	return certs[0], nil
 }
 
-// Fingerprint identifies the certificate file's content without a
-// password: the SHA-256 of the leaf's DER for PEM and DER files (what `step
-// certificate fingerprint` prints), and of the whole file, prefixed
-// "pkcs12:", for PKCS#12 files whose certificates may be encrypted.
+// Fingerprint identifies the certificate file's content cheaply, without
+// a password and without parsing it: the SHA-256 of the first PEM
+// CERTIFICATE block's DER (what `step certificate fingerprint` prints), or
+// of the whole file when it is not PEM (a DER certificate, whose fingerprint
+// this is too, or a PKCS#12 file). It runs on every cached
+// credential-process call, so it stays this lean.
 func Fingerprint(path string) (string, error) {
 	data, err := readFile(RoleCertificate, path)
 	if err != nil {
 		return "", err
 	}
-	if pki.IsPKCS12(data) {
-		sum := sha256.Sum256(data)
-		return "pkcs12:" + hex.EncodeToString(sum[:]), nil
+	der := data
+	if bytes.Contains(data, []byte("-----BEGIN")) {
+		der = nil
+		for rest := data; der == nil; {
+			var block *pem.Block
+			block, rest = pem.Decode(rest)
+			if block == nil {
+				return "", &FileError{RoleCertificate, path, fmt.Errorf("%w: no PEM CERTIFICATE block", pki.ErrNotCertificate)}
+			}
+			if block.Type == "CERTIFICATE" {
+				der = block.Bytes
+			}
+		}
 	}
-	certs, err := pki.ParseCertificates(data)
-	if err != nil {
-		return "", &FileError{RoleCertificate, path, err}
-	}
-	return pki.Fingerprint(certs[0]), nil
+	sum := sha256.Sum256(der)
+	return hex.EncodeToString(sum[:]), nil
 }
 
 func passwordFor(password PasswordFunc, path string) pki.PasswordFunc {

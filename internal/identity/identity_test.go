@@ -152,8 +152,15 @@ func TestFingerprint(t *testing.T) {
 			t.Fatalf("%s: %s, %v", p, got, err)
 		}
 	}
+	der := pkitest.WriteFile(t, f.dir, "leaf.der", f.leafCert.Raw)
+	if got, err := identity.Fingerprint(der); err != nil || got != pki.Fingerprint(f.leafCert) {
+		t.Fatalf("DER: %s, %v", got, err)
+	}
 	got, err := identity.Fingerprint(f.p12)
-	if err != nil || !strings.HasPrefix(got, "pkcs12:") {
+	if err != nil || len(got) != 64 {
 		t.Fatalf("p12: %s, %v", got, err)
+	}
+	if _, err := identity.Fingerprint(f.key); !errors.Is(err, pki.ErrNotCertificate) {
+		t.Fatalf("key file: %v", err)
 	}
 }

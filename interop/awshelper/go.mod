@@ -1,0 +1,29 @@
+module github.com/keyless-dev/keyless/interop/awshelper
+
+go 1.26.0
+
+require (
+	github.com/aws/rolesanywhere-credential-helper v1.4.0
+	github.com/keyless-dev/keyless v0.0.0
+)
+
+require (
+	github.com/aws/aws-sdk-go v1.55.5 // indirect
+	github.com/google/go-tpm v0.3.3 // indirect
+	github.com/inconshreveable/mousetrap v1.1.0 // indirect
+	github.com/jmespath/go-jmespath v0.4.0 // indirect
+	github.com/miekg/pkcs11 v1.1.1 // indirect
+	github.com/spf13/cobra v1.10.2 // indirect
+	github.com/spf13/pflag v1.1.0 // indirect
+	github.com/stefanberger/go-pkcs11uri v0.0.0-20230803200340-78284954bff6 // indirect
+	github.com/youmark/pkcs8 v0.0.0-20240726163527-a2c0da244d78 // indirect
+	golang.org/x/crypto v0.59.0 // indirect
+	golang.org/x/net v0.62.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
+	golang.org/x/term v0.48.0 // indirect
+	software.sslmate.com/src/go-pkcs12 v0.7.4 // indirect
+)
+
+replace github.com/keyless-dev/keyless => ../..
+
+tool github.com/aws/rolesanywhere-credential-helper
