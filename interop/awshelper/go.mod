@@ -27,3 +27,5 @@ require (
 replace github.com/keyless-dev/keyless => ../..
 
 tool github.com/aws/rolesanywhere-credential-helper
+
+tool github.com/keyless-dev/keyless/cmd/keyless
