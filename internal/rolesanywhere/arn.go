@@ -93,7 +93,7 @@ func ParseARN(s string) (ARN, error) {
 	}
 	a := ARN{Partition: parts[1], Service: parts[2], Region: parts[3], Account: parts[4], Resource: parts[5]}
 	if !validPartition(a.Partition) {
-		return ARN{}, fmt.Errorf("%w %q: partition %q is not aws, aws-cn, aws-us-gov, ...", ErrInvalidARN, s, a.Partition)
+		return ARN{}, fmt.Errorf("%w %q: partition %q is not an AWS partition (aws, aws-cn, aws-us-gov)", ErrInvalidARN, s, a.Partition)
 	}
 	return a, nil
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
@@ -152,7 +151,10 @@ func fixedString(t *testing.T, pub crypto.PublicKey) []byte {
 	var b []byte
 	switch k := pub.(type) {
 	case *ecdsa.PublicKey:
-		b = elliptic.Marshal(k.Curve, k.X, k.Y) //nolint:staticcheck // the helper's own encoding
+		var err error
+		if b, err = k.Bytes(); err != nil { // the uncompressed point, as elliptic.Marshal in the helper
+			t.Fatal(err)
+		}
 	case *rsa.PublicKey:
 		b = x509.MarshalPKCS1PublicKey(k)
 	}
