@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/keyless-dev/keyless/internal/credcache"
 	"github.com/keyless-dev/keyless/internal/identity"
+	"github.com/keyless-dev/keyless/internal/pki"
 	"github.com/keyless-dev/keyless/internal/rolesanywhere"
 	"github.com/keyless-dev/keyless/internal/sigv4x509"
 )
@@ -52,8 +55,9 @@ while more than 15 minutes remain, so running the AWS CLI a hundred times
 costs one CreateSession; --no-cache turns this off.
 
 The region is --region, else the trust anchor ARN's. The endpoint is
---endpoint, else AWS_ENDPOINT_URL_ROLESANYWHERE, else AWS_ENDPOINT_URL, else
-the region's public endpoint. AWS_CA_BUNDLE replaces the trusted CAs for
+--endpoint, else AWS_ENDPOINT_URL_ROLESANYWHERE, else the region's public
+endpoint (the global AWS_ENDPOINT_URL is not used: it usually points at a
+local emulator of other services). AWS_CA_BUNDLE replaces the trusted CAs for
 it. Plain http is accepted only for loopback endpoints.`,
 		Example: `  # ~/.aws/config:
   [profile ci]
@@ -81,7 +85,7 @@ it. Plain http is accepted only for loopback endpoints.`,
 	fs.IntVar(&o.sessionDuration, "session-duration", 3600, "lifetime of the credentials in seconds, 900 to 43200")
 	fs.StringVar(&o.sessionName, "role-session-name", "", "name of the role session (the profile must accept session names)")
 	fs.StringVar(&o.region, "region", "", "signing region (default: the trust anchor ARN's region)")
-	fs.StringVar(&o.endpoint, "endpoint", "", "Roles Anywhere endpoint URL (default: AWS_ENDPOINT_URL_ROLESANYWHERE, AWS_ENDPOINT_URL, or the region's)")
+	fs.StringVar(&o.endpoint, "endpoint", "", "Roles Anywhere endpoint URL; https:// is assumed without a scheme (default: AWS_ENDPOINT_URL_ROLESANYWHERE, else the region's)")
 	fs.BoolVar(&o.noVerifySSL, "no-verify-ssl", false, "do not verify the endpoint's TLS certificate (unsafe: credentials could go to an impostor)")
 	fs.BoolVar(&o.withProxy, "with-proxy", false, "send CreateSession through HTTPS_PROXY/HTTP_PROXY (honouring NO_PROXY)")
 	fs.BoolVar(&o.debug, "debug", false, "log each step to stderr (never keys or credentials)")
@@ -169,18 +173,16 @@ func (o *credentialProcessOptions) validate() (*checked, error) {
 	}, nil
 }
 
-// resolveEndpoint picks the endpoint as the AWS SDKs do: the flag, the
-// service-specific variable, the global one, then the region's default,
-// and checks it, naming where it came from when it is wrong.
+// resolveEndpoint picks the endpoint: the flag, then
+// AWS_ENDPOINT_URL_ROLESANYWHERE (unless AWS_IGNORE_CONFIGURED_ENDPOINT_URLS
+// is true, as in the SDKs), then the region's default; and checks it,
+// naming where it came from when it is wrong. The global AWS_ENDPOINT_URL is
+// deliberately not read: CI jobs set it for LocalStack and the like, and the
+// signed request must not follow it there.
 func resolveEndpoint(flag, region string) (string, error) {
 	source, value := "--endpoint", flag
 	if value == "" && !strings.EqualFold(os.Getenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"), "true") {
-		for _, name := range []string{"AWS_ENDPOINT_URL_ROLESANYWHERE", "AWS_ENDPOINT_URL"} {
-			if v := os.Getenv(name); v != "" {
-				source, value = name, v
-				break
-			}
-		}
+		source, value = "AWS_ENDPOINT_URL_ROLESANYWHERE", os.Getenv("AWS_ENDPOINT_URL_ROLESANYWHERE")
 	}
 	if value == "" {
 		return rolesanywhere.DefaultEndpoint(region), nil
@@ -198,24 +200,53 @@ func runCredentialProcess(ctx context.Context, s streams, o *credentialProcessOp
 		return err
 	}
 	logger := newLogger(s.err, o.debug)
+	logger.Debug("resolved the request", "region", c.region, "endpoint", c.endpoint)
 	transport := rolesanywhere.TransportOptions{InsecureSkipVerify: o.noVerifySSL, UseProxy: o.withProxy}
+	trust := "system roots"
 	if path := os.Getenv("AWS_CA_BUNDLE"); path != "" {
 		if transport.RootCAs, err = os.ReadFile(path); err != nil {
 			return withHint(fmt.Errorf("AWS_CA_BUNDLE: %w", err), "point AWS_CA_BUNDLE at a readable PEM file of CA certificates, or unset it")
 		}
-	}
-	if o.noVerifySSL {
-		logger.Warn("--no-verify-ssl: the endpoint's TLS certificate is not checked; credentials could go to an impostor")
+		sum := sha256.Sum256(transport.RootCAs)
+		trust = "ca-bundle " + hex.EncodeToString(sum[:])
 	}
 
+	// The certificate is read once (it may be a pipe) and the file
+	// combination checked before the cache is consulted, so a command
+	// fails or succeeds the same way whatever the cache holds.
+	files := o.keys.files()
+	if files.CertificateData, err = identity.ReadFile(identity.RoleCertificate, files.Certificate); err != nil {
+		return err
+	}
+	if err := identity.Check(files); err != nil {
+		return err
+	}
+
+	cache, key, err := o.cache(files, c, trust, logger)
+	if err != nil {
+		return err
+	}
+	if cache != nil {
+		if creds, ok := cache.Get(key); ok {
+			return printCredentials(s.out, o.format, creds)
+		}
+	}
+	// Load (and, for an encrypted key, ask for the password) before taking
+	// the cache lock, so other processes never wait on someone typing.
+	id, err := identity.Load(files, o.keys.passwordFunc(), time.Now())
+	if err != nil {
+		return err
+	}
+	logger.Debug("loaded certificate", "subject", id.Certificate.Subject.String(), "serial", id.Certificate.SerialNumber.String(),
+		"not_after", id.Certificate.NotAfter.UTC().Format(time.RFC3339), "intermediates", len(id.Intermediates))
 	fetch := func(ctx context.Context) (rolesanywhere.Credentials, error) {
-		return createSession(ctx, o, c, transport, logger)
+		return createSession(ctx, id, c, transport, logger)
 	}
 	var creds rolesanywhere.Credentials
-	if o.noCache {
+	if cache == nil {
 		creds, err = fetch(ctx)
 	} else {
-		creds, err = cachedFetch(ctx, o, c, logger, fetch)
+		creds, _, err = cache.GetOrFetch(ctx, key, fetch)
 	}
 	if err != nil {
 		return err
@@ -223,36 +254,37 @@ func runCredentialProcess(ctx context.Context, s streams, o *credentialProcessOp
 	return printCredentials(s.out, o.format, creds)
 }
 
-func cachedFetch(ctx context.Context, o *credentialProcessOptions, c *checked, logger *slog.Logger, fetch func(context.Context) (rolesanywhere.Credentials, error)) (rolesanywhere.Credentials, error) {
+// cache returns the credentials cache and this request's key in it, or a
+// nil cache when it is off: by --no-cache, or because --no-verify-ssl
+// credentials could come from an impostor and must never be reused.
+func (o *credentialProcessOptions) cache(files identity.Files, c *checked, trust string, logger *slog.Logger) (*credcache.Cache, credcache.Key, error) {
+	if o.noVerifySSL {
+		logger.Warn("--no-verify-ssl: the endpoint's TLS certificate is not checked, so credentials could come from an impostor; they are not cached")
+	}
+	if o.noCache || o.noVerifySSL {
+		return nil, credcache.Key{}, nil
+	}
 	dir := o.cacheDir
 	if dir == "" {
 		var err error
 		if dir, err = credcache.DefaultDir(); err != nil {
 			logger.Warn("not using the credentials cache", "reason", err.Error())
-			return fetch(ctx)
+			return nil, credcache.Key{}, nil
 		}
 	}
-	fingerprint, err := identity.Fingerprint(o.keys.certificate)
+	fingerprint, err := identity.Fingerprint(files.Certificate, files.CertificateData)
 	if err != nil {
-		return rolesanywhere.Credentials{}, err
+		return nil, credcache.Key{}, err
 	}
-	cache := &credcache.Cache{Dir: dir, Logger: logger}
 	key := credcache.Key{
 		Certificate: fingerprint, TrustAnchorARN: o.trustAnchorARN, ProfileARN: o.profileARN, RoleARN: o.roleARN,
 		DurationSeconds: o.sessionDuration, RoleSessionName: o.sessionName, Region: c.region, Endpoint: c.endpoint,
-		CertificatePath: absPath(o.keys.certificate),
+		Trust: trust, CertificatePath: absPath(files.Certificate),
 	}
-	creds, _, err := cache.GetOrFetch(ctx, key, fetch)
-	return creds, err
+	return &credcache.Cache{Dir: dir, Logger: logger}, key, nil
 }
 
-func createSession(ctx context.Context, o *credentialProcessOptions, c *checked, transport rolesanywhere.TransportOptions, logger *slog.Logger) (rolesanywhere.Credentials, error) {
-	id, err := identity.Load(o.keys.files(), o.keys.passwordFunc(), time.Now())
-	if err != nil {
-		return rolesanywhere.Credentials{}, err
-	}
-	logger.Debug("loaded certificate", "subject", id.Certificate.Subject.String(), "serial", id.Certificate.SerialNumber.String(),
-		"not_after", id.Certificate.NotAfter.UTC().Format(time.RFC3339), "intermediates", len(id.Intermediates))
+func createSession(ctx context.Context, id *pki.Identity, c *checked, transport rolesanywhere.TransportOptions, logger *slog.Logger) (rolesanywhere.Credentials, error) {
 	httpClient, err := rolesanywhere.NewHTTPClient(transport)
 	if err != nil {
 		return rolesanywhere.Credentials{}, withHint(fmt.Errorf("AWS_CA_BUNDLE: %w", err), "AWS_CA_BUNDLE must name a PEM file of CA certificates")

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
+	"unicode"
 )
 
 // newLogger returns a logger that writes "keyless: warning: ..." lines (and
@@ -50,8 +52,8 @@ func (h *lineHandler) Handle(_ context.Context, r slog.Record) error {
 		}
 		fmt.Fprintf(&b, " %s%s=", h.prefix, a.Key)
 		v := a.Value.Resolve().String()
-		if v == "" || strings.ContainsAny(v, " \t\"=") {
-			fmt.Fprintf(&b, "%q", v)
+		if needsQuoting(v) {
+			b.WriteString(strconv.Quote(v))
 		} else {
 			b.WriteString(v)
 		}
@@ -78,4 +80,19 @@ func (h *lineHandler) WithGroup(name string) slog.Handler {
 	n := *h
 	n.prefix = h.prefix + name + "."
 	return &n
+}
+
+// needsQuoting reports whether v must be quoted to stay one readable token:
+// empty, or holding spaces, quotes, '=' or anything unprintable (a
+// certificate subject could carry terminal escapes).
+func needsQuoting(v string) bool {
+	if v == "" {
+		return true
+	}
+	for _, r := range v {
+		if r == ' ' || r == '"' || r == '=' || r == '\\' || !unicode.IsPrint(r) {
+			return true
+		}
+	}
+	return false
 }

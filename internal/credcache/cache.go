@@ -35,9 +35,12 @@ import (
 // again at once, so 15 minutes is the floor.
 const DefaultMinRemaining = 15 * time.Minute
 
-// DefaultLockTimeout bounds the wait for another process's CreateSession:
-// three attempts with their timeouts and backoff fit well within it.
-const DefaultLockTimeout = 60 * time.Second
+// DefaultLockTimeout bounds the wait for another process's CreateSession.
+// The slowest fetch the client allows is three 15-second attempts with up
+// to two 20-second Retry-After waits (85 s); two minutes covers it, so
+// waiters do not give up and call CreateSession themselves just when the
+// service is throttling.
+const DefaultLockTimeout = 2 * time.Minute
 
 const entryVersion = 1
 
@@ -54,6 +57,10 @@ type Key struct {
 	RoleSessionName string `json:"roleSessionName"`
 	Region          string `json:"region"`
 	Endpoint        string `json:"endpoint"`
+	// Trust identifies how the endpoint's TLS certificate was checked (for
+	// example a hash of the CA bundle), so credentials fetched under one
+	// trust configuration are never handed out under another.
+	Trust string `json:"trust"`
 	// CertificatePath is where the certificate was read from. It is not
 	// part of the identity of the entry; it lets a new certificate at the
 	// same path discard the old certificate's credentials.
@@ -188,6 +195,10 @@ func (c *Cache) GetOrFetch(ctx context.Context, key Key, fetch func(context.Cont
 	creds, err = fetch(ctx)
 	if err != nil {
 		return creds, false, err
+	}
+	if left := creds.Expiration.Sub(c.now()); left <= c.minRemaining() {
+		c.logger().Warn("these credentials last too little to be reused: every call will call CreateSession; ask for a longer session (and raise the profile's durationSeconds)",
+			"lifetime", left.Round(time.Second), "reused_only_with_more_than", c.minRemaining())
 	}
 	if err := c.put(key, creds); err != nil {
 		c.logger().Warn("could not cache the credentials", "dir", c.Dir, "reason", err.Error())

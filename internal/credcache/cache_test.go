@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -145,6 +146,7 @@ func TestKeysAreSeparate(t *testing.T) {
 		func(k *Key) { k.RoleSessionName = "job-1" },
 		func(k *Key) { k.Endpoint = "http://127.0.0.1:8443" },
 		func(k *Key) { k.Region = "eu-west-1" },
+		func(k *Key) { k.Trust = "ca-bundle:1234" },
 	}
 	for _, v := range variants {
 		k := testKey()
@@ -355,6 +357,36 @@ func TestUnsafeDirectory(t *testing.T) {
 			t.Fatalf("%d fetches, logs %s", f.calls.Load(), logs)
 		}
 	})
+	t.Run("foreign-lock-file-is-replaced", func(t *testing.T) {
+		if os.Geteuid() != 0 {
+			t.Skip("needs root to give the lock file to another user")
+		}
+		c, clk, _ := newCache(t)
+		c.LockTimeout = 100 * time.Millisecond
+		os.MkdirAll(c.Dir, 0o700)
+		lock := filepath.Join(c.Dir, ".lock")
+		os.WriteFile(lock, nil, 0o666)
+		os.Chown(lock, 4242, 4242)
+		// The other user holds it.
+		held, err := os.Open(lock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer held.Close()
+		if err := syscall.Flock(int(held.Fd()), syscall.LOCK_EX); err != nil {
+			t.Fatal(err)
+		}
+		unlock, err := c.lock(context.Background())
+		if err != nil {
+			t.Fatalf("a foreign lock file blocked the cache: %v", err)
+		}
+		unlock()
+		info, _ := os.Stat(lock)
+		if st := info.Sys().(*syscall.Stat_t); int(st.Uid) != os.Geteuid() {
+			t.Fatal("lock file still foreign")
+		}
+		_ = clk
+	})
 	t.Run("unwritable-location-still-fetches", func(t *testing.T) {
 		c, clk, logs := newCache(t)
 		c.Dir = "/dev/null/keyless"
@@ -364,6 +396,21 @@ func TestUnsafeDirectory(t *testing.T) {
 			t.Fatalf("err=%v logs=%s", err, logs)
 		}
 	})
+}
+
+func TestShortLivedCredentialsWarn(t *testing.T) {
+	c, clk, logs := newCache(t)
+	f := &fetcher{life: 15 * time.Minute, now: clk.Now}
+	c.GetOrFetch(context.Background(), testKey(), f.fetch)
+	if !strings.Contains(logs.String(), "last too little to be reused") {
+		t.Fatalf("no warning for 15-minute credentials:\n%s", logs)
+	}
+	c2, clk2, logs2 := newCache(t)
+	f2 := &fetcher{life: time.Hour, now: clk2.Now}
+	c2.GetOrFetch(context.Background(), testKey(), f2.fetch)
+	if strings.Contains(logs2.String(), "too little") {
+		t.Fatal("warned for 1-hour credentials")
+	}
 }
 
 func TestFetchErrorIsReturnedAndNotCached(t *testing.T) {

@@ -90,9 +90,23 @@ func syncDir(dir string) error {
 // lock takes an exclusive flock on dir/.lock, polling so the wait can be
 // bounded and cancelled.
 func (c *Cache) lock(ctx context.Context) (func(), error) {
-	f, err := os.OpenFile(filepath.Join(c.Dir, ".lock"), os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	path := filepath.Join(c.Dir, ".lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, err
+	}
+	// A lock file left by another user (before the directory was made
+	// private) could be held forever to stall every miss: replace it.
+	if info, err := f.Stat(); err == nil {
+		if st, ok := info.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
+			f.Close()
+			if err := os.Remove(path); err != nil {
+				return nil, err
+			}
+			if f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600); err != nil {
+				return nil, err
+			}
+		}
 	}
 	timeout := c.LockTimeout
 	if timeout <= 0 {

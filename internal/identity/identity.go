@@ -16,6 +16,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"time"
@@ -59,6 +60,53 @@ type Files struct {
 	// Intermediates optionally names a PEM bundle of intermediates, which
 	// replaces any found after the leaf in Certificate.
 	Intermediates string
+	// CertificateData, when set, is the content of Certificate, already
+	// read by the caller; the file is then not read again (it may be a
+	// pipe, which can be read only once).
+	CertificateData []byte
+}
+
+func (f Files) certificate() ([]byte, error) {
+	if f.CertificateData != nil {
+		return f.CertificateData, nil
+	}
+	return ReadFile(RoleCertificate, f.Certificate)
+}
+
+// Check catches a wrong combination of files without parsing or decrypting
+// anything: a PEM or DER certificate needs a key file, a PKCS#12 file takes
+// neither a key file nor an intermediates file, and the named files exist.
+// It is cheap enough to run even when cached credentials will be used, so
+// a command fails or succeeds the same way whatever the cache holds.
+func Check(f Files) error {
+	if f.Certificate == "" {
+		return ErrNoCertificateArg
+	}
+	data, err := f.certificate()
+	if err != nil {
+		return err
+	}
+	if !bytes.Contains(data, []byte("-----BEGIN")) && pki.IsPKCS12(data) {
+		if f.PrivateKey != "" {
+			return &FileError{RolePrivateKey, f.PrivateKey, ErrKeyWithPKCS12}
+		}
+		if f.Intermediates != "" {
+			return &FileError{RoleIntermediates, f.Intermediates, ErrChainWithPKCS12}
+		}
+		return nil
+	}
+	if f.PrivateKey == "" {
+		return &FileError{RoleCertificate, f.Certificate, ErrNoPrivateKey}
+	}
+	for _, p := range []struct{ role, path string }{{RolePrivateKey, f.PrivateKey}, {RoleIntermediates, f.Intermediates}} {
+		if p.path == "" {
+			continue
+		}
+		if _, err := os.Stat(p.path); err != nil {
+			return statError(p.role, p.path, err)
+		}
+	}
+	return nil
 }
 
 // PasswordFunc returns the password of the encrypted file at path.
@@ -70,21 +118,15 @@ type PasswordFunc func(path string) ([]byte, error)
 // must work on any certificate. password is called only for an encrypted
 // file.
 func Load(f Files, password PasswordFunc, now time.Time) (*pki.Identity, error) {
-	if f.Certificate == "" {
-		return nil, ErrNoCertificateArg
+	if err := Check(f); err != nil {
+		return nil, err
 	}
-	data, err := readFile(RoleCertificate, f.Certificate)
+	data, err := f.certificate()
 	if err != nil {
 		return nil, err
 	}
 	var id *pki.Identity
 	if pki.IsPKCS12(data) {
-		if f.PrivateKey != "" {
-			return nil, &FileError{RolePrivateKey, f.PrivateKey, ErrKeyWithPKCS12}
-		}
-		if f.Intermediates != "" {
-			return nil, &FileError{RoleIntermediates, f.Intermediates, ErrChainWithPKCS12}
-		}
 		id, err = pki.ParsePKCS12(data, passwordFor(password, f.Certificate))
 		if err != nil {
 			return nil, &FileError{RoleCertificate, f.Certificate, err}
@@ -93,9 +135,6 @@ func Load(f Files, password PasswordFunc, now time.Time) (*pki.Identity, error) 
 		certs, err := pki.ParseCertificates(data)
 		if err != nil {
 			return nil, &FileError{RoleCertificate, f.Certificate, err}
-		}
-		if f.PrivateKey == "" {
-			return nil, &FileError{RoleCertificate, f.Certificate, ErrNoPrivateKey}
 		}
 		key, err := LoadKey(f.PrivateKey, password)
 		if err != nil {
@@ -110,7 +149,7 @@ func Load(f Files, password PasswordFunc, now time.Time) (*pki.Identity, error) 
 		}
 	}
 	if f.Intermediates != "" {
-		chainData, err := readFile(RoleIntermediates, f.Intermediates)
+		chainData, err := ReadFile(RoleIntermediates, f.Intermediates)
 		if err != nil {
 			return nil, err
 		}
@@ -130,7 +169,7 @@ func Load(f Files, password PasswordFunc, now time.Time) (*pki.Identity, error) 
 
 // LoadKey reads the private key file at path.
 func LoadKey(path string, password PasswordFunc) (crypto.Signer, error) {
-	data, err := readFile(RolePrivateKey, path)
+	data, err := ReadFile(RolePrivateKey, path)
 	if err != nil {
 		return nil, err
 	}
@@ -144,7 +183,7 @@ func LoadKey(path string, password PasswordFunc) (crypto.Signer, error) {
 // LoadCertificate reads the leaf certificate of a PEM, DER or PKCS#12 file
 // (the last needs its password).
 func LoadCertificate(path string, password PasswordFunc) (*x509.Certificate, error) {
-	data, err := readFile(RoleCertificate, path)
+	data, err := ReadFile(RoleCertificate, path)
 	if err != nil {
 		return nil, err
 	}
@@ -162,17 +201,13 @@ func LoadCertificate(path string, password PasswordFunc) (*x509.Certificate, err
 	return certs[0], nil
 }
 
-// Fingerprint identifies the certificate file's content cheaply, without
-// a password and without parsing it: the SHA-256 of the first PEM
-// CERTIFICATE block's DER (what `step certificate fingerprint` prints), or
-// of the whole file when it is not PEM (a DER certificate, whose fingerprint
-// this is too, or a PKCS#12 file). It runs on every cached
-// credential-process call, so it stays this lean.
-func Fingerprint(path string) (string, error) {
-	data, err := readFile(RoleCertificate, path)
-	if err != nil {
-		return "", err
-	}
+// Fingerprint identifies a certificate file's content cheaply, without a
+// password and without parsing it: the SHA-256 of the first PEM CERTIFICATE
+// block's DER (what `step certificate fingerprint` prints), or of the whole
+// content when it is not PEM (a DER certificate, whose fingerprint this is
+// too, or a PKCS#12 file). It runs on every cached credential-process call,
+// so it stays this lean. path only names the file in errors.
+func Fingerprint(path string, data []byte) (string, error) {
 	der := data
 	if bytes.Contains(data, []byte("-----BEGIN")) {
 		der = nil
@@ -202,29 +237,41 @@ func passwordFor(password PasswordFunc, path string) pki.PasswordFunc {
 // are a few kilobytes.
 const maxFileSize = 1 << 20
 
-func readFile(role, path string) ([]byte, error) {
+// ReadFile reads a certificate, key or chain file (role names it in
+// errors). Pipes and process substitutions work; nothing larger than
+// maxFileSize is read, whatever kind of file it is.
+func ReadFile(role, path string) ([]byte, error) {
 	info, err := os.Stat(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return nil, &FileError{role, path, errors.New("no such file")}
-	case errors.Is(err, fs.ErrPermission):
-		return nil, &FileError{role, path, errors.New("permission denied: the user running keyless cannot read it")}
-	case err != nil:
-		return nil, &FileError{role, path, err}
-	case info.IsDir():
+	if err != nil {
+		return nil, statError(role, path, err)
+	}
+	if info.IsDir() {
 		return nil, &FileError{role, path, errors.New("is a directory, not a file")}
-	case info.Size() > maxFileSize:
-		return nil, &FileError{role, path, fmt.Errorf("is %d bytes; a %s file is a few kilobytes", info.Size(), role)}
 	}
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrPermission) {
-		return nil, &FileError{role, path, errors.New("permission denied: the user running keyless cannot read it")}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, statError(role, path, err)
 	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
 	if err != nil {
 		return nil, &FileError{role, path, err}
+	}
+	if len(data) > maxFileSize {
+		return nil, &FileError{role, path, fmt.Errorf("is over %d bytes; a %s file is a few kilobytes", maxFileSize, role)}
 	}
 	if len(data) == 0 {
 		return nil, &FileError{role, path, errors.New("is empty")}
 	}
 	return data, nil
+}
+
+func statError(role, path string, err error) error {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return &FileError{role, path, errors.New("no such file")}
+	case errors.Is(err, fs.ErrPermission):
+		return &FileError{role, path, errors.New("permission denied: the user running keyless cannot read it")}
+	}
+	return &FileError{role, path, err}
 }

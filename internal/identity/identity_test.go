@@ -109,6 +109,8 @@ func TestLoadRefusals(t *testing.T) {
 		{"directory", identity.Files{Certificate: f.dir, PrivateKey: f.key}, identity.RoleCertificate, nil, "directory"},
 		{"empty", identity.Files{Certificate: empty, PrivateKey: f.key}, identity.RoleCertificate, nil, "empty"},
 		{"huge", identity.Files{Certificate: big, PrivateKey: f.key}, identity.RoleCertificate, nil, "kilobytes"},
+		{"endless-device", identity.Files{Certificate: "/dev/zero", PrivateKey: f.key}, identity.RoleCertificate, nil, "kilobytes"},
+		{"missing-key-caught-by-check", identity.Files{Certificate: f.p12, PrivateKey: filepath.Join(f.dir, "nope.pem")}, identity.RolePrivateKey, identity.ErrKeyWithPKCS12, ""},
 		{"p12-no-password", identity.Files{Certificate: f.p12}, identity.RoleCertificate, pki.ErrPasswordRequired, ""},
 	}
 	if os.Geteuid() != 0 {
@@ -146,21 +148,49 @@ func TestLoadRefusals(t *testing.T) {
 
 func TestFingerprint(t *testing.T) {
 	f := setup(t)
+	fingerprint := func(p string) (string, error) {
+		data, err := identity.ReadFile(identity.RoleCertificate, p)
+		if err != nil {
+			return "", err
+		}
+		return identity.Fingerprint(p, data)
+	}
 	for _, p := range []string{f.leaf, f.bundle} {
-		got, err := identity.Fingerprint(p)
+		got, err := fingerprint(p)
 		if err != nil || got != pki.Fingerprint(f.leafCert) {
 			t.Fatalf("%s: %s, %v", p, got, err)
 		}
 	}
 	der := pkitest.WriteFile(t, f.dir, "leaf.der", f.leafCert.Raw)
-	if got, err := identity.Fingerprint(der); err != nil || got != pki.Fingerprint(f.leafCert) {
+	if got, err := fingerprint(der); err != nil || got != pki.Fingerprint(f.leafCert) {
 		t.Fatalf("DER: %s, %v", got, err)
 	}
-	got, err := identity.Fingerprint(f.p12)
+	got, err := fingerprint(f.p12)
 	if err != nil || len(got) != 64 {
 		t.Fatalf("p12: %s, %v", got, err)
 	}
-	if _, err := identity.Fingerprint(f.key); !errors.Is(err, pki.ErrNotCertificate) {
+	if _, err := fingerprint(f.key); !errors.Is(err, pki.ErrNotCertificate) {
 		t.Fatalf("key file: %v", err)
+	}
+}
+
+func TestCheckAndPipes(t *testing.T) {
+	f := setup(t)
+	if err := identity.Check(identity.Files{Certificate: f.leaf, PrivateKey: f.key}); err != nil {
+		t.Fatal(err)
+	}
+	err := identity.Check(identity.Files{Certificate: f.leaf, PrivateKey: filepath.Join(f.dir, "nope.key")})
+	var fe *identity.FileError
+	if !errors.As(err, &fe) || fe.Role != identity.RolePrivateKey {
+		t.Fatalf("missing key file: %v", err)
+	}
+	// A pipe can be read once; with CertificateData the file is not read
+	// again.
+	data, err := identity.ReadFile(identity.RoleCertificate, f.leaf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := identity.Load(identity.Files{Certificate: "/nonexistent/pipe", CertificateData: data, PrivateKey: f.key}, nil, time.Now()); err != nil {
+		t.Fatalf("CertificateData not used: %v", err)
 	}
 }

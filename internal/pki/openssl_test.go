@@ -118,6 +118,21 @@ func TestOpenSSLKeys(t *testing.T) {
 	})
 }
 
+// An encrypted PKCS#12 file without a MAC cannot be read (the decoder only
+// reads MAC-less files that are not encrypted); the error says so and how
+// to re-export, instead of asking for a password that cannot help.
+func TestOpenSSLPKCS12WithoutMAC(t *testing.T) {
+	dir := t.TempDir()
+	openssl(t, dir, "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "k.pem")
+	openssl(t, dir, "req", "-x509", "-new", "-key", "k.pem", "-subj", "/CN=gitlab-runner", "-days", "1", "-out", "c.pem")
+	openssl(t, dir, "pkcs12", "-export", "-inkey", "k.pem", "-in", "c.pem", "-nomac", "-passout", "pass:pw", "-out", "nomac.p12")
+	asked := false
+	_, err := pki.ParsePKCS12(read(t, dir, "nomac.p12"), func() ([]byte, error) { asked = true; return []byte("pw"), nil })
+	if !errors.Is(err, pki.ErrUnsupportedEncryption) || !strings.Contains(err.Error(), "export it again with a MAC") || asked {
+		t.Fatalf("got %v (asked for a password: %v)", err, asked)
+	}
+}
+
 func TestOpenSSLPKCS12(t *testing.T) {
 	dir := t.TempDir()
 	openssl(t, dir, "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ca.key")

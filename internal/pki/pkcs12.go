@@ -18,15 +18,23 @@ type Identity struct {
 	Intermediates []*x509.Certificate
 }
 
+type pfxHeader struct {
+	Version  int
+	AuthSafe asn1.RawValue
+	MacData  asn1.RawValue `asn1:"optional"`
+}
+
 // IsPKCS12 reports whether data looks like a DER PKCS#12 (PFX) file.
 func IsPKCS12(data []byte) bool {
-	var pfx struct {
-		Version  int
-		AuthSafe asn1.RawValue
-		MacData  asn1.RawValue `asn1:"optional"`
-	}
+	var pfx pfxHeader
 	rest, err := asn1.Unmarshal(data, &pfx)
 	return err == nil && len(rest) == 0 && pfx.Version == 3
+}
+
+func hasMAC(data []byte) bool {
+	var pfx pfxHeader
+	_, err := asn1.Unmarshal(data, &pfx)
+	return err == nil && len(pfx.MacData.FullBytes) > 0
 }
 
 // ParsePKCS12 reads a PKCS#12 file holding one private key and its
@@ -38,6 +46,11 @@ func IsPKCS12(data []byte) bool {
 // the file; the other certificates become Intermediates in file order.
 func ParsePKCS12(data []byte, password PasswordFunc) (*Identity, error) {
 	key, leaf, cas, err := pkcs12.DecodeChain(data, "")
+	if err != nil && !hasMAC(data) {
+		// Without a MAC the decoder reads only files that are not
+		// encrypted at all; an encrypted one fails to decrypt here.
+		return nil, fmt.Errorf("%w: the PKCS#12 file is encrypted but has no MAC (openssl pkcs12 -nomac), which cannot be read; export it again with a MAC: %v", ErrUnsupportedEncryption, err)
+	}
 	if errors.Is(err, pkcs12.ErrIncorrectPassword) {
 		if password == nil {
 			return nil, ErrPasswordRequired

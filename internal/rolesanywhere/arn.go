@@ -176,26 +176,42 @@ func DefaultEndpoint(region string) string {
 var ErrInsecureEndpoint = errors.New("plain HTTP endpoint is not on loopback")
 
 // ParseEndpoint checks an endpoint URL: http or https, a host, no
-// credentials, query or fragment. Plain http is accepted only for loopback
-// hosts (127.0.0.0/8, ::1, localhost): the response carries AWS credentials
-// and the signed request can be replayed for five minutes, so neither may
-// cross a network unencrypted.
+// credentials, query or fragment. A value without a scheme gets https://,
+// as AWS's helper (through the SDK) does. Plain http is accepted only for
+// loopback hosts (127.0.0.0/8, ::1, localhost): the response carries AWS
+// credentials and the signed request can be replayed for five minutes, so
+// neither may cross a network unencrypted. Errors never repeat a password
+// the URL may carry.
 func ParseEndpoint(s string) (*url.URL, error) {
+	if !strings.Contains(s, "://") {
+		s = "https://" + s
+	}
 	u, err := url.Parse(s)
 	if err != nil {
-		return nil, fmt.Errorf("endpoint %q is not a URL: %w", s, err)
+		return nil, fmt.Errorf("endpoint is not a URL: %w", redactedURLError(err))
 	}
+	shown := u.Redacted()
 	if u.Scheme != "https" && u.Scheme != "http" {
-		return nil, fmt.Errorf("endpoint %q: scheme must be https (or http on loopback)", s)
+		return nil, fmt.Errorf("endpoint %q: scheme must be https (or http on loopback)", shown)
 	}
 	if u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("endpoint %q: want https://HOST[:PORT][/PATH] with no user, query or fragment", s)
+		return nil, fmt.Errorf("endpoint %q: want https://HOST[:PORT][/PATH] with no user, query or fragment", shown)
 	}
 	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
-		return nil, fmt.Errorf("endpoint %q: %w: credentials would cross the network unencrypted; use https", s, ErrInsecureEndpoint)
+		return nil, fmt.Errorf("endpoint %q: %w: credentials would cross the network unencrypted; use https", shown, ErrInsecureEndpoint)
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	return u, nil
+}
+
+// redactedURLError drops the URL (which may hold a password) from a
+// url.Parse error, keeping what was wrong with it.
+func redactedURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }
 
 func isLoopback(host string) bool {

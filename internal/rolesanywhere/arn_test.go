@@ -68,10 +68,19 @@ func TestEndpoints(t *testing.T) {
 			t.Errorf("%s: %v", ok, err)
 		}
 	}
-	for _, bad := range []string{"http://10.0.0.5:8443", "http://example.com", "ftp://127.0.0.1", "https://user:pw@example.com", "https://example.com/?x=1", "https://", "://x"} {
-		if _, err := rolesanywhere.ParseEndpoint(bad); err == nil {
+	for _, bad := range []string{"http://10.0.0.5:8443", "http://example.com", "ftp://127.0.0.1", "https://user:pw@example.com", "https://example.com/?x=1", "https://", "://x",
+		"http://user:s3cr3t@10.0.0.5", "https://user:s3cr3t@exa mple.com", "ftp://user:s3cr3t@host"} {
+		_, err := rolesanywhere.ParseEndpoint(bad)
+		if err == nil {
 			t.Errorf("%s accepted", bad)
+		} else if strings.Contains(err.Error(), "s3cr3t") {
+			t.Errorf("error shows the URL's password: %v", err)
 		}
+	}
+	// Like AWS's helper, a host name alone means https.
+	u, err := rolesanywhere.ParseEndpoint("rolesanywhere.us-east-1.amazonaws.com")
+	if err != nil || u.String() != "https://rolesanywhere.us-east-1.amazonaws.com" {
+		t.Errorf("scheme-less endpoint: %v, %v", u, err)
 	}
 	if _, err := rolesanywhere.ParseEndpoint("http://192.168.1.10:8443"); !errors.Is(err, rolesanywhere.ErrInsecureEndpoint) {
 		t.Errorf("plain http to a LAN address: got %v", err)

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/net/http/httpproxy"
+
 	"github.com/keyless-dev/keyless/internal/sigv4x509"
 )
 
@@ -162,7 +164,11 @@ func NewHTTPClient(o TransportOptions) (*http.Client, error) {
 		IdleConnTimeout:       30 * time.Second,
 	}
 	if o.UseProxy {
-		tr.Proxy = http.ProxyFromEnvironment
+		// Read now, not cached for the life of the process as
+		// http.ProxyFromEnvironment is, so each client sees the environment
+		// of its creation.
+		proxy := httpproxy.FromEnvironment().ProxyFunc()
+		tr.Proxy = func(r *http.Request) (*url.URL, error) { return proxy(r.URL) }
 	}
 	return &http.Client{
 		Transport: tr,

@@ -243,10 +243,11 @@ func isDecimal(s string) bool {
 	return true
 }
 
-// truncate keeps attacker-supplied text in errors short.
+// truncate keeps attacker-supplied text in errors short (callers quote
+// it with %q, which escapes anything unprintable).
 func truncate(s string) string {
 	if len(s) > 64 {
-		return s[:64] + "..."
+		return strings.ToValidUTF8(s[:64], "") + "..."
 	}
 	return s
 }
