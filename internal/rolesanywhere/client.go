@@ -18,8 +18,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/net/http/httpproxy"
-
 	"github.com/keyless-dev/keyless/internal/sigv4x509"
 )
 
@@ -164,11 +162,11 @@ func NewHTTPClient(o TransportOptions) (*http.Client, error) {
 		IdleConnTimeout:       30 * time.Second,
 	}
 	if o.UseProxy {
-		// Read now, not cached for the life of the process as
-		// http.ProxyFromEnvironment is, so each client sees the environment
-		// of its creation.
-		proxy := httpproxy.FromEnvironment().ProxyFunc()
-		tr.Proxy = func(r *http.Request) (*url.URL, error) { return proxy(r.URL) }
+		// The environment is read once per process; keyless commands are
+		// one process per call. (golang.org/x/net/http/httpproxy would read
+		// it per client, at the cost of a second copy of the IDNA tables
+		// initialised on every run.)
+		tr.Proxy = http.ProxyFromEnvironment
 	}
 	return &http.Client{
 		Transport: tr,

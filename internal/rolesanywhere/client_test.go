@@ -305,24 +305,28 @@ func TestTLS(t *testing.T) {
 	})
 }
 
-// TestProxy sends CreateSession to https://example.com through an HTTP
-// CONNECT proxy on loopback that tunnels to the fake endpoint (whose test
-// certificate is valid for example.com), as a runner behind a corporate
-// proxy would.
-func TestProxy(t *testing.T) {
-	srv := rolesanywheretest.NewTLSServer()
-	t.Cleanup(srv.Close)
-	var mu sync.Mutex
-	var connects []string
+// proxyOnce starts one CONNECT proxy per test process: the proxy settings
+// are read from the environment once per process (http.ProxyFromEnvironment),
+// so every run of TestProxy (go test -count=N) must find the same proxy.
+var (
+	proxyOnce    sync.Once
+	proxyURL     string
+	proxyMu      sync.Mutex
+	proxyConnect []string
+	proxyTarget  string
+)
+
+func startProxy() {
 	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodConnect {
 			http.Error(w, "CONNECT only", http.StatusMethodNotAllowed)
 			return
 		}
-		mu.Lock()
-		connects = append(connects, r.Host)
-		mu.Unlock()
-		upstream, err := net.Dial("tcp", srv.Listener.Addr().String())
+		proxyMu.Lock()
+		proxyConnect = append(proxyConnect, r.Host)
+		target := proxyTarget
+		proxyMu.Unlock()
+		upstream, err := net.Dial("tcp", target)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
@@ -336,8 +340,21 @@ func TestProxy(t *testing.T) {
 		go func() { io.Copy(upstream, bufio.NewReader(buf)); upstream.Close() }()
 		go func() { io.Copy(conn, upstream); conn.Close() }()
 	}))
-	t.Cleanup(proxy.Close)
-	t.Setenv("HTTPS_PROXY", proxy.URL)
+	proxyURL = proxy.URL
+}
+
+// TestProxy sends CreateSession to https://example.com through an HTTP
+// CONNECT proxy on loopback that tunnels to the fake endpoint (whose test
+// certificate is valid for example.com), as a runner behind a corporate
+// proxy would, with the proxy taken from HTTPS_PROXY.
+func TestProxy(t *testing.T) {
+	srv := rolesanywheretest.NewTLSServer()
+	t.Cleanup(srv.Close)
+	proxyOnce.Do(startProxy)
+	proxyMu.Lock()
+	proxyConnect, proxyTarget = nil, srv.Listener.Addr().String()
+	proxyMu.Unlock()
+	t.Setenv("HTTPS_PROXY", proxyURL)
 	t.Setenv("NO_PROXY", "")
 
 	hc, err := rolesanywhere.NewHTTPClient(rolesanywhere.TransportOptions{RootCAs: pki.EncodeCertificates(srv.Certificate()), UseProxy: true})
@@ -348,7 +365,9 @@ func TestProxy(t *testing.T) {
 	if _, err := h.client.CreateSession(context.Background(), input); err != nil {
 		t.Fatal(err)
 	}
-	if len(connects) != 1 || connects[0] != "example.com:443" {
-		t.Fatalf("proxy saw CONNECT %v", connects)
+	proxyMu.Lock()
+	defer proxyMu.Unlock()
+	if len(proxyConnect) != 1 || proxyConnect[0] != "example.com:443" {
+		t.Fatalf("proxy saw CONNECT %v", proxyConnect)
 	}
 }
