@@ -58,9 +58,9 @@ type scriptState struct {
 }
 
 const (
-	taARN      = "arn:aws:rolesanywhere:us-east-1:111122223333:trust-anchor/3f7c1a0e-0000-4000-8000-000000000001"
-	profileARN = "arn:aws:rolesanywhere:us-east-1:111122223333:profile/3f7c1a0e-0000-4000-8000-000000000002"
-	roleARN    = "arn:aws:iam::111122223333:role/ci-deployer"
+	taARN      = rolesanywheretest.TrustAnchorARN
+	profileARN = rolesanywheretest.ProfileARN
+	roleARN    = rolesanywheretest.RoleARN
 )
 
 // fatalT adapts testscript.T, which has Fatal, to pkitest.Fataler.

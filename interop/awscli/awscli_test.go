@@ -19,9 +19,9 @@ import (
 )
 
 const (
-	taARN   = "arn:aws:rolesanywhere:us-east-1:111122223333:trust-anchor/3f7c1a0e-0000-4000-8000-000000000001"
-	profARN = "arn:aws:rolesanywhere:us-east-1:111122223333:profile/3f7c1a0e-0000-4000-8000-000000000002"
-	roleARN = "arn:aws:iam::111122223333:role/ci-deployer"
+	taARN   = rolesanywheretest.TrustAnchorARN
+	profARN = rolesanywheretest.ProfileARN
+	roleARN = rolesanywheretest.RoleARN
 )
 
 // awsV2 finds AWS CLI v2 (which has `configure export-credentials`): the

@@ -25,9 +25,9 @@ import (
 )
 
 const (
-	taARN   = "arn:aws:rolesanywhere:us-east-1:111122223333:trust-anchor/3f7c1a0e-0000-4000-8000-000000000001"
-	profARN = "arn:aws:rolesanywhere:us-east-1:111122223333:profile/3f7c1a0e-0000-4000-8000-000000000002"
-	roleARN = "arn:aws:iam::111122223333:role/ci-deployer"
+	taARN   = rolesanywheretest.TrustAnchorARN
+	profARN = rolesanywheretest.ProfileARN
+	roleARN = rolesanywheretest.RoleARN
 )
 
 // recordingSigner wraps the helper's own signer and keeps the exact string
@@ -58,17 +58,11 @@ func writeIdentity(t *testing.T, kind string) identityFiles {
 	inter := root.Intermediate(t, "interop-int")
 	key := pkitest.Key(t, kind)
 	leaf := inter.Leaf(t, pkitest.LeafOptions{Key: key})
-	keyPEM, err := pki.EncodePrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return identityFiles{
-		cert:   pkitest.WriteFile(t, dir, "leaf.pem", pki.EncodeCertificates(leaf)),
-		key:    pkitest.WriteFile(t, dir, "key.pem", keyPEM),
-		chain:  pkitest.WriteFile(t, dir, "chain.pem", pki.EncodeCertificates(inter.Cert)),
-		signer: &sigv4x509.Signer{Key: key, Certificate: leaf, Intermediates: []*x509.Certificate{inter.Cert}},
-		root:   root.Cert,
-	}
+	id := identityFilesFor(t, dir, leaf, key)
+	id.chain = pkitest.WriteFile(t, dir, "chain.pem", pki.EncodeCertificates(inter.Cert))
+	id.signer = &sigv4x509.Signer{Key: key, Certificate: leaf, Intermediates: []*x509.Certificate{inter.Cert}}
+	id.root = root.Cert
+	return id
 }
 
 func newServer(t *testing.T, root *x509.Certificate) *rolesanywheretest.Server {

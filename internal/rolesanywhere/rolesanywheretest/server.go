@@ -23,6 +23,13 @@ import (
 	"github.com/keyless-dev/keyless/internal/sigv4x509"
 )
 
+// Example ARNs for tests: account 111122223333, region us-east-1.
+const (
+	TrustAnchorARN = "arn:aws:rolesanywhere:us-east-1:111122223333:trust-anchor/3f7c1a0e-0000-4000-8000-000000000001"
+	ProfileARN     = "arn:aws:rolesanywhere:us-east-1:111122223333:profile/3f7c1a0e-0000-4000-8000-000000000002"
+	RoleARN        = "arn:aws:iam::111122223333:role/ci-deployer"
+)
+
 // Failure is an answer the server gives instead of credentials.
 type Failure struct {
 	Status     int
