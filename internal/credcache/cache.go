@@ -114,6 +114,28 @@ func DefaultDir() (string, error) {
 	return filepath.Join(home, ".cache", "keyless"), nil
 }
 
+// statDir makes the directory (0700) when create is set and it is missing,
+// and returns its own information: a symlink is not followed, and is not a
+// directory.
+func (c *Cache) statDir(create bool) (fs.FileInfo, error) {
+	if c.Dir == "" {
+		return nil, errors.New("no cache directory set")
+	}
+	if create {
+		if err := os.MkdirAll(c.Dir, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	info, err := os.Lstat(c.Dir)
+	if err != nil {
+		return nil, err
+	}
+	if !info.IsDir() {
+		return nil, fmt.Errorf("%s is not a directory (symlinks are not followed)", c.Dir)
+	}
+	return info, nil
+}
+
 func (c *Cache) now() time.Time {
 	if c.Now != nil {
 		return c.Now()

@@ -4,7 +4,6 @@ package credcache
 
 import (
 	"context"
-	"errors"
 	"io"
 	"os"
 )
@@ -13,22 +12,8 @@ import (
 // created private to the user by the OS defaults and no cross-process lock
 // is taken: concurrent misses may each call CreateSession once.
 func (c *Cache) checkDir(create bool) error {
-	if c.Dir == "" {
-		return errors.New("no cache directory set")
-	}
-	if create {
-		if err := os.MkdirAll(c.Dir, 0o700); err != nil {
-			return err
-		}
-	}
-	info, err := os.Stat(c.Dir)
-	if err != nil {
-		return err
-	}
-	if !info.IsDir() {
-		return errors.New(c.Dir + " is not a directory")
-	}
-	return nil
+	_, err := c.statDir(create)
+	return err
 }
 
 func readPrivateFile(path string) ([]byte, error) {

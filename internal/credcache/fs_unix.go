@@ -20,20 +20,9 @@ import (
 // permissions is tightened to 0700; anything else is refused. With create,
 // a missing directory is made 0700.
 func (c *Cache) checkDir(create bool) error {
-	if c.Dir == "" {
-		return errors.New("no cache directory set")
-	}
-	if create {
-		if err := os.MkdirAll(c.Dir, 0o700); err != nil {
-			return err
-		}
-	}
-	info, err := os.Lstat(c.Dir)
+	info, err := c.statDir(create)
 	if err != nil {
 		return err
-	}
-	if !info.IsDir() {
-		return fmt.Errorf("%s is not a directory (symlinks are not followed)", c.Dir)
 	}
 	st, ok := info.Sys().(*syscall.Stat_t)
 	if !ok {
