@@ -26,6 +26,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyless-dev/keyless/internal/atomicfile"
 	"github.com/keyless-dev/keyless/internal/rolesanywhere"
 )
 
@@ -237,7 +238,7 @@ func (c *Cache) put(key Key, creds rolesanywhere.Credentials) error {
 	if err != nil {
 		return err
 	}
-	if err := writeAtomic(c.Dir, key.filename(), data); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(c.Dir, key.filename()), data, 0o600); err != nil {
 		return err
 	}
 	c.prune(key)
@@ -304,36 +305,3 @@ func readEntry(path string) (*entry, error) {
 	return &e, nil
 }
 
-// writeAtomic writes data to dir/name through a temporary file in dir
-// (created 0600), fsynced and renamed over the target, then fsyncs dir: a
-// crash leaves the old file or the new one, never a torn one.
-func writeAtomic(dir, name string, data []byte) (err error) {
-	tmp, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}

@@ -25,6 +25,5 @@ func readPrivateFile(path string) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(f, 1<<20))
 }
 
-func syncDir(string) error { return nil }
 
 func (c *Cache) lock(context.Context) (func(), error) { return func() {}, nil }

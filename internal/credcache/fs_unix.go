@@ -67,15 +67,6 @@ func readPrivateFile(path string) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(f, 1<<20))
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
 // lock takes an exclusive flock on dir/.lock, polling so the wait can be
 // bounded and cancelled.
 func (c *Cache) lock(ctx context.Context) (func(), error) {

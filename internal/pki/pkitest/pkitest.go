@@ -13,6 +13,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"math/big"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -159,6 +160,9 @@ type LeafOptions struct {
 	NoKeyUsage bool
 	// SignatureAlgorithm overrides the CA's default signature algorithm.
 	SignatureAlgorithm x509.SignatureAlgorithm
+	// DNSNames default to the common name; URIs to none.
+	DNSNames []string
+	URIs     []*url.URL
 }
 
 // Leaf issues an end-entity certificate from ca.
@@ -179,6 +183,9 @@ func (ca *CA) Leaf(t Fataler, o LeafOptions) *x509.Certificate {
 	if o.Serial == nil {
 		o.Serial = serial(t)
 	}
+	if o.DNSNames == nil {
+		o.DNSNames = []string{o.CommonName}
+	}
 	if o.KeyUsage == 0 && !o.NoKeyUsage {
 		o.KeyUsage = x509.KeyUsageDigitalSignature
 	}
@@ -191,7 +198,8 @@ func (ca *CA) Leaf(t Fataler, o LeafOptions) *x509.Certificate {
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 		BasicConstraintsValid: true,
 		IsCA:                  o.IsCA,
-		DNSNames:              []string{o.CommonName},
+		DNSNames:              o.DNSNames,
+		URIs:                  o.URIs,
 		SignatureAlgorithm:    o.SignatureAlgorithm,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, o.Key.Public(), ca.Key)
@@ -199,6 +207,25 @@ func (ca *CA) Leaf(t Fataler, o LeafOptions) *x509.Certificate {
 		t.Fatalf("pkitest: creating leaf: %v", err)
 	}
 	return parse(t, der)
+}
+
+// CRL returns a DER certificate revocation list signed by ca that revokes
+// the given serials.
+func (ca *CA) CRL(t Fataler, serials ...*big.Int) []byte {
+	helper(t)
+	tmpl := &x509.RevocationList{
+		Number:     big.NewInt(time.Now().UnixNano()),
+		ThisUpdate: time.Now().Add(-time.Minute),
+		NextUpdate: time.Now().Add(24 * time.Hour),
+	}
+	for _, s := range serials {
+		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries, x509.RevocationListEntry{SerialNumber: s, RevocationTime: time.Now().Add(-time.Minute)})
+	}
+	der, err := x509.CreateRevocationList(rand.Reader, tmpl, ca.Cert, ca.Key)
+	if err != nil {
+		t.Fatalf("pkitest: creating CRL: %v", err)
+	}
+	return der
 }
 
 // WriteFile writes data to dir/name with mode 0600 and returns the path.
