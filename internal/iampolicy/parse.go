@@ -1,0 +1,553 @@
+package iampolicy
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// MaxDocumentSize is the largest policy document Parse accepts, in bytes.
+// AWS's own limits are far lower (2048 characters for a trust policy by
+// default); this one only bounds the work an untrusted document can cause.
+const MaxDocumentSize = 128 << 10
+
+// The policy language versions. Only 2012-10-17 substitutes policy variables.
+const (
+	Version20121017 = "2012-10-17"
+	Version20081017 = "2008-10-17"
+)
+
+// maxDepth bounds JSON nesting; a valid policy nests six levels at most
+// (document, Statement array, statement, Condition, operator, value array).
+const maxDepth = 32
+
+var errTooDeep = errors.New("policy document is nested too deeply")
+
+// Parse parses a policy document strictly. The document is a JSON object
+// with "Version" ("2012-10-17" or "2008-10-17"; when it is missing the
+// version is 2008-10-17, in which policy variables are not substituted),
+// an optional "Id", and "Statement": one statement object or a non-empty
+// array of them. Each statement has an optional "Sid" (unique in the
+// policy), "Effect" ("Allow" or "Deny", exactly), at most one of
+// "Principal" and "NotPrincipal", exactly one of "Action" and "NotAction",
+// at most one of "Resource" and "NotResource", and an optional
+// "Condition".
+//
+// Parse refuses, with an error naming the statement (1-based) and the
+// element: unknown or duplicate keys, values of the wrong JSON type, empty
+// lists, actions that are not "*" or "service:action", resources that are
+// not "*" or an ARN, unknown condition operators, and condition values
+// that cannot be what their operator compares (a number for
+// NumericEquals, a date for DateLessThan, a CIDR block for IpAddress,
+// base64 for BinaryEquals, "true" or "false" for Bool and Null, an ARN of
+// six components for the Arn operators). AWS would store some of these
+// and then never match them; refusing them at once saves an operator a
+// policy that silently grants or denies nothing. Documents larger than
+// MaxDocumentSize and trailing data after the document are refused too.
+func Parse(doc []byte) (*Policy, error) {
+	if len(doc) > MaxDocumentSize {
+		return nil, fmt.Errorf("policy document is %d bytes, more than the limit of %d", len(doc), MaxDocumentSize)
+	}
+	root, err := decodeJSON(doc)
+	if err != nil {
+		return nil, err
+	}
+	if root.kind != jObject {
+		return nil, fmt.Errorf("policy document must be a JSON object, got %s", root.kind)
+	}
+	if k, dup := duplicateKey(root.obj); dup {
+		return nil, fmt.Errorf("policy document has key %q twice", k)
+	}
+	p := &Policy{version: Version20081017}
+	var stmts *jvalue
+	for i := range root.obj {
+		m := &root.obj[i]
+		switch m.key {
+		case "Version":
+			if m.val.kind != jString {
+				return nil, fmt.Errorf(`"Version" must be a string, got %s`, m.val.kind)
+			}
+			if m.val.str != Version20121017 && m.val.str != Version20081017 {
+				return nil, fmt.Errorf(`"Version" must be %q or %q, got %s`, Version20121017, Version20081017, quote(m.val.str))
+			}
+			p.version = m.val.str
+		case "Id":
+			if m.val.kind != jString {
+				return nil, fmt.Errorf(`"Id" must be a string, got %s`, m.val.kind)
+			}
+			p.id = m.val.str
+		case "Statement":
+			stmts = &m.val
+		default:
+			return nil, fmt.Errorf("policy document has unknown key %s%s", quote(m.key), didYouMean(m.key, "Version", "Id", "Statement"))
+		}
+	}
+	if stmts == nil {
+		return nil, errors.New(`policy document has no "Statement"`)
+	}
+	var list []jvalue
+	switch stmts.kind {
+	case jObject:
+		list = []jvalue{*stmts}
+	case jArray:
+		if len(stmts.arr) == 0 {
+			return nil, errors.New(`"Statement" must not be an empty array`)
+		}
+		list = stmts.arr
+	default:
+		return nil, fmt.Errorf(`"Statement" must be an object or an array of objects, got %s`, stmts.kind)
+	}
+	sids := make(map[string]int)
+	p.statements = make([]statement, len(list))
+	for i := range list {
+		s := &p.statements[i]
+		if err := s.parse(i+1, &list[i], p.version == Version20121017); err != nil {
+			return nil, err
+		}
+		if s.sid != "" {
+			if prev, ok := sids[s.sid]; ok {
+				return nil, fmt.Errorf(`statement %d: "Sid" %s is already used by statement %d`, i+1, quote(s.sid), prev)
+			}
+			sids[s.sid] = i + 1
+		}
+	}
+	return p, nil
+}
+
+// stmtError builds errors about statement n.
+type stmtError int
+
+func (n stmtError) errorf(format string, args ...any) error {
+	return fmt.Errorf("statement %d: "+format, append([]any{int(n)}, args...)...)
+}
+
+func (s *statement) parse(n int, v *jvalue, vars bool) error {
+	e := stmtError(n)
+	s.index = n
+	if v.kind != jObject {
+		return e.errorf("must be a JSON object, got %s", v.kind)
+	}
+	if k, dup := duplicateKey(v.obj); dup {
+		return e.errorf("has key %q twice", k)
+	}
+	var effect, principal, notPrincipal, action, notAction, resource, notResource, condition *jvalue
+	for i := range v.obj {
+		m := &v.obj[i]
+		switch m.key {
+		case "Sid":
+			if m.val.kind != jString {
+				return e.errorf(`"Sid" must be a string, got %s`, m.val.kind)
+			}
+			s.sid = m.val.str
+		case "Effect":
+			effect = &m.val
+		case "Principal":
+			principal = &m.val
+		case "NotPrincipal":
+			notPrincipal = &m.val
+		case "Action":
+			action = &m.val
+		case "NotAction":
+			notAction = &m.val
+		case "Resource":
+			resource = &m.val
+		case "NotResource":
+			notResource = &m.val
+		case "Condition":
+			condition = &m.val
+		default:
+			return e.errorf("unknown key %s%s", quote(m.key), didYouMean(m.key,
+				"Sid", "Effect", "Principal", "NotPrincipal", "Action", "NotAction", "Resource", "NotResource", "Condition"))
+		}
+	}
+
+	switch {
+	case effect == nil:
+		return e.errorf(`has no "Effect"`)
+	case effect.kind != jString:
+		return e.errorf(`"Effect" must be a string, got %s`, effect.kind)
+	case effect.str == "Allow":
+		s.effect = Allow
+	case effect.str == "Deny":
+		s.effect = Deny
+	default:
+		return e.errorf(`"Effect" must be "Allow" or "Deny", got %s`, quote(effect.str))
+	}
+
+	if principal != nil && notPrincipal != nil {
+		return e.errorf(`has both "Principal" and "NotPrincipal"`)
+	}
+	if principal != nil || notPrincipal != nil {
+		name, pv := "Principal", principal
+		if notPrincipal != nil {
+			name, pv, s.notPrincipal = "NotPrincipal", notPrincipal, true
+		}
+		ps, err := parsePrincipal(name, pv)
+		if err != nil {
+			return e.errorf("%w", err)
+		}
+		s.principal = ps
+	}
+
+	switch {
+	case action == nil && notAction == nil:
+		return e.errorf(`has neither "Action" nor "NotAction"`)
+	case action != nil && notAction != nil:
+		return e.errorf(`has both "Action" and "NotAction"`)
+	}
+	name, av := "Action", action
+	if notAction != nil {
+		name, av, s.notAction = "NotAction", notAction, true
+	}
+	actions, err := stringList(name, av)
+	if err != nil {
+		return e.errorf("%w", err)
+	}
+	for _, a := range actions {
+		if err := checkAction(a); err != nil {
+			return e.errorf("%q: %w", name, err)
+		}
+		s.actions = append(s.actions, appendPattern(nil, a, true))
+	}
+
+	if resource != nil && notResource != nil {
+		return e.errorf(`has both "Resource" and "NotResource"`)
+	}
+	if resource != nil || notResource != nil {
+		name, rv := "Resource", resource
+		if notResource != nil {
+			name, rv, s.notResource = "NotResource", notResource, true
+		}
+		list, err := stringList(name, rv)
+		if err != nil {
+			return e.errorf("%w", err)
+		}
+		for _, r := range list {
+			if r != "*" && !isARN(r) {
+				return e.errorf(`%q: resource %s must be "*" or an ARN ("arn:partition:service:region:account:resource")`, name, quote(r))
+			}
+			t, err := parseTemplate(r, vars)
+			if err != nil {
+				return e.errorf("%q: %w", name, err)
+			}
+			res := resourcePattern{tmpl: t, any: r == "*"}
+			if !t.vars {
+				_, res.pat, _, _ = t.expand(nil, true, true)
+			}
+			s.resources = append(s.resources, res)
+		}
+	}
+
+	if condition != nil {
+		if err := s.parseConditions(condition, vars); err != nil {
+			return e.errorf("%w", err)
+		}
+	}
+	return nil
+}
+
+// checkAction accepts "*" and "service:action" (either side may hold
+// wildcards), as AWS does: an action without its service prefix is refused.
+func checkAction(a string) error {
+	if a == "" {
+		return errors.New("an action must not be empty")
+	}
+	if a == "*" {
+		return nil
+	}
+	svc, name, ok := strings.Cut(a, ":")
+	if !ok || svc == "" || name == "" || strings.Contains(name, ":") {
+		return fmt.Errorf(`action %s must be "*" or "service:action", as in "sts:AssumeRole"`, quote(a))
+	}
+	return nil
+}
+
+func parsePrincipal(name string, v *jvalue) (*principalSet, error) {
+	switch v.kind {
+	case jString:
+		if v.str != "*" {
+			return nil, fmt.Errorf(`%q must be "*" or an object such as {"Service": "rolesanywhere.amazonaws.com"}, got %s`, name, quote(v.str))
+		}
+		return &principalSet{any: true}, nil
+	case jObject:
+	default:
+		return nil, fmt.Errorf(`%q must be "*" or an object, got %s`, name, v.kind)
+	}
+	if len(v.obj) == 0 {
+		return nil, fmt.Errorf("%q must name at least one principal", name)
+	}
+	if k, dup := duplicateKey(v.obj); dup {
+		return nil, fmt.Errorf("%q has key %q twice", name, k)
+	}
+	ps := &principalSet{}
+	for i := range v.obj {
+		m := &v.obj[i]
+		switch m.key {
+		case AWSPrincipal, ServicePrincipal, FederatedPrincipal, CanonicalUserPrincipal:
+		default:
+			return nil, fmt.Errorf("%q has unknown principal type %s%s", name, quote(m.key),
+				didYouMean(m.key, AWSPrincipal, ServicePrincipal, FederatedPrincipal, CanonicalUserPrincipal))
+		}
+		ids, err := stringList(name+"."+m.key, &m.val)
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range ids {
+			if id == "" {
+				return nil, fmt.Errorf("%q has an empty principal", name+"."+m.key)
+			}
+			ps.entries = append(ps.entries, Principal{Type: m.key, ID: id})
+		}
+	}
+	return ps, nil
+}
+
+// stringList reads a string or a non-empty array of strings.
+func stringList(name string, v *jvalue) ([]string, error) {
+	switch v.kind {
+	case jString:
+		return []string{v.str}, nil
+	case jArray:
+		if len(v.arr) == 0 {
+			return nil, fmt.Errorf("%q must not be an empty array", name)
+		}
+		out := make([]string, len(v.arr))
+		for i := range v.arr {
+			if v.arr[i].kind != jString {
+				return nil, fmt.Errorf("%q must hold only strings, got %s at index %d", name, v.arr[i].kind, i)
+			}
+			out[i] = v.arr[i].str
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("%q must be a string or an array of strings, got %s", name, v.kind)
+}
+
+func (s *statement) parseConditions(v *jvalue, vars bool) error {
+	if v.kind != jObject {
+		return fmt.Errorf(`"Condition" must be an object, got %s`, v.kind)
+	}
+	if k, dup := duplicateKey(v.obj); dup {
+		return fmt.Errorf(`"Condition" has operator %q twice`, k)
+	}
+	for i := range v.obj {
+		op := &v.obj[i]
+		base, err := parseOperator(op.key)
+		if err != nil {
+			return err
+		}
+		if op.val.kind != jObject {
+			return fmt.Errorf("condition %s must be an object of condition keys, got %s", quote(op.key), op.val.kind)
+		}
+		if len(op.val.obj) == 0 {
+			return fmt.Errorf("condition %s must name at least one condition key", op.key)
+		}
+		if k, dup := duplicateKey(op.val.obj); dup {
+			return fmt.Errorf("condition %s has key %q twice", op.key, k)
+		}
+		for j := range op.val.obj {
+			m := &op.val.obj[j]
+			c, err := newCondition(op.key, base, m.key, &m.val, vars)
+			if err != nil {
+				return fmt.Errorf("condition %s %s: %w", op.key, bare(m.key), err)
+			}
+			s.conditions = append(s.conditions, c)
+		}
+	}
+	// Evaluation reports the first condition that fails; sorting makes
+	// that choice independent of the order of keys in the JSON text.
+	slices.SortStableFunc(s.conditions, func(a, b condition) int {
+		return cmp.Or(strings.Compare(a.op, b.op), strings.Compare(a.key, b.key))
+	})
+	return nil
+}
+
+// conditionValues reads a condition's values: a string, boolean or number,
+// or a non-empty array of those, each turned into its string form (true
+// becomes "true", a number stays as written in the JSON text).
+func conditionValues(v *jvalue) ([]string, error) {
+	scalar := func(v *jvalue) (string, bool) {
+		switch v.kind {
+		case jString, jNumber, jBool:
+			return v.str, true
+		}
+		return "", false
+	}
+	if v.kind == jArray {
+		if len(v.arr) == 0 {
+			return nil, errors.New("the list of values must not be empty")
+		}
+		out := make([]string, len(v.arr))
+		for i := range v.arr {
+			s, ok := scalar(&v.arr[i])
+			if !ok {
+				return nil, fmt.Errorf("values must be strings, booleans or numbers, got %s at index %d", v.arr[i].kind, i)
+			}
+			out[i] = s
+		}
+		return out, nil
+	}
+	s, ok := scalar(v)
+	if !ok {
+		return nil, fmt.Errorf("the value must be a string, boolean or number, or an array of those, got %s", v.kind)
+	}
+	return []string{s}, nil
+}
+
+// didYouMean suggests the known name that differs from got only in case or
+// in a trailing "s" ("Actions", "principal").
+func didYouMean(got string, known ...string) string {
+	for _, k := range known {
+		if strings.EqualFold(got, k) || strings.EqualFold(got, k+"s") {
+			return fmt.Sprintf(" (did you mean %q?)", k)
+		}
+	}
+	return ""
+}
+
+// The JSON tree. Decoding into a tree of our own (rather than into structs)
+// keeps the order of keys, finds duplicate keys, and keeps numbers as
+// written.
+
+type jkind uint8
+
+const (
+	jNull jkind = iota
+	jString
+	jNumber
+	jBool
+	jArray
+	jObject
+)
+
+func (k jkind) String() string {
+	switch k {
+	case jString:
+		return "a string"
+	case jNumber:
+		return "a number"
+	case jBool:
+		return "a boolean"
+	case jArray:
+		return "an array"
+	case jObject:
+		return "an object"
+	}
+	return "null"
+}
+
+type jvalue struct {
+	kind jkind
+	str  string // jString, jNumber (as written), jBool ("true" or "false")
+	arr  []jvalue
+	obj  []jmember
+}
+
+type jmember struct {
+	key string
+	val jvalue
+}
+
+func decodeJSON(doc []byte) (jvalue, error) {
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	dec.UseNumber()
+	v, err := readValue(dec, 0)
+	if err != nil {
+		if errors.Is(err, errTooDeep) {
+			return jvalue{}, err
+		}
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			return jvalue{}, fmt.Errorf("policy document is not valid JSON: %w (at byte %d)", err, se.Offset)
+		}
+		return jvalue{}, fmt.Errorf("policy document is not valid JSON: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return jvalue{}, fmt.Errorf("policy document has data after its end, at byte %d", dec.InputOffset())
+	}
+	return v, nil
+}
+
+func readValue(dec *json.Decoder, depth int) (jvalue, error) {
+	if depth > maxDepth {
+		return jvalue{}, errTooDeep
+	}
+	tok, err := dec.Token()
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		return jvalue{}, err
+	}
+	switch t := tok.(type) {
+	case string:
+		return jvalue{kind: jString, str: t}, nil
+	case json.Number:
+		return jvalue{kind: jNumber, str: t.String()}, nil
+	case bool:
+		return jvalue{kind: jBool, str: strconv.FormatBool(t)}, nil
+	case nil:
+		return jvalue{kind: jNull}, nil
+	case json.Delim:
+		switch t {
+		case '{':
+			v := jvalue{kind: jObject}
+			for dec.More() {
+				kt, err := dec.Token()
+				if err != nil {
+					return jvalue{}, err
+				}
+				key, ok := kt.(string)
+				if !ok {
+					return jvalue{}, fmt.Errorf("object key %v is not a string", kt)
+				}
+				val, err := readValue(dec, depth+1)
+				if err != nil {
+					return jvalue{}, err
+				}
+				v.obj = append(v.obj, jmember{key: key, val: val})
+			}
+			return v, closeDelim(dec)
+		case '[':
+			v := jvalue{kind: jArray}
+			for dec.More() {
+				val, err := readValue(dec, depth+1)
+				if err != nil {
+					return jvalue{}, err
+				}
+				v.arr = append(v.arr, val)
+			}
+			return v, closeDelim(dec)
+		}
+	}
+	return jvalue{}, fmt.Errorf("unexpected %v", tok)
+}
+
+func closeDelim(dec *json.Decoder) error {
+	_, err := dec.Token()
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// duplicateKey returns a key that occurs twice in obj.
+func duplicateKey(obj []jmember) (string, bool) {
+	if len(obj) < 2 {
+		return "", false
+	}
+	seen := make(map[string]bool, len(obj))
+	for _, m := range obj {
+		if seen[m.key] {
+			return m.key, true
+		}
+		seen[m.key] = true
+	}
+	return "", false
+}
