@@ -304,4 +304,3 @@ func readEntry(path string) (*entry, error) {
 	}
 	return &e, nil
 }
-

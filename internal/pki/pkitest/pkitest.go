@@ -163,6 +163,9 @@ type LeafOptions struct {
 	// DNSNames default to the common name; URIs to none.
 	DNSNames []string
 	URIs     []*url.URL
+	// ExtraExtensions are added as they are; a subjectAltName here
+	// replaces the one DNSNames and URIs would make.
+	ExtraExtensions []pkix.Extension
 }
 
 // Leaf issues an end-entity certificate from ca.
@@ -200,6 +203,7 @@ func (ca *CA) Leaf(t Fataler, o LeafOptions) *x509.Certificate {
 		IsCA:                  o.IsCA,
 		DNSNames:              o.DNSNames,
 		URIs:                  o.URIs,
+		ExtraExtensions:       o.ExtraExtensions,
 		SignatureAlgorithm:    o.SignatureAlgorithm,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, o.Key.Public(), ca.Key)

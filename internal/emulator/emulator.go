@@ -1,0 +1,347 @@
+// Package emulator is a local IAM Roles Anywhere and STS endpoint: an
+// http.Handler over in-memory state seeded from a YAML file (see Seed).
+//
+// It verifies a CreateSession request the way AWS does (the SigV4-X509
+// signature, the leaf certificate's profile, the chain to the trust
+// anchor, its CRLs, the profile and role, the role's trust policy, the
+// duration and the session name), answers with AWS's status, error code
+// and message, and logs the exact rule that refused a request, which AWS
+// never tells. Credentials it issues work for STS GetCallerIdentity,
+// verified with standard SigV4, until they expire.
+//
+// Tests start it in-process behind httptest; the emulator command serves
+// it. It never talks to AWS. Any keyless package may import it; it has no
+// dependency on the CLI.
+package emulator
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/keyless-dev/keyless/internal/sigv4x509"
+)
+
+// Config configures an Emulator.
+type Config struct {
+	// Seed holds the resources to serve. Required.
+	Seed *Seed
+	// Now is the server's clock; nil means time.Now.
+	Now func() time.Time
+	// Rand makes credentials and request ids; nil means crypto/rand.
+	Rand io.Reader
+	// Logger receives one line per decision; nil discards.
+	Logger *slog.Logger
+	// MaxSkew is the allowed distance between a request's date and Now;
+	// zero means 5 minutes, standard SigV4's window.
+	MaxSkew time.Duration
+	// MaxCredentials bounds the issued credentials kept for STS; when it
+	// is reached, the credentials closest to expiry are forgotten first.
+	// Zero means DefaultMaxCredentials.
+	MaxCredentials int
+}
+
+// DefaultMaxCredentials bounds memory: about 1 KB per credential, so the
+// default caps the store near 100 MB even under a flood of sessions.
+const DefaultMaxCredentials = 100_000
+
+// Emulator serves Roles Anywhere CreateSession, STS GetCallerIdentity and
+// GET /health. It is safe for concurrent use.
+type Emulator struct {
+	seed    *Seed
+	now     func() time.Time
+	rand    io.Reader
+	log     *slog.Logger
+	maxSkew time.Duration
+
+	anchorsByARN  map[string]*TrustAnchor
+	profilesByARN map[string]*Profile
+	rolesByARN    map[string]*Role
+
+	creds *credentialStore
+	// crlChecks caches CRL signature checks by CRL and issuer; see
+	// revokedBy.
+	crlChecks sync.Map
+}
+
+// New returns an Emulator over cfg.Seed.
+func New(cfg Config) *Emulator {
+	e := &Emulator{
+		seed:          cfg.Seed,
+		now:           cfg.Now,
+		rand:          cfg.Rand,
+		log:           cfg.Logger,
+		maxSkew:       cfg.MaxSkew,
+		anchorsByARN:  map[string]*TrustAnchor{},
+		profilesByARN: map[string]*Profile{},
+		rolesByARN:    map[string]*Role{},
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	if e.rand == nil {
+		e.rand = rand.Reader
+	}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	if e.maxSkew == 0 {
+		e.maxSkew = sigv4x509.DefaultMaxSkew
+	}
+	max := cfg.MaxCredentials
+	if max <= 0 {
+		max = DefaultMaxCredentials
+	}
+	e.creds = newCredentialStore(max)
+	for _, ta := range e.seed.TrustAnchors {
+		e.anchorsByARN[ta.ARN] = ta
+	}
+	for _, p := range e.seed.Profiles {
+		e.profilesByARN[p.ARN] = p
+	}
+	for _, r := range e.seed.Roles {
+		e.rolesByARN[r.ARN] = r
+	}
+	return e
+}
+
+// Seed returns the resources the emulator serves.
+func (e *Emulator) Seed() *Seed { return e.seed }
+
+// ActiveCredentials returns how many issued credentials are remembered.
+func (e *Emulator) ActiveCredentials() int {
+	return e.creds.len(e.now())
+}
+
+// maxBody caps request bodies: CreateSession and STS bodies are tiny.
+const maxBody = 64 << 10
+
+// ServeHTTP routes POST /sessions to CreateSession, GET /health to the
+// health check, and anything carrying an Action (the AWS Query protocol)
+// to STS.
+func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.URL.Path == "/health":
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"status":"ok"}`+"\n")
+	case r.URL.Path == "/sessions":
+		e.createSession(w, r)
+	case r.URL.Path == "/":
+		e.sts(w, r)
+	default:
+		writeJSONError(w, &apiError{
+			status: http.StatusNotFound, code: "UnknownOperationException",
+			message: "Unknown operation", rule: "no operation at " + truncate(r.URL.Path) + " (the emulator serves POST /sessions, STS at /, GET /health)",
+		})
+	}
+}
+
+// Outputs is what `keyless emulator --outputs` writes, shaped like
+// `terraform output -json` flattened: resource names to ARNs.
+type Outputs struct {
+	Endpoint     string            `json:"endpoint,omitempty"`
+	Account      string            `json:"account"`
+	Region       string            `json:"region"`
+	TrustAnchors map[string]string `json:"trustAnchors"`
+	Profiles     map[string]string `json:"profiles"`
+	Roles        map[string]string `json:"roles"`
+}
+
+// Outputs returns the ARNs of every resource by name.
+func (s *Seed) Outputs(endpoint string) Outputs {
+	o := Outputs{Endpoint: endpoint, Account: s.Account, Region: s.Region,
+		TrustAnchors: map[string]string{}, Profiles: map[string]string{}, Roles: map[string]string{}}
+	for _, t := range s.TrustAnchors {
+		o.TrustAnchors[t.Name] = t.ARN
+	}
+	for _, p := range s.Profiles {
+		o.Profiles[p.Name] = p.ARN
+	}
+	for _, r := range s.Roles {
+		o.Roles[r.Name] = r.ARN
+	}
+	return o
+}
+
+// Summary lists each resource with its ARN, one per line, for people.
+func (s *Seed) Summary() string {
+	var lines []string
+	for _, t := range s.TrustAnchors {
+		state := ""
+		if !t.Enabled {
+			state = " (disabled)"
+		}
+		lines = append(lines, "trust anchor "+t.Name+": "+t.ARN+state)
+	}
+	for _, p := range s.Profiles {
+		state := ""
+		if !p.Enabled {
+			state = " (disabled)"
+		}
+		lines = append(lines, "profile "+p.Name+": "+p.ARN+state)
+	}
+	for _, r := range s.Roles {
+		lines = append(lines, "role "+r.Name+": "+r.ARN)
+	}
+	return strings.Join(lines, "\n") + "\n"
+}
+
+// apiError is a refusal: what the client sees (status, code, message) and
+// the rule that failed, which goes to the log and, after the message, to
+// the client too: the emulator's point is to say why.
+type apiError struct {
+	status  int
+	code    string
+	message string
+	rule    string
+}
+
+func (e *apiError) clientMessage() string {
+	if e.rule == "" {
+		return e.message
+	}
+	return e.message + " (keyless emulator: " + e.rule + ")"
+}
+
+func writeJSONError(w http.ResponseWriter, e *apiError) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Amzn-ErrorType", e.code)
+	w.WriteHeader(e.status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"message": e.clientMessage()})
+}
+
+// truncate keeps client-supplied text in messages and logs short.
+func truncate(s string) string {
+	if len(s) > 100 {
+		return strings.ToValidUTF8(s[:100], "") + "..."
+	}
+	return s
+}
+
+// credential is an issued set of temporary credentials and who they are.
+type credential struct {
+	AccessKeyID, SecretAccessKey, SessionToken string
+	Expiration                                 time.Time
+	Role                                       *Role
+	SessionName                                string
+	heapIndex                                  int
+}
+
+// credentialStore remembers issued credentials until they expire, at most
+// max of them, in a map by access key id and a min-heap by expiry.
+type credentialStore struct {
+	mu   sync.Mutex
+	byID map[string]*credential
+	heap []*credential
+	max  int
+}
+
+func newCredentialStore(max int) *credentialStore {
+	return &credentialStore{byID: map[string]*credential{}, max: max}
+}
+
+func (s *credentialStore) add(c *credential, now time.Time) (evicted int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dropExpired(now)
+	for len(s.heap) >= s.max {
+		s.pop()
+		evicted++
+	}
+	s.byID[c.AccessKeyID] = c
+	c.heapIndex = len(s.heap)
+	s.heap = append(s.heap, c)
+	s.up(c.heapIndex)
+	return evicted
+}
+
+// get returns the credential for an access key id, even if expired (the
+// caller distinguishes ExpiredToken from an unknown key).
+func (s *credentialStore) get(id string) *credential {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.byID[id]
+}
+
+func (s *credentialStore) len(now time.Time) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dropExpired(now)
+	return len(s.heap)
+}
+
+// expiredGrace keeps expired credentials a little longer, so a client
+// using them just after expiry hears ExpiredToken rather than an unknown
+// key.
+const expiredGrace = 15 * time.Minute
+
+func (s *credentialStore) dropExpired(now time.Time) {
+	for len(s.heap) > 0 && now.Sub(s.heap[0].Expiration) > expiredGrace {
+		s.pop()
+	}
+}
+
+func (s *credentialStore) pop() {
+	c := s.heap[0]
+	last := len(s.heap) - 1
+	s.swap(0, last)
+	s.heap = s.heap[:last]
+	if last > 0 {
+		s.down(0)
+	}
+	delete(s.byID, c.AccessKeyID)
+}
+
+func (s *credentialStore) less(i, j int) bool {
+	return s.heap[i].Expiration.Before(s.heap[j].Expiration)
+}
+
+func (s *credentialStore) swap(i, j int) {
+	s.heap[i], s.heap[j] = s.heap[j], s.heap[i]
+	s.heap[i].heapIndex = i
+	s.heap[j].heapIndex = j
+}
+
+func (s *credentialStore) up(i int) {
+	for i > 0 {
+		parent := (i - 1) / 2
+		if !s.less(i, parent) {
+			return
+		}
+		s.swap(i, parent)
+		i = parent
+	}
+}
+
+func (s *credentialStore) down(i int) {
+	n := len(s.heap)
+	for {
+		smallest := i
+		for _, c := range []int{2*i + 1, 2*i + 2} {
+			if c < n && s.less(c, smallest) {
+				smallest = c
+			}
+		}
+		if smallest == i {
+			return
+		}
+		s.swap(i, smallest)
+		i = smallest
+	}
+}
+
+// sortedKeys returns m's keys in order, for deterministic output.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,692 @@
+package emulator
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base32"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/keyless-dev/keyless/internal/iampolicy"
+	"github.com/keyless-dev/keyless/internal/pki"
+	"github.com/keyless-dev/keyless/internal/rolesanywhere"
+)
+
+// Limits that AWS enforces on the resources a seed describes.
+const (
+	// maxBundleChars is AWS's limit on a trust anchor's x509CertificateData.
+	maxBundleChars = 8000
+	// Profile durationSeconds and role MaxSessionDuration ranges, per the
+	// Roles Anywhere and IAM APIs.
+	minProfileDuration = 900
+	maxSessionSeconds  = 43200
+	minRoleDuration    = 3600
+	defaultDuration    = 3600
+	// maxSeedFile caps what is read for one seed, bundle, CRL or policy
+	// file; real ones are a few kilobytes.
+	maxSeedFile = 4 << 20
+)
+
+// Seed is a validated seed file: the account, region and resources the
+// emulator serves. Build it with LoadSeed or ParseSeed; it is not modified
+// afterwards, so it may be shared between goroutines.
+type Seed struct {
+	Account      string
+	Region       string
+	Partition    string
+	TrustAnchors []*TrustAnchor
+	Roles        []*Role
+	Profiles     []*Profile
+}
+
+// TrustAnchor is a Roles Anywhere trust anchor with a CERTIFICATE_BUNDLE
+// source and its imported CRLs.
+type TrustAnchor struct {
+	Name, ID, ARN string
+	Enabled       bool
+	Certificates  []*x509.Certificate
+	CRLs          []*CRL
+}
+
+// CRL is a certificate revocation list imported for a trust anchor.
+type CRL struct {
+	Source  string // file name, or "crls[N]" for inline data
+	List    *x509.RevocationList
+	revoked map[string]bool // serial numbers, decimal
+}
+
+// Role is an IAM role with its trust policy.
+type Role struct {
+	Name, ID, ARN      string
+	MaxSessionDuration int
+	TrustPolicy        *iampolicy.Policy
+	ManagedPolicyARNs  []string
+}
+
+// Profile is a Roles Anywhere profile.
+type Profile struct {
+	Name, ID, ARN             string
+	Enabled                   bool
+	RoleARNs                  []string
+	DurationSeconds           int
+	AcceptRoleSessionName     bool
+	RequireInstanceProperties bool
+	ManagedPolicyARNs         []string
+	SessionPolicy             string
+}
+
+// SeedError is a problem in a seed file, located by file, line and field.
+type SeedError struct {
+	File  string
+	Line  int    // 0 when unknown
+	Field string // e.g. trustAnchors[0].certificateBundle; may be empty
+	Err   error
+}
+
+func (e *SeedError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		b.WriteString(":" + strconv.Itoa(e.Line))
+	}
+	b.WriteString(": ")
+	if e.Field != "" {
+		b.WriteString(e.Field + ": ")
+	}
+	b.WriteString(e.Err.Error())
+	return b.String()
+}
+
+func (e *SeedError) Unwrap() error { return e.Err }
+
+// The raw seed: exactly the YAML fields, decoded strictly.
+type rawSeed struct {
+	Account      string       `yaml:"account"`
+	Region       string       `yaml:"region"`
+	TrustAnchors []rawAnchor  `yaml:"trustAnchors"`
+	Roles        []rawRole    `yaml:"roles"`
+	Profiles     []rawProfile `yaml:"profiles"`
+}
+
+type rawAnchor struct {
+	Name                 string   `yaml:"name"`
+	ID                   string   `yaml:"id"`
+	Enabled              *bool    `yaml:"enabled"`
+	CertificateBundle    string   `yaml:"certificateBundle"`
+	CertificateBundlePem string   `yaml:"certificateBundlePem"`
+	CRLs                 []string `yaml:"crls"`
+}
+
+type rawRole struct {
+	Name                 string   `yaml:"name"`
+	MaxSessionDuration   *int     `yaml:"maxSessionDuration"`
+	AssumeRolePolicy     string   `yaml:"assumeRolePolicy"`
+	AssumeRolePolicyFile string   `yaml:"assumeRolePolicyFile"`
+	ManagedPolicyArns    []string `yaml:"managedPolicyArns"`
+}
+
+type rawProfile struct {
+	Name                      string   `yaml:"name"`
+	ID                        string   `yaml:"id"`
+	Enabled                   *bool    `yaml:"enabled"`
+	Roles                     []string `yaml:"roles"`
+	DurationSeconds           *int     `yaml:"durationSeconds"`
+	AcceptRoleSessionName     bool     `yaml:"acceptRoleSessionName"`
+	RequireInstanceProperties bool     `yaml:"requireInstanceProperties"`
+	ManagedPolicyArns         []string `yaml:"managedPolicyArns"`
+	SessionPolicy             string   `yaml:"sessionPolicy"`
+}
+
+// SeedSource says where seed data came from.
+type SeedSource struct {
+	// Name is the file name used in error messages.
+	Name string
+	// Dir resolves relative paths in the seed (bundles, CRLs, policies).
+	Dir string
+	// Rand generates ids the seed leaves out; nil means crypto/rand.
+	Rand io.Reader
+}
+
+// LoadSeed reads and validates the seed file at path; relative paths in
+// it are resolved against the file's directory.
+func LoadSeed(path string) (*Seed, error) {
+	data, err := readLimited(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading seed file: %w", err)
+	}
+	return ParseSeed(data, SeedSource{Name: path, Dir: filepath.Dir(path)})
+}
+
+func readLimited(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxSeedFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxSeedFile {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, maxSeedFile)
+	}
+	return data, nil
+}
+
+// ParseSeed decodes a seed document strictly (an unknown field is an error
+// naming its line) and validates it: names, ids and durations within AWS's
+// limits, bundles of CA certificates, CRLs, role references, and trust
+// policies, after substituting ${trustAnchors.NAME.arn},
+// ${profiles.NAME.arn} and ${roles.NAME.arn}.
+func ParseSeed(data []byte, src SeedSource) (*Seed, error) {
+	if src.Name == "" {
+		src.Name = "seed"
+	}
+	if src.Rand == nil {
+		src.Rand = rand.Reader
+	}
+	p := &seedParser{src: src}
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, p.yamlError(err)
+	}
+	if len(root.Content) == 0 {
+		return nil, &SeedError{File: src.Name, Err: errors.New("the seed is empty; it needs account, region, trustAnchors, roles and profiles")}
+	}
+	p.root = root.Content[0]
+	var raw rawSeed
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&raw); err != nil {
+		return nil, p.yamlError(err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, &SeedError{File: src.Name, Err: errors.New("more than one YAML document; put everything in one")}
+	}
+	return p.build(&raw)
+}
+
+type seedParser struct {
+	src  SeedSource
+	root *yaml.Node
+}
+
+// yamlError turns go-yaml's errors into SeedErrors with the file name,
+// keeping its line numbers.
+func (p *seedParser) yamlError(err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		msg := strings.TrimPrefix(err.Error(), "yaml: ")
+		line := 0
+		if rest, ok := strings.CutPrefix(msg, "line "); ok {
+			n, tail, _ := strings.Cut(rest, ": ")
+			if l, convErr := strconv.Atoi(n); convErr == nil {
+				line, msg = l, tail
+			}
+		}
+		return &SeedError{File: p.src.Name, Line: line, Err: errors.New(msg)}
+	}
+	var errs []error
+	for _, e := range te.Errors {
+		line := 0
+		if rest, ok := strings.CutPrefix(e, "line "); ok {
+			n, tail, _ := strings.Cut(rest, ": ")
+			if l, convErr := strconv.Atoi(n); convErr == nil {
+				line, e = l, tail
+			}
+		}
+		if field, typ, ok := strings.Cut(strings.TrimPrefix(e, "field "), " not found in type "); ok && strings.HasPrefix(e, "field ") {
+			e = fmt.Sprintf("unknown field %q (allowed here: %s)", field, allowedFields(typ))
+		}
+		errs = append(errs, &SeedError{File: p.src.Name, Line: line, Err: errors.New(e)})
+	}
+	return errors.Join(errs...)
+}
+
+func allowedFields(typ string) string {
+	switch strings.TrimPrefix(typ, "emulator.") {
+	case "rawSeed":
+		return "account, region, trustAnchors, roles, profiles"
+	case "rawAnchor":
+		return "name, id, enabled, certificateBundle, certificateBundlePem, crls"
+	case "rawRole":
+		return "name, maxSessionDuration, assumeRolePolicy, assumeRolePolicyFile, managedPolicyArns"
+	case "rawProfile":
+		return "name, id, enabled, roles, durationSeconds, acceptRoleSessionName, requireInstanceProperties, managedPolicyArns, sessionPolicy"
+	}
+	return "see docs/emulator.md"
+}
+
+// line returns the line of the node at path (mapping keys and sequence
+// indexes), or of the deepest node found on the way.
+func (p *seedParser) line(path ...any) int {
+	n := p.root
+	line := n.Line
+	for _, step := range path {
+		var next *yaml.Node
+		switch s := step.(type) {
+		case string:
+			if n.Kind == yaml.MappingNode {
+				for i := 0; i+1 < len(n.Content); i += 2 {
+					if n.Content[i].Value == s {
+						next = n.Content[i+1]
+					}
+				}
+			}
+		case int:
+			if n.Kind == yaml.SequenceNode && s < len(n.Content) {
+				next = n.Content[s]
+			}
+		}
+		if next == nil {
+			return line
+		}
+		n, line = next, next.Line
+	}
+	return line
+}
+
+func (p *seedParser) fail(err error, path ...any) *SeedError {
+	var field strings.Builder
+	for _, step := range path {
+		switch s := step.(type) {
+		case string:
+			if field.Len() > 0 {
+				field.WriteString(".")
+			}
+			field.WriteString(s)
+		case int:
+			fmt.Fprintf(&field, "[%d]", s)
+		}
+	}
+	return &SeedError{File: p.src.Name, Line: p.line(path...), Field: field.String(), Err: err}
+}
+
+func (p *seedParser) build(raw *rawSeed) (*Seed, error) {
+	s := &Seed{Account: raw.Account, Region: raw.Region}
+	if !isDigits(raw.Account, 12) {
+		return nil, p.fail(fmt.Errorf("%q is not a 12-digit AWS account id (quote it so YAML keeps leading zeros)", raw.Account), "account")
+	}
+	if !rolesanywhere.ValidRegion(raw.Region) {
+		return nil, p.fail(fmt.Errorf("%q is not an AWS region such as us-east-1", raw.Region), "region")
+	}
+	s.Partition = partition(raw.Region)
+	if len(raw.TrustAnchors) == 0 {
+		return nil, p.fail(errors.New("at least one trust anchor is needed"), "trustAnchors")
+	}
+
+	refs := map[string]string{} // "trustAnchors.NAME.arn" -> ARN
+	ids := map[string]bool{}
+	for i, ra := range raw.TrustAnchors {
+		ta, err := p.anchor(i, ra, ids)
+		if err != nil {
+			return nil, err
+		}
+		ta.ARN = s.arn("rolesanywhere", s.Region, "trust-anchor/"+ta.ID)
+		if !addRef(refs, "trustAnchors", ta.Name, ta.ARN) {
+			return nil, p.fail(fmt.Errorf("another trust anchor is already named %q", ta.Name), "trustAnchors", i, "name")
+		}
+		s.TrustAnchors = append(s.TrustAnchors, ta)
+	}
+	for i, rr := range raw.Roles {
+		if !validRoleName(rr.Name) {
+			return nil, p.fail(fmt.Errorf("%q is not an IAM role name (1 to 64 of A-Z a-z 0-9 _+=,.@-)", rr.Name), "roles", i, "name")
+		}
+		r := &Role{Name: rr.Name, ARN: "arn:" + s.Partition + ":iam::" + s.Account + ":role/" + rr.Name, ManagedPolicyARNs: rr.ManagedPolicyArns}
+		r.ID = "AROA" + derivedID(s.Account+"/"+rr.Name, 17)
+		if !addRef(refs, "roles", r.Name, r.ARN) {
+			return nil, p.fail(fmt.Errorf("another role is already named %q", r.Name), "roles", i, "name")
+		}
+		r.MaxSessionDuration = defaultDuration
+		if rr.MaxSessionDuration != nil {
+			r.MaxSessionDuration = *rr.MaxSessionDuration
+		}
+		if r.MaxSessionDuration < minRoleDuration || r.MaxSessionDuration > maxSessionSeconds {
+			return nil, p.fail(fmt.Errorf("%d is outside IAM's range %d to %d seconds", r.MaxSessionDuration, minRoleDuration, maxSessionSeconds), "roles", i, "maxSessionDuration")
+		}
+		for j, a := range rr.ManagedPolicyArns {
+			if _, err := rolesanywhere.ParseARN(a); err != nil {
+				return nil, p.fail(fmt.Errorf("%q is not an ARN", a), "roles", i, "managedPolicyArns", j)
+			}
+		}
+		s.Roles = append(s.Roles, r)
+	}
+	for i, rp := range raw.Profiles {
+		pr, err := p.profile(i, rp, ids, s)
+		if err != nil {
+			return nil, err
+		}
+		pr.ARN = s.arn("rolesanywhere", s.Region, "profile/"+pr.ID)
+		if !addRef(refs, "profiles", pr.Name, pr.ARN) {
+			return nil, p.fail(fmt.Errorf("another profile is already named %q", pr.Name), "profiles", i, "name")
+		}
+		s.Profiles = append(s.Profiles, pr)
+	}
+	// Trust policies last: they may name any resource above.
+	for i, rr := range raw.Roles {
+		doc, field := rr.AssumeRolePolicy, "assumeRolePolicy"
+		switch {
+		case doc != "" && rr.AssumeRolePolicyFile != "":
+			return nil, p.fail(errors.New("give assumeRolePolicy or assumeRolePolicyFile, not both"), "roles", i, "assumeRolePolicyFile")
+		case rr.AssumeRolePolicyFile != "":
+			field = "assumeRolePolicyFile"
+			data, err := readLimited(p.path(rr.AssumeRolePolicyFile))
+			if err != nil {
+				return nil, p.fail(err, "roles", i, field)
+			}
+			doc = string(data)
+		case doc == "":
+			return nil, p.fail(errors.New("a role needs a trust policy: assumeRolePolicy (inline JSON) or assumeRolePolicyFile"), "roles", i)
+		}
+		doc, err := substitute(doc, refs)
+		if err != nil {
+			return nil, p.fail(err, "roles", i, field)
+		}
+		pol, err := iampolicy.Parse([]byte(doc))
+		if err != nil {
+			return nil, p.fail(fmt.Errorf("trust policy: %w", err), "roles", i, field)
+		}
+		s.Roles[i].TrustPolicy = pol
+	}
+	return s, nil
+}
+
+func (p *seedParser) anchor(i int, ra rawAnchor, ids map[string]bool) (*TrustAnchor, error) {
+	if !validResourceName(ra.Name) {
+		return nil, p.fail(fmt.Errorf("%q is not a trust anchor name (1 to 255 of A-Z a-z 0-9 space _ -)", ra.Name), "trustAnchors", i, "name")
+	}
+	ta := &TrustAnchor{Name: ra.Name, Enabled: ra.Enabled == nil || *ra.Enabled}
+	id, err := p.id(ra.ID, ids)
+	if err != nil {
+		return nil, p.fail(err, "trustAnchors", i, "id")
+	}
+	ta.ID = id
+
+	var bundle []byte
+	field := "certificateBundle"
+	switch {
+	case ra.CertificateBundle != "" && ra.CertificateBundlePem != "":
+		return nil, p.fail(errors.New("give certificateBundle (a file) or certificateBundlePem (inline PEM), not both"), "trustAnchors", i, "certificateBundlePem")
+	case ra.CertificateBundle != "":
+		bundle, err = readLimited(p.path(ra.CertificateBundle))
+		if err != nil {
+			return nil, p.fail(err, "trustAnchors", i, field)
+		}
+	case ra.CertificateBundlePem != "":
+		field = "certificateBundlePem"
+		bundle = []byte(ra.CertificateBundlePem)
+	default:
+		return nil, p.fail(errors.New("a trust anchor needs its CA certificates: certificateBundle (a PEM file) or certificateBundlePem"), "trustAnchors", i)
+	}
+	if n := len(strings.TrimSpace(string(bundle))); n > maxBundleChars {
+		return nil, p.fail(fmt.Errorf("the bundle is %d characters; AWS accepts at most %d (keep only the CA certificates the runners chain to)", n, maxBundleChars), "trustAnchors", i, field)
+	}
+	if !bytes.Contains(bundle, []byte("-----BEGIN")) {
+		return nil, p.fail(errors.New("the bundle must be PEM certificates (AWS takes x509CertificateData as PEM)"), "trustAnchors", i, field)
+	}
+	certs, err := pki.ParseCertificates(bundle)
+	if err != nil {
+		return nil, p.fail(err, "trustAnchors", i, field)
+	}
+	for j, c := range certs {
+		if !c.BasicConstraintsValid || !c.IsCA {
+			return nil, p.fail(fmt.Errorf("certificate %d (%s) is not a CA certificate (basicConstraints CA=true); a trust anchor holds the root or intermediate CA, not a leaf", j+1, c.Subject), "trustAnchors", i, field)
+		}
+		if c.KeyUsage != 0 && c.KeyUsage&x509.KeyUsageCertSign == 0 {
+			return nil, p.fail(fmt.Errorf("certificate %d (%s) lacks keyUsage keyCertSign", j+1, c.Subject), "trustAnchors", i, field)
+		}
+	}
+	ta.Certificates = certs
+
+	for j, name := range ra.CRLs {
+		data, err := readLimited(p.path(name))
+		if err != nil {
+			return nil, p.fail(err, "trustAnchors", i, "crls", j)
+		}
+		crl, err := parseCRL(data)
+		if err != nil {
+			return nil, p.fail(fmt.Errorf("%s: %w", name, err), "trustAnchors", i, "crls", j)
+		}
+		crl.Source = name
+		ta.CRLs = append(ta.CRLs, crl)
+	}
+	return ta, nil
+}
+
+func parseCRL(data []byte) (*CRL, error) {
+	der := data
+	if block, _ := pem.Decode(data); block != nil {
+		if block.Type != "X509 CRL" {
+			return nil, fmt.Errorf("PEM block is %q, want \"X509 CRL\"", block.Type)
+		}
+		der = block.Bytes
+	}
+	list, err := x509.ParseRevocationList(der)
+	if err != nil {
+		return nil, fmt.Errorf("not a CRL (PEM or DER): %w", err)
+	}
+	crl := &CRL{List: list, revoked: map[string]bool{}}
+	for _, e := range list.RevokedCertificateEntries {
+		crl.revoked[e.SerialNumber.String()] = true
+	}
+	return crl, nil
+}
+
+func (p *seedParser) profile(i int, rp rawProfile, ids map[string]bool, s *Seed) (*Profile, error) {
+	if !validResourceName(rp.Name) {
+		return nil, p.fail(fmt.Errorf("%q is not a profile name (1 to 255 of A-Z a-z 0-9 space _ -)", rp.Name), "profiles", i, "name")
+	}
+	pr := &Profile{
+		Name:                      rp.Name,
+		Enabled:                   rp.Enabled == nil || *rp.Enabled,
+		DurationSeconds:           defaultDuration,
+		AcceptRoleSessionName:     rp.AcceptRoleSessionName,
+		RequireInstanceProperties: rp.RequireInstanceProperties,
+		ManagedPolicyARNs:         rp.ManagedPolicyArns,
+		SessionPolicy:             rp.SessionPolicy,
+	}
+	id, err := p.id(rp.ID, ids)
+	if err != nil {
+		return nil, p.fail(err, "profiles", i, "id")
+	}
+	pr.ID = id
+	if rp.DurationSeconds != nil {
+		pr.DurationSeconds = *rp.DurationSeconds
+	}
+	if pr.DurationSeconds < minProfileDuration || pr.DurationSeconds > maxSessionSeconds {
+		return nil, p.fail(fmt.Errorf("%d is outside Roles Anywhere's range %d to %d seconds", pr.DurationSeconds, minProfileDuration, maxSessionSeconds), "profiles", i, "durationSeconds")
+	}
+	if len(rp.Roles) == 0 {
+		return nil, p.fail(errors.New("a profile needs at least one role (a role name from roles, or its ARN)"), "profiles", i, "roles")
+	}
+	for j, ref := range rp.Roles {
+		var found *Role
+		for _, r := range s.Roles {
+			if ref == r.Name || ref == r.ARN {
+				found = r
+			}
+		}
+		if found == nil {
+			var names []string
+			for _, r := range s.Roles {
+				names = append(names, r.Name)
+			}
+			return nil, p.fail(fmt.Errorf("no role %q in this seed (roles: %s)", ref, strings.Join(names, ", ")), "profiles", i, "roles", j)
+		}
+		if !slices.Contains(pr.RoleARNs, found.ARN) {
+			pr.RoleARNs = append(pr.RoleARNs, found.ARN)
+		}
+	}
+	for j, a := range rp.ManagedPolicyArns {
+		if _, err := rolesanywhere.ParseARN(a); err != nil {
+			return nil, p.fail(fmt.Errorf("%q is not an ARN", a), "profiles", i, "managedPolicyArns", j)
+		}
+	}
+	if rp.SessionPolicy != "" {
+		if _, err := iampolicy.Parse([]byte(rp.SessionPolicy)); err != nil {
+			return nil, p.fail(err, "profiles", i, "sessionPolicy")
+		}
+	}
+	return pr, nil
+}
+
+// id validates a given id or makes a random (version 4) UUID.
+func (p *seedParser) id(given string, seen map[string]bool) (string, error) {
+	if given == "" {
+		var b [16]byte
+		if _, err := io.ReadFull(p.src.Rand, b[:]); err != nil {
+			return "", fmt.Errorf("generating an id: %w", err)
+		}
+		b[6] = b[6]&0x0f | 0x40
+		b[8] = b[8]&0x3f | 0x80
+		given = fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+	}
+	if !isUUID(given) {
+		return "", fmt.Errorf("%q is not a UUID like 3f7c1a0e-0000-4000-8000-000000000001 (AWS ids are 36-character UUIDs)", given)
+	}
+	if seen[given] {
+		return "", fmt.Errorf("id %s is used twice", given)
+	}
+	seen[given] = true
+	return given, nil
+}
+
+func (p *seedParser) path(name string) string {
+	if filepath.IsAbs(name) || p.src.Dir == "" {
+		return name
+	}
+	return filepath.Join(p.src.Dir, name)
+}
+
+func (s *Seed) arn(service, region, resource string) string {
+	return "arn:" + s.Partition + ":" + service + ":" + region + ":" + s.Account + ":" + resource
+}
+
+func addRef(refs map[string]string, kind, name, arn string) bool {
+	k := kind + "." + name + ".arn"
+	if _, dup := refs[k]; dup {
+		return false
+	}
+	refs[k] = arn
+	return true
+}
+
+// substitute replaces ${trustAnchors.NAME.arn}, ${profiles.NAME.arn} and
+// ${roles.NAME.arn}; every other ${...} (IAM policy variables such as
+// ${aws:username}) is left for the policy evaluator.
+func substitute(doc string, refs map[string]string) (string, error) {
+	var b strings.Builder
+	for {
+		i := strings.Index(doc, "${")
+		if i < 0 {
+			b.WriteString(doc)
+			return b.String(), nil
+		}
+		end := strings.IndexByte(doc[i:], '}')
+		if end < 0 {
+			b.WriteString(doc)
+			return b.String(), nil
+		}
+		ref := doc[i+2 : i+end]
+		b.WriteString(doc[:i])
+		kind, _, _ := strings.Cut(ref, ".")
+		switch kind {
+		case "trustAnchors", "profiles", "roles":
+			arn, ok := refs[ref]
+			if !ok {
+				return "", fmt.Errorf("${%s} names nothing in this seed (write ${%s.NAME.arn} with NAME from %s)", ref, kind, kind)
+			}
+			b.WriteString(arn)
+		default:
+			b.WriteString(doc[i : i+end+1])
+		}
+		doc = doc[i+end+1:]
+	}
+}
+
+func partition(region string) string {
+	switch {
+	case strings.HasPrefix(region, "cn-"):
+		return "aws-cn"
+	case strings.HasPrefix(region, "us-gov-"):
+		return "aws-us-gov"
+	}
+	return "aws"
+}
+
+// derivedID makes a stable upper-case id of n characters from seed, for
+// ids AWS assigns (role ids) that must not change between runs.
+func derivedID(seed string, n int) string {
+	sum := sha256.Sum256([]byte(seed))
+	return base32.StdEncoding.EncodeToString(sum[:])[:n]
+}
+
+func isDigits(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func isUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func validResourceName(s string) bool {
+	if len(s) == 0 || len(s) > 255 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == ' ' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func validRoleName(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("_+=,.@-", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
