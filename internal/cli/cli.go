@@ -96,6 +96,7 @@ it (--role-arn is KEYLESS_ROLE_ARN); a flag on the command line wins.`,
 		newCredentialProcessCommand(s),
 		newSignStringCommand(s),
 		newReadCertificateDataCommand(s),
+		newEmulatorCommand(s),
 	)
 	return root
 }

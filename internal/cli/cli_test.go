@@ -3,15 +3,22 @@ package cli_test
 import (
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/pem"
 	"flag"
 	"fmt"
+	"maps"
+	"math/big"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -48,6 +55,9 @@ func TestScripts(t *testing.T) {
 			"fakeaws":  cmdFakeAWS,
 			"filemode": cmdFileMode,
 			"countdir": cmdCountDir,
+			"waitfile": cmdWaitFile,
+			"outputs":  cmdOutputs,
+			"gentls":   cmdGenTLS,
 		},
 	})
 }
@@ -103,7 +113,7 @@ func state(ts *testscript.TestScript) *scriptState {
 //	genpki [-key p256|p384|rsa2048|...] [-format F] [-password PW] [-expired] [-ca] [-untrusted] NAME
 //
 // It writes NAME.crt (the leaf), NAME.chain.crt (leaf then intermediate),
-// int.crt (the intermediate) and the key as NAME.key in format F: pkcs8
+// int.crt (the intermediate), root.crt (the trusted root) and the key as NAME.key in format F: pkcs8
 // (default), pkcs1, sec1, der, enc-pbkdf2-sha256, enc-pbkdf2-sha1,
 // enc-scrypt; or, for p12, p12-legacy and p12-nopass, NAME.p12 holding key,
 // leaf and intermediate.
@@ -119,6 +129,7 @@ func cmdGenPKI(ts *testscript.TestScript, neg bool, args []string) {
 	isCA := fs.Bool("ca", false, "issue a CA certificate")
 	untrusted := fs.Bool("untrusted", false, "issue from a CA the endpoint does not trust")
 	noDS := fs.Bool("no-digital-signature", false, "leave digitalSignature out of keyUsage")
+	cn := fs.String("cn", "", "subject common name (default gitlab-runner)")
 	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
 		ts.Fatalf("usage: genpki [flags] NAME")
 	}
@@ -129,7 +140,7 @@ func cmdGenPKI(ts *testscript.TestScript, neg bool, args []string) {
 		issuer = pkitest.NewRoot(ts, "untrusted-root").Intermediate(ts, "untrusted-int")
 	}
 	key := pkitest.Key(ts, *kind)
-	opts := pkitest.LeafOptions{Key: key, IsCA: *isCA}
+	opts := pkitest.LeafOptions{Key: key, IsCA: *isCA, CommonName: *cn}
 	if *expired {
 		opts.NotBefore = time.Now().Add(-48 * time.Hour)
 		opts.NotAfter = time.Now().Add(-24 * time.Hour)
@@ -149,6 +160,7 @@ func cmdGenPKI(ts *testscript.TestScript, neg bool, args []string) {
 	write(name+".crt", pki.EncodeCertificates(leaf))
 	write(name+".chain.crt", pki.EncodeCertificates(leaf, issuer.Cert))
 	write("int.crt", pki.EncodeCertificates(issuer.Cert))
+	write("root.crt", pki.EncodeCertificates(st.root.Cert))
 	p8, err := x509.MarshalPKCS8PrivateKey(key)
 	ts.Check(err)
 	block := func(typ string, der []byte) []byte { return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}) }
@@ -275,4 +287,75 @@ func cmdCountDir(ts *testscript.TestScript, neg bool, args []string) {
 	if (len(matches) == want) == neg {
 		ts.Fatalf("%s holds %d entries, want %d", args[1], len(matches), want)
 	}
+}
+
+// cmdWaitFile waits (up to 30 s) until a file exists and is not empty:
+// waitfile PATH. Background commands announce readiness by writing one.
+func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: waitfile PATH")
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if info, err := os.Stat(ts.MkAbs(args[0])); err == nil && info.Size() > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("%s did not appear within 30s", args[0])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// cmdOutputs reads the emulator's --outputs file and sets EMU_ENDPOINT,
+// EMU_TA, EMU_PROFILE and EMU_ROLE (the first resource of each kind, by
+// name): outputs FILE.
+func cmdOutputs(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: outputs FILE")
+	}
+	var out struct {
+		Endpoint                      string
+		TrustAnchors, Profiles, Roles map[string]string
+	}
+	ts.Check(json.Unmarshal([]byte(ts.ReadFile(args[0])), &out))
+	firstOf := func(m map[string]string) string {
+		keys := slices.Sorted(maps.Keys(m))
+		if len(keys) == 0 {
+			ts.Fatalf("outputs: an empty map in %s", args[0])
+		}
+		return m[keys[0]]
+	}
+	ts.Setenv("EMU_ENDPOINT", out.Endpoint)
+	ts.Setenv("EMU_TA", firstOf(out.TrustAnchors))
+	ts.Setenv("EMU_PROFILE", firstOf(out.Profiles))
+	ts.Setenv("EMU_ROLE", firstOf(out.Roles))
+}
+
+// cmdGenTLS writes a TLS server certificate for 127.0.0.1 and localhost
+// as NAME.crt and NAME.key, and its CA as NAME-ca.crt: gentls NAME.
+func cmdGenTLS(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: gentls NAME")
+	}
+	ca := pkitest.NewRoot(ts, "tls-root")
+	key := pkitest.Key(ts, "p256#tls")
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: "localhost"},
+		NotBefore:    time.Now().Add(-time.Minute),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:     []string{"localhost"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
+	ts.Check(err)
+	p8, err := x509.MarshalPKCS8PrivateKey(key)
+	ts.Check(err)
+	name := args[0]
+	ts.Check(os.WriteFile(ts.MkAbs(name+".crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
+	ts.Check(os.WriteFile(ts.MkAbs(name+".key"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: p8}), 0o600))
+	ts.Check(os.WriteFile(ts.MkAbs(name+"-ca.crt"), pki.EncodeCertificates(ca.Cert), 0o600))
 }

@@ -19,6 +19,12 @@ func newLogger(w io.Writer, debug bool) *slog.Logger {
 	if debug {
 		level = slog.LevelDebug
 	}
+	return newLoggerAt(w, level)
+}
+
+// newLoggerAt is newLogger for long-running commands that also report
+// what they do (Info lines, written without a level word).
+func newLoggerAt(w io.Writer, level slog.Level) *slog.Logger {
 	return slog.New(&lineHandler{w: w, level: level, mu: &sync.Mutex{}})
 }
 

@@ -1,0 +1,163 @@
+package cli
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keyless-dev/keyless/internal/atomicfile"
+	"github.com/keyless-dev/keyless/internal/emulator"
+)
+
+func newEmulatorCommand(s streams) *cobra.Command {
+	var (
+		configPath, listen, outputs string
+		tlsCert, tlsKey             string
+		quiet                       bool
+	)
+	cmd := &cobra.Command{
+		Use:   "emulator --config emulator.yaml",
+		Short: "Serve a local IAM Roles Anywhere + STS endpoint that verifies what AWS verifies",
+		Long: `Serve CreateSession (POST /sessions), STS GetCallerIdentity (POST /) and
+GET /health from in-memory state seeded from a YAML file, so a whole Roles
+Anywhere setup runs and is tested offline.
+
+Every CreateSession is checked as AWS checks it: the SigV4-X509 signature,
+the leaf certificate (v3, CA=false, digitalSignature, SHA-256+, RSA 2048+ or
+ECDSA P-256/P-384, valid now), its chain to the trust anchor's bundle, the
+anchor's CRLs, anchor and profile enabled, the role in the profile, the
+role's trust policy, the duration and the session name. A refusal carries
+AWS's status and error code, and says which rule failed, in the response
+and in the log.
+
+It serves plain HTTP on loopback only; give --tls-cert and --tls-key to
+serve HTTPS, which may listen on any address. Credentials it issues are
+random and accepted only by this process's STS, until they expire.
+
+The seed file's format is in docs/emulator.md.`,
+		Example: `  keyless emulator --config emulator.yaml --listen 127.0.0.1:8443 --outputs outputs.json
+
+  # then, in another shell:
+  keyless credential-process --endpoint http://127.0.0.1:8443 \
+    --trust-anchor-arn "$(jq -r '.trustAnchors["gitlab-runner-ca"]' outputs.json)" ...
+  aws sts get-caller-identity --endpoint-url http://127.0.0.1:8443`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if configPath == "" {
+				return usageErrorf("--config is required: the seed file with the account, trust anchors, roles and profiles")
+			}
+			if (tlsCert == "") != (tlsKey == "") {
+				return usageErrorf("--tls-cert and --tls-key go together")
+			}
+			seed, err := emulator.LoadSeed(configPath)
+			if err != nil {
+				return withHint(err, "the seed format is in docs/emulator.md; field names follow the AWS API (trustAnchors, roles, profiles)")
+			}
+			var tlsConfig *tls.Config
+			if tlsCert != "" {
+				pair, err := tls.LoadX509KeyPair(tlsCert, tlsKey)
+				if err != nil {
+					return fmt.Errorf("--tls-cert %s / --tls-key %s: %w", tlsCert, tlsKey, err)
+				}
+				tlsConfig = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+			}
+			host, _, err := net.SplitHostPort(listen)
+			if err != nil {
+				return usageErrorf("--listen %q: %v (want HOST:PORT such as 127.0.0.1:8443)", listen, err)
+			}
+			if tlsConfig == nil && !isLoopbackHost(host) {
+				return withHint(&usageError{err: fmt.Errorf("--listen %s: plain HTTP is served on loopback only", listen)},
+					"listen on 127.0.0.1, or give --tls-cert and --tls-key to serve HTTPS on other addresses")
+			}
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return fmt.Errorf("--listen %s: %w", listen, err)
+			}
+			scheme := "http"
+			if tlsConfig != nil {
+				scheme = "https"
+				ln = tls.NewListener(ln, tlsConfig)
+			}
+			endpoint := scheme + "://" + ln.Addr().String()
+
+			level := slog.LevelInfo
+			if quiet {
+				level = slog.LevelWarn
+			}
+			logger := newLoggerAt(s.err, level)
+			emu := emulator.New(emulator.Config{Seed: seed, Logger: logger})
+
+			fmt.Fprintf(s.out, "keyless emulator: serving %s for account %s in %s\n", endpoint, seed.Account, seed.Region)
+			fmt.Fprint(s.out, seed.Summary())
+			if outputs != "" {
+				data, err := json.MarshalIndent(seed.Outputs(endpoint), "", "  ")
+				if err != nil {
+					ln.Close()
+					return err
+				}
+				// ARNs are not secret; scripts running as another user may
+				// read them.
+				if err := atomicfile.WriteFile(outputs, append(data, '\n'), 0o644); err != nil {
+					ln.Close()
+					return fmt.Errorf("--outputs %s: %w", outputs, err)
+				}
+			}
+			return serveUntilSignal(cmd.Context(), ln, emu, logger)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&configPath, "config", "", "seed `file` (YAML): account, region, trustAnchors, roles, profiles")
+	f.StringVar(&listen, "listen", "127.0.0.1:8443", "`address` to serve on; port 0 picks a free port")
+	f.StringVar(&outputs, "outputs", "", "write the endpoint and every resource's ARN to this JSON `file` once serving")
+	f.StringVar(&tlsCert, "tls-cert", "", "serve HTTPS with this certificate `file` (PEM, with its chain)")
+	f.StringVar(&tlsKey, "tls-key", "", "private key `file` for --tls-cert")
+	f.BoolVar(&quiet, "quiet", false, "log only refusals, not every session")
+	return cmd
+}
+
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// serveUntilSignal serves h on ln until SIGINT or SIGTERM, then lets
+// requests in flight finish (for up to 10 seconds).
+func serveUntilSignal(ctx context.Context, ln net.Listener, h http.Handler, logger *slog.Logger) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := srv.Shutdown(shutdownCtx)
+	if serveErr := <-done; !errors.Is(serveErr, http.ErrServerClosed) && err == nil {
+		err = serveErr
+	}
+	return err
+}
