@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyless-dev/keyless/internal/emulator/emulatortest"
 	"github.com/keyless-dev/keyless/internal/pki"
 	"github.com/keyless-dev/keyless/internal/pki/pkitest"
 	"github.com/keyless-dev/keyless/internal/rolesanywhere/rolesanywheretest"
@@ -46,12 +47,16 @@ func awsV2(t *testing.T) string {
 type setup struct {
 	aws, dir string
 	env      []string
-	srv      *rolesanywheretest.Server
+	srv      *rolesanywheretest.Server // the fake endpoint, unless emulated
+	emu      *emulatortest.Server      // the emulator, when emulated
 }
 
-func newSetup(t *testing.T) *setup {
+// newSetup builds keyless and writes an AWS CLI config whose profile
+// "keyless" runs keyless credential-process against a loopback endpoint:
+// the fake endpoint (which counts sessions), or with emulated the
+// emulator, whose STS the CLI can call too.
+func newSetup(t *testing.T, aws string, emulated bool) *setup {
 	t.Helper()
-	aws := awsV2(t)
 	dir := t.TempDir()
 	keyless := filepath.Join(dir, "keyless")
 	build := exec.Command("go", "build", "-o", keyless, "github.com/keyless-dev/keyless/cmd/keyless")
@@ -71,13 +76,21 @@ func newSetup(t *testing.T) *setup {
 	cert := pkitest.WriteFile(t, dir, "runner.crt", pki.EncodeCertificates(leaf, inter.Cert))
 	keyFile := pkitest.WriteFile(t, dir, "runner.key", keyPEM)
 
-	srv := rolesanywheretest.NewServer()
-	t.Cleanup(srv.Close)
-	srv.Roots = x509Pool(root)
-	srv.Region = "us-east-1"
+	s := &setup{aws: aws, dir: dir}
+	endpoint, ta, prof, role := "", taARN, profARN, roleARN
+	if emulated {
+		s.emu = emulatortest.New(t, nil, root.Cert)
+		endpoint, ta, prof, role = s.emu.URL, s.emu.TrustAnchorARN, s.emu.ProfileARN, s.emu.RoleARN
+	} else {
+		s.srv = rolesanywheretest.NewServer()
+		t.Cleanup(s.srv.Close)
+		s.srv.Roots = x509Pool(root)
+		s.srv.Region = "us-east-1"
+		endpoint = s.srv.URL
+	}
 
 	config := fmt.Sprintf("[profile keyless]\nregion = us-east-1\ncredential_process = %s credential-process --certificate %s --private-key %s --trust-anchor-arn %s --profile-arn %s --role-arn %s --endpoint %s\n",
-		keyless, cert, keyFile, taARN, profARN, roleARN, srv.URL)
+		keyless, cert, keyFile, ta, prof, role, endpoint)
 	configFile := pkitest.WriteFile(t, dir, "config", []byte(config))
 	credentialsFile := pkitest.WriteFile(t, dir, "credentials", nil)
 	home := filepath.Join(dir, "home")
@@ -92,13 +105,19 @@ func newSetup(t *testing.T) *setup {
 	env = append(env, "HOME="+home, "XDG_CACHE_HOME="+filepath.Join(dir, "cache"),
 		"AWS_CONFIG_FILE="+configFile, "AWS_SHARED_CREDENTIALS_FILE="+credentialsFile,
 		"AWS_EC2_METADATA_DISABLED=true", "AWS_PAGER=")
-	return &setup{aws: aws, dir: dir, env: env, srv: srv}
+	s.env = env
+	return s
 }
 
 func (s *setup) run(t *testing.T, args ...string) []byte {
 	t.Helper()
+	return s.runEnv(t, nil, args...)
+}
+
+func (s *setup) runEnv(t *testing.T, extraEnv []string, args ...string) []byte {
+	t.Helper()
 	cmd := exec.Command(s.aws, args...)
-	cmd.Env = s.env
+	cmd.Env = append(append([]string(nil), s.env...), extraEnv...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -120,7 +139,7 @@ type processCreds struct {
 // every command; with keyless's cache, 100 consecutive commands cost one
 // CreateSession and all see the same credentials.
 func TestHundredCommandsOneSession(t *testing.T) {
-	s := newSetup(t)
+	s := newSetup(t, awsV2(t), false)
 	var first processCreds
 	for i := 0; i < 100; i++ {
 		out := s.run(t, "configure", "export-credentials", "--profile", "keyless", "--format", "process")
@@ -153,7 +172,7 @@ func TestHundredCommandsOneSession(t *testing.T) {
 // credential_process a second time within the same command for them), so
 // keyless never serves them from its cache: every run fetches.
 func TestShortCredentialsAreRefetched(t *testing.T) {
-	s := newSetup(t)
+	s := newSetup(t, awsV2(t), false)
 	s.srv.SetLifetime(14 * time.Minute)
 	for i := 0; i < 3; i++ {
 		s.run(t, "configure", "export-credentials", "--profile", "keyless")
