@@ -34,8 +34,8 @@ GET /health from in-memory state seeded from a YAML file, so a whole Roles
 Anywhere setup runs and is tested offline.
 
 Every CreateSession is checked as AWS checks it: the SigV4-X509 signature,
-the leaf certificate (v3, CA=false, digitalSignature, SHA-256+, RSA 2048+ or
-ECDSA P-256/P-384, valid now), its chain to the trust anchor's bundle, the
+the leaf certificate (v3, CA=false, digitalSignature, SHA-256+, RSA 2048-4096
+or ECDSA P-256/P-384, valid now), its chain to the trust anchor's bundle, the
 anchor's CRLs, anchor and profile enabled, the role in the profile, the
 role's trust policy, the duration and the session name. A refusal carries
 AWS's status and error code, and says which rule failed, in the response
@@ -96,6 +96,9 @@ The seed file's format is in docs/emulator.md.`,
 				level = slog.LevelWarn
 			}
 			logger := newLoggerAt(s.err, level)
+			for _, w := range seed.Warnings {
+				logger.Warn(w)
+			}
 			emu := emulator.New(emulator.Config{Seed: seed, Logger: logger})
 
 			fmt.Fprintf(s.out, "keyless emulator: serving %s for account %s in %s\n", endpoint, seed.Account, seed.Region)

@@ -64,9 +64,10 @@ type Emulator struct {
 	profilesByARN map[string]*Profile
 	rolesByARN    map[string]*Role
 
-	creds *credentialStore
+	creds  *credentialStore
+	chains chainCache
 	// crlChecks caches CRL signature checks by CRL and issuer; see
-	// revokedBy.
+	// crlSignedBy.
 	crlChecks sync.Map
 }
 
@@ -117,6 +118,12 @@ func (e *Emulator) Seed() *Seed { return e.seed }
 // ActiveCredentials returns how many issued credentials are remembered.
 func (e *Emulator) ActiveCredentials() int {
 	return e.creds.len(e.now())
+}
+
+// Known reports whether the emulator remembers credentials with this
+// access key id (expired ones included, until they are dropped).
+func (e *Emulator) Known(accessKeyID string) bool {
+	return e.creds.get(accessKeyID) != nil
 }
 
 // maxBody caps request bodies: CreateSession and STS bodies are tiny.

@@ -42,6 +42,7 @@ type setup struct {
 	revoked                          []*big.Int
 	bundleIntermediate               bool      // bundle holds the intermediate instead of the root
 	log                              io.Writer // default: a buffer shown when the test fails
+	maxCredentials                   int
 }
 
 // env is an emulator behind httptest with a CA the trust anchor
@@ -152,9 +153,10 @@ profiles:
 		logTo = s.log
 	}
 	e.emu = emulator.New(emulator.Config{
-		Seed:   parsed,
-		Now:    e.now,
-		Logger: slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		Seed:           parsed,
+		Now:            e.now,
+		MaxCredentials: s.maxCredentials,
+		Logger:         slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	})
 	e.srv = httptest.NewServer(e.emu)
 	t.Cleanup(e.srv.Close)

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"go.yaml.in/yaml/v3"
 
@@ -48,6 +49,9 @@ type Seed struct {
 	TrustAnchors []*TrustAnchor
 	Roles        []*Role
 	Profiles     []*Profile
+	// Warnings are things that load but may not do what the author
+	// meant; the emulator command prints them at start.
+	Warnings []string
 }
 
 // TrustAnchor is a Roles Anywhere trust anchor with a CERTIFICATE_BUNDLE
@@ -57,6 +61,21 @@ type TrustAnchor struct {
 	Enabled       bool
 	Certificates  []*x509.Certificate
 	CRLs          []*CRL
+
+	rootsOnce sync.Once
+	roots     *x509.CertPool
+}
+
+// pool returns the bundle as a certificate pool, built once. Never nil:
+// a nil pool would make x509 verification trust the system's CAs.
+func (ta *TrustAnchor) pool() *x509.CertPool {
+	ta.rootsOnce.Do(func() {
+		ta.roots = x509.NewCertPool()
+		for _, c := range ta.Certificates {
+			ta.roots.AddCert(c)
+		}
+	})
+	return ta.roots
 }
 
 // CRL is a certificate revocation list imported for a trust anchor.
@@ -219,8 +238,9 @@ func ParseSeed(data []byte, src SeedSource) (*Seed, error) {
 }
 
 type seedParser struct {
-	src  SeedSource
-	root *yaml.Node
+	src      SeedSource
+	root     *yaml.Node
+	warnings []string
 }
 
 // yamlError turns go-yaml's errors into SeedErrors with the file name,
@@ -400,6 +420,7 @@ func (p *seedParser) build(raw *rawSeed) (*Seed, error) {
 		}
 		s.Roles[i].TrustPolicy = pol
 	}
+	s.Warnings = p.warnings
 	return s, nil
 }
 
@@ -460,9 +481,30 @@ func (p *seedParser) anchor(i int, ra rawAnchor, ids map[string]bool) (*TrustAnc
 			return nil, p.fail(fmt.Errorf("%s: %w", name, err), "trustAnchors", i, "crls", j)
 		}
 		crl.Source = name
+		if err := p.checkCRLIssuer(crl, certs); err != nil {
+			return nil, p.fail(fmt.Errorf("%s: %w", name, err), "trustAnchors", i, "crls", j)
+		}
 		ta.CRLs = append(ta.CRLs, crl)
 	}
 	return ta, nil
+}
+
+// checkCRLIssuer refuses a CRL whose issuer is in the bundle but whose
+// signature does not verify with it: a revocation list that would never
+// be applied must not look as if it were. A CRL from a CA outside the
+// bundle (an intermediate the runners send) can only be checked per
+// request, against the issuer in the chain; that is worth a warning.
+func (p *seedParser) checkCRLIssuer(crl *CRL, bundle []*x509.Certificate) error {
+	for _, c := range bundle {
+		if bytes.Equal(c.RawSubject, crl.List.RawIssuer) {
+			if err := crl.List.CheckSignatureFrom(c); err != nil {
+				return fmt.Errorf("issued by %q, but its signature does not verify with that certificate of the bundle: %w", c.Subject.String(), err)
+			}
+			return nil
+		}
+	}
+	p.warnings = append(p.warnings, fmt.Sprintf("%s: CRL %s is issued by %q, which is not in the bundle; it applies to certificates that CA issued, and its signature is checked against the CA certificate in each request's chain", p.src.Name, crl.Source, crl.List.Issuer.String()))
+	return nil
 }
 
 func parseCRL(data []byte) (*CRL, error) {

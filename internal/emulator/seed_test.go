@@ -157,3 +157,26 @@ func TestLoadSeedEmpty(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestParseSeedCRLIssuer(t *testing.T) {
+	dir := seedDir(t) // bundle: seed-root
+	impostor := pkitest.NewRootWithKey(t, "seed-root", pkitest.Key(t, "p256#impostor"))
+	writeFile(t, filepath.Join(dir, "certs", "forged.crl"), string(impostor.CRL(t)))
+	doc := strings.Replace(goodSeed, "crls: [certs/ca.crl]", "crls: [certs/forged.crl]", 1)
+	_, err := emulator.ParseSeed([]byte(doc), emulator.SeedSource{Name: "emulator.yaml", Dir: dir})
+	if err == nil || !strings.Contains(err.Error(), `emulator.yaml:8: trustAnchors[0].crls[0]: certs/forged.crl: issued by "CN=seed-root,O=keyless tests", but its signature does not verify`) {
+		t.Fatalf("got %v, want a refusal of the CRL whose signature does not verify", err)
+	}
+
+	// A CRL of a CA outside the bundle loads, with a warning.
+	inter := pkitest.NewRoot(t, "seed-root-2").Intermediate(t, "seed-int")
+	writeFile(t, filepath.Join(dir, "certs", "int.crl"), string(inter.CRL(t)))
+	doc = strings.Replace(goodSeed, "crls: [certs/ca.crl]", "crls: [certs/ca.crl, certs/int.crl]", 1)
+	s, err := emulator.ParseSeed([]byte(doc), emulator.SeedSource{Name: "emulator.yaml", Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Warnings) != 1 || !strings.Contains(s.Warnings[0], `CRL certs/int.crl is issued by "CN=seed-int,O=keyless tests", which is not in the bundle`) {
+		t.Errorf("warnings: %q", s.Warnings)
+	}
+}

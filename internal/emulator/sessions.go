@@ -7,6 +7,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
@@ -27,6 +29,9 @@ import (
 const (
 	minRequestDuration = 900
 	maxRequestDuration = 43200
+	// maxIntermediates bounds the chain work one request can cause; real
+	// PKIs have one or two intermediates (AWS does not publish its limit).
+	maxIntermediates = 10
 )
 
 // rolesAnywherePrincipal is the service principal a role's trust policy
@@ -46,14 +51,56 @@ type sessionRequest struct {
 	InstanceProperties                  map[string]string
 }
 
+// sessionBody is the JSON body. Keys match exactly, as in AWS's JSON
+// protocol (encoding/json alone would also accept "RoleSessionName"), and
+// unknown keys are ignored.
 type sessionBody struct {
-	DurationSeconds    *int              `json:"durationSeconds"`
-	RoleSessionName    *string           `json:"roleSessionName"`
-	SessionName        *string           `json:"sessionName"`
-	InstanceProperties map[string]string `json:"instanceProperties"`
-	ProfileArn         *string           `json:"profileArn"`
-	RoleArn            *string           `json:"roleArn"`
-	TrustAnchorArn     *string           `json:"trustAnchorArn"`
+	DurationSeconds    *int
+	RoleSessionName    *string
+	SessionName        *string
+	InstanceProperties map[string]string
+	ProfileArn         *string
+	RoleArn            *string
+	TrustAnchorArn     *string
+}
+
+func decodeSessionBody(body []byte) (*sessionBody, *apiError) {
+	serialization := func(format string, args ...any) *apiError {
+		return &apiError{status: http.StatusBadRequest, code: "SerializationException", message: "The request body is not valid JSON", rule: fmt.Sprintf(format, args...)}
+	}
+	var b sessionBody
+	if len(bytes.TrimSpace(body)) == 0 {
+		return &b, nil
+	}
+	var fields map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&fields); err != nil {
+		return nil, serialization("%s", truncate(err.Error()))
+	}
+	if dec.More() {
+		return nil, serialization("data after the JSON object")
+	}
+	for _, f := range []struct {
+		name string
+		dst  any
+	}{
+		{"durationSeconds", &b.DurationSeconds},
+		{"roleSessionName", &b.RoleSessionName},
+		{"sessionName", &b.SessionName},
+		{"instanceProperties", &b.InstanceProperties},
+		{"profileArn", &b.ProfileArn},
+		{"roleArn", &b.RoleArn},
+		{"trustAnchorArn", &b.TrustAnchorArn},
+	} {
+		raw, ok := fields[f.name]
+		if !ok {
+			continue
+		}
+		if err := json.Unmarshal(raw, f.dst); err != nil {
+			return nil, serialization("%s: %s", f.name, truncate(err.Error()))
+		}
+	}
+	return &b, nil
 }
 
 func validationError(format string, args ...any) *apiError {
@@ -65,15 +112,9 @@ func validationError(format string, args ...any) *apiError {
 // the optional body fields, validating each against the API's
 // constraints.
 func parseSessionRequest(rawQuery string, body []byte) (*sessionRequest, *apiError) {
-	var b sessionBody
-	if len(bytes.TrimSpace(body)) > 0 {
-		dec := json.NewDecoder(bytes.NewReader(body))
-		if err := dec.Decode(&b); err != nil {
-			return nil, &apiError{status: http.StatusBadRequest, code: "SerializationException", message: "The request body is not valid JSON", rule: truncate(err.Error())}
-		}
-		if dec.More() {
-			return nil, &apiError{status: http.StatusBadRequest, code: "SerializationException", message: "The request body is not valid JSON", rule: "data after the JSON object"}
-		}
+	b, fail := decodeSessionBody(body)
+	if fail != nil {
+		return nil, fail
 	}
 	query, err := parseQuery(rawQuery)
 	if err != nil {
@@ -253,6 +294,9 @@ func (e *Emulator) handleSession(r *http.Request, body []byte, now time.Time) (*
 	if err != nil {
 		return nil, signatureError(err)
 	}
+	if len(v.Intermediates) > maxIntermediates {
+		return nil, validationError("X-Amz-X509-Chain holds %d certificates; at most %d are accepted", len(v.Intermediates), maxIntermediates)
+	}
 	leaf := v.Certificate
 	if err := pki.CheckLeaf(leaf, now); err != nil {
 		return nil, accessDenied(untrusted, "leaf certificate serial %s: %v", leaf.SerialNumber, err)
@@ -343,6 +387,10 @@ func signatureError(err error) *apiError {
 		return &apiError{status: http.StatusBadRequest, code: "ValidationException", message: "Invalid request", rule: err.Error()}
 	case errors.Is(err, sigv4x509.ErrClockSkew):
 		return accessDenied("Signature expired", "%v", err)
+	case errors.Is(err, sigv4x509.ErrScope) && strings.Contains(err.Error(), "scope date"):
+		return accessDenied("Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP", "%v", err)
+	case errors.Is(err, sigv4x509.ErrScope) && strings.Contains(err.Error(), "scope service"):
+		return accessDenied("Credential should be scoped to correct service: 'rolesanywhere'.", "%v", err)
 	case errors.Is(err, sigv4x509.ErrScope):
 		return accessDenied("Credential should be scoped to a valid region", "%v", err)
 	default:
@@ -354,8 +402,13 @@ func signatureError(err error) *apiError {
 // intermediates, to a certificate of ta's bundle, and explains the
 // common ways it does not.
 func (e *Emulator) verifyChain(ta *TrustAnchor, leaf *x509.Certificate, intermediates []*x509.Certificate, now time.Time) ([]*x509.Certificate, *apiError) {
+	key := chainCacheKey(ta, leaf, intermediates)
+	if chain, ok := e.chains.get(key, now); ok {
+		return chain, nil
+	}
 	chain, err := verifyWith(ta, leaf, intermediates, now)
 	if err == nil {
+		e.chains.put(key, chain)
 		return chain, nil
 	}
 	for _, other := range e.seed.TrustAnchors {
@@ -376,10 +429,7 @@ func (e *Emulator) verifyChain(ta *TrustAnchor, leaf *x509.Certificate, intermed
 }
 
 func verifyWith(ta *TrustAnchor, leaf *x509.Certificate, intermediates []*x509.Certificate, now time.Time) ([]*x509.Certificate, error) {
-	roots := x509.NewCertPool()
-	for _, c := range ta.Certificates {
-		roots.AddCert(c)
-	}
+	roots := ta.pool()
 	inter := x509.NewCertPool()
 	for _, c := range intermediates {
 		inter.AddCert(c)
@@ -395,6 +445,71 @@ func verifyWith(ta *TrustAnchor, leaf *x509.Certificate, intermediates []*x509.C
 		return nil, err
 	}
 	return chains[0], nil
+}
+
+// chainCache remembers chains that verified, so a runner presenting the
+// same certificate for every session costs one signature check, not
+// three. An entry is used only while every certificate of its chain is
+// valid, which is what x509 verification checks beyond the signatures
+// (the roots do not change while the emulator runs). Revocation is not
+// cached: it is checked on every request.
+type chainCache struct {
+	mu      sync.Mutex
+	entries map[[32]byte]cachedChain
+}
+
+type cachedChain struct {
+	chain               []*x509.Certificate
+	notBefore, notAfter time.Time
+}
+
+// maxCachedChains bounds the cache; when full it starts over.
+const maxCachedChains = 4096
+
+func chainCacheKey(ta *TrustAnchor, leaf *x509.Certificate, intermediates []*x509.Certificate) [32]byte {
+	h := sha256.New()
+	var n [8]byte
+	write := func(b []byte) {
+		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+		h.Write(n[:])
+		h.Write(b)
+	}
+	write([]byte(ta.ARN))
+	write(leaf.Raw)
+	for _, c := range intermediates {
+		write(c.Raw)
+	}
+	var key [32]byte
+	h.Sum(key[:0])
+	return key
+}
+
+func (c *chainCache) get(key [32]byte, now time.Time) ([]*x509.Certificate, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[key]
+	if !ok || now.Before(e.notBefore) || now.After(e.notAfter) {
+		return nil, false
+	}
+	return e.chain, true
+}
+
+func (c *chainCache) put(key [32]byte, chain []*x509.Certificate) {
+	e := cachedChain{chain: chain}
+	for i, cert := range chain {
+		if i == 0 || cert.NotBefore.After(e.notBefore) {
+			e.notBefore = cert.NotBefore
+		}
+		if i == 0 || cert.NotAfter.Before(e.notAfter) {
+			e.notAfter = cert.NotAfter
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil || len(c.entries) >= maxCachedChains {
+		c.entries = make(map[[32]byte]cachedChain)
+	}
+	c.entries[key] = e
 }
 
 // checkRevocation refuses a chain with a certificate listed on one of the

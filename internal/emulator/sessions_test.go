@@ -2,6 +2,7 @@ package emulator_test
 
 import (
 	"crypto/x509"
+	"fmt"
 	"math/big"
 	"net/http"
 	"regexp"
@@ -102,6 +103,9 @@ func TestCreateSessionAccepts(t *testing.T) {
 		{name: "revocation of another serial", setup: setup{revoked: []*big.Int{big.NewInt(7)}},
 			call: func(e *env) call { return call{} }, wantDuration: time.Hour},
 		{name: "date 4 minutes behind", call: func(e *env) call { return call{date: e.now().Add(-4 * time.Minute)} }, wantDuration: time.Hour},
+		{name: "keys match exactly, others are ignored", call: func(e *env) call {
+			return call{body: `{"DurationSeconds":899,"RoleSessionName":"job-42","durationSeconds":3600,"future":{"x":1}}`}
+		}, wantDuration: time.Hour},
 		{name: "extra signed header", call: func(e *env) call {
 			return call{beforeSign: func(r *http.Request) { r.Header.Set("Amz-Sdk-Request", "attempt=1; max=3") }}
 		}, wantDuration: time.Hour},
@@ -204,7 +208,7 @@ func TestCreateSessionRefuses(t *testing.T) {
 			return call{leaf: e.leaf(pkitest.LeafOptions{Serial: big.NewInt(4242)})}
 		}, status: 403, code: denied, want: "serial 4242 is revoked by CRL int.crl"},
 		{name: "disabled anchor", setup: setup{anchorDisabled: true}, call: func(e *env) call { return call{} },
-			status: 403, code: denied, want: "trust anchor gitlab-runner-ca"},
+			status: 403, code: denied, want: "Trust anchor is disabled"},
 		{name: "disabled profile", setup: setup{profileDisabled: true}, call: func(e *env) call { return call{} },
 			status: 403, code: denied, want: "Profile is disabled"},
 		{name: "role not in profile", call: func(e *env) call { return call{role: e.out.Roles["not-in-profile"]} },
@@ -248,6 +252,15 @@ func TestCreateSessionRefuses(t *testing.T) {
 		}, status: 400, code: invalid, want: "Value null at 'profileArn'"},
 		{name: "malformed JSON", call: func(e *env) call { return call{body: `{"durationSeconds":`} },
 			status: 400, code: "SerializationException", want: "not valid JSON"},
+		{name: "duration not a number", call: func(e *env) call { return call{body: `{"durationSeconds":"3600"}`} },
+			status: 400, code: "SerializationException", want: "durationSeconds"},
+		{name: "scope date", call: func(e *env) call {
+			return call{afterSign: func(r *http.Request) {
+				a := r.Header.Get("Authorization")
+				i := strings.Index(a, "/") + 1
+				r.Header.Set("Authorization", a[:i]+"19990101"+a[i+8:])
+			}}
+		}, status: 403, code: denied, want: "Date in Credential scope does not match"},
 		{name: "no Authorization", call: func(e *env) call {
 			return call{afterSign: func(r *http.Request) { r.Header.Del("Authorization") }}
 		}, status: 400, code: invalid, want: "no Authorization header"},
@@ -256,6 +269,13 @@ func TestCreateSessionRefuses(t *testing.T) {
 				r.Header.Set("Authorization", strings.Replace(r.Header.Get("Authorization"), "/us-east-1/", "/eu-west-1/", 1))
 			}}
 		}, status: 403, code: denied, want: "scope region"},
+		{name: "chain too long", call: func(e *env) call {
+			chain := make([]*x509.Certificate, 11)
+			for i := range chain {
+				chain[i] = e.inter.Cert
+			}
+			return call{chain: chain}
+		}, status: 400, code: invalid, want: "at most 10"},
 		{name: "session tag value", call: func(e *env) call {
 			return call{leaf: e.leaf(pkitest.LeafOptions{CommonName: "gitlab-runner", DNSNames: []string{"*.runners.example"}})}
 		}, status: 403, code: denied, want: "x509SAN/DNS"},
@@ -281,6 +301,31 @@ func TestCreateSessionRefuses(t *testing.T) {
 	}
 }
 
+func TestCredentialStoreEvictsClosestToExpiry(t *testing.T) {
+	e := newEnv(t, setup{profileDuration: 7200, roleMaxDuration: 7200, maxCredentials: 2})
+	var keys []string
+	for _, d := range []int{3600, 900, 7200} {
+		a := e.createSession(call{body: fmt.Sprintf(`{"durationSeconds":%d}`, d)})
+		if a.status != http.StatusCreated {
+			t.Fatalf("%d %s", a.status, a.message)
+		}
+		keys = append(keys, a.session.CredentialSet[0].Credentials.AccessKeyID)
+	}
+	if n := e.emu.ActiveCredentials(); n != 2 {
+		t.Fatalf("ActiveCredentials = %d, want the cap, 2", n)
+	}
+	if !strings.Contains(e.logs.String(), "credential store full") {
+		t.Errorf("no warning about the full store:\n%s", e.logs.String())
+	}
+	// The 900-second credentials were closest to expiry: forgotten.
+	for i, k := range keys {
+		known := e.emu.Known(k)
+		if known != (i != 1) {
+			t.Errorf("credentials %d (%s): known %t", i, k, known)
+		}
+	}
+}
+
 func TestCredentialStoreIsBounded(t *testing.T) {
 	e := newEnv(t, setup{})
 	for range 3 {
@@ -300,5 +345,23 @@ func TestCredentialStoreIsBounded(t *testing.T) {
 	e.advance(16 * time.Minute)
 	if n := e.emu.ActiveCredentials(); n != 0 {
 		t.Errorf("after the grace period ActiveCredentials = %d, want 0", n)
+	}
+}
+
+// TestChainCacheHonoursExpiry: a chain that verified once is remembered,
+// but not past the expiry of any certificate in it; here the intermediate
+// expires (after 24 hours) while the leaf is still valid.
+func TestChainCacheHonoursExpiry(t *testing.T) {
+	e := newEnv(t, setup{})
+	leaf := e.leaf(pkitest.LeafOptions{NotAfter: e.now().Add(72 * time.Hour)})
+	for range 2 {
+		if a := e.createSession(call{leaf: leaf}); a.status != http.StatusCreated {
+			t.Fatalf("%d %s", a.status, a.message)
+		}
+	}
+	e.advance(25 * time.Hour)
+	a := e.createSession(call{leaf: leaf})
+	if a.status != http.StatusForbidden || !strings.Contains(a.message, "Untrusted Signing Certificate") {
+		t.Fatalf("with the intermediate expired: %d %s %s, want 403 Untrusted Signing Certificate", a.status, a.code, a.message)
 	}
 }

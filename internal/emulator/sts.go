@@ -170,11 +170,9 @@ func (e *Emulator) verifySigV4(r *http.Request, body []byte) (*credential, *stsE
 				rule: "signed header " + truncate(h) + " is not in the request"}
 		}
 	}
-	payloadHash := r.Header.Get("X-Amz-Content-Sha256")
-	if payloadHash != "UNSIGNED-PAYLOAD" {
-		payloadHash = sigv4x509.PayloadHash(body)
-	}
-	canonical, err := canonicalHMACRequest(r, a.signedHeaders, payloadHash)
+	// The body is always hashed: it carries Action and its parameters, and
+	// only S3 lets a signature leave the payload out (UNSIGNED-PAYLOAD).
+	canonical, err := canonicalHMACRequest(r, a.signedHeaders, sigv4x509.PayloadHash(body))
 	if err != nil {
 		return nil, &stsError{status: http.StatusBadRequest, typ: "Sender", code: "MalformedQueryString", message: "The query string is malformed"}
 	}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,18 +26,33 @@ import (
 // session gets credentials from the emulator with keyless's own
 // CreateSession client.
 func (e *env) session(input rolesanywhere.SessionInput) *rolesanywhere.Session {
-	t := e.t
-	t.Helper()
-	key := pkitest.Key(t, pkitest.P256)
+	e.t.Helper()
+	s, err := e.trySession(e.signer(), input)
+	if err != nil {
+		e.t.Fatalf("%v", err)
+	}
+	return s
+}
+
+// signer is a runner's signer: a fresh P-256 gitlab-runner leaf and the
+// intermediate.
+func (e *env) signer() *sigv4x509.Signer {
+	key := pkitest.Key(e.t, pkitest.P256)
+	return &sigv4x509.Signer{Key: key, Certificate: e.leaf(pkitest.LeafOptions{Key: key}), Intermediates: []*x509.Certificate{e.inter.Cert}}
+}
+
+// trySession is session for goroutines other than the test's: it
+// reports errors instead of failing the test.
+func (e *env) trySession(signer *sigv4x509.Signer, input rolesanywhere.SessionInput) (*rolesanywhere.Session, error) {
 	client, err := rolesanywhere.New(rolesanywhere.Config{
 		Endpoint:   e.srv.URL,
 		Region:     "us-east-1",
-		Signer:     &sigv4x509.Signer{Key: key, Certificate: e.leaf(pkitest.LeafOptions{Key: key}), Intermediates: []*x509.Certificate{e.inter.Cert}},
+		Signer:     signer,
 		HTTPClient: e.srv.Client(),
 		Now:        e.now,
 	})
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	if input.TrustAnchorARN == "" {
 		input.TrustAnchorARN = e.out.TrustAnchors["gitlab-runner-ca"]
@@ -44,9 +61,9 @@ func (e *env) session(input rolesanywhere.SessionInput) *rolesanywhere.Session {
 	}
 	s, err := client.CreateSession(context.Background(), input)
 	if err != nil {
-		t.Fatalf("CreateSession: %v", err)
+		return nil, fmt.Errorf("CreateSession: %w", err)
 	}
-	return s
+	return s, nil
 }
 
 // stsClient is the AWS SDK for Go v2's STS client pointed at the emulator.
@@ -128,14 +145,21 @@ func TestSTSRawRefusals(t *testing.T) {
 	e := newEnv(t, setup{})
 	s := e.session(rolesanywhere.SessionInput{})
 	signer := v4.NewSigner()
+	var sendPayload func(body, payloadHash string, date time.Time, mutate func(*http.Request)) (int, string)
 	send := func(body string, date time.Time, mutate func(*http.Request)) (int, string) {
+		return sendPayload(body, sigv4x509.PayloadHash([]byte(body)), date, mutate)
+	}
+	sendPayload = func(body, payloadHash string, date time.Time, mutate func(*http.Request)) (int, string) {
 		req, err := http.NewRequest(http.MethodPost, e.srv.URL+"/", strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
 		creds := aws.Credentials{AccessKeyID: s.Credentials.AccessKeyID, SecretAccessKey: s.Credentials.SecretAccessKey, SessionToken: s.Credentials.SessionToken}
-		if err := signer.SignHTTP(context.Background(), creds, req, sigv4x509.PayloadHash([]byte(body)), "sts", "us-east-1", date); err != nil {
+		if payloadHash == "UNSIGNED-PAYLOAD" {
+			req.Header.Set("X-Amz-Content-Sha256", payloadHash)
+		}
+		if err := signer.SignHTTP(context.Background(), creds, req, payloadHash, "sts", "us-east-1", date); err != nil {
 			t.Fatal(err)
 		}
 		if mutate != nil {
@@ -171,6 +195,14 @@ func TestSTSRawRefusals(t *testing.T) {
 		{name: "no action", body: "Version=2011-06-15", status: 400, code: "MissingAction"},
 		{name: "presigned", body: action, mutate: func(r *http.Request) { r.URL.RawQuery = "X-Amz-Algorithm=AWS4-HMAC-SHA256" }, status: 403, code: "not supported"},
 	}
+	t.Run("unsigned payload", func(t *testing.T) {
+		// Only S3 takes UNSIGNED-PAYLOAD; STS's body carries the action,
+		// so a signature that leaves it out must not verify.
+		status, body := sendPayload(action, "UNSIGNED-PAYLOAD", e.now(), nil)
+		if status != http.StatusForbidden || !strings.Contains(body, "SignatureDoesNotMatch") {
+			t.Errorf("got %d %s, want 403 SignatureDoesNotMatch", status, body)
+		}
+	})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			status, body := send(tt.body, e.now().Add(tt.date), tt.mutate)
@@ -178,5 +210,69 @@ func TestSTSRawRefusals(t *testing.T) {
 				t.Errorf("got %d %s, want %d containing %q", status, body, tt.status, tt.code)
 			}
 		})
+	}
+}
+
+// TestConcurrentSessions runs CreateSession and GetCallerIdentity from
+// many goroutines at once; under -race it checks the emulator's state is
+// safely shared, and every caller sees its own identity.
+func TestConcurrentSessions(t *testing.T) {
+	e := newEnv(t, setup{acceptSessionName: true})
+	const workers, each = 8, 5
+	errs := make(chan error, workers*each)
+	var wg sync.WaitGroup
+	for w := range workers {
+		signer := e.signer()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				name := fmt.Sprintf("worker-%d-%d", w, i)
+				s, err := e.trySession(signer, rolesanywhere.SessionInput{RoleSessionName: name})
+				if err != nil {
+					errs <- err
+					continue
+				}
+				out, err := e.stsClient(s.Credentials, "us-east-1").GetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{})
+				if err != nil {
+					errs <- err
+					continue
+				}
+				if !strings.HasSuffix(aws.ToString(out.Arn), "/"+name) {
+					errs <- fmt.Errorf("session %s answered as %s", name, aws.ToString(out.Arn))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := e.emu.ActiveCredentials(); n != workers*each {
+		t.Errorf("ActiveCredentials = %d, want %d", n, workers*each)
+	}
+}
+
+func TestHealthAndUnknownPaths(t *testing.T) {
+	e := newEnv(t, setup{})
+	for path, want := range map[string]int{"/health": 200, "/trustanchors": 404, "/sessions/x": 404} {
+		resp, err := e.srv.Client().Get(e.srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s: %d %s, want %d", path, resp.StatusCode, body, want)
+		}
+	}
+	resp, err := e.srv.Client().Get(e.srv.URL + "/sessions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("GET /sessions: %d, want 405", resp.StatusCode)
 	}
 }
