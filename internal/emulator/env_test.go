@@ -22,6 +22,7 @@ import (
 	"github.com/keyless-dev/keyless/internal/emulator"
 	"github.com/keyless-dev/keyless/internal/pki"
 	"github.com/keyless-dev/keyless/internal/pki/pkitest"
+	"github.com/keyless-dev/keyless/internal/rolesanywhere"
 	"github.com/keyless-dev/keyless/internal/sigv4x509"
 )
 
@@ -196,24 +197,7 @@ type answer struct {
 	status  int
 	code    string
 	message string
-	session struct {
-		CredentialSet []struct {
-			AssumedRoleUser struct {
-				Arn           string `json:"arn"`
-				AssumedRoleID string `json:"assumedRoleId"`
-			} `json:"assumedRoleUser"`
-			Credentials struct {
-				AccessKeyID     string `json:"accessKeyId"`
-				SecretAccessKey string `json:"secretAccessKey"`
-				SessionToken    string `json:"sessionToken"`
-				Expiration      string `json:"expiration"`
-			} `json:"credentials"`
-			PackedPolicySize int    `json:"packedPolicySize"`
-			RoleArn          string `json:"roleArn"`
-			SourceIdentity   string `json:"sourceIdentity"`
-		} `json:"credentialSet"`
-		SubjectArn string `json:"subjectArn"`
-	}
+	session rolesanywhere.SessionResponse
 }
 
 func (e *env) leaf(o pkitest.LeafOptions) *x509.Certificate {

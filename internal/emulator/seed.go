@@ -336,7 +336,7 @@ func (p *seedParser) fail(err error, path ...any) *SeedError {
 
 func (p *seedParser) build(raw *rawSeed) (*Seed, error) {
 	s := &Seed{Account: raw.Account, Region: raw.Region}
-	if !isDigits(raw.Account, 12) {
+	if !rolesanywhere.ValidAccount(raw.Account) {
 		return nil, p.fail(fmt.Errorf("%q is not a 12-digit AWS account id (quote it so YAML keeps leading zeros)", raw.Account), "account")
 	}
 	if !rolesanywhere.ValidRegion(raw.Region) {
@@ -361,7 +361,7 @@ func (p *seedParser) build(raw *rawSeed) (*Seed, error) {
 		s.TrustAnchors = append(s.TrustAnchors, ta)
 	}
 	for i, rr := range raw.Roles {
-		if !validRoleName(rr.Name) {
+		if !rolesanywhere.ValidRoleName(rr.Name) {
 			return nil, p.fail(fmt.Errorf("%q is not an IAM role name (1 to 64 of A-Z a-z 0-9 _+=,.@-)", rr.Name), "roles", i, "name")
 		}
 		r := &Role{Name: rr.Name, ARN: "arn:" + s.Partition + ":iam::" + s.Account + ":role/" + rr.Name, ManagedPolicyARNs: rr.ManagedPolicyArns}
@@ -425,7 +425,7 @@ func (p *seedParser) build(raw *rawSeed) (*Seed, error) {
 }
 
 func (p *seedParser) anchor(i int, ra rawAnchor, ids map[string]bool) (*TrustAnchor, error) {
-	if !validResourceName(ra.Name) {
+	if !rolesanywhere.ValidResourceName(ra.Name) {
 		return nil, p.fail(fmt.Errorf("%q is not a trust anchor name (1 to 255 of A-Z a-z 0-9 space _ -)", ra.Name), "trustAnchors", i, "name")
 	}
 	ta := &TrustAnchor{Name: ra.Name, Enabled: ra.Enabled == nil || *ra.Enabled}
@@ -527,7 +527,7 @@ func parseCRL(data []byte) (*CRL, error) {
 }
 
 func (p *seedParser) profile(i int, rp rawProfile, ids map[string]bool, s *Seed) (*Profile, error) {
-	if !validResourceName(rp.Name) {
+	if !rolesanywhere.ValidResourceName(rp.Name) {
 		return nil, p.fail(fmt.Errorf("%q is not a profile name (1 to 255 of A-Z a-z 0-9 space _ -)", rp.Name), "profiles", i, "name")
 	}
 	pr := &Profile{
@@ -675,18 +675,6 @@ func derivedID(seed string, n int) string {
 	return base32.StdEncoding.EncodeToString(sum[:])[:n]
 }
 
-func isDigits(s string, n int) bool {
-	if len(s) != n {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
-
 func isUUID(s string) bool {
 	if len(s) != 36 {
 		return false
@@ -702,32 +690,6 @@ func isUUID(s string) bool {
 			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
 				return false
 			}
-		}
-	}
-	return true
-}
-
-func validResourceName(s string) bool {
-	if len(s) == 0 || len(s) > 255 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == ' ' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
-func validRoleName(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("_+=,.@-", c) >= 0) {
-			return false
 		}
 	}
 	return true

@@ -231,40 +231,17 @@ func (e *Emulator) createSession(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, validationError("The request body could not be read or is over %d bytes", maxBody))
 		return
 	}
-	out, fail := e.handleSession(r, body, now)
+	out, sessionName, fail := e.handleSession(r, body, now)
 	if fail != nil {
 		e.log.Warn("CreateSession refused", "code", fail.code, "rule", fail.rule, "message", fail.message)
 		writeJSONError(w, fail)
 		return
 	}
-	e.log.Info("CreateSession", "role", out.CredentialSet[0].RoleArn, "session", out.sessionName,
+	e.log.Info("CreateSession", "role", out.CredentialSet[0].RoleArn, "session", sessionName,
 		"expiration", out.CredentialSet[0].Credentials.Expiration, "sourceIdentity", out.CredentialSet[0].SourceIdentity)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusCreated)
 	_ = json.NewEncoder(w).Encode(out)
-}
-
-// sessionResponse is the shape of reference §2.
-type sessionResponse struct {
-	CredentialSet []credentialSet `json:"credentialSet"`
-	SubjectArn    string          `json:"subjectArn"`
-	sessionName   string
-}
-
-type credentialSet struct {
-	AssumedRoleUser struct {
-		Arn           string `json:"arn"`
-		AssumedRoleID string `json:"assumedRoleId"`
-	} `json:"assumedRoleUser"`
-	Credentials struct {
-		AccessKeyID     string `json:"accessKeyId"`
-		SecretAccessKey string `json:"secretAccessKey"`
-		SessionToken    string `json:"sessionToken"`
-		Expiration      string `json:"expiration"`
-	} `json:"credentials"`
-	PackedPolicySize int    `json:"packedPolicySize"`
-	RoleArn          string `json:"roleArn"`
-	SourceIdentity   string `json:"sourceIdentity"`
 }
 
 func accessDenied(message, rule string, args ...any) *apiError {
@@ -274,45 +251,47 @@ func accessDenied(message, rule string, args ...any) *apiError {
 // untrusted is AWS's answer to every certificate problem.
 const untrusted = "Untrusted Signing Certificate"
 
-func (e *Emulator) handleSession(r *http.Request, body []byte, now time.Time) (*sessionResponse, *apiError) {
+// handleSession decides a CreateSession request and returns the answer
+// and the session name, or the refusal.
+func (e *Emulator) handleSession(r *http.Request, body []byte, now time.Time) (*rolesanywhere.SessionResponse, string, *apiError) {
 	req, fail := parseSessionRequest(r.URL.RawQuery, body)
 	if fail != nil {
-		return nil, fail
+		return nil, "", fail
 	}
 	ta := e.anchorsByARN[req.TrustAnchorARN]
 	if ta == nil {
-		return nil, &apiError{status: http.StatusNotFound, code: "ResourceNotFoundException", message: "Trust anchor not found",
+		return nil, "", &apiError{status: http.StatusNotFound, code: "ResourceNotFoundException", message: "Trust anchor not found",
 			rule: fmt.Sprintf("no trust anchor %s in account %s, region %s", req.TrustAnchorARN, e.seed.Account, e.seed.Region)}
 	}
 	profile := e.profilesByARN[req.ProfileARN]
 	if profile == nil {
-		return nil, &apiError{status: http.StatusNotFound, code: "ResourceNotFoundException", message: "Profile not found",
+		return nil, "", &apiError{status: http.StatusNotFound, code: "ResourceNotFoundException", message: "Profile not found",
 			rule: fmt.Sprintf("no profile %s in account %s, region %s", req.ProfileARN, e.seed.Account, e.seed.Region)}
 	}
 
 	v, err := sigv4x509.Verify(r, body, sigv4x509.VerifyOptions{Now: now, MaxSkew: e.maxSkew, Region: e.seed.Region})
 	if err != nil {
-		return nil, signatureError(err)
+		return nil, "", signatureError(err)
 	}
 	if len(v.Intermediates) > maxIntermediates {
-		return nil, validationError("X-Amz-X509-Chain holds %d certificates; at most %d are accepted", len(v.Intermediates), maxIntermediates)
+		return nil, "", validationError("X-Amz-X509-Chain holds %d certificates; at most %d are accepted", len(v.Intermediates), maxIntermediates)
 	}
 	leaf := v.Certificate
 	if err := pki.CheckLeaf(leaf, now); err != nil {
-		return nil, accessDenied(untrusted, "leaf certificate serial %s: %v", leaf.SerialNumber, err)
+		return nil, "", accessDenied(untrusted, "leaf certificate serial %s: %v", leaf.SerialNumber, err)
 	}
 	chain, fail := e.verifyChain(ta, leaf, v.Intermediates, now)
 	if fail != nil {
-		return nil, fail
+		return nil, "", fail
 	}
 	if fail := e.checkRevocation(ta, chain); fail != nil {
-		return nil, fail
+		return nil, "", fail
 	}
 	if !ta.Enabled {
-		return nil, accessDenied("Trust anchor is disabled", "trust anchor %s (%s) is disabled (enabled: false in the seed)", ta.Name, ta.ARN)
+		return nil, "", accessDenied("Trust anchor is disabled", "trust anchor %s (%s) is disabled (enabled: false in the seed)", ta.Name, ta.ARN)
 	}
 	if !profile.Enabled {
-		return nil, accessDenied("Profile is disabled", "profile %s (%s) is disabled (enabled: false in the seed)", profile.Name, profile.ARN)
+		return nil, "", accessDenied("Profile is disabled", "profile %s (%s) is disabled (enabled: false in the seed)", profile.Name, profile.ARN)
 	}
 	role := e.rolesByARN[req.RoleARN]
 	inProfile := false
@@ -320,10 +299,10 @@ func (e *Emulator) handleSession(r *http.Request, body []byte, now time.Time) (*
 		inProfile = inProfile || a == req.RoleARN
 	}
 	if role == nil || !inProfile {
-		return nil, accessDenied("Unable to assume role for "+req.RoleARN+".", "role %s is not in profile %s (its roles: %s)", req.RoleARN, profile.Name, strings.Join(profile.RoleARNs, ", "))
+		return nil, "", accessDenied("Unable to assume role for "+req.RoleARN+".", "role %s is not in profile %s (its roles: %s)", req.RoleARN, profile.Name, strings.Join(profile.RoleARNs, ", "))
 	}
 	if profile.RequireInstanceProperties && len(req.InstanceProperties) == 0 {
-		return nil, accessDenied("Instance properties are required", "profile %s has requireInstanceProperties: true and the request has no instanceProperties", profile.Name)
+		return nil, "", accessDenied("Instance properties are required", "profile %s has requireInstanceProperties: true and the request has no instanceProperties", profile.Name)
 	}
 
 	duration := profile.DurationSeconds
@@ -335,14 +314,14 @@ func (e *Emulator) handleSession(r *http.Request, body []byte, now time.Time) (*
 	sessionName := leaf.SerialNumber.Text(16)
 	if req.RoleSessionName != "" {
 		if !profile.AcceptRoleSessionName {
-			return nil, accessDenied("Not authorized to set roleSessionName.", "profile %s has acceptRoleSessionName: false", profile.Name)
+			return nil, "", accessDenied("Not authorized to set roleSessionName.", "profile %s has acceptRoleSessionName: false", profile.Name)
 		}
 		sessionName = req.RoleSessionName
 	}
 
 	tags, bad := principalTags(leaf)
 	if len(bad) > 0 {
-		return nil, accessDenied("Unable to assume role for "+role.ARN+". Some attributes failed to be mapped into session tags.", "%s", strings.Join(bad, "; "))
+		return nil, "", accessDenied("Unable to assume role for "+role.ARN+". Some attributes failed to be mapped into session tags.", "%s", strings.Join(bad, "; "))
 	}
 	ctx := map[string][]string{
 		"aws:SourceArn":     {ta.ARN},
@@ -354,15 +333,15 @@ func (e *Emulator) handleSession(r *http.Request, body []byte, now time.Time) (*
 	for _, action := range trustActions {
 		d := role.TrustPolicy.Evaluate(iampolicy.Request{Principal: rolesAnywherePrincipal, Action: action, Context: ctx})
 		if !d.Allowed() {
-			return nil, accessDenied("Unable to assume role for "+role.ARN+".", "trust policy of role %s: %s: %s", role.Name, d.Effect, d.Reason)
+			return nil, "", accessDenied("Unable to assume role for "+role.ARN+".", "trust policy of role %s: %s: %s", role.Name, d.Effect, d.Reason)
 		}
 	}
 
 	cred, err := e.issue(role, sessionName, now.Add(time.Duration(duration)*time.Second))
 	if err != nil {
-		return nil, &apiError{status: http.StatusInternalServerError, code: "InternalServerException", message: "Internal error", rule: err.Error()}
+		return nil, "", &apiError{status: http.StatusInternalServerError, code: "InternalServerException", message: "Internal error", rule: err.Error()}
 	}
-	var cs credentialSet
+	var cs rolesanywhere.CredentialSet
 	cs.AssumedRoleUser.Arn = "arn:" + e.seed.Partition + ":sts::" + e.seed.Account + ":assumed-role/" + role.Name + "/" + sessionName
 	cs.AssumedRoleUser.AssumedRoleID = role.ID + ":" + sessionName
 	cs.Credentials.AccessKeyID = cred.AccessKeyID
@@ -373,11 +352,10 @@ func (e *Emulator) handleSession(r *http.Request, body []byte, now time.Time) (*
 	if cn := leaf.Subject.CommonName; cn != "" {
 		cs.SourceIdentity = "CN=" + cn
 	}
-	return &sessionResponse{
-		CredentialSet: []credentialSet{cs},
+	return &rolesanywhere.SessionResponse{
+		CredentialSet: []rolesanywhere.CredentialSet{cs},
 		SubjectArn:    e.seed.arn("rolesanywhere", e.seed.Region, "subject/"+subjectID(ta, leaf)),
-		sessionName:   sessionName,
-	}, nil
+	}, sessionName, nil
 }
 
 // signatureError maps a sigv4x509 verification failure to AWS's answer.

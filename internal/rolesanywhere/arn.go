@@ -66,6 +66,18 @@ func validPartition(s string) bool {
 
 func validAccount(s string) bool { return allOf(s, 12, 12, isDigit) }
 
+// ValidAccount reports whether s is a 12-digit AWS account id.
+func ValidAccount(s string) bool { return validAccount(s) }
+
+// ValidRoleName reports whether s is an IAM role name: [\w+=,.@-]{1,64}.
+func ValidRoleName(s string) bool { return allOf(s, 1, 64, isNameChar) }
+
+// ValidResourceName reports whether s can name a Roles Anywhere trust
+// anchor or profile: [ a-zA-Z0-9_-]{1,255}.
+func ValidResourceName(s string) bool {
+	return allOf(s, 1, 255, func(c byte) bool { return isLetter(c) || isDigit(c) || c == ' ' || c == '_' || c == '-' })
+}
+
 func validID(s string) bool {
 	return allOf(s, 1, 64, func(c byte) bool { return isLetter(c) || isDigit(c) || c == '-' })
 }

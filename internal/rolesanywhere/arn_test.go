@@ -105,3 +105,27 @@ func TestValidators(t *testing.T) {
 		}
 	}
 }
+
+func TestNameValidators(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		valid func(string) bool
+		ok    []string
+		bad   []string
+	}{
+		{"ValidAccount", rolesanywhere.ValidAccount, []string{"111122223333", "000000000001"}, []string{"", "11112222333", "1111222233334", "11112222333a"}},
+		{"ValidRoleName", rolesanywhere.ValidRoleName, []string{"r", "ci-deployer", "a_b+c=d,e.f@g", strings.Repeat("x", 64)}, []string{"", "ci deployer", "a/b", strings.Repeat("x", 65)}},
+		{"ValidResourceName", rolesanywhere.ValidResourceName, []string{"gitlab-runner-ca", "My CA_1", strings.Repeat("x", 255)}, []string{"", "ca.example", "a/b", strings.Repeat("x", 256)}},
+	} {
+		for _, s := range tt.ok {
+			if !tt.valid(s) {
+				t.Errorf("%s(%q) = false, want true", tt.name, s)
+			}
+		}
+		for _, s := range tt.bad {
+			if tt.valid(s) {
+				t.Errorf("%s(%q) = true, want false", tt.name, s)
+			}
+		}
+	}
+}

@@ -210,22 +210,28 @@ type requestBody struct {
 	RoleSessionName    string            `json:"roleSessionName,omitempty"`
 }
 
-type responseBody struct {
-	CredentialSet []struct {
-		AssumedRoleUser struct {
-			Arn           string `json:"arn"`
-			AssumedRoleID string `json:"assumedRoleId"`
-		} `json:"assumedRoleUser"`
-		Credentials struct {
-			AccessKeyID     string `json:"accessKeyId"`
-			SecretAccessKey string `json:"secretAccessKey"`
-			SessionToken    string `json:"sessionToken"`
-			Expiration      string `json:"expiration"`
-		} `json:"credentials"`
-		RoleArn        string `json:"roleArn"`
-		SourceIdentity string `json:"sourceIdentity"`
-	} `json:"credentialSet"`
-	SubjectArn string `json:"subjectArn"`
+// SessionResponse is CreateSession's JSON answer, as AWS sends it: the
+// client reads it and the emulator writes it.
+type SessionResponse struct {
+	CredentialSet []CredentialSet `json:"credentialSet"`
+	SubjectArn    string          `json:"subjectArn"`
+}
+
+// CredentialSet is one entry of SessionResponse; clients use the first.
+type CredentialSet struct {
+	AssumedRoleUser struct {
+		Arn           string `json:"arn"`
+		AssumedRoleID string `json:"assumedRoleId"`
+	} `json:"assumedRoleUser"`
+	Credentials struct {
+		AccessKeyID     string `json:"accessKeyId"`
+		SecretAccessKey string `json:"secretAccessKey"`
+		SessionToken    string `json:"sessionToken"`
+		Expiration      string `json:"expiration"` // RFC 3339, UTC
+	} `json:"credentials"`
+	PackedPolicySize int    `json:"packedPolicySize"`
+	RoleArn          string `json:"roleArn"`
+	SourceIdentity   string `json:"sourceIdentity"`
 }
 
 // CreateSession exchanges the signer's certificate for temporary
@@ -309,7 +315,7 @@ func (c *Client) attempt(ctx context.Context, target string, body []byte, attemp
 }
 
 func parseSession(data []byte, now time.Time) (*Session, error) {
-	var rb responseBody
+	var rb SessionResponse
 	if err := json.Unmarshal(data, &rb); err != nil {
 		return nil, fmt.Errorf("the body is not CreateSession JSON: %v", err)
 	}

@@ -29,18 +29,13 @@ const (
 // aws on PATH, else Debian's /usr/bin/aws.
 func awsV2(t *testing.T) string {
 	t.Helper()
-	var candidates []string
-	if p, err := exec.LookPath("aws"); err == nil {
-		candidates = append(candidates, p)
-	}
-	candidates = append(candidates, "/usr/bin/aws")
-	for _, c := range candidates {
-		out, err := exec.Command(c, "--version").CombinedOutput()
-		if err == nil && strings.HasPrefix(string(out), "aws-cli/2.") {
-			return c
+	clis := awsCLIs(t)
+	for _, path := range clis.paths {
+		if strings.HasPrefix(clis.versions[path], "2.") {
+			return path
 		}
 	}
-	testenv.Unavailable(t, "AWS CLI v2 not found (tried %v); install the Debian awscli package", candidates)
+	testenv.Unavailable(t, "AWS CLI v2 not found (found %v); install the Debian awscli package", clis.versions)
 	return ""
 }
 

@@ -11,11 +11,17 @@ import (
 	"github.com/keyless-dev/keyless/internal/testenv"
 )
 
+// clis are the AWS CLIs on this machine, in lookup order.
+type clis struct {
+	paths    []string
+	versions map[string]string // path -> version, such as 2.9.19
+}
+
 // awsCLIs finds every AWS CLI on this machine (the aws on PATH, which may
 // be v1 from pip, and Debian's /usr/bin/aws), with its version.
-func awsCLIs(t *testing.T) map[string]string {
+func awsCLIs(t *testing.T) clis {
 	t.Helper()
-	found := map[string]string{}
+	found := clis{versions: map[string]string{}}
 	var candidates []string
 	if p, err := exec.LookPath("aws"); err == nil {
 		candidates = append(candidates, p)
@@ -23,12 +29,13 @@ func awsCLIs(t *testing.T) map[string]string {
 	candidates = append(candidates, "/usr/bin/aws")
 	for _, c := range candidates {
 		out, err := exec.Command(c, "--version").CombinedOutput()
-		if err == nil && strings.HasPrefix(string(out), "aws-cli/") {
+		if _, dup := found.versions[c]; !dup && err == nil && strings.HasPrefix(string(out), "aws-cli/") {
 			version, _, _ := strings.Cut(strings.TrimPrefix(string(out), "aws-cli/"), " ")
-			found[c] = version
+			found.paths = append(found.paths, c)
+			found.versions[c] = version
 		}
 	}
-	if len(found) == 0 {
+	if len(found.paths) == 0 {
 		testenv.Unavailable(t, "no AWS CLI found (tried %v); install the Debian awscli package", candidates)
 	}
 	return found
@@ -52,7 +59,9 @@ func honoursServiceEndpointEnv(version string) bool {
 // which verifies the CLI's SigV4 signature with the issued secret and
 // session token and names the assumed role.
 func TestGetCallerIdentityThroughEmulator(t *testing.T) {
-	for path, version := range awsCLIs(t) {
+	clis := awsCLIs(t)
+	for _, path := range clis.paths {
+		version := clis.versions[path]
 		t.Run(path+"@"+version, func(t *testing.T) {
 			s := newSetup(t, path, true)
 			env := []string{"AWS_ENDPOINT_URL_STS=" + s.emu.URL}
