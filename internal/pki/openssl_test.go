@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/keyless-dev/keyless/internal/pki"
+	"github.com/keyless-dev/keyless/internal/pki/pkitest"
 	"github.com/keyless-dev/keyless/internal/testenv"
 )
 
@@ -180,5 +181,31 @@ func TestOpenSSLPKCS12(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestEncryptPrivateKeyOpenSSL: CA keys keyless encrypts are read by
+// OpenSSL 3 with the password, refused without it, and decrypted by
+// ParsePrivateKey.
+func TestEncryptPrivateKeyOpenSSL(t *testing.T) {
+	dir := t.TempDir()
+	for _, kind := range []string{pkitest.P256, pkitest.RSA2048} {
+		key := pkitest.Key(t, kind)
+		enc, err := pki.EncryptPrivateKey(key, []byte("pw"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pkitest.WriteFile(t, dir, kind+".key", enc)
+		openssl(t, dir, "pkey", "-in", kind+".key", "-passin", "pass:pw", "-noout")
+		got, err := pki.ParsePrivateKey(enc, func() ([]byte, error) { return []byte("pw"), nil })
+		if err != nil || !got.Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(key.Public()) {
+			t.Errorf("%s: ParsePrivateKey: %v", kind, err)
+		}
+		if _, err := pki.ParsePrivateKey(enc, func() ([]byte, error) { return []byte("wrong"), nil }); !errors.Is(err, pki.ErrIncorrectPassword) {
+			t.Errorf("%s: wrong password gave %v", kind, err)
+		}
+	}
+	if _, err := pki.EncryptPrivateKey(pkitest.Key(t, pkitest.P256), nil); err == nil {
+		t.Error("an empty password was accepted")
 	}
 }

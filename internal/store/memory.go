@@ -1,0 +1,202 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+)
+
+// errClosed is returned by a closed Memory.
+var errClosed = errors.New("store is closed")
+
+// Memory is a Store kept in memory, for tests. It keeps the contracts of
+// [Store] except durability: everything is lost with the process. It never
+// forgets token ids. The zero value is not usable; call [NewMemory].
+type Memory struct {
+	mu          sync.Mutex
+	closed      bool
+	tokens      map[string]time.Time
+	certs       map[string][]byte // serial → encoded record, as Bolt stores it
+	certOrder   map[string][]byte // serial → orderKey
+	revocations map[string][]byte // serial → encoded record
+}
+
+var _ Store = (*Memory)(nil)
+
+// NewMemory returns an empty in-memory store.
+func NewMemory() *Memory {
+	return &Memory{
+		tokens:      make(map[string]time.Time),
+		certs:       make(map[string][]byte),
+		certOrder:   make(map[string][]byte),
+		revocations: make(map[string][]byte),
+	}
+}
+
+// UseToken implements [Store].
+func (m *Memory) UseToken(id string, expires time.Time) error {
+	if err := checkTokenID(id); err != nil {
+		return fmt.Errorf("recording token id: %w", err)
+	}
+	if expires.IsZero() {
+		return errors.New("recording token id: expiry is not set")
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return fmt.Errorf("recording token id: %w", errClosed)
+	}
+	if _, ok := m.tokens[id]; ok {
+		return fmt.Errorf("recording token id: %w", ErrTokenUsed)
+	}
+	m.tokens[id] = expires
+	return nil
+}
+
+// PutCertificate implements [Store].
+func (m *Memory) PutCertificate(c *Certificate) error {
+	if err := checkCertificate(c); err != nil {
+		return fmt.Errorf("storing certificate: %w", err)
+	}
+	v, err := encodeCertificate(c)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return fmt.Errorf("storing certificate %s: %w", c.Serial, errClosed)
+	}
+	if _, ok := m.certs[c.Serial]; ok {
+		return fmt.Errorf("storing certificate %s: %w", c.Serial, ErrExists)
+	}
+	m.certs[c.Serial] = v
+	m.certOrder[c.Serial] = orderKey(c.IssuedAt, c.Serial)
+	return nil
+}
+
+// Certificate implements [Store].
+func (m *Memory) Certificate(serial string) (*Certificate, error) {
+	if err := checkSerial(serial); err != nil {
+		return nil, fmt.Errorf("looking up certificate: %w", err)
+	}
+	m.mu.Lock()
+	v, ok := m.certs[serial]
+	closed := m.closed
+	m.mu.Unlock()
+	switch {
+	case closed:
+		return nil, fmt.Errorf("looking up certificate %s: %w", serial, errClosed)
+	case !ok:
+		return nil, fmt.Errorf("certificate %s: %w", serial, ErrNotFound)
+	}
+	return decodeCertificate(v)
+}
+
+// Certificates implements [Store].
+func (m *Memory) Certificates(fn func(*Certificate) bool) error {
+	type entry struct{ key, value []byte }
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return fmt.Errorf("listing certificates: %w", errClosed)
+	}
+	entries := make([]entry, 0, len(m.certs))
+	for serial, v := range m.certs {
+		entries = append(entries, entry{m.certOrder[serial], v})
+	}
+	m.mu.Unlock()
+
+	slices.SortFunc(entries, func(a, b entry) int { return bytes.Compare(a.key, b.key) })
+	for _, e := range entries {
+		c, err := decodeCertificate(e.value)
+		if err != nil {
+			return fmt.Errorf("listing certificates: %w", err)
+		}
+		if !fn(c) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// Revoke implements [Store].
+func (m *Memory) Revoke(r *Revocation) error {
+	if err := checkRevocation(r); err != nil {
+		return fmt.Errorf("recording revocation: %w", err)
+	}
+	v, err := encodeRevocation(r)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return fmt.Errorf("recording revocation of %s: %w", r.Serial, errClosed)
+	}
+	if _, ok := m.revocations[r.Serial]; !ok {
+		m.revocations[r.Serial] = v
+	}
+	return nil
+}
+
+// Revocation implements [Store].
+func (m *Memory) Revocation(serial string) (*Revocation, error) {
+	if err := checkSerial(serial); err != nil {
+		return nil, fmt.Errorf("looking up revocation: %w", err)
+	}
+	m.mu.Lock()
+	v, ok := m.revocations[serial]
+	closed := m.closed
+	m.mu.Unlock()
+	switch {
+	case closed:
+		return nil, fmt.Errorf("looking up revocation of %s: %w", serial, errClosed)
+	case !ok:
+		return nil, fmt.Errorf("revocation of %s: %w", serial, ErrNotFound)
+	}
+	return decodeRevocation(v)
+}
+
+// Revocations implements [Store].
+func (m *Memory) Revocations() ([]*Revocation, error) {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil, fmt.Errorf("listing revocations: %w", errClosed)
+	}
+	values := make([][]byte, 0, len(m.revocations))
+	for _, v := range m.revocations {
+		values = append(values, v)
+	}
+	m.mu.Unlock()
+	return decodeRevocations(values)
+}
+
+// decodeRevocations decodes records and sorts them as Revocations
+// promises.
+func decodeRevocations(values [][]byte) ([]*Revocation, error) {
+	out := make([]*Revocation, 0, len(values))
+	for _, v := range values {
+		r, err := decodeRevocation(v)
+		if err != nil {
+			return nil, fmt.Errorf("listing revocations: %w", err)
+		}
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b *Revocation) int {
+		return bytes.Compare(orderKey(a.RevokedAt, a.Serial), orderKey(b.RevokedAt, b.Serial))
+	})
+	return out, nil
+}
+
+// Close implements [Store].
+func (m *Memory) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closed = true
+	return nil
+}
