@@ -97,6 +97,7 @@ it (--role-arn is KEYLESS_ROLE_ARN); a flag on the command line wins.`,
 		newSignStringCommand(s),
 		newReadCertificateDataCommand(s),
 		newEmulatorCommand(s),
+		newCACommand(s),
 	)
 	return root
 }

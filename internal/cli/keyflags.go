@@ -91,19 +91,25 @@ func (k *keyFlags) passwordFunc() identity.PasswordFunc {
 			return []byte(k.password), nil
 		}
 		if k.passwordFile != "" {
-			data, err := os.ReadFile(k.passwordFile)
-			if err != nil {
-				return nil, withHint(fmt.Errorf("--pkcs8-password-file: %w", err), "the file must exist and be readable by the user running keyless")
-			}
-			data = bytes.TrimSuffix(data, []byte("\n"))
-			data = bytes.TrimSuffix(data, []byte("\r"))
-			if len(data) == 0 {
-				return nil, withHint(fmt.Errorf("--pkcs8-password-file %s is empty", k.passwordFile), "write the password into the file")
-			}
-			return data, nil
+			return readPasswordFile("--pkcs8-password-file", k.passwordFile)
 		}
 		return promptPassword(path)
 	}
+}
+
+// readPasswordFile reads a password from the file a flag names: the
+// first line, without its line ending.
+func readPasswordFile(flag, path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, withHint(fmt.Errorf("%s: %w", flag, err), "the file must exist and be readable by the user running keyless")
+	}
+	data = bytes.TrimSuffix(data, []byte("\n"))
+	data = bytes.TrimSuffix(data, []byte("\r"))
+	if len(data) == 0 {
+		return nil, withHint(fmt.Errorf("%s %s is empty", flag, path), "write the password into the file")
+	}
+	return data, nil
 }
 
 // promptPassword asks on /dev/tty, not on stdin or stdout, which belong to

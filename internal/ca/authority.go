@@ -1,0 +1,577 @@
+// Package ca is keyless's certificate authority: it issues short-lived
+// workload certificates fit for IAM Roles Anywhere to holders of a
+// provisioner's one-time token, renews and revokes them, and publishes a
+// CRL, under a per-provisioner policy (allowed names, lifetimes,
+// renewal). It is compatible with step-ca's tokens and key formats, so
+// the step CLI and smallstep's client library work with it.
+//
+// It knows nothing of HTTP: internal/ca/caapi serves it, and the CLI's
+// operator commands call it directly. State lives behind internal/store.
+package ca
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/mail"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/keyless-dev/keyless/internal/pki"
+	"github.com/keyless-dev/keyless/internal/store"
+)
+
+var randReader = rand.Reader
+
+// backdate is subtracted from a new certificate's notBefore, as step-ca
+// does, so a relying party whose clock is a little behind accepts it.
+const backdate = time.Minute
+
+// Options configure an Authority.
+type Options struct {
+	Config       *Config
+	Root         *x509.Certificate
+	Intermediate *x509.Certificate
+	Key          crypto.Signer // the intermediate's key
+	Store        store.Store
+	Now          func() time.Time
+	Rand         io.Reader
+	Logger       *slog.Logger
+}
+
+// Authority issues, renews and revokes certificates. It is safe for
+// concurrent use; Reload swaps the configuration atomically.
+type Authority struct {
+	mu  sync.RWMutex
+	cfg *Config
+
+	root, intermediate *x509.Certificate
+	key                crypto.Signer
+	store              store.Store
+	now                func() time.Time
+	rand               io.Reader
+	log                *slog.Logger
+
+	crlMu   sync.Mutex
+	crl     []byte // DER, cached
+	crlNext time.Time
+	crlMade time.Time
+}
+
+// New checks that the intermediate is the root's and the key is the
+// intermediate's, and returns an Authority.
+func New(o Options) (*Authority, error) {
+	if o.Config == nil || o.Root == nil || o.Intermediate == nil || o.Key == nil || o.Store == nil {
+		return nil, errors.New("ca: config, root, intermediate, key and store are required")
+	}
+	if err := o.Intermediate.CheckSignatureFrom(o.Root); err != nil {
+		return nil, fmt.Errorf("the intermediate certificate is not signed by the root: %w", err)
+	}
+	if !pki.KeyMatchesCertificate(o.Key, o.Intermediate) {
+		return nil, errors.New("the intermediate key does not match the intermediate certificate")
+	}
+	a := &Authority{cfg: o.Config, root: o.Root, intermediate: o.Intermediate, key: o.Key, store: o.Store,
+		now: o.Now, rand: o.Rand, log: o.Logger}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	if a.rand == nil {
+		a.rand = rand.Reader
+	}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	return a, nil
+}
+
+// Reload replaces the configuration (provisioners, policies, names). The
+// keys and certificates stay: changing them needs a restart.
+func (a *Authority) Reload(cfg *Config) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.cfg = cfg
+}
+
+func (a *Authority) config() *Config {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.cfg
+}
+
+// Root returns the root certificate.
+func (a *Authority) Root() *x509.Certificate { return a.root }
+
+// Intermediate returns the issuing certificate.
+func (a *Authority) Intermediate() *x509.Certificate { return a.intermediate }
+
+// Provisioners returns the configured provisioners.
+func (a *Authority) Provisioners() []ProvisionerConfig {
+	return slices.Clone(a.config().Provisioners)
+}
+
+// DNSNames returns the names the CA is reached by.
+func (a *Authority) DNSNames() []string { return slices.Clone(a.config().DNSNames) }
+
+// Issued is a new certificate and the chain to send with it.
+type Issued struct {
+	Certificate   *x509.Certificate
+	Intermediates []*x509.Certificate
+}
+
+// SignRequest asks for a certificate: a PEM CSR and a provisioner's
+// one-time token, with optional validity bounds (RFC 3339 times or
+// durations from now such as "168h").
+type SignRequest struct {
+	CSR       []byte
+	Token     string
+	NotBefore string
+	NotAfter  string
+}
+
+// Sign issues a certificate for the CSR's key with the names the token
+// grants, within the provisioner's policy.
+func (a *Authority) Sign(req SignRequest) (*Issued, error) {
+	now := a.now()
+	p, claims, err := a.verifyOTT(req.Token, "sign", now)
+	if err != nil {
+		return nil, err
+	}
+	csr, err := pki.ParseCSR(req.CSR)
+	if err != nil {
+		return nil, refuse(KindBadRequest, "csr: %v", err)
+	}
+	if err := pki.CheckPublicKey(csr.PublicKey); err != nil {
+		return nil, refuse(KindBadRequest, "csr: %v", err)
+	}
+	sans := claims.SANs
+	if len(sans) == 0 {
+		sans = []string{claims.Subject}
+	}
+	if csrSANs := namesOf(csr.DNSNames, csr.IPAddresses, csr.EmailAddresses, csr.URIs); len(csrSANs) > 0 && !sameSet(csrSANs, sans) {
+		return nil, refuse(KindForbidden, "the CSR asks for names %q but the token grants %q", csrSANs, sans)
+	}
+	if cn := csr.Subject.CommonName; cn != "" && cn != claims.Subject && !slices.Contains(sans, cn) {
+		return nil, refuse(KindForbidden, "the CSR's common name %q is neither the token's subject %q nor one of its names", clip(cn), claims.Subject)
+	}
+	for _, name := range append([]string{claims.Subject}, sans...) {
+		if !p.allowed(name) {
+			return nil, refuse(KindForbidden, "provisioner %s may not issue certificates for %q (allowed: %s); change allow in config/ca.yaml",
+				p.Name, clip(name), describeAllow(p.Allow))
+		}
+	}
+	notBefore, notAfter, err := lifetime(p, req.NotBefore, req.NotAfter, now)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		Subject:   pkix.Name{CommonName: claims.Subject},
+		NotBefore: notBefore,
+		NotAfter:  notAfter,
+	}
+	setNames(tmpl, sans)
+	return a.issue(tmpl, csr.PublicKey, p, "")
+}
+
+func describeAllow(allow []string) string {
+	if len(allow) == 0 {
+		return "nothing"
+	}
+	return strings.Join(allow, ", ")
+}
+
+// lifetime resolves requested bounds against the provisioner's policy.
+func lifetime(p *ProvisionerConfig, nb, na string, now time.Time) (time.Time, time.Time, error) {
+	start := now
+	if nb != "" {
+		t, err := parseTimeOrDuration(nb, now)
+		if err != nil {
+			return time.Time{}, time.Time{}, refuse(KindBadRequest, "notBefore: %v", err)
+		}
+		start = t
+	}
+	end := start.Add(time.Duration(p.DefaultDuration))
+	if na != "" {
+		t, err := parseTimeOrDuration(na, now)
+		if err != nil {
+			return time.Time{}, time.Time{}, refuse(KindBadRequest, "notAfter: %v", err)
+		}
+		end = t
+	}
+	d := end.Sub(start)
+	switch {
+	case d <= 0:
+		return time.Time{}, time.Time{}, refuse(KindBadRequest, "notAfter is not after notBefore")
+	case d > time.Duration(p.MaxDuration):
+		return time.Time{}, time.Time{}, refuse(KindForbidden, "requested lifetime %s is more than the maximum of %s for provisioner %s; ask for less, or raise maxDuration in config/ca.yaml and reload the CA",
+			d.Round(time.Second), time.Duration(p.MaxDuration), p.Name)
+	case d < time.Duration(p.MinDuration):
+		return time.Time{}, time.Time{}, refuse(KindForbidden, "requested lifetime %s is less than the minimum of %s for provisioner %s",
+			d.Round(time.Second), time.Duration(p.MinDuration), p.Name)
+	}
+	if nb == "" {
+		start = start.Add(-backdate)
+	}
+	return start, end, nil
+}
+
+func parseTimeOrDuration(s string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time nor a duration such as 168h", clip(s))
+	}
+	return now.Add(d), nil
+}
+
+// issue signs tmpl for pub and records the certificate before returning
+// it, so every certificate a client receives is in the store.
+func (a *Authority) issue(tmpl *x509.Certificate, pub crypto.PublicKey, p *ProvisionerConfig, renewedFrom string) (*Issued, error) {
+	serial, err := randomSerial(a.rand)
+	if err != nil {
+		return nil, internal(err, "generating a serial number")
+	}
+	tmpl.SerialNumber = serial
+	tmpl.BasicConstraintsValid = true
+	tmpl.IsCA = false
+	// digitalSignature only: Roles Anywhere needs it, and the key is
+	// never used to encrypt.
+	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	if p.ServerAuth {
+		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageServerAuth)
+	}
+	tmpl.SignatureAlgorithm = signatureAlgorithm(a.key)
+	der, err := x509.CreateCertificate(a.rand, tmpl, a.intermediate, pub, a.key)
+	if err != nil {
+		return nil, internal(err, "signing the certificate")
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, internal(err, "parsing the new certificate")
+	}
+	rec := &store.Certificate{
+		Serial:      cert.SerialNumber.String(),
+		Subject:     cert.Subject.CommonName,
+		SANs:        namesOf(cert.DNSNames, cert.IPAddresses, cert.EmailAddresses, cert.URIs),
+		NotBefore:   cert.NotBefore,
+		NotAfter:    cert.NotAfter,
+		Provisioner: p.Name,
+		IssuedAt:    a.now(),
+		RenewedFrom: renewedFrom,
+		DER:         der,
+	}
+	if err := a.store.PutCertificate(rec); err != nil {
+		return nil, internal(err, "recording the certificate")
+	}
+	a.log.Info("issued certificate", "serial", rec.Serial, "subject", rec.Subject, "sans", strings.Join(rec.SANs, ","),
+		"notAfter", cert.NotAfter.UTC().Format(time.RFC3339), "provisioner", p.Name, "renewedFrom", renewedFrom)
+	return &Issued{Certificate: cert, Intermediates: []*x509.Certificate{a.intermediate}}, nil
+}
+
+// randomSerial returns a positive serial with 128 random bits (CA/B Forum
+// asks for at least 64).
+func randomSerial(r io.Reader) (*big.Int, error) {
+	b := make([]byte, 17)
+	if _, err := io.ReadFull(r, b[1:]); err != nil {
+		return nil, err
+	}
+	b[1] |= 0x80 // keep it 128 bits long
+	return new(big.Int).SetBytes(b), nil
+}
+
+func signatureAlgorithm(key crypto.Signer) x509.SignatureAlgorithm {
+	switch k := key.Public().(type) {
+	case *ecdsa.PublicKey:
+		if k.Curve.Params().BitSize > 256 {
+			return x509.ECDSAWithSHA384
+		}
+		return x509.ECDSAWithSHA256
+	case *rsa.PublicKey:
+		return x509.SHA256WithRSA
+	}
+	return x509.UnknownSignatureAlgorithm
+}
+
+// setNames sorts names into the certificate's SAN fields.
+func setNames(c *x509.Certificate, names []string) {
+	for _, n := range names {
+		if ip := net.ParseIP(n); ip != nil {
+			c.IPAddresses = append(c.IPAddresses, ip)
+		} else if u, err := url.Parse(n); err == nil && u.Scheme != "" && strings.Contains(n, "://") {
+			c.URIs = append(c.URIs, u)
+		} else if _, err := mail.ParseAddress(n); err == nil && strings.Contains(n, "@") {
+			c.EmailAddresses = append(c.EmailAddresses, n)
+		} else {
+			c.DNSNames = append(c.DNSNames, n)
+		}
+	}
+}
+
+func namesOf(dns []string, ips []net.IP, emails []string, uris []*url.URL) []string {
+	out := slices.Clone(dns)
+	for _, ip := range ips {
+		out = append(out, ip.String())
+	}
+	out = append(out, emails...)
+	for _, u := range uris {
+		out = append(out, u.String())
+	}
+	return out
+}
+
+func sameSet(a, b []string) bool {
+	x, y := slices.Clone(a), slices.Clone(b)
+	slices.Sort(x)
+	slices.Sort(y)
+	return slices.Equal(slices.Compact(x), slices.Compact(y))
+}
+
+// Renew issues a new certificate like the presented one (subject, names,
+// key, lifetime) to a client that proved it holds it: chain is the mTLS
+// peer chain or the chain from a renewal token, leaf first.
+func (a *Authority) Renew(chain []*x509.Certificate) (*Issued, error) {
+	if len(chain) == 0 {
+		return nil, refuse(KindUnauthorized, "renewal needs the current certificate: connect with it (mTLS) or send a renewal token")
+	}
+	now := a.now()
+	old := chain[0]
+	rec, p, err := a.ownCertificate(old, now, true)
+	if err != nil {
+		return nil, err
+	}
+	if p.DisableRenewal {
+		return nil, refuse(KindUnauthorized, "provisioner %s does not allow renewal; enroll again with a new token", p.Name)
+	}
+	life := old.NotAfter.Sub(old.NotBefore)
+	nb := now.Add(-backdate)
+	tmpl := &x509.Certificate{Subject: pkix.Name{CommonName: old.Subject.CommonName}, NotBefore: nb, NotAfter: nb.Add(life),
+		DNSNames: old.DNSNames, IPAddresses: old.IPAddresses, EmailAddresses: old.EmailAddresses, URIs: old.URIs}
+	return a.issue(tmpl, old.PublicKey, p, rec.Serial)
+}
+
+// RenewWithToken is Renew for a client that cannot present its
+// certificate over TLS (a proxy terminates TLS, or it expired): it sends
+// step's renewal token instead.
+func (a *Authority) RenewWithToken(token string) (*Issued, error) {
+	chain, err := a.verifyRenewToken(token, a.now())
+	if err != nil {
+		return nil, err
+	}
+	return a.Renew(chain)
+}
+
+// ownCertificate checks that cert was issued by this CA (it chains to the
+// root through the intermediate and is in the store) and is not revoked;
+// with forRenewal, an expired certificate passes only within the
+// provisioner's renewAfterExpiry grace.
+func (a *Authority) ownCertificate(cert *x509.Certificate, now time.Time, forRenewal bool) (*store.Certificate, *ProvisionerConfig, error) {
+	if !bytes.Equal(cert.RawIssuer, a.intermediate.RawSubject) || cert.CheckSignatureFrom(a.intermediate) != nil {
+		return nil, nil, refuse(KindUnauthorized, "the certificate was not issued by this CA")
+	}
+	serial := cert.SerialNumber.String()
+	rec, err := a.store.Certificate(serial)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil, refuse(KindUnauthorized, "certificate %s is not in this CA's records", serial)
+	} else if err != nil {
+		return nil, nil, internal(err, "reading the certificate record")
+	}
+	if !bytes.Equal(rec.DER, cert.Raw) {
+		return nil, nil, refuse(KindUnauthorized, "certificate %s differs from the one this CA issued", serial)
+	}
+	if _, err := a.store.Revocation(serial); err == nil {
+		return nil, nil, refuse(KindUnauthorized, "certificate %s is revoked", serial)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, nil, internal(err, "reading revocations")
+	}
+	p := a.config().provisioner(rec.Provisioner)
+	if p == nil {
+		return nil, nil, refuse(KindUnauthorized, "certificate %s was issued by provisioner %s, which no longer exists", serial, rec.Provisioner)
+	}
+	if now.Before(cert.NotBefore) {
+		return nil, nil, refuse(KindUnauthorized, "certificate %s is not valid until %s", serial, cert.NotBefore.UTC().Format(time.RFC3339))
+	}
+	if now.After(cert.NotAfter) {
+		grace := time.Duration(p.RenewAfterExpiry)
+		if !forRenewal || grace == 0 || now.Sub(cert.NotAfter) > grace {
+			return nil, nil, refuse(KindUnauthorized, "certificate expired on %s; enroll again with a new token (keyless ca token on the CA host, then keyless certificate)",
+				cert.NotAfter.UTC().Format(time.RFC3339))
+		}
+	}
+	if now.After(a.intermediate.NotAfter) {
+		return nil, nil, refuse(KindUnauthorized, "the CA's intermediate certificate has expired")
+	}
+	return rec, p, nil
+}
+
+// RevokeRequest revokes a certificate, authorised by a provisioner's
+// revoke token (sub = serial) or by the certificate itself (mTLS).
+type RevokeRequest struct {
+	Serial     string
+	Token      string
+	Peer       []*x509.Certificate
+	ReasonCode int
+	Reason     string
+	Passive    bool
+	// Operator marks a revocation made on the CA host (keyless ca
+	// revoke); it needs no token.
+	Operator bool
+}
+
+// Revoke records a (passive) revocation: the serial goes on the CRL and
+// can no longer renew.
+func (a *Authority) Revoke(req RevokeRequest) error {
+	if !req.Passive {
+		return refuse(KindNotImplemented, "only passive revocation is supported (the CA publishes a CRL; it has no OCSP responder or other active channel)")
+	}
+	// Base 0, as step-ca: decimal, or 0x-prefixed hex.
+	serial, ok := new(big.Int).SetString(req.Serial, 0)
+	if !ok || serial.Sign() <= 0 {
+		return refuse(KindBadRequest, "serial %q is not a positive number (decimal, or hex with 0x)", clip(req.Serial))
+	}
+	if req.ReasonCode < 0 || req.ReasonCode > 10 || req.ReasonCode == 7 {
+		return refuse(KindBadRequest, "reasonCode %d is not an RFC 5280 reason", req.ReasonCode)
+	}
+	now := a.now()
+	var via string
+	switch {
+	case req.Operator:
+		via = "cli"
+	case req.Token != "":
+		p, claims, err := a.verifyOTT(req.Token, "revoke", now)
+		if err != nil {
+			return err
+		}
+		if claims.Subject != serial.String() {
+			return refuse(KindForbidden, "the token is for serial %s, not %s", clip(claims.Subject), serial)
+		}
+		via = "token:" + p.Name
+	case len(req.Peer) > 0:
+		if _, _, err := a.ownCertificate(req.Peer[0], now, false); err != nil {
+			return err
+		}
+		if req.Peer[0].SerialNumber.Cmp(serial) != 0 {
+			return refuse(KindForbidden, "a certificate can only revoke itself over mTLS (connected as %s, asked for %s)", req.Peer[0].SerialNumber, serial)
+		}
+		via = "mtls"
+	default:
+		return refuse(KindUnauthorized, "revocation needs a revoke token (ott) or the certificate itself over mTLS")
+	}
+	rev := &store.Revocation{Serial: serial.String(), ReasonCode: req.ReasonCode, Reason: req.Reason, RevokedAt: now, Via: via}
+	if rec, err := a.store.Certificate(rev.Serial); err == nil {
+		rev.NotAfter = rec.NotAfter
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return internal(err, "reading the certificate record")
+	} else {
+		// Not one of ours (or issued before the records): keep it on the
+		// CRL for the longest lifetime any provisioner allows.
+		rev.NotAfter = now.Add(a.maxLifetime())
+	}
+	if err := a.store.Revoke(rev); err != nil {
+		return internal(err, "recording the revocation")
+	}
+	a.crlMu.Lock()
+	a.crl = nil
+	a.crlMu.Unlock()
+	a.log.Info("revoked certificate", "serial", rev.Serial, "reasonCode", rev.ReasonCode, "via", via)
+	return nil
+}
+
+func (a *Authority) maxLifetime() time.Duration {
+	longest := DefaultMaxLifetime
+	for _, p := range a.config().Provisioners {
+		longest = max(longest, time.Duration(p.MaxDuration))
+	}
+	return longest
+}
+
+// CRL returns the current certificate revocation list (DER), signed by
+// the intermediate, listing revoked certificates that have not expired.
+// It is remade after each revocation and when half its validity passed.
+func (a *Authority) CRL() ([]byte, error) {
+	now := a.now()
+	a.crlMu.Lock()
+	defer a.crlMu.Unlock()
+	if a.crl != nil && now.Before(a.crlMade.Add(a.crlNext.Sub(a.crlMade)/2)) {
+		return a.crl, nil
+	}
+	revs, err := a.store.Revocations()
+	if err != nil {
+		return nil, internal(err, "reading revocations")
+	}
+	validity := time.Duration(a.config().CRLValidity)
+	tmpl := &x509.RevocationList{
+		// A time-based number only grows, across restarts too.
+		Number:     big.NewInt(now.UnixNano()),
+		ThisUpdate: now.Add(-backdate),
+		NextUpdate: now.Add(validity),
+	}
+	for _, r := range revs {
+		if !r.NotAfter.IsZero() && r.NotAfter.Before(now) {
+			continue
+		}
+		serial, ok := new(big.Int).SetString(r.Serial, 10)
+		if !ok {
+			continue
+		}
+		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries, x509.RevocationListEntry{
+			SerialNumber: serial, RevocationTime: r.RevokedAt, ReasonCode: r.ReasonCode,
+		})
+	}
+	der, err := x509.CreateRevocationList(a.rand, tmpl, a.intermediate, a.key)
+	if err != nil {
+		return nil, internal(err, "signing the CRL")
+	}
+	a.crl, a.crlMade, a.crlNext = der, now, tmpl.NextUpdate
+	return der, nil
+}
+
+// RootFingerprint is the hex SHA-256 of the root's DER, what clients
+// bootstrap with.
+func (a *Authority) RootFingerprint() string {
+	sum := sha256.Sum256(a.root.Raw)
+	return hex.EncodeToString(sum[:])
+}
+
+// IssueServerCertificate makes the CA's own TLS certificate for its
+// dnsNames; it is not recorded in the store.
+func (a *Authority) IssueServerCertificate(pub crypto.PublicKey, lifetime time.Duration) (*x509.Certificate, error) {
+	serial, err := randomSerial(a.rand)
+	if err != nil {
+		return nil, err
+	}
+	cfg := a.config()
+	now := a.now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: cfg.Name},
+		NotBefore:             now.Add(-backdate),
+		NotAfter:              now.Add(lifetime),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		SignatureAlgorithm:    signatureAlgorithm(a.key),
+	}
+	setNames(tmpl, cfg.DNSNames)
+	der, err := x509.CreateCertificate(a.rand, tmpl, a.intermediate, pub, a.key)
+	if err != nil {
+		return nil, err
+	}
+	return x509.ParseCertificate(der)
+}

@@ -1,0 +1,388 @@
+// Package caapi serves a ca.Authority over HTTPS with step-ca's API, so
+// the step CLI, smallstep's client library and keyless's own client work
+// with it: the same routes (at / and under /1.0/), status codes and JSON.
+// It is the one place where CA errors become HTTP statuses. The CLI's
+// `keyless ca serve` uses it; tests start it behind httptest.
+package caapi
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/keyless-dev/keyless/internal/ca"
+	"github.com/keyless-dev/keyless/internal/pki"
+)
+
+// Config configures the handler.
+type Config struct {
+	Authority *ca.Authority
+	Version   string
+	Logger    *slog.Logger
+}
+
+// Handler serves the API. It is safe for concurrent use.
+type Handler struct {
+	a       *ca.Authority
+	version string
+	log     *slog.Logger
+	mux     *http.ServeMux
+}
+
+// maxBody bounds request bodies; a CSR and a token fit in a few KB.
+const maxBody = 1 << 20
+
+// New returns the API handler.
+func New(cfg Config) *Handler {
+	h := &Handler{a: cfg.Authority, version: cfg.Version, log: cfg.Logger, mux: http.NewServeMux()}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if h.version == "" {
+		h.version = "keyless"
+	}
+	for _, prefix := range []string{"", "/1.0"} {
+		h.mux.HandleFunc("GET "+prefix+"/health", h.health)
+		h.mux.HandleFunc("GET "+prefix+"/version", h.versionInfo)
+		h.mux.HandleFunc("GET "+prefix+"/root/{sha}", h.rootBySHA)
+		h.mux.HandleFunc("GET "+prefix+"/roots", h.roots)
+		h.mux.HandleFunc("GET "+prefix+"/roots.pem", h.rootsPEM)
+		h.mux.HandleFunc("GET "+prefix+"/intermediates", h.intermediates)
+		h.mux.HandleFunc("GET "+prefix+"/intermediates.pem", h.intermediatesPEM)
+		h.mux.HandleFunc("GET "+prefix+"/provisioners", h.provisioners)
+		h.mux.HandleFunc("GET "+prefix+"/provisioners/{kid}/encrypted-key", h.encryptedKey)
+		h.mux.HandleFunc("POST "+prefix+"/sign", h.sign)
+		h.mux.HandleFunc("POST "+prefix+"/renew", h.renew)
+		h.mux.HandleFunc("POST "+prefix+"/revoke", h.revoke)
+		h.mux.HandleFunc("GET "+prefix+"/crl", h.crl)
+	}
+	return h
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.mux.ServeHTTP(w, r)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// fail answers step-ca's error shape, {"status":N,"message":"..."}. The
+// cause of an internal error is logged, never sent.
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	status, msg := http.StatusInternalServerError, "internal server error"
+	var ce *ca.Error
+	if errors.As(err, &ce) {
+		msg = ce.Message
+		switch ce.Kind {
+		case ca.KindBadRequest:
+			status = http.StatusBadRequest
+		case ca.KindUnauthorized:
+			status = http.StatusUnauthorized
+		case ca.KindForbidden:
+			status = http.StatusForbidden
+		case ca.KindNotFound:
+			status = http.StatusNotFound
+		case ca.KindNotImplemented:
+			status = http.StatusNotImplemented
+		}
+	}
+	if status == http.StatusInternalServerError {
+		h.log.Error("request failed", "path", r.URL.Path, "err", err)
+		msg = "internal server error"
+	} else {
+		h.log.Warn("request refused", "path", r.URL.Path, "status", status, "reason", msg)
+	}
+	writeJSON(w, status, map[string]any{"status": status, "message": msg})
+}
+
+func badRequest(format string, args ...any) error {
+	return &ca.Error{Kind: ca.KindBadRequest, Message: sprintf(format, args...)}
+}
+
+func (h *Handler) health(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (h *Handler) versionInfo(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"version": h.version})
+}
+
+func pemOf(certs ...*x509.Certificate) []string {
+	out := make([]string, len(certs))
+	for i, c := range certs {
+		out[i] = string(pki.EncodeCertificates(c))
+	}
+	return out
+}
+
+// rootBySHA answers the root whose SHA-256 fingerprint is given (hex,
+// any case, dashes and colons ignored): how clients bootstrap trust.
+func (h *Handler) rootBySHA(w http.ResponseWriter, r *http.Request) {
+	want := strings.ToLower(strings.NewReplacer("-", "", ":", "").Replace(r.PathValue("sha")))
+	root := h.a.Root()
+	sum := sha256.Sum256(root.Raw)
+	if want != hex.EncodeToString(sum[:]) {
+		h.fail(w, r, &ca.Error{Kind: ca.KindNotFound, Message: "no root with fingerprint " + clip(r.PathValue("sha"))})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"ca": pemOf(root)[0]})
+}
+
+// roots and intermediates answer 201, as step-ca does.
+func (h *Handler) roots(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusCreated, map[string][]string{"crts": pemOf(h.a.Root())})
+}
+
+func (h *Handler) intermediates(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusCreated, map[string][]string{"crts": pemOf(h.a.Intermediate())})
+}
+
+func writePEM(w http.ResponseWriter, data []byte) {
+	w.Header().Set("Content-Type", "application/x-pem-file")
+	_, _ = w.Write(data)
+}
+
+func (h *Handler) rootsPEM(w http.ResponseWriter, r *http.Request) {
+	writePEM(w, pki.EncodeCertificates(h.a.Root()))
+}
+
+func (h *Handler) intermediatesPEM(w http.ResponseWriter, r *http.Request) {
+	writePEM(w, pki.EncodeCertificates(h.a.Intermediate()))
+}
+
+type provisionerJSON struct {
+	Type         string          `json:"type"`
+	Name         string          `json:"name"`
+	Key          json.RawMessage `json:"key"`
+	EncryptedKey string          `json:"encryptedKey,omitempty"`
+	Claims       map[string]any  `json:"claims,omitempty"`
+}
+
+func (h *Handler) provisioners(w http.ResponseWriter, r *http.Request) {
+	var list []provisionerJSON
+	for _, p := range h.a.Provisioners() {
+		list = append(list, provisionerJSON{
+			Type: p.Type, Name: p.Name, Key: json.RawMessage(p.Key), EncryptedKey: p.EncryptedKey,
+			Claims: map[string]any{
+				"minTLSCertDuration":      time.Duration(p.MinDuration).String(),
+				"maxTLSCertDuration":      time.Duration(p.MaxDuration).String(),
+				"defaultTLSCertDuration":  time.Duration(p.DefaultDuration).String(),
+				"disableRenewal":          p.DisableRenewal,
+				"allowRenewalAfterExpiry": p.RenewAfterExpiry > 0,
+			},
+		})
+	}
+	// One page holds them all; cursor and limit are accepted and ignored.
+	writeJSON(w, http.StatusOK, map[string]any{"provisioners": list, "nextCursor": ""})
+}
+
+func (h *Handler) encryptedKey(w http.ResponseWriter, r *http.Request) {
+	kid := r.PathValue("kid")
+	for _, p := range h.a.Provisioners() {
+		var key struct {
+			Kid string `json:"kid"`
+		}
+		if json.Unmarshal([]byte(p.Key), &key) == nil && key.Kid == kid && p.EncryptedKey != "" {
+			writeJSON(w, http.StatusOK, map[string]string{"key": p.EncryptedKey})
+			return
+		}
+	}
+	h.fail(w, r, &ca.Error{Kind: ca.KindNotFound, Message: "no provisioner key with kid " + clip(kid)})
+}
+
+// decode reads a JSON body strictly enough to report mistakes.
+func decode(r *http.Request, v any) error {
+	data, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		return badRequest("reading the request body: %v", err)
+	}
+	if len(data) > maxBody {
+		return badRequest("the request body is larger than %d bytes", maxBody)
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return badRequest("malformed JSON body: %v", err)
+	}
+	return nil
+}
+
+type signRequest struct {
+	CSR       string `json:"csr"`
+	OTT       string `json:"ott"`
+	NotBefore string `json:"notBefore"`
+	NotAfter  string `json:"notAfter"`
+}
+
+type signResponse struct {
+	Crt        string         `json:"crt"`
+	CA         string         `json:"ca"`
+	CertChain  []string       `json:"certChain"`
+	TLSOptions map[string]any `json:"tlsOptions,omitempty"`
+}
+
+func issuedResponse(iss *ca.Issued) signResponse {
+	chain := pemOf(append([]*x509.Certificate{iss.Certificate}, iss.Intermediates...)...)
+	return signResponse{Crt: chain[0], CA: chain[1], CertChain: chain}
+}
+
+func (h *Handler) sign(w http.ResponseWriter, r *http.Request) {
+	var req signRequest
+	if err := decode(r, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if req.CSR == "" || req.OTT == "" {
+		h.fail(w, r, badRequest("the request needs csr (PEM) and ott (the one-time token)"))
+		return
+	}
+	if block, _ := pem.Decode([]byte(req.CSR)); block == nil {
+		h.fail(w, r, badRequest("csr is not PEM"))
+		return
+	}
+	iss, err := h.a.Sign(ca.SignRequest{CSR: []byte(req.CSR), Token: req.OTT, NotBefore: req.NotBefore, NotAfter: req.NotAfter})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, issuedResponse(iss))
+}
+
+// renew renews the client's certificate: the one it connected with over
+// mTLS, else the one in its Bearer renewal token.
+func (h *Handler) renew(w http.ResponseWriter, r *http.Request) {
+	var (
+		iss *ca.Issued
+		err error
+	)
+	if token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		iss, err = h.a.RenewWithToken(strings.TrimSpace(token))
+	} else {
+		iss, err = h.a.Renew(peerChain(r))
+	}
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, issuedResponse(iss))
+}
+
+func peerChain(r *http.Request) []*x509.Certificate {
+	if r.TLS == nil {
+		return nil
+	}
+	return r.TLS.PeerCertificates
+}
+
+type revokeRequest struct {
+	Serial     string `json:"serial"`
+	OTT        string `json:"ott"`
+	ReasonCode int    `json:"reasonCode"`
+	Reason     string `json:"reason"`
+	Passive    bool   `json:"passive"`
+}
+
+func (h *Handler) revoke(w http.ResponseWriter, r *http.Request) {
+	var req revokeRequest
+	if err := decode(r, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	err := h.a.Revoke(ca.RevokeRequest{Serial: req.Serial, Token: req.OTT, Peer: peerChain(r),
+		ReasonCode: req.ReasonCode, Reason: req.Reason, Passive: req.Passive})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (h *Handler) crl(w http.ResponseWriter, r *http.Request) {
+	der, err := h.a.CRL()
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if _, ok := r.URL.Query()["pem"]; ok {
+		writePEM(w, pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}))
+		return
+	}
+	w.Header().Set("Content-Type", "application/pkix-crl")
+	w.Header().Set("Content-Length", strconv.Itoa(len(der)))
+	_, _ = w.Write(der)
+}
+
+// TLSConfig returns the server's TLS configuration: TLS 1.2 or later, a
+// server certificate for the CA's names issued from its intermediate and
+// renewed in the background of the handshake when two thirds of its 24 h
+// are gone, and client certificates requested but not required (mTLS
+// renewal and revocation use them; the handler checks them).
+func TLSConfig(a *ca.Authority, now func() time.Time) *tls.Config {
+	if now == nil {
+		now = time.Now
+	}
+	sc := &serverCert{a: a, now: now}
+	return &tls.Config{
+		MinVersion:     tls.VersionTLS12,
+		ClientAuth:     tls.RequestClientCert,
+		GetCertificate: sc.get,
+	}
+}
+
+// serverCertLifetime is step-ca's: a day, renewed in process.
+const serverCertLifetime = 24 * time.Hour
+
+type serverCert struct {
+	a     *ca.Authority
+	now   func() time.Time
+	mu    sync.Mutex
+	cert  *tls.Certificate
+	renew time.Time
+}
+
+func (s *serverCert) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cert != nil && s.now().Before(s.renew) {
+		return s.cert, nil
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	leaf, err := s.a.IssueServerCertificate(key.Public(), serverCertLifetime)
+	if err != nil {
+		if s.cert != nil {
+			return s.cert, nil // keep serving the old one while it lasts
+		}
+		return nil, err
+	}
+	s.cert = &tls.Certificate{Certificate: [][]byte{leaf.Raw, s.a.Intermediate().Raw}, PrivateKey: key, Leaf: leaf}
+	s.renew = leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) * 2 / 3)
+	return s.cert, nil
+}
+
+func clip(s string) string {
+	if len(s) > 80 {
+		return strings.ToValidUTF8(s[:80], "") + "..."
+	}
+	return s
+}
+
+func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }

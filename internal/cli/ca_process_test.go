@@ -1,0 +1,331 @@
+package cli_test
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/keyless-dev/keyless/internal/ca"
+	"github.com/keyless-dev/keyless/internal/pki"
+	"github.com/keyless-dev/keyless/internal/store"
+)
+
+// These tests run `keyless ca serve` as a real process (testscript.Main
+// puts the keyless command on PATH for this test binary), to check what
+// only a process shows: signals, and crashes.
+
+const caPassword = "correct horse battery staple"
+
+type caProcess struct {
+	t       *testing.T
+	dir     string
+	pwFile  string
+	url     string
+	client  *http.Client
+	key     *jose.JSONWebKey
+	cmd     *exec.Cmd
+	stderr  *lockedBuffer
+	exited  chan error
+	cfgPath string
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func freePort(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func run(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("keyless", args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("keyless %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func newCAProcess(t *testing.T, allow ...string) *caProcess {
+	t.Helper()
+	if _, err := exec.LookPath("keyless"); err != nil {
+		t.Fatalf("keyless is not on PATH: %v", err)
+	}
+	dir := t.TempDir()
+	p := &caProcess{t: t, dir: filepath.Join(dir, "ca"), pwFile: filepath.Join(dir, "pw")}
+	if err := os.WriteFile(p.pwFile, []byte(caPassword+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := freePort(t)
+	args := []string{"ca", "init", "--name", "Process CA", "--dns", "127.0.0.1", "--address", addr, "--provisioner", "runners", "--password-file", p.pwFile, "--dir", p.dir}
+	for _, a := range allow {
+		args = append(args, "--allow", a)
+	}
+	run(t, args...)
+	p.url = "https://" + addr
+	p.cfgPath = filepath.Join(p.dir, ca.ConfigFile)
+	cfg, err := ca.LoadConfig(p.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.key, err = ca.DecryptProvisionerKey(cfg.Provisioners[0].EncryptedKey, []byte(caPassword)); err != nil {
+		t.Fatal(err)
+	}
+	root, err := os.ReadFile(filepath.Join(p.dir, ca.RootCertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(root)
+	p.client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 32}}
+	return p
+}
+
+// start runs keyless ca serve and waits until it answers /health.
+func (p *caProcess) start() {
+	t := p.t
+	t.Helper()
+	p.cmd = exec.Command("keyless", "ca", "serve", "--dir", p.dir, "--password-file", p.pwFile)
+	p.stderr = &lockedBuffer{}
+	p.cmd.Stderr = p.stderr
+	stdout, err := p.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p.exited = make(chan error, 1)
+	cmd := p.cmd
+	t.Cleanup(func() { cmd.Process.Kill() })
+	first, err := bufio.NewReader(stdout).ReadString('\n')
+	go io.Copy(io.Discard, stdout)
+	go func() { p.exited <- cmd.Wait() }()
+	if err != nil || !strings.HasPrefix(first, "keyless ca: serving "+p.url) {
+		t.Fatalf("serve printed %q (%v); stderr:\n%s", first, err, p.stderr.String())
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := p.client.Get(p.url + "/health")
+		if err == nil {
+			resp.Body.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the CA did not answer: %v\n%s", err, p.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (p *caProcess) signal(sig os.Signal) {
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+func (p *caProcess) wait() error {
+	select {
+	case err := <-p.exited:
+		return err
+	case <-time.After(15 * time.Second):
+		p.t.Fatalf("keyless ca serve did not exit")
+		return nil
+	}
+}
+
+// signRequest is a ready-made /sign body for cn.
+func (p *caProcess) signRequest(cn string) []byte {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: cn}}, key)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	tok, err := ca.NewToken(ca.TokenOptions{Provisioner: "runners", Key: p.key, Subject: cn, SANs: []string{cn}, Audience: p.url + "/1.0/sign"})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	body, _ := json.Marshal(map[string]string{"csr": string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})), "ott": tok})
+	return body
+}
+
+// sign posts a sign request and returns the status and the serial.
+func (p *caProcess) sign(body []byte) (int, string, error) {
+	resp, err := p.client.Post(p.url+"/1.0/sign", "application/json", bytes.NewReader(body))
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	var out struct{ Crt, Message string }
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return resp.StatusCode, "", err
+	}
+	if resp.StatusCode != http.StatusCreated {
+		return resp.StatusCode, out.Message, nil
+	}
+	certs, err := pki.ParseCertificates([]byte(out.Crt))
+	if err != nil {
+		return resp.StatusCode, "", err
+	}
+	return resp.StatusCode, certs[0].SerialNumber.String(), nil
+}
+
+func TestCAServeReloadsAndStops(t *testing.T) {
+	p := newCAProcess(t, "gitlab-runner")
+	p.start()
+	if status, msg, _ := p.sign(p.signRequest("builder")); status != http.StatusForbidden || !strings.Contains(msg, `may not issue certificates for "builder" (allowed: gitlab-runner)`) {
+		t.Fatalf("before reload: %d %s", status, msg)
+	}
+	// While the CA runs, operator commands go through its API.
+	out, err := exec.Command("keyless", "ca", "list", "--dir", p.dir).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "the running CA holds its database") {
+		t.Errorf("list while running: %v\n%s", err, out)
+	}
+	status, serial, err := p.sign(p.signRequest("gitlab-runner"))
+	if err != nil || status != http.StatusCreated {
+		t.Fatalf("sign: %d %s %v", status, serial, err)
+	}
+	run(t, "ca", "revoke", serial, "--dir", p.dir, "--password-file", p.pwFile, "--reason", "test")
+	crl := run(t, "ca", "crl", "--dir", p.dir, "--password-file", p.pwFile, "--der")
+	list, err := x509.ParseRevocationList([]byte(crl))
+	if err != nil || len(list.RevokedCertificateEntries) != 1 || list.RevokedCertificateEntries[0].SerialNumber.String() != serial {
+		t.Errorf("CRL from the running CA: %v %+v", err, list)
+	}
+
+	// SIGHUP reloads the configuration.
+	cfg, err := os.ReadFile(p.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = bytes.Replace(cfg, []byte("      - gitlab-runner\n"), []byte("      - gitlab-runner\n      - builder\n"), 1)
+	if err := os.WriteFile(p.cfgPath, cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.signal(syscall.SIGHUP)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(p.stderr.String(), "reloaded the configuration") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reload in the log:\n%s", p.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if status, msg, _ := p.sign(p.signRequest("builder")); status != http.StatusCreated {
+		t.Errorf("after reload: %d %s", status, msg)
+	}
+
+	// SIGTERM: a clean exit, and the database is free again.
+	p.signal(syscall.SIGTERM)
+	if err := p.wait(); err != nil {
+		t.Errorf("exit: %v\n%s", err, p.stderr.String())
+	}
+	if out := run(t, "ca", "list", "--dir", p.dir); strings.Count(out, "\n") != 3 || !strings.Contains(out, "revoked") {
+		t.Errorf("list after stop:\n%s", out)
+	}
+}
+
+// TestCACrashSafety kills the CA with SIGKILL in the middle of a burst of
+// signing requests, several times: every certificate a client received
+// must be in the store, and the store must open cleanly each time.
+func TestCACrashSafety(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills and restarts a CA several times")
+	}
+	p := newCAProcess(t)
+	var received []string
+	for round := range 3 {
+		p.start()
+		bodies := make(chan []byte, 4096)
+		go func() {
+			for range 4096 {
+				bodies <- p.signRequest("gitlab-runner")
+			}
+			close(bodies)
+		}()
+		var (
+			mu   sync.Mutex
+			got  []string
+			wg   sync.WaitGroup
+			kill = time.After(time.Duration(300+200*round) * time.Millisecond)
+		)
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for body := range bodies {
+					status, serial, err := p.sign(body)
+					if err != nil {
+						return // the server died mid-request
+					}
+					if status == http.StatusCreated {
+						mu.Lock()
+						got = append(got, serial)
+						mu.Unlock()
+					}
+				}
+			}()
+		}
+		<-kill
+		p.signal(syscall.SIGKILL)
+		p.wait()
+		wg.Wait()
+		if len(got) == 0 {
+			t.Fatalf("round %d: no certificate was issued before the kill\n%s", round, p.stderr.String())
+		}
+		received = append(received, got...)
+		t.Logf("round %d: %d certificates received before SIGKILL", round, len(got))
+	}
+	// The CA starts again after the last crash, then the store is read.
+	p.start()
+	p.signal(syscall.SIGTERM)
+	if err := p.wait(); err != nil {
+		t.Fatalf("restart after the crashes: %v\n%s", err, p.stderr.String())
+	}
+	db, err := store.OpenBolt(filepath.Join(p.dir, ca.DatabaseFile), store.BoltOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatalf("the store does not open after the crashes: %v", err)
+	}
+	defer db.Close()
+	for _, serial := range received {
+		if _, err := db.Certificate(serial); err != nil {
+			t.Errorf("certificate %s was received by a client but is not in the store: %v", serial, err)
+		}
+	}
+}

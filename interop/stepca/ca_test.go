@@ -1,0 +1,244 @@
+package stepca_test
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/smallstep/certificates/ca"
+)
+
+// These tests run the keyless binary, built from this tree with
+// CGO_ENABLED=0 as it ships, as a CA (`keyless ca init`, `keyless ca serve`)
+// and talk to it with smallstep's own Go client.
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+func TestMain(m *testing.M) {
+	// smallstep's client loads an identity from $STEPPATH (~/.step) when one
+	// is there; these tests must see only the CA they start.
+	ca.DisableIdentity = true
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// keylessBinary builds keyless once per test process.
+func keylessBinary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		binDir, buildErr = os.MkdirTemp("", "keyless-stepca-")
+		if buildErr != nil {
+			return
+		}
+		cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, "keyless"), "github.com/keyless-dev/keyless/cmd/keyless")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build keyless: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return filepath.Join(binDir, "keyless")
+}
+
+// testCA is one `keyless ca serve` process over a CA made by `keyless ca
+// init` in a temporary directory.
+type testCA struct {
+	keyless      string
+	URL          string // https://127.0.0.1:PORT
+	Dir          string
+	PasswordFile string
+	Password     []byte
+	Fingerprint  string // as `keyless ca init` printed it
+	Root         *x509.Certificate
+	Intermediate *x509.Certificate
+	RootFile     string
+}
+
+// provisionerName names the JWK provisioner `keyless ca init --provisioner` makes.
+const provisionerName = "admin"
+
+var fingerprintLine = regexp.MustCompile(`(?m)^Root fingerprint: ([0-9a-f]{64})\r?$`)
+
+// startCA initializes a CA and serves it until the test ends, when it gets
+// SIGTERM.
+func startCA(t *testing.T) *testCA {
+	t.Helper()
+	keyless := keylessBinary(t)
+	tmp := t.TempDir()
+	c := &testCA{
+		keyless:      keyless,
+		Dir:          filepath.Join(tmp, "ca"),
+		PasswordFile: filepath.Join(tmp, "password"),
+		Password:     []byte("interop-" + strconv.FormatInt(time.Now().UnixNano(), 36)),
+	}
+	if err := os.WriteFile(c.PasswordFile, c.Password, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	c.URL = "https://" + addr
+
+	var stdout, stderr bytes.Buffer
+	initCmd := exec.Command(keyless, "ca", "init", "--name", "Test CA", "--dns", "127.0.0.1", "--dns", "localhost",
+		"--address", addr, "--provisioner", provisionerName, "--password-file", c.PasswordFile, "--dir", c.Dir)
+	initCmd.Stdout, initCmd.Stderr = &stdout, &stderr
+	if err := initCmd.Run(); err != nil {
+		t.Fatalf("keyless ca init: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.Bytes(), stderr.Bytes())
+	}
+	m := fingerprintLine.FindStringSubmatch(stdout.String())
+	if m == nil {
+		t.Fatalf("keyless ca init printed no line %q on stdout:\n%s", "Root fingerprint: <64 lowercase hex>", stdout.Bytes())
+	}
+	c.Fingerprint = m[1]
+	for _, f := range []string{"certs/root_ca.crt", "certs/intermediate_ca.crt", "secrets/root_ca_key", "secrets/intermediate_ca_key", "config/ca.yaml"} {
+		if _, err := os.Stat(filepath.Join(c.Dir, f)); err != nil {
+			t.Errorf("keyless ca init did not write %s: %v", f, err)
+		}
+	}
+	c.RootFile = filepath.Join(c.Dir, "certs", "root_ca.crt")
+	c.Root = readCert(t, c.RootFile)
+	c.Intermediate = readCert(t, filepath.Join(c.Dir, "certs", "intermediate_ca.crt"))
+	if sum := sha256.Sum256(c.Root.Raw); hex.EncodeToString(sum[:]) != c.Fingerprint {
+		t.Fatalf("printed root fingerprint %s is not the SHA-256 of certs/root_ca.crt (%x)", c.Fingerprint, sum)
+	}
+
+	c.serve(t)
+	return c
+}
+
+// serve starts `keyless ca serve` and waits for its "serving" line.
+func (c *testCA) serve(t *testing.T) {
+	t.Helper()
+	serve := exec.Command(c.keyless, "ca", "serve", "--dir", c.Dir, "--password-file", c.PasswordFile)
+	out := new(lockedBuffer)
+	serve.Stderr = out
+	pipe, err := serve.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := serve.Start(); err != nil {
+		t.Fatalf("starting keyless ca serve: %v", err)
+	}
+	want := "keyless ca: serving " + c.URL
+	ready := make(chan struct{})
+	scanned := make(chan struct{})
+	go func() {
+		defer close(scanned)
+		s := bufio.NewScanner(pipe)
+		once := sync.Once{}
+		for s.Scan() {
+			fmt.Fprintln(out, s.Text())
+			if strings.TrimSpace(s.Text()) == want {
+				once.Do(func() { close(ready) })
+			}
+		}
+		io.Copy(io.Discard, pipe)
+	}()
+	exited := make(chan error, 1)
+	go func() {
+		<-scanned
+		exited <- serve.Wait()
+	}()
+	t.Cleanup(func() {
+		serve.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-exited:
+			if t.Failed() {
+				t.Logf("keyless ca serve exited (%v) after SIGTERM; its output:\n%s", err, out.String())
+			}
+		case <-time.After(10 * time.Second):
+			serve.Process.Kill()
+			<-exited
+			t.Errorf("keyless ca serve did not stop within 10s of SIGTERM; its output:\n%s", out.String())
+		}
+	})
+	select {
+	case <-ready:
+	case err := <-exited:
+		exited <- err
+		t.Fatalf("keyless ca serve exited (%v) before printing %q; its output:\n%s", err, want, out.String())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("keyless ca serve did not print %q within 30s; its output:\n%s", want, out.String())
+	}
+}
+
+// freeAddr returns a loopback address with a port that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func readCert(t *testing.T, file string) *x509.Certificate {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(b)
+	if block == nil || block.Type != "CERTIFICATE" {
+		t.Fatalf("%s holds no PEM certificate", file)
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	return cert
+}
+
+// statusOf is the HTTP status smallstep's client reports for a CA error: the
+// "status" of the JSON error body, which is all its callers (the step CLI
+// among them) get to see; 0 when err carries none.
+func statusOf(err error) int {
+	var sc interface{ StatusCode() int }
+	if errors.As(err, &sc) {
+		return sc.StatusCode()
+	}
+	return 0
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
