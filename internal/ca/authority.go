@@ -147,7 +147,7 @@ type SignRequest struct {
 // grants, within the provisioner's policy.
 func (a *Authority) Sign(req SignRequest) (*Issued, error) {
 	now := a.now()
-	p, claims, err := a.verifyOTT(req.Token, "sign", now)
+	p, claims, tok, err := a.verifyOTT(req.Token, "sign", now)
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +184,7 @@ func (a *Authority) Sign(req SignRequest) (*Issued, error) {
 		NotAfter:  notAfter,
 	}
 	setNames(tmpl, sans)
-	return a.issue(tmpl, csr.PublicKey, p, "")
+	return a.issue(tmpl, csr.PublicKey, p, "", &tok)
 }
 
 func describeAllow(allow []string) string {
@@ -240,9 +240,10 @@ func parseTimeOrDuration(s string, now time.Time) (time.Time, error) {
 	return now.Add(d), nil
 }
 
-// issue signs tmpl for pub and records the certificate before returning
-// it, so every certificate a client receives is in the store.
-func (a *Authority) issue(tmpl *x509.Certificate, pub crypto.PublicKey, p *ProvisionerConfig, renewedFrom string) (*Issued, error) {
+// issue signs tmpl for pub and records the certificate (with the token
+// that paid for it, if any) before returning it, so every certificate a
+// client receives is in the store.
+func (a *Authority) issue(tmpl *x509.Certificate, pub crypto.PublicKey, p *ProvisionerConfig, renewedFrom string, tok *spend) (*Issued, error) {
 	serial, err := randomSerial(a.rand)
 	if err != nil {
 		return nil, internal(err, "generating a serial number")
@@ -277,7 +278,15 @@ func (a *Authority) issue(tmpl *x509.Certificate, pub crypto.PublicKey, p *Provi
 		RenewedFrom: renewedFrom,
 		DER:         der,
 	}
-	if err := a.store.PutCertificate(rec); err != nil {
+	if tok != nil {
+		err = a.store.IssueCertificate(rec, tok.id, tok.expires)
+	} else {
+		err = a.store.PutCertificate(rec)
+	}
+	if errors.Is(err, store.ErrTokenUsed) {
+		return nil, refuse(KindUnauthorized, "token already used")
+	}
+	if err != nil {
 		return nil, internal(err, "recording the certificate")
 	}
 	a.log.Info("issued certificate", "serial", rec.Serial, "subject", rec.Subject, "sans", strings.Join(rec.SANs, ","),
@@ -347,6 +356,10 @@ func sameSet(a, b []string) bool {
 // key, lifetime) to a client that proved it holds it: chain is the mTLS
 // peer chain or the chain from a renewal token, leaf first.
 func (a *Authority) Renew(chain []*x509.Certificate) (*Issued, error) {
+	return a.renew(chain, nil)
+}
+
+func (a *Authority) renew(chain []*x509.Certificate, tok *spend) (*Issued, error) {
 	if len(chain) == 0 {
 		return nil, refuse(KindUnauthorized, "renewal needs the current certificate: connect with it (mTLS) or send a renewal token")
 	}
@@ -363,18 +376,18 @@ func (a *Authority) Renew(chain []*x509.Certificate) (*Issued, error) {
 	nb := now.Add(-backdate)
 	tmpl := &x509.Certificate{Subject: pkix.Name{CommonName: old.Subject.CommonName}, NotBefore: nb, NotAfter: nb.Add(life),
 		DNSNames: old.DNSNames, IPAddresses: old.IPAddresses, EmailAddresses: old.EmailAddresses, URIs: old.URIs}
-	return a.issue(tmpl, old.PublicKey, p, rec.Serial)
+	return a.issue(tmpl, old.PublicKey, p, rec.Serial, tok)
 }
 
 // RenewWithToken is Renew for a client that cannot present its
 // certificate over TLS (a proxy terminates TLS, or it expired): it sends
 // step's renewal token instead.
 func (a *Authority) RenewWithToken(token string) (*Issued, error) {
-	chain, err := a.verifyRenewToken(token, a.now())
+	chain, tok, err := a.verifyRenewToken(token, a.now())
 	if err != nil {
 		return nil, err
 	}
-	return a.Renew(chain)
+	return a.renew(chain, &tok)
 }
 
 // ownCertificate checks that cert was issued by this CA (it chains to the
@@ -454,12 +467,15 @@ func (a *Authority) Revoke(req RevokeRequest) error {
 	case req.Operator:
 		via = "cli"
 	case req.Token != "":
-		p, claims, err := a.verifyOTT(req.Token, "revoke", now)
+		p, claims, tok, err := a.verifyOTT(req.Token, "revoke", now)
 		if err != nil {
 			return err
 		}
 		if claims.Subject != serial.String() {
 			return refuse(KindForbidden, "the token is for serial %s, not %s", clip(claims.Subject), serial)
+		}
+		if err := a.use(tok); err != nil {
+			return err
 		}
 		via = "token:" + p.Name
 	case len(req.Peer) > 0:

@@ -95,49 +95,64 @@ func NewToken(o TokenOptions) (string, error) {
 	return jwt.Signed(signer).Claims(c).Serialize()
 }
 
+// spend identifies a one-time token to record as used, with the time
+// after which it can be forgotten.
+type spend struct {
+	id      string
+	expires time.Time
+}
+
+// use records the token as used on its own (revocation); issuing
+// records it together with the certificate.
+func (a *Authority) use(s spend) error {
+	if err := a.store.UseToken(s.id, s.expires); err != nil {
+		if errors.Is(err, store.ErrTokenUsed) {
+			return refuse(KindUnauthorized, "token already used")
+		}
+		return internal(err, "recording the token")
+	}
+	return nil
+}
+
 // verifyOTT authenticates a provisioner's one-time token for op ("sign"
 // or "revoke"): the provisioner named by iss with the key named by kid
 // signed it, it is for this CA and this operation, it is valid now (with
-// a minute's leeway) and short-lived, and its jti was never used (it is
-// recorded as used here, before the operation, as step-ca does).
-func (a *Authority) verifyOTT(token, op string, now time.Time) (*ProvisionerConfig, *ottClaims, error) {
+// a minute's leeway) and short-lived. Its single use is the caller's to
+// enforce with the returned spend: signing records it in the same write
+// as the certificate, so a crash never leaves a spent token without its
+// certificate, nor a certificate whose token could be replayed.
+func (a *Authority) verifyOTT(token, op string, now time.Time) (*ProvisionerConfig, *ottClaims, spend, error) {
 	tok, err := jwt.ParseSigned(token, tokenAlgorithms)
 	if err != nil {
-		return nil, nil, refuse(KindUnauthorized, "the token is not a signed JWT")
+		return nil, nil, spend{}, refuse(KindUnauthorized, "the token is not a signed JWT")
 	}
 	var unverified ottClaims
 	if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil {
-		return nil, nil, refuse(KindUnauthorized, "the token's claims do not parse")
+		return nil, nil, spend{}, refuse(KindUnauthorized, "the token's claims do not parse")
 	}
 	kid := tok.Headers[0].KeyID
 	cfg := a.config()
 	p := cfg.provisioner(unverified.Issuer)
 	if p == nil || p.jwk.KeyID != kid {
-		return nil, nil, refuse(KindUnauthorized, "the token names no provisioner of this CA (iss %q, kid %q)", clip(unverified.Issuer), clip(kid))
+		return nil, nil, spend{}, refuse(KindUnauthorized, "the token names no provisioner of this CA (iss %q, kid %q)", clip(unverified.Issuer), clip(kid))
 	}
 	var c ottClaims
 	if err := tok.Claims(p.jwk.Key, &c); err != nil {
-		return nil, nil, refuse(KindUnauthorized, "the token's signature does not verify with provisioner %s's key", p.Name)
+		return nil, nil, spend{}, refuse(KindUnauthorized, "the token's signature does not verify with provisioner %s's key", p.Name)
 	}
 	if err := checkTimes(c.Claims, now); err != nil {
-		return nil, nil, err
+		return nil, nil, spend{}, err
 	}
 	if !a.audienceMatches(cfg, c.Audience, op) {
-		return nil, nil, refuse(KindUnauthorized, "the token's audience %q is not this CA's %s endpoint (https://<one of %s>/1.0/%s)", clip(strings.Join(c.Audience, ",")), op, strings.Join(cfg.DNSNames, ", "), op)
+		return nil, nil, spend{}, refuse(KindUnauthorized, "the token's audience %q is not this CA's %s endpoint (https://<one of %s>/1.0/%s)", clip(strings.Join(c.Audience, ",")), op, strings.Join(cfg.DNSNames, ", "), op)
 	}
 	if c.Subject == "" {
-		return nil, nil, refuse(KindUnauthorized, "the token has no subject")
+		return nil, nil, spend{}, refuse(KindUnauthorized, "the token has no subject")
 	}
 	if c.ID == "" {
-		return nil, nil, refuse(KindUnauthorized, "the token has no jti, so it could be replayed")
+		return nil, nil, spend{}, refuse(KindUnauthorized, "the token has no jti, so it could be replayed")
 	}
-	if err := a.store.UseToken(op+":"+c.ID, c.Expiry.Time().Add(tokenLeeway)); err != nil {
-		if errors.Is(err, store.ErrTokenUsed) {
-			return nil, nil, refuse(KindUnauthorized, "token already used")
-		}
-		return nil, nil, internal(err, "recording the token")
-	}
-	return p, &c, nil
+	return p, &c, spend{id: op + ":" + c.ID, expires: c.Expiry.Time().Add(tokenLeeway)}, nil
 }
 
 func checkTimes(c jwt.Claims, now time.Time) error {
@@ -190,10 +205,10 @@ func sameIP(a, b string) bool {
 // the certificate's own key, carrying the certificate (and chain) in its
 // x5cInsecure header, for this CA's renew endpoint. It returns the chain;
 // the caller checks it against the CA as it would an mTLS peer.
-func (a *Authority) verifyRenewToken(token string, now time.Time) ([]*x509.Certificate, error) {
+func (a *Authority) verifyRenewToken(token string, now time.Time) ([]*x509.Certificate, spend, error) {
 	tok, err := jwt.ParseSigned(token, tokenAlgorithms)
 	if err != nil {
-		return nil, refuse(KindUnauthorized, "the renewal token is not a signed JWT")
+		return nil, spend{}, refuse(KindUnauthorized, "the renewal token is not a signed JWT")
 	}
 	h := tok.Headers[0]
 	var encoded []string
@@ -202,44 +217,39 @@ func (a *Authority) verifyRenewToken(token string, now time.Time) ([]*x509.Certi
 		for _, e := range v {
 			s, ok := e.(string)
 			if !ok {
-				return nil, refuse(KindUnauthorized, "the renewal token's x5cInsecure header is not a list of certificates")
+				return nil, spend{}, refuse(KindUnauthorized, "the renewal token's x5cInsecure header is not a list of certificates")
 			}
 			encoded = append(encoded, s)
 		}
 	}
 	if len(encoded) == 0 {
-		return nil, refuse(KindUnauthorized, "the renewal token carries no certificate (x5cInsecure header)")
+		return nil, spend{}, refuse(KindUnauthorized, "the renewal token carries no certificate (x5cInsecure header)")
 	}
 	var chain []*x509.Certificate
 	for _, e := range encoded {
 		der, err := base64.StdEncoding.DecodeString(e)
 		if err != nil {
-			return nil, refuse(KindUnauthorized, "the renewal token's certificate is not base64")
+			return nil, spend{}, refuse(KindUnauthorized, "the renewal token's certificate is not base64")
 		}
 		cert, err := x509.ParseCertificate(der)
 		if err != nil {
-			return nil, refuse(KindUnauthorized, "the renewal token's certificate does not parse")
+			return nil, spend{}, refuse(KindUnauthorized, "the renewal token's certificate does not parse")
 		}
 		chain = append(chain, cert)
 	}
 	var c jwt.Claims
 	if err := tok.Claims(chain[0].PublicKey, &c); err != nil {
-		return nil, refuse(KindUnauthorized, "the renewal token is not signed by the certificate's key")
+		return nil, spend{}, refuse(KindUnauthorized, "the renewal token is not signed by the certificate's key")
 	}
 	if err := checkTimes(c, now); err != nil {
-		return nil, err
+		return nil, spend{}, err
 	}
 	if !a.audienceMatches(a.config(), c.Audience, "renew") {
-		return nil, refuse(KindUnauthorized, "the renewal token's audience is not this CA's renew endpoint")
+		return nil, spend{}, refuse(KindUnauthorized, "the renewal token's audience is not this CA's renew endpoint")
 	}
+	// Renewal tokens have no jti: the token itself is what is spent.
 	sum := sha256.Sum256([]byte(token))
-	if err := a.store.UseToken("renew:"+hex.EncodeToString(sum[:]), c.Expiry.Time().Add(tokenLeeway)); err != nil {
-		if errors.Is(err, store.ErrTokenUsed) {
-			return nil, refuse(KindUnauthorized, "token already used")
-		}
-		return nil, internal(err, "recording the token")
-	}
-	return chain, nil
+	return chain, spend{id: "renew:" + hex.EncodeToString(sum[:]), expires: c.Expiry.Time().Add(tokenLeeway)}, nil
 }
 
 func randomHex(r io.Reader, n int) (string, error) {

@@ -327,6 +327,72 @@ func (b *Bolt) PutCertificate(c *Certificate) error {
 	return nil
 }
 
+// IssueCertificate implements [Store]: UseToken and PutCertificate in one
+// transaction, so signing costs one commit.
+func (b *Bolt) IssueCertificate(c *Certificate, tokenID string, expires time.Time) error {
+	if err := checkTokenID(tokenID); err != nil {
+		return fmt.Errorf("recording token id: %w", err)
+	}
+	if expires.IsZero() {
+		return errors.New("recording token id: expiry is not set")
+	}
+	if err := checkCertificate(c); err != nil {
+		return fmt.Errorf("storing certificate: %w", err)
+	}
+	value, err := encodeCertificate(c)
+	if err != nil {
+		return err
+	}
+	if err := b.enter(); err != nil {
+		return fmt.Errorf("storing certificate %s: %w", c.Serial, err)
+	}
+	defer b.mu.RUnlock()
+	tokKey, exp := []byte(tokenID), timeKey(expires)
+	expKey := append(timeKey(expires), tokenID...)
+	cutoff := timeKey(b.now().Add(-tokenGrace))
+	key, order := []byte(c.Serial), orderKey(c.IssuedAt, c.Serial)
+
+	// As in UseToken and PutCertificate: every run sets the results
+	// afresh, the last run decides, and a refusal is a result that rolls
+	// back nothing of the others in the group.
+	var used, exists bool
+	err = b.write(func(tx *bolt.Tx) error {
+		used, exists = false, false
+		tokens, certs := tx.Bucket(bucketTokens), tx.Bucket(bucketCertificates)
+		if tokens.Get(tokKey) != nil {
+			used = true
+			return nil
+		}
+		if certs.Get(key) != nil {
+			exists = true
+			return nil
+		}
+		byExpiry := tx.Bucket(bucketTokensByExpiry)
+		if err := tokens.Put(tokKey, exp); err != nil {
+			return err
+		}
+		if err := byExpiry.Put(expKey, []byte{}); err != nil {
+			return err
+		}
+		if err := certs.Put(key, value); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketCertificatesByTime).Put(order, []byte{}); err != nil {
+			return err
+		}
+		return pruneTokens(tokens, byExpiry, cutoff, prunePerUse)
+	})
+	switch {
+	case err != nil:
+		return fmt.Errorf("storing certificate %s: %w", c.Serial, err)
+	case used:
+		return fmt.Errorf("recording token id: %w", ErrTokenUsed)
+	case exists:
+		return fmt.Errorf("storing certificate %s: %w", c.Serial, ErrExists)
+	}
+	return nil
+}
+
 // Certificate implements [Store].
 func (b *Bolt) Certificate(serial string) (*Certificate, error) {
 	if err := checkSerial(serial); err != nil {

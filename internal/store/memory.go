@@ -78,6 +78,38 @@ func (m *Memory) PutCertificate(c *Certificate) error {
 	return nil
 }
 
+// IssueCertificate implements [Store].
+func (m *Memory) IssueCertificate(c *Certificate, tokenID string, expires time.Time) error {
+	if err := checkTokenID(tokenID); err != nil {
+		return fmt.Errorf("recording token id: %w", err)
+	}
+	if expires.IsZero() {
+		return errors.New("recording token id: expiry is not set")
+	}
+	if err := checkCertificate(c); err != nil {
+		return fmt.Errorf("storing certificate: %w", err)
+	}
+	v, err := encodeCertificate(c)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case m.closed:
+		return fmt.Errorf("storing certificate %s: %w", c.Serial, errClosed)
+	case m.tokens[tokenID] != time.Time{}:
+		return fmt.Errorf("recording token id: %w", ErrTokenUsed)
+	}
+	if _, ok := m.certs[c.Serial]; ok {
+		return fmt.Errorf("storing certificate %s: %w", c.Serial, ErrExists)
+	}
+	m.tokens[tokenID] = expires
+	m.certs[c.Serial] = v
+	m.certOrder[c.Serial] = orderKey(c.IssuedAt, c.Serial)
+	return nil
+}
+
 // Certificate implements [Store].
 func (m *Memory) Certificate(serial string) (*Certificate, error) {
 	if err := checkSerial(serial); err != nil {

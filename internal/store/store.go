@@ -92,6 +92,13 @@ type Store interface {
 	// must be set.
 	PutCertificate(c *Certificate) error
 
+	// IssueCertificate records a one-time token id and the certificate it
+	// paid for, atomically, in one durable write: either both are stored
+	// or neither. It returns ErrTokenUsed if the id was recorded before
+	// (exactly one of concurrent calls with the same id succeeds), and
+	// ErrExists if the serial is stored. expires is as for UseToken.
+	IssueCertificate(c *Certificate, tokenID string, expires time.Time) error
+
 	// Certificate returns the certificate with this serial, or ErrNotFound.
 	Certificate(serial string) (*Certificate, error)
 

@@ -118,6 +118,7 @@ func TestContract(t *testing.T) {
 				{"Order", testOrder},
 				{"OrderManyPages", testOrderManyPages},
 				{"TokenUsedTwice", testTokenUsedTwice},
+				{"IssueCertificate", testIssueCertificate},
 				{"Concurrency", testConcurrency},
 				{"RevokeIdempotent", testRevokeIdempotent},
 				{"RevocationsOrder", testRevocationsOrder},
@@ -373,6 +374,53 @@ func testTokenUsedTwice(t *testing.T, s store.Store) {
 		if err := s.UseToken("a", expires); !errors.Is(err, store.ErrTokenUsed) {
 			t.Errorf("UseToken again with expiry %v: got %v, want ErrTokenUsed", expires, err)
 		}
+	}
+}
+
+// testIssueCertificate: token and certificate are stored together or not
+// at all, and racing issues with one token store one certificate.
+func testIssueCertificate(t *testing.T, s store.Store) {
+	exp := t0.Add(5 * time.Minute)
+	if err := s.IssueCertificate(testCert("1", t0), "tok-1", exp); err != nil {
+		t.Fatalf("IssueCertificate: %v", err)
+	}
+	if _, err := s.Certificate("1"); err != nil {
+		t.Errorf("certificate not stored: %v", err)
+	}
+	if err := s.UseToken("tok-1", exp); !errors.Is(err, store.ErrTokenUsed) {
+		t.Errorf("token not recorded: UseToken gave %v", err)
+	}
+	// A spent token stores nothing.
+	if err := s.IssueCertificate(testCert("2", t0), "tok-1", exp); !errors.Is(err, store.ErrTokenUsed) {
+		t.Errorf("spent token: got %v, want ErrTokenUsed", err)
+	}
+	if _, err := s.Certificate("2"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a refused issue stored its certificate: %v", err)
+	}
+	// A stored serial spends no token.
+	if err := s.IssueCertificate(testCert("1", t0), "tok-2", exp); !errors.Is(err, store.ErrExists) {
+		t.Errorf("stored serial: got %v, want ErrExists", err)
+	}
+	if err := s.UseToken("tok-2", exp); err != nil {
+		t.Errorf("a refused issue spent its token: %v", err)
+	}
+	errs := parallel(50, func(i int) error {
+		return s.IssueCertificate(testCert(fmt.Sprint(100+i), t0), "race", exp)
+	})
+	ok := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case !errors.Is(err, store.ErrTokenUsed):
+			t.Errorf("racing issue: %v", err)
+		}
+	}
+	if ok != 1 {
+		t.Errorf("%d of 50 racing issues with one token succeeded, want 1", ok)
+	}
+	if n := len(listAll(t, s)); n != 2 {
+		t.Errorf("%d certificates stored, want 2", n)
 	}
 }
 
