@@ -558,6 +558,65 @@ func (a *Authority) CRL() ([]byte, error) {
 	return der, nil
 }
 
+// ListOp is the operation name of the certificate list, for tokens: a
+// provisioner's token with audience https://<ca>/1.0/keyless/certificates.
+const ListOp = "keyless/certificates"
+
+// ListedCertificate is what the certificate list says of each
+// certificate.
+type ListedCertificate struct {
+	Serial      string    `json:"serial"`
+	Subject     string    `json:"subject"`
+	SANs        []string  `json:"sans"`
+	NotBefore   time.Time `json:"notBefore"`
+	NotAfter    time.Time `json:"notAfter"`
+	Provisioner string    `json:"provisioner"`
+	IssuedAt    time.Time `json:"issuedAt"`
+	RenewedFrom string    `json:"renewedFrom,omitempty"`
+	Revoked     bool      `json:"revoked"`
+}
+
+// ListCertificates returns every issued certificate, oldest first, to
+// the holder of a provisioner's one-time token for ListOp: what `keyless
+// ca list` uses while the CA runs and holds its database.
+func (a *Authority) ListCertificates(token string) ([]ListedCertificate, error) {
+	_, _, tok, err := a.verifyOTT(token, ListOp, a.now())
+	if err != nil {
+		return nil, err
+	}
+	if err := a.use(tok); err != nil {
+		return nil, err
+	}
+	out, err := List(a.store)
+	if err != nil {
+		return nil, internal(err, "listing certificates")
+	}
+	return out, nil
+}
+
+// List reads every certificate record of a store, oldest first, with its
+// revocation status: what `keyless ca list` prints.
+func List(st store.Store) ([]ListedCertificate, error) {
+	var out []ListedCertificate
+	var ierr error
+	err := st.Certificates(func(c *store.Certificate) bool {
+		l := ListedCertificate{Serial: c.Serial, Subject: c.Subject, SANs: c.SANs, NotBefore: c.NotBefore, NotAfter: c.NotAfter,
+			Provisioner: c.Provisioner, IssuedAt: c.IssuedAt, RenewedFrom: c.RenewedFrom}
+		if _, err := st.Revocation(c.Serial); err == nil {
+			l.Revoked = true
+		} else if !errors.Is(err, store.ErrNotFound) {
+			ierr = err
+			return false
+		}
+		out = append(out, l)
+		return true
+	})
+	if err == nil {
+		err = ierr
+	}
+	return out, err
+}
+
 // RootFingerprint is the hex SHA-256 of the root's DER, what clients
 // bootstrap with.
 func (a *Authority) RootFingerprint() string {

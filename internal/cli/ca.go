@@ -464,6 +464,30 @@ func apiCall(client *http.Client, method, url string, body any) ([]byte, error) 
 	return data, nil
 }
 
+// apiCallToken GETs url with a Bearer token.
+func apiCallToken(client *http.Client, url, token string) ([]byte, error) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, withHint(fmt.Errorf("calling the CA: %w", err), "the CA's database is in use, so keyless asked the running CA at %s; check it is reachable, or pass --ca-url", url)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode >= 300 {
+		var e struct{ Message string }
+		_ = json.Unmarshal(data, &e)
+		return nil, fmt.Errorf("the CA refused (%d): %s", resp.StatusCode, e.Message)
+	}
+	return data, nil
+}
+
 func newCARevokeCommand(s streams) *cobra.Command {
 	var (
 		dir, passwordFile, reason, url string
@@ -546,16 +570,17 @@ func parseSerial(s string) (string, bool) {
 
 func newCAListCommand(s streams) *cobra.Command {
 	var (
-		dir      string
-		expiring time.Duration
+		dir, passwordFile, url string
+		expiring               time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List issued certificates with their validity and revocation",
 		Long: `List every certificate the CA issued: serial, subject, names, validity,
 provisioner, and whether it is revoked or expired. --expiring 24h keeps the
-unrevoked ones that expire within 24 hours. It reads the CA's database, so
-it works while the CA is stopped (the running CA holds the database).`,
+unrevoked ones that expire within 24 hours. With the CA stopped it reads
+its database; while the CA runs (and holds the database), it asks the CA's
+API with a token from the provisioner key, which needs --password-file.`,
 		Example: `  keyless ca list --expiring 24h`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -563,48 +588,68 @@ it works while the CA is stopped (the running CA holds the database).`,
 			if err != nil {
 				return err
 			}
+			var list []ca.ListedCertificate
 			db, err := store.OpenBolt(c.cfg.Path(c.cfg.DB), store.BoltOptions{ReadOnly: true})
-			if errors.Is(err, store.ErrLocked) {
-				return withHint(err, "the running CA holds its database; stop it briefly to list, or read its log (it logs every certificate it issues)")
-			}
-			if err != nil {
+			switch {
+			case err == nil:
+				defer db.Close()
+				if list, err = ca.List(db); err != nil {
+					return err
+				}
+			case errors.Is(err, store.ErrLocked):
+				if passwordFile == "" {
+					return withHint(err, "the running CA holds its database; pass --password-file to list through its API")
+				}
+				password, err := readCAPassword(passwordFile)
+				if err != nil {
+					return err
+				}
+				p, key, err := provisionerKey(c.cfg, "", password)
+				if err != nil {
+					return err
+				}
+				base := caURL(url, c.cfg)
+				tok, err := ca.NewToken(ca.TokenOptions{Provisioner: p.Name, Key: key, Subject: "list", Audience: base + "/1.0/" + ca.ListOp})
+				if err != nil {
+					return err
+				}
+				data, err := apiCallToken(apiClient(c.root), base+"/1.0/"+ca.ListOp, tok)
+				if err != nil {
+					return err
+				}
+				var out struct{ Certificates []ca.ListedCertificate }
+				if err := json.Unmarshal(data, &out); err != nil {
+					return fmt.Errorf("the CA's certificate list: %w", err)
+				}
+				list = out.Certificates
+			default:
 				return err
 			}
-			defer db.Close()
 			now := time.Now()
 			tw := tabwriter.NewWriter(s.out, 2, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "SERIAL\tSUBJECT\tNAMES\tNOT AFTER\tPROVISIONER\tSTATUS")
-			var werr error
-			err = db.Certificates(func(rec *store.Certificate) bool {
+			for _, rec := range list {
 				status := "valid"
-				_, rerr := db.Revocation(rec.Serial)
 				switch {
-				case rerr == nil:
+				case rec.Revoked:
 					status = "revoked"
-				case !errors.Is(rerr, store.ErrNotFound):
-					werr = rerr
-					return false
 				case now.After(rec.NotAfter):
 					status = "expired"
 				}
 				if expiring > 0 && (status != "valid" || rec.NotAfter.Sub(now) > expiring) {
-					return true
+					continue
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", rec.Serial, rec.Subject, strings.Join(rec.SANs, ","),
 					rec.NotAfter.UTC().Format(time.RFC3339), rec.Provisioner, status)
-				return true
-			})
-			if err == nil {
-				err = werr
-			}
-			if err != nil {
-				return err
 			}
 			return tw.Flush()
 		},
 	}
 	addDirFlag(cmd, &dir)
-	cmd.Flags().DurationVar(&expiring, "expiring", 0, "only valid certificates that expire within this `duration`")
+	f := cmd.Flags()
+	f.DurationVar(&expiring, "expiring", 0, "only valid certificates that expire within this `duration`")
+	f.StringVar(&passwordFile, "password-file", "", "`file` holding the CA's password (needed while the CA runs)")
+	f.StringVar(&url, "ca-url", "", "the running CA's `URL` (default: https://<first DNS name>:<port>)")
 	return cmd
 }
 

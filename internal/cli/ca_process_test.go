@@ -216,14 +216,17 @@ func TestCAServeReloadsAndStops(t *testing.T) {
 	}
 	// While the CA runs, operator commands go through its API.
 	out, err := exec.Command("keyless", "ca", "list", "--dir", p.dir).CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "the running CA holds its database") {
-		t.Errorf("list while running: %v\n%s", err, out)
+	if err == nil || !strings.Contains(string(out), "pass --password-file to list through its API") {
+		t.Errorf("list while running, without the password: %v\n%s", err, out)
 	}
 	status, serial, err := p.sign(p.signRequest("gitlab-runner"))
 	if err != nil || status != http.StatusCreated {
 		t.Fatalf("sign: %d %s %v", status, serial, err)
 	}
 	run(t, "ca", "revoke", serial, "--dir", p.dir, "--password-file", p.pwFile, "--reason", "test")
+	if out := run(t, "ca", "list", "--dir", p.dir, "--password-file", p.pwFile); !strings.Contains(out, serial) || !strings.Contains(out, "revoked") {
+		t.Errorf("list through the API:\n%s", out)
+	}
 	crl := run(t, "ca", "crl", "--dir", p.dir, "--password-file", p.pwFile, "--der")
 	list, err := x509.ParseRevocationList([]byte(crl))
 	if err != nil || len(list.RevokedCertificateEntries) != 1 || list.RevokedCertificateEntries[0].SerialNumber.String() != serial {

@@ -71,6 +71,9 @@ func New(cfg Config) *Handler {
 		h.mux.HandleFunc("POST "+prefix+"/revoke", h.revoke)
 		h.mux.HandleFunc("GET "+prefix+"/crl", h.crl)
 	}
+	// keyless's own: the certificate list for operators, with a
+	// provisioner's token (not part of step-ca's API).
+	h.mux.HandleFunc("GET /1.0/"+ca.ListOp, h.list)
 	return h
 }
 
@@ -311,6 +314,20 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		h.fail(w, r, &ca.Error{Kind: ca.KindUnauthorized, Message: "listing certificates needs a provisioner's token (Authorization: Bearer)"})
+		return
+	}
+	list, err := h.a.ListCertificates(strings.TrimSpace(token))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"certificates": list})
 }
 
 func (h *Handler) crl(w http.ResponseWriter, r *http.Request) {

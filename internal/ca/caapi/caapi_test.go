@@ -369,3 +369,34 @@ func TestServerCertificate(t *testing.T) {
 		t.Error("a TLS 1.1 client connected")
 	}
 }
+
+func TestListCertificates(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	c, _ := e.sign("gitlab-runner")
+	get := func(token string) (int, string) {
+		req, _ := http.NewRequest(http.MethodGet, e.url+"/1.0/keyless/certificates", nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := e.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	tok := e.token(tokenOpts{sub: "list", aud: e.url + "/1.0/keyless/certificates"})
+	if status, body := get(tok); status != 200 || !strings.Contains(body, `"serial":"`+c.SerialNumber.String()+`"`) || !strings.Contains(body, `"revoked":false`) {
+		t.Errorf("list: %d %s", status, body)
+	}
+	if status, body := get(tok); status != 401 || !strings.Contains(body, "token already used") {
+		t.Errorf("reused token: %d %s", status, body)
+	}
+	if status, _ := get(""); status != 401 {
+		t.Errorf("no token: %d", status)
+	}
+	if status, _ := get(e.token(tokenOpts{sub: "list"})); status != 401 {
+		t.Errorf("a sign token listed: %d", status)
+	}
+}
