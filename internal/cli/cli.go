@@ -98,6 +98,10 @@ it (--role-arn is KEYLESS_ROLE_ARN); a flag on the command line wins.`,
 		newReadCertificateDataCommand(s),
 		newEmulatorCommand(s),
 		newCACommand(s),
+		newBootstrapCommand(s),
+		newCertificateCommand(s),
+		newRenewCommand(s),
+		newRevokeCommand(s),
 	)
 	return root
 }

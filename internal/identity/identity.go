@@ -142,6 +142,15 @@ func Load(f Files, password PasswordFunc, now time.Time) (*pki.Identity, error) 
 		}
 		id = &pki.Identity{Key: key, Certificate: certs[0], Intermediates: certs[1:]}
 		if !pki.KeyMatchesCertificate(key, id.Certificate) {
+			// A pair replacement interrupted between its renames: the
+			// new key is in place and its certificate still pending.
+			if pending, err := os.ReadFile(f.Certificate + PendingSuffix); err == nil {
+				if pc, err := pki.ParseCertificates(pending); err == nil && pki.KeyMatchesCertificate(key, pc[0]) {
+					id.Certificate, id.Intermediates = pc[0], pc[1:]
+				}
+			}
+		}
+		if !pki.KeyMatchesCertificate(key, id.Certificate) {
 			return nil, &FileError{RolePrivateKey, f.PrivateKey, fmt.Errorf("%w %s (certificate key %s %.16s, private key %s %.16s)",
 				ErrKeyMismatch, f.Certificate,
 				pki.DescribeKey(id.Certificate.PublicKey), pki.PublicKeyFingerprint(id.Certificate.PublicKey),

@@ -1,0 +1,89 @@
+package identity
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/keyless-dev/keyless/internal/atomicfile"
+	"github.com/keyless-dev/keyless/internal/pki"
+)
+
+// PendingSuffix names the certificate file of a pair whose new key is
+// already in place: WritePair writes CERT+PendingSuffix first, renames the
+// new key over KEY, then renames CERT+PendingSuffix over CERT. A crash
+// between the two renames leaves a new key beside the old certificate;
+// readers (Load) and the next WritePair or RecoverPair use the pending
+// certificate, so the pair seen is always a matching one.
+const PendingSuffix = ".keyless-pending"
+
+// WritePair replaces a certificate file and, when keyPEM is not nil, its
+// key file, so that a crash at any instant leaves the old pair or the new
+// one for every reader that loads them with Load. Both files are written
+// 0600 through a temporary file in their directory, fsynced, and renamed.
+// The key is renamed first, and only if it changed.
+func WritePair(certPath string, certPEM []byte, keyPath string, keyPEM []byte) error {
+	if err := RecoverPair(certPath, keyPath); err != nil {
+		return err
+	}
+	if keyPEM == nil {
+		if err := atomicfile.WriteFile(certPath, certPEM, 0o600); err != nil {
+			return fmt.Errorf("writing %s: %w", certPath, err)
+		}
+		return nil
+	}
+	pending := certPath + PendingSuffix
+	if err := atomicfile.WriteFile(pending, certPEM, 0o600); err != nil {
+		return fmt.Errorf("writing %s: %w", certPath, err)
+	}
+	if err := atomicfile.WriteFile(keyPath, keyPEM, 0o600); err != nil {
+		os.Remove(pending)
+		return fmt.Errorf("writing %s: %w", keyPath, err)
+	}
+	if err := os.Rename(pending, certPath); err != nil {
+		return fmt.Errorf("writing %s: %w (the new certificate is in %s; keyless will finish the swap)", certPath, err, pending)
+	}
+	return atomicfile.SyncDir(filepath.Dir(certPath))
+}
+
+// RecoverPair finishes a WritePair that a crash interrupted: a pending
+// certificate that matches the key in place is renamed over the
+// certificate; one that does not (the crash came before the key's rename)
+// is removed.
+func RecoverPair(certPath, keyPath string) error {
+	pending := certPath + PendingSuffix
+	data, err := os.ReadFile(pending)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", pending, err)
+	}
+	if pendingMatches(data, keyPath) {
+		if err := os.Rename(pending, certPath); err != nil {
+			return fmt.Errorf("finishing an interrupted write of %s: %w", certPath, err)
+		}
+		return atomicfile.SyncDir(filepath.Dir(certPath))
+	}
+	if err := os.Remove(pending); err != nil {
+		return fmt.Errorf("removing %s from an interrupted write: %w", pending, err)
+	}
+	return nil
+}
+
+// pendingMatches reports whether a pending certificate belongs to the
+// (unencrypted) key at keyPath.
+func pendingMatches(certPEM []byte, keyPath string) bool {
+	certs, err := pki.ParseCertificates(certPEM)
+	if err != nil {
+		return false
+	}
+	keyPEM, err := os.ReadFile(keyPath)
+	if err != nil {
+		return false
+	}
+	key, err := pki.ParsePrivateKey(keyPEM, nil)
+	return err == nil && pki.KeyMatchesCertificate(key, certs[0])
+}
