@@ -1,0 +1,198 @@
+package cli_test
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/keyless-dev/keyless/internal/identity"
+	"github.com/keyless-dev/keyless/internal/pki"
+	"github.com/keyless-dev/keyless/internal/testenv"
+)
+
+// enrolled is a runner directory with a certificate from a running CA.
+type enrolled struct {
+	p            *caProcess
+	dir          string
+	crt, key     string
+	rootFlag     []string
+	serialBefore string
+}
+
+func enroll(t *testing.T) *enrolled {
+	t.Helper()
+	p := newCAProcess(t)
+	p.start()
+	e := &enrolled{p: p, dir: t.TempDir()}
+	e.crt, e.key = filepath.Join(e.dir, "runner.crt"), filepath.Join(e.dir, "runner.key")
+	e.rootFlag = []string{"--ca-url", p.url, "--root", filepath.Join(p.dir, "certs", "root_ca.crt")}
+	e.keyless(t, append([]string{"certificate", "gitlab-runner", e.crt, e.key, "--provisioner-password-file", p.pwFile}, e.rootFlag...)...)
+	e.serialBefore = e.serial(t)
+	return e
+}
+
+func (e *enrolled) keyless(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("keyless", args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("keyless %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// serial loads the pair as keyless does and returns the certificate's
+// serial; it fails the test if the pair does not load or match.
+func (e *enrolled) serial(t *testing.T) string {
+	t.Helper()
+	id, err := identity.Load(identity.Files{Certificate: e.crt, PrivateKey: e.key}, nil, time.Time{})
+	if err != nil {
+		t.Fatalf("the pair on disk does not load: %v", err)
+	}
+	return id.Certificate.SerialNumber.String()
+}
+
+// TestRenewKilledAtRandomPoints SIGKILLs keyless renew at random instants,
+// 200 times: the certificate and key on disk must always load as a
+// matching pair.
+func TestRenewKilledAtRandomPoints(t *testing.T) {
+	if testing.Short() {
+		t.Skip("200 renewals")
+	}
+	e := enroll(t)
+	renewed := 0
+	for i := range 200 {
+		cmd := exec.Command("keyless", append([]string{"renew", e.crt, e.key, "--force", "--method", "mtls"}, e.rootFlag...)...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(rand.Int64N(int64(40 * time.Millisecond))))
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		_ = cmd.Wait()
+		before := e.serialBefore
+		e.serialBefore = e.serial(t) // fails the test on a torn or mismatched pair
+		if e.serialBefore != before {
+			renewed++
+		}
+		if i%50 == 49 {
+			t.Logf("%d kills, %d of them after the new certificate was in place", i+1, renewed)
+		}
+	}
+	if renewed == 0 {
+		t.Error("no renewal completed before its kill in 200 tries; the kills were all too early to test anything")
+	}
+	entries, _ := os.ReadDir(e.dir)
+	for _, en := range entries {
+		if strings.HasPrefix(en.Name(), ".tmp-") {
+			// Temporary files of killed writers are harmless (never read)
+			// but should be rare; there must be no pending certificate.
+			continue
+		}
+		if strings.HasSuffix(en.Name(), identity.PendingSuffix) {
+			t.Errorf("a pending certificate was left: %s", en.Name())
+		}
+	}
+}
+
+// TestRenewReadOnlyDirectory: renewal into a directory it cannot write
+// fails with a clear error and leaves the old files as they were.
+func TestRenewReadOnlyDirectory(t *testing.T) {
+	e := enroll(t)
+	before, _ := os.ReadFile(e.crt)
+	beforeKey, _ := os.ReadFile(e.key)
+	if os.Geteuid() == 0 {
+		// Directory modes do not stop root; the immutable attribute does.
+		chattr := testenv.LookPath(t, "chattr", "e2fsprogs")
+		if out, err := exec.Command(chattr, "+i", e.dir).CombinedOutput(); err != nil {
+			testenv.Unavailable(t, "chattr +i %s failed (%v: %s); the directory cannot be made read-only for root here", e.dir, err, out)
+		}
+		t.Cleanup(func() { exec.Command(chattr, "-i", e.dir).Run() })
+	} else {
+		if err := os.Chmod(e.dir, 0o500); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Chmod(e.dir, 0o700) })
+	}
+	out, err := exec.Command("keyless", append([]string{"renew", e.crt, e.key, "--force"}, e.rootFlag...)...).CombinedOutput()
+	if err == nil || !regexp.MustCompile(`keyless: error: writing .*runner\.crt: .*(permission denied|operation not permitted)`).Match(out) {
+		t.Errorf("renew into a read-only directory: %v\n%s", err, out)
+	}
+	after, _ := os.ReadFile(e.crt)
+	afterKey, _ := os.ReadFile(e.key)
+	if !bytes.Equal(before, after) || !bytes.Equal(beforeKey, afterKey) {
+		t.Error("the old files changed")
+	}
+}
+
+// TestRenewDaemonSurvivesCAOutage: with the CA stopped, the daemon keeps
+// the current certificate, retries with growing waits, and renews once
+// the CA is back.
+func TestRenewDaemonSurvivesCAOutage(t *testing.T) {
+	e := enroll(t)
+	var logs lockedBuffer
+	d := exec.Command("keyless", append([]string{"renew", e.crt, e.key, "--daemon", "--backoff-min", "100ms", "--backoff-max", "800ms",
+		"--exec", "echo renewed-hook >&2"}, e.rootFlag...)...)
+	d.Stdout, d.Stderr = &logs, &logs
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Process.Kill() })
+	waitFor := func(what string, re *regexp.Regexp, n int) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for len(re.FindAllString(logs.String(), -1)) < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("waiting for %s; daemon log:\n%s", what, logs.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitFor("the first schedule", regexp.MustCompile(`next renewal`), 1)
+
+	// The CA goes away; SIGHUP asks for a renewal now.
+	e.p.signal(syscall.SIGTERM)
+	e.p.wait()
+	if err := d.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	failed := regexp.MustCompile(`renewal failed; keeping the current certificate .*retryIn=(\S+)`)
+	waitFor("four failed attempts", failed, 4)
+	var waits []time.Duration
+	for _, m := range failed.FindAllStringSubmatch(logs.String(), -1) {
+		d, err := time.ParseDuration(m[1])
+		if err != nil {
+			t.Fatalf("retryIn %q: %v", m[1], err)
+		}
+		waits = append(waits, d)
+	}
+	if !(waits[0] < waits[2] && waits[2] <= 800*time.Millisecond) {
+		t.Errorf("retry waits %v do not back off up to the cap", waits)
+	}
+	if got := e.serial(t); got != e.serialBefore {
+		t.Errorf("the certificate changed while the CA was down: %s", got)
+	}
+
+	// The CA comes back on the same address: the daemon renews.
+	e.p.start()
+	waitFor("the renewal", regexp.MustCompile(`keyless: renewed certificate=`), 1)
+	waitFor("the --exec hook", regexp.MustCompile(`renewed-hook`), 1)
+	if got := e.serial(t); got == e.serialBefore {
+		t.Errorf("the certificate was not replaced after the CA came back")
+	}
+	data, _ := os.ReadFile(e.crt)
+	if certs, err := pki.ParseCertificates(data); err != nil || len(certs) != 2 {
+		t.Errorf("renewed file: %d certificates, %v (want leaf and intermediate)", len(certs), err)
+	}
+	if err := d.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Wait(); err != nil {
+		t.Errorf("daemon exit: %v\n%s", err, logs.String())
+	}
+}
