@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -280,13 +281,27 @@ func signHint(err error, notAfter string) error {
 		return err
 	}
 	msg := strings.ToLower(ae.Message)
+	// step-ca's lifetime refusal: "... is more than the authorized maximum
+	// certificate duration of 24h1m0s". Compiled here, not at start-up:
+	// every keyless run would pay for it.
+	stepMaximum := regexp.MustCompile(`authorized maximum certificate duration of ([0-9hms.]+)`)
 	switch {
+	case stepMaximum.MatchString(ae.Message):
+		// step-ca counts its 1-minute backdate in the maximum it reports.
+		m := stepMaximum.FindStringSubmatch(ae.Message)
+		max, err2 := time.ParseDuration(m[1])
+		if err2 == nil && max%time.Hour == time.Minute {
+			max -= time.Minute
+		}
+		return withHint(err, "this step-ca allows at most %s for this provisioner; ask for less with --not-after, or raise claims.maxTLSCertDuration in its ca.json and restart or reload it", max)
 	case strings.Contains(msg, "maximum"):
 		return withHint(err, "the CA's maximum lifetime is in the message; ask for less with --not-after, or raise it on the CA: maxDuration in config/ca.yaml for keyless ca, claims.maxTLSCertDuration in ca.json for step-ca, then reload the CA")
 	case strings.Contains(msg, "token already used"):
 		return withHint(err, "a token buys one certificate; make a new one (keyless ca token on the CA host)")
 	case strings.Contains(msg, "expired"):
 		return withHint(err, "tokens live minutes: make a new one")
+	case ae.Status == 401:
+		return withHint(err, "a token is valid for one certificate and a few minutes; make a new one (keyless ca token, or step ca token, on the CA host)")
 	}
 	return err
 }

@@ -128,8 +128,7 @@ func renewOnce(ctx context.Context, client *caclient.Client, method, crtPath, ke
 		certs, err = client.RenewWithToken(ctx, pair)
 	default:
 		certs, err = client.Renew(ctx, pair)
-		var ae *caclient.APIError
-		if err != nil && method == "auto" && !(errors.As(err, &ae) && strings.Contains(ae.Message, "revoked")) {
+		if err != nil && method == "auto" && tlsPathFailed(err) {
 			logger.Warn("renewal over mTLS failed; trying the renewal token", "err", err)
 			var tokErr error
 			if certs, tokErr = client.RenewWithToken(ctx, pair); tokErr != nil {
@@ -149,6 +148,19 @@ func renewOnce(ctx context.Context, client *caclient.Client, method, crtPath, ke
 	return certs.Leaf, nil
 }
 
+// tlsPathFailed tells a failure of the mTLS path itself (a connection or
+// handshake error, or a CA that never saw the client certificate, as
+// behind a TLS-terminating proxy: step-ca answers 400, keyless ca 401
+// "needs the current certificate") from a refusal of the certificate,
+// which the renewal token would only repeat.
+func tlsPathFailed(err error) bool {
+	var ae *caclient.APIError
+	if !errors.As(err, &ae) {
+		return true
+	}
+	return ae.Status == 400 || strings.Contains(ae.Message, "needs the current certificate")
+}
+
 func renewHint(err error, leaf *x509.Certificate, crtPath, keyPath string) error {
 	var ae *caclient.APIError
 	if !errors.As(err, &ae) {
@@ -161,6 +173,9 @@ func renewHint(err error, leaf *x509.Certificate, crtPath, keyPath string) error
 	case time.Now().After(leaf.NotAfter) || strings.Contains(msg, "expired"):
 		return withHint(err, "the certificate expired on %s and the CA does not renew expired certificates: re-enrollment is needed (keyless ca token %s on the CA host, then keyless certificate %s %s %s --token TOKEN --force)",
 			leaf.NotAfter.UTC().Format(time.RFC3339), leaf.Subject.CommonName, leaf.Subject.CommonName, crtPath, keyPath)
+	case ae.Status == 401:
+		return withHint(err, "the CA does not accept this certificate any more (revoked, or not issued by it): enroll again with keyless certificate %s %s %s --force and a new token",
+			leaf.Subject.CommonName, crtPath, keyPath)
 	}
 	return err
 }

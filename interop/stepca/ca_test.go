@@ -89,6 +89,15 @@ var fingerprintLine = regexp.MustCompile(`(?m)^Root fingerprint: ([0-9a-f]{64})\
 // SIGTERM.
 func startCA(t *testing.T) *testCA {
 	t.Helper()
+	c := initCA(t)
+	c.serve(t)
+	return c
+}
+
+// initCA runs `keyless ca init` in a temporary directory, without serving
+// the CA, so a test can edit config/ca.yaml before c.serve.
+func initCA(t *testing.T) *testCA {
+	t.Helper()
 	keyless := keylessBinary(t)
 	tmp := t.TempDir()
 	c := &testCA{
@@ -126,8 +135,6 @@ func startCA(t *testing.T) *testCA {
 	if sum := sha256.Sum256(c.Root.Raw); hex.EncodeToString(sum[:]) != c.Fingerprint {
 		t.Fatalf("printed root fingerprint %s is not the SHA-256 of certs/root_ca.crt (%x)", c.Fingerprint, sum)
 	}
-
-	c.serve(t)
 	return c
 }
 
