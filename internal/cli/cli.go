@@ -102,6 +102,7 @@ it (--role-arn is KEYLESS_ROLE_ARN); a flag on the command line wins.`,
 		newCertificateCommand(s),
 		newRenewCommand(s),
 		newRevokeCommand(s),
+		newDevCommand(s),
 	)
 	return root
 }

@@ -201,7 +201,12 @@ func renewDaemon(ctx context.Context, s streams, client *caclient.Client, o rene
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	return renewLoop(ctx, client, o, crtPath, keyPath, logger, hup)
+}
 
+// renewLoop is the daemon's loop: it renews until ctx ends, at once when
+// hup (which may be nil) delivers.
+func renewLoop(ctx context.Context, client *caclient.Client, o renewOptions, crtPath, keyPath string, logger *slog.Logger, hup <-chan os.Signal) error {
 	backoff := time.Duration(0)
 	forceNext := o.force
 	for {
