@@ -433,7 +433,9 @@ func apiClient(root *x509.Certificate) *http.Client {
 	}}
 }
 
-func apiCall(client *http.Client, method, url string, body any) ([]byte, error) {
+// apiCall calls the running CA: body, when not nil, is sent as JSON, and
+// token, when set, as a Bearer token.
+func apiCall(client *http.Client, method, url string, body any, token string) ([]byte, error) {
 	var r io.Reader
 	if body != nil {
 		data, err := json.Marshal(body)
@@ -447,30 +449,9 @@ func apiCall(client *http.Client, method, url string, body any) ([]byte, error) 
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, withHint(fmt.Errorf("calling the CA: %w", err), "the CA's database is in use, so keyless asked the running CA at %s; check it is reachable, or pass --ca-url", url)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode >= 300 {
-		var e struct{ Message string }
-		_ = json.Unmarshal(data, &e)
-		return nil, fmt.Errorf("the CA refused (%d): %s", resp.StatusCode, e.Message)
-	}
-	return data, nil
-}
-
-// apiCallToken GETs url with a Bearer token.
-func apiCallToken(client *http.Client, url, token string) ([]byte, error) {
-	req, err := http.NewRequest(http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := client.Do(req)
 	if err != nil {
 		return nil, withHint(fmt.Errorf("calling the CA: %w", err), "the CA's database is in use, so keyless asked the running CA at %s; check it is reachable, or pass --ca-url", url)
@@ -534,7 +515,7 @@ token made from the provisioner key. Re-publish the CRL to AWS afterwards
 					return err
 				}
 				if _, err := apiCall(apiClient(c.root), http.MethodPost, base+"/1.0/revoke",
-					map[string]any{"serial": serial, "ott": tok, "reasonCode": reasonCode, "reason": reason, "passive": true}); err != nil {
+					map[string]any{"serial": serial, "ott": tok, "reasonCode": reasonCode, "reason": reason, "passive": true}, ""); err != nil {
 					return err
 				}
 			default:
@@ -613,7 +594,7 @@ API with a token from the provisioner key, which needs --password-file.`,
 				if err != nil {
 					return err
 				}
-				data, err := apiCallToken(apiClient(c.root), base+"/1.0/"+ca.ListOp, tok)
+				data, err := apiCall(apiClient(c.root), http.MethodGet, base+"/1.0/"+ca.ListOp, nil, tok)
 				if err != nil {
 					return err
 				}
@@ -731,7 +712,7 @@ the CA runs, it is fetched from its API.`,
 					return err
 				}
 			case errors.Is(err, store.ErrLocked):
-				if crl, err = apiCall(apiClient(c.root), http.MethodGet, caURL(url, c.cfg)+"/1.0/crl", nil); err != nil {
+				if crl, err = apiCall(apiClient(c.root), http.MethodGet, caURL(url, c.cfg)+"/1.0/crl", nil, ""); err != nil {
 					return err
 				}
 				if _, err := x509.ParseRevocationList(crl); err != nil {

@@ -395,27 +395,32 @@ func (b *Bolt) IssueCertificate(c *Certificate, tokenID string, expires time.Tim
 
 // Certificate implements [Store].
 func (b *Bolt) Certificate(serial string) (*Certificate, error) {
+	return lookup(b, bucketCertificates, "certificate", serial, decodeCertificate)
+}
+
+// lookup reads one record by serial from a bucket, or ErrNotFound.
+func lookup[T any](b *Bolt, bucket []byte, what, serial string, decode func([]byte) (*T, error)) (*T, error) {
 	if err := checkSerial(serial); err != nil {
-		return nil, fmt.Errorf("looking up certificate: %w", err)
+		return nil, fmt.Errorf("looking up %s: %w", what, err)
 	}
 	if err := b.enter(); err != nil {
-		return nil, fmt.Errorf("looking up certificate %s: %w", serial, err)
+		return nil, fmt.Errorf("looking up %s %s: %w", what, serial, err)
 	}
 	defer b.mu.RUnlock()
-	var c *Certificate
+	var rec *T
 	err := b.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketCertificates).Get([]byte(serial))
+		v := tx.Bucket(bucket).Get([]byte(serial))
 		if v == nil {
 			return ErrNotFound
 		}
 		var err error
-		c, err = decodeCertificate(v)
+		rec, err = decode(v)
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("certificate %s: %w", serial, err)
+		return nil, fmt.Errorf("%s %s: %w", what, serial, err)
 	}
-	return c, nil
+	return rec, nil
 }
 
 // Certificates implements [Store]. It reads the certificates a page at a
@@ -499,27 +504,7 @@ func (b *Bolt) Revoke(r *Revocation) error {
 
 // Revocation implements [Store].
 func (b *Bolt) Revocation(serial string) (*Revocation, error) {
-	if err := checkSerial(serial); err != nil {
-		return nil, fmt.Errorf("looking up revocation: %w", err)
-	}
-	if err := b.enter(); err != nil {
-		return nil, fmt.Errorf("looking up revocation of %s: %w", serial, err)
-	}
-	defer b.mu.RUnlock()
-	var r *Revocation
-	err := b.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketRevocations).Get([]byte(serial))
-		if v == nil {
-			return ErrNotFound
-		}
-		var err error
-		r, err = decodeRevocation(v)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("revocation of %s: %w", serial, err)
-	}
-	return r, nil
+	return lookup(b, bucketRevocations, "revocation of", serial, decodeRevocation)
 }
 
 // Revocations implements [Store].
