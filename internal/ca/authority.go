@@ -206,7 +206,8 @@ func lifetime(p *ProvisionerConfig, nb, na string, now time.Time) (time.Time, ti
 	}
 	end := start.Add(time.Duration(p.DefaultDuration))
 	if na != "" {
-		t, err := parseTimeOrDuration(na, now)
+		// A duration counts from notBefore, as step-ca counts it.
+		t, err := parseTimeOrDuration(na, start)
 		if err != nil {
 			return time.Time{}, time.Time{}, refuse(KindBadRequest, "notAfter: %v", err)
 		}
@@ -372,7 +373,16 @@ func (a *Authority) renew(chain []*x509.Certificate, tok *spend) (*Issued, error
 	if p.DisableRenewal {
 		return nil, refuse(KindUnauthorized, "provisioner %s does not allow renewal; enroll again with a new token", p.Name)
 	}
-	life := old.NotAfter.Sub(old.NotBefore)
+	// The provisioner's policy today, not when the certificate was made:
+	// a name removed from allow, or a lower maxDuration, applies to
+	// renewals too.
+	for _, name := range append([]string{old.Subject.CommonName}, namesOf(old.DNSNames, old.IPAddresses, old.EmailAddresses, old.URIs)...) {
+		if name != "" && !p.allowed(name) {
+			return nil, refuse(KindForbidden, "provisioner %s may no longer issue certificates for %q (allowed: %s); enroll again for an allowed name",
+				p.Name, clip(name), describeAllow(p.Allow))
+		}
+	}
+	life := min(old.NotAfter.Sub(old.NotBefore), time.Duration(p.MaxDuration)+backdate)
 	nb := now.Add(-backdate)
 	tmpl := &x509.Certificate{Subject: pkix.Name{CommonName: old.Subject.CommonName}, NotBefore: nb, NotAfter: nb.Add(life),
 		DNSNames: old.DNSNames, IPAddresses: old.IPAddresses, EmailAddresses: old.EmailAddresses, URIs: old.URIs}
@@ -490,11 +500,20 @@ func (a *Authority) Revoke(req RevokeRequest) error {
 		return refuse(KindUnauthorized, "revocation needs a revoke token (ott) or the certificate itself over mTLS")
 	}
 	rev := &store.Revocation{Serial: serial.String(), ReasonCode: req.ReasonCode, Reason: req.Reason, RevokedAt: now, Via: via}
-	if rec, err := a.store.Certificate(rev.Serial); err == nil {
+	rec, err := a.store.Certificate(rev.Serial)
+	switch {
+	case err == nil:
 		rev.NotAfter = rec.NotAfter
-	} else if !errors.Is(err, store.ErrNotFound) {
+		// A provisioner's password holder may revoke what that
+		// provisioner issued, not another's certificates.
+		if p, ok := strings.CutPrefix(via, "token:"); ok && rec.Provisioner != p {
+			return refuse(KindForbidden, "certificate %s was issued by provisioner %s; a token from %s cannot revoke it (revoke it on the CA host with keyless ca revoke)", rev.Serial, rec.Provisioner, p)
+		}
+	case !errors.Is(err, store.ErrNotFound):
 		return internal(err, "reading the certificate record")
-	} else {
+	case via != "cli":
+		return refuse(KindForbidden, "certificate %s is not in this CA's records; only the operator can revoke it (keyless ca revoke on the CA host)", rev.Serial)
+	default:
 		// Not one of ours (or issued before the records): keep it on the
 		// CRL for the longest lifetime any provisioner allows.
 		rev.NotAfter = now.Add(a.maxLifetime())

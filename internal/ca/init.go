@@ -34,6 +34,10 @@ type InitOptions struct {
 	Address     string
 	Provisioner string
 	Password    []byte
+	// ProvisionerPassword encrypts the provisioner's key; empty means
+	// Password (step ca init's choice). A separate one keeps the CA keys'
+	// password away from everyone who enrolls with the provisioner's.
+	ProvisionerPassword []byte
 	// KeyType is "EC" (P-256, the default) or "RSA" (3072 bits).
 	KeyType string
 	// Allow are the provisioner's name patterns; nil means ["*"].
@@ -128,7 +132,11 @@ func Init(dir string, o InitOptions) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	pk, err := NewProvisionerKey(o.Password, o.Rand)
+	provPassword := o.ProvisionerPassword
+	if len(provPassword) == 0 {
+		provPassword = o.Password
+	}
+	pk, err := NewProvisionerKey(provPassword, o.Rand)
 	if err != nil {
 		return nil, err
 	}

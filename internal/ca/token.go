@@ -247,8 +247,11 @@ func (a *Authority) verifyRenewToken(token string, now time.Time) ([]*x509.Certi
 	if !a.audienceMatches(a.config(), c.Audience, "renew") {
 		return nil, spend{}, refuse(KindUnauthorized, "the renewal token's audience is not this CA's renew endpoint")
 	}
-	// Renewal tokens have no jti: the token itself is what is spent.
-	sum := sha256.Sum256([]byte(token))
+	// Renewal tokens have no jti: the signed part (header and claims) is
+	// what is spent, not the whole string, since an ECDSA signature can be
+	// rewritten into another valid one for the same claims.
+	signed := token[:strings.LastIndexByte(token, '.')]
+	sum := sha256.Sum256([]byte(signed))
 	return chain, spend{id: "renew:" + hex.EncodeToString(sum[:]), expires: c.Expiry.Time().Add(tokenLeeway)}, nil
 }
 

@@ -99,8 +99,8 @@ func readCAPassword(path string) ([]byte, error) {
 
 func newCAInitCommand(s streams) *cobra.Command {
 	var (
-		dir, name, address, provisioner, passwordFile, kty string
-		dnsNames, allow                                    []string
+		dir, name, address, provisioner, passwordFile, kty, provPasswordFile string
+		dnsNames, allow                                                      []string
 	)
 	cmd := &cobra.Command{
 		Use:   "init --name NAME --dns ADDR... --address :9000 --provisioner NAME --password-file F",
@@ -133,8 +133,14 @@ restrict it to the names your AWS trust policy expects.`,
 			if err != nil {
 				return err
 			}
+			var provPassword []byte
+			if provPasswordFile != "" {
+				if provPassword, err = readPasswordFile("--provisioner-password-file", provPasswordFile); err != nil {
+					return err
+				}
+			}
 			cfg, err := ca.Init(dir, ca.InitOptions{Name: name, DNSNames: dnsNames, Address: address, Provisioner: provisioner,
-				Password: password, KeyType: kty, Allow: allow})
+				Password: password, ProvisionerPassword: provPassword, KeyType: kty, Allow: allow})
 			if errors.Is(err, ca.ErrExists) {
 				return withHint(err, "use another --dir, or remove the old CA yourself if you really mean to replace it")
 			}
@@ -151,6 +157,9 @@ restrict it to the names your AWS trust policy expects.`,
 			fmt.Fprintf(s.out, "Provisioner: %s (JWK), may issue: %s\n", provisioner, strings.Join(cfg.Provisioners[0].Allow, ", "))
 			fmt.Fprintf(s.out, "Start it:     keyless ca serve --dir %s --password-file %s\n", dir, passwordFile)
 			fmt.Fprintf(s.out, "Trust anchor: keyless ca bundle --dir %s > bundle.pem\n", dir)
+			if provPasswordFile == "" {
+				fmt.Fprintf(s.err, "keyless: note: the provisioner key is encrypted with the CA password, as step ca init does; anyone enrolling with keyless certificate --provisioner-password-file learns it (mint tokens on the CA host with keyless ca token, or give --provisioner-password-file)\n")
+			}
 			if len(allow) == 0 {
 				fmt.Fprintf(s.err, "keyless: warning: provisioner %s may issue any name; anyone with the password can mint the CN your AWS trust policy trusts (set allow in %s)\n",
 					provisioner, cfg.Path(ca.ConfigFile))
@@ -165,7 +174,8 @@ restrict it to the names your AWS trust policy expects.`,
 	f.StringVar(&address, "address", "", "`[host]:port` to serve on, such as :9000")
 	f.StringVar(&provisioner, "provisioner", "", "`name` of the first provisioner (JWK)")
 	f.StringSliceVar(&allow, "allow", nil, "`pattern` of names the provisioner may issue (repeatable; * is a wildcard)")
-	f.StringVar(&passwordFile, "password-file", "", "`file` holding the password for the CA and provisioner keys")
+	f.StringVar(&passwordFile, "password-file", "", "`file` holding the password for the CA keys (and the provisioner key, unless --provisioner-password-file)")
+	f.StringVar(&provPasswordFile, "provisioner-password-file", "", "`file` holding a separate password for the provisioner key, the one runners enrol with")
 	f.StringVar(&kty, "kty", "EC", "key type of the CA keys: EC (P-256) or RSA (3072)")
 	return cmd
 }
@@ -348,7 +358,16 @@ func caURL(flag string, cfg *ca.Config) string {
 	return "https://" + net.JoinHostPort(cfg.DNSNames[0], port)
 }
 
-// provisionerKey decrypts a provisioner's key with the CA password.
+// provisionerPassword is the provisioner key's password: from
+// --provisioner-password-file when given, else the CA password.
+func provisionerPassword(file string, caPassword []byte) ([]byte, error) {
+	if file == "" {
+		return caPassword, nil
+	}
+	return readPasswordFile("--provisioner-password-file", file)
+}
+
+// provisionerKey decrypts a provisioner's key.
 func provisionerKey(cfg *ca.Config, name string, password []byte) (*ca.ProvisionerConfig, *jose.JSONWebKey, error) {
 	var p *ca.ProvisionerConfig
 	for i := range cfg.Provisioners {
@@ -366,7 +385,7 @@ func provisionerKey(cfg *ca.Config, name string, password []byte) (*ca.Provision
 	}
 	key, err := ca.DecryptProvisionerKey(p.EncryptedKey, password)
 	if errors.Is(err, ca.ErrWrongPassword) {
-		return nil, nil, withHint(err, "--password-file must hold provisioner %s's password (keyless ca init uses the CA password)", p.Name)
+		return nil, nil, withHint(err, "give provisioner %s's password with --provisioner-password-file (or --password-file when it is the CA password)", p.Name)
 	}
 	if err != nil {
 		return nil, nil, err
@@ -376,9 +395,9 @@ func provisionerKey(cfg *ca.Config, name string, password []byte) (*ca.Provision
 
 func newCATokenCommand(s streams) *cobra.Command {
 	var (
-		dir, passwordFile, provisioner, url string
-		sans                                []string
-		ttl                                 time.Duration
+		dir, passwordFile, provisioner, url, provPasswordFile string
+		sans                                                  []string
+		ttl                                                   time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "token SUBJECT",
@@ -394,7 +413,12 @@ over, and the runner runs keyless certificate SUBJECT crt key --token T.`,
 			if err != nil {
 				return err
 			}
-			password, err := readCAPassword(passwordFile)
+			var password []byte
+			if provPasswordFile != "" {
+				password, err = readPasswordFile("--provisioner-password-file", provPasswordFile)
+			} else {
+				password, err = readCAPassword(passwordFile)
+			}
 			if err != nil {
 				return err
 			}
@@ -416,7 +440,8 @@ over, and the runner runs keyless certificate SUBJECT crt key --token T.`,
 	}
 	addDirFlag(cmd, &dir)
 	f := cmd.Flags()
-	f.StringVar(&passwordFile, "password-file", "", "`file` holding the provisioner's password")
+	f.StringVar(&passwordFile, "password-file", "", "`file` holding the CA password (which encrypts the provisioner key unless init was given --provisioner-password-file)")
+	f.StringVar(&provPasswordFile, "provisioner-password-file", "", "`file` holding the provisioner key's own password")
 	f.StringVar(&provisioner, "provisioner", "", "provisioner `name` (default: the first)")
 	f.StringSliceVar(&sans, "san", nil, "a subject alternative `name` (repeatable; default: the subject)")
 	f.DurationVar(&ttl, "ttl", ca.DefaultTokenLifetime, "how long the token is valid (at most 24h)")
@@ -471,8 +496,8 @@ func apiCall(client *http.Client, method, url string, body any, token string) ([
 
 func newCARevokeCommand(s streams) *cobra.Command {
 	var (
-		dir, passwordFile, reason, url string
-		reasonCode                     int
+		dir, passwordFile, reason, url, provPasswordFile string
+		reasonCode                                       int
 	)
 	cmd := &cobra.Command{
 		Use:   "revoke SERIAL",
@@ -505,7 +530,11 @@ token made from the provisioner key. Re-publish the CRL to AWS afterwards
 					return err
 				}
 			case errors.Is(err, store.ErrLocked):
-				p, key, err := provisionerKey(c.cfg, "", password)
+				provPassword, err := provisionerPassword(provPasswordFile, password)
+				if err != nil {
+					return err
+				}
+				p, key, err := provisionerKey(c.cfg, "", provPassword)
 				if err != nil {
 					return err
 				}
@@ -529,6 +558,7 @@ token made from the provisioner key. Re-publish the CRL to AWS afterwards
 	f := cmd.Flags()
 	f.StringVar(&passwordFile, "password-file", "", "`file` holding the CA's password")
 	f.StringVar(&reason, "reason", "", "why, for the record")
+	f.StringVar(&provPasswordFile, "provisioner-password-file", "", "`file` holding the provisioner key's own password, when it has one (used while the CA runs)")
 	f.IntVar(&reasonCode, "reason-code", 0, "RFC 5280 reason code (0 unspecified, 1 keyCompromise, 4 superseded, 5 cessationOfOperation)")
 	f.StringVar(&url, "ca-url", "", "the running CA's `URL` (default: https://<first DNS name>:<port>)")
 	return cmd
@@ -551,8 +581,8 @@ func parseSerial(s string) (string, bool) {
 
 func newCAListCommand(s streams) *cobra.Command {
 	var (
-		dir, passwordFile, url string
-		expiring               time.Duration
+		dir, passwordFile, url, provPasswordFile string
+		expiring                                 time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "list",
@@ -585,7 +615,11 @@ API with a token from the provisioner key, which needs --password-file.`,
 				if err != nil {
 					return err
 				}
-				p, key, err := provisionerKey(c.cfg, "", password)
+				provPassword, err := provisionerPassword(provPasswordFile, password)
+				if err != nil {
+					return err
+				}
+				p, key, err := provisionerKey(c.cfg, "", provPassword)
 				if err != nil {
 					return err
 				}
@@ -630,6 +664,7 @@ API with a token from the provisioner key, which needs --password-file.`,
 	f := cmd.Flags()
 	f.DurationVar(&expiring, "expiring", 0, "only valid certificates that expire within this `duration`")
 	f.StringVar(&passwordFile, "password-file", "", "`file` holding the CA's password (needed while the CA runs)")
+	f.StringVar(&provPasswordFile, "provisioner-password-file", "", "`file` holding the provisioner key's own password, when it has one")
 	f.StringVar(&url, "ca-url", "", "the running CA's `URL` (default: https://<first DNS name>:<port>)")
 	return cmd
 }

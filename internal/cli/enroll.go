@@ -58,20 +58,30 @@ func (f *caFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.root, "root", "", "the CA's root certificate `file` (default: what keyless bootstrap stored)")
 }
 
+// loadBootstrapped reads what keyless bootstrap stored.
+func loadBootstrapped() (*bootstrapped, error) {
+	path := filepath.Join(configDir(), "ca.yaml")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var b bootstrapped
+	if err := yaml.Unmarshal(data, &b); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &b, nil
+}
+
 func (f *caFlags) client() (*caclient.Client, error) {
 	u, rootPath := f.url, f.root
 	if u == "" || rootPath == "" {
-		data, err := os.ReadFile(filepath.Join(configDir(), "ca.yaml"))
+		b, err := loadBootstrapped()
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, withHint(&usageError{err: errors.New("no CA: give --ca-url and --root")},
 				"or run keyless bootstrap --ca-url https://CA:9000 --fingerprint $(keyless ca fingerprint) once")
 		}
 		if err != nil {
 			return nil, err
-		}
-		var b bootstrapped
-		if err := yaml.Unmarshal(data, &b); err != nil {
-			return nil, fmt.Errorf("%s: %w", filepath.Join(configDir(), "ca.yaml"), err)
 		}
 		if u == "" {
 			u = b.CAURL

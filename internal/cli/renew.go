@@ -141,7 +141,12 @@ func renewOnce(ctx context.Context, client *caclient.Client, method, crtPath, ke
 	if err != nil {
 		return nil, renewHint(err, pair.Leaf, crtPath, keyPath)
 	}
-	chain := append([]*x509.Certificate{certs.Leaf}, certs.Intermediates...)
+	// Keep CRT's layout: the leaf alone if that is what it held (the
+	// chain lives in a --chain-file), else the leaf and the chain.
+	chain := []*x509.Certificate{certs.Leaf}
+	if len(pair.Certificate) > 1 {
+		chain = append(chain, certs.Intermediates...)
+	}
 	if err := identity.WritePair(crtPath, pki.EncodeCertificates(chain...), keyPath, nil); err != nil {
 		return nil, err
 	}
@@ -166,11 +171,14 @@ func renewHint(err error, leaf *x509.Certificate, crtPath, keyPath string) error
 	if !errors.As(err, &ae) {
 		return err
 	}
+	if ae.Temporary() {
+		return err // the CA's own trouble, not the certificate's
+	}
 	msg := strings.ToLower(ae.Message)
 	switch {
 	case strings.Contains(msg, "revoked"):
 		return withHint(err, "the certificate was revoked: enroll again (keyless certificate %s %s %s --force with a new token)", leaf.Subject.CommonName, crtPath, keyPath)
-	case time.Now().After(leaf.NotAfter) || strings.Contains(msg, "expired"):
+	case time.Now().After(leaf.NotAfter) || strings.Contains(msg, "certificate expired"):
 		return withHint(err, "the certificate expired on %s and the CA does not renew expired certificates: re-enrollment is needed (keyless ca token %s on the CA host, then keyless certificate %s %s %s --token TOKEN --force)",
 			leaf.NotAfter.UTC().Format(time.RFC3339), leaf.Subject.CommonName, leaf.Subject.CommonName, crtPath, keyPath)
 	case ae.Status == 401:
@@ -291,13 +299,24 @@ func printUnit(s streams, o renewOptions, crtPath, keyPath string) error {
 		}
 		return p
 	}
-	args := []string{exe, "renew", abs(crtPath), abs(keyPath), "--daemon"}
-	if o.ca.url != "" {
-		args = append(args, "--ca-url", o.ca.url)
+	if o.unit != "systemd" && o.unit != "launchd" {
+		return usageErrorf("--print-unit %q: want systemd or launchd", o.unit)
 	}
-	if o.ca.root != "" {
-		args = append(args, "--root", abs(o.ca.root))
+	// The service may run without this user's HOME, so the CA's URL and
+	// root go into the unit, from the flags or what bootstrap stored.
+	caURL, root := o.ca.url, o.ca.root
+	if b, err := loadBootstrapped(); err == nil {
+		if caURL == "" {
+			caURL = b.CAURL
+		}
+		if root == "" {
+			root = b.Root
+		}
 	}
+	if caURL == "" || root == "" {
+		return withHint(usageErrorf("the unit needs the CA: give --ca-url and --root"), "or run keyless bootstrap first")
+	}
+	args := []string{exe, "renew", abs(crtPath), abs(keyPath), "--daemon", "--ca-url", caURL, "--root", abs(root)}
 	if o.execCmd != "" {
 		args = append(args, "--exec", o.execCmd)
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyless-dev/keyless/internal/ca"
 	"github.com/keyless-dev/keyless/internal/identity"
 	"github.com/keyless-dev/keyless/internal/pki"
 	"github.com/keyless-dev/keyless/internal/testenv"
@@ -213,4 +214,58 @@ func TestRenewDaemonSurvivesCAOutage(t *testing.T) {
 	if err := d.Wait(); err != nil {
 		t.Errorf("daemon exit: %v\n%s", err, logs.String())
 	}
+}
+
+// TestCertificateForceKilledAtRandomPoints SIGKILLs keyless certificate
+// --force, which replaces the key too (the two-rename path), at random
+// instants, 100 times: every reader's Load, and the next writer, must
+// see a matching pair.
+func TestCertificateForceKilledAtRandomPoints(t *testing.T) {
+	if testing.Short() {
+		t.Skip("100 enrolments")
+	}
+	e := enroll(t)
+	bin := filepath.Join(t.TempDir(), "keyless")
+	build := exec.Command("go", "build", "-o", bin, "github.com/keyless-dev/keyless/cmd/keyless")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building keyless: %v\n%s", err, out)
+	}
+	args := func() []string {
+		tok, err := ca.NewToken(ca.TokenOptions{Provisioner: "runners", Key: e.p.key, Subject: "gitlab-runner", SANs: []string{"gitlab-runner"}, Audience: e.p.url + "/1.0/sign"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append([]string{"certificate", "gitlab-runner", e.crt, e.key, "--force", "--token", tok}, e.rootFlag...)
+	}
+	start := time.Now()
+	if out, err := exec.Command(bin, args()...).CombinedOutput(); err != nil {
+		t.Fatalf("certificate: %v\n%s", err, out)
+	}
+	span := time.Since(start) * 6 / 5
+	e.serialBefore = e.serial(t)
+	replaced := 0
+	for range 100 {
+		cmd := exec.Command(bin, args()...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(rand.Int64N(int64(span))))
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		_ = cmd.Wait()
+		before := e.serialBefore
+		e.serialBefore = e.serial(t) // fails the test on a mismatched pair
+		if e.serialBefore != before {
+			replaced++
+		}
+	}
+	t.Logf("100 kills, %d after the new pair was in place", replaced)
+	// The next writer finishes or discards whatever a kill left.
+	if out, err := exec.Command(bin, args()...).CombinedOutput(); err != nil {
+		t.Fatalf("certificate after the kills: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(e.crt + identity.PendingSuffix); !os.IsNotExist(err) {
+		t.Errorf("a pending certificate is left after a complete write: %v", err)
+	}
+	e.serial(t)
 }

@@ -19,13 +19,22 @@ import (
 // certificate, so the pair seen is always a matching one.
 const PendingSuffix = ".keyless-pending"
 
+// lockSuffix names the lock file that serialises writers and recoverers
+// of one pair.
+const lockSuffix = ".keyless-lock"
+
 // WritePair replaces a certificate file and, when keyPEM is not nil, its
 // key file, so that a crash at any instant leaves the old pair or the new
 // one for every reader that loads them with Load. Both files are written
 // 0600 through a temporary file in their directory, fsynced, and renamed.
 // The key is renamed first, and only if it changed.
 func WritePair(certPath string, certPEM []byte, keyPath string, keyPEM []byte) error {
-	if err := RecoverPair(certPath, keyPath); err != nil {
+	unlock, err := lockPair(certPath)
+	if err != nil {
+		return fmt.Errorf("locking %s: %w", certPath, err)
+	}
+	defer unlock()
+	if err := recoverPair(certPath, keyPath); err != nil {
 		return err
 	}
 	if keyPEM == nil {
@@ -43,7 +52,7 @@ func WritePair(certPath string, certPEM []byte, keyPath string, keyPEM []byte) e
 		return fmt.Errorf("writing %s: %w", keyPath, err)
 	}
 	if err := os.Rename(pending, certPath); err != nil {
-		return fmt.Errorf("writing %s: %w (the new certificate is in %s; keyless will finish the swap)", certPath, err, pending)
+		return fmt.Errorf("writing %s: %w (the new certificate is in %s and matches the new key; the next keyless renew or certificate finishes the swap)", certPath, err, pending)
 	}
 	return atomicfile.SyncDir(filepath.Dir(certPath))
 }
@@ -53,6 +62,15 @@ func WritePair(certPath string, certPEM []byte, keyPath string, keyPEM []byte) e
 // certificate; one that does not (the crash came before the key's rename)
 // is removed.
 func RecoverPair(certPath, keyPath string) error {
+	unlock, err := lockPair(certPath)
+	if err != nil {
+		return fmt.Errorf("locking %s: %w", certPath, err)
+	}
+	defer unlock()
+	return recoverPair(certPath, keyPath)
+}
+
+func recoverPair(certPath, keyPath string) error {
 	pending := certPath + PendingSuffix
 	data, err := os.ReadFile(pending)
 	if errors.Is(err, fs.ErrNotExist) {

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"io"
+	"math/big"
 	"net/http"
 	"slices"
 	"strings"
@@ -21,6 +22,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/keyless-dev/keyless/internal/ca"
 	"github.com/keyless-dev/keyless/internal/pki"
 	"github.com/keyless-dev/keyless/internal/pki/pkitest"
 )
@@ -399,4 +401,78 @@ func TestListCertificates(t *testing.T) {
 	if status, _ := get(e.token(tokenOpts{sub: "list"})); status != 401 {
 		t.Errorf("a sign token listed: %d", status)
 	}
+}
+
+// TestRevokeIsScopedToTheProvisioner: a provisioner's token revokes what
+// that provisioner issued, nothing else.
+func TestRevokeIsScopedToTheProvisioner(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	c, _ := e.sign("gitlab-runner") // issued through admin
+	serial := c.SerialNumber.String()
+	tok := e.token(tokenOpts{prov: 1, sub: serial, aud: e.url + "/1.0/revoke"})
+	expect(t, e.post(e.client, "/revoke", map[string]any{"serial": serial, "ott": tok, "passive": true}, nil), 403,
+		"was issued by provisioner admin; a token from runners cannot revoke it")
+	unknown := "12345678901234567890"
+	expect(t, e.post(e.client, "/revoke", map[string]any{"serial": unknown, "ott": e.token(tokenOpts{sub: unknown, aud: e.url + "/1.0/revoke"}), "passive": true}, nil), 403,
+		"not in this CA's records")
+	if _, err := e.store.Revocation(serial); err == nil {
+		t.Error("the certificate was revoked anyway")
+	}
+}
+
+// TestRenewAppliesTodaysPolicy: a name taken out of allow, or a lower
+// maximum lifetime, applies to renewals after a reload.
+func TestRenewAppliesTodaysPolicy(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	_, pair := e.signFor("gitlab-runner", "48h")
+	reload := func(allow, max string) {
+		cfg := *mustConfig(t, e)
+		cfg.Provisioners = append([]ca.ProvisionerConfig(nil), cfg.Provisioners...)
+		cfg.Provisioners[0].Allow = []string{allow}
+		d, _ := time.ParseDuration(max)
+		cfg.Provisioners[0].MaxDuration = ca.Duration(d)
+		cfg.Provisioners[0].DefaultDuration = ca.Duration(min(d, 24*time.Hour))
+		e.auth.Reload(&cfg)
+	}
+	reload("gitlab-runner", "1h")
+	r := e.post(e.clientWith(pair), "/renew", "", nil)
+	if r.status != http.StatusCreated {
+		t.Fatalf("renew: %d %s", r.status, r.message)
+	}
+	if got := r.crt.NotAfter.Sub(r.crt.NotBefore); got != time.Hour+time.Minute {
+		t.Errorf("renewed lifetime %s, want the new 1h maximum (plus the 1m backdate)", got)
+	}
+	reload("other-*", "168h")
+	expect(t, e.post(e.clientWith(pair), "/renew", "", nil), 403, `may no longer issue certificates for "gitlab-runner"`)
+}
+
+func mustConfig(t *testing.T, e *env) *ca.Config {
+	t.Helper()
+	cfg, err := ca.ParseConfig(e.configYAML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// TestRenewTokenRewrittenSignature: an ECDSA signature rewritten to its
+// other valid form (s -> n-s) is the same token, spent once.
+func TestRenewTokenRewrittenSignature(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	_, pair := e.sign("gitlab-runner")
+	tok := renewToken(t, e, pair, e.url+"/1.0/renew")
+	parts := strings.Split(tok, ".")
+	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil || len(sig) != 64 {
+		t.Fatalf("signature: %v, %d bytes", err, len(sig))
+	}
+	n := elliptic.P256().Params().N
+	s := new(big.Int).SetBytes(sig[32:])
+	s.Sub(n, s)
+	s.FillBytes(sig[32:])
+	rewritten := parts[0] + "." + parts[1] + "." + base64.RawURLEncoding.EncodeToString(sig)
+	if r := e.post(e.client, "/renew", "", http.Header{"Authorization": {"Bearer " + tok}}); r.status != http.StatusCreated {
+		t.Fatalf("first use: %d %s", r.status, r.message)
+	}
+	expect(t, e.post(e.client, "/renew", "", http.Header{"Authorization": {"Bearer " + rewritten}}), 401, "token already used")
 }

@@ -72,8 +72,10 @@ type env struct {
 	client *http.Client
 	keys   [2]*jose.JSONWebKey
 	logs   *bytes.Buffer
-	mu     sync.Mutex
-	clock  time.Time
+	// configYAML is the configuration the CA started with.
+	configYAML []byte
+	mu         sync.Mutex
+	clock      time.Time
 }
 
 func (e *env) now() time.Time {
@@ -134,6 +136,7 @@ provisioners:
     allow: [gitlab-runner, gitlab-runner-*]
     maxDuration: 168h
 `, keyJSON(pub[0]), pub[0].EncryptedKey, extra, keyJSON(pub[1]), pub[1].EncryptedKey)
+	e.configYAML = []byte(cfgYAML)
 	cfg, err := ca.ParseConfig([]byte(cfgYAML))
 	if err != nil {
 		t.Fatalf("config: %v\n%s", err, cfgYAML)
