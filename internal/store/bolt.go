@@ -205,11 +205,8 @@ func (b *Bolt) Path() string { return b.path }
 // UseToken implements [Store]. It also forgets a few token ids whose
 // expiry passed more than an hour ago, so the file does not grow forever.
 func (b *Bolt) UseToken(id string, expires time.Time) error {
-	if err := checkTokenID(id); err != nil {
-		return fmt.Errorf("recording token id: %w", err)
-	}
-	if expires.IsZero() {
-		return errors.New("recording token id: expiry is not set")
+	if err := checkToken(id, expires); err != nil {
+		return err
 	}
 	if err := b.enter(); err != nil {
 		return fmt.Errorf("recording token id: %w", err)
@@ -330,16 +327,7 @@ func (b *Bolt) PutCertificate(c *Certificate) error {
 // IssueCertificate implements [Store]: UseToken and PutCertificate in one
 // transaction, so signing costs one commit.
 func (b *Bolt) IssueCertificate(c *Certificate, tokenID string, expires time.Time) error {
-	if err := checkTokenID(tokenID); err != nil {
-		return fmt.Errorf("recording token id: %w", err)
-	}
-	if expires.IsZero() {
-		return errors.New("recording token id: expiry is not set")
-	}
-	if err := checkCertificate(c); err != nil {
-		return fmt.Errorf("storing certificate: %w", err)
-	}
-	value, err := encodeCertificate(c)
+	value, err := prepareIssue(c, tokenID, expires)
 	if err != nil {
 		return err
 	}

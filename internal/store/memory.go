@@ -38,11 +38,8 @@ func NewMemory() *Memory {
 
 // UseToken implements [Store].
 func (m *Memory) UseToken(id string, expires time.Time) error {
-	if err := checkTokenID(id); err != nil {
-		return fmt.Errorf("recording token id: %w", err)
-	}
-	if expires.IsZero() {
-		return errors.New("recording token id: expiry is not set")
+	if err := checkToken(id, expires); err != nil {
+		return err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -80,16 +77,7 @@ func (m *Memory) PutCertificate(c *Certificate) error {
 
 // IssueCertificate implements [Store].
 func (m *Memory) IssueCertificate(c *Certificate, tokenID string, expires time.Time) error {
-	if err := checkTokenID(tokenID); err != nil {
-		return fmt.Errorf("recording token id: %w", err)
-	}
-	if expires.IsZero() {
-		return errors.New("recording token id: expiry is not set")
-	}
-	if err := checkCertificate(c); err != nil {
-		return fmt.Errorf("storing certificate: %w", err)
-	}
-	v, err := encodeCertificate(c)
+	v, err := prepareIssue(c, tokenID, expires)
 	if err != nil {
 		return err
 	}
@@ -112,20 +100,25 @@ func (m *Memory) IssueCertificate(c *Certificate, tokenID string, expires time.T
 
 // Certificate implements [Store].
 func (m *Memory) Certificate(serial string) (*Certificate, error) {
+	return memGet(m, m.certs, "certificate", serial, decodeCertificate)
+}
+
+// memGet reads one record by serial from a table, or ErrNotFound.
+func memGet[T any](m *Memory, table map[string][]byte, what, serial string, decode func([]byte) (*T, error)) (*T, error) {
 	if err := checkSerial(serial); err != nil {
-		return nil, fmt.Errorf("looking up certificate: %w", err)
+		return nil, fmt.Errorf("looking up %s: %w", what, err)
 	}
 	m.mu.Lock()
-	v, ok := m.certs[serial]
+	v, ok := table[serial]
 	closed := m.closed
 	m.mu.Unlock()
 	switch {
 	case closed:
-		return nil, fmt.Errorf("looking up certificate %s: %w", serial, errClosed)
+		return nil, fmt.Errorf("looking up %s %s: %w", what, serial, errClosed)
 	case !ok:
-		return nil, fmt.Errorf("certificate %s: %w", serial, ErrNotFound)
+		return nil, fmt.Errorf("%s %s: %w", what, serial, ErrNotFound)
 	}
-	return decodeCertificate(v)
+	return decode(v)
 }
 
 // Certificates implements [Store].
@@ -177,20 +170,7 @@ func (m *Memory) Revoke(r *Revocation) error {
 
 // Revocation implements [Store].
 func (m *Memory) Revocation(serial string) (*Revocation, error) {
-	if err := checkSerial(serial); err != nil {
-		return nil, fmt.Errorf("looking up revocation: %w", err)
-	}
-	m.mu.Lock()
-	v, ok := m.revocations[serial]
-	closed := m.closed
-	m.mu.Unlock()
-	switch {
-	case closed:
-		return nil, fmt.Errorf("looking up revocation of %s: %w", serial, errClosed)
-	case !ok:
-		return nil, fmt.Errorf("revocation of %s: %w", serial, ErrNotFound)
-	}
-	return decodeRevocation(v)
+	return memGet(m, m.revocations, "revocation of", serial, decodeRevocation)
 }
 
 // Revocations implements [Store].

@@ -157,6 +157,29 @@ func checkSerial(serial string) error {
 
 // checkTokenID validates a token id. The id is never quoted in the error:
 // it comes from a token.
+// checkToken validates a token id and its expiry.
+func checkToken(id string, expires time.Time) error {
+	if err := checkTokenID(id); err != nil {
+		return fmt.Errorf("recording token id: %w", err)
+	}
+	if expires.IsZero() {
+		return errors.New("recording token id: expiry is not set")
+	}
+	return nil
+}
+
+// prepareIssue validates an IssueCertificate call and encodes the
+// certificate record.
+func prepareIssue(c *Certificate, tokenID string, expires time.Time) ([]byte, error) {
+	if err := checkToken(tokenID, expires); err != nil {
+		return nil, err
+	}
+	if err := checkCertificate(c); err != nil {
+		return nil, fmt.Errorf("storing certificate: %w", err)
+	}
+	return encodeCertificate(c)
+}
+
 func checkTokenID(id string) error {
 	switch {
 	case id == "":
