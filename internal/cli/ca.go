@@ -206,44 +206,24 @@ func openCADir(dir string) (*caFiles, error) {
 	if err != nil {
 		return nil, err
 	}
-	root, err := loadCert(cfg.Path(cfg.Root))
+	root, inter, err := ca.LoadCertificates(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("root certificate: %w", err)
-	}
-	inter, err := loadCert(cfg.Path(cfg.Crt))
-	if err != nil {
-		return nil, fmt.Errorf("intermediate certificate: %w", err)
+		return nil, err
 	}
 	return &caFiles{cfg: cfg, root: root, intermediate: inter}, nil
 }
 
-// authority opens the CA's key and store for work in this process.
+// authority opens the CA's key and store for work in this process,
+// refusing a key file others can read.
 func (c *caFiles) authority(password []byte, readOnly bool, logger *slog.Logger) (*ca.Authority, store.Store, error) {
-	keyPath := c.cfg.Path(c.cfg.Key)
-	if err := checkPrivateFile("the intermediate key", keyPath); err != nil {
+	if err := checkPrivateFile("the intermediate key", c.cfg.Path(c.cfg.Key)); err != nil {
 		return nil, nil, err
 	}
-	keyPEM, err := os.ReadFile(keyPath)
-	if err != nil {
-		return nil, nil, err
+	a, db, err := ca.Open(c.cfg, password, ca.OpenOptions{ReadOnly: readOnly, Logger: logger})
+	if errors.Is(err, pki.ErrIncorrectPassword) {
+		return nil, nil, withHint(err, "--password-file must hold the password given to keyless ca init")
 	}
-	key, err := pki.ParsePrivateKey(keyPEM, func() ([]byte, error) { return password, nil })
-	if err != nil {
-		if errors.Is(err, pki.ErrIncorrectPassword) {
-			return nil, nil, withHint(fmt.Errorf("%s: %w", keyPath, err), "--password-file must hold the password given to keyless ca init")
-		}
-		return nil, nil, fmt.Errorf("%s: %w", keyPath, err)
-	}
-	db, err := store.OpenBolt(c.cfg.Path(c.cfg.DB), store.BoltOptions{ReadOnly: readOnly})
-	if err != nil {
-		return nil, nil, err
-	}
-	a, err := ca.New(ca.Options{Config: c.cfg, Root: c.root, Intermediate: c.intermediate, Key: key, Store: db, Logger: logger})
-	if err != nil {
-		db.Close()
-		return nil, nil, err
-	}
-	return a, db, nil
+	return a, db, err
 }
 
 func newCAServeCommand(s streams) *cobra.Command {
