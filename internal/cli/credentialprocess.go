@@ -18,7 +18,7 @@ import (
 	"github.com/keyless-dev/keyless/internal/identity"
 	"github.com/keyless-dev/keyless/internal/pki"
 	"github.com/keyless-dev/keyless/internal/rolesanywhere"
-	"github.com/keyless-dev/keyless/internal/sigv4x509"
+	"github.com/keyless-dev/keyless/internal/sigv4"
 )
 
 type credentialProcessOptions struct {
@@ -292,7 +292,7 @@ func createSession(ctx context.Context, id *pki.Identity, c *checked, transport 
 	client, err := rolesanywhere.New(rolesanywhere.Config{
 		Endpoint:   c.endpoint,
 		Region:     c.region,
-		Signer:     &sigv4x509.Signer{Key: id.Key, Certificate: id.Certificate, Intermediates: id.Intermediates},
+		Signer:     &sigv4.X509Signer{Key: id.Key, Certificate: id.Certificate, Intermediates: id.Intermediates},
 		HTTPClient: httpClient,
 		UserAgent:  userAgent(),
 		Logger:     logger,

@@ -35,7 +35,7 @@ import (
 	"github.com/keyless-dev/keyless/internal/identity"
 	"github.com/keyless-dev/keyless/internal/pki"
 	"github.com/keyless-dev/keyless/internal/rolesanywhere"
-	"github.com/keyless-dev/keyless/internal/sigv4x509"
+	"github.com/keyless-dev/keyless/internal/sigv4"
 	"github.com/keyless-dev/keyless/internal/store"
 )
 
@@ -339,7 +339,7 @@ func (d *devStack) createSession(ctx context.Context) (*rolesanywhere.Session, e
 		return nil, err
 	}
 	client, err := rolesanywhere.New(rolesanywhere.Config{Endpoint: d.awsURL, Region: devRegion,
-		Signer: &sigv4x509.Signer{Key: id.Key, Certificate: id.Certificate, Intermediates: id.Intermediates}, UserAgent: userAgent()})
+		Signer: &sigv4.X509Signer{Key: id.Key, Certificate: id.Certificate, Intermediates: id.Intermediates}, UserAgent: userAgent()})
 	if err != nil {
 		return nil, err
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/keyless-dev/keyless/internal/ca"
 	"github.com/keyless-dev/keyless/internal/identity"
 	"github.com/keyless-dev/keyless/internal/pki"
-	"github.com/keyless-dev/keyless/internal/testenv"
+	"github.com/keyless-dev/keyless/internal/testkit"
 )
 
 // enrolled is a runner directory with a certificate from a running CA.
@@ -126,7 +126,7 @@ func TestRenewReadOnlyDirectory(t *testing.T) {
 	beforeKey, _ := os.ReadFile(e.key)
 	if os.Geteuid() == 0 {
 		// Directory modes do not stop root; the immutable attribute does.
-		chattr := testenv.LookPath(t, "chattr", "e2fsprogs")
+		chattr := testkit.LookPath(t, "chattr", "e2fsprogs")
 		if out, err := exec.Command(chattr, "+i", e.dir).CombinedOutput(); err != nil {
 			// Some filesystems (overlayfs, tmpfs) have no immutable flag.
 			t.Skipf("chattr +i %s failed (%v: %s): this filesystem cannot make a directory read-only for root", e.dir, err, out)

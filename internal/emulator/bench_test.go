@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/keyless-dev/keyless/internal/pki/pkitest"
-	"github.com/keyless-dev/keyless/internal/sigv4x509"
+	"github.com/keyless-dev/keyless/internal/sigv4"
 )
 
 // BenchmarkCreateSessionLoopback measures whole CreateSession round trips
@@ -53,7 +53,7 @@ func benchmarkSessions(b *testing.B, e *env, key crypto.Signer, leaves []*x509.C
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			leaf := leaves[next.Add(1)%uint64(len(leaves))]
-			signer := sigv4x509.Signer{Key: key, Certificate: leaf, Intermediates: []*x509.Certificate{e.inter.Cert}}
+			signer := sigv4.X509Signer{Key: key, Certificate: leaf, Intermediates: []*x509.Certificate{e.inter.Cert}}
 			req, _ := http.NewRequest(http.MethodPost, target, strings.NewReader(string(body)))
 			req.Header.Set("Content-Type", "application/json")
 			if err := signer.Sign(req, body, "us-east-1", time.Now()); err != nil {

@@ -25,7 +25,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/keyless-dev/keyless/internal/sigv4x509"
+	"github.com/keyless-dev/keyless/internal/sigv4"
 )
 
 // Config configures an Emulator.
@@ -93,7 +93,7 @@ func New(cfg Config) *Emulator {
 		e.log = slog.New(slog.DiscardHandler)
 	}
 	if e.maxSkew == 0 {
-		e.maxSkew = sigv4x509.DefaultMaxSkew
+		e.maxSkew = sigv4.DefaultMaxSkew
 	}
 	max := cfg.MaxCredentials
 	if max <= 0 {

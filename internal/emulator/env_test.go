@@ -23,7 +23,7 @@ import (
 	"github.com/keyless-dev/keyless/internal/pki"
 	"github.com/keyless-dev/keyless/internal/pki/pkitest"
 	"github.com/keyless-dev/keyless/internal/rolesanywhere"
-	"github.com/keyless-dev/keyless/internal/sigv4x509"
+	"github.com/keyless-dev/keyless/internal/sigv4"
 )
 
 // referencePolicy is the reference setup's trust policy.
@@ -252,7 +252,7 @@ func (e *env) createSession(c call) answer {
 	if c.beforeSign != nil {
 		c.beforeSign(req)
 	}
-	signer := sigv4x509.Signer{Key: c.key, Certificate: c.leaf, Intermediates: c.chain}
+	signer := sigv4.X509Signer{Key: c.key, Certificate: c.leaf, Intermediates: c.chain}
 	if err := signer.Sign(req, []byte(c.body), "us-east-1", c.date); err != nil {
 		t.Fatal(err)
 	}

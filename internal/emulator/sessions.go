@@ -22,7 +22,7 @@ import (
 	"github.com/keyless-dev/keyless/internal/iampolicy"
 	"github.com/keyless-dev/keyless/internal/pki"
 	"github.com/keyless-dev/keyless/internal/rolesanywhere"
-	"github.com/keyless-dev/keyless/internal/sigv4x509"
+	"github.com/keyless-dev/keyless/internal/sigv4"
 )
 
 // Session request limits, per the Roles Anywhere API.
@@ -269,7 +269,7 @@ func (e *Emulator) handleSession(r *http.Request, body []byte, now time.Time) (*
 			rule: fmt.Sprintf("no profile %s in account %s, region %s", req.ProfileARN, e.seed.Account, e.seed.Region)}
 	}
 
-	v, err := sigv4x509.Verify(r, body, sigv4x509.VerifyOptions{Now: now, MaxSkew: e.maxSkew, Region: e.seed.Region})
+	v, err := sigv4.VerifyX509(r, body, sigv4.X509VerifyOptions{Now: now, MaxSkew: e.maxSkew, Region: e.seed.Region})
 	if err != nil {
 		return nil, "", signatureError(err)
 	}
@@ -358,18 +358,18 @@ func (e *Emulator) handleSession(r *http.Request, body []byte, now time.Time) (*
 	}, sessionName, nil
 }
 
-// signatureError maps a sigv4x509 verification failure to AWS's answer.
+// signatureError maps an X509 signature verification failure to AWS's answer.
 func signatureError(err error) *apiError {
 	switch {
-	case errors.Is(err, sigv4x509.ErrMalformed):
+	case errors.Is(err, sigv4.ErrMalformed):
 		return &apiError{status: http.StatusBadRequest, code: "ValidationException", message: "Invalid request", rule: err.Error()}
-	case errors.Is(err, sigv4x509.ErrClockSkew):
+	case errors.Is(err, sigv4.ErrClockSkew):
 		return accessDenied("Signature expired", "%v", err)
-	case errors.Is(err, sigv4x509.ErrScope) && strings.Contains(err.Error(), "scope date"):
+	case errors.Is(err, sigv4.ErrScope) && strings.Contains(err.Error(), "scope date"):
 		return accessDenied("Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP", "%v", err)
-	case errors.Is(err, sigv4x509.ErrScope) && strings.Contains(err.Error(), "scope service"):
+	case errors.Is(err, sigv4.ErrScope) && strings.Contains(err.Error(), "scope service"):
 		return accessDenied("Credential should be scoped to correct service: 'rolesanywhere'.", "%v", err)
-	case errors.Is(err, sigv4x509.ErrScope):
+	case errors.Is(err, sigv4.ErrScope):
 		return accessDenied("Credential should be scoped to a valid region", "%v", err)
 	default:
 		return accessDenied("Invalid signature", "%v", err)

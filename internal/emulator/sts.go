@@ -1,26 +1,21 @@
 package emulator
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/hex"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
-	"github.com/keyless-dev/keyless/internal/sigv4x509"
+	"github.com/keyless-dev/keyless/internal/sigv4"
 )
 
 const (
 	stsVersion   = "2011-06-15"
 	stsNamespace = "https://sts.amazonaws.com/doc/2011-06-15/"
-	hmacAlg      = "AWS4-HMAC-SHA256"
-	amzDate      = "20060102T150405Z"
 )
 
 type stsError struct {
@@ -28,6 +23,8 @@ type stsError struct {
 	typ, code     string
 	message, rule string
 }
+
+func (e *stsError) Error() string { return e.code + ": " + e.message }
 
 func (e *Emulator) sts(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
@@ -112,169 +109,72 @@ func first(v []string) string {
 	return v[0]
 }
 
-// verifySigV4 checks a standard SigV4 (AWS4-HMAC-SHA256) Authorization
-// header against the credentials the emulator issued: the access key id
-// is known, the session token matches it, the credentials have not
-// expired, the date is within the skew window, the scope names this
-// region (or us-east-1, STS's global region) and sts, and the signature
-// verifies over the signed headers, which must include host.
+// verifySigV4 checks a standard SigV4 (AWS4-HMAC-SHA256) request against
+// the credentials the emulator issued: the access key id is known, the
+// session token matches it, the credentials have not expired, the date
+// is within the skew window, the scope names this region (or us-east-1,
+// STS's global region) and sts, and the signature verifies over the
+// signed headers, which must include host.
 func (e *Emulator) verifySigV4(r *http.Request, body []byte) (*credential, *stsError) {
-	authz := r.Header.Get("Authorization")
-	if authz == "" {
-		return nil, &stsError{status: http.StatusForbidden, typ: "Sender", code: "MissingAuthenticationToken", message: "Request is missing Authentication Token"}
-	}
-	a, err := parseHMACAuthorization(authz)
-	if err != nil {
-		return nil, &stsError{status: http.StatusBadRequest, typ: "Sender", code: "IncompleteSignature", message: "Authorization header is malformed", rule: err.Error()}
-	}
-	cred := e.creds.get(a.accessKeyID)
-	token := r.Header.Get("X-Amz-Security-Token")
-	if cred == nil {
-		return nil, &stsError{status: http.StatusForbidden, typ: "Sender", code: "InvalidClientTokenId", message: "The security token included in the request is invalid.",
-			rule: "access key id " + truncate(a.accessKeyID) + " was not issued by this emulator, or was forgotten after it expired"}
-	}
-	if subtle.ConstantTimeCompare([]byte(token), []byte(cred.SessionToken)) != 1 {
-		return nil, &stsError{status: http.StatusForbidden, typ: "Sender", code: "InvalidClientTokenId", message: "The security token included in the request is invalid.",
-			rule: "X-Amz-Security-Token is missing or is not the session token issued with access key id " + cred.AccessKeyID}
-	}
 	now := e.now()
-	if !now.Before(cred.Expiration) {
-		return nil, &stsError{status: http.StatusBadRequest, typ: "Sender", code: "ExpiredToken", message: "The security token included in the request is expired",
-			rule: "credentials expired at " + cred.Expiration.UTC().Format(time.RFC3339)}
-	}
-	dateStr := r.Header.Get("X-Amz-Date")
-	date, err := time.Parse(amzDate, dateStr)
-	if err != nil {
-		return nil, &stsError{status: http.StatusBadRequest, typ: "Sender", code: "IncompleteSignature", message: "X-Amz-Date is missing or not YYYYMMDDTHHMMSSZ"}
-	}
-	if d := now.Sub(date); d > e.maxSkew || d < -e.maxSkew {
-		return nil, &stsError{status: http.StatusForbidden, typ: "Sender", code: "SignatureDoesNotMatch",
-			message: fmt.Sprintf("Signature expired: %s is now earlier than %s (%s - %s.)", dateStr, now.Add(-e.maxSkew).UTC().Format(amzDate), now.UTC().Format(amzDate), e.maxSkew)}
-	}
-	if a.day != dateStr[:8] {
-		return nil, &stsError{status: http.StatusForbidden, typ: "Sender", code: "SignatureDoesNotMatch", message: "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP"}
-	}
-	if a.region != e.seed.Region && a.region != "us-east-1" {
-		return nil, &stsError{status: http.StatusForbidden, typ: "Sender", code: "SignatureDoesNotMatch", message: fmt.Sprintf("Credential should be scoped to a valid region, not '%s'.", truncate(a.region)),
-			rule: "this emulator serves " + e.seed.Region + " (set AWS_REGION)"}
-	}
-	if a.service != "sts" {
-		return nil, &stsError{status: http.StatusForbidden, typ: "Sender", code: "SignatureDoesNotMatch", message: "Credential should be scoped to correct service: 'sts'."}
-	}
-	if !slices.Contains(a.signedHeaders, "host") {
-		return nil, &stsError{status: http.StatusForbidden, typ: "Sender", code: "SignatureDoesNotMatch", message: "'Host' must be a 'SignedHeader' in the AWS Authorization."}
-	}
-	for _, h := range a.signedHeaders {
-		if h != "host" && len(r.Header.Values(h)) == 0 {
-			return nil, &stsError{status: http.StatusForbidden, typ: "Sender", code: "SignatureDoesNotMatch", message: "The request signature we calculated does not match the signature you provided.",
-				rule: "signed header " + truncate(h) + " is not in the request"}
-		}
-	}
-	// The body is always hashed: it carries Action and its parameters, and
-	// only S3 lets a signature leave the payload out (UNSIGNED-PAYLOAD).
-	canonical, err := canonicalHMACRequest(r, a.signedHeaders, sigv4x509.PayloadHash(body))
-	if err != nil {
-		return nil, &stsError{status: http.StatusBadRequest, typ: "Sender", code: "MalformedQueryString", message: "The query string is malformed"}
-	}
-	scope := a.day + "/" + a.region + "/" + a.service + "/aws4_request"
-	sum := sha256.Sum256([]byte(canonical))
-	stringToSign := hmacAlg + "\n" + dateStr + "\n" + scope + "\n" + hex.EncodeToString(sum[:])
-	key := hmacSHA256([]byte("AWS4"+cred.SecretAccessKey), a.day)
-	key = hmacSHA256(key, a.region)
-	key = hmacSHA256(key, a.service)
-	key = hmacSHA256(key, "aws4_request")
-	want := hmacSHA256(key, stringToSign)
-	if !hmac.Equal(want, a.signature) {
-		return nil, &stsError{status: http.StatusForbidden, typ: "Sender", code: "SignatureDoesNotMatch",
-			message: "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.",
-			rule:    "HMAC over the canonical request does not verify with the secret issued with " + cred.AccessKeyID}
-	}
-	return cred, nil
-}
-
-type hmacAuthorization struct {
-	accessKeyID, day, region, service string
-	signedHeaders                     []string
-	signature                         []byte
-}
-
-func parseHMACAuthorization(s string) (*hmacAuthorization, error) {
-	alg, rest, ok := strings.Cut(s, " ")
-	if !ok || alg != hmacAlg {
-		return nil, fmt.Errorf("algorithm must be %s", hmacAlg)
-	}
-	a := &hmacAuthorization{}
-	seen := map[string]bool{}
-	for _, part := range strings.Split(rest, ",") {
-		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
-		if !ok || seen[k] {
-			return nil, fmt.Errorf("component %q", truncate(part))
-		}
-		seen[k] = true
-		switch k {
-		case "Credential":
-			f := strings.Split(v, "/")
-			if len(f) != 5 || f[4] != "aws4_request" || f[0] == "" {
-				return nil, fmt.Errorf("credential must be AKID/date/region/service/aws4_request")
+	var cred *credential
+	a, err := sigv4.VerifyHMAC(r, body, sigv4.HMACVerifyOptions{
+		Service: "sts", Regions: []string{e.seed.Region, "us-east-1"}, Now: now, MaxSkew: e.maxSkew,
+		Secret: func(r *http.Request, accessKeyID string) (string, error) {
+			cred = e.creds.get(accessKeyID)
+			if cred == nil {
+				return "", &stsError{status: http.StatusForbidden, typ: "Sender", code: "InvalidClientTokenId", message: "The security token included in the request is invalid.",
+					rule: "access key id " + truncate(accessKeyID) + " was not issued by this emulator, or was forgotten after it expired"}
 			}
-			a.accessKeyID, a.day, a.region, a.service = f[0], f[1], f[2], f[3]
-		case "SignedHeaders":
-			a.signedHeaders = strings.Split(v, ";")
-			for i, h := range a.signedHeaders {
-				if h == "" || h != strings.ToLower(h) || (i > 0 && a.signedHeaders[i-1] >= h) {
-					return nil, fmt.Errorf("SignedHeaders must be lower-case, sorted and unique")
-				}
+			if subtle.ConstantTimeCompare([]byte(r.Header.Get(sigv4.HeaderSecurityToken)), []byte(cred.SessionToken)) != 1 {
+				return "", &stsError{status: http.StatusForbidden, typ: "Sender", code: "InvalidClientTokenId", message: "The security token included in the request is invalid.",
+					rule: "X-Amz-Security-Token is missing or is not the session token issued with access key id " + cred.AccessKeyID}
 			}
-		case "Signature":
-			sig, err := hex.DecodeString(v)
-			if err != nil || len(sig) != sha256.Size {
-				return nil, fmt.Errorf("signature must be 64 hex digits")
+			if !now.Before(cred.Expiration) {
+				return "", &stsError{status: http.StatusBadRequest, typ: "Sender", code: "ExpiredToken", message: "The security token included in the request is expired",
+					rule: "credentials expired at " + cred.Expiration.UTC().Format(time.RFC3339)}
 			}
-			a.signature = sig
-		default:
-			return nil, fmt.Errorf("unknown component %q", truncate(k))
-		}
+			return cred.SecretAccessKey, nil
+		},
+	})
+	if err == nil {
+		return cred, nil
 	}
-	if !seen["Credential"] || !seen["SignedHeaders"] || !seen["Signature"] {
-		return nil, fmt.Errorf("needs Credential, SignedHeaders and Signature")
+	var fail *stsError
+	denied := func(message string) *stsError {
+		return &stsError{status: http.StatusForbidden, typ: "Sender", code: "SignatureDoesNotMatch", message: message}
 	}
-	return a, nil
-}
-
-// canonicalHMACRequest builds standard SigV4's canonical request. The
-// path is URI-encoded per segment, as for every service but S3.
-func canonicalHMACRequest(r *http.Request, signed []string, payloadHash string) (string, error) {
-	query, err := sigv4x509.CanonicalQuery(r.URL.RawQuery)
-	if err != nil {
-		return "", err
+	switch {
+	case errors.As(err, &fail):
+	case errors.Is(err, sigv4.ErrNoAuthorization):
+		fail = &stsError{status: http.StatusForbidden, typ: "Sender", code: "MissingAuthenticationToken", message: "Request is missing Authentication Token"}
+	case errors.Is(err, sigv4.ErrDate):
+		fail = &stsError{status: http.StatusBadRequest, typ: "Sender", code: "IncompleteSignature", message: "X-Amz-Date is missing or not YYYYMMDDTHHMMSSZ"}
+	case errors.Is(err, sigv4.ErrQuery):
+		fail = &stsError{status: http.StatusBadRequest, typ: "Sender", code: "MalformedQueryString", message: "The query string is malformed"}
+	case errors.Is(err, sigv4.ErrHeaderMissing):
+		fail = denied("The request signature we calculated does not match the signature you provided.")
+	case errors.Is(err, sigv4.ErrMalformed):
+		fail = &stsError{status: http.StatusBadRequest, typ: "Sender", code: "IncompleteSignature", message: "Authorization header is malformed"}
+	case errors.Is(err, sigv4.ErrClockSkew):
+		dateStr := r.Header.Get(sigv4.HeaderDate)
+		fail = denied(fmt.Sprintf("Signature expired: %s is now earlier than %s (%s - %s.)", dateStr, now.Add(-e.maxSkew).UTC().Format(sigv4.TimeFormat), now.UTC().Format(sigv4.TimeFormat), e.maxSkew))
+	case errors.Is(err, sigv4.ErrScopeDate):
+		fail = denied("Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP")
+	case errors.Is(err, sigv4.ErrScopeRegion):
+		fail = denied(fmt.Sprintf("Credential should be scoped to a valid region, not '%s'.", truncate(a.Region)))
+		fail.rule = "this emulator serves " + e.seed.Region + " (set AWS_REGION)"
+	case errors.Is(err, sigv4.ErrScopeService):
+		fail = denied("Credential should be scoped to correct service: 'sts'.")
+	case errors.Is(err, sigv4.ErrSignedHeaders):
+		fail = denied("'Host' must be a 'SignedHeader' in the AWS Authorization.")
+	default:
+		fail = denied("The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.")
 	}
-	path := r.URL.EscapedPath()
-	if path == "" {
-		path = "/"
+	if fail.rule == "" {
+		fail.rule = err.Error()
 	}
-	var b strings.Builder
-	b.WriteString(r.Method + "\n" + path + "\n" + query + "\n")
-	for _, name := range signed {
-		var value string
-		if name == "host" {
-			value = r.Host
-		} else {
-			vals := r.Header.Values(name)
-			for i := range vals {
-				vals[i] = strings.Join(strings.Fields(vals[i]), " ")
-			}
-			value = strings.Join(vals, ",")
-		}
-		b.WriteString(name + ":" + value + "\n")
-	}
-	b.WriteString("\n" + strings.Join(signed, ";") + "\n" + payloadHash)
-	return b.String(), nil
-}
-
-func hmacSHA256(key []byte, data string) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(data))
-	return m.Sum(nil)
+	return nil, fail
 }
 
 func (e *Emulator) requestID() string {

@@ -20,7 +20,7 @@ import (
 
 	"github.com/keyless-dev/keyless/internal/pki/pkitest"
 	"github.com/keyless-dev/keyless/internal/rolesanywhere"
-	"github.com/keyless-dev/keyless/internal/sigv4x509"
+	"github.com/keyless-dev/keyless/internal/sigv4"
 )
 
 // session gets credentials from the emulator with keyless's own
@@ -36,14 +36,14 @@ func (e *env) session(input rolesanywhere.SessionInput) *rolesanywhere.Session {
 
 // signer is a runner's signer: a fresh P-256 gitlab-runner leaf and the
 // intermediate.
-func (e *env) signer() *sigv4x509.Signer {
+func (e *env) signer() *sigv4.X509Signer {
 	key := pkitest.Key(e.t, pkitest.P256)
-	return &sigv4x509.Signer{Key: key, Certificate: e.leaf(pkitest.LeafOptions{Key: key}), Intermediates: []*x509.Certificate{e.inter.Cert}}
+	return &sigv4.X509Signer{Key: key, Certificate: e.leaf(pkitest.LeafOptions{Key: key}), Intermediates: []*x509.Certificate{e.inter.Cert}}
 }
 
 // trySession is session for goroutines other than the test's: it
 // reports errors instead of failing the test.
-func (e *env) trySession(signer *sigv4x509.Signer, input rolesanywhere.SessionInput) (*rolesanywhere.Session, error) {
+func (e *env) trySession(signer *sigv4.X509Signer, input rolesanywhere.SessionInput) (*rolesanywhere.Session, error) {
 	client, err := rolesanywhere.New(rolesanywhere.Config{
 		Endpoint:   e.srv.URL,
 		Region:     "us-east-1",
@@ -147,7 +147,7 @@ func TestSTSRawRefusals(t *testing.T) {
 	signer := v4.NewSigner()
 	var sendPayload func(body, payloadHash string, date time.Time, mutate func(*http.Request)) (int, string)
 	send := func(body string, date time.Time, mutate func(*http.Request)) (int, string) {
-		return sendPayload(body, sigv4x509.PayloadHash([]byte(body)), date, mutate)
+		return sendPayload(body, sigv4.PayloadHash([]byte(body)), date, mutate)
 	}
 	sendPayload = func(body, payloadHash string, date time.Time, mutate func(*http.Request)) (int, string) {
 		req, err := http.NewRequest(http.MethodPost, e.srv.URL+"/", strings.NewReader(body))

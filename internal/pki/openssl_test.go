@@ -11,7 +11,7 @@ import (
 
 	"github.com/keyless-dev/keyless/internal/pki"
 	"github.com/keyless-dev/keyless/internal/pki/pkitest"
-	"github.com/keyless-dev/keyless/internal/testenv"
+	"github.com/keyless-dev/keyless/internal/testkit"
 )
 
 // These tests read files written by the real openssl command, the tool
@@ -20,7 +20,7 @@ import (
 
 func openssl(t *testing.T, dir string, args ...string) {
 	t.Helper()
-	bin := testenv.LookPath(t, "openssl", "the openssl package")
+	bin := testkit.LookPath(t, "openssl", "the openssl package")
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
 	if out, err := cmd.CombinedOutput(); err != nil {

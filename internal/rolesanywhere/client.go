@@ -18,7 +18,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/keyless-dev/keyless/internal/sigv4x509"
+	"github.com/keyless-dev/keyless/internal/sigv4"
 )
 
 // Limits of the session duration AWS accepts in a request, in seconds.
@@ -50,7 +50,7 @@ type Config struct {
 	// Region is the signing region.
 	Region string
 	// Signer signs each attempt.
-	Signer *sigv4x509.Signer
+	Signer *sigv4.X509Signer
 	// HTTPClient sends requests; nil means NewHTTPClient(TransportOptions{}).
 	HTTPClient *http.Client
 	// MaxAttempts bounds the attempts per call; 0 means DefaultMaxAttempts.

@@ -18,7 +18,7 @@ import (
 	"github.com/keyless-dev/keyless/internal/pki/pkitest"
 	"github.com/keyless-dev/keyless/internal/rolesanywhere"
 	"github.com/keyless-dev/keyless/internal/rolesanywhere/rolesanywheretest"
-	"github.com/keyless-dev/keyless/internal/sigv4x509"
+	"github.com/keyless-dev/keyless/internal/sigv4"
 )
 
 const (
@@ -32,7 +32,7 @@ var input = rolesanywhere.SessionInput{TrustAnchorARN: taARN, ProfileARN: profAR
 type harness struct {
 	srv    *rolesanywheretest.Server
 	client *rolesanywhere.Client
-	signer *sigv4x509.Signer
+	signer *sigv4.X509Signer
 	mu     sync.Mutex
 	sleeps []time.Duration
 }
@@ -44,7 +44,7 @@ func newHarness(t *testing.T, kind string, mutate func(*rolesanywhere.Config)) *
 	key := pkitest.Key(t, kind)
 	h := &harness{
 		srv:    rolesanywheretest.NewServer(),
-		signer: &sigv4x509.Signer{Key: key, Certificate: inter.Leaf(t, pkitest.LeafOptions{Key: key}), Intermediates: []*x509.Certificate{inter.Cert}},
+		signer: &sigv4.X509Signer{Key: key, Certificate: inter.Leaf(t, pkitest.LeafOptions{Key: key}), Intermediates: []*x509.Certificate{inter.Cert}},
 	}
 	t.Cleanup(h.srv.Close)
 	h.srv.Roots = x509.NewCertPool()

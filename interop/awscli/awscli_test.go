@@ -16,7 +16,7 @@ import (
 	"github.com/keyless-dev/keyless/internal/pki"
 	"github.com/keyless-dev/keyless/internal/pki/pkitest"
 	"github.com/keyless-dev/keyless/internal/rolesanywhere/rolesanywheretest"
-	"github.com/keyless-dev/keyless/internal/testenv"
+	"github.com/keyless-dev/keyless/internal/testkit"
 )
 
 const (
@@ -35,7 +35,7 @@ func awsV2(t *testing.T) string {
 			return path
 		}
 	}
-	testenv.Unavailable(t, "AWS CLI v2 not found (found %v); install the Debian awscli package", clis.versions)
+	testkit.Unavailable(t, "AWS CLI v2 not found (found %v); install the Debian awscli package", clis.versions)
 	return ""
 }
 

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/keyless-dev/keyless/internal/testenv"
+	"github.com/keyless-dev/keyless/internal/testkit"
 )
 
 // clis are the AWS CLIs on this machine, in lookup order.
@@ -36,7 +36,7 @@ func awsCLIs(t *testing.T) clis {
 		}
 	}
 	if len(found.paths) == 0 {
-		testenv.Unavailable(t, "no AWS CLI found (tried %v); install the Debian awscli package", candidates)
+		testkit.Unavailable(t, "no AWS CLI found (tried %v); install the Debian awscli package", candidates)
 	}
 	return found
 }

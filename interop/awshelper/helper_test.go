@@ -21,7 +21,7 @@ import (
 	"github.com/keyless-dev/keyless/internal/pki/pkitest"
 	"github.com/keyless-dev/keyless/internal/rolesanywhere"
 	"github.com/keyless-dev/keyless/internal/rolesanywhere/rolesanywheretest"
-	"github.com/keyless-dev/keyless/internal/sigv4x509"
+	"github.com/keyless-dev/keyless/internal/sigv4"
 )
 
 const (
@@ -47,7 +47,7 @@ func (r *recordingSigner) Sign(rand io.Reader, digest []byte, opts crypto.Signer
 
 type identityFiles struct {
 	cert, key, chain string
-	signer           *sigv4x509.Signer
+	signer           *sigv4.X509Signer
 	root             *x509.Certificate
 }
 
@@ -60,7 +60,7 @@ func writeIdentity(t *testing.T, kind string) identityFiles {
 	leaf := inter.Leaf(t, pkitest.LeafOptions{Key: key})
 	id := identityFilesFor(t, dir, leaf, key)
 	id.chain = pkitest.WriteFile(t, dir, "chain.pem", pki.EncodeCertificates(inter.Cert))
-	id.signer = &sigv4x509.Signer{Key: key, Certificate: leaf, Intermediates: []*x509.Certificate{inter.Cert}}
+	id.signer = &sigv4.X509Signer{Key: key, Certificate: leaf, Intermediates: []*x509.Certificate{inter.Cert}}
 	id.root = root.Cert
 	return id
 }
@@ -129,7 +129,7 @@ func keylessRequest(t *testing.T, id identityFiles, srv *rolesanywheretest.Serve
 
 func requestDate(t *testing.T, r rolesanywheretest.Request) time.Time {
 	t.Helper()
-	d, err := time.Parse(sigv4x509.TimeFormat, r.Header.Get("X-Amz-Date"))
+	d, err := time.Parse(sigv4.TimeFormat, r.Header.Get("X-Amz-Date"))
 	if err != nil {
 		t.Fatalf("helper's X-Amz-Date: %v", err)
 	}
@@ -199,14 +199,14 @@ func TestECDSAMutualVerification(t *testing.T) {
 					t.Fatal(err)
 				}
 				req.Header = h.Header
-				if _, err := sigv4x509.Verify(req, h.Body, sigv4x509.VerifyOptions{Now: time.Now(), Region: "us-east-1"}); err != nil {
+				if _, err := sigv4.VerifyX509(req, h.Body, sigv4.X509VerifyOptions{Now: time.Now(), Region: "us-east-1"}); err != nil {
 					t.Fatalf("keyless refused the helper's signature: %v", err)
 				}
 
 				// The helper's string to sign verifies keyless's signature.
 				k := keylessRequest(t, id, srv, "", chain, requestDate(t, h))
 				sameWire(t, h, k)
-				authz, err := sigv4x509.ParseAuthorization(k.Header.Get("Authorization"))
+				authz, err := sigv4.ParseAuthorization(k.Header.Get("Authorization"))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -218,7 +218,7 @@ func TestECDSAMutualVerification(t *testing.T) {
 				if strip(ha) != strip(ka) {
 					t.Fatalf("Authorization differs beyond the signature\nhelper:  %s\nkeyless: %s", ha, ka)
 				}
-				if authz.Algorithm != sigv4x509.AlgorithmECDSA {
+				if authz.Algorithm != sigv4.AlgorithmECDSA {
 					t.Fatalf("algorithm %s", authz.Algorithm)
 				}
 			})
@@ -236,17 +236,17 @@ func TestHelperStringToSignMatchesKeyless(t *testing.T) {
 	id := writeIdentity(t, pkitest.P256)
 	srv := newServer(t, id.root)
 	h, helperSTS := helperRequest(t, id, srv, "job-7", true)
-	authz, err := sigv4x509.ParseAuthorization(h.Header.Get("Authorization"))
+	authz, err := sigv4.ParseAuthorization(h.Header.Get("Authorization"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	host := strings.TrimPrefix(srv.URL, "http://")
-	canonical, err := sigv4x509.CanonicalRequest("POST", h.Query, h.Header, host, authz.SignedHeaders, sigv4x509.PayloadHash(h.Body))
+	canonical, err := sigv4.CanonicalRequest("POST", sigv4.X509CanonicalURI, h.Query, h.Header, host, authz.SignedHeaders, sigv4.PayloadHash(h.Body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	date := h.Header.Get("X-Amz-Date")
-	got := sigv4x509.StringToSign(authz.Algorithm, date, sigv4x509.Scope(date[:8], "us-east-1"), canonical)
+	got := sigv4.StringToSign(authz.Algorithm, date, sigv4.Scope(date[:8], "us-east-1", sigv4.RolesAnywhereService), canonical)
 	if got != string(helperSTS) {
 		t.Fatalf("string to sign\nhelper:\n%s\nkeyless:\n%s", helperSTS, got)
 	}

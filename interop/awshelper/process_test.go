@@ -23,8 +23,8 @@ import (
 
 	"github.com/keyless-dev/keyless/internal/pki"
 	"github.com/keyless-dev/keyless/internal/pki/pkitest"
-	"github.com/keyless-dev/keyless/internal/sigv4x509"
-	"github.com/keyless-dev/keyless/internal/testenv"
+	"github.com/keyless-dev/keyless/internal/sigv4"
+	"github.com/keyless-dev/keyless/internal/testkit"
 )
 
 // These tests run the aws_signing_helper binary (built from the v1.4.0
@@ -67,7 +67,7 @@ func binaries(t testing.TB) (keyless, awsHelper string) {
 		buildErr = build("aws_signing_helper", "github.com/aws/rolesanywhere-credential-helper", "1")
 	})
 	if buildErr != nil {
-		testenv.Unavailable(t, "cannot build the binaries (AWS's helper needs cgo and a C compiler): %v", buildErr)
+		testkit.Unavailable(t, "cannot build the binaries (AWS's helper needs cgo and a C compiler): %v", buildErr)
 	}
 	return filepath.Join(binDir, "keyless"), filepath.Join(binDir, "aws_signing_helper")
 }
@@ -187,7 +187,7 @@ func newFixedServer(t testing.TB) *fixedServer {
 	fs := &fixedServer{}
 	fs.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		if _, err := sigv4x509.Verify(r, body, sigv4x509.VerifyOptions{Now: time.Now(), Region: "us-east-1"}); err != nil {
+		if _, err := sigv4.VerifyX509(r, body, sigv4.X509VerifyOptions{Now: time.Now(), Region: "us-east-1"}); err != nil {
 			w.Header().Set("X-Amzn-ErrorType", "AccessDeniedException")
 			w.WriteHeader(http.StatusForbidden)
 			fmt.Fprintf(w, `{"message":%q}`, err.Error())

@@ -30,7 +30,7 @@ import (
 	"go.step.sm/crypto/jose"
 	"go.step.sm/crypto/randutil"
 
-	"github.com/keyless-dev/keyless/internal/testenv"
+	"github.com/keyless-dev/keyless/internal/testkit"
 )
 
 // runner is the subject the reference setup issues certificates for.
@@ -414,7 +414,7 @@ func TestSignWithProvisionerPassword(t *testing.T) {
 	t.Run("openssl", func(t *testing.T) {
 		openssl, err := exec.LookPath("openssl")
 		if err != nil {
-			testenv.Unavailable(t, "openssl not found on PATH; install openssl")
+			testkit.Unavailable(t, "openssl not found on PATH; install openssl")
 		}
 		dir := t.TempDir()
 		inter := writePEM(t, dir, "intermediate.crt", c.Intermediate.Raw)

@@ -20,7 +20,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/keyless-dev/keyless/internal/sigv4x509"
+	"github.com/keyless-dev/keyless/internal/sigv4"
 )
 
 // Example ARNs for tests: account 111122223333, region us-east-1.
@@ -158,7 +158,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "ResourceNotFoundException", "no such operation "+r.Method+" "+r.URL.Path)
 		return
 	}
-	v, err := sigv4x509.Verify(r, body, sigv4x509.VerifyOptions{Now: time.Now(), Region: h.Region})
+	v, err := sigv4.VerifyX509(r, body, sigv4.X509VerifyOptions{Now: time.Now(), Region: h.Region})
 	if err != nil {
 		writeError(w, http.StatusForbidden, "AccessDeniedException", err.Error())
 		return

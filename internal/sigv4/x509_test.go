@@ -1,4 +1,4 @@
-package sigv4x509_test
+package sigv4_test
 
 import (
 	"bytes"
@@ -17,7 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/keyless-dev/keyless/internal/pki/pkitest"
-	"github.com/keyless-dev/keyless/internal/sigv4x509"
+	"github.com/keyless-dev/keyless/internal/sigv4"
 )
 
 const (
@@ -43,7 +43,7 @@ func TestGoldenCanonicalRequest(t *testing.T) {
 	// The query arrives in another order with a space encoded as '+': the
 	// canonical form sorts keys and encodes the space as %20.
 	rawQuery := "trustAnchorArn=ta&roleSessionName=a+b&profileArn=p&roleArn=r"
-	got, err := sigv4x509.CanonicalRequest("POST", rawQuery, h, "rolesanywhere.us-east-1.amazonaws.com", names, sigv4x509.PayloadHash([]byte(testBody)))
+	got, err := sigv4.CanonicalRequest("POST", sigv4.X509CanonicalURI, rawQuery, h, "rolesanywhere.us-east-1.amazonaws.com", names, sigv4.PayloadHash([]byte(testBody)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func TestGoldenCanonicalRequest(t *testing.T) {
 		t.Fatalf("canonical request (-want +got):\n%s", diff)
 	}
 
-	sts := sigv4x509.StringToSign(sigv4x509.AlgorithmECDSA, "20261126T013303Z", sigv4x509.Scope("20261126", "us-east-1"), got)
+	sts := sigv4.StringToSign(sigv4.AlgorithmECDSA, "20261126T013303Z", sigv4.Scope("20261126", "us-east-1", sigv4.RolesAnywhereService), got)
 	crHash := sha256.Sum256([]byte(got))
 	wantSTS := "AWS4-X509-ECDSA-SHA256\n20261126T013303Z\n20261126/us-east-1/rolesanywhere/aws4_request\n" + hex.EncodeToString(crHash[:])
 	if sts != wantSTS {
@@ -75,7 +75,7 @@ func TestCanonicalHeaderValues(t *testing.T) {
 	h.Set("X-Custom", "  a   b  c ")
 	h.Add("X-Multi", "one")
 	h.Add("X-Multi", "two")
-	got, err := sigv4x509.CanonicalRequest("POST", "", h, "h", []string{"host", "x-custom", "x-multi"}, "e3")
+	got, err := sigv4.CanonicalRequest("POST", sigv4.X509CanonicalURI, "", h, "h", []string{"host", "x-custom", "x-multi"}, "e3")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestCanonicalHeaderValues(t *testing.T) {
 }
 
 type fixture struct {
-	signer *sigv4x509.Signer
+	signer *sigv4.X509Signer
 	inter  *x509.Certificate
 }
 
@@ -94,7 +94,7 @@ func newFixture(t testing.TB, kind string, withChain bool) fixture {
 	root := pkitest.NewRoot(t, "sig-root")
 	inter := root.Intermediate(t, "sig-int")
 	key := pkitest.Key(t, kind)
-	s := &sigv4x509.Signer{Key: key, Certificate: inter.Leaf(t, pkitest.LeafOptions{Key: key})}
+	s := &sigv4.X509Signer{Key: key, Certificate: inter.Leaf(t, pkitest.LeafOptions{Key: key})}
 	if withChain {
 		s.Intermediates = []*x509.Certificate{inter.Cert}
 	}
@@ -133,7 +133,7 @@ func TestSignVerifyRoundTrip(t *testing.T) {
 				if !strings.Contains(authz, wantPrefix) {
 					t.Fatalf("Authorization %q lacks %q", authz, wantPrefix)
 				}
-				v, err := sigv4x509.Verify(req, []byte(testBody), sigv4x509.VerifyOptions{Now: testTime.Add(4 * time.Minute), Region: "us-east-1"})
+				v, err := sigv4.VerifyX509(req, []byte(testBody), sigv4.X509VerifyOptions{Now: testTime.Add(4 * time.Minute), Region: "us-east-1"})
 				if err != nil {
 					t.Fatalf("Verify: %v", err)
 				}
@@ -164,25 +164,25 @@ func TestRSASignatureIsDeterministic(t *testing.T) {
 func TestSignRemovesStaleChain(t *testing.T) {
 	f := newFixture(t, pkitest.P256, false)
 	req := newRequest(t)
-	req.Header.Set(sigv4x509.HeaderChain, "stale")
+	req.Header.Set(sigv4.HeaderChain, "stale")
 	if err := f.signer.Sign(req, []byte(testBody), "us-east-1", testTime); err != nil {
 		t.Fatal(err)
 	}
-	if req.Header.Get(sigv4x509.HeaderChain) != "" {
+	if req.Header.Get(sigv4.HeaderChain) != "" {
 		t.Fatal("chain header kept without intermediates")
 	}
 }
 
 // signWith signs req with a hand-picked list of signed headers and scope,
 // so a test can build a request that is correctly signed yet breaks one rule.
-func signWith(t *testing.T, s *sigv4x509.Signer, req *http.Request, names []string, alg, day, region string) {
+func signWith(t *testing.T, s *sigv4.X509Signer, req *http.Request, names []string, alg, day, region string) {
 	t.Helper()
-	canonical, err := sigv4x509.CanonicalRequest(req.Method, req.URL.RawQuery, req.Header, req.URL.Host, names, sigv4x509.PayloadHash([]byte(testBody)))
+	canonical, err := sigv4.CanonicalRequest(req.Method, sigv4.X509CanonicalURI, req.URL.RawQuery, req.Header, req.URL.Host, names, sigv4.PayloadHash([]byte(testBody)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	scope := sigv4x509.Scope(day, region)
-	sum := sha256.Sum256([]byte(sigv4x509.StringToSign(alg, req.Header.Get("X-Amz-Date"), scope, canonical)))
+	scope := sigv4.Scope(day, region, sigv4.RolesAnywhereService)
+	sum := sha256.Sum256([]byte(sigv4.StringToSign(alg, req.Header.Get("X-Amz-Date"), scope, canonical)))
 	sig, err := s.Key.Sign(rand.Reader, sum[:], crypto.SHA256)
 	if err != nil {
 		t.Fatal(err)
@@ -196,26 +196,26 @@ func TestVerifyRefusals(t *testing.T) {
 	f := newFixture(t, pkitest.P256, true)
 	other := newFixture(t, pkitest.P384, true)
 	now := testTime.Add(time.Minute)
-	opts := sigv4x509.VerifyOptions{Now: now, Region: "us-east-1"}
+	opts := sigv4.X509VerifyOptions{Now: now, Region: "us-east-1"}
 	body := []byte(testBody)
 	all := []string{"content-type", "host", "x-amz-date", "x-amz-x509", "x-amz-x509-chain"}
 
 	tests := []struct {
 		name   string
 		mutate func(t *testing.T, req *http.Request) []byte // returns the body the server sees
-		opts   sigv4x509.VerifyOptions
+		opts   sigv4.X509VerifyOptions
 		want   error
 	}{
-		{"tampered-body", func(t *testing.T, r *http.Request) []byte { return []byte(`{"durationSeconds":43200}`) }, opts, sigv4x509.ErrSignature},
+		{"tampered-body", func(t *testing.T, r *http.Request) []byte { return []byte(`{"durationSeconds":43200}`) }, opts, sigv4.ErrSignature},
 		{"tampered-query", func(t *testing.T, r *http.Request) []byte {
 			r.URL.RawQuery = strings.Replace(r.URL.RawQuery, "ci-deployer", "admin", 1)
 			return body
-		}, opts, sigv4x509.ErrSignature},
+		}, opts, sigv4.ErrSignature},
 		{"tampered-signed-header", func(t *testing.T, r *http.Request) []byte {
 			r.Header.Set("Content-Type", "text/plain")
 			return body
-		}, opts, sigv4x509.ErrSignature},
-		{"tampered-host", func(t *testing.T, r *http.Request) []byte { r.Host = "evil.example"; return body }, opts, sigv4x509.ErrSignature},
+		}, opts, sigv4.ErrSignature},
+		{"tampered-host", func(t *testing.T, r *http.Request) []byte { r.Host = "evil.example"; return body }, opts, sigv4.ErrSignature},
 		{"flipped-signature-byte", func(t *testing.T, r *http.Request) []byte {
 			a := r.Header.Get("Authorization")
 			i := strings.LastIndex(a, "=") + 5
@@ -225,57 +225,57 @@ func TestVerifyRefusals(t *testing.T) {
 			}
 			r.Header.Set("Authorization", a[:i]+string(c)+a[i+1:])
 			return body
-		}, opts, sigv4x509.ErrSignature},
+		}, opts, sigv4.ErrSignature},
 		{"certificate-swapped", func(t *testing.T, r *http.Request) []byte {
 			// Another certificate with the same serial but another key.
 			r.Header.Set("X-Amz-X509", impostorHeader(t, f))
 			return body
-		}, opts, sigv4x509.ErrSignature},
+		}, opts, sigv4.ErrSignature},
 		{"unsigned-x-amz-x509", func(t *testing.T, r *http.Request) []byte {
-			signWith(t, f.signer, r, []string{"content-type", "host", "x-amz-date", "x-amz-x509-chain"}, sigv4x509.AlgorithmECDSA, "20261126", "us-east-1")
+			signWith(t, f.signer, r, []string{"content-type", "host", "x-amz-date", "x-amz-x509-chain"}, sigv4.AlgorithmECDSA, "20261126", "us-east-1")
 			return body
-		}, opts, sigv4x509.ErrSignedHeaders},
+		}, opts, sigv4.ErrSignedHeaders},
 		{"unsigned-x-amz-date", func(t *testing.T, r *http.Request) []byte {
-			signWith(t, f.signer, r, []string{"content-type", "host", "x-amz-x509", "x-amz-x509-chain"}, sigv4x509.AlgorithmECDSA, "20261126", "us-east-1")
+			signWith(t, f.signer, r, []string{"content-type", "host", "x-amz-x509", "x-amz-x509-chain"}, sigv4.AlgorithmECDSA, "20261126", "us-east-1")
 			return body
-		}, opts, sigv4x509.ErrSignedHeaders},
+		}, opts, sigv4.ErrSignedHeaders},
 		{"unsigned-host", func(t *testing.T, r *http.Request) []byte {
-			signWith(t, f.signer, r, []string{"content-type", "x-amz-date", "x-amz-x509", "x-amz-x509-chain"}, sigv4x509.AlgorithmECDSA, "20261126", "us-east-1")
+			signWith(t, f.signer, r, []string{"content-type", "x-amz-date", "x-amz-x509", "x-amz-x509-chain"}, sigv4.AlgorithmECDSA, "20261126", "us-east-1")
 			return body
-		}, opts, sigv4x509.ErrSignedHeaders},
+		}, opts, sigv4.ErrSignedHeaders},
 		{"unsigned-chain", func(t *testing.T, r *http.Request) []byte {
-			signWith(t, f.signer, r, []string{"content-type", "host", "x-amz-date", "x-amz-x509"}, sigv4x509.AlgorithmECDSA, "20261126", "us-east-1")
+			signWith(t, f.signer, r, []string{"content-type", "host", "x-amz-date", "x-amz-x509"}, sigv4.AlgorithmECDSA, "20261126", "us-east-1")
 			return body
-		}, opts, sigv4x509.ErrSignedHeaders},
+		}, opts, sigv4.ErrSignedHeaders},
 		{"date-6-minutes-behind", func(t *testing.T, r *http.Request) []byte { return body },
-			sigv4x509.VerifyOptions{Now: testTime.Add(6 * time.Minute), Region: "us-east-1"}, sigv4x509.ErrClockSkew},
+			sigv4.X509VerifyOptions{Now: testTime.Add(6 * time.Minute), Region: "us-east-1"}, sigv4.ErrClockSkew},
 		{"date-6-minutes-ahead", func(t *testing.T, r *http.Request) []byte { return body },
-			sigv4x509.VerifyOptions{Now: testTime.Add(-6 * time.Minute), Region: "us-east-1"}, sigv4x509.ErrClockSkew},
+			sigv4.X509VerifyOptions{Now: testTime.Add(-6 * time.Minute), Region: "us-east-1"}, sigv4.ErrClockSkew},
 		{"wrong-serial-in-credential", func(t *testing.T, r *http.Request) []byte {
 			a := r.Header.Get("Authorization")
 			r.Header.Set("Authorization", strings.Replace(a, "Credential="+f.signer.Certificate.SerialNumber.String(), "Credential=65280", 1))
 			return body
-		}, opts, sigv4x509.ErrSerialMismatch},
+		}, opts, sigv4.ErrSerialMismatch},
 		{"scope-date-not-request-date", func(t *testing.T, r *http.Request) []byte {
-			signWith(t, f.signer, r, all, sigv4x509.AlgorithmECDSA, "20261125", "us-east-1")
+			signWith(t, f.signer, r, all, sigv4.AlgorithmECDSA, "20261125", "us-east-1")
 			return body
-		}, opts, sigv4x509.ErrScope},
+		}, opts, sigv4.ErrScope},
 		{"scope-region-unexpected", func(t *testing.T, r *http.Request) []byte {
-			signWith(t, f.signer, r, all, sigv4x509.AlgorithmECDSA, "20261126", "eu-west-1")
+			signWith(t, f.signer, r, all, sigv4.AlgorithmECDSA, "20261126", "eu-west-1")
 			return body
-		}, opts, sigv4x509.ErrScope},
+		}, opts, sigv4.ErrScope},
 		{"rsa-algorithm-with-ec-key", func(t *testing.T, r *http.Request) []byte {
-			signWith(t, f.signer, r, all, sigv4x509.AlgorithmRSA, "20261126", "us-east-1")
+			signWith(t, f.signer, r, all, sigv4.AlgorithmRSA, "20261126", "us-east-1")
 			return body
-		}, opts, sigv4x509.ErrSignature},
+		}, opts, sigv4.ErrSignature},
 		{"signed-header-missing", func(t *testing.T, r *http.Request) []byte {
 			r.Header.Del("Content-Type")
 			return body
-		}, opts, sigv4x509.ErrMalformed},
-		{"no-authorization", func(t *testing.T, r *http.Request) []byte { r.Header.Del("Authorization"); return body }, opts, sigv4x509.ErrMalformed},
-		{"x509-not-base64", func(t *testing.T, r *http.Request) []byte { r.Header.Set("X-Amz-X509", "%%%"); return body }, opts, sigv4x509.ErrMalformed},
-		{"chain-garbage", func(t *testing.T, r *http.Request) []byte { r.Header.Set("X-Amz-X509-Chain", "AAAA"); return body }, opts, sigv4x509.ErrMalformed},
-		{"date-garbage", func(t *testing.T, r *http.Request) []byte { r.Header.Set("X-Amz-Date", "yesterday"); return body }, opts, sigv4x509.ErrMalformed},
+		}, opts, sigv4.ErrMalformed},
+		{"no-authorization", func(t *testing.T, r *http.Request) []byte { r.Header.Del("Authorization"); return body }, opts, sigv4.ErrMalformed},
+		{"x509-not-base64", func(t *testing.T, r *http.Request) []byte { r.Header.Set("X-Amz-X509", "%%%"); return body }, opts, sigv4.ErrMalformed},
+		{"chain-garbage", func(t *testing.T, r *http.Request) []byte { r.Header.Set("X-Amz-X509-Chain", "AAAA"); return body }, opts, sigv4.ErrMalformed},
+		{"date-garbage", func(t *testing.T, r *http.Request) []byte { r.Header.Set("X-Amz-Date", "yesterday"); return body }, opts, sigv4.ErrMalformed},
 		{"other-signer", func(t *testing.T, r *http.Request) []byte {
 			// A valid signature by another certificate, sent with ours.
 			r2 := newRequest(t)
@@ -284,7 +284,7 @@ func TestVerifyRefusals(t *testing.T) {
 			}
 			r.Header.Set("Authorization", strings.Replace(r2.Header.Get("Authorization"), other.signer.Certificate.SerialNumber.String(), f.signer.Certificate.SerialNumber.String(), 1))
 			return body
-		}, opts, sigv4x509.ErrSignature},
+		}, opts, sigv4.ErrSignature},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -292,11 +292,11 @@ func TestVerifyRefusals(t *testing.T) {
 			if err := f.signer.Sign(req, body, "us-east-1", testTime); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := sigv4x509.Verify(req, body, opts); err != nil {
+			if _, err := sigv4.VerifyX509(req, body, opts); err != nil {
 				t.Fatalf("unmodified request refused: %v", err)
 			}
 			seen := tt.mutate(t, req)
-			_, err := sigv4x509.Verify(req, seen, tt.opts)
+			_, err := sigv4.VerifyX509(req, seen, tt.opts)
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("got %v, want %v", err, tt.want)
 			}
@@ -315,7 +315,7 @@ func impostorHeader(t *testing.T, f fixture) string {
 
 func TestParseAuthorizationRefusals(t *testing.T) {
 	good := "AWS4-X509-ECDSA-SHA256 Credential=1/20261126/us-east-1/rolesanywhere/aws4_request, SignedHeaders=host;x-amz-date;x-amz-x509, Signature=00ff"
-	if _, err := sigv4x509.ParseAuthorization(good); err != nil {
+	if _, err := sigv4.ParseAuthorization(good, sigv4.X509Algorithms...); err != nil {
 		t.Fatalf("good header refused: %v", err)
 	}
 	for name, s := range map[string]string{
@@ -334,7 +334,7 @@ func TestParseAuthorizationRefusals(t *testing.T) {
 		"missing-signature":  strings.Replace(good, ", Signature=00ff", "", 1),
 	} {
 		t.Run(name, func(t *testing.T) {
-			if _, err := sigv4x509.ParseAuthorization(s); !errors.Is(err, sigv4x509.ErrMalformed) {
+			if _, err := sigv4.ParseAuthorization(s, sigv4.X509Algorithms...); !errors.Is(err, sigv4.ErrMalformed) {
 				t.Fatalf("got %v, want ErrMalformed", err)
 			}
 		})

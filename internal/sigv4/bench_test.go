@@ -1,10 +1,10 @@
-package sigv4x509_test
+package sigv4_test
 
 import (
 	"testing"
 
 	"github.com/keyless-dev/keyless/internal/pki/pkitest"
-	"github.com/keyless-dev/keyless/internal/sigv4x509"
+	"github.com/keyless-dev/keyless/internal/sigv4"
 )
 
 // Figures are recorded in docs/benchmarks.md.
@@ -34,7 +34,7 @@ func BenchmarkVerify(b *testing.B) {
 				b.Fatal(err)
 			}
 			for b.Loop() {
-				if _, err := sigv4x509.Verify(req, body, sigv4x509.VerifyOptions{}); err != nil {
+				if _, err := sigv4.VerifyX509(req, body, sigv4.X509VerifyOptions{}); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -1,0 +1,389 @@
+// Package sigv4 signs and verifies AWS Signature Version 4 requests in
+// both of the forms keyless meets:
+//
+//   - AWS4-HMAC-SHA256, the standard form, keyed with a secret access key:
+//     what the AWS CLI and SDKs send to STS (and to IAM and the Roles
+//     Anywhere control plane), and what keyless dev signs its own STS call
+//     with;
+//   - AWS4-X509-RSA-SHA256 and AWS4-X509-ECDSA-SHA256, IAM Roles
+//     Anywhere's form, signed with the private key of an X.509 certificate
+//     that travels in the X-Amz-X509 header: what CreateSession takes.
+//     Its output is byte-identical to AWS's own credential helper (v1.4.0),
+//     which the interop tests check.
+//
+// Both forms share one Authorization parser, one canonical request and
+// one string to sign; they differ only in the key. The package does
+// nothing else: no HTTP round trips, no policy, and no trust decision
+// beyond "this key made this signature". Any keyless package may import
+// it.
+package sigv4
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Algorithms.
+const (
+	AlgorithmHMAC  = "AWS4-HMAC-SHA256"
+	AlgorithmRSA   = "AWS4-X509-RSA-SHA256"
+	AlgorithmECDSA = "AWS4-X509-ECDSA-SHA256"
+)
+
+// X509Algorithms are the Roles Anywhere algorithms.
+var X509Algorithms = []string{AlgorithmRSA, AlgorithmECDSA}
+
+// Names and formats shared by both forms.
+const (
+	// TimeFormat is the X-Amz-Date layout.
+	TimeFormat = "20060102T150405Z"
+
+	HeaderDate          = "X-Amz-Date"
+	HeaderSecurityToken = "X-Amz-Security-Token"
+	HeaderX509          = "X-Amz-X509"
+	HeaderChain         = "X-Amz-X509-Chain"
+
+	// DefaultMaxSkew is the clock-skew window a verifier allows unless
+	// told otherwise.
+	DefaultMaxSkew = 5 * time.Minute
+)
+
+// Verification errors. Each says which rule failed, so a server can tell
+// the client (and its log) exactly why a request was refused; the more
+// specific ones wrap the general ones (ErrDate is an ErrMalformed,
+// ErrScopeRegion an ErrScope).
+var (
+	// ErrNoAuthorization means the request carries no Authorization
+	// header at all.
+	ErrNoAuthorization = errors.New("no Authorization header")
+	// ErrMalformed means a header is missing or does not parse.
+	ErrMalformed = errors.New("malformed SigV4 request")
+	// ErrDate means X-Amz-Date is missing or not YYYYMMDDTHHMMSSZ.
+	ErrDate = fmt.Errorf("%w: bad %s", ErrMalformed, HeaderDate)
+	// ErrHeaderMissing means a header named in SignedHeaders is not in
+	// the request.
+	ErrHeaderMissing = fmt.Errorf("%w: signed header missing", ErrMalformed)
+	// ErrQuery means the query string does not parse.
+	ErrQuery = fmt.Errorf("%w: bad query string", ErrMalformed)
+	// ErrSignedHeaders means a header that must be signed is not.
+	ErrSignedHeaders = errors.New("required header not signed")
+	// ErrSerialMismatch means the Credential serial is not the
+	// certificate's serial (X509 form).
+	ErrSerialMismatch = errors.New("credential serial does not match the certificate")
+	// ErrScope means the credential scope disagrees with the request.
+	ErrScope = errors.New("credential scope mismatch")
+	// ErrScopeDate means the scope's date is not X-Amz-Date's.
+	ErrScopeDate = fmt.Errorf("%w: date", ErrScope)
+	// ErrScopeService means the scope names another service.
+	ErrScopeService = fmt.Errorf("%w: service", ErrScope)
+	// ErrScopeRegion means the scope names a region the verifier does
+	// not serve.
+	ErrScopeRegion = fmt.Errorf("%w: region", ErrScope)
+	// ErrClockSkew means X-Amz-Date is too far from the verifier's clock.
+	ErrClockSkew = errors.New("request date outside the allowed clock skew")
+	// ErrSignature means the signature does not verify.
+	ErrSignature = errors.New("signature does not verify")
+)
+
+// Authorization is a parsed Authorization header.
+type Authorization struct {
+	Algorithm string
+	// Credential is the access key id (HMAC form) or the certificate's
+	// decimal serial number (X509 form).
+	Credential    string
+	Day           string // YYYYMMDD
+	Region        string
+	Service       string
+	SignedHeaders []string
+	Signature     []byte
+}
+
+// ParseAuthorization parses "<algorithm> Credential=<id>/<day>/<region>/
+// <service>/aws4_request, SignedHeaders=<a;b>, Signature=<hex>" for one of
+// algorithms (any of the three when none is given). SignedHeaders must be
+// lower-case, sorted and unique; an X509 credential must be a decimal
+// serial without leading zeros; an HMAC signature must be 32 bytes.
+func ParseAuthorization(s string, algorithms ...string) (*Authorization, error) {
+	if len(algorithms) == 0 {
+		algorithms = []string{AlgorithmHMAC, AlgorithmRSA, AlgorithmECDSA}
+	}
+	alg, rest, ok := strings.Cut(s, " ")
+	if !ok {
+		return nil, fmt.Errorf("%w: Authorization has no credentials after the algorithm", ErrMalformed)
+	}
+	if !slices.Contains(algorithms, alg) {
+		return nil, fmt.Errorf("%w: unknown algorithm %q (want %s)", ErrMalformed, truncate(alg), strings.Join(algorithms, " or "))
+	}
+	a := &Authorization{Algorithm: alg}
+	seen := map[string]bool{}
+	for _, part := range strings.Split(rest, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok || seen[k] {
+			return nil, fmt.Errorf("%w: Authorization component %q", ErrMalformed, truncate(part))
+		}
+		seen[k] = true
+		switch k {
+		case "Credential":
+			fields := strings.Split(v, "/")
+			if len(fields) != 5 || fields[4] != "aws4_request" || fields[0] == "" {
+				return nil, fmt.Errorf("%w: Credential must be id/date/region/service/aws4_request", ErrMalformed)
+			}
+			if alg != AlgorithmHMAC && !isDecimal(fields[0]) {
+				return nil, fmt.Errorf("%w: Credential serial %q is not a decimal number", ErrMalformed, truncate(fields[0]))
+			}
+			a.Credential, a.Day, a.Region, a.Service = fields[0], fields[1], fields[2], fields[3]
+		case "SignedHeaders":
+			a.SignedHeaders = strings.Split(v, ";")
+			for i, h := range a.SignedHeaders {
+				if h == "" || h != strings.ToLower(h) || (i > 0 && a.SignedHeaders[i-1] >= h) {
+					return nil, fmt.Errorf("%w: SignedHeaders must be lower-case, sorted and unique", ErrMalformed)
+				}
+			}
+		case "Signature":
+			sig, err := hex.DecodeString(v)
+			if err != nil || len(sig) == 0 || (alg == AlgorithmHMAC && len(sig) != sha256.Size) {
+				return nil, fmt.Errorf("%w: Signature is not hex of the right length", ErrMalformed)
+			}
+			a.Signature = sig
+		default:
+			return nil, fmt.Errorf("%w: unknown Authorization component %q", ErrMalformed, truncate(k))
+		}
+	}
+	if !seen["Credential"] || !seen["SignedHeaders"] || !seen["Signature"] {
+		return nil, fmt.Errorf("%w: Authorization needs Credential, SignedHeaders and Signature", ErrMalformed)
+	}
+	return a, nil
+}
+
+// String formats the header (with the signature hex-encoded).
+func (a *Authorization) String() string {
+	return fmt.Sprintf("%s Credential=%s/%s, SignedHeaders=%s, Signature=%s",
+		a.Algorithm, a.Credential, Scope(a.Day, a.Region, a.Service), strings.Join(a.SignedHeaders, ";"), hex.EncodeToString(a.Signature))
+}
+
+// Scope returns the credential scope for a YYYYMMDD day, region and
+// service.
+func Scope(day, region, service string) string {
+	return day + "/" + region + "/" + service + "/aws4_request"
+}
+
+// PayloadHash returns the lowercase hex SHA-256 of body.
+func PayloadHash(body []byte) string {
+	sum := sha256.Sum256(body)
+	return hex.EncodeToString(sum[:])
+}
+
+// StringToSign joins the algorithm, date, scope and the hex SHA-256 of the
+// canonical request, one per line.
+func StringToSign(algorithm, date, scope, canonicalRequest string) string {
+	sum := sha256.Sum256([]byte(canonicalRequest))
+	return algorithm + "\n" + date + "\n" + scope + "\n" + hex.EncodeToString(sum[:])
+}
+
+// CanonicalRequest builds the canonical request (no trailing newline) for
+// the signed header names, which must be lower-case and sorted. uri is
+// the canonical URI (CanonicalURI for standard SigV4). The host header's
+// value is host; every other value comes from header: each value trimmed
+// and its inner runs of spaces collapsed to one, then joined by ",".
+func CanonicalRequest(method, uri, rawQuery string, header http.Header, host string, signed []string, payloadHash string) (string, error) {
+	query, err := CanonicalQuery(rawQuery)
+	if err != nil {
+		return "", err
+	}
+	lower := make(map[string][]string, len(header))
+	for k, v := range header {
+		l := strings.ToLower(k)
+		lower[l] = append(lower[l], v...)
+	}
+	var b strings.Builder
+	b.WriteString(method + "\n" + uri + "\n" + query + "\n")
+	for _, name := range signed {
+		b.WriteString(name)
+		b.WriteString(":")
+		if name == "host" {
+			b.WriteString(canonicalValue(host))
+		} else {
+			for i, v := range lower[name] {
+				if i > 0 {
+					b.WriteString(",")
+				}
+				b.WriteString(canonicalValue(v))
+			}
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("\n" + strings.Join(signed, ";") + "\n" + payloadHash)
+	return b.String(), nil
+}
+
+// CanonicalQuery returns the query with keys sorted and keys and values
+// percent-encoded as SigV4 wants (space as %20, never +).
+func CanonicalQuery(rawQuery string) (string, error) {
+	if rawQuery == "" {
+		return "", nil
+	}
+	values, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrQuery, err)
+	}
+	return strings.ReplaceAll(values.Encode(), "+", "%20"), nil
+}
+
+// CanonicalURI is standard SigV4's canonical path: the request's escaped
+// path ("/" when empty), escaped once more, as every service but S3
+// wants.
+func CanonicalURI(u *url.URL) string {
+	p := u.EscapedPath()
+	if p == "" {
+		p = "/"
+	}
+	var b strings.Builder
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if c == '/' || unreserved(c) {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
+}
+
+func unreserved(c byte) bool {
+	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~'
+}
+
+// unsignedHeaders are never signed: proxies and the transport may rewrite
+// them. (AWS's helper leaves out the same three.)
+var unsignedHeaders = map[string]bool{
+	"authorization":   true,
+	"user-agent":      true,
+	"x-amzn-trace-id": true,
+}
+
+// headerNames returns the lower-cased, sorted names of the headers to
+// sign: host and every header on h except the unsigned ones.
+func headerNames(h http.Header) []string {
+	names := []string{"host"}
+	for k := range h {
+		l := strings.ToLower(k)
+		if unsignedHeaders[l] || l == "host" {
+			continue
+		}
+		names = append(names, l)
+	}
+	slices.Sort(names)
+	return names
+}
+
+func requestHost(req *http.Request) string {
+	if req.Host != "" {
+		return req.Host
+	}
+	return req.URL.Host
+}
+
+// canonicalValue trims a header value and turns each inner run of spaces
+// into one, as SigV4 canonical headers require.
+func canonicalValue(s string) string {
+	s = strings.TrimSpace(s)
+	if !strings.Contains(s, "  ") {
+		return s
+	}
+	var b strings.Builder
+	space := false
+	for i := 0; i < len(s); i++ {
+		if s[i] == ' ' {
+			if !space {
+				b.WriteByte(' ')
+			}
+			space = true
+			continue
+		}
+		space = false
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// checkRequest is what both verifiers check of a parsed request before
+// its key: the required headers are signed, every signed header is
+// present, and the date, the scope and the clock agree.
+type checkRequest struct {
+	required []string
+	service  string
+	regions  []string // empty: any
+	now      time.Time
+	maxSkew  time.Duration
+}
+
+func (c checkRequest) signedHeaders(req *http.Request, a *Authorization) error {
+	for _, h := range c.required {
+		if !slices.Contains(a.SignedHeaders, h) {
+			return fmt.Errorf("%w: %s is not in SignedHeaders", ErrSignedHeaders, h)
+		}
+	}
+	for _, h := range a.SignedHeaders {
+		if h != "host" && len(req.Header.Values(h)) == 0 {
+			return fmt.Errorf("%w: signed header %s is not in the request", ErrHeaderMissing, truncate(h))
+		}
+	}
+	return nil
+}
+
+// dateAndScope parses X-Amz-Date and checks it against the scope and the
+// clock (a zero now skips the clock).
+func (c checkRequest) dateAndScope(req *http.Request, a *Authorization) (time.Time, string, error) {
+	dateStr := req.Header.Get(HeaderDate)
+	date, err := time.Parse(TimeFormat, dateStr)
+	if err != nil {
+		return time.Time{}, "", fmt.Errorf("%w: %q is not YYYYMMDDTHHMMSSZ", ErrDate, truncate(dateStr))
+	}
+	if a.Day != dateStr[:8] {
+		return time.Time{}, "", fmt.Errorf("%w: scope date %s is not the date of %s %s", ErrScopeDate, truncate(a.Day), HeaderDate, dateStr)
+	}
+	if a.Service != c.service {
+		return time.Time{}, "", fmt.Errorf("%w: scope service %q, want %q", ErrScopeService, truncate(a.Service), c.service)
+	}
+	if len(c.regions) > 0 && !slices.Contains(c.regions, a.Region) {
+		return time.Time{}, "", fmt.Errorf("%w: scope region %q, want %q", ErrScopeRegion, truncate(a.Region), strings.Join(c.regions, `" or "`))
+	}
+	if !c.now.IsZero() {
+		skew := c.maxSkew
+		if skew == 0 {
+			skew = DefaultMaxSkew
+		}
+		if d := c.now.Sub(date); d > skew || d < -skew {
+			return time.Time{}, "", fmt.Errorf("%w: %s is %s, the server's clock says %s (allowed: %s)", ErrClockSkew, HeaderDate, dateStr, c.now.UTC().Format(TimeFormat), skew)
+		}
+	}
+	return date, dateStr, nil
+}
+
+func isDecimal(s string) bool {
+	if s == "" || (len(s) > 1 && s[0] == '0') {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// truncate keeps attacker-supplied text in errors short (callers quote
+// it with %q, which escapes anything unprintable).
+func truncate(s string) string {
+	if len(s) > 64 {
+		return strings.ToValidUTF8(s[:64], "") + "..."
+	}
+	return s
+}
