@@ -32,6 +32,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keyless-dev/keyless/internal/caproto"
 	"github.com/keyless-dev/keyless/internal/pki"
 	"github.com/keyless-dev/keyless/internal/store"
 )
@@ -170,8 +171,8 @@ func (a *Authority) Sign(req SignRequest) (*Issued, error) {
 	}
 	for _, name := range append([]string{claims.Subject}, sans...) {
 		if !p.allowed(name) {
-			return nil, refuse(KindForbidden, "provisioner %s may not issue certificates for %q (allowed: %s); change allow in config/ca.yaml",
-				p.Name, clip(name), describeAllow(p.Allow))
+			return nil, refuse(KindForbidden, "provisioner %s may not issue certificates for %q (allowed: %s)",
+				p.Name, clip(name), describeAllow(p.Allow)).because(caproto.ReasonNameNotAllowed)
 		}
 	}
 	notBefore, notAfter, err := lifetime(p, req.NotBefore, req.NotAfter, now)
@@ -218,11 +219,11 @@ func lifetime(p *ProvisionerConfig, nb, na string, now time.Time) (time.Time, ti
 	case d <= 0:
 		return time.Time{}, time.Time{}, refuse(KindBadRequest, "notAfter is not after notBefore")
 	case d > time.Duration(p.MaxDuration):
-		return time.Time{}, time.Time{}, refuse(KindForbidden, "requested lifetime %s is more than the maximum of %s for provisioner %s; ask for less, or raise maxDuration in config/ca.yaml and reload the CA",
-			d.Round(time.Second), time.Duration(p.MaxDuration), p.Name)
+		return time.Time{}, time.Time{}, refuse(KindForbidden, "requested lifetime %s is more than the maximum of %s for provisioner %s",
+			d.Round(time.Second), time.Duration(p.MaxDuration), p.Name).limit(caproto.ReasonLifetimeTooLong, time.Duration(p.MaxDuration))
 	case d < time.Duration(p.MinDuration):
 		return time.Time{}, time.Time{}, refuse(KindForbidden, "requested lifetime %s is less than the minimum of %s for provisioner %s",
-			d.Round(time.Second), time.Duration(p.MinDuration), p.Name)
+			d.Round(time.Second), time.Duration(p.MinDuration), p.Name).limit(caproto.ReasonLifetimeTooShort, time.Duration(p.MinDuration))
 	}
 	if nb == "" {
 		start = start.Add(-backdate)
@@ -285,7 +286,7 @@ func (a *Authority) issue(tmpl *x509.Certificate, pub crypto.PublicKey, p *Provi
 		err = a.store.PutCertificate(rec)
 	}
 	if errors.Is(err, store.ErrTokenUsed) {
-		return nil, refuse(KindUnauthorized, "token already used")
+		return nil, refuse(KindUnauthorized, "token already used").because(caproto.ReasonTokenUsed)
 	}
 	if err != nil {
 		return nil, internal(err, "recording the certificate")
@@ -362,7 +363,7 @@ func (a *Authority) Renew(chain []*x509.Certificate) (*Issued, error) {
 
 func (a *Authority) renew(chain []*x509.Certificate, tok *spend) (*Issued, error) {
 	if len(chain) == 0 {
-		return nil, refuse(KindUnauthorized, "renewal needs the current certificate: connect with it (mTLS) or send a renewal token")
+		return nil, refuse(KindUnauthorized, "renewal needs the current certificate: connect with it (mTLS) or send a renewal token").because(caproto.ReasonNeedsCertificate)
 	}
 	now := a.now()
 	old := chain[0]
@@ -371,15 +372,15 @@ func (a *Authority) renew(chain []*x509.Certificate, tok *spend) (*Issued, error
 		return nil, err
 	}
 	if p.DisableRenewal {
-		return nil, refuse(KindUnauthorized, "provisioner %s does not allow renewal; enroll again with a new token", p.Name)
+		return nil, refuse(KindUnauthorized, "provisioner %s does not allow renewal", p.Name).because(caproto.ReasonRenewalDisabled)
 	}
 	// The provisioner's policy today, not when the certificate was made:
 	// a name removed from allow, or a lower maxDuration, applies to
 	// renewals too.
 	for _, name := range append([]string{old.Subject.CommonName}, namesOf(old.DNSNames, old.IPAddresses, old.EmailAddresses, old.URIs)...) {
 		if name != "" && !p.allowed(name) {
-			return nil, refuse(KindForbidden, "provisioner %s may no longer issue certificates for %q (allowed: %s); enroll again for an allowed name",
-				p.Name, clip(name), describeAllow(p.Allow))
+			return nil, refuse(KindForbidden, "provisioner %s may no longer issue certificates for %q (allowed: %s)",
+				p.Name, clip(name), describeAllow(p.Allow)).because(caproto.ReasonNameNotAllowed)
 		}
 	}
 	life := min(old.NotAfter.Sub(old.NotBefore), time.Duration(p.MaxDuration)+backdate)
@@ -406,26 +407,26 @@ func (a *Authority) RenewWithToken(token string) (*Issued, error) {
 // provisioner's renewAfterExpiry grace.
 func (a *Authority) ownCertificate(cert *x509.Certificate, now time.Time, forRenewal bool) (*store.Certificate, *ProvisionerConfig, error) {
 	if !bytes.Equal(cert.RawIssuer, a.intermediate.RawSubject) || cert.CheckSignatureFrom(a.intermediate) != nil {
-		return nil, nil, refuse(KindUnauthorized, "the certificate was not issued by this CA")
+		return nil, nil, refuse(KindUnauthorized, "the certificate was not issued by this CA").because(caproto.ReasonCertUnknown)
 	}
 	serial := cert.SerialNumber.String()
 	rec, err := a.store.Certificate(serial)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil, refuse(KindUnauthorized, "certificate %s is not in this CA's records", serial)
+		return nil, nil, refuse(KindUnauthorized, "certificate %s is not in this CA's records", serial).because(caproto.ReasonCertUnknown)
 	} else if err != nil {
 		return nil, nil, internal(err, "reading the certificate record")
 	}
 	if !bytes.Equal(rec.DER, cert.Raw) {
-		return nil, nil, refuse(KindUnauthorized, "certificate %s differs from the one this CA issued", serial)
+		return nil, nil, refuse(KindUnauthorized, "certificate %s differs from the one this CA issued", serial).because(caproto.ReasonCertUnknown)
 	}
 	if _, err := a.store.Revocation(serial); err == nil {
-		return nil, nil, refuse(KindUnauthorized, "certificate %s is revoked", serial)
+		return nil, nil, refuse(KindUnauthorized, "certificate %s is revoked", serial).because(caproto.ReasonCertRevoked)
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return nil, nil, internal(err, "reading revocations")
 	}
 	p := a.config().provisioner(rec.Provisioner)
 	if p == nil {
-		return nil, nil, refuse(KindUnauthorized, "certificate %s was issued by provisioner %s, which no longer exists", serial, rec.Provisioner)
+		return nil, nil, refuse(KindUnauthorized, "certificate %s was issued by provisioner %s, which no longer exists", serial, rec.Provisioner).because(caproto.ReasonCertUnknown)
 	}
 	if now.Before(cert.NotBefore) {
 		return nil, nil, refuse(KindUnauthorized, "certificate %s is not valid until %s", serial, cert.NotBefore.UTC().Format(time.RFC3339))
@@ -433,8 +434,7 @@ func (a *Authority) ownCertificate(cert *x509.Certificate, now time.Time, forRen
 	if now.After(cert.NotAfter) {
 		grace := time.Duration(p.RenewAfterExpiry)
 		if !forRenewal || grace == 0 || now.Sub(cert.NotAfter) > grace {
-			return nil, nil, refuse(KindUnauthorized, "certificate expired on %s; enroll again with a new token (keyless ca token on the CA host, then keyless certificate)",
-				cert.NotAfter.UTC().Format(time.RFC3339))
+			return nil, nil, refuse(KindUnauthorized, "certificate expired on %s", cert.NotAfter.UTC().Format(time.RFC3339)).because(caproto.ReasonCertExpired)
 		}
 	}
 	if now.After(a.intermediate.NotAfter) {
@@ -507,12 +507,12 @@ func (a *Authority) Revoke(req RevokeRequest) error {
 		// A provisioner's password holder may revoke what that
 		// provisioner issued, not another's certificates.
 		if p, ok := strings.CutPrefix(via, "token:"); ok && rec.Provisioner != p {
-			return refuse(KindForbidden, "certificate %s was issued by provisioner %s; a token from %s cannot revoke it (revoke it on the CA host with keyless ca revoke)", rev.Serial, rec.Provisioner, p)
+			return refuse(KindForbidden, "certificate %s was issued by provisioner %s; a token from %s cannot revoke it, only the CA's operator can", rev.Serial, rec.Provisioner, p)
 		}
 	case !errors.Is(err, store.ErrNotFound):
 		return internal(err, "reading the certificate record")
 	case via != "cli":
-		return refuse(KindForbidden, "certificate %s is not in this CA's records; only the operator can revoke it (keyless ca revoke on the CA host)", rev.Serial)
+		return refuse(KindForbidden, "certificate %s is not in this CA's records; only the CA's operator can revoke it", rev.Serial)
 	default:
 		// Not one of ours (or issued before the records): keep it on the
 		// CRL for the longest lifetime any provisioner allows.
@@ -577,29 +577,11 @@ func (a *Authority) CRL() ([]byte, error) {
 	return der, nil
 }
 
-// ListOp is the operation name of the certificate list, for tokens: a
-// provisioner's token with audience https://<ca>/1.0/keyless/certificates.
-const ListOp = "keyless/certificates"
-
-// ListedCertificate is what the certificate list says of each
-// certificate.
-type ListedCertificate struct {
-	Serial      string    `json:"serial"`
-	Subject     string    `json:"subject"`
-	SANs        []string  `json:"sans"`
-	NotBefore   time.Time `json:"notBefore"`
-	NotAfter    time.Time `json:"notAfter"`
-	Provisioner string    `json:"provisioner"`
-	IssuedAt    time.Time `json:"issuedAt"`
-	RenewedFrom string    `json:"renewedFrom,omitempty"`
-	Revoked     bool      `json:"revoked"`
-}
-
 // ListCertificates returns every issued certificate, oldest first, to
-// the holder of a provisioner's one-time token for ListOp: what `keyless
+// the holder of a provisioner's one-time token for caproto.ListOp: what `keyless
 // ca list` uses while the CA runs and holds its database.
-func (a *Authority) ListCertificates(token string) ([]ListedCertificate, error) {
-	_, _, tok, err := a.verifyOTT(token, ListOp, a.now())
+func (a *Authority) ListCertificates(token string) ([]caproto.Certificate, error) {
+	_, _, tok, err := a.verifyOTT(token, caproto.ListOp, a.now())
 	if err != nil {
 		return nil, err
 	}
@@ -615,11 +597,11 @@ func (a *Authority) ListCertificates(token string) ([]ListedCertificate, error) 
 
 // List reads every certificate record of a store, oldest first, with its
 // revocation status: what `keyless ca list` prints.
-func List(st store.Store) ([]ListedCertificate, error) {
-	var out []ListedCertificate
+func List(st store.Store) ([]caproto.Certificate, error) {
+	var out []caproto.Certificate
 	var ierr error
 	err := st.Certificates(func(c *store.Certificate) bool {
-		l := ListedCertificate{Serial: c.Serial, Subject: c.Subject, SANs: c.SANs, NotBefore: c.NotBefore, NotAfter: c.NotAfter,
+		l := caproto.Certificate{Serial: c.Serial, Subject: c.Subject, SANs: c.SANs, NotBefore: c.NotBefore, NotAfter: c.NotAfter,
 			Provisioner: c.Provisioner, IssuedAt: c.IssuedAt, RenewedFrom: c.RenewedFrom}
 		if _, err := st.Revocation(c.Serial); err == nil {
 			l.Revoked = true

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/keyless-dev/keyless/internal/caproto"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -157,7 +158,7 @@ func (c *Config) validate() error {
 			return fmt.Errorf("%s.key: not a public JWK", field)
 		}
 		if jwk.KeyID == "" {
-			kid, err := Thumbprint(&jwk)
+			kid, err := caproto.Thumbprint(&jwk)
 			if err != nil {
 				return fmt.Errorf("%s.key: %w", field, err)
 			}

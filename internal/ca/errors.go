@@ -3,6 +3,9 @@ package ca
 import (
 	"errors"
 	"fmt"
+	"time"
+
+	"github.com/keyless-dev/keyless/internal/caproto"
 )
 
 // Kind classifies a refusal; the API turns it into an HTTP status (step-ca
@@ -19,10 +22,16 @@ const (
 	KindNotImplemented             // 501
 )
 
-// Error is a refusal with a message safe to show the client. Err, when
-// set, is the underlying cause, for logs only.
+// Error is a refusal with a message safe to show the client. Reason,
+// when set, tells the client what to do about it in a code it can branch
+// on, and Limit is the policy bound a lifetime refusal names. Err, when
+// set, is the underlying cause, for logs only. Messages describe the
+// refusal; they never carry advice for one particular client (the CLI
+// adds its hints from Reason).
 type Error struct {
 	Kind    Kind
+	Reason  caproto.Reason
+	Limit   time.Duration
 	Message string
 	Err     error
 }
@@ -35,6 +44,18 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// because sets the refusal's reason.
+func (e *Error) because(r caproto.Reason) *Error {
+	e.Reason = r
+	return e
+}
+
+// limit sets the reason of a refusal by a policy bound, and the bound.
+func (e *Error) limit(r caproto.Reason, bound time.Duration) *Error {
+	e.Reason, e.Limit = r, bound
+	return e
+}
 
 func refuse(kind Kind, format string, args ...any) *Error {
 	return &Error{Kind: kind, Message: fmt.Sprintf(format, args...)}

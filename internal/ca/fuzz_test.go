@@ -7,12 +7,13 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/keyless-dev/keyless/internal/caproto"
 	"github.com/keyless-dev/keyless/internal/pki/pkitest"
 	"github.com/keyless-dev/keyless/internal/store"
 )
 
 func fuzzAuthority(f *testing.F) *Authority {
-	k, err := NewProvisionerKey([]byte("pw"), nil)
+	k, err := caproto.NewProvisionerKey([]byte("pw"), nil)
 	if err != nil {
 		f.Fatal(err)
 	}

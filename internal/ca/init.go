@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/keyless-dev/keyless/internal/atomicfile"
+	"github.com/keyless-dev/keyless/internal/caproto"
 	"github.com/keyless-dev/keyless/internal/pki"
 )
 
@@ -136,7 +137,7 @@ func Init(dir string, o InitOptions) (*Config, error) {
 	if len(provPassword) == 0 {
 		provPassword = o.Password
 	}
-	pk, err := NewProvisionerKey(provPassword, o.Rand)
+	pk, err := caproto.NewProvisionerKey(provPassword, o.Rand)
 	if err != nil {
 		return nil, err
 	}

@@ -1,21 +1,22 @@
 // Package caclient is a client of any step-compatible CA (keyless ca or
 // smallstep's step-ca): bootstrap trust in its root by fingerprint, get a
 // one-time token from a provisioner password, sign a CSR, renew over mTLS
-// or with step's x5c token, and revoke. The CLI's bootstrap, certificate,
-// renew and revoke commands use it, and so will the agent. It does no
-// file I/O.
+// or with step's x5c token, revoke, and (keyless ca only) list issued
+// certificates and fetch the CRL for an operator. Refusals come back as
+// *APIError with a typed Reason: the one keyless's CA sends, or the one
+// inferred from step-ca's message, so callers never match messages.
+//
+// It is a transport: the use cases (internal/enroll, internal/renewal,
+// internal/caops) call it. It does no file I/O and links no CA store.
 package caclient
 
 import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -23,24 +24,33 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/jwt"
 
-	"github.com/keyless-dev/keyless/internal/ca"
+	"github.com/keyless-dev/keyless/internal/caproto"
 	"github.com/keyless-dev/keyless/internal/pki"
 )
 
 // maxResponse bounds what is read of any answer.
 const maxResponse = 4 << 20
 
-// APIError is a CA's refusal: its HTTP status and message.
+// APIError is a CA's refusal: its HTTP status and message, and what it
+// means.
 type APIError struct {
 	Op      string // sign, renew, revoke, ...
 	Status  int
 	Message string
+	// Reason classifies the refusal; empty when it fits no known reason.
+	Reason caproto.Reason
+	// Limit is the CA's bound for lifetime refusals, when known.
+	Limit time.Duration
+	// Inferred is true when the CA sent no reason code (step-ca does
+	// not), so Reason and Limit were read from its message.
+	Inferred bool
 }
 
 func (e *APIError) Error() string {
@@ -68,7 +78,8 @@ type Client struct {
 type Options struct {
 	// Timeout bounds each request; zero means 30 s.
 	Timeout time.Duration
-	// Now is the clock for tokens; nil means time.Now.
+	// Now is the clock for tokens and for checking certificates, the
+	// CA's own included; nil means time.Now.
 	Now func() time.Time
 }
 
@@ -95,7 +106,9 @@ func New(caURL string, root *x509.Certificate, o Options) (*Client, error) {
 		root: root,
 		now:  o.Now,
 		http: &http.Client{Timeout: o.Timeout, Transport: &http.Transport{
-			TLSClientConfig:   &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+			// The CA's TLS certificate is checked on the same clock as
+			// what it issues.
+			TLSClientConfig:   &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12, Time: o.Now},
 			ForceAttemptHTTP2: true,
 		}},
 	}, nil
@@ -186,13 +199,16 @@ func do(client *http.Client, req *http.Request, op string) ([]byte, error) {
 		return nil, fmt.Errorf("reading the CA's answer to %s: %w", op, err)
 	}
 	if resp.StatusCode >= 300 {
-		var e struct {
-			Message string `json:"message"`
-		}
+		var e caproto.ErrorResponse
 		if json.Unmarshal(data, &e) != nil || e.Message == "" {
 			e.Message = strings.TrimSpace(string(data[:min(len(data), 200)]))
 		}
-		return nil, &APIError{Op: op, Status: resp.StatusCode, Message: e.Message}
+		ae := &APIError{Op: op, Status: resp.StatusCode, Message: e.Message, Reason: e.Reason, Limit: time.Duration(e.Limit)}
+		if ae.Reason == "" {
+			ae.Inferred = true
+			ae.Reason, ae.Limit = inferReason(op, resp.StatusCode, e.Message)
+		}
+		return nil, ae
 	}
 	return data, nil
 }
@@ -281,15 +297,15 @@ func (c *Client) SignToken(ctx context.Context, name string, password []byte, su
 		}
 		enc = out.Key
 	}
-	key, err := ca.DecryptProvisionerKey(enc, password)
+	key, err := caproto.DecryptProvisionerKey(enc, password)
 	if err != nil {
 		return "", fmt.Errorf("provisioner %s: %w", p.Name, err)
 	}
 	if key.KeyID == "" {
 		key.KeyID = p.Key.KeyID
 	}
-	return ca.NewToken(ca.TokenOptions{Provisioner: p.Name, Key: key, Subject: subject, SANs: sans,
-		Audience: c.base + "/1.0/sign", RootSHA256: pki.Fingerprint(c.root), Now: c.now()})
+	return caproto.NewToken(caproto.TokenOptions{Provisioner: p.Name, Key: key, Subject: subject, SANs: sans,
+		Audience: c.base + caproto.PathSign, RootSHA256: pki.Fingerprint(c.root), Now: c.now()})
 }
 
 // Certificates is what sign and renew return.
@@ -299,11 +315,7 @@ type Certificates struct {
 }
 
 func parseIssued(data []byte) (*Certificates, error) {
-	var out struct {
-		Crt       string   `json:"crt"`
-		CA        string   `json:"ca"`
-		CertChain []string `json:"certChain"`
-	}
+	var out caproto.SignResponse
 	if err := json.Unmarshal(data, &out); err != nil {
 		return nil, fmt.Errorf("the CA's answer is not JSON: %w", err)
 	}
@@ -359,14 +371,8 @@ type SignRequest struct {
 
 // Sign asks the CA for a certificate.
 func (c *Client) Sign(ctx context.Context, r SignRequest) (*Certificates, error) {
-	body := map[string]string{"csr": string(r.CSR), "ott": r.Token}
-	if r.NotBefore != "" {
-		body["notBefore"] = r.NotBefore
-	}
-	if r.NotAfter != "" {
-		body["notAfter"] = r.NotAfter
-	}
-	data, err := c.post(ctx, c.http, "/1.0/sign", "sign", body, nil)
+	body := caproto.SignRequest{CSR: string(r.CSR), OTT: r.Token, NotBefore: r.NotBefore, NotAfter: r.NotAfter}
+	data, err := c.post(ctx, c.http, caproto.PathSign, "sign", body, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -383,7 +389,13 @@ func (c *Client) Renew(ctx context.Context, cert tls.Certificate) (*Certificates
 	t.TLSClientConfig.Certificates = []tls.Certificate{cert}
 	client := &http.Client{Timeout: c.http.Timeout, Transport: t}
 	defer t.CloseIdleConnections()
-	data, err := c.post(ctx, client, "/1.0/renew", "renew", struct{}{}, nil)
+	data, err := c.post(ctx, client, caproto.PathRenew, "renew", struct{}{}, nil)
+	var ae *APIError
+	if errors.As(err, &ae) && ae.Inferred && ae.Status == http.StatusBadRequest {
+		// step-ca's answer to a renewal that arrived without the client
+		// certificate, as behind a TLS-terminating proxy.
+		ae.Reason = caproto.ReasonNeedsCertificate
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -399,11 +411,11 @@ func (c *Client) Renew(ctx context.Context, cert tls.Certificate) (*Certificates
 // client certificates cannot reach the CA (a proxy terminates TLS) or the
 // certificate expired and the CA allows renewal after expiry.
 func (c *Client) RenewWithToken(ctx context.Context, cert tls.Certificate) (*Certificates, error) {
-	tok, err := c.renewToken(cert)
+	tok, err := caproto.NewRenewToken(cert, c.base+caproto.PathRenew, c.now())
 	if err != nil {
 		return nil, err
 	}
-	data, err := c.post(ctx, c.http, "/1.0/renew", "renew", struct{}{}, http.Header{"Authorization": {"Bearer " + tok}})
+	data, err := c.post(ctx, c.http, caproto.PathRenew, "renew", struct{}{}, http.Header{"Authorization": {"Bearer " + tok}})
 	if err != nil {
 		return nil, err
 	}
@@ -414,51 +426,6 @@ func (c *Client) RenewWithToken(ctx context.Context, cert tls.Certificate) (*Cer
 	return certs, c.verify(certs, cert.Leaf.PublicKey)
 }
 
-func (c *Client) renewToken(cert tls.Certificate) (string, error) {
-	signer, ok := cert.PrivateKey.(crypto.Signer)
-	if !ok || cert.Leaf == nil {
-		return "", errors.New("renewal token: need the certificate and its private key")
-	}
-	alg, err := signatureAlgorithm(signer.Public())
-	if err != nil {
-		return "", err
-	}
-	x5c := make([]string, len(cert.Certificate))
-	for i, der := range cert.Certificate {
-		x5c[i] = base64.StdEncoding.EncodeToString(der)
-	}
-	jwk := jose.JSONWebKey{Key: signer.Public()}
-	kid, err := ca.Thumbprint(&jwk)
-	if err != nil {
-		return "", err
-	}
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: signer},
-		(&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", kid).WithHeader("x5cInsecure", x5c))
-	if err != nil {
-		return "", fmt.Errorf("renewal token: %w", err)
-	}
-	now := c.now()
-	return jwt.Signed(s).Claims(jwt.Claims{
-		Issuer: "step-ca-client/1.0", Subject: cert.Leaf.Subject.CommonName, Audience: jwt.Audience{c.base + "/1.0/renew"},
-		IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now), Expiry: jwt.NewNumericDate(now.Add(5 * time.Minute)),
-	}).Serialize()
-}
-
-func signatureAlgorithm(pub crypto.PublicKey) (jose.SignatureAlgorithm, error) {
-	switch k := pub.(type) {
-	case *ecdsa.PublicKey:
-		switch k.Curve.Params().BitSize {
-		case 256:
-			return jose.ES256, nil
-		case 384:
-			return jose.ES384, nil
-		}
-	case *rsa.PublicKey:
-		return jose.RS256, nil
-	}
-	return "", fmt.Errorf("renewal token: unsupported key %s", pki.DescribeKey(pub))
-}
-
 // Revoke revokes cert over mTLS (a certificate may always revoke itself),
 // passively: it goes on the CA's CRL.
 func (c *Client) Revoke(ctx context.Context, cert tls.Certificate, reasonCode int, reason string) error {
@@ -466,8 +433,93 @@ func (c *Client) Revoke(ctx context.Context, cert tls.Certificate, reasonCode in
 	t.TLSClientConfig.Certificates = []tls.Certificate{cert}
 	client := &http.Client{Timeout: c.http.Timeout, Transport: t}
 	defer t.CloseIdleConnections()
-	_, err := c.post(ctx, client, "/1.0/revoke", "revoke", map[string]any{
-		"serial": cert.Leaf.SerialNumber.String(), "reasonCode": reasonCode, "reason": reason, "passive": true,
+	_, err := c.post(ctx, client, caproto.PathRevoke, "revoke", caproto.RevokeRequest{
+		Serial: cert.Leaf.SerialNumber.String(), ReasonCode: reasonCode, Reason: reason, Passive: true,
 	}, nil)
 	return err
+}
+
+// RevokeSerial revokes a certificate by serial with a provisioner's
+// revoke token (audience URL()+caproto.PathRevoke, subject the serial),
+// passively: it goes on the CA's CRL. It is how an operator revokes while
+// the CA runs and holds its store.
+func (c *Client) RevokeSerial(ctx context.Context, serial, token string, reasonCode int, reason string) error {
+	_, err := c.post(ctx, c.http, caproto.PathRevoke, "revoke", caproto.RevokeRequest{
+		Serial: serial, OTT: token, ReasonCode: reasonCode, Reason: reason, Passive: true,
+	}, nil)
+	return err
+}
+
+// List returns every certificate a keyless CA issued, with a provisioner's
+// token for caproto.ListOp (audience URL()+caproto.PathList). step-ca has
+// no such route.
+func (c *Client) List(ctx context.Context, token string) ([]caproto.Certificate, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+caproto.PathList, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	data, err := do(c.http, req, "list certificates")
+	if err != nil {
+		return nil, err
+	}
+	var out caproto.ListResponse
+	if err := json.Unmarshal(data, &out); err != nil {
+		return nil, fmt.Errorf("the CA's certificate list: %w", err)
+	}
+	return out.Certificates, nil
+}
+
+// CRL fetches the CA's current certificate revocation list (DER) and
+// checks that it parses.
+func (c *Client) CRL(ctx context.Context) ([]byte, error) {
+	data, err := get(ctx, c.http, c.base+caproto.PathCRL, "fetch the CRL")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := x509.ParseRevocationList(data); err != nil {
+		return nil, fmt.Errorf("the CA answered something that is not a CRL: %w", err)
+	}
+	return data, nil
+}
+
+// stepBounds finds the bound in step-ca's lifetime refusals ("... is more
+// than the authorized maximum certificate duration of 24h1m0s"). The
+// expressions are compiled on first use: package-level regexps would cost
+// every keyless command start-up time.
+var stepBounds = sync.OnceValues(func() (*regexp.Regexp, *regexp.Regexp) {
+	return regexp.MustCompile(`authorized maximum certificate duration of ([0-9hms.]+)`),
+		regexp.MustCompile(`authorized minimum certificate duration of ([0-9hms.]+)`)
+})
+
+// inferReason reads a refusal's reason from the message of a CA that
+// sends no reason code (step-ca), for the operation op.
+func inferReason(op string, status int, message string) (caproto.Reason, time.Duration) {
+	maxRE, minRE := stepBounds()
+	bound := func(re *regexp.Regexp) time.Duration {
+		d, err := time.ParseDuration(re.FindStringSubmatch(message)[1])
+		// step-ca counts its 1-minute backdate in the bound it reports.
+		if err == nil && d%time.Hour == time.Minute {
+			d -= time.Minute
+		}
+		return d
+	}
+	msg := strings.ToLower(message)
+	switch {
+	case maxRE.MatchString(message):
+		return caproto.ReasonLifetimeTooLong, bound(maxRE)
+	case minRE.MatchString(message):
+		return caproto.ReasonLifetimeTooShort, bound(minRE)
+	case strings.Contains(msg, "token already used"):
+		return caproto.ReasonTokenUsed, 0
+	case strings.Contains(msg, "revoked"):
+		return caproto.ReasonCertRevoked, 0
+	case op == "renew" && strings.Contains(msg, "expired"):
+		return caproto.ReasonCertExpired, 0
+	case strings.Contains(msg, "expired"):
+		return caproto.ReasonTokenExpired, 0
+	case op == "sign" && status == http.StatusUnauthorized:
+		return caproto.ReasonTokenInvalid, 0
+	}
+	return "", 0
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/keyless-dev/keyless/internal/atomicfile"
 	"github.com/keyless-dev/keyless/internal/ca"
 	"github.com/keyless-dev/keyless/internal/ca/caapi"
+	"github.com/keyless-dev/keyless/internal/caproto"
 	"github.com/keyless-dev/keyless/internal/pki"
 	"github.com/keyless-dev/keyless/internal/store"
 )
@@ -363,8 +364,8 @@ func provisionerKey(cfg *ca.Config, name string, password []byte) (*ca.Provision
 		}
 		return nil, nil, usageErrorf("--provisioner %q: no such provisioner (have: %s)", name, strings.Join(names, ", "))
 	}
-	key, err := ca.DecryptProvisionerKey(p.EncryptedKey, password)
-	if errors.Is(err, ca.ErrWrongPassword) {
+	key, err := caproto.DecryptProvisionerKey(p.EncryptedKey, password)
+	if errors.Is(err, caproto.ErrWrongPassword) {
 		return nil, nil, withHint(err, "give provisioner %s's password with --provisioner-password-file (or --password-file when it is the CA password)", p.Name)
 	}
 	if err != nil {
@@ -409,7 +410,7 @@ over, and the runner runs keyless certificate SUBJECT crt key --token T.`,
 			if len(sans) == 0 {
 				sans = []string{args[0]}
 			}
-			tok, err := ca.NewToken(ca.TokenOptions{Provisioner: p.Name, Key: key, Subject: args[0], SANs: sans,
+			tok, err := caproto.NewToken(caproto.TokenOptions{Provisioner: p.Name, Key: key, Subject: args[0], SANs: sans,
 				Audience: caURL(url, c.cfg) + "/1.0/sign", RootSHA256: pki.Fingerprint(c.root), Lifetime: ttl})
 			if err != nil {
 				return err
@@ -424,7 +425,7 @@ over, and the runner runs keyless certificate SUBJECT crt key --token T.`,
 	f.StringVar(&provPasswordFile, "provisioner-password-file", "", "`file` holding the provisioner key's own password")
 	f.StringVar(&provisioner, "provisioner", "", "provisioner `name` (default: the first)")
 	f.StringSliceVar(&sans, "san", nil, "a subject alternative `name` (repeatable; default: the subject)")
-	f.DurationVar(&ttl, "ttl", ca.DefaultTokenLifetime, "how long the token is valid (at most 24h)")
+	f.DurationVar(&ttl, "ttl", caproto.DefaultTokenLifetime, "how long the token is valid (at most 24h)")
 	f.StringVar(&url, "ca-url", "", "the CA's `URL` as clients reach it (default: https://<first DNS name>:<port>)")
 	return cmd
 }
@@ -519,7 +520,7 @@ token made from the provisioner key. Re-publish the CRL to AWS afterwards
 					return err
 				}
 				base := caURL(url, c.cfg)
-				tok, err := ca.NewToken(ca.TokenOptions{Provisioner: p.Name, Key: key, Subject: serial, Audience: base + "/1.0/revoke"})
+				tok, err := caproto.NewToken(caproto.TokenOptions{Provisioner: p.Name, Key: key, Subject: serial, Audience: base + "/1.0/revoke"})
 				if err != nil {
 					return err
 				}
@@ -579,7 +580,7 @@ API with a token from the provisioner key, which needs --password-file.`,
 			if err != nil {
 				return err
 			}
-			var list []ca.ListedCertificate
+			var list []caproto.Certificate
 			db, err := store.OpenBolt(c.cfg.Path(c.cfg.DB), store.BoltOptions{ReadOnly: true})
 			switch {
 			case err == nil:
@@ -604,15 +605,15 @@ API with a token from the provisioner key, which needs --password-file.`,
 					return err
 				}
 				base := caURL(url, c.cfg)
-				tok, err := ca.NewToken(ca.TokenOptions{Provisioner: p.Name, Key: key, Subject: "list", Audience: base + "/1.0/" + ca.ListOp})
+				tok, err := caproto.NewToken(caproto.TokenOptions{Provisioner: p.Name, Key: key, Subject: "list", Audience: base + "/1.0/" + caproto.ListOp})
 				if err != nil {
 					return err
 				}
-				data, err := apiCall(apiClient(c.root), http.MethodGet, base+"/1.0/"+ca.ListOp, nil, tok)
+				data, err := apiCall(apiClient(c.root), http.MethodGet, base+"/1.0/"+caproto.ListOp, nil, tok)
 				if err != nil {
 					return err
 				}
-				var out struct{ Certificates []ca.ListedCertificate }
+				var out struct{ Certificates []caproto.Certificate }
 				if err := json.Unmarshal(data, &out); err != nil {
 					return fmt.Errorf("the CA's certificate list: %w", err)
 				}

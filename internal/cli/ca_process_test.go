@@ -26,6 +26,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/keyless-dev/keyless/internal/ca"
+	"github.com/keyless-dev/keyless/internal/caproto"
 	"github.com/keyless-dev/keyless/internal/pki"
 	"github.com/keyless-dev/keyless/internal/store"
 )
@@ -106,7 +107,7 @@ func newCAProcess(t *testing.T, allow ...string) *caProcess {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.key, err = ca.DecryptProvisionerKey(cfg.Provisioners[0].EncryptedKey, []byte(caPassword)); err != nil {
+	if p.key, err = caproto.DecryptProvisionerKey(cfg.Provisioners[0].EncryptedKey, []byte(caPassword)); err != nil {
 		t.Fatal(err)
 	}
 	root, err := os.ReadFile(filepath.Join(p.dir, ca.RootCertFile))
@@ -179,7 +180,7 @@ func (p *caProcess) signRequest(cn string) []byte {
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	tok, err := ca.NewToken(ca.TokenOptions{Provisioner: "runners", Key: p.key, Subject: cn, SANs: []string{cn}, Audience: p.url + "/1.0/sign"})
+	tok, err := caproto.NewToken(caproto.TokenOptions{Provisioner: "runners", Key: p.key, Subject: cn, SANs: []string{cn}, Audience: p.url + "/1.0/sign"})
 	if err != nil {
 		p.t.Fatal(err)
 	}

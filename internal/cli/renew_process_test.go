@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keyless-dev/keyless/internal/ca"
+	"github.com/keyless-dev/keyless/internal/caproto"
 	"github.com/keyless-dev/keyless/internal/identity"
 	"github.com/keyless-dev/keyless/internal/pki"
 	"github.com/keyless-dev/keyless/internal/testkit"
@@ -232,7 +232,7 @@ func TestCertificateForceKilledAtRandomPoints(t *testing.T) {
 		t.Fatalf("building keyless: %v\n%s", err, out)
 	}
 	args := func() []string {
-		tok, err := ca.NewToken(ca.TokenOptions{Provisioner: "runners", Key: e.p.key, Subject: "gitlab-runner", SANs: []string{"gitlab-runner"}, Audience: e.p.url + "/1.0/sign"})
+		tok, err := caproto.NewToken(caproto.TokenOptions{Provisioner: "runners", Key: e.p.key, Subject: "gitlab-runner", SANs: []string{"gitlab-runner"}, Audience: e.p.url + "/1.0/sign"})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/keyless-dev/keyless/internal/ca"
+	"github.com/keyless-dev/keyless/internal/caproto"
 	"github.com/keyless-dev/keyless/internal/pki"
 )
 
@@ -73,7 +74,7 @@ func New(cfg Config) *Handler {
 	}
 	// keyless's own: the certificate list for operators, with a
 	// provisioner's token (not part of step-ca's API).
-	h.mux.HandleFunc("GET /1.0/"+ca.ListOp, h.list)
+	h.mux.HandleFunc("GET "+caproto.PathList, h.list)
 	return h
 }
 
@@ -87,13 +88,16 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// fail answers step-ca's error shape, {"status":N,"message":"..."}. The
+// fail answers step-ca's error shape, {"status":N,"message":"..."}, with
+// keyless's reason code and policy limit when the refusal has them. The
 // cause of an internal error is logged, never sent.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	status, msg := http.StatusInternalServerError, "internal server error"
+	var resp caproto.ErrorResponse
 	var ce *ca.Error
 	if errors.As(err, &ce) {
 		msg = ce.Message
+		resp.Reason, resp.Limit = ce.Reason, caproto.Duration(ce.Limit)
 		switch ce.Kind {
 		case ca.KindBadRequest:
 			status = http.StatusBadRequest
@@ -113,7 +117,8 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	} else {
 		h.log.Warn("request refused", "path", r.URL.Path, "status", status, "reason", msg)
 	}
-	writeJSON(w, status, map[string]any{"status": status, "message": msg})
+	resp.Status, resp.Message = status, msg
+	writeJSON(w, status, resp)
 }
 
 func badRequest(format string, args ...any) error {
@@ -226,27 +231,13 @@ func decode(r *http.Request, v any) error {
 	return nil
 }
 
-type signRequest struct {
-	CSR       string `json:"csr"`
-	OTT       string `json:"ott"`
-	NotBefore string `json:"notBefore"`
-	NotAfter  string `json:"notAfter"`
-}
-
-type signResponse struct {
-	Crt        string         `json:"crt"`
-	CA         string         `json:"ca"`
-	CertChain  []string       `json:"certChain"`
-	TLSOptions map[string]any `json:"tlsOptions,omitempty"`
-}
-
-func issuedResponse(iss *ca.Issued) signResponse {
+func issuedResponse(iss *ca.Issued) caproto.SignResponse {
 	chain := pemOf(append([]*x509.Certificate{iss.Certificate}, iss.Intermediates...)...)
-	return signResponse{Crt: chain[0], CA: chain[1], CertChain: chain}
+	return caproto.SignResponse{Crt: chain[0], CA: chain[1], CertChain: chain}
 }
 
 func (h *Handler) sign(w http.ResponseWriter, r *http.Request) {
-	var req signRequest
+	var req caproto.SignRequest
 	if err := decode(r, &req); err != nil {
 		h.fail(w, r, err)
 		return
@@ -293,16 +284,8 @@ func peerChain(r *http.Request) []*x509.Certificate {
 	return r.TLS.PeerCertificates
 }
 
-type revokeRequest struct {
-	Serial     string `json:"serial"`
-	OTT        string `json:"ott"`
-	ReasonCode int    `json:"reasonCode"`
-	Reason     string `json:"reason"`
-	Passive    bool   `json:"passive"`
-}
-
 func (h *Handler) revoke(w http.ResponseWriter, r *http.Request) {
-	var req revokeRequest
+	var req caproto.RevokeRequest
 	if err := decode(r, &req); err != nil {
 		h.fail(w, r, err)
 		return
@@ -327,7 +310,7 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"certificates": list})
+	writeJSON(w, http.StatusOK, caproto.ListResponse{Certificates: list})
 }
 
 func (h *Handler) crl(w http.ResponseWriter, r *http.Request) {

@@ -26,6 +26,7 @@ import (
 
 	"github.com/keyless-dev/keyless/internal/ca"
 	"github.com/keyless-dev/keyless/internal/ca/caapi"
+	"github.com/keyless-dev/keyless/internal/caproto"
 	"github.com/keyless-dev/keyless/internal/pki"
 	"github.com/keyless-dev/keyless/internal/pki/pkitest"
 	"github.com/keyless-dev/keyless/internal/store"
@@ -37,18 +38,18 @@ const testPassword = "correct horse battery staple"
 // PBKDF2.
 var (
 	provOnce sync.Once
-	provKeys [2]*ca.ProvisionerKey
+	provKeys [2]*caproto.ProvisionerKey
 	provPriv [2]*jose.JSONWebKey
 )
 
-func provisionerKeys(t testing.TB) ([2]*ca.ProvisionerKey, [2]*jose.JSONWebKey) {
+func provisionerKeys(t testing.TB) ([2]*caproto.ProvisionerKey, [2]*jose.JSONWebKey) {
 	provOnce.Do(func() {
 		for i := range provKeys {
-			k, err := ca.NewProvisionerKey([]byte(testPassword), nil)
+			k, err := caproto.NewProvisionerKey([]byte(testPassword), nil)
 			if err != nil {
 				panic(err)
 			}
-			priv, err := ca.DecryptProvisionerKey(k.EncryptedKey, []byte(testPassword))
+			priv, err := caproto.DecryptProvisionerKey(k.EncryptedKey, []byte(testPassword))
 			if err != nil {
 				panic(err)
 			}
@@ -102,7 +103,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	e := &env{t: t, keys: priv, logs: &bytes.Buffer{}, clock: time.Now().Truncate(time.Second)}
 	e.root = pkitest.NewRoot(t, "caapi-root")
 	e.inter = e.root.Intermediate(t, "caapi-int")
-	keyJSON := func(k *ca.ProvisionerKey) string {
+	keyJSON := func(k *caproto.ProvisionerKey) string {
 		b, err := k.Public.MarshalJSON()
 		if err != nil {
 			t.Fatalf("%v", err)
@@ -214,7 +215,7 @@ func (e *env) token(o tokenOpts) string {
 	if o.now.IsZero() {
 		o.now = e.now()
 	}
-	tok, err := ca.NewToken(ca.TokenOptions{Provisioner: o.name, Key: e.keys[o.prov], Subject: o.sub, SANs: o.sans,
+	tok, err := caproto.NewToken(caproto.TokenOptions{Provisioner: o.name, Key: e.keys[o.prov], Subject: o.sub, SANs: o.sans,
 		Audience: o.aud, Now: o.now, Lifetime: o.lifetime})
 	if err != nil {
 		e.t.Fatalf("token: %v", err)

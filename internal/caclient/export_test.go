@@ -1,0 +1,4 @@
+package caclient
+
+// InferReason is inferReason, for table tests.
+var InferReason = inferReason

@@ -1,0 +1,117 @@
+package caproto_test
+
+import (
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/keyless-dev/keyless/internal/caproto"
+	"github.com/keyless-dev/keyless/internal/pki/pkitest"
+)
+
+func TestProvisionerKeyAndToken(t *testing.T) {
+	k, err := caproto.NewProvisionerKey([]byte("pw"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := caproto.DecryptProvisionerKey(k.EncryptedKey, []byte("wrong")); !errors.Is(err, caproto.ErrWrongPassword) {
+		t.Fatalf("wrong password: %v", err)
+	}
+	priv, err := caproto.DecryptProvisionerKey(k.EncryptedKey, []byte("pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	tok, err := caproto.NewToken(caproto.TokenOptions{Provisioner: "runners", Key: priv, Subject: "gitlab-runner", SANs: []string{"gitlab-runner"},
+		Audience: "https://ca:9000" + caproto.PathSign, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed, err := jwt.ParseSigned(tok, caproto.Algorithms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c caproto.Claims
+	if err := parsed.Claims(k.Public.Key, &c); err != nil {
+		t.Fatalf("the token does not verify with the public key: %v", err)
+	}
+	if c.Issuer != "runners" || c.Subject != "gitlab-runner" || len(c.ID) != 64 || !c.Expiry.Time().Equal(now.Add(caproto.DefaultTokenLifetime)) ||
+		parsed.Headers[0].KeyID != k.Public.KeyID {
+		t.Errorf("claims %+v, kid %q", c, parsed.Headers[0].KeyID)
+	}
+	for _, bad := range []caproto.TokenOptions{
+		{Provisioner: "p", Key: priv, Subject: "s", Audience: "a", Lifetime: 25 * time.Hour},
+		{Provisioner: "p", Key: &k.Public, Subject: "s", Audience: "a"},
+		{Key: priv, Subject: "s", Audience: "a"},
+	} {
+		if _, err := caproto.NewToken(bad); err == nil {
+			t.Errorf("NewToken(%+v) made a token", bad)
+		}
+	}
+}
+
+func TestRenewToken(t *testing.T) {
+	root := pkitest.NewRoot(t, "caproto-root")
+	key := pkitest.Key(t, pkitest.P256)
+	leaf := root.Leaf(t, pkitest.LeafOptions{Key: key})
+	now := time.Now()
+	tok, err := caproto.NewRenewToken(tls.Certificate{Certificate: [][]byte{leaf.Raw}, PrivateKey: key, Leaf: leaf}, "https://ca/1.0/renew", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed, err := jwt.ParseSigned(tok, caproto.Algorithms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c jwt.Claims
+	if err := parsed.Claims(key.Public(), &c); err != nil || c.Issuer != caproto.RenewTokenIssuer || c.Subject != leaf.Subject.CommonName {
+		t.Fatalf("claims %+v: %v", c, err)
+	}
+	if _, ok := parsed.Headers[0].ExtraHeaders["x5cInsecure"]; !ok {
+		t.Error("no x5cInsecure header")
+	}
+	if _, err := caproto.NewRenewToken(tls.Certificate{Leaf: leaf}, "a", now); err == nil {
+		t.Error("a renewal token without the key")
+	}
+}
+
+func TestErrorResponseJSON(t *testing.T) {
+	in := caproto.ErrorResponse{Status: 403, Message: "m", Reason: caproto.ReasonLifetimeTooLong, Limit: caproto.Duration(168 * time.Hour)}
+	data, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), `"limit":"168h0m0s"`) {
+		t.Errorf("%s", data)
+	}
+	var out caproto.ErrorResponse
+	if err := json.Unmarshal(data, &out); err != nil || out != in {
+		t.Fatalf("round trip: %+v %v", out, err)
+	}
+	// step-ca's shape decodes with no reason.
+	var step caproto.ErrorResponse
+	if err := json.Unmarshal([]byte(`{"status":401,"message":"token already used"}`), &step); err != nil || step.Reason != "" {
+		t.Fatalf("step-ca's error: %+v %v", step, err)
+	}
+	if err := json.Unmarshal([]byte(`{"limit":"forever"}`), &out); err == nil {
+		t.Error("a limit that is not a duration was accepted")
+	}
+}
+
+func FuzzDecryptProvisionerKey(f *testing.F) {
+	f.Add("eyJhbGciOiJQQkVTMi1IUzI1NitBMTI4S1ciLCJlbmMiOiJBMjU2R0NNIn0.a.b.c.d", "pw")
+	f.Add("", "")
+	f.Fuzz(func(t *testing.T, enc, pw string) {
+		if len(enc) > 4096 {
+			return
+		}
+		if k, err := caproto.DecryptProvisionerKey(enc, []byte(pw)); err == nil && k.IsPublic() {
+			t.Fatal("returned a public key as the private one")
+		}
+	})
+}
