@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/keyless-dev/keyless/internal/pki"
 	"github.com/keyless-dev/keyless/internal/store"
@@ -39,6 +40,8 @@ type OpenOptions struct {
 	// only read it.
 	ReadOnly bool
 	Logger   *slog.Logger
+	// Now is the authority's clock; nil means the real one.
+	Now func() time.Time
 }
 
 // Open makes the Authority of a CA directory in this process: it
@@ -64,7 +67,7 @@ func Open(cfg *Config, password []byte, o OpenOptions) (*Authority, store.Store,
 	if err != nil {
 		return nil, nil, err
 	}
-	a, err := New(Options{Config: cfg, Root: root, Intermediate: inter, Key: key, Store: db, Logger: o.Logger})
+	a, err := New(Options{Config: cfg, Root: root, Intermediate: inter, Key: key, Store: db, Logger: o.Logger, Now: o.Now})
 	if err != nil {
 		db.Close()
 		return nil, nil, err

@@ -1,36 +1,27 @@
 package cli
 
 import (
-	"bytes"
-	"context"
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"log/slog"
 	"math/big"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
-	jose "github.com/go-jose/go-jose/v4"
 	"github.com/spf13/cobra"
 
 	"github.com/keyless-dev/keyless/internal/atomicfile"
+	"github.com/keyless-dev/keyless/internal/buildinfo"
 	"github.com/keyless-dev/keyless/internal/ca"
-	"github.com/keyless-dev/keyless/internal/ca/caapi"
+	"github.com/keyless-dev/keyless/internal/caops"
 	"github.com/keyless-dev/keyless/internal/caproto"
+	"github.com/keyless-dev/keyless/internal/logline"
 	"github.com/keyless-dev/keyless/internal/pki"
 	"github.com/keyless-dev/keyless/internal/store"
 )
@@ -58,50 +49,66 @@ default, minimum and maximum lifetimes (24h, 5m and 168h unless changed).`,
 	return cmd
 }
 
-// defaultCADir is where a CA lives unless --dir says otherwise.
-func defaultCADir() string {
-	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
-		return filepath.Join(d, "keyless", "ca")
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		return filepath.Join(home, ".local", "share", "keyless", "ca")
-	}
-	return "keyless-ca"
+// caDirFlags are the flags of commands that work on a CA directory.
+type caDirFlags struct {
+	dir, passwordFile, provPasswordFile, url string
 }
 
-func addDirFlag(cmd *cobra.Command, dir *string) {
-	cmd.Flags().StringVar(dir, "dir", defaultCADir(), "the CA `directory`")
+func (f *caDirFlags) register(cmd *cobra.Command, secrets bool) {
+	cmd.Flags().StringVar(&f.dir, "dir", caops.DefaultDir(), "the CA `directory`")
+	if secrets {
+		cmd.Flags().StringVar(&f.passwordFile, "password-file", "", "`file` holding the CA's password")
+		cmd.Flags().StringVar(&f.provPasswordFile, "provisioner-password-file", "", "`file` holding the provisioner key's own password, when it has one (used while the CA runs)")
+		cmd.Flags().StringVar(&f.url, "ca-url", "", "the running CA's `URL` (default: https://<first DNS name>:<port>)")
+	}
 }
 
-// checkPrivateFile refuses a file that group or others can read: a CA
-// key, its password or the encrypted provisioner key must be this user's
-// alone.
-func checkPrivateFile(what, path string) error {
-	info, err := os.Stat(path)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", what, path, err)
+// password reads --password-file, refusing one others can read.
+func (f *caDirFlags) password() ([]byte, error) {
+	if f.passwordFile == "" {
+		return nil, caops.ErrNoPassword
 	}
-	if runtime.GOOS != "windows" && info.Mode().Perm()&0o077 != 0 {
-		return withHint(fmt.Errorf("%s %s has mode %04o: group or others can read it", what, path, info.Mode().Perm()),
-			"run chmod 600 %s (and make sure nobody copied it meanwhile)", path)
-	}
-	return nil
-}
-
-func readCAPassword(path string) ([]byte, error) {
-	if path == "" {
-		return nil, usageErrorf("--password-file is required: the file holding the CA's password")
-	}
-	if err := checkPrivateFile("--password-file", path); err != nil {
+	if err := caops.CheckPrivate("--password-file", f.passwordFile); err != nil {
 		return nil, err
 	}
-	return readPasswordFile("--password-file", path)
+	return readPasswordFile("--password-file", f.passwordFile)
+}
+
+func (f *caDirFlags) requirePassword() ([]byte, error) {
+	pw, err := f.password()
+	if errors.Is(err, caops.ErrNoPassword) {
+		return nil, usageErrorf("--password-file is required: the file holding the CA's password")
+	}
+	return pw, err
+}
+
+func (f *caDirFlags) secrets() caops.Secrets {
+	s := caops.Secrets{Password: f.password}
+	if f.provPasswordFile != "" {
+		s.ProvisionerPassword = func() ([]byte, error) { return readPasswordFile("--provisioner-password-file", f.provPasswordFile) }
+	}
+	return s
+}
+
+// connect opens the CA for an operator command: its directory, or its API
+// while it runs.
+func (f *caDirFlags) connect(access caops.Access) (caops.Operator, error) {
+	d, err := caops.Open(f.dir)
+	if err != nil {
+		return nil, err
+	}
+	op, err := d.Connect(access, f.secrets(), caops.ConnectOptions{CAURL: f.url})
+	if errors.Is(err, caops.ErrNoPassword) {
+		return nil, usageErrorf("--password-file is required: the file holding the CA's password")
+	}
+	return op, err
 }
 
 func newCAInitCommand(s streams) *cobra.Command {
 	var (
-		dir, name, address, provisioner, passwordFile, kty, provPasswordFile string
-		dnsNames, allow                                                      []string
+		f                caDirFlags
+		o                ca.InitOptions
+		provPasswordFile string
 	)
 	cmd := &cobra.Command{
 		Use:   "init --name NAME --dns ADDR... --address :9000 --provisioner NAME --password-file F",
@@ -121,115 +128,63 @@ restrict it to the names your AWS trust policy expects.`,
     --provisioner runners --allow gitlab-runner --allow 'gitlab-runner-*' --password-file /etc/keyless/ca-password`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if name == "" || len(dnsNames) == 0 || address == "" || provisioner == "" {
+			if o.Name == "" || len(o.DNSNames) == 0 || o.Address == "" || o.Provisioner == "" {
 				return usageErrorf("--name, --dns, --address and --provisioner are required")
 			}
-			if kty != "EC" && kty != "RSA" {
-				return usageErrorf("--kty %q: want EC or RSA", kty)
+			if o.KeyType != "EC" && o.KeyType != "RSA" {
+				return usageErrorf("--kty %q: want EC or RSA", o.KeyType)
 			}
-			if _, _, err := net.SplitHostPort(address); err != nil {
-				return usageErrorf("--address %q: want [HOST]:PORT such as :9000", address)
+			if _, _, err := net.SplitHostPort(o.Address); err != nil {
+				return usageErrorf("--address %q: want [HOST]:PORT such as :9000", o.Address)
 			}
-			password, err := readCAPassword(passwordFile)
-			if err != nil {
+			var err error
+			if o.Password, err = f.requirePassword(); err != nil {
 				return err
 			}
-			var provPassword []byte
 			if provPasswordFile != "" {
-				if provPassword, err = readPasswordFile("--provisioner-password-file", provPasswordFile); err != nil {
+				if o.ProvisionerPassword, err = readPasswordFile("--provisioner-password-file", provPasswordFile); err != nil {
 					return err
 				}
 			}
-			cfg, err := ca.Init(dir, ca.InitOptions{Name: name, DNSNames: dnsNames, Address: address, Provisioner: provisioner,
-				Password: password, ProvisionerPassword: provPassword, KeyType: kty, Allow: allow})
-			if errors.Is(err, ca.ErrExists) {
-				return withHint(err, "use another --dir, or remove the old CA yourself if you really mean to replace it")
-			}
+			d, err := caops.Init(f.dir, o)
 			if err != nil {
 				return err
 			}
-			root, err := loadCert(cfg.Path(cfg.Root))
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(s.out, "keyless ca: created %q in %s\n", name, dir)
-			fmt.Fprintf(s.out, "Root fingerprint: %s\n", pki.Fingerprint(root))
+			cfg := d.Config
+			fmt.Fprintf(s.out, "keyless ca: created %q in %s\n", o.Name, f.dir)
+			fmt.Fprintf(s.out, "Root fingerprint: %s\n", pki.Fingerprint(d.Root))
 			fmt.Fprintf(s.out, "Root certificate: %s\n", cfg.Path(cfg.Root))
-			fmt.Fprintf(s.out, "Provisioner: %s (JWK), may issue: %s\n", provisioner, strings.Join(cfg.Provisioners[0].Allow, ", "))
-			fmt.Fprintf(s.out, "Start it:     keyless ca serve --dir %s --password-file %s\n", dir, passwordFile)
-			fmt.Fprintf(s.out, "Trust anchor: keyless ca bundle --dir %s > bundle.pem\n", dir)
+			fmt.Fprintf(s.out, "Provisioner: %s (JWK), may issue: %s\n", o.Provisioner, strings.Join(cfg.Provisioners[0].Allow, ", "))
+			fmt.Fprintf(s.out, "Start it:     keyless ca serve --dir %s --password-file %s\n", f.dir, f.passwordFile)
+			fmt.Fprintf(s.out, "Trust anchor: keyless ca bundle --dir %s > bundle.pem\n", f.dir)
 			if provPasswordFile == "" {
 				fmt.Fprintf(s.err, "keyless: note: the provisioner key is encrypted with the CA password, as step ca init does; anyone enrolling with keyless certificate --provisioner-password-file learns it (mint tokens on the CA host with keyless ca token, or give --provisioner-password-file)\n")
 			}
-			if len(allow) == 0 {
+			if len(o.Allow) == 0 {
 				fmt.Fprintf(s.err, "keyless: warning: provisioner %s may issue any name; anyone with the password can mint the CN your AWS trust policy trusts (set allow in %s)\n",
-					provisioner, cfg.Path(ca.ConfigFile))
+					o.Provisioner, cfg.Path(ca.ConfigFile))
 			}
 			return nil
 		},
 	}
-	f := cmd.Flags()
-	addDirFlag(cmd, &dir)
-	f.StringVar(&name, "name", "", "the CA's `name`")
-	f.StringSliceVar(&dnsNames, "dns", nil, "a DNS name or IP `address` clients reach the CA by (repeatable)")
-	f.StringVar(&address, "address", "", "`[host]:port` to serve on, such as :9000")
-	f.StringVar(&provisioner, "provisioner", "", "`name` of the first provisioner (JWK)")
-	f.StringSliceVar(&allow, "allow", nil, "`pattern` of names the provisioner may issue (repeatable; * is a wildcard)")
-	f.StringVar(&passwordFile, "password-file", "", "`file` holding the password for the CA keys (and the provisioner key, unless --provisioner-password-file)")
-	f.StringVar(&provPasswordFile, "provisioner-password-file", "", "`file` holding a separate password for the provisioner key, the one runners enrol with")
-	f.StringVar(&kty, "kty", "EC", "key type of the CA keys: EC (P-256) or RSA (3072)")
+	f.register(cmd, false)
+	fl := cmd.Flags()
+	fl.StringVar(&o.Name, "name", "", "the CA's `name`")
+	fl.StringSliceVar(&o.DNSNames, "dns", nil, "a DNS name or IP `address` clients reach the CA by (repeatable)")
+	fl.StringVar(&o.Address, "address", "", "`[host]:port` to serve on, such as :9000")
+	fl.StringVar(&o.Provisioner, "provisioner", "", "`name` of the first provisioner (JWK)")
+	fl.StringSliceVar(&o.Allow, "allow", nil, "`pattern` of names the provisioner may issue (repeatable; * is a wildcard)")
+	fl.StringVar(&f.passwordFile, "password-file", "", "`file` holding the password for the CA keys (and the provisioner key, unless --provisioner-password-file)")
+	fl.StringVar(&provPasswordFile, "provisioner-password-file", "", "`file` holding a separate password for the provisioner key, the one runners enrol with")
+	fl.StringVar(&o.KeyType, "kty", "EC", "key type of the CA keys: EC (P-256) or RSA (3072)")
 	return cmd
 }
 
-func loadCert(path string) (*x509.Certificate, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	certs, err := pki.ParseCertificates(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return certs[0], nil
-}
-
-// caFiles is a CA directory opened for work.
-type caFiles struct {
-	cfg                *ca.Config
-	root, intermediate *x509.Certificate
-}
-
-func openCADir(dir string) (*caFiles, error) {
-	cfg, err := ca.LoadConfig(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, withHint(err, "no CA in %s: create one with keyless ca init, or point --dir at it", dir)
-	}
-	if err != nil {
-		return nil, err
-	}
-	root, inter, err := ca.LoadCertificates(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return &caFiles{cfg: cfg, root: root, intermediate: inter}, nil
-}
-
-// authority opens the CA's key and store for work in this process,
-// refusing a key file others can read.
-func (c *caFiles) authority(password []byte, readOnly bool, logger *slog.Logger) (*ca.Authority, store.Store, error) {
-	if err := checkPrivateFile("the intermediate key", c.cfg.Path(c.cfg.Key)); err != nil {
-		return nil, nil, err
-	}
-	a, db, err := ca.Open(c.cfg, password, ca.OpenOptions{ReadOnly: readOnly, Logger: logger})
-	if errors.Is(err, pki.ErrIncorrectPassword) {
-		return nil, nil, withHint(err, "--password-file must hold the password given to keyless ca init")
-	}
-	return a, db, err
-}
-
 func newCAServeCommand(s streams) *cobra.Command {
-	var dir, passwordFile string
-	var quiet bool
+	var (
+		f     caDirFlags
+		quiet bool
+	)
 	cmd := &cobra.Command{
 		Use:   "serve --password-file F",
 		Short: "Serve the CA's step-compatible HTTPS API",
@@ -248,19 +203,11 @@ Ctrl-C lets requests in flight finish, then exits.`,
 		Example: `  keyless ca serve --dir /var/lib/keyless/ca --password-file /etc/keyless/ca-password`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := openCADir(dir)
+			d, err := caops.Open(f.dir)
 			if err != nil {
 				return err
 			}
-			if err := checkPrivateFile("the CA configuration", filepath.Join(dir, ca.ConfigFile)); err != nil {
-				return err
-			}
-			if c.cfg.RootKey != "" {
-				if err := checkPrivateFile("the root key", c.cfg.Path(c.cfg.RootKey)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-					return err
-				}
-			}
-			password, err := readCAPassword(passwordFile)
+			password, err := f.requirePassword()
 			if err != nil {
 				return err
 			}
@@ -268,117 +215,40 @@ Ctrl-C lets requests in flight finish, then exits.`,
 			if quiet {
 				level = slog.LevelWarn
 			}
-			logger := newLoggerAt(s.err, level)
-			a, db, err := c.authority(password, false, logger)
+			logger := logline.New(s.err, level)
+			run, err := d.Start(caops.ServeOptions{Password: password, Version: "keyless/" + buildinfo.Read().Version, Logger: logger})
 			if errors.Is(err, store.ErrLocked) {
-				return withHint(err, "another keyless ca serve (or operator command) is using %s", dir)
+				return withHint(err, "another keyless ca serve (or operator command) is using %s", f.dir)
 			}
 			if err != nil {
 				return err
 			}
-			defer db.Close()
-			ln, err := net.Listen("tcp", c.cfg.Address)
-			if err != nil {
-				return fmt.Errorf("listening on %s (address in %s): %w", c.cfg.Address, ca.ConfigFile, err)
-			}
-			handler := caapi.New(caapi.Config{Authority: a, Version: "keyless/" + currentBuild().Version, Logger: logger})
-			srv := &http.Server{
-				Handler:           handler,
-				TLSConfig:         caapi.TLSConfig(a, nil),
-				ReadHeaderTimeout: 10 * time.Second,
-				ReadTimeout:       30 * time.Second,
-				WriteTimeout:      30 * time.Second,
-				IdleTimeout:       2 * time.Minute,
-				ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
-			}
-			fmt.Fprintf(s.out, "keyless ca: serving https://%s\n", ln.Addr())
-			fmt.Fprintf(s.out, "Root fingerprint: %s\n", a.RootFingerprint())
-
+			fmt.Fprintf(s.out, "keyless ca: serving %s\n", run.Server.URL())
+			fmt.Fprintf(s.out, "Root fingerprint: %s\n", run.Authority.RootFingerprint())
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
 			defer signal.Stop(hup)
-			done := make(chan error, 1)
-			go func() { done <- srv.ServeTLS(ln, "", "") }()
-			for {
-				select {
-				case err := <-done:
-					return err
-				case <-hup:
-					cfg, err := ca.LoadConfig(dir)
-					if err != nil {
-						logger.Error("reload failed; keeping the running configuration", "err", err)
-						continue
-					}
-					a.Reload(cfg)
-					logger.Info("reloaded the configuration", "provisioners", len(cfg.Provisioners))
-				case <-ctx.Done():
-					shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-					err := srv.Shutdown(shutdown)
-					cancel()
-					<-done
-					return err
+			reload := make(chan struct{})
+			go func() {
+				for range hup {
+					reload <- struct{}{}
 				}
-			}
+			}()
+			return run.Serve(ctx, f.dir, reload, logger)
 		},
 	}
-	addDirFlag(cmd, &dir)
-	cmd.Flags().StringVar(&passwordFile, "password-file", "", "`file` holding the CA's password")
+	f.register(cmd, false)
+	cmd.Flags().StringVar(&f.passwordFile, "password-file", "", "`file` holding the CA's password")
 	cmd.Flags().BoolVar(&quiet, "quiet", false, "log only refusals and errors, not every certificate")
 	return cmd
 }
 
-// caURL is the CA's URL as this machine reaches it: --ca-url, else its
-// first DNS name and the configured port.
-func caURL(flag string, cfg *ca.Config) string {
-	if flag != "" {
-		return strings.TrimSuffix(flag, "/")
-	}
-	_, port, _ := net.SplitHostPort(cfg.Address)
-	return "https://" + net.JoinHostPort(cfg.DNSNames[0], port)
-}
-
-// provisionerPassword is the provisioner key's password: from
-// --provisioner-password-file when given, else the CA password.
-func provisionerPassword(file string, caPassword []byte) ([]byte, error) {
-	if file == "" {
-		return caPassword, nil
-	}
-	return readPasswordFile("--provisioner-password-file", file)
-}
-
-// provisionerKey decrypts a provisioner's key.
-func provisionerKey(cfg *ca.Config, name string, password []byte) (*ca.ProvisionerConfig, *jose.JSONWebKey, error) {
-	var p *ca.ProvisionerConfig
-	for i := range cfg.Provisioners {
-		if name == "" || cfg.Provisioners[i].Name == name {
-			p = &cfg.Provisioners[i]
-			break
-		}
-	}
-	if p == nil {
-		var names []string
-		for _, q := range cfg.Provisioners {
-			names = append(names, q.Name)
-		}
-		return nil, nil, usageErrorf("--provisioner %q: no such provisioner (have: %s)", name, strings.Join(names, ", "))
-	}
-	key, err := caproto.DecryptProvisionerKey(p.EncryptedKey, password)
-	if errors.Is(err, caproto.ErrWrongPassword) {
-		return nil, nil, withHint(err, "give provisioner %s's password with --provisioner-password-file (or --password-file when it is the CA password)", p.Name)
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	return p, key, nil
-}
-
 func newCATokenCommand(s streams) *cobra.Command {
 	var (
-		dir, passwordFile, provisioner, url, provPasswordFile string
-		sans                                                  []string
-		ttl                                                   time.Duration
+		f caDirFlags
+		r caops.TokenRequest
 	)
 	cmd := &cobra.Command{
 		Use:   "token SUBJECT",
@@ -390,28 +260,20 @@ over, and the runner runs keyless certificate SUBJECT crt key --token T.`,
 		Example: `  keyless ca token gitlab-runner --ttl 10m --password-file pw`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := openCADir(dir)
+			d, err := caops.Open(f.dir)
 			if err != nil {
 				return err
 			}
-			var password []byte
-			if provPasswordFile != "" {
-				password, err = readPasswordFile("--provisioner-password-file", provPasswordFile)
+			if f.provPasswordFile != "" {
+				r.Password, err = readPasswordFile("--provisioner-password-file", f.provPasswordFile)
 			} else {
-				password, err = readCAPassword(passwordFile)
+				r.Password, err = f.requirePassword()
 			}
 			if err != nil {
 				return err
 			}
-			p, key, err := provisionerKey(c.cfg, provisioner, password)
-			if err != nil {
-				return err
-			}
-			if len(sans) == 0 {
-				sans = []string{args[0]}
-			}
-			tok, err := caproto.NewToken(caproto.TokenOptions{Provisioner: p.Name, Key: key, Subject: args[0], SANs: sans,
-				Audience: caURL(url, c.cfg) + "/1.0/sign", RootSHA256: pki.Fingerprint(c.root), Lifetime: ttl})
+			r.Subject, r.CAURL = args[0], f.url
+			tok, err := d.Token(r)
 			if err != nil {
 				return err
 			}
@@ -419,66 +281,22 @@ over, and the runner runs keyless certificate SUBJECT crt key --token T.`,
 			return nil
 		},
 	}
-	addDirFlag(cmd, &dir)
-	f := cmd.Flags()
-	f.StringVar(&passwordFile, "password-file", "", "`file` holding the CA password (which encrypts the provisioner key unless init was given --provisioner-password-file)")
-	f.StringVar(&provPasswordFile, "provisioner-password-file", "", "`file` holding the provisioner key's own password")
-	f.StringVar(&provisioner, "provisioner", "", "provisioner `name` (default: the first)")
-	f.StringSliceVar(&sans, "san", nil, "a subject alternative `name` (repeatable; default: the subject)")
-	f.DurationVar(&ttl, "ttl", caproto.DefaultTokenLifetime, "how long the token is valid (at most 24h)")
-	f.StringVar(&url, "ca-url", "", "the CA's `URL` as clients reach it (default: https://<first DNS name>:<port>)")
+	f.register(cmd, false)
+	fl := cmd.Flags()
+	fl.StringVar(&f.passwordFile, "password-file", "", "`file` holding the CA password (which encrypts the provisioner key unless init was given --provisioner-password-file)")
+	fl.StringVar(&f.provPasswordFile, "provisioner-password-file", "", "`file` holding the provisioner key's own password")
+	fl.StringVar(&r.Provisioner, "provisioner", "", "provisioner `name` (default: the first)")
+	fl.StringSliceVar(&r.SANs, "san", nil, "a subject alternative `name` (repeatable; default: the subject)")
+	fl.DurationVar(&r.TTL, "ttl", caproto.DefaultTokenLifetime, "how long the token is valid (at most 24h)")
+	fl.StringVar(&f.url, "ca-url", "", "the CA's `URL` as clients reach it (default: https://<first DNS name>:<port>)")
 	return cmd
-}
-
-// apiClient talks to the running CA, trusting its root.
-func apiClient(root *x509.Certificate) *http.Client {
-	pool := x509.NewCertPool()
-	pool.AddCert(root)
-	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
-	}}
-}
-
-// apiCall calls the running CA: body, when not nil, is sent as JSON, and
-// token, when set, as a Bearer token.
-func apiCall(client *http.Client, method, url string, body any, token string) ([]byte, error) {
-	var r io.Reader
-	if body != nil {
-		data, err := json.Marshal(body)
-		if err != nil {
-			return nil, err
-		}
-		r = bytes.NewReader(data)
-	}
-	req, err := http.NewRequest(method, url, r)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, withHint(fmt.Errorf("calling the CA: %w", err), "the CA's database is in use, so keyless asked the running CA at %s; check it is reachable, or pass --ca-url", url)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode >= 300 {
-		var e struct{ Message string }
-		_ = json.Unmarshal(data, &e)
-		return nil, fmt.Errorf("the CA refused (%d): %s", resp.StatusCode, e.Message)
-	}
-	return data, nil
 }
 
 func newCARevokeCommand(s streams) *cobra.Command {
 	var (
-		dir, passwordFile, reason, url, provPasswordFile string
-		reasonCode                                       int
+		f          caDirFlags
+		reason     string
+		reasonCode int
 	)
 	cmd := &cobra.Command{
 		Use:   "revoke SERIAL",
@@ -495,53 +313,21 @@ token made from the provisioner key. Re-publish the CRL to AWS afterwards
 			if !ok {
 				return usageErrorf("serial %q: want a decimal number (or 0x-prefixed hex)", args[0])
 			}
-			c, err := openCADir(dir)
+			op, err := f.connect(caops.Keys)
 			if err != nil {
 				return err
 			}
-			password, err := readCAPassword(passwordFile)
-			if err != nil {
-				return err
-			}
-			a, db, err := c.authority(password, false, nil)
-			switch {
-			case err == nil:
-				defer db.Close()
-				if err := a.Revoke(ca.RevokeRequest{Serial: serial, ReasonCode: reasonCode, Reason: reason, Passive: true, Operator: true}); err != nil {
-					return err
-				}
-			case errors.Is(err, store.ErrLocked):
-				provPassword, err := provisionerPassword(provPasswordFile, password)
-				if err != nil {
-					return err
-				}
-				p, key, err := provisionerKey(c.cfg, "", provPassword)
-				if err != nil {
-					return err
-				}
-				base := caURL(url, c.cfg)
-				tok, err := caproto.NewToken(caproto.TokenOptions{Provisioner: p.Name, Key: key, Subject: serial, Audience: base + "/1.0/revoke"})
-				if err != nil {
-					return err
-				}
-				if _, err := apiCall(apiClient(c.root), http.MethodPost, base+"/1.0/revoke",
-					map[string]any{"serial": serial, "ott": tok, "reasonCode": reasonCode, "reason": reason, "passive": true}, ""); err != nil {
-					return err
-				}
-			default:
+			defer op.Close()
+			if err := op.Revoke(cmd.Context(), serial, reasonCode, reason); err != nil {
 				return err
 			}
 			fmt.Fprintf(s.out, "keyless ca: revoked %s\n", serial)
 			return nil
 		},
 	}
-	addDirFlag(cmd, &dir)
-	f := cmd.Flags()
-	f.StringVar(&passwordFile, "password-file", "", "`file` holding the CA's password")
-	f.StringVar(&reason, "reason", "", "why, for the record")
-	f.StringVar(&provPasswordFile, "provisioner-password-file", "", "`file` holding the provisioner key's own password, when it has one (used while the CA runs)")
-	f.IntVar(&reasonCode, "reason-code", 0, "RFC 5280 reason code (0 unspecified, 1 keyCompromise, 4 superseded, 5 cessationOfOperation)")
-	f.StringVar(&url, "ca-url", "", "the running CA's `URL` (default: https://<first DNS name>:<port>)")
+	f.register(cmd, true)
+	cmd.Flags().StringVar(&reason, "reason", "", "why, for the record")
+	cmd.Flags().IntVar(&reasonCode, "reason-code", 0, "RFC 5280 reason code (0 unspecified, 1 keyCompromise, 4 superseded, 5 cessationOfOperation)")
 	return cmd
 }
 
@@ -562,8 +348,8 @@ func parseSerial(s string) (string, bool) {
 
 func newCAListCommand(s streams) *cobra.Command {
 	var (
-		dir, passwordFile, url, provPasswordFile string
-		expiring                                 time.Duration
+		f        caDirFlags
+		expiring time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "list",
@@ -576,82 +362,37 @@ API with a token from the provisioner key, which needs --password-file.`,
 		Example: `  keyless ca list --expiring 24h`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := openCADir(dir)
+			op, err := f.connect(caops.Records)
 			if err != nil {
 				return err
 			}
-			var list []caproto.Certificate
-			db, err := store.OpenBolt(c.cfg.Path(c.cfg.DB), store.BoltOptions{ReadOnly: true})
-			switch {
-			case err == nil:
-				defer db.Close()
-				if list, err = ca.List(db); err != nil {
-					return err
-				}
-			case errors.Is(err, store.ErrLocked):
-				if passwordFile == "" {
-					return withHint(err, "the running CA holds its database; pass --password-file to list through its API")
-				}
-				password, err := readCAPassword(passwordFile)
-				if err != nil {
-					return err
-				}
-				provPassword, err := provisionerPassword(provPasswordFile, password)
-				if err != nil {
-					return err
-				}
-				p, key, err := provisionerKey(c.cfg, "", provPassword)
-				if err != nil {
-					return err
-				}
-				base := caURL(url, c.cfg)
-				tok, err := caproto.NewToken(caproto.TokenOptions{Provisioner: p.Name, Key: key, Subject: "list", Audience: base + "/1.0/" + caproto.ListOp})
-				if err != nil {
-					return err
-				}
-				data, err := apiCall(apiClient(c.root), http.MethodGet, base+"/1.0/"+caproto.ListOp, nil, tok)
-				if err != nil {
-					return err
-				}
-				var out struct{ Certificates []caproto.Certificate }
-				if err := json.Unmarshal(data, &out); err != nil {
-					return fmt.Errorf("the CA's certificate list: %w", err)
-				}
-				list = out.Certificates
-			default:
+			defer op.Close()
+			list, err := op.List(cmd.Context())
+			if errors.Is(err, caops.ErrNoPassword) {
+				return withHint(err, "the running CA holds its database; pass --password-file to list through its API")
+			}
+			if err != nil {
 				return err
 			}
-			now := time.Now()
 			tw := tabwriter.NewWriter(s.out, 2, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "SERIAL\tSUBJECT\tNAMES\tNOT AFTER\tPROVISIONER\tSTATUS")
 			for _, rec := range list {
-				status := "valid"
-				switch {
-				case rec.Revoked:
-					status = "revoked"
-				case now.After(rec.NotAfter):
-					status = "expired"
-				}
-				if expiring > 0 && (status != "valid" || rec.NotAfter.Sub(now) > expiring) {
+				if expiring > 0 && (rec.Status != caops.Valid || rec.Left > expiring) {
 					continue
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", rec.Serial, rec.Subject, strings.Join(rec.SANs, ","),
-					rec.NotAfter.UTC().Format(time.RFC3339), rec.Provisioner, status)
+					rec.NotAfter.UTC().Format(time.RFC3339), rec.Provisioner, rec.Status)
 			}
 			return tw.Flush()
 		},
 	}
-	addDirFlag(cmd, &dir)
-	f := cmd.Flags()
-	f.DurationVar(&expiring, "expiring", 0, "only valid certificates that expire within this `duration`")
-	f.StringVar(&passwordFile, "password-file", "", "`file` holding the CA's password (needed while the CA runs)")
-	f.StringVar(&provPasswordFile, "provisioner-password-file", "", "`file` holding the provisioner key's own password, when it has one")
-	f.StringVar(&url, "ca-url", "", "the running CA's `URL` (default: https://<first DNS name>:<port>)")
+	f.register(cmd, true)
+	cmd.Flags().DurationVar(&expiring, "expiring", 0, "only valid certificates that expire within this `duration`")
 	return cmd
 }
 
 func newCABundleCommand(s streams) *cobra.Command {
-	var dir string
+	var f caDirFlags
 	cmd := &cobra.Command{
 		Use:   "bundle",
 		Short: "Print the root and intermediate certificates: the Roles Anywhere trust anchor bundle",
@@ -663,42 +404,43 @@ CERTIFICATE_BUNDLE), or of the keyless emulator's.`,
     --source "sourceType=CERTIFICATE_BUNDLE,sourceData={x509CertificateData=$(keyless ca bundle)}"`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := openCADir(dir)
+			d, err := caops.Open(f.dir)
 			if err != nil {
 				return err
 			}
-			_, err = s.out.Write(pki.EncodeCertificates(c.root, c.intermediate))
+			_, err = s.out.Write(d.Bundle())
 			return err
 		},
 	}
-	addDirFlag(cmd, &dir)
+	f.register(cmd, false)
 	return cmd
 }
 
 func newCAFingerprintCommand(s streams) *cobra.Command {
-	var dir string
+	var f caDirFlags
 	cmd := &cobra.Command{
 		Use:     "fingerprint",
 		Short:   "Print the root certificate's SHA-256 fingerprint, for bootstrapping clients",
 		Example: `  keyless bootstrap --ca-url https://10.0.0.5:9000 --fingerprint "$(keyless ca fingerprint)"`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := openCADir(dir)
+			d, err := caops.Open(f.dir)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintln(s.out, pki.Fingerprint(c.root))
+			fmt.Fprintln(s.out, pki.Fingerprint(d.Root))
 			return nil
 		},
 	}
-	addDirFlag(cmd, &dir)
+	f.register(cmd, false)
 	return cmd
 }
 
 func newCACRLCommand(s streams) *cobra.Command {
 	var (
-		dir, passwordFile, out, url string
-		der                         bool
+		f   caDirFlags
+		out string
+		der bool
 	)
 	cmd := &cobra.Command{
 		Use:   "crl",
@@ -711,30 +453,13 @@ the CA runs, it is fetched from its API.`,
   aws rolesanywhere import-crl --name runners --crl-data fileb://ca.crl --trust-anchor-arn ARN --enabled`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := openCADir(dir)
+			op, err := f.connect(caops.Keys)
 			if err != nil {
 				return err
 			}
-			password, err := readCAPassword(passwordFile)
+			defer op.Close()
+			crl, err := op.CRL(cmd.Context())
 			if err != nil {
-				return err
-			}
-			var crl []byte
-			a, db, err := c.authority(password, false, nil)
-			switch {
-			case err == nil:
-				defer db.Close()
-				if crl, err = a.CRL(); err != nil {
-					return err
-				}
-			case errors.Is(err, store.ErrLocked):
-				if crl, err = apiCall(apiClient(c.root), http.MethodGet, caURL(url, c.cfg)+"/1.0/crl", nil, ""); err != nil {
-					return err
-				}
-				if _, err := x509.ParseRevocationList(crl); err != nil {
-					return fmt.Errorf("the CA answered something that is not a CRL: %w", err)
-				}
-			default:
 				return err
 			}
 			if !der {
@@ -747,11 +472,8 @@ the CA runs, it is fetched from its API.`,
 			return atomicfile.WriteFile(out, crl, 0o644)
 		},
 	}
-	addDirFlag(cmd, &dir)
-	f := cmd.Flags()
-	f.StringVar(&passwordFile, "password-file", "", "`file` holding the CA's password")
-	f.StringVar(&out, "out", "", "write to this `file` instead of standard output")
-	f.BoolVar(&der, "der", false, "write DER instead of PEM")
-	f.StringVar(&url, "ca-url", "", "the running CA's `URL` (default: https://<first DNS name>:<port>)")
+	f.register(cmd, true)
+	cmd.Flags().StringVar(&out, "out", "", "write to this `file` instead of standard output")
+	cmd.Flags().BoolVar(&der, "der", false, "write DER instead of PEM")
 	return cmd
 }

@@ -1,8 +1,10 @@
 // Package cli is keyless's command line: the cobra command tree, flags
 // (with KEYLESS_* environment variables as fallbacks), help with examples,
 // and the one place where errors become "keyless: error:" lines, hints and
-// exit codes. Commands are thin: they parse and check flags, then call the
-// domain packages. Only cmd/keyless imports it.
+// exit codes. Commands are thin: they parse and check flags, wire the use
+// cases (enroll, renewal, awscreds, caops, devstack), print their results
+// and add hints to their typed errors; nothing here schedules, fetches or
+// keeps time. Only cmd/keyless imports it.
 package cli
 
 import (
@@ -10,9 +12,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 
+	"github.com/keyless-dev/keyless/internal/logline"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -48,6 +52,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
+	err = asUsage(err)
 	if strings.HasPrefix(err.Error(), "unknown command ") {
 		// cobra's own error for a mistyped subcommand.
 		err = &usageError{err: err, command: "keyless"}
@@ -173,4 +178,13 @@ func report(w io.Writer, err error) int {
 		fmt.Fprintf(w, "keyless: hint: run '%s --help' for usage\n", ue.command)
 	}
 	return code
+}
+
+// newLogger returns the logger of a short command: warnings, and debug
+// lines when debug is set.
+func newLogger(w io.Writer, debug bool) *slog.Logger {
+	if debug {
+		return logline.New(w, slog.LevelDebug)
+	}
+	return logline.New(w, slog.LevelWarn)
 }

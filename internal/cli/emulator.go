@@ -1,23 +1,20 @@
 package cli
 
 import (
-	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/keyless-dev/keyless/internal/atomicfile"
 	"github.com/keyless-dev/keyless/internal/emulator"
+	"github.com/keyless-dev/keyless/internal/logline"
 )
 
 func newEmulatorCommand(s streams) *cobra.Command {
@@ -72,51 +69,43 @@ The seed file's format is in docs/emulator.md.`,
 				}
 				tlsConfig = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
 			}
-			host, _, err := net.SplitHostPort(listen)
-			if err != nil {
-				return usageErrorf("--listen %q: %v (want HOST:PORT such as 127.0.0.1:8443)", listen, err)
-			}
-			if tlsConfig == nil && !isLoopbackHost(host) {
-				return withHint(&usageError{err: fmt.Errorf("--listen %s: plain HTTP is served on loopback only", listen)},
-					"listen on 127.0.0.1, or give --tls-cert and --tls-key to serve HTTPS on other addresses")
-			}
-			ln, err := net.Listen("tcp", listen)
-			if err != nil {
-				return fmt.Errorf("--listen %s: %w", listen, err)
-			}
-			scheme := "http"
-			if tlsConfig != nil {
-				scheme = "https"
-				ln = tls.NewListener(ln, tlsConfig)
-			}
-			endpoint := scheme + "://" + ln.Addr().String()
-
 			level := slog.LevelInfo
 			if quiet {
 				level = slog.LevelWarn
 			}
-			logger := newLoggerAt(s.err, level)
+			logger := logline.New(s.err, level)
+			srv, err := emulator.Start(listen, emulator.New(emulator.Config{Seed: seed, Logger: logger}), tlsConfig, logger)
+			if errors.Is(err, emulator.ErrPlainHTTP) {
+				return withHint(&usageError{err: fmt.Errorf("--listen %w", err)}, "listen on 127.0.0.1, or give --tls-cert and --tls-key to serve HTTPS on other addresses")
+			}
+			if err != nil {
+				return fmt.Errorf("--listen %w", err)
+			}
+			defer srv.Close()
 			for _, w := range seed.Warnings {
 				logger.Warn(w)
 			}
-			emu := emulator.New(emulator.Config{Seed: seed, Logger: logger})
-
-			fmt.Fprintf(s.out, "keyless emulator: serving %s for account %s in %s\n", endpoint, seed.Account, seed.Region)
+			fmt.Fprintf(s.out, "keyless emulator: serving %s for account %s in %s\n", srv.URL(), seed.Account, seed.Region)
 			fmt.Fprint(s.out, seed.Summary())
 			if outputs != "" {
-				data, err := json.MarshalIndent(seed.Outputs(endpoint), "", "  ")
+				data, err := json.MarshalIndent(seed.Outputs(srv.URL()), "", "  ")
 				if err != nil {
-					ln.Close()
 					return err
 				}
 				// ARNs are not secret; scripts running as another user may
 				// read them.
 				if err := atomicfile.WriteFile(outputs, append(data, '\n'), 0o644); err != nil {
-					ln.Close()
 					return fmt.Errorf("--outputs %s: %w", outputs, err)
 				}
 			}
-			return serveUntilSignal(cmd.Context(), ln, emu, logger)
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			select {
+			case <-ctx.Done():
+				return srv.Close()
+			case <-srv.Done():
+				return srv.Err()
+			}
 		},
 	}
 	f := cmd.Flags()
@@ -127,40 +116,4 @@ The seed file's format is in docs/emulator.md.`,
 	f.StringVar(&tlsKey, "tls-key", "", "private key `file` for --tls-cert")
 	f.BoolVar(&quiet, "quiet", false, "log only refusals, not every session")
 	return cmd
-}
-
-func isLoopbackHost(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
-// serveUntilSignal serves h on ln until SIGINT or SIGTERM, then lets
-// requests in flight finish (for up to 10 seconds).
-func serveUntilSignal(ctx context.Context, ln net.Listener, h http.Handler, logger *slog.Logger) error {
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	err := srv.Shutdown(shutdownCtx)
-	if serveErr := <-done; !errors.Is(serveErr, http.ErrServerClosed) && err == nil {
-		err = serveErr
-	}
-	return err
 }

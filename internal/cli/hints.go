@@ -7,11 +7,57 @@ import (
 	"fmt"
 	"strings"
 	"syscall"
+	"time"
 
+	"github.com/keyless-dev/keyless/internal/awscreds"
+	"github.com/keyless-dev/keyless/internal/ca"
+	"github.com/keyless-dev/keyless/internal/caclient"
+	"github.com/keyless-dev/keyless/internal/caops"
+	"github.com/keyless-dev/keyless/internal/caproto"
+	"github.com/keyless-dev/keyless/internal/devstack"
+	"github.com/keyless-dev/keyless/internal/enroll"
 	"github.com/keyless-dev/keyless/internal/identity"
 	"github.com/keyless-dev/keyless/internal/pki"
+	"github.com/keyless-dev/keyless/internal/renewal"
 	"github.com/keyless-dev/keyless/internal/rolesanywhere"
 )
+
+// flagName renders a use case's field as the flag (or environment
+// variable) it came from.
+func flagName(field string) string {
+	if field == strings.ToUpper(field) {
+		return field
+	}
+	return "--" + field
+}
+
+// asUsage turns the use cases' input errors into usage errors (exit 2),
+// worded with flag names.
+func asUsage(err error) error {
+	var (
+		ie  *awscreds.InputError
+		ee  *enroll.InputError
+		fe  *enroll.FileExists
+		ae  *devstack.AddressError
+		upe *caops.UnknownProvisionerError
+	)
+	switch {
+	case errors.As(err, &ie) && ie.Field != "AWS_CA_BUNDLE":
+		return &usageError{err: err}
+	case errors.As(err, &ee):
+		return &usageError{err: fmt.Errorf("%s: %w", flagName(ee.Field), ee.Err)}
+	case errors.As(err, &fe):
+		return withHint(&usageError{err: err}, "pass --force to replace it")
+	case errors.Is(err, enroll.ErrNotBootstrapped):
+		return withHint(&usageError{err: errors.New("no CA: give --ca-url and --root")},
+			"or run keyless bootstrap --ca-url https://CA:9000 --fingerprint $(keyless ca fingerprint) once")
+	case errors.As(err, &ae):
+		return &usageError{err: fmt.Errorf("%s %q: %w", flagName(ae.Field), ae.Address, ae.Err)}
+	case errors.As(err, &upe):
+		return &usageError{err: fmt.Errorf("--provisioner %q: no such provisioner (have: %s)", upe.Name, strings.Join(upe.Have, ", "))}
+	}
+	return err
+}
 
 // describe turns an error into the line the user sees and, where keyless
 // knows the usual fix, a hint.
@@ -21,18 +67,46 @@ func describe(err error) (msg, hint string) {
 	if errors.As(err, &fe) {
 		msg = fmt.Sprintf("%s %s: %v", flagFor(fe.Role), fe.Path, fe.Err)
 	}
-	var h *hinted
-	var apiErr *rolesanywhere.APIError
-	var te *rolesanywhere.TransportError
+	var (
+		h     *hinted
+		api   *rolesanywhere.APIError
+		te    *rolesanywhere.TransportError
+		re    *renewal.Error
+		cae   *caclient.APIError
+		ie    *awscreds.InputError
+		exp   *caops.ExposedError
+		wpe   *caops.WrongPasswordError
+		unrch *caops.UnreachableError
+	)
 	switch {
 	case errors.As(err, &h):
 		hint = h.hint
 	case fe != nil:
 		hint = fileHint(fe)
-	case errors.As(err, &apiErr):
-		msg, hint = apiErr.Error(), apiHint(apiErr)
+	case errors.As(err, &api):
+		msg, hint = api.Error(), apiHint(api)
 	case errors.As(err, &te):
 		hint = transportHint(te)
+	case errors.As(err, &ie) && ie.Field == "AWS_CA_BUNDLE":
+		hint = "point AWS_CA_BUNDLE at a readable PEM file of CA certificates, or unset it"
+	case errors.As(err, &re):
+		hint = renewHint(re)
+	case errors.As(err, &cae):
+		hint = caHint(cae)
+	case errors.Is(err, caclient.ErrFingerprint):
+		hint = "check the fingerprint on the CA host (keyless ca fingerprint); a mismatch may mean someone is in the way"
+	case errors.As(err, &exp):
+		hint = fmt.Sprintf("run chmod 600 %s (and make sure nobody copied it meanwhile)", exp.Path)
+	case errors.As(err, &wpe):
+		hint = fmt.Sprintf("give provisioner %s's password with --provisioner-password-file (or --password-file when it is the CA password)", wpe.Provisioner)
+	case errors.Is(err, pki.ErrIncorrectPassword):
+		hint = "--password-file must hold the password given to keyless ca init"
+	case errors.As(err, &unrch):
+		hint = "check that the CA is reachable there, or pass --ca-url"
+	case errors.Is(err, caops.ErrNoCA):
+		hint = "create one with keyless ca init, or point --dir at it"
+	case errors.Is(err, ca.ErrExists):
+		hint = "use another --dir, or remove the old CA yourself if you really mean to replace it"
 	}
 	return msg, hint
 }
@@ -118,4 +192,52 @@ func transportHint(e *rolesanywhere.TransportError) string {
 		return "nothing is listening there: check --endpoint (or AWS_ENDPOINT_URL_ROLESANYWHERE)"
 	}
 	return "check the network path to the endpoint; if it needs a proxy, add --with-proxy and set HTTPS_PROXY"
+}
+
+// caHint explains the CA's refusals by their reason.
+func caHint(e *caclient.APIError) string {
+	switch e.Reason {
+	case caproto.ReasonLifetimeTooLong:
+		if e.Limit == 0 {
+			return "the CA's maximum lifetime is in the message; ask for less with --not-after, or raise it on the CA: maxDuration in config/ca.yaml for keyless ca, claims.maxTLSCertDuration in ca.json for step-ca, then reload the CA"
+		}
+		if e.Inferred {
+			return fmt.Sprintf("this step-ca allows at most %s for this provisioner; ask for less with --not-after, or raise claims.maxTLSCertDuration in its ca.json and restart or reload it", e.Limit)
+		}
+		return fmt.Sprintf("this keyless ca allows at most %s for this provisioner; ask for less with --not-after, or raise maxDuration in its config/ca.yaml and reload it (kill -HUP)", e.Limit)
+	case caproto.ReasonLifetimeTooShort:
+		return "ask for a longer lifetime with --not-after"
+	case caproto.ReasonTokenUsed:
+		return "a token buys one certificate; make a new one (keyless ca token on the CA host)"
+	case caproto.ReasonTokenExpired:
+		return "tokens live minutes: make a new one"
+	case caproto.ReasonTokenNotYetValid:
+		return "check the clocks of this machine and of the one that made the token"
+	case caproto.ReasonNameNotAllowed:
+		return "ask for a name the provisioner allows, or have the CA's operator add it to allow in config/ca.yaml and reload the CA"
+	}
+	if e.Op == "sign" && e.Status == 401 {
+		return "a token is valid for one certificate and a few minutes; make a new one (keyless ca token, or step ca token, on the CA host)"
+	}
+	return ""
+}
+
+// renewHint says how to get a certificate back when the CA will not renew
+// it.
+func renewHint(e *renewal.Error) string {
+	var ae *caclient.APIError
+	if !errors.As(e, &ae) || ae.Temporary() {
+		return "" // the network's or the CA's own trouble, not the certificate's
+	}
+	cn := e.Leaf.Subject.CommonName
+	switch {
+	case ae.Reason == caproto.ReasonCertRevoked:
+		return fmt.Sprintf("the certificate was revoked: enroll again (keyless certificate %s %s %s --force with a new token)", cn, e.CertPath, e.KeyPath)
+	case e.Expired || ae.Reason == caproto.ReasonCertExpired:
+		return fmt.Sprintf("the certificate expired on %s and the CA does not renew expired certificates: re-enrollment is needed (keyless ca token %s on the CA host, then keyless certificate %s %s %s --token TOKEN --force)",
+			e.Leaf.NotAfter.UTC().Format(time.RFC3339), cn, cn, e.CertPath, e.KeyPath)
+	case ae.Status == 401:
+		return fmt.Sprintf("the CA does not accept this certificate any more (revoked, or not issued by it): enroll again with keyless certificate %s %s %s --force and a new token", cn, e.CertPath, e.KeyPath)
+	}
+	return ""
 }

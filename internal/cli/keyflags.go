@@ -22,13 +22,15 @@ type keyFlags struct {
 	intermediates string
 	password      string
 	passwordFile  string
-
-	// AWS's helper reads keys from PKCS#11 tokens, TPMs and OS certificate
-	// stores; keyless does not yet. Its flags are accepted so that the
-	// error says so instead of "unknown flag".
-	certSelector, systemStore, pkcs11Lib, tpmKeyPassword string
-	reusePin, noTPMKeyPassword                           bool
 }
+
+// AWS's helper reads keys from PKCS#11 tokens, TPMs and OS certificate
+// stores; keyless does not yet. Its flags are accepted, hidden, so that
+// the error says so instead of "unknown flag".
+var (
+	unsupportedFlags     = []string{"cert-selector", "system-store-name", "pkcs11-lib", "tpm-key-password"}
+	unsupportedBoolFlags = []string{"reuse-pin", "no-tpm-key-password"}
+)
 
 func (k *keyFlags) register(fs *pflag.FlagSet, certHelp, keyHelp string, chain bool) {
 	fs.StringVar(&k.certificate, "certificate", "", certHelp)
@@ -39,32 +41,20 @@ func (k *keyFlags) register(fs *pflag.FlagSet, certHelp, keyHelp string, chain b
 	fs.StringVar(&k.password, "pkcs8-password", "", "password of an encrypted private key or PKCS#12 file (visible to other users in the process list: prefer --pkcs8-password-file or KEYLESS_PKCS8_PASSWORD)")
 	fs.StringVar(&k.passwordFile, "pkcs8-password-file", "", "file holding the password of an encrypted private key or PKCS#12 file (one trailing newline is ignored)")
 
-	unsupported := []struct {
-		s    *string
-		b    *bool
-		name string
-	}{
-		{s: &k.certSelector, name: "cert-selector"},
-		{s: &k.systemStore, name: "system-store-name"},
-		{s: &k.pkcs11Lib, name: "pkcs11-lib"},
-		{s: &k.tpmKeyPassword, name: "tpm-key-password"},
-		{b: &k.reusePin, name: "reuse-pin"},
-		{b: &k.noTPMKeyPassword, name: "no-tpm-key-password"},
+	for _, name := range unsupportedFlags {
+		fs.String(name, "", "not supported by keyless")
+		_ = fs.MarkHidden(name)
 	}
-	for _, u := range unsupported {
-		if u.s != nil {
-			fs.StringVar(u.s, u.name, "", "not supported by keyless")
-		} else {
-			fs.BoolVar(u.b, u.name, false, "not supported by keyless")
-		}
-		_ = fs.MarkHidden(u.name)
+	for _, name := range unsupportedBoolFlags {
+		fs.Bool(name, false, "not supported by keyless")
+		_ = fs.MarkHidden(name)
 	}
 }
 
 // check refuses AWS helper flags keyless does not implement and
 // contradictory password flags.
 func (k *keyFlags) check(fs *pflag.FlagSet) error {
-	for _, name := range []string{"cert-selector", "system-store-name", "pkcs11-lib", "tpm-key-password", "reuse-pin", "no-tpm-key-password"} {
+	for _, name := range append(unsupportedFlags, unsupportedBoolFlags...) {
 		if f := fs.Lookup(name); f != nil && f.Changed {
 			return usageErrorf("--%s: keyless reads keys from files only (PKCS#11, TPM and OS certificate stores are not supported yet); use --certificate and --private-key", name)
 		}

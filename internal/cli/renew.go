@@ -1,38 +1,29 @@
 package cli
 
 import (
-	"context"
-	"crypto/tls"
-	"crypto/x509"
-	"errors"
+	"cmp"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"os"
-	"os/exec"
 	"os/signal"
-	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/keyless-dev/keyless/internal/caclient"
+	"github.com/keyless-dev/keyless/internal/enroll"
 	"github.com/keyless-dev/keyless/internal/identity"
-	"github.com/keyless-dev/keyless/internal/pki"
+	"github.com/keyless-dev/keyless/internal/logline"
+	"github.com/keyless-dev/keyless/internal/renewal"
 )
 
-type renewOptions struct {
-	ca                     caFlags
-	force, daemon          bool
-	expiresIn              time.Duration
-	method, execCmd, unit  string
-	backoffMin, backoffMax time.Duration
-}
-
 func newRenewCommand(s streams) *cobra.Command {
-	var o renewOptions
+	var (
+		ca                    caFlags
+		c                     renewal.Config
+		force, daemon         bool
+		method, execCmd, unit string
+	)
 	cmd := &cobra.Command{
 		Use:   "renew CRT KEY",
 		Short: "Renew a certificate when it is due, once or as a daemon",
@@ -60,335 +51,127 @@ systemd unit or a launchd plist that runs it as a service.`,
   keyless renew /etc/keyless/runner.crt /etc/keyless/runner.key --daemon --print-unit systemd > /etc/systemd/system/keyless-renew.service`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if o.unit != "" {
-				return printUnit(s, o, args[0], args[1])
+			if unit != "" {
+				return printUnit(s, unit, renewal.Unit{CertPath: args[0], KeyPath: args[1], CAURL: ca.url, RootFile: ca.root, Exec: execCmd})
 			}
-			switch o.method {
-			case "auto", "mtls", "token":
-			default:
-				return usageErrorf("--method %q: want auto, mtls or token", o.method)
+			m, err := renewal.ParseMethod(method)
+			if err != nil {
+				return usageErrorf("--method %v", err)
 			}
-			client, err := o.ca.client()
+			if c.Client, err = ca.client(); err != nil {
+				return err
+			}
+			logger := logline.New(s.err, slog.LevelInfo)
+			c.Method, c.CertPath, c.KeyPath, c.Logger = m, args[0], args[1], logger
+			if execCmd != "" {
+				c.AfterRenew = renewal.ExecHook(execCmd, s.err)
+			}
+			if daemon {
+				c.Events = logRenewal(logger)
+				return renewDaemon(cmd, c, force)
+			}
+			r, err := renewal.New(c)
+			if err != nil {
+				return usageErrorf("%v", err)
+			}
+			res, err := r.Once(cmd.Context(), force)
 			if err != nil {
 				return err
 			}
-			logger := newLoggerAt(s.err, slog.LevelInfo)
-			if o.daemon {
-				return renewDaemon(cmd.Context(), s, client, o, args[0], args[1], logger)
-			}
-			pair, err := loadPair(args[0], args[1])
-			if err != nil {
-				return err
-			}
-			now := time.Now()
-			if opens := windowOpens(pair.Leaf, o.expiresIn); !o.force && now.Before(opens) {
+			if !res.Renewed {
 				fmt.Fprintf(s.out, "keyless: %s is valid until %s; not renewing before %s (use --force to renew now)\n",
-					args[0], pair.Leaf.NotAfter.UTC().Format(time.RFC3339), opens.UTC().Format(time.RFC3339))
+					args[0], res.Leaf.NotAfter.UTC().Format(time.RFC3339), res.Opens.UTC().Format(time.RFC3339))
 				return nil
 			}
-			leaf, err := renewOnce(cmd.Context(), client, o.method, args[0], args[1], pair, logger)
-			if err != nil {
-				return err
+			fmt.Fprintf(s.out, "keyless: renewed %s: serial %s, valid until %s\n", args[0], res.Leaf.SerialNumber, res.Leaf.NotAfter.UTC().Format(time.RFC3339))
+			if c.AfterRenew != nil {
+				return c.AfterRenew(cmd.Context(), res.Leaf)
 			}
-			fmt.Fprintf(s.out, "keyless: renewed %s: serial %s, valid until %s\n", args[0], leaf.SerialNumber, leaf.NotAfter.UTC().Format(time.RFC3339))
-			return runExec(cmd.Context(), o.execCmd, logger)
+			return nil
 		},
 	}
-	o.ca.register(cmd)
+	ca.register(cmd)
 	f := cmd.Flags()
-	f.BoolVar(&o.force, "force", false, "renew now, even outside the renewal window")
-	f.DurationVar(&o.expiresIn, "expires-in", 0, "renew only when at most this `duration` is left (default: the last third of the lifetime)")
-	f.BoolVar(&o.daemon, "daemon", false, "keep running and renew each certificate at about two thirds of its lifetime")
-	f.StringVar(&o.execCmd, "exec", "", "run this `command` (with sh -c) after each renewal")
-	f.StringVar(&o.method, "method", "auto", "how to prove possession: auto (mTLS, then the renewal token), mtls or token")
-	f.DurationVar(&o.backoffMin, "backoff-min", 30*time.Second, "first wait after a failed attempt (--daemon)")
-	f.DurationVar(&o.backoffMax, "backoff-max", 10*time.Minute, "longest wait between failed attempts (--daemon)")
-	f.StringVar(&o.unit, "print-unit", "", "print a service definition for --daemon: systemd or launchd")
+	f.BoolVar(&force, "force", false, "renew now, even outside the renewal window")
+	f.DurationVar(&c.ExpiresIn, "expires-in", 0, "renew only when at most this `duration` is left (default: the last third of the lifetime)")
+	f.BoolVar(&daemon, "daemon", false, "keep running and renew each certificate at about two thirds of its lifetime")
+	f.StringVar(&execCmd, "exec", "", "run this `command` (with sh -c) after each renewal")
+	f.StringVar(&method, "method", string(renewal.Auto), "how to prove possession: auto (mTLS, then the renewal token), mtls or token")
+	f.DurationVar(&c.BackoffMin, "backoff-min", renewal.DefaultBackoffMin, "first wait after a failed attempt (--daemon)")
+	f.DurationVar(&c.BackoffMax, "backoff-max", renewal.DefaultBackoffMax, "longest wait between failed attempts (--daemon)")
+	f.StringVar(&unit, "print-unit", "", "print a service definition for --daemon: systemd or launchd")
 	return cmd
 }
 
-// windowOpens is when renewal becomes due: expiresIn before expiry, or
-// when two thirds of the lifetime have passed.
-func windowOpens(leaf *x509.Certificate, expiresIn time.Duration) time.Time {
-	if expiresIn > 0 {
-		return leaf.NotAfter.Add(-expiresIn)
-	}
-	life := leaf.NotAfter.Sub(leaf.NotBefore)
-	return leaf.NotAfter.Add(-life / 3)
-}
-
-// renewOnce renews pair and writes the new certificate (with the chain
-// the CA sent) over crtPath.
-func renewOnce(ctx context.Context, client *caclient.Client, method, crtPath, keyPath string, pair tls.Certificate, logger *slog.Logger) (*x509.Certificate, error) {
-	var certs *caclient.Certificates
-	var err error
-	expired := time.Now().After(pair.Leaf.NotAfter)
-	switch {
-	case method == "token" || method == "auto" && expired:
-		certs, err = client.RenewWithToken(ctx, pair)
-	default:
-		certs, err = client.Renew(ctx, pair)
-		if err != nil && method == "auto" && tlsPathFailed(err) {
-			logger.Warn("renewal over mTLS failed; trying the renewal token", "err", err)
-			var tokErr error
-			if certs, tokErr = client.RenewWithToken(ctx, pair); tokErr != nil {
-				err = fmt.Errorf("%w (and with the renewal token: %v)", err, tokErr)
-			} else {
-				err = nil
-			}
-		}
-	}
+// renewDaemon runs the scheduler until SIGINT or SIGTERM (exit 0), and
+// renews at once on SIGHUP.
+func renewDaemon(cmd *cobra.Command, c renewal.Config, force bool) error {
+	r, err := renewal.New(c)
 	if err != nil {
-		return nil, renewHint(err, pair.Leaf, crtPath, keyPath)
+		return usageErrorf("%v", err)
 	}
-	// Keep CRT's layout: the leaf alone if that is what it held (the
-	// chain lives in a --chain-file), else the leaf and the chain.
-	chain := []*x509.Certificate{certs.Leaf}
-	if len(pair.Certificate) > 1 {
-		chain = append(chain, certs.Intermediates...)
-	}
-	if err := identity.WritePair(crtPath, pki.EncodeCertificates(chain...), keyPath, nil); err != nil {
-		return nil, err
-	}
-	return certs.Leaf, nil
-}
-
-// tlsPathFailed tells a failure of the mTLS path itself (a connection or
-// handshake error, or a CA that never saw the client certificate, as
-// behind a TLS-terminating proxy: step-ca answers 400, keyless ca 401
-// "needs the current certificate") from a refusal of the certificate,
-// which the renewal token would only repeat.
-func tlsPathFailed(err error) bool {
-	var ae *caclient.APIError
-	if !errors.As(err, &ae) {
-		return true
-	}
-	return ae.Status == 400 || strings.Contains(ae.Message, "needs the current certificate")
-}
-
-func renewHint(err error, leaf *x509.Certificate, crtPath, keyPath string) error {
-	var ae *caclient.APIError
-	if !errors.As(err, &ae) {
-		return err
-	}
-	if ae.Temporary() {
-		return err // the CA's own trouble, not the certificate's
-	}
-	msg := strings.ToLower(ae.Message)
-	switch {
-	case strings.Contains(msg, "revoked"):
-		return withHint(err, "the certificate was revoked: enroll again (keyless certificate %s %s %s --force with a new token)", leaf.Subject.CommonName, crtPath, keyPath)
-	case time.Now().After(leaf.NotAfter) || strings.Contains(msg, "certificate expired"):
-		return withHint(err, "the certificate expired on %s and the CA does not renew expired certificates: re-enrollment is needed (keyless ca token %s on the CA host, then keyless certificate %s %s %s --token TOKEN --force)",
-			leaf.NotAfter.UTC().Format(time.RFC3339), leaf.Subject.CommonName, leaf.Subject.CommonName, crtPath, keyPath)
-	case ae.Status == 401:
-		return withHint(err, "the CA does not accept this certificate any more (revoked, or not issued by it): enroll again with keyless certificate %s %s %s --force and a new token",
-			leaf.Subject.CommonName, crtPath, keyPath)
-	}
-	return err
-}
-
-func runExec(ctx context.Context, command string, logger *slog.Logger) error {
-	if command == "" {
-		return nil
-	}
-	cmd := exec.CommandContext(ctx, "sh", "-c", command)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		logger.Warn("--exec failed", "command", command, "err", err)
-		return fmt.Errorf("--exec %q: %w", command, err)
-	}
-	return nil
-}
-
-// renewDaemon renews pair for as long as it runs. Errors are logged and
-// retried; it returns only on SIGINT/SIGTERM (nil) or an unusable pair.
-func renewDaemon(ctx context.Context, s streams, client *caclient.Client, o renewOptions, crtPath, keyPath string, logger *slog.Logger) error {
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	return renewLoop(ctx, client, o, crtPath, keyPath, logger, hup)
+	go func() {
+		for range hup {
+			r.RenewNow()
+		}
+	}()
+	return r.Run(ctx, force)
 }
 
-// renewLoop is the daemon's loop: it renews until ctx ends, at once when
-// hup (which may be nil) delivers.
-func renewLoop(ctx context.Context, client *caclient.Client, o renewOptions, crtPath, keyPath string, logger *slog.Logger, hup <-chan os.Signal) error {
-	backoff := time.Duration(0)
-	forceNext := o.force
-	for {
-		pair, err := loadPair(crtPath, keyPath)
-		if err != nil {
-			return err
-		}
-		var wait time.Duration
-		switch {
-		case backoff > 0:
-			wait = backoff
-		case forceNext:
-			wait = 0
-		default:
-			opens := windowOpens(pair.Leaf, o.expiresIn)
-			if o.expiresIn == 0 {
-				// About two thirds of the lifetime, minus up to a
-				// twentieth of it, so a fleet spreads out.
-				life := pair.Leaf.NotAfter.Sub(pair.Leaf.NotBefore)
-				opens = opens.Add(-time.Duration(rand.Int64N(int64(life/20) + 1)))
-			}
-			wait = time.Until(opens)
-		}
-		if wait > 0 {
-			logger.Info("next renewal", "at", time.Now().Add(wait).UTC().Format(time.RFC3339), "serial", pair.Leaf.SerialNumber.String(),
-				"notAfter", pair.Leaf.NotAfter.UTC().Format(time.RFC3339))
-			t := time.NewTimer(wait)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				logger.Info("stopping")
-				return nil
-			case <-hup:
-				t.Stop()
-				logger.Info("SIGHUP: renewing now")
-				backoff = 0
-			case <-t.C:
-			}
-		}
-		forceNext = false
-		logger.Info("renewing", "certificate", crtPath, "serial", pair.Leaf.SerialNumber.String())
-		leaf, err := renewOnce(ctx, client, o.method, crtPath, keyPath, pair, logger)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			backoff = nextBackoff(backoff, o.backoffMin, o.backoffMax)
-			msg, hint := describe(err)
-			logger.Error("renewal failed; keeping the current certificate", "err", msg, "hint", hint, "retryIn", backoff.String(),
-				"notAfter", pair.Leaf.NotAfter.UTC().Format(time.RFC3339))
-			continue
-		}
-		backoff = 0
-		logger.Info("renewed", "certificate", crtPath, "serial", leaf.SerialNumber.String(), "notAfter", leaf.NotAfter.UTC().Format(time.RFC3339))
-		if err := runExec(ctx, o.execCmd, logger); err != nil && ctx.Err() != nil {
-			return nil
+// logRenewal logs the scheduler's events, one line each.
+func logRenewal(logger *slog.Logger) func(renewal.Event) {
+	rfc := func(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+	return func(e renewal.Event) {
+		switch e := e.(type) {
+		case renewal.Scheduled:
+			logger.Info("next renewal", "at", rfc(e.At), "serial", e.Serial, "notAfter", rfc(e.NotAfter))
+		case renewal.Asked:
+			logger.Info("SIGHUP: renewing now")
+		case renewal.Renewing:
+			logger.Info("renewing", "certificate", e.Certificate, "serial", e.Serial)
+		case renewal.Renewed:
+			logger.Info("renewed", "certificate", e.Certificate, "serial", e.Leaf.SerialNumber.String(), "notAfter", rfc(e.Leaf.NotAfter))
+		case renewal.Failed:
+			msg, hint := describe(e.Err)
+			logger.Error("renewal failed; keeping the current certificate", "err", msg, "hint", hint, "retryIn", e.RetryIn.String(), "notAfter", rfc(e.NotAfter))
+		case renewal.HookFailed:
+			logger.Warn("--exec failed", "err", e.Err)
+		case renewal.Stopping:
+			logger.Info("stopping")
 		}
 	}
 }
 
-// nextBackoff doubles the wait, from min up to max, with jitter of up to
-// a quarter so that runners do not retry in step.
-func nextBackoff(cur, min, max time.Duration) time.Duration {
-	next := cur * 2
-	if next < min {
-		next = min
+func printUnit(s streams, kind string, u renewal.Unit) error {
+	// The service may run without this user's HOME, so the CA's URL and
+	// root go into the unit, from the flags or what bootstrap stored.
+	if u.CAURL == "" || u.RootFile == "" {
+		if url, root, err := enroll.Stored(enroll.DefaultConfigDir()); err == nil {
+			u.CAURL, u.RootFile = cmp.Or(u.CAURL, url), cmp.Or(u.RootFile, root)
+		}
 	}
-	if next > max {
-		next = max
+	if kind != "systemd" && kind != "launchd" {
+		return usageErrorf("--print-unit %q: want systemd or launchd", kind)
 	}
-	return next - time.Duration(rand.Int64N(int64(next/4)+1))
-}
-
-func printUnit(s streams, o renewOptions, crtPath, keyPath string) error {
+	if u.CAURL == "" || u.RootFile == "" {
+		return withHint(usageErrorf("the unit needs the CA: give --ca-url and --root"), "or run keyless bootstrap first")
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		exe = "/usr/local/bin/keyless"
 	}
-	abs := func(p string) string {
-		if a, err := filepath.Abs(p); err == nil {
-			return a
-		}
-		return p
+	u.Executable = exe
+	text, err := u.Render(kind)
+	if err != nil {
+		return usageErrorf("--print-unit %v", err)
 	}
-	if o.unit != "systemd" && o.unit != "launchd" {
-		return usageErrorf("--print-unit %q: want systemd or launchd", o.unit)
-	}
-	// The service may run without this user's HOME, so the CA's URL and
-	// root go into the unit, from the flags or what bootstrap stored.
-	caURL, root := o.ca.url, o.ca.root
-	if b, err := loadBootstrapped(); err == nil {
-		if caURL == "" {
-			caURL = b.CAURL
-		}
-		if root == "" {
-			root = b.Root
-		}
-	}
-	if caURL == "" || root == "" {
-		return withHint(usageErrorf("the unit needs the CA: give --ca-url and --root"), "or run keyless bootstrap first")
-	}
-	args := []string{exe, "renew", abs(crtPath), abs(keyPath), "--daemon", "--ca-url", caURL, "--root", abs(root)}
-	if o.execCmd != "" {
-		args = append(args, "--exec", o.execCmd)
-	}
-	switch o.unit {
-	case "systemd":
-		quoted := make([]string, len(args))
-		for i, a := range args {
-			quoted[i] = systemdQuote(a)
-		}
-		fmt.Fprintf(s.out, `# keyless certificate renewal; replaces a timer that runs "step ca renew --force".
-# Install: save as /etc/systemd/system/keyless-renew.service, then
-#   systemctl daemon-reload && systemctl enable --now keyless-renew
-[Unit]
-Description=keyless: renew %[1]s before it expires
-Wants=network-online.target
-After=network-online.target
-
-[Service]
-ExecStart=%[2]s
-ExecReload=/bin/kill -HUP $MAINPID
-Restart=on-failure
-RestartSec=30
-NoNewPrivileges=yes
-ProtectSystem=strict
-ReadWritePaths=%[3]s
-PrivateTmp=yes
-
-[Install]
-WantedBy=multi-user.target
-`, abs(crtPath), strings.Join(quoted, " "), filepath.Dir(abs(crtPath)))
-	case "launchd":
-		var b strings.Builder
-		for _, a := range args {
-			fmt.Fprintf(&b, "    <string>%s</string>\n", xmlEscape(a))
-		}
-		fmt.Fprintf(s.out, `<?xml version="1.0" encoding="UTF-8"?>
-<!-- keyless certificate renewal; replaces a 12-hour launchd job running "step ca renew --force".
-     Install: save as /Library/LaunchDaemons/dev.keyless.renew.plist, then
-       sudo launchctl bootstrap system /Library/LaunchDaemons/dev.keyless.renew.plist -->
-<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
-<plist version="1.0">
-<dict>
-  <key>Label</key>
-  <string>dev.keyless.renew</string>
-  <key>ProgramArguments</key>
-  <array>
-%s  </array>
-  <key>RunAtLoad</key>
-  <true/>
-  <key>KeepAlive</key>
-  <true/>
-  <key>StandardErrorPath</key>
-  <string>/var/log/keyless-renew.log</string>
-</dict>
-</plist>
-`, b.String())
-	default:
-		return usageErrorf("--print-unit %q: want systemd or launchd", o.unit)
-	}
-	return nil
-}
-
-func systemdQuote(s string) string {
-	if s != "" && !strings.ContainsAny(s, " \t\"'\\$%;") {
-		return s
-	}
-	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, `$`, `$$`, `%`, `%%`)
-	return `"` + r.Replace(s) + `"`
-}
-
-func xmlEscape(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;").Replace(s)
+	_, err = fmt.Fprint(s.out, text)
+	return err
 }
 
 func newRevokeCommand(s streams) *cobra.Command {
@@ -411,7 +194,7 @@ certificate you do not hold, use keyless ca revoke on the CA host.`,
 			if err != nil {
 				return err
 			}
-			pair, err := loadPair(args[0], args[1])
+			pair, err := identity.LoadPair(args[0], args[1])
 			if err != nil {
 				return err
 			}

@@ -2,19 +2,14 @@ package cli
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/sha256"
-	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
 	"github.com/keyless-dev/keyless/internal/identity"
+	"github.com/keyless-dev/keyless/internal/pki"
 )
 
 type signStringOptions struct {
@@ -85,16 +80,10 @@ func runSignString(s streams, o *signStringOptions) error {
 		}
 		key = k
 	}
-	message, err := fixedStringToSign(key.Public())
+	logger.Debug("signing the fixed test string", "digest", o.digest)
+	sig, err := pki.SignTestMessage(key, hash)
 	if err != nil {
 		return err
-	}
-	logger.Debug("signing the fixed test string", "digest", o.digest)
-	h := hash.New()
-	h.Write(message)
-	sig, err := key.Sign(rand.Reader, h.Sum(nil), hash)
-	if err != nil {
-		return fmt.Errorf("signing: %w", err)
 	}
 	switch o.format {
 	case "text":
@@ -106,33 +95,4 @@ func runSignString(s streams, o *signStringOptions) error {
 		_, err = s.out.Write(sig)
 	}
 	return err
-}
-
-// fixedStringToSign is "AWS Roles Anywhere Credential Helper Signing Test"
-// || "1" || SHA-256("IAM RA" || public key), where the public key is the
-// uncompressed point for ECDSA and the PKCS#1 DER for RSA: what AWS's
-// helper signs (its SIGN_STRING_TEST_VERSION is 1).
-func fixedStringToSign(pub crypto.PublicKey) ([]byte, error) {
-	var keyBytes []byte
-	switch k := pub.(type) {
-	case *ecdsa.PublicKey:
-		ek, err := k.ECDH()
-		if err != nil {
-			return nil, err
-		}
-		keyBytes = ek.Bytes()
-	case *rsa.PublicKey:
-		keyBytes = x509.MarshalPKCS1PublicKey(k)
-	default:
-		return nil, fmt.Errorf("cannot sign with a %T key", pub)
-	}
-	sum := sha256.Sum256(append([]byte("IAM RA"), keyBytes...))
-	return append([]byte("AWS Roles Anywhere Credential Helper Signing Test1"), sum[:]...), nil
-}
-
-func absPath(p string) string {
-	if a, err := filepath.Abs(p); err == nil {
-		return a
-	}
-	return p
 }

@@ -1,11 +1,13 @@
 package identity
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/keyless-dev/keyless/internal/atomicfile"
 	"github.com/keyless-dev/keyless/internal/pki"
@@ -104,4 +106,23 @@ func pendingMatches(certPEM []byte, keyPath string) bool {
 	}
 	key, err := pki.ParsePrivateKey(keyPEM, nil)
 	return err == nil && pki.KeyMatchesCertificate(key, certs[0])
+}
+
+// LoadPair reads the certificate (with any intermediates after it) and
+// the unencrypted key a pair of files holds, as a TLS client certificate,
+// after finishing any write a crash interrupted. It does not check the
+// certificate's validity: renewing and revoking work on expired ones.
+func LoadPair(certPath, keyPath string) (tls.Certificate, error) {
+	if err := RecoverPair(certPath, keyPath); err != nil {
+		return tls.Certificate{}, err
+	}
+	id, err := Load(Files{Certificate: certPath, PrivateKey: keyPath}, nil, time.Time{})
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	chain := [][]byte{id.Certificate.Raw}
+	for _, c := range id.Intermediates {
+		chain = append(chain, c.Raw)
+	}
+	return tls.Certificate{Certificate: chain, PrivateKey: id.Key, Leaf: id.Certificate}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
@@ -387,4 +388,44 @@ func PublicKeyFingerprint(pub crypto.PublicKey) string {
 func KeyMatchesCertificate(key crypto.Signer, cert *x509.Certificate) bool {
 	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
 	return ok && pub.Equal(cert.PublicKey)
+}
+
+// SignTestMessage signs SigningTestMessage with key over the hash
+// (SHA-256, SHA-384 or SHA-512), as AWS's helper's sign-string does:
+// PKCS#1 v1.5 for RSA, ASN.1 DER for ECDSA.
+func SignTestMessage(key crypto.Signer, hash crypto.Hash) ([]byte, error) {
+	message, err := SigningTestMessage(key.Public())
+	if err != nil {
+		return nil, err
+	}
+	h := hash.New()
+	h.Write(message)
+	sig, err := key.Sign(rand.Reader, h.Sum(nil), hash)
+	if err != nil {
+		return nil, fmt.Errorf("signing: %w", err)
+	}
+	return sig, nil
+}
+
+// SigningTestMessage is what AWS's helper signs in its sign-string
+// command (its SIGN_STRING_TEST_VERSION 1): "AWS Roles Anywhere Credential
+// Helper Signing Test" || "1" || SHA-256("IAM RA" || public key), where the
+// public key is the uncompressed point for ECDSA and the PKCS#1 DER for
+// RSA.
+func SigningTestMessage(pub crypto.PublicKey) ([]byte, error) {
+	var keyBytes []byte
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		ek, err := k.ECDH()
+		if err != nil {
+			return nil, err
+		}
+		keyBytes = ek.Bytes()
+	case *rsa.PublicKey:
+		keyBytes = x509.MarshalPKCS1PublicKey(k)
+	default:
+		return nil, fmt.Errorf("cannot sign with a %T key", pub)
+	}
+	sum := sha256.Sum256(append([]byte("IAM RA"), keyBytes...))
+	return append([]byte("AWS Roles Anywhere Credential Helper Signing Test1"), sum[:]...), nil
 }

@@ -51,8 +51,11 @@ type Config struct {
 	Region string
 	// Signer signs each attempt.
 	Signer *sigv4.X509Signer
-	// HTTPClient sends requests; nil means NewHTTPClient(TransportOptions{}).
+	// HTTPClient sends requests; nil means NewHTTPClient(Transport).
 	HTTPClient *http.Client
+	// Transport shapes the HTTP client New makes when HTTPClient is nil:
+	// the trusted roots, TLS verification and the proxy.
+	Transport TransportOptions
 	// MaxAttempts bounds the attempts per call; 0 means DefaultMaxAttempts.
 	MaxAttempts int
 	// AttemptTimeout bounds one attempt; 0 means DefaultAttemptTimeout.
@@ -90,7 +93,7 @@ func New(cfg Config) (*Client, error) {
 		return nil, err
 	}
 	if cfg.HTTPClient == nil {
-		if cfg.HTTPClient, err = NewHTTPClient(TransportOptions{}); err != nil {
+		if cfg.HTTPClient, err = NewHTTPClient(cfg.Transport); err != nil {
 			return nil, err
 		}
 	}
@@ -129,6 +132,10 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
+// ErrNoCertificates means TransportOptions.RootCAs holds no PEM
+// certificate.
+var ErrNoCertificates = errors.New("the CA bundle holds no PEM certificate")
+
 // TransportOptions shape the HTTP client made by NewHTTPClient.
 type TransportOptions struct {
 	// RootCAs, when set, is a PEM bundle that replaces the system roots
@@ -148,7 +155,7 @@ func NewHTTPClient(o TransportOptions) (*http.Client, error) {
 	if len(o.RootCAs) > 0 {
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(o.RootCAs) {
-			return nil, errors.New("CA bundle holds no PEM certificate")
+			return nil, ErrNoCertificates
 		}
 		tlsConfig.RootCAs = pool
 	}

@@ -73,8 +73,8 @@ func provisionerKeys() ([2]*caproto.ProvisionerKey, [2]*jose.JSONWebKey, error) 
 // Options shape the CA.
 type Options struct {
 	// Clock is the CA's clock (and its clients'); nil means the real one.
-	// A fake clock should start near the real time: the test CA's
-	// certificates are valid from an hour ago for a day.
+	// A fake clock should start near the real time; the CA's own
+	// certificates are valid for ten years from then.
 	Clock *testkit.Clock
 	// Store holds the CA's records; nil means a memory store.
 	Store store.Store
@@ -114,7 +114,7 @@ func Start(t testing.TB, o Options) *CA {
 	if o.Clock != nil {
 		c.now = o.Clock.Now
 	}
-	c.Root = pkitest.NewRoot(t, "catest-root")
+	c.Root = pkitest.NewLongLivedRoot(t, "catest-root")
 	c.Intermediate = c.Root.Intermediate(t, "catest-int")
 	keyJSON := func(k *caproto.ProvisionerKey) string {
 		b, err := k.Public.MarshalJSON()

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"strings"
+	"time"
 
 	"github.com/keyless-dev/keyless/internal/emulator"
 	"github.com/keyless-dev/keyless/internal/pki"
@@ -74,11 +75,17 @@ type Server struct {
 // New starts the reference deployment trusting the given CA certificates;
 // it stops when the test ends. logger may be nil.
 func New(t TB, logger *slog.Logger, bundle ...*x509.Certificate) *Server {
+	return NewAt(t, nil, logger, bundle...)
+}
+
+// NewAt is New on the clock now (nil: the real one), for tests that move a
+// fake clock.
+func NewAt(t TB, now func() time.Time, logger *slog.Logger, bundle ...*x509.Certificate) *Server {
 	seed, err := emulator.ParseSeed([]byte(Seed(pki.EncodeCertificates(bundle...))), emulator.SeedSource{Name: "emulatortest.yaml"})
 	if err != nil {
 		t.Fatalf("emulatortest: %v", err)
 	}
-	emu := emulator.New(emulator.Config{Seed: seed, Logger: logger})
+	emu := emulator.New(emulator.Config{Seed: seed, Logger: logger, Now: now})
 	srv := httptest.NewServer(emu)
 	t.Cleanup(srv.Close)
 	out := seed.Outputs(srv.URL)

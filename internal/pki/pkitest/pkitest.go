@@ -99,48 +99,54 @@ type CA struct {
 	Key  crypto.Signer
 }
 
-// NewRoot returns a self-signed root CA with a P-256 key.
+// NewRoot returns a self-signed root CA with a P-256 key, valid from an
+// hour ago for a day.
 func NewRoot(t Fataler, name string) *CA {
 	helper(t)
 	return NewRootWithKey(t, name, Key(t, P256+"#root-"+name))
 }
 
-// NewRootWithKey returns a self-signed root CA with the given key.
+// NewRootWithKey returns a self-signed root CA with the given key, valid
+// from an hour ago for a day.
 func NewRootWithKey(t Fataler, name string, key crypto.Signer) *CA {
 	helper(t)
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial(t),
-		Subject:               pkix.Name{CommonName: name, Organization: []string{"keyless tests"}},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatalf("pkitest: creating root: %v", err)
-	}
-	return &CA{Cert: parse(t, der), Key: key}
+	return newCA(t, name, key, nil, 24*time.Hour)
 }
 
-// Intermediate returns a CA signed by ca.
+// NewLongLivedRoot returns a root CA valid for ten years, for tests that
+// move a fake clock days ahead.
+func NewLongLivedRoot(t Fataler, name string) *CA {
+	helper(t)
+	return newCA(t, name, Key(t, P256+"#root-"+name), nil, 10*365*24*time.Hour)
+}
+
+// Intermediate returns a CA signed by ca, valid as long as ca.
 func (ca *CA) Intermediate(t Fataler, name string) *CA {
 	helper(t)
-	key := Key(t, P256+"#int-"+name)
+	return newCA(t, name, Key(t, P256+"#int-"+name), ca, time.Until(ca.Cert.NotAfter))
+}
+
+// newCA makes a CA certificate for key, signed by parent (self-signed
+// when nil), valid from an hour ago until lifetime from now.
+func newCA(t Fataler, name string, key crypto.Signer, parent *CA, lifetime time.Duration) *CA {
+	helper(t)
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial(t),
 		Subject:               pkix.Name{CommonName: name, Organization: []string{"keyless tests"}},
 		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
+		NotAfter:              time.Now().Add(lifetime),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
-		MaxPathLenZero:        true,
+		MaxPathLenZero:        parent != nil,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
+	issuer, signer := tmpl, key
+	if parent != nil {
+		issuer, signer = parent.Cert, parent.Key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, issuer, key.Public(), signer)
 	if err != nil {
-		t.Fatalf("pkitest: creating intermediate: %v", err)
+		t.Fatalf("pkitest: creating CA %s: %v", name, err)
 	}
 	return &CA{Cert: parse(t, der), Key: key}
 }

@@ -1,4 +1,11 @@
-package cli
+// Package logline formats log/slog records as the one-line text every
+// keyless command and daemon writes: "keyless: warning: message k=v", with
+// values quoted when they hold spaces, quotes or anything unprintable, so
+// that a certificate subject cannot write terminal escapes into a log.
+// Callers never log secrets; the handler does not try to guess them. Any
+// keyless package may import it; loggers are made by the CLI and passed
+// down.
+package logline
 
 import (
 	"context"
@@ -11,20 +18,10 @@ import (
 	"unicode"
 )
 
-// newLogger returns a logger that writes "keyless: warning: ..." lines (and
-// "keyless: debug: ..." lines when debug is set) to w. Callers never log
-// secrets; this handler does not try to guess them.
-func newLogger(w io.Writer, debug bool) *slog.Logger {
-	level := slog.LevelWarn
-	if debug {
-		level = slog.LevelDebug
-	}
-	return newLoggerAt(w, level)
-}
-
-// newLoggerAt is newLogger for long-running commands that also report
-// what they do (Info lines, written without a level word).
-func newLoggerAt(w io.Writer, level slog.Level) *slog.Logger {
+// New returns a logger that writes records at level and above to w:
+// "keyless: error: ...", "keyless: warning: ...", "keyless: ..." for Info
+// (what long-running commands report) and "keyless: debug: ...".
+func New(w io.Writer, level slog.Level) *slog.Logger {
 	return slog.New(&lineHandler{w: w, level: level, mu: &sync.Mutex{}})
 }
 

@@ -1,0 +1,127 @@
+package awscreds_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyless-dev/keyless/internal/awscreds"
+	"github.com/keyless-dev/keyless/internal/emulator/emulatortest"
+	"github.com/keyless-dev/keyless/internal/identity"
+	"github.com/keyless-dev/keyless/internal/pki"
+	"github.com/keyless-dev/keyless/internal/pki/pkitest"
+	"github.com/keyless-dev/keyless/internal/rolesanywhere/rolesanywheretest"
+	"github.com/keyless-dev/keyless/internal/testkit"
+)
+
+func flagName(f string) string {
+	if strings.ToUpper(f) == f {
+		return f
+	}
+	return "--" + f
+}
+
+func request() awscreds.Request {
+	return awscreds.Request{Files: identity.Files{Certificate: "runner.crt"}, TrustAnchorARN: rolesanywheretest.TrustAnchorARN,
+		ProfileARN: rolesanywheretest.ProfileARN, RoleARN: rolesanywheretest.RoleARN, DurationSeconds: 3600}
+}
+
+// TestCheckRefusesBeforeReadingAnything: each rule Check applies, broken
+// once, names its field.
+func TestCheckRefusesBeforeReadingAnything(t *testing.T) {
+	env := map[string]string{}
+	f := &awscreds.Fetcher{Name: flagName, Getenv: func(k string) string { return env[k] }}
+	for _, tc := range []struct {
+		name, field, msg string
+		change           func(r *awscreds.Request)
+	}{
+		{"missing", "missing", "missing --certificate, --role-arn", func(r *awscreds.Request) { r.Files.Certificate, r.RoleARN = "", "" }},
+		{"bad arn", "role-arn", `--role-arn: invalid ARN "ci"`, func(r *awscreds.Request) { r.RoleARN = "ci" }},
+		{"regions", "profile-arn", "--trust-anchor-arn is in us-east-1 but --profile-arn is in eu-west-1; both must be in the same region",
+			func(r *awscreds.Request) { r.ProfileARN = "arn:aws:rolesanywhere:eu-west-1:111122223333:profile/p" }},
+		{"accounts", "profile-arn", "both must be in the same account",
+			func(r *awscreds.Request) { r.ProfileARN = "arn:aws:rolesanywhere:us-east-1:444455556666:profile/p" }},
+		{"region flag", "region", "--region eu-west-1 contradicts the trust anchor's region us-east-1; drop --region", func(r *awscreds.Request) { r.Region = "eu-west-1" }},
+		{"duration", "session-duration", "--session-duration 899: must be 900 to 43200", func(r *awscreds.Request) { r.DurationSeconds = 899 }},
+		{"session name", "role-session-name", `--role-session-name "job 42"`, func(r *awscreds.Request) { r.SessionName = "job 42" }},
+		{"endpoint", "endpoint", "--endpoint: endpoint \"http://192.0.2.10:8443\": plain HTTP", func(r *awscreds.Request) { r.Endpoint = "http://192.0.2.10:8443" }},
+		{"endpoint env", "AWS_ENDPOINT_URL_ROLESANYWHERE", "AWS_ENDPOINT_URL_ROLESANYWHERE: endpoint \"ftp://x\"", func(*awscreds.Request) { env["AWS_ENDPOINT_URL_ROLESANYWHERE"] = "ftp://x" }},
+		{"ca bundle", "AWS_CA_BUNDLE", "AWS_CA_BUNDLE: open", func(*awscreds.Request) { env["AWS_CA_BUNDLE"] = "/nonexistent/ca.pem" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clear(env)
+			r := request()
+			tc.change(&r)
+			_, err := f.Check(r)
+			var ie *awscreds.InputError
+			if !errors.As(err, &ie) || ie.Field != tc.field || !strings.Contains(err.Error(), tc.msg) {
+				t.Fatalf("got %v (field %v), want field %s with %q", err, ie, tc.field, tc.msg)
+			}
+		})
+	}
+	clear(env)
+	env["AWS_ENDPOINT_URL_ROLESANYWHERE"] = "https://ra.example"
+	if p, err := f.Check(request()); err != nil || p.Endpoint != "https://ra.example" || p.Trust != "system roots" {
+		t.Fatalf("endpoint from the environment: %+v %v", p, err)
+	}
+	env["AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"] = "TRUE"
+	if p, err := f.Check(request()); err != nil || p.Endpoint != "https://rolesanywhere.us-east-1.amazonaws.com" {
+		t.Fatalf("ignored configured endpoints: %+v %v", p, err)
+	}
+}
+
+// TestFetchThroughTheCache: the first Fetch calls CreateSession, the next
+// reads the cache until the credentials have 15 minutes left; NoCache and
+// a wrong key bypass the cache or fail before CreateSession.
+func TestFetchThroughTheCache(t *testing.T) {
+	root := pkitest.NewRoot(t, "awscreds-root")
+	inter := root.Intermediate(t, "awscreds-int")
+	clock := testkit.NewClock(time.Now())
+	emu := emulatortest.NewAt(t, clock.Now, nil, root.Cert)
+	dir := t.TempDir()
+	key := pkitest.Key(t, pkitest.P256)
+	keyPEM, err := pki.EncodePrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crt := pkitest.WriteFile(t, dir, "runner.crt", pki.EncodeCertificates(inter.Leaf(t, pkitest.LeafOptions{Key: key}), inter.Cert))
+	keyFile := pkitest.WriteFile(t, dir, "runner.key", keyPEM)
+	f := &awscreds.Fetcher{Clock: clock, Getenv: func(string) string { return "" }}
+	r := awscreds.Request{Files: identity.Files{Certificate: crt, PrivateKey: keyFile}, TrustAnchorARN: emu.TrustAnchorARN,
+		ProfileARN: emu.ProfileARN, RoleARN: emu.RoleARN, DurationSeconds: 3600, Endpoint: emu.URL, CacheDir: filepath.Join(dir, "cache")}
+	ctx := context.Background()
+
+	first, err := f.Fetch(ctx, r)
+	if err != nil || first.Cached || !strings.HasPrefix(first.AssumedRoleARN, "arn:aws:sts::111122223333:assumed-role/ci-deployer/") {
+		t.Fatalf("first fetch: %+v %v", first, err)
+	}
+	again, err := f.Fetch(ctx, r)
+	if err != nil || !again.Cached || again.Credentials != first.Credentials {
+		t.Fatalf("second fetch: %+v %v", again, err)
+	}
+	clock.Set(first.Credentials.Expiration.Add(-15 * time.Minute))
+	later, err := f.Fetch(ctx, r)
+	if err != nil || later.Cached || later.Credentials.AccessKeyID == first.Credentials.AccessKeyID {
+		t.Fatalf("with 15 minutes left: %+v %v", later, err)
+	}
+	r.NoCache = true
+	if res, err := f.Fetch(ctx, r); err != nil || res.Cached {
+		t.Fatalf("NoCache: %+v %v", res, err)
+	}
+	r.Files.PrivateKey = pkitest.WriteFile(t, dir, "other.key", mustPEM(t))
+	if _, err := f.Fetch(ctx, r); !errors.Is(err, identity.ErrKeyMismatch) {
+		t.Fatalf("another key: got %v, want a key mismatch", err)
+	}
+}
+
+func mustPEM(t *testing.T) []byte {
+	t.Helper()
+	b, err := pki.EncodePrivateKey(pkitest.Key(t, pkitest.P384))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
