@@ -9,6 +9,7 @@ import (
 	"github.com/keyless-dev/keyless/internal/ca"
 	"github.com/keyless-dev/keyless/internal/caclient"
 	"github.com/keyless-dev/keyless/internal/caproto"
+	"github.com/keyless-dev/keyless/internal/clock"
 	"github.com/keyless-dev/keyless/internal/store"
 )
 
@@ -114,7 +115,7 @@ func (d *Dir) Connect(access Access, s Secrets, o ConnectOptions) (Operator, err
 	}
 	now := o.Now
 	if now == nil {
-		now = time.Now
+		now = clock.Real.Now
 	}
 	switch {
 	case err == nil:

@@ -88,31 +88,27 @@ type ListenError struct {
 func (e *ListenError) Error() string { return "listening on " + e.Address + ": " + e.Err.Error() }
 func (e *ListenError) Unwrap() error { return e.Err }
 
+// Reload rereads the configuration in dir (provisioners and policies;
+// keys and certificates need a restart) and returns how many provisioners
+// it has. A configuration that does not load leaves the running one.
+func (r *Running) Reload(dir string) (int, error) {
+	cfg, err := ca.LoadConfig(dir)
+	if err != nil {
+		return 0, err
+	}
+	r.Authority.Reload(cfg)
+	return len(cfg.Provisioners), nil
+}
+
 // Serve runs r until ctx ends, then closes it, letting requests in
 // flight finish.
-// Each receive on reload rereads the configuration (provisioners and
-// policies; keys and certificates need a restart); a configuration that
-// does not load is logged and the running one kept.
-func (r *Running) Serve(ctx context.Context, dir string, reload <-chan struct{}, logger *slog.Logger) error {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	for {
-		select {
-		case <-r.Server.Done():
-			err := r.Server.Err()
-			r.Close()
-			return err
-		case <-reload:
-			cfg, err := ca.LoadConfig(dir)
-			if err != nil {
-				logger.Error("reload failed; keeping the running configuration", "err", err)
-				continue
-			}
-			r.Authority.Reload(cfg)
-			logger.Info("reloaded the configuration", "provisioners", len(cfg.Provisioners))
-		case <-ctx.Done():
-			return r.Close()
-		}
+func (r *Running) Serve(ctx context.Context) error {
+	select {
+	case <-r.Server.Done():
+		err := r.Server.Err()
+		r.Close()
+		return err
+	case <-ctx.Done():
+		return r.Close()
 	}
 }

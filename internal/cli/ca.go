@@ -23,6 +23,7 @@ import (
 	"github.com/keyless-dev/keyless/internal/caproto"
 	"github.com/keyless-dev/keyless/internal/logline"
 	"github.com/keyless-dev/keyless/internal/pki"
+	"github.com/keyless-dev/keyless/internal/sdnotify"
 	"github.com/keyless-dev/keyless/internal/store"
 )
 
@@ -230,13 +231,20 @@ Ctrl-C lets requests in flight finish, then exits.`,
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
 			defer signal.Stop(hup)
-			reload := make(chan struct{})
 			go func() {
 				for range hup {
-					reload <- struct{}{}
+					notify(logger, sdnotify.Reloading)
+					if n, err := run.Reload(f.dir); err != nil {
+						logger.Error("reload failed; keeping the running configuration", "err", err)
+					} else {
+						logger.Info("reloaded the configuration", "provisioners", n)
+					}
+					notify(logger, sdnotify.Ready)
 				}
 			}()
-			return run.Serve(ctx, f.dir, reload, logger)
+			notify(logger, sdnotify.Ready, sdnotify.Status("serving %s", run.Server.URL()))
+			defer notify(logger, sdnotify.Stopping)
+			return run.Serve(ctx)
 		},
 	}
 	f.register(cmd, false)

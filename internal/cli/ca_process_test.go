@@ -1,7 +1,6 @@
 package cli_test
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -12,7 +11,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -29,6 +27,7 @@ import (
 	"github.com/keyless-dev/keyless/internal/caproto"
 	"github.com/keyless-dev/keyless/internal/pki"
 	"github.com/keyless-dev/keyless/internal/store"
+	"github.com/keyless-dev/keyless/internal/testkit"
 )
 
 // These tests run `keyless ca serve` as a real process (testscript.Main
@@ -45,35 +44,10 @@ type caProcess struct {
 	client  *http.Client
 	key     *jose.JSONWebKey
 	cmd     *exec.Cmd
-	stderr  *lockedBuffer
+	stderr  *testkit.Buffer
+	notify  *testkit.Notifications
 	exited  chan error
 	cfgPath string
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func freePort(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 func run(t *testing.T, args ...string) string {
@@ -95,7 +69,7 @@ func newCAProcess(t *testing.T, allow ...string) *caProcess {
 	if err := os.WriteFile(p.pwFile, []byte(caPassword+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr := freePort(t)
+	addr := testkit.Addr(t)
 	args := []string{"ca", "init", "--name", "Process CA", "--dns", "127.0.0.1", "--address", addr, "--provisioner", "runners", "--password-file", p.pwFile, "--dir", p.dir}
 	for _, a := range allow {
 		args = append(args, "--allow", a)
@@ -120,40 +94,26 @@ func newCAProcess(t *testing.T, allow ...string) *caProcess {
 	return p
 }
 
-// start runs keyless ca serve and waits until it answers /health.
+// start runs keyless ca serve and waits until it says it is ready (the
+// READY=1 it sends a service manager).
 func (p *caProcess) start() {
 	t := p.t
 	t.Helper()
 	p.cmd = exec.Command("keyless", "ca", "serve", "--dir", p.dir, "--password-file", p.pwFile)
-	p.stderr = &lockedBuffer{}
+	p.notify = testkit.ListenNotify(t)
+	p.cmd.Env = append(os.Environ(), p.notify.Env)
+	p.stderr = &testkit.Buffer{}
 	p.cmd.Stderr = p.stderr
-	stdout, err := p.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	p.cmd.Stdout = io.Discard
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	p.exited = make(chan error, 1)
 	cmd := p.cmd
 	t.Cleanup(func() { cmd.Process.Kill() })
-	first, err := bufio.NewReader(stdout).ReadString('\n')
-	go io.Copy(io.Discard, stdout)
 	go func() { p.exited <- cmd.Wait() }()
-	if err != nil || !strings.HasPrefix(first, "keyless ca: serving "+p.url) {
-		t.Fatalf("serve printed %q (%v); stderr:\n%s", first, err, p.stderr.String())
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := p.client.Get(p.url + "/health")
-		if err == nil {
-			resp.Body.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the CA did not answer: %v\n%s", err, p.stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	if m := p.notify.WaitFor(t, "STATUS="); m != "STATUS=serving "+p.url {
+		t.Fatalf("serve says %q; stderr:\n%s", m, p.stderr.String())
 	}
 }
 
@@ -244,13 +204,8 @@ func TestCAServeReloadsAndStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.signal(syscall.SIGHUP)
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(p.stderr.String(), "reloaded the configuration") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no reload in the log:\n%s", p.stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	p.notify.WaitFor(t, "RELOADING=1")
+	p.notify.WaitFor(t, "READY=1")
 	if status, msg, _ := p.sign(p.signRequest("builder")); status != http.StatusCreated {
 		t.Errorf("after reload: %d %s", status, msg)
 	}
@@ -283,11 +238,15 @@ func TestCACrashSafety(t *testing.T) {
 			}
 			close(bodies)
 		}()
+		// The kill comes once the clients hold a number of certificates
+		// that grows each round: an event, not a delay, so it falls in
+		// the middle of the burst on any machine.
 		var (
-			mu   sync.Mutex
-			got  []string
-			wg   sync.WaitGroup
-			kill = time.After(time.Duration(300+200*round) * time.Millisecond)
+			mu     sync.Mutex
+			got    []string
+			wg     sync.WaitGroup
+			enough = make(chan struct{})
+			once   sync.Once
 		)
 		for range 8 {
 			wg.Add(1)
@@ -301,12 +260,15 @@ func TestCACrashSafety(t *testing.T) {
 					if status == http.StatusCreated {
 						mu.Lock()
 						got = append(got, serial)
+						if len(got) >= 50*(round+1) {
+							once.Do(func() { close(enough) })
+						}
 						mu.Unlock()
 					}
 				}
 			}()
 		}
-		<-kill
+		<-enough
 		p.signal(syscall.SIGKILL)
 		p.wait()
 		wg.Wait()

@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/keyless-dev/keyless/internal/logline"
+	"github.com/keyless-dev/keyless/internal/sdnotify"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -187,4 +188,12 @@ func newLogger(w io.Writer, debug bool) *slog.Logger {
 		return logline.New(w, slog.LevelDebug)
 	}
 	return logline.New(w, slog.LevelWarn)
+}
+
+// notify tells the service manager the daemon's state; a failure is
+// logged, never fatal.
+func notify(logger *slog.Logger, state ...string) {
+	if _, err := sdnotify.Notify(state...); err != nil {
+		logger.Warn("telling the service manager", "err", err)
+	}
 }

@@ -32,10 +32,11 @@ import (
 	"github.com/keyless-dev/keyless/internal/pki"
 	"github.com/keyless-dev/keyless/internal/pki/pkitest"
 	"github.com/keyless-dev/keyless/internal/rolesanywhere/rolesanywheretest"
+	"github.com/keyless-dev/keyless/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
-	testscript.Main(m, map[string]func(){
+	testscript.Main(testkit.Main(m), map[string]func(){
 		"keyless": func() { os.Exit(cli.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) },
 	})
 }
@@ -295,16 +296,10 @@ func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 1 {
 		ts.Fatalf("usage: waitfile PATH")
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if info, err := os.Stat(ts.MkAbs(args[0])); err == nil && info.Size() > 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			ts.Fatalf("%s did not appear within 30s", args[0])
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testkit.WaitFor(ts, 30*time.Second, args[0], func() (bool, string) {
+		info, err := os.Stat(ts.MkAbs(args[0]))
+		return err == nil && info.Size() > 0, ""
+	})
 }
 
 // cmdOutputs reads the emulator's --outputs file and sets EMU_ENDPOINT,

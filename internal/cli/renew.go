@@ -2,6 +2,8 @@ package cli
 
 import (
 	"cmp"
+	"context"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"os"
@@ -15,6 +17,7 @@ import (
 	"github.com/keyless-dev/keyless/internal/identity"
 	"github.com/keyless-dev/keyless/internal/logline"
 	"github.com/keyless-dev/keyless/internal/renewal"
+	"github.com/keyless-dev/keyless/internal/sdnotify"
 )
 
 func newRenewCommand(s streams) *cobra.Command {
@@ -64,7 +67,14 @@ systemd unit or a launchd plist that runs it as a service.`,
 			logger := logline.New(s.err, slog.LevelInfo)
 			c.Method, c.CertPath, c.KeyPath, c.Logger = m, args[0], args[1], logger
 			if execCmd != "" {
-				c.AfterRenew = renewal.ExecHook(execCmd, s.err)
+				hook := renewal.ExecHook(execCmd, s.err)
+				c.AfterRenew = func(ctx context.Context, leaf *x509.Certificate) error {
+					err := hook(ctx, leaf)
+					if err == nil {
+						notify(logger, sdnotify.Status("renewed serial %s and ran --exec", leaf.SerialNumber))
+					}
+					return err
+				}
 			}
 			if daemon {
 				c.Events = logRenewal(logger)
@@ -120,10 +130,12 @@ func renewDaemon(cmd *cobra.Command, c renewal.Config, force bool) error {
 			r.RenewNow()
 		}
 	}()
+	notify(c.Logger, sdnotify.Ready)
 	return r.Run(ctx, force)
 }
 
-// logRenewal logs the scheduler's events, one line each.
+// logRenewal logs the scheduler's events, one line each, and tells the
+// service manager what the daemon is doing.
 func logRenewal(logger *slog.Logger) func(renewal.Event) {
 	rfc := func(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 	return func(e renewal.Event) {
@@ -136,13 +148,16 @@ func logRenewal(logger *slog.Logger) func(renewal.Event) {
 			logger.Info("renewing", "certificate", e.Certificate, "serial", e.Serial)
 		case renewal.Renewed:
 			logger.Info("renewed", "certificate", e.Certificate, "serial", e.Leaf.SerialNumber.String(), "notAfter", rfc(e.Leaf.NotAfter))
+			notify(logger, sdnotify.Status("renewed: serial %s, valid until %s", e.Leaf.SerialNumber, rfc(e.Leaf.NotAfter)))
 		case renewal.Failed:
 			msg, hint := describe(e.Err)
 			logger.Error("renewal failed; keeping the current certificate", "err", msg, "hint", hint, "retryIn", e.RetryIn.String(), "notAfter", rfc(e.NotAfter))
+			notify(logger, sdnotify.Status("renewal failed, retrying in %s: %s", e.RetryIn, msg))
 		case renewal.HookFailed:
 			logger.Warn("--exec failed", "err", e.Err)
 		case renewal.Stopping:
 			logger.Info("stopping")
+			notify(logger, sdnotify.Stopping)
 		}
 	}
 }

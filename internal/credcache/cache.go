@@ -27,7 +27,7 @@ import (
 	"time"
 
 	"github.com/keyless-dev/keyless/internal/atomicfile"
-	"github.com/keyless-dev/keyless/internal/rolesanywhere"
+	"github.com/keyless-dev/keyless/internal/sigv4"
 )
 
 // DefaultMinRemaining is how much life cached credentials must have left
@@ -101,6 +101,11 @@ type Cache struct {
 	// Logger receives warnings about an unusable cache and debug lines
 	// about hits and misses; nil discards. Credentials are never logged.
 	Logger *slog.Logger
+
+	// waiting, when set (by tests), is called once per lock attempt that
+	// has to wait for another holder: the event a test waits on to know
+	// that callers queue behind a fetch.
+	waiting func()
 }
 
 // DefaultDir returns $XDG_CACHE_HOME/keyless, or ~/.cache/keyless.
@@ -160,43 +165,43 @@ func (c *Cache) minRemaining() time.Duration {
 
 // Get returns the cached credentials for key if they have more than
 // MinRemaining left.
-func (c *Cache) Get(key Key) (rolesanywhere.Credentials, bool) {
+func (c *Cache) Get(key Key) (sigv4.Credentials, bool) {
 	if err := c.checkDir(false); err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			c.logger().Warn("not using the credentials cache", "dir", c.Dir, "reason", err.Error())
 		}
-		return rolesanywhere.Credentials{}, false
+		return sigv4.Credentials{}, false
 	}
 	return c.get(key)
 }
 
-func (c *Cache) get(key Key) (rolesanywhere.Credentials, bool) {
+func (c *Cache) get(key Key) (sigv4.Credentials, bool) {
 	path := filepath.Join(c.Dir, key.filename())
 	e, err := readEntry(path)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			c.logger().Debug("ignoring cache entry", "file", path, "reason", err.Error())
 		}
-		return rolesanywhere.Credentials{}, false
+		return sigv4.Credentials{}, false
 	}
 	if e.Key.withoutPath() != key.withoutPath() {
 		c.logger().Debug("ignoring cache entry for another key", "file", path)
-		return rolesanywhere.Credentials{}, false
+		return sigv4.Credentials{}, false
 	}
 	left := e.Expiration.Sub(c.now())
 	if left <= c.minRemaining() {
 		c.logger().Debug("cached credentials too close to expiry", "file", path, "expires_in", left.Round(time.Second))
-		return rolesanywhere.Credentials{}, false
+		return sigv4.Credentials{}, false
 	}
 	c.logger().Debug("using cached credentials", "file", path, "expires_in", left.Round(time.Second))
-	return rolesanywhere.Credentials{AccessKeyID: e.AccessKeyID, SecretAccessKey: e.SecretAccessKey, SessionToken: e.SessionToken, Expiration: e.Expiration}, true
+	return sigv4.Credentials{AccessKeyID: e.AccessKeyID, SecretAccessKey: e.SecretAccessKey, SessionToken: e.SessionToken, Expiration: e.Expiration}, true
 }
 
 // GetOrFetch returns cached credentials for key, or calls fetch and caches
 // its result. hit reports whether the credentials came from the cache
 // (including from another process that fetched while this one waited).
 // Only fetch's error is returned: cache problems are logged and bypassed.
-func (c *Cache) GetOrFetch(ctx context.Context, key Key, fetch func(context.Context) (rolesanywhere.Credentials, error)) (creds rolesanywhere.Credentials, hit bool, err error) {
+func (c *Cache) GetOrFetch(ctx context.Context, key Key, fetch func(context.Context) (sigv4.Credentials, error)) (creds sigv4.Credentials, hit bool, err error) {
 	if creds, ok := c.Get(key); ok {
 		return creds, true, nil
 	}
@@ -229,7 +234,7 @@ func (c *Cache) GetOrFetch(ctx context.Context, key Key, fetch func(context.Cont
 	return creds, false, nil
 }
 
-func (c *Cache) put(key Key, creds rolesanywhere.Credentials) error {
+func (c *Cache) put(key Key, creds sigv4.Credentials) error {
 	data, err := json.Marshal(entry{
 		Version: entryVersion, Key: key,
 		AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey, SessionToken: creds.SessionToken,

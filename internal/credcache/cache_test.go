@@ -14,7 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keyless-dev/keyless/internal/rolesanywhere"
+	"github.com/keyless-dev/keyless/internal/sigv4"
+	"github.com/keyless-dev/keyless/internal/testkit"
 )
 
 var t0 = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
@@ -36,17 +37,20 @@ type fetcher struct {
 	calls atomic.Int32
 	life  time.Duration
 	now   func() time.Time
-	delay time.Duration
-	err   error
+	// hold, when set, keeps each fetch waiting until it is closed.
+	hold chan struct{}
+	err  error
 }
 
-func (f *fetcher) fetch(ctx context.Context) (rolesanywhere.Credentials, error) {
+func (f *fetcher) fetch(ctx context.Context) (sigv4.Credentials, error) {
 	n := f.calls.Add(1)
-	time.Sleep(f.delay)
-	if f.err != nil {
-		return rolesanywhere.Credentials{}, f.err
+	if f.hold != nil {
+		<-f.hold
 	}
-	return rolesanywhere.Credentials{
+	if f.err != nil {
+		return sigv4.Credentials{}, f.err
+	}
+	return sigv4.Credentials{
 		AccessKeyID:     fmt.Sprintf("ASIAFETCH%07d", n),
 		SecretAccessKey: "secret",
 		SessionToken:    "token",
@@ -54,18 +58,9 @@ func (f *fetcher) fetch(ctx context.Context) (rolesanywhere.Credentials, error) 
 	}, nil
 }
 
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Set(t time.Time)     { c.mu.Lock(); defer c.mu.Unlock(); c.now = t }
-func (c *clock) Add(d time.Duration) { c.Set(c.Now().Add(d)) }
-
-func newCache(t *testing.T) (*Cache, *clock, *bytes.Buffer) {
+func newCache(t *testing.T) (*Cache, *testkit.Clock, *bytes.Buffer) {
 	t.Helper()
-	clk := &clock{now: t0}
+	clk := testkit.NewClock(t0)
 	var logs bytes.Buffer
 	c := &Cache{
 		Dir:    filepath.Join(t.TempDir(), "keyless"),
@@ -199,7 +194,7 @@ func TestExpiredEntriesArePruned(t *testing.T) {
 	a := testKey()
 	a.RoleARN += "-a"
 	c.GetOrFetch(ctx, a, f.fetch)
-	clk.Add(2 * time.Hour)
+	clk.Advance(2 * time.Hour)
 	c.GetOrFetch(ctx, testKey(), f.fetch)
 	if _, err := os.Stat(filepath.Join(c.Dir, a.filename())); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("expired entry kept: %v", err)
@@ -228,16 +223,24 @@ func TestStaleTemporaryFilesArePruned(t *testing.T) {
 
 func TestConcurrentCallersFetchOnce(t *testing.T) {
 	c, clk, _ := newCache(t)
-	f := &fetcher{life: time.Hour, now: clk.Now, delay: 100 * time.Millisecond}
+	// The first caller's fetch is held until every other caller waits on
+	// the lock it holds; then they must all read what it fetched.
+	f := &fetcher{life: time.Hour, now: clk.Now, hold: make(chan struct{})}
 	var wg sync.WaitGroup
-	results := make([]rolesanywhere.Credentials, 16)
+	results := make([]sigv4.Credentials, 16)
 	errs := make([]error, len(results))
+	var waiting atomic.Int32
 	for i := range results {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			// Separate Cache values, as separate processes would have.
 			cc := *c
+			cc.waiting = func() {
+				if waiting.Add(1) == int32(len(results)-1) {
+					close(f.hold)
+				}
+			}
 			results[i], _, errs[i] = cc.GetOrFetch(context.Background(), testKey(), f.fetch)
 		}()
 	}

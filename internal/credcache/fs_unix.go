@@ -105,6 +105,10 @@ func (c *Cache) lock(ctx context.Context) (func(), error) {
 			f.Close()
 			return nil, err
 		}
+		if c.waiting != nil {
+			c.waiting()
+			c.waiting = nil
+		}
 		if time.Now().After(deadline) {
 			f.Close()
 			return nil, fmt.Errorf("another keyless process held the cache lock for over %s", timeout)

@@ -189,34 +189,13 @@ func (s *Stack) StartCA() error {
 	return atomicfile.WriteFile(s.BundlePath, s.CA.Bundle(), 0o644)
 }
 
-// seed is the emulator's seed: the reference deployment's trust policy.
-const seed = `# keyless dev's emulator seed: the reference deployment.
-account: %q
-region: %s
-trustAnchors:
-  - name: %s
-    certificateBundle: bundle.pem
-roles:
-  - name: %s
-    maxSessionDuration: 3600
-    assumeRolePolicy: |
-      {"Version":"2012-10-17","Statement":[{"Effect":"Allow",
-        "Principal":{"Service":"rolesanywhere.amazonaws.com"},
-        "Action":["sts:AssumeRole","sts:TagSession","sts:SetSourceIdentity"],
-        "Condition":{"ArnEquals":{"aws:SourceArn":"${trustAnchors.%s.arn}"},
-                     "StringEquals":{"aws:PrincipalTag/x509Subject/CN":"%s"}}}]}
-profiles:
-  - name: %s
-    roles: [%s]
-    durationSeconds: 3600
-`
-
 // StartEmulator writes the seed (Dir/emulator.yaml), trusting the CA's
 // bundle, and serves the emulator.
 func (s *Stack) StartEmulator() error {
 	path := filepath.Join(s.Dir, "emulator.yaml")
-	text := fmt.Sprintf(seed, Account, Region, TrustAnchor, Role, TrustAnchor, Subject, Profile, Role)
-	if err := atomicfile.WriteFile(path, []byte(text), 0o644); err != nil {
+	seed := emulator.Reference{Account: Account, Region: Region, TrustAnchor: TrustAnchor, Role: Role, Profile: Profile,
+		CommonName: Subject, BundleFile: "bundle.pem", MaxSessionDuration: 3600, DurationSeconds: 3600}.Seed()
+	if err := atomicfile.WriteFile(path, []byte(seed), 0o644); err != nil {
 		return err
 	}
 	parsed, err := emulator.LoadSeed(path)
@@ -254,7 +233,7 @@ func (s *Stack) CreateSession(ctx context.Context) (*awscreds.Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.credentials = sigv4.Credentials{AccessKeyID: res.Credentials.AccessKeyID, SecretAccessKey: res.Credentials.SecretAccessKey, SessionToken: res.Credentials.SessionToken}
+	s.credentials = res.Credentials
 	return res, nil
 }
 

@@ -1,7 +1,6 @@
 package emulator_test
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/x509"
 	"encoding/json"
@@ -15,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +22,7 @@ import (
 	"github.com/keyless-dev/keyless/internal/pki/pkitest"
 	"github.com/keyless-dev/keyless/internal/rolesanywhere"
 	"github.com/keyless-dev/keyless/internal/sigv4"
+	"github.com/keyless-dev/keyless/internal/testkit"
 )
 
 // referencePolicy is the reference setup's trust policy.
@@ -56,44 +55,17 @@ type env struct {
 	emu         *emulator.Emulator
 	srv         *httptest.Server
 	out         emulator.Outputs
-	logs        *syncBuffer
-
-	mu    sync.Mutex
-	clock time.Time
+	logs        *testkit.Buffer
+	clock       *testkit.Clock
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+func (e *env) now() time.Time { return e.clock.Now() }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func (e *env) now() time.Time {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.clock
-}
-
-func (e *env) advance(d time.Duration) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.clock = e.clock.Add(d)
-}
+func (e *env) advance(d time.Duration) { e.clock.Advance(d) }
 
 func newEnv(t testing.TB, s setup) *env {
 	t.Helper()
-	e := &env{t: t, dir: t.TempDir(), clock: time.Now().Truncate(time.Second), logs: &syncBuffer{}}
+	e := &env{t: t, dir: t.TempDir(), clock: testkit.NewClock(time.Now().Truncate(time.Second)), logs: &testkit.Buffer{}}
 	e.root = pkitest.NewRoot(t, "runner-root")
 	e.inter = e.root.Intermediate(t, "runner-int")
 	otherRoot := pkitest.NewRootWithKey(t, "other-root", pkitest.Key(t, "p256#other"))

@@ -41,6 +41,7 @@ Wants=network-online.target
 After=network-online.target
 
 [Service]
+Type=notify
 ExecStart=%[2]s
 ExecReload=/bin/kill -HUP $MAINPID
 Restart=on-failure

@@ -192,13 +192,9 @@ type SessionInput struct {
 	InstanceProperties map[string]string
 }
 
-// Credentials are temporary AWS credentials.
-type Credentials struct {
-	AccessKeyID     string
-	SecretAccessKey string
-	SessionToken    string
-	Expiration      time.Time
-}
+// Credentials are temporary AWS credentials (sigv4's type, which the
+// credentials cache stores without depending on this client).
+type Credentials = sigv4.Credentials
 
 // Session is CreateSession's answer: the first credential set and what
 // AWS says about it.

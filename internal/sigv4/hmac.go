@@ -10,11 +10,14 @@ import (
 )
 
 // Credentials are AWS access keys: long-lived ones, or temporary ones
-// with a session token.
+// with a session token and an expiry.
 type Credentials struct {
 	AccessKeyID     string
 	SecretAccessKey string
 	SessionToken    string
+	// Expiration is when temporary credentials stop working; zero for
+	// long-lived keys.
+	Expiration time.Time
 }
 
 // SignHMAC signs req for service in region with standard SigV4

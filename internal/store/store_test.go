@@ -21,6 +21,7 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/keyless-dev/keyless/internal/store"
+	"github.com/keyless-dev/keyless/internal/testkit"
 )
 
 // t0 is an arbitrary fixed instant the tests count from.
@@ -748,29 +749,11 @@ func editBolt(t *testing.T, path string, fn func(*bolt.Tx) error) {
 	}
 }
 
-// clock is a settable time source.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-}
-
 // TestBoltTokenPruning checks that Bolt keeps token ids until an hour past
 // their expiry and then forgets them, so the file does not grow forever.
 func TestBoltTokenPruning(t *testing.T) {
 	t.Parallel()
-	clk := &clock{now: t0}
+	clk := testkit.NewClock(t0)
 	s := openBolt(t, dbPath(t), store.BoltOptions{Now: clk.Now})
 	count := func() int {
 		t.Helper()

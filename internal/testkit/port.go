@@ -67,13 +67,21 @@ func portRange() (int, int) {
 	return high + 1, 65535
 }
 
+// Fataler is what WaitFor needs of a test: *testing.T has it, and so has
+// testscript's *TestScript.
+type Fataler interface {
+	Fatalf(format string, args ...any)
+}
+
 // WaitFor polls cond until it holds, and fails t with what was awaited
 // (and cond's last report) after timeout. Use it only for state another
 // process changes, such as a file it writes or a port it opens, where no
 // event can reach the test; within one process, synchronise on channels,
 // events and the fake Clock instead.
-func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
+func WaitFor(t Fataler, timeout time.Duration, what string, cond func() (bool, string)) {
+	if h, ok := t.(interface{ Helper() }); ok {
+		h.Helper()
+	}
 	deadline := time.Now().Add(timeout)
 	wait := time.Millisecond
 	for {
@@ -86,7 +94,7 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool
 			if report != "" {
 				msg += ": " + report
 			}
-			t.Fatal(msg)
+			t.Fatalf("%s", msg)
 		}
 		time.Sleep(wait)
 		wait = min(2*wait, 50*time.Millisecond)

@@ -53,12 +53,7 @@ type setup struct {
 func newSetup(t *testing.T, aws string, emulated bool) *setup {
 	t.Helper()
 	dir := t.TempDir()
-	keyless := filepath.Join(dir, "keyless")
-	build := exec.Command("go", "build", "-o", keyless, "github.com/keyless-dev/keyless/cmd/keyless")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building keyless: %v\n%s", err, out)
-	}
+	keyless := testkit.Keyless(t)
 
 	root := pkitest.NewRoot(t, "awscli-root")
 	inter := root.Intermediate(t, "awscli-int")
@@ -182,3 +177,5 @@ func x509Pool(ca *pkitest.CA) *x509.CertPool {
 	p.AddCert(ca.Cert)
 	return p
 }
+
+func TestMain(m *testing.M) { os.Exit(testkit.Main(m).Run()) }

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/keyless-dev/keyless/internal/testkit"
 )
 
 // TestDevInstructions runs keyless dev, pastes the lines it prints into a
@@ -19,12 +21,7 @@ import (
 func TestDevInstructions(t *testing.T) {
 	clis := awsCLIs(t)
 	dir := t.TempDir()
-	keyless := filepath.Join(dir, "keyless")
-	build := exec.Command("go", "build", "-o", keyless, "github.com/keyless-dev/keyless/cmd/keyless")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building keyless: %v\n%s", err, out)
-	}
+	keyless := testkit.Keyless(t)
 	dev := exec.Command(keyless, "dev", "--dir", filepath.Join(dir, "stack"))
 	dev.Env = append(os.Environ(), "XDG_CACHE_HOME="+filepath.Join(dir, "cache"))
 	stdout, err := dev.StdoutPipe()

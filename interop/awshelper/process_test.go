@@ -31,45 +31,13 @@ import (
 // module with cgo, as AWS ships it) and the keyless binary (built with
 // CGO_ENABLED=0) side by side and compare what they print.
 
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-)
+func TestMain(m *testing.M) { os.Exit(testkit.Main(m).Run()) }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
-
-// binaries builds both programs once per test process.
+// binaries builds both programs once per test process: keyless as it
+// ships, AWS's helper with cgo (it links PKCS#11 and TPM code).
 func binaries(t testing.TB) (keyless, awsHelper string) {
 	t.Helper()
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "keyless-interop-")
-		if buildErr != nil {
-			return
-		}
-		build := func(out, pkg string, cgo string) error {
-			cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, out), pkg)
-			cmd.Env = append(os.Environ(), "CGO_ENABLED="+cgo)
-			if b, err := cmd.CombinedOutput(); err != nil {
-				return fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
-			}
-			return nil
-		}
-		if buildErr = build("keyless", "github.com/keyless-dev/keyless/cmd/keyless", "0"); buildErr != nil {
-			return
-		}
-		buildErr = build("aws_signing_helper", "github.com/aws/rolesanywhere-credential-helper", "1")
-	})
-	if buildErr != nil {
-		testkit.Unavailable(t, "cannot build the binaries (AWS's helper needs cgo and a C compiler): %v", buildErr)
-	}
-	return filepath.Join(binDir, "keyless"), filepath.Join(binDir, "aws_signing_helper")
+	return testkit.Keyless(t), testkit.Build(t, "aws_signing_helper", "github.com/aws/rolesanywhere-credential-helper", true)
 }
 
 func run(t testing.TB, bin string, args ...string) []byte {

@@ -1,27 +1,22 @@
 package stepca_test
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
-	"fmt"
-	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/keyless-dev/keyless/internal/testkit"
 	"github.com/smallstep/certificates/ca"
 )
 
@@ -29,41 +24,11 @@ import (
 // CGO_ENABLED=0 as it ships, as a CA (`keyless ca init`, `keyless ca serve`)
 // and talk to it with smallstep's own Go client.
 
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-)
-
 func TestMain(m *testing.M) {
 	// smallstep's client loads an identity from $STEPPATH (~/.step) when one
 	// is there; these tests must see only the CA they start.
 	ca.DisableIdentity = true
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
-
-// keylessBinary builds keyless once per test process.
-func keylessBinary(t testing.TB) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "keyless-stepca-")
-		if buildErr != nil {
-			return
-		}
-		cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, "keyless"), "github.com/keyless-dev/keyless/cmd/keyless")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build keyless: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return filepath.Join(binDir, "keyless")
+	os.Exit(testkit.Main(m).Run())
 }
 
 // testCA is one `keyless ca serve` process over a CA made by `keyless ca
@@ -98,7 +63,7 @@ func startCA(t *testing.T) *testCA {
 // the CA, so a test can edit config/ca.yaml before c.serve.
 func initCA(t *testing.T) *testCA {
 	t.Helper()
-	keyless := keylessBinary(t)
+	keyless := testkit.Keyless(t)
 	tmp := t.TempDir()
 	c := &testCA{
 		keyless:      keyless,
@@ -109,7 +74,7 @@ func initCA(t *testing.T) *testCA {
 	if err := os.WriteFile(c.PasswordFile, c.Password, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
+	addr := testkit.Addr(t)
 	c.URL = "https://" + addr
 
 	var stdout, stderr bytes.Buffer
@@ -138,39 +103,19 @@ func initCA(t *testing.T) *testCA {
 	return c
 }
 
-// serve starts `keyless ca serve` and waits for its "serving" line.
+// serve starts `keyless ca serve` and waits until it says it serves (the
+// READY and STATUS it sends a service manager).
 func (c *testCA) serve(t *testing.T) {
 	t.Helper()
 	serve := exec.Command(c.keyless, "ca", "serve", "--dir", c.Dir, "--password-file", c.PasswordFile)
-	out := new(lockedBuffer)
-	serve.Stderr = out
-	pipe, err := serve.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	out := new(testkit.Buffer)
+	notify := testkit.ListenNotify(t)
+	serve.Stdout, serve.Stderr, serve.Env = out, out, append(os.Environ(), notify.Env)
 	if err := serve.Start(); err != nil {
 		t.Fatalf("starting keyless ca serve: %v", err)
 	}
-	want := "keyless ca: serving " + c.URL
-	ready := make(chan struct{})
-	scanned := make(chan struct{})
-	go func() {
-		defer close(scanned)
-		s := bufio.NewScanner(pipe)
-		once := sync.Once{}
-		for s.Scan() {
-			fmt.Fprintln(out, s.Text())
-			if strings.TrimSpace(s.Text()) == want {
-				once.Do(func() { close(ready) })
-			}
-		}
-		io.Copy(io.Discard, pipe)
-	}()
 	exited := make(chan error, 1)
-	go func() {
-		<-scanned
-		exited <- serve.Wait()
-	}()
+	go func() { exited <- serve.Wait() }()
 	t.Cleanup(func() {
 		serve.Process.Signal(syscall.SIGTERM)
 		select {
@@ -184,25 +129,9 @@ func (c *testCA) serve(t *testing.T) {
 			t.Errorf("keyless ca serve did not stop within 10s of SIGTERM; its output:\n%s", out.String())
 		}
 	})
-	select {
-	case <-ready:
-	case err := <-exited:
-		exited <- err
-		t.Fatalf("keyless ca serve exited (%v) before printing %q; its output:\n%s", err, want, out.String())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("keyless ca serve did not print %q within 30s; its output:\n%s", want, out.String())
+	if got, want := notify.WaitFor(t, "STATUS="), "STATUS=serving "+c.URL; got != want {
+		t.Fatalf("keyless ca serve says %q, want %q; its output:\n%s", got, want, out.String())
 	}
-}
-
-// freeAddr returns a loopback address with a port that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func readCert(t *testing.T, file string) *x509.Certificate {
@@ -231,21 +160,4 @@ func statusOf(err error) int {
 		return sc.StatusCode()
 	}
 	return 0
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

@@ -30,6 +30,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyless-dev/keyless/internal/testkit"
 	"github.com/smallstep/certificates/api"
 	"github.com/smallstep/certificates/ca"
 	"go.step.sm/crypto/pemutil"
@@ -48,7 +49,7 @@ type keylessCLI struct {
 
 func newKeylessCLI(t *testing.T) *keylessCLI {
 	t.Helper()
-	bin := keylessBinary(t)
+	bin := testkit.Keyless(t)
 	requireClientCommands(t, bin)
 	return &keylessCLI{bin: bin, configDir: filepath.Join(t.TempDir(), "config")}
 }

@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyless-dev/keyless/internal/testkit"
 	"github.com/smallstep/certificates/api"
 	"github.com/smallstep/certificates/authority/config"
 	"github.com/smallstep/certificates/ca"
@@ -107,7 +108,7 @@ func startStepCA(t *testing.T, maxTLS time.Duration) *testCA {
 		}
 	}
 
-	addr := freeAddr(t)
+	addr := testkit.Addr(t)
 	c.URL = "https://" + addr
 	cfgFile := filepath.Join(c.Dir, "config", "ca.json")
 	cfgJSON, err := json.MarshalIndent(map[string]any{
@@ -181,8 +182,8 @@ func startStepCA(t *testing.T, maxTLS time.Duration) *testCA {
 		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}},
 	}
 	defer hc.CloseIdleConnections()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	// step-ca runs in this process and announces nothing: poll it.
+	testkit.WaitFor(t, 30*time.Second, "step-ca at "+c.URL+" to be healthy", func() (bool, string) {
 		select {
 		case err := <-exited:
 			// Run stops the CA itself when it cannot start.
@@ -191,18 +192,12 @@ func startStepCA(t *testing.T, maxTLS time.Duration) *testCA {
 		default:
 		}
 		resp, err := hc.Get(c.URL + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-			err = fmt.Errorf("HTTP %d", resp.StatusCode)
+		if err != nil {
+			return false, err.Error()
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("step-ca at %s not healthy within 30s: %v\nstep-ca log:\n%s", c.URL, err, logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, fmt.Sprintf("HTTP %d", resp.StatusCode)
+	})
 	return c
 }
 
@@ -247,9 +242,9 @@ func newCACert(t *testing.T, cn string, parent *x509.Certificate, parentKey *ecd
 // captureStepLog sends the standard logger, which step-ca writes to, into a
 // buffer shown when the test fails, and restores it when the test ends.
 // The tests in this package do not run in parallel.
-func captureStepLog(t *testing.T) *lockedBuffer {
+func captureStepLog(t *testing.T) *testkit.Buffer {
 	t.Helper()
-	buf := new(lockedBuffer)
+	buf := new(testkit.Buffer)
 	prevOut, prevFlags := log.Writer(), log.Flags()
 	log.SetOutput(buf)
 	t.Cleanup(func() {

@@ -11,85 +11,44 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
-	"fmt"
 	"io"
-	"log"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/keyless-dev/keyless/internal/ca"
-	"github.com/keyless-dev/keyless/internal/ca/caapi"
+	"github.com/keyless-dev/keyless/internal/ca/catest"
 	"github.com/keyless-dev/keyless/internal/caproto"
 	"github.com/keyless-dev/keyless/internal/pki"
 	"github.com/keyless-dev/keyless/internal/pki/pkitest"
 	"github.com/keyless-dev/keyless/internal/store"
+	"github.com/keyless-dev/keyless/internal/testkit"
 )
 
-const testPassword = "correct horse battery staple"
-
-// provisionerKeys are made once per process: each costs a 600,000-round
-// PBKDF2.
-var (
-	provOnce sync.Once
-	provKeys [2]*caproto.ProvisionerKey
-	provPriv [2]*jose.JSONWebKey
-)
-
-func provisionerKeys(t testing.TB) ([2]*caproto.ProvisionerKey, [2]*jose.JSONWebKey) {
-	provOnce.Do(func() {
-		for i := range provKeys {
-			k, err := caproto.NewProvisionerKey([]byte(testPassword), nil)
-			if err != nil {
-				panic(err)
-			}
-			priv, err := caproto.DecryptProvisionerKey(k.EncryptedKey, []byte(testPassword))
-			if err != nil {
-				panic(err)
-			}
-			provKeys[i], provPriv[i] = k, priv
-		}
-	})
-	return provKeys, provPriv
-}
-
-// env is a CA behind an httptest TLS server, with two provisioners:
-// "admin" (any name) and "runners" (gitlab-runner and gitlab-runner-*,
-// at most 168h).
+// env is a CA behind HTTPS (catest), on a fake clock, with two
+// provisioners: "admin" (any name) and "runners" (gitlab-runner and
+// gitlab-runner-*, at most 168h).
 type env struct {
-	t      testing.TB
-	root   *pkitest.CA
-	inter  *pkitest.CA
-	auth   *ca.Authority
-	store  store.Store
-	srv    *http.Server
-	url    string
-	client *http.Client
-	keys   [2]*jose.JSONWebKey
-	logs   *bytes.Buffer
-	// configYAML is the configuration the CA started with.
-	configYAML []byte
-	mu         sync.Mutex
-	clock      time.Time
+	t          testing.TB
+	root       *pkitest.CA
+	inter      *pkitest.CA
+	auth       *ca.Authority
+	store      store.Store
+	url        string
+	client     *http.Client
+	keys       [2]*jose.JSONWebKey
+	logs       *testkit.Buffer
+	configYAML []byte // the configuration the CA started with
+	clock      *testkit.Clock
 }
 
-func (e *env) now() time.Time {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.clock
-}
+func (e *env) now() time.Time { return e.clock.Now() }
 
-func (e *env) advance(d time.Duration) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.clock = e.clock.Add(d)
-}
+func (e *env) advance(d time.Duration) { e.clock.Advance(d) }
 
 type envOptions struct {
 	store          store.Store
@@ -99,89 +58,23 @@ type envOptions struct {
 
 func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
-	pub, priv := provisionerKeys(t)
-	e := &env{t: t, keys: priv, logs: &bytes.Buffer{}, clock: time.Now().Truncate(time.Second)}
-	e.root = pkitest.NewRoot(t, "caapi-root")
-	e.inter = e.root.Intermediate(t, "caapi-int")
-	keyJSON := func(k *caproto.ProvisionerKey) string {
-		b, err := k.Public.MarshalJSON()
-		if err != nil {
-			t.Fatalf("%v", err)
-		}
-		return string(b)
-	}
-	extra := ""
-	if o.renewAfter != "" {
-		extra += "\n    renewAfterExpiry: " + o.renewAfter
-	}
-	if o.disableRenewal {
-		extra += "\n    disableRenewal: true"
-	}
-	cfgYAML := fmt.Sprintf(`name: Test CA
-address: 127.0.0.1:0
-dnsNames: [127.0.0.1, localhost]
-root: root.crt
-crt: int.crt
-key: int.key
-db: db
-provisioners:
-  - name: admin
-    type: JWK
-    key: '%s'
-    encryptedKey: %s
-    allow: ["*"]%s
-  - name: runners
-    type: JWK
-    key: '%s'
-    encryptedKey: %s
-    allow: [gitlab-runner, gitlab-runner-*]
-    maxDuration: 168h
-`, keyJSON(pub[0]), pub[0].EncryptedKey, extra, keyJSON(pub[1]), pub[1].EncryptedKey)
-	e.configYAML = []byte(cfgYAML)
-	cfg, err := ca.ParseConfig([]byte(cfgYAML))
-	if err != nil {
-		t.Fatalf("config: %v\n%s", err, cfgYAML)
-	}
-	e.store = o.store
+	e := &env{t: t, logs: &testkit.Buffer{}, clock: testkit.NewClock(time.Now().Truncate(time.Second)), store: o.store}
 	if e.store == nil {
 		e.store = store.NewMemory()
 	}
-	logger := slog.New(slog.NewTextHandler(&syncWriter{w: e.logs}, nil))
-	e.auth, err = ca.New(ca.Options{Config: cfg, Root: e.root.Cert, Intermediate: e.inter.Cert, Key: e.inter.Key, Store: e.store, Now: e.now, Logger: logger})
-	if err != nil {
-		t.Fatalf("ca.New: %v", err)
-	}
-	// Served as keyless ca serve serves it (httptest's StartTLS would
-	// put its own certificate first).
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("%v", err)
-	}
-	e.srv = &http.Server{Handler: caapi.New(caapi.Config{Authority: e.auth, Logger: logger}), TLSConfig: caapi.TLSConfig(e.auth, nil),
-		ErrorLog: log.New(io.Discard, "", 0)}
-	go e.srv.ServeTLS(ln, "", "")
-	t.Cleanup(func() { e.srv.Close() })
-	e.url = "https://" + ln.Addr().String()
+	c := catest.Start(t, catest.Options{Clock: e.clock, Store: e.store, RenewAfterExpiry: o.renewAfter, DisableRenewal: o.disableRenewal,
+		Logger: slog.New(slog.NewTextHandler(e.logs, nil))})
+	e.root, e.inter, e.auth, e.url, e.keys, e.configYAML = c.Root, c.Intermediate, c.Authority, c.URL, c.Keys, c.ConfigYAML
 	e.client = e.clientWith(nil)
 	return e
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
 }
 
 // clientWith trusts the CA's root and presents cert (mTLS) when given.
 func (e *env) clientWith(cert *tls.Certificate) *http.Client {
 	pool := x509.NewCertPool()
 	pool.AddCert(e.root.Cert)
-	cfg := &tls.Config{RootCAs: pool}
+	// The CA's TLS certificate is made on the fake clock.
+	cfg := &tls.Config{RootCAs: pool, Time: e.now}
 	if cert != nil {
 		cfg.Certificates = []tls.Certificate{*cert}
 	}

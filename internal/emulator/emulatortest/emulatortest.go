@@ -8,7 +8,6 @@ import (
 	"crypto/x509"
 	"log/slog"
 	"net/http/httptest"
-	"strings"
 	"time"
 
 	"github.com/keyless-dev/keyless/internal/emulator"
@@ -32,38 +31,20 @@ const (
 	CommonName = "gitlab-runner"
 )
 
+// Reference is the reference deployment with these names, trusting
+// bundle (PEM).
+func Reference(bundle []byte) emulator.Reference {
+	return emulator.Reference{Account: Account, Region: Region, TrustAnchor: TrustAnchor, Role: Role, Profile: Profile,
+		CommonName: CommonName, BundlePEM: bundle, MaxSessionDuration: 43200, DurationSeconds: 3600}
+}
+
 // TrustPolicy is the reference setup's trust policy: the trust anchor
 // named TrustAnchor, and certificates for CommonName.
-const TrustPolicy = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow",
-  "Principal":{"Service":"rolesanywhere.amazonaws.com"},
-  "Action":["sts:AssumeRole","sts:TagSession","sts:SetSourceIdentity"],
-  "Condition":{"ArnEquals":{"aws:SourceArn":"${trustAnchors.gitlab-runner-ca.arn}"},
-               "StringEquals":{"aws:PrincipalTag/x509Subject/CN":"gitlab-runner"}}}]}`
+var TrustPolicy = Reference(nil).TrustPolicy()
 
 // Seed returns the reference deployment's seed YAML with bundle (PEM) as
 // the trust anchor's certificates.
-func Seed(bundle []byte) string {
-	indent := func(s string, n int) string {
-		pad := strings.Repeat(" ", n)
-		return pad + strings.ReplaceAll(strings.TrimSpace(s), "\n", "\n"+pad)
-	}
-	return `account: "` + Account + `"
-region: ` + Region + `
-trustAnchors:
-  - name: ` + TrustAnchor + `
-    certificateBundlePem: |
-` + indent(string(bundle), 6) + `
-roles:
-  - name: ` + Role + `
-    maxSessionDuration: 43200
-    assumeRolePolicy: |
-` + indent(TrustPolicy, 6) + `
-profiles:
-  - name: ` + Profile + `
-    roles: [` + Role + `]
-    durationSeconds: 3600
-`
-}
+func Seed(bundle []byte) string { return Reference(bundle).Seed() }
 
 // Server is an emulator behind httptest (plain HTTP on 127.0.0.1).
 type Server struct {

@@ -1,0 +1,125 @@
+package deptest_test
+
+import (
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/keyless-dev/keyless/internal/deptest"
+)
+
+// The layers, lowest first. docs/architecture.md draws them.
+var layers = []string{"domain", "transport", "usecase", "cli", "cmd", "test"}
+
+// keyless names every package and its layer.
+var keyless = deptest.Rules{
+	Layers: layers,
+	Packages: map[string]string{
+		// Domain: what keyless knows, with no servers, no HTTP clients
+		// and no CLI (request and header types only where the wire format
+		// is HTTP).
+		"internal/atomicfile": "domain", "internal/buildinfo": "domain", "internal/ca": "domain",
+		"internal/caproto": "domain", "internal/clock": "domain", "internal/credcache": "domain",
+		"internal/iampolicy": "domain", "internal/identity": "domain", "internal/logline": "domain",
+		"internal/pki": "domain", "internal/sigv4": "domain", "internal/store": "domain",
+		// Transports and peers: the servers keyless runs and the clients
+		// it calls.
+		"internal/ca/caapi": "transport", "internal/caclient": "transport", "internal/emulator": "transport",
+		"internal/rolesanywhere": "transport", "internal/sdnotify": "transport", "internal/serve": "transport",
+		"internal/sts": "transport",
+		// Use cases: what a user asks for, shared by the commands, keyless
+		// dev and (next) the agent; injected clock and logger, typed
+		// errors and events.
+		"internal/awscreds": "usecase", "internal/caops": "usecase", "internal/devstack": "usecase",
+		"internal/enroll": "usecase", "internal/renewal": "usecase",
+		// The command line, and main.
+		"internal/cli": "cli",
+		"cmd/keyless":  "cmd",
+		// Test helpers.
+		"internal/testkit": "test", "internal/pki/pkitest": "test", "internal/emulator/emulatortest": "test",
+		"internal/rolesanywhere/rolesanywheretest": "test", "internal/ca/catest": "test", "internal/deptest": "test",
+	},
+	OnlyIn: map[string][]string{
+		"github.com/spf13/cobra": {"internal/cli"},
+		"github.com/spf13/pflag": {"internal/cli"},
+		"golang.org/x/term":      {"internal/cli"}, // the password prompt
+		"go.etcd.io/bbolt":       {"internal/store"},
+		"github.com/aws/":        {},
+	},
+	NoLink: []deptest.NoLink{
+		{Packages: []string{"cmd/keyless"}, Prefixes: []string{"github.com/aws/"},
+			Why: "the AWS SDK belongs in the interop modules, which check keyless against it"},
+		{Packages: []string{"cmd/keyless"}, Prefixes: []string{"github.com/rogpeppe/go-internal/", "github.com/google/go-cmp/", "github.com/keyless-dev/keyless/internal/testkit"},
+			Why: "test dependencies stay out of the binary"},
+		{Packages: []string{"internal/caclient", "internal/caproto", "internal/enroll", "internal/renewal", "internal/awscreds"}, Prefixes: []string{"go.etcd.io/bbolt"},
+			Why: "the runner side links no CA store"},
+	},
+	Forbid: []deptest.Forbid{
+		{Layers: []string{"domain", "usecase"}, Why: "domain and use-case packages start no servers and build no network clients; the transports do",
+			Uses: []string{"net/http.Client", "net/http.Transport", "net/http.Server", "net/http.DefaultClient", "net/http.DefaultTransport",
+				"net/http.ListenAndServe", "net/http.ListenAndServeTLS", "net/http.Serve", "net/http.ServeTLS",
+				"net/http.Get", "net/http.Head", "net/http.Post", "net/http.PostForm",
+				"net.Listen", "net.ListenTCP", "net.ListenUnix", "net.ListenPacket", "net.Dial", "net.DialTCP", "net.DialUnix", "net.DialTimeout",
+				"crypto/tls.Dial", "crypto/tls.DialWithDialer", "crypto/tls.Listen"}},
+		{Layers: []string{"usecase", "cli"}, Why: "schedules and clocks come from internal/clock, injected",
+			Uses: []string{"time.Now", "time.Sleep", "time.After", "time.AfterFunc", "time.NewTimer", "time.NewTicker", "time.Tick", "time.Since", "time.Until"}},
+		{Layers: []string{"cli"}, Why: "the CLI wires the use cases; it does no HTTP itself",
+			Uses: []string{"net/http.Client", "net/http.Transport", "net/http.Server", "net/http.NewRequest", "net/http.NewRequestWithContext",
+				"net/http.DefaultClient", "net/http.Get", "net/http.Post", "net/http.ListenAndServe", "net.Listen", "net.Dial", "net.DialTimeout"}},
+	},
+	TestOnly: []string{"internal/testkit", "internal/pki/pkitest", "internal/emulator/emulatortest",
+		"internal/rolesanywhere/rolesanywheretest", "internal/ca/catest", "internal/deptest"},
+}
+
+// TestKeylessArchitecture holds keyless to its rules.
+func TestKeylessArchitecture(t *testing.T) {
+	violations, err := deptest.Check(filepath.Join("..", ".."), keyless)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range violations {
+		t.Error(v)
+	}
+}
+
+// TestGuardCatchesViolations runs the guard on a fixture module that
+// breaks each kind of rule once, and expects exactly those violations:
+// a guard that reports nothing cannot pass.
+func TestGuardCatchesViolations(t *testing.T) {
+	rules := deptest.Rules{
+		Layers: []string{"domain", "usecase", "cli", "cmd"},
+		Packages: map[string]string{
+			"internal/domain": "domain", "internal/usecase": "usecase", "internal/cli": "cli", "cmd/app": "cmd",
+		},
+		OnlyIn:   map[string][]string{"flag": {"internal/cli"}},
+		NoLink:   []deptest.NoLink{{Packages: []string{"internal/domain"}, Prefixes: []string{"net/http"}, Why: "no HTTP below"}},
+		Forbid:   []deptest.Forbid{{Layers: []string{"usecase"}, Uses: []string{"net/http.Client", "time.Now"}, Why: "injected"}},
+		TestOnly: []string{"internal/helper"},
+	}
+	violations, err := deptest.Check(filepath.Join("testdata", "fixture"), rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, v := range violations {
+		got = append(got, v.Package+": "+v.Rule)
+	}
+	want := []string{
+		"cmd/app: test-only",              // imports the test helper
+		"internal/domain: layering",       // a domain package imports a use case
+		"internal/domain: no-link",        // and so links net/http
+		"internal/domain: only-in",        // imports flag, which only the CLI may
+		"internal/helper: unjudged",       // a package the rules do not name
+		"internal/usecase: forbidden use", // &http.Client{}
+		"internal/usecase: forbidden use", // time.Now, under another name
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("violations:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	for _, v := range violations {
+		t.Log(v)
+	}
+}
