@@ -1,6 +1,7 @@
 package deptest_test
 
 import (
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -121,5 +122,21 @@ func TestGuardCatchesViolations(t *testing.T) {
 	}
 	for _, v := range violations {
 		t.Log(v)
+	}
+}
+
+// TestMainModuleRequiresNoAWSSDK: the main module's build list holds no
+// AWS module at all, tests included; the SDK lives in interop/awssdk.
+func TestMainModuleRequiresNoAWSSDK(t *testing.T) {
+	cmd := exec.Command("go", "list", "-m", "all")
+	cmd.Dir = filepath.Join("..", "..")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list -m all: %v", err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(line, "github.com/aws/") {
+			t.Errorf("the main module requires %s; AWS modules belong in interop modules", line)
+		}
 	}
 }

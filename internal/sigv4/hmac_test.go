@@ -167,3 +167,16 @@ func TestHMACRefusals(t *testing.T) {
 		})
 	}
 }
+
+// TestCanonicalQuery: parameters sort by their encoded key, then value,
+// as AWS's SDKs sort them: "a/" (encoded "a%2F") before "a-", which a sort
+// of the decoded keys would put the other way round.
+func TestCanonicalQuery(t *testing.T) {
+	got, err := sigv4.CanonicalQuery("b=2&a%2F=1&a-=2&a=x%2Fy&a=x-y&s=a+b&t=%7E")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "a=x%2Fy&a=x-y&a%2F=1&a-=2&b=2&s=a%20b&t=~"; got != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+}

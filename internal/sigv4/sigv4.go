@@ -223,8 +223,9 @@ func CanonicalRequest(method, uri, rawQuery string, header http.Header, host str
 	return b.String(), nil
 }
 
-// CanonicalQuery returns the query with keys sorted and keys and values
-// percent-encoded as SigV4 wants (space as %20, never +).
+// CanonicalQuery returns the query's parameters percent-encoded as SigV4
+// wants (unreserved characters as they are, space as %20, never +) and
+// sorted by encoded key, then by encoded value.
 func CanonicalQuery(rawQuery string) (string, error) {
 	if rawQuery == "" {
 		return "", nil
@@ -233,7 +234,27 @@ func CanonicalQuery(rawQuery string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%w: %v", ErrQuery, err)
 	}
-	return strings.ReplaceAll(values.Encode(), "+", "%20"), nil
+	escape := func(s string) string { return strings.ReplaceAll(url.QueryEscape(s), "+", "%20") }
+	var params [][2]string
+	for k, vs := range values {
+		for _, v := range vs {
+			params = append(params, [2]string{escape(k), escape(v)})
+		}
+	}
+	slices.SortFunc(params, func(a, b [2]string) int {
+		if c := strings.Compare(a[0], b[0]); c != 0 {
+			return c
+		}
+		return strings.Compare(a[1], b[1])
+	})
+	var b strings.Builder
+	for i, p := range params {
+		if i > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(p[0] + "=" + p[1])
+	}
+	return b.String(), nil
 }
 
 // CanonicalURI is standard SigV4's canonical path: the request's escaped
