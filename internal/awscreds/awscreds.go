@@ -28,6 +28,7 @@ import (
 	"github.com/keyless-dev/keyless/internal/clock"
 	"github.com/keyless-dev/keyless/internal/credcache"
 	"github.com/keyless-dev/keyless/internal/identity"
+	"github.com/keyless-dev/keyless/internal/logline"
 	"github.com/keyless-dev/keyless/internal/rolesanywhere"
 	"github.com/keyless-dev/keyless/internal/sigv4"
 )
@@ -114,12 +115,7 @@ func (f *Fetcher) name(field string) string {
 	return f.Name(field)
 }
 
-func (f *Fetcher) logger() *slog.Logger {
-	if f.Logger == nil {
-		return slog.New(slog.DiscardHandler)
-	}
-	return f.Logger
-}
+func (f *Fetcher) logger() *slog.Logger { return logline.Or(f.Logger) }
 
 // Check validates r and resolves its region, endpoint and trust, reading
 // nothing but AWS_CA_BUNDLE.

@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/keyless-dev/keyless/internal/caproto"
+	"github.com/keyless-dev/keyless/internal/logline"
 	"github.com/keyless-dev/keyless/internal/pki"
 	"github.com/keyless-dev/keyless/internal/store"
 )
@@ -94,9 +95,7 @@ func New(o Options) (*Authority, error) {
 	if a.rand == nil {
 		a.rand = rand.Reader
 	}
-	if a.log == nil {
-		a.log = slog.New(slog.DiscardHandler)
-	}
+	a.log = logline.Or(a.log)
 	return a, nil
 }
 

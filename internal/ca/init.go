@@ -94,36 +94,14 @@ func Init(dir string, o InitOptions) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("generating the intermediate key: %w", err)
 	}
-	rootSerial, err := randomSerial(o.Rand)
-	if err != nil {
-		return nil, err
-	}
-	rootTmpl := &x509.Certificate{
-		SerialNumber: rootSerial, Subject: pkix.Name{CommonName: o.Name + " Root CA", Organization: []string{o.Name}},
-		NotBefore: o.Now.Add(-backdate), NotAfter: o.Now.Add(rootLifetime),
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, BasicConstraintsValid: true, IsCA: true, MaxPathLen: 1,
-		SignatureAlgorithm: signatureAlgorithm(rootKey),
-	}
-	rootDER, err := x509.CreateCertificate(o.Rand, rootTmpl, rootTmpl, rootKey.Public(), rootKey)
+	root, err := caCertificate(o, "Root CA", rootLifetime, nil, rootKey, rootKey)
 	if err != nil {
 		return nil, fmt.Errorf("making the root certificate: %w", err)
 	}
-	root, _ := x509.ParseCertificate(rootDER)
-	interSerial, err := randomSerial(o.Rand)
-	if err != nil {
-		return nil, err
-	}
-	interTmpl := &x509.Certificate{
-		SerialNumber: interSerial, Subject: pkix.Name{CommonName: o.Name + " Intermediate CA", Organization: []string{o.Name}},
-		NotBefore: o.Now.Add(-backdate), NotAfter: o.Now.Add(intermediateLifetime),
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, BasicConstraintsValid: true, IsCA: true, MaxPathLenZero: true,
-		SignatureAlgorithm: signatureAlgorithm(rootKey),
-	}
-	interDER, err := x509.CreateCertificate(o.Rand, interTmpl, root, interKey.Public(), rootKey)
+	inter, err := caCertificate(o, "Intermediate CA", intermediateLifetime, root, rootKey, interKey)
 	if err != nil {
 		return nil, fmt.Errorf("making the intermediate certificate: %w", err)
 	}
-	inter, _ := x509.ParseCertificate(interDER)
 
 	rootKeyPEM, err := pki.EncryptPrivateKey(rootKey, o.Password)
 	if err != nil {
@@ -192,4 +170,31 @@ func ParseConfigIn(dir string, data []byte) (*Config, error) {
 	}
 	cfg.Dir = dir
 	return cfg, nil
+}
+
+// caCertificate makes a CA certificate for key, named after the CA: the
+// root (parent nil: self-signed, one level of intermediates below it) or
+// the intermediate (signed by parent's key, no CA below it).
+func caCertificate(o InitOptions, role string, lifetime time.Duration, parent *x509.Certificate, parentKey, key crypto.Signer) (*x509.Certificate, error) {
+	serial, err := randomSerial(o.Rand)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial, Subject: pkix.Name{CommonName: o.Name + " " + role, Organization: []string{o.Name}},
+		NotBefore: o.Now.Add(-backdate), NotAfter: o.Now.Add(lifetime),
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, BasicConstraintsValid: true, IsCA: true,
+		MaxPathLen: 1, MaxPathLenZero: parent != nil,
+		SignatureAlgorithm: signatureAlgorithm(parentKey),
+	}
+	if parent == nil {
+		parent = tmpl
+	} else {
+		tmpl.MaxPathLen = 0
+	}
+	der, err := x509.CreateCertificate(o.Rand, tmpl, parent, key.Public(), parentKey)
+	if err != nil {
+		return nil, err
+	}
+	return x509.ParseCertificate(der)
 }

@@ -372,23 +372,36 @@ type SignRequest struct {
 // Sign asks the CA for a certificate.
 func (c *Client) Sign(ctx context.Context, r SignRequest) (*Certificates, error) {
 	body := caproto.SignRequest{CSR: string(r.CSR), OTT: r.Token, NotBefore: r.NotBefore, NotAfter: r.NotAfter}
-	data, err := c.post(ctx, c.http, caproto.PathSign, "sign", body, nil)
-	if err != nil {
-		return nil, err
+	return c.issued(r.PublicKey)(c.post(ctx, c.http, caproto.PathSign, "sign", body, nil))
+}
+
+// issued reads the CA's answer to sign or renew and checks it against the
+// root and the key pub before anything is done with it.
+func (c *Client) issued(pub crypto.PublicKey) func([]byte, error) (*Certificates, error) {
+	return func(data []byte, err error) (*Certificates, error) {
+		if err != nil {
+			return nil, err
+		}
+		certs, err := parseIssued(data)
+		if err != nil {
+			return nil, err
+		}
+		return certs, c.verify(certs, pub)
 	}
-	certs, err := parseIssued(data)
-	if err != nil {
-		return nil, err
-	}
-	return certs, c.verify(certs, r.PublicKey)
+}
+
+// withCertificate is the client presenting cert over mTLS, and the
+// function that closes its connections.
+func (c *Client) withCertificate(cert tls.Certificate) (*http.Client, func()) {
+	t := c.http.Transport.(*http.Transport).Clone()
+	t.TLSClientConfig.Certificates = []tls.Certificate{cert}
+	return &http.Client{Timeout: c.http.Timeout, Transport: t}, t.CloseIdleConnections
 }
 
 // Renew renews cert over mTLS: the TLS handshake proves we hold its key.
 func (c *Client) Renew(ctx context.Context, cert tls.Certificate) (*Certificates, error) {
-	t := c.http.Transport.(*http.Transport).Clone()
-	t.TLSClientConfig.Certificates = []tls.Certificate{cert}
-	client := &http.Client{Timeout: c.http.Timeout, Transport: t}
-	defer t.CloseIdleConnections()
+	client, done := c.withCertificate(cert)
+	defer done()
 	data, err := c.post(ctx, client, caproto.PathRenew, "renew", struct{}{}, nil)
 	var ae *APIError
 	if errors.As(err, &ae) && ae.Inferred && ae.Status == http.StatusBadRequest {
@@ -396,14 +409,7 @@ func (c *Client) Renew(ctx context.Context, cert tls.Certificate) (*Certificates
 		// certificate, as behind a TLS-terminating proxy.
 		ae.Reason = caproto.ReasonNeedsCertificate
 	}
-	if err != nil {
-		return nil, err
-	}
-	certs, err := parseIssued(data)
-	if err != nil {
-		return nil, err
-	}
-	return certs, c.verify(certs, cert.Leaf.PublicKey)
+	return c.issued(cert.Leaf.PublicKey)(data, err)
 }
 
 // RenewWithToken renews cert with step's renewal token (a JWT signed by
@@ -415,24 +421,14 @@ func (c *Client) RenewWithToken(ctx context.Context, cert tls.Certificate) (*Cer
 	if err != nil {
 		return nil, err
 	}
-	data, err := c.post(ctx, c.http, caproto.PathRenew, "renew", struct{}{}, http.Header{"Authorization": {"Bearer " + tok}})
-	if err != nil {
-		return nil, err
-	}
-	certs, err := parseIssued(data)
-	if err != nil {
-		return nil, err
-	}
-	return certs, c.verify(certs, cert.Leaf.PublicKey)
+	return c.issued(cert.Leaf.PublicKey)(c.post(ctx, c.http, caproto.PathRenew, "renew", struct{}{}, http.Header{"Authorization": {"Bearer " + tok}}))
 }
 
 // Revoke revokes cert over mTLS (a certificate may always revoke itself),
 // passively: it goes on the CA's CRL.
 func (c *Client) Revoke(ctx context.Context, cert tls.Certificate, reasonCode int, reason string) error {
-	t := c.http.Transport.(*http.Transport).Clone()
-	t.TLSClientConfig.Certificates = []tls.Certificate{cert}
-	client := &http.Client{Timeout: c.http.Timeout, Transport: t}
-	defer t.CloseIdleConnections()
+	client, done := c.withCertificate(cert)
+	defer done()
 	_, err := c.post(ctx, client, caproto.PathRevoke, "revoke", caproto.RevokeRequest{
 		Serial: cert.Leaf.SerialNumber.String(), ReasonCode: reasonCode, Reason: reason, Passive: true,
 	}, nil)

@@ -29,17 +29,8 @@ func TestProvisionerKeyAndToken(t *testing.T) {
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	tok, err := caproto.NewToken(caproto.TokenOptions{Provisioner: "runners", Key: priv, Subject: "gitlab-runner", SANs: []string{"gitlab-runner"},
 		Audience: "https://ca:9000" + caproto.PathSign, Now: now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	parsed, err := jwt.ParseSigned(tok, caproto.Algorithms)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var c caproto.Claims
-	if err := parsed.Claims(k.Public.Key, &c); err != nil {
-		t.Fatalf("the token does not verify with the public key: %v", err)
-	}
+	parsed := verified(t, tok, err, k.Public.Key, &c)
 	if c.Issuer != "runners" || c.Subject != "gitlab-runner" || len(c.ID) != 64 || !c.Expiry.Time().Equal(now.Add(caproto.DefaultTokenLifetime)) ||
 		parsed.Headers[0].KeyID != k.Public.KeyID {
 		t.Errorf("claims %+v, kid %q", c, parsed.Headers[0].KeyID)
@@ -55,12 +46,10 @@ func TestProvisionerKeyAndToken(t *testing.T) {
 	}
 }
 
-func TestRenewToken(t *testing.T) {
-	root := pkitest.NewRoot(t, "caproto-root")
-	key := pkitest.Key(t, pkitest.P256)
-	leaf := root.Leaf(t, pkitest.LeafOptions{Key: key})
-	now := time.Now()
-	tok, err := caproto.NewRenewToken(tls.Certificate{Certificate: [][]byte{leaf.Raw}, PrivateKey: key, Leaf: leaf}, "https://ca/1.0/renew", now)
+// verified parses a token that was made without err, checks its
+// signature with pub and reads its claims.
+func verified(t *testing.T, tok string, err error, pub any, claims any) *jwt.JSONWebToken {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,9 +57,22 @@ func TestRenewToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := parsed.Claims(pub, claims); err != nil {
+		t.Fatalf("the token does not verify with the public key: %v", err)
+	}
+	return parsed
+}
+
+func TestRenewToken(t *testing.T) {
+	root := pkitest.NewRoot(t, "caproto-root")
+	key := pkitest.Key(t, pkitest.P256)
+	leaf := root.Leaf(t, pkitest.LeafOptions{Key: key})
+	now := time.Now()
+	tok, err := caproto.NewRenewToken(tls.Certificate{Certificate: [][]byte{leaf.Raw}, PrivateKey: key, Leaf: leaf}, "https://ca/1.0/renew", now)
 	var c jwt.Claims
-	if err := parsed.Claims(key.Public(), &c); err != nil || c.Issuer != caproto.RenewTokenIssuer || c.Subject != leaf.Subject.CommonName {
-		t.Fatalf("claims %+v: %v", c, err)
+	parsed := verified(t, tok, err, key.Public(), &c)
+	if c.Issuer != caproto.RenewTokenIssuer || c.Subject != leaf.Subject.CommonName {
+		t.Fatalf("claims %+v", c)
 	}
 	if _, ok := parsed.Headers[0].ExtraHeaders["x5cInsecure"]; !ok {
 		t.Error("no x5cInsecure header")

@@ -7,10 +7,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -226,22 +223,16 @@ Ctrl-C lets requests in flight finish, then exits.`,
 			}
 			fmt.Fprintf(s.out, "keyless ca: serving %s\n", run.Server.URL())
 			fmt.Fprintf(s.out, "Root fingerprint: %s\n", run.Authority.RootFingerprint())
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			hup := make(chan os.Signal, 1)
-			signal.Notify(hup, syscall.SIGHUP)
-			defer signal.Stop(hup)
-			go func() {
-				for range hup {
-					notify(logger, sdnotify.Reloading)
-					if n, err := run.Reload(f.dir); err != nil {
-						logger.Error("reload failed; keeping the running configuration", "err", err)
-					} else {
-						logger.Info("reloaded the configuration", "provisioners", n)
-					}
-					notify(logger, sdnotify.Ready)
+			ctx, stop := daemonContext(cmd.Context(), func() {
+				notify(logger, sdnotify.Reloading)
+				if n, err := run.Reload(f.dir); err != nil {
+					logger.Error("reload failed; keeping the running configuration", "err", err)
+				} else {
+					logger.Info("reloaded the configuration", "provisioners", n)
 				}
-			}()
+				notify(logger, sdnotify.Ready)
+			})
+			defer stop()
 			notify(logger, sdnotify.Ready, sdnotify.Status("serving %s", run.Server.URL()))
 			defer notify(logger, sdnotify.Stopping)
 			return run.Serve(ctx)
@@ -302,9 +293,8 @@ over, and the runner runs keyless certificate SUBJECT crt key --token T.`,
 
 func newCARevokeCommand(s streams) *cobra.Command {
 	var (
-		f          caDirFlags
-		reason     string
-		reasonCode int
+		f   caDirFlags
+		why revokeReason
 	)
 	cmd := &cobra.Command{
 		Use:   "revoke SERIAL",
@@ -326,7 +316,7 @@ token made from the provisioner key. Re-publish the CRL to AWS afterwards
 				return err
 			}
 			defer op.Close()
-			if err := op.Revoke(cmd.Context(), serial, reasonCode, reason); err != nil {
+			if err := op.Revoke(cmd.Context(), serial, why.code, why.text); err != nil {
 				return err
 			}
 			fmt.Fprintf(s.out, "keyless ca: revoked %s\n", serial)
@@ -334,8 +324,7 @@ token made from the provisioner key. Re-publish the CRL to AWS afterwards
 		},
 	}
 	f.register(cmd, true)
-	cmd.Flags().StringVar(&reason, "reason", "", "why, for the record")
-	cmd.Flags().IntVar(&reasonCode, "reason-code", 0, "RFC 5280 reason code (0 unspecified, 1 keyCompromise, 4 superseded, 5 cessationOfOperation)")
+	why.register(cmd)
 	return cmd
 }
 

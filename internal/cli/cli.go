@@ -14,7 +14,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/keyless-dev/keyless/internal/logline"
 	"github.com/keyless-dev/keyless/internal/sdnotify"
@@ -195,5 +197,27 @@ func newLogger(w io.Writer, debug bool) *slog.Logger {
 func notify(logger *slog.Logger, state ...string) {
 	if _, err := sdnotify.Notify(state...); err != nil {
 		logger.Warn("telling the service manager", "err", err)
+	}
+}
+
+// daemonContext is ctx until SIGINT or SIGTERM, for a long-running
+// command, which exits 0 on them; each SIGHUP calls onHUP, when it is set.
+// stop undoes the signal handling.
+func daemonContext(ctx context.Context, onHUP func()) (_ context.Context, stop func()) {
+	ctx, cancel := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	if onHUP == nil {
+		return ctx, cancel
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+			onHUP()
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(hup)
+		close(hup)
+		cancel()
 	}
 }

@@ -4,9 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -46,7 +44,7 @@ unless --dir names one, which is kept and reused (the same CA) next time.`,
 				return err
 			}
 			defer st.Close()
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := daemonContext(cmd.Context(), nil)
 			defer stop()
 			rfc := func(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 			step := func(n int, what string, run func() (string, error)) error {

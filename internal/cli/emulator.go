@@ -6,9 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -98,7 +95,7 @@ The seed file's format is in docs/emulator.md.`,
 					return fmt.Errorf("--outputs %s: %w", outputs, err)
 				}
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := daemonContext(cmd.Context(), nil)
 			defer stop()
 			select {
 			case <-ctx.Done():

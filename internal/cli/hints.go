@@ -123,33 +123,33 @@ func flagFor(role string) string {
 	return role
 }
 
+// fileHints are the fixes for problems with a certificate or key file,
+// by the sentinel error identity or pki reports.
+var fileHints = []struct {
+	err  error
+	hint string
+}{
+	{pki.ErrIncorrectPassword, "check the password given with --pkcs8-password-file, --pkcs8-password or KEYLESS_PKCS8_PASSWORD"},
+	{pki.ErrPasswordRequired, "the file is encrypted and no terminal was available to ask for its password; give it with --pkcs8-password-file FILE or KEYLESS_PKCS8_PASSWORD"},
+	{identity.ErrKeyMismatch, "--private-key must be the key the certificate was issued for; check that both files come from the same enrollment"},
+	{identity.ErrNoPrivateKey, "add --private-key with the certificate's key file, or give a PKCS#12 file (which holds both) as --certificate"},
+	{identity.ErrKeyWithPKCS12, "drop --private-key: the PKCS#12 file given as --certificate holds the key"},
+	{identity.ErrChainWithPKCS12, "drop --intermediates: the PKCS#12 file given as --certificate holds the chain"},
+	{pki.ErrExpired, "renew the certificate (keyless renew, or step ca renew) and try again"},
+	{pki.ErrNotYetValid, "check this machine's clock, or wait until the certificate becomes valid"},
+	{pki.ErrLeafProfile, "Roles Anywhere would refuse this certificate; issue an end-entity certificate with keyUsage digitalSignature, signed with SHA-256 or stronger"},
+	{pki.ErrUnsupportedKey, "make a new key of a kind Roles Anywhere accepts: ECDSA P-256 (openssl ecparam -name prime256v1 -genkey) or RSA 2048 to 4096"},
+	{pki.ErrNotPrivateKey, "--private-key takes a PEM private key (PKCS#8, encrypted PKCS#8, PKCS#1 or SEC1)"},
+}
+
 func fileHint(fe *identity.FileError) string {
-	err := fe.Err
-	switch {
-	case errors.Is(err, pki.ErrIncorrectPassword):
-		return "check the password given with --pkcs8-password-file, --pkcs8-password or KEYLESS_PKCS8_PASSWORD"
-	case errors.Is(err, pki.ErrPasswordRequired):
-		return "the file is encrypted and no terminal was available to ask for its password; give it with --pkcs8-password-file FILE or KEYLESS_PKCS8_PASSWORD"
-	case errors.Is(err, identity.ErrKeyMismatch):
-		return "--private-key must be the key the certificate was issued for; check that both files come from the same enrollment"
-	case errors.Is(err, identity.ErrNoPrivateKey):
-		return "add --private-key with the certificate's key file, or give a PKCS#12 file (which holds both) as --certificate"
-	case errors.Is(err, identity.ErrKeyWithPKCS12):
-		return "drop --private-key: the PKCS#12 file given as --certificate holds the key"
-	case errors.Is(err, identity.ErrChainWithPKCS12):
-		return "drop --intermediates: the PKCS#12 file given as --certificate holds the chain"
-	case errors.Is(err, pki.ErrExpired):
-		return "renew the certificate (keyless renew, or step ca renew) and try again"
-	case errors.Is(err, pki.ErrNotYetValid):
-		return "check this machine's clock, or wait until the certificate becomes valid"
-	case errors.Is(err, pki.ErrLeafProfile):
-		return "Roles Anywhere would refuse this certificate; issue an end-entity certificate with keyUsage digitalSignature, signed with SHA-256 or stronger"
-	case errors.Is(err, pki.ErrUnsupportedKey):
-		return "make a new key of a kind Roles Anywhere accepts: ECDSA P-256 (openssl ecparam -name prime256v1 -genkey) or RSA 2048 to 4096"
-	case errors.Is(err, pki.ErrNotCertificate) && fe.Role == identity.RoleCertificate:
+	if errors.Is(fe.Err, pki.ErrNotCertificate) && fe.Role == identity.RoleCertificate {
 		return "--certificate takes a PEM or DER certificate, or a PKCS#12 file"
-	case errors.Is(err, pki.ErrNotPrivateKey):
-		return "--private-key takes a PEM private key (PKCS#8, encrypted PKCS#8, PKCS#1 or SEC1)"
+	}
+	for _, h := range fileHints {
+		if errors.Is(fe.Err, h.err) {
+			return h.hint
+		}
 	}
 	return ""
 }

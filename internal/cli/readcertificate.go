@@ -1,14 +1,13 @@
 package cli
 
 import (
-	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/keyless-dev/keyless/internal/identity"
+	"github.com/keyless-dev/keyless/internal/pki"
 )
 
 // zeroTime asks identity.Load to skip the leaf's validity checks: the
@@ -18,15 +17,6 @@ var zeroTime time.Time
 type readCertificateOptions struct {
 	keys  keyFlags
 	debug bool
-}
-
-// certificateData is what aws_signing_helper read-certificate-data prints,
-// fields in its order.
-type certificateData struct {
-	KeyType         string   `json:"keyType"`
-	CertificateData string   `json:"certificateData"`
-	SerialNumber    string   `json:"serialNumber"`
-	Algorithms      []string `json:"supportedAlgorithms"`
 }
 
 func newReadCertificateDataCommand(s streams) *cobra.Command {
@@ -52,19 +42,7 @@ supportedAlgorithms. For a file with several certificates, the first one is read
 				return err
 			}
 			newLogger(s.err, o.debug).Debug("read certificate", "subject", cert.Subject.String())
-			keyType := ""
-			switch cert.PublicKeyAlgorithm {
-			case x509.RSA:
-				keyType = "RSA"
-			case x509.ECDSA:
-				keyType = "EC"
-			}
-			data, err := json.Marshal(certificateData{
-				KeyType:         keyType,
-				CertificateData: base64.StdEncoding.EncodeToString(cert.Raw),
-				SerialNumber:    cert.SerialNumber.String(),
-				Algorithms:      []string{keyType + "SHA256", keyType + "SHA384", keyType + "SHA512"},
-			})
+			data, err := json.Marshal(pki.HelperCertificateData(cert))
 			if err != nil {
 				return err
 			}

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -120,16 +118,8 @@ func renewDaemon(cmd *cobra.Command, c renewal.Config, force bool) error {
 	if err != nil {
 		return usageErrorf("%v", err)
 	}
-	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := daemonContext(cmd.Context(), r.RenewNow)
 	defer stop()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	go func() {
-		for range hup {
-			r.RenewNow()
-		}
-	}()
 	notify(c.Logger, sdnotify.Ready)
 	return r.Run(ctx, force)
 }
@@ -191,9 +181,8 @@ func printUnit(s streams, kind string, u renewal.Unit) error {
 
 func newRevokeCommand(s streams) *cobra.Command {
 	var (
-		ca         caFlags
-		reason     string
-		reasonCode int
+		ca  caFlags
+		why revokeReason
 	)
 	cmd := &cobra.Command{
 		Use:   "revoke CRT KEY",
@@ -213,7 +202,7 @@ certificate you do not hold, use keyless ca revoke on the CA host.`,
 			if err != nil {
 				return err
 			}
-			if err := client.Revoke(cmd.Context(), pair, reasonCode, reason); err != nil {
+			if err := client.Revoke(cmd.Context(), pair, why.code, why.text); err != nil {
 				return err
 			}
 			fmt.Fprintf(s.out, "keyless: revoked %s (serial %s)\n", args[0], pair.Leaf.SerialNumber)
@@ -221,7 +210,18 @@ certificate you do not hold, use keyless ca revoke on the CA host.`,
 		},
 	}
 	ca.register(cmd)
-	cmd.Flags().StringVar(&reason, "reason", "", "why, for the CA's records")
-	cmd.Flags().IntVar(&reasonCode, "reason-code", 0, "RFC 5280 reason code (0 unspecified, 1 keyCompromise, 4 superseded, 5 cessationOfOperation)")
+	why.register(cmd)
 	return cmd
+}
+
+// revokeReason is why a certificate is revoked: --reason and
+// --reason-code.
+type revokeReason struct {
+	text string
+	code int
+}
+
+func (r *revokeReason) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&r.text, "reason", "", "why, for the CA's records")
+	cmd.Flags().IntVar(&r.code, "reason-code", 0, "RFC 5280 reason code (0 unspecified, 1 keyCompromise, 4 superseded, 5 cessationOfOperation)")
 }

@@ -59,6 +59,40 @@ func (e *enrolled) serial(t *testing.T) string {
 	return id.Certificate.SerialNumber.String()
 }
 
+// killAtRandom runs bin with args n times, each SIGKILLed at a random
+// instant within the span of a whole run (timed first, so the kills cover
+// it on any machine), and checks after each that the pair on disk loads
+// and matches. It returns how many kills came after the new pair was in
+// place.
+func (e *enrolled) killAtRandom(t *testing.T, bin string, n int, args func() []string) int {
+	t.Helper()
+	start := time.Now()
+	if out, err := exec.Command(bin, args()...).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", args()[0], err, out)
+	}
+	span := time.Since(start) * 6 / 5
+	e.serialBefore = e.serial(t)
+	changed := 0
+	for i := range n {
+		cmd := exec.Command(bin, args()...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(rand.Int64N(int64(span))))
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		_ = cmd.Wait()
+		before := e.serialBefore
+		e.serialBefore = e.serial(t) // fails the test on a torn or mismatched pair
+		if e.serialBefore != before {
+			changed++
+		}
+		if i%50 == 49 {
+			t.Logf("%d kills, %d of them after the new pair was in place", i+1, changed)
+		}
+	}
+	return changed
+}
+
 // TestRenewKilledAtRandomPoints SIGKILLs keyless renew at random instants,
 // 200 times: the certificate and key on disk must always load as a
 // matching pair.
@@ -71,32 +105,9 @@ func TestRenewKilledAtRandomPoints(t *testing.T) {
 	// keyless on PATH, is built with -race in scripts/test and starts ten
 	// times slower, which would make 200 kills take minutes.
 	bin := testkit.Keyless(t)
-	// Kill anywhere in the span of a whole renewal, whatever this machine's
-	// speed: time one first.
-	start := time.Now()
-	if out, err := exec.Command(bin, append([]string{"renew", e.crt, e.key, "--force", "--method", "mtls"}, e.rootFlag...)...).CombinedOutput(); err != nil {
-		t.Fatalf("renew: %v\n%s", err, out)
-	}
-	span := time.Since(start) * 6 / 5
-	e.serialBefore = e.serial(t)
-	renewed := 0
-	for i := range 200 {
-		cmd := exec.Command(bin, append([]string{"renew", e.crt, e.key, "--force", "--method", "mtls"}, e.rootFlag...)...)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(time.Duration(rand.Int64N(int64(span))))
-		_ = cmd.Process.Signal(syscall.SIGKILL)
-		_ = cmd.Wait()
-		before := e.serialBefore
-		e.serialBefore = e.serial(t) // fails the test on a torn or mismatched pair
-		if e.serialBefore != before {
-			renewed++
-		}
-		if i%50 == 49 {
-			t.Logf("%d kills, %d of them after the new certificate was in place", i+1, renewed)
-		}
-	}
+	renewed := e.killAtRandom(t, bin, 200, func() []string {
+		return append([]string{"renew", e.crt, e.key, "--force", "--method", "mtls"}, e.rootFlag...)
+	})
 	if renewed == 0 {
 		t.Error("no renewal completed before its kill in 200 tries; the kills were all too early to test anything")
 	}
@@ -201,27 +212,7 @@ func TestCertificateForceKilledAtRandomPoints(t *testing.T) {
 		}
 		return append([]string{"certificate", "gitlab-runner", e.crt, e.key, "--force", "--token", tok}, e.rootFlag...)
 	}
-	start := time.Now()
-	if out, err := exec.Command(bin, args()...).CombinedOutput(); err != nil {
-		t.Fatalf("certificate: %v\n%s", err, out)
-	}
-	span := time.Since(start) * 6 / 5
-	e.serialBefore = e.serial(t)
-	replaced := 0
-	for range 100 {
-		cmd := exec.Command(bin, args()...)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(time.Duration(rand.Int64N(int64(span))))
-		_ = cmd.Process.Signal(syscall.SIGKILL)
-		_ = cmd.Wait()
-		before := e.serialBefore
-		e.serialBefore = e.serial(t) // fails the test on a mismatched pair
-		if e.serialBefore != before {
-			replaced++
-		}
-	}
+	replaced := e.killAtRandom(t, bin, 100, args)
 	t.Logf("100 kills, %d after the new pair was in place", replaced)
 	// The next writer finishes or discards whatever a kill left.
 	if out, err := exec.Command(bin, args()...).CombinedOutput(); err != nil {

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/keyless-dev/keyless/internal/atomicfile"
+	"github.com/keyless-dev/keyless/internal/logline"
 	"github.com/keyless-dev/keyless/internal/sigv4"
 )
 
@@ -149,12 +150,7 @@ func (c *Cache) now() time.Time {
 	return time.Now()
 }
 
-func (c *Cache) logger() *slog.Logger {
-	if c.Logger != nil {
-		return c.Logger
-	}
-	return slog.New(slog.DiscardHandler)
-}
+func (c *Cache) logger() *slog.Logger { return logline.Or(c.Logger) }
 
 func (c *Cache) minRemaining() time.Duration {
 	if c.MinRemaining > 0 {

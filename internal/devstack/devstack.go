@@ -33,6 +33,7 @@ import (
 	"github.com/keyless-dev/keyless/internal/emulator"
 	"github.com/keyless-dev/keyless/internal/enroll"
 	"github.com/keyless-dev/keyless/internal/identity"
+	"github.com/keyless-dev/keyless/internal/logline"
 	"github.com/keyless-dev/keyless/internal/pki"
 	"github.com/keyless-dev/keyless/internal/renewal"
 	"github.com/keyless-dev/keyless/internal/serve"
@@ -116,9 +117,7 @@ func New(cfg Config) (*Stack, error) {
 		}
 	}
 	s := &Stack{cfg: cfg, Dir: cfg.Dir, logger: cfg.Logger}
-	if s.logger == nil {
-		s.logger = slog.New(slog.DiscardHandler)
-	}
+	s.logger = logline.Or(s.logger)
 	if s.Dir == "" {
 		dir, err := os.MkdirTemp("", "keyless-dev-")
 		if err != nil {

@@ -25,6 +25,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keyless-dev/keyless/internal/logline"
 	"github.com/keyless-dev/keyless/internal/sigv4"
 )
 
@@ -89,9 +90,7 @@ func New(cfg Config) *Emulator {
 	if e.rand == nil {
 		e.rand = rand.Reader
 	}
-	if e.log == nil {
-		e.log = slog.New(slog.DiscardHandler)
-	}
+	e.log = logline.Or(e.log)
 	if e.maxSkew == 0 {
 		e.maxSkew = sigv4.DefaultMaxSkew
 	}

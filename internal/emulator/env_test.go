@@ -231,15 +231,7 @@ func (e *env) createSession(c call) answer {
 	if c.afterSign != nil {
 		c.afterSign(req)
 	}
-	resp, err := e.srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, data := testkit.Do(t, e.srv.Client(), req)
 	a := answer{status: resp.StatusCode, code: resp.Header.Get("X-Amzn-ErrorType")}
 	if resp.StatusCode == http.StatusCreated {
 		if err := json.Unmarshal(data, &a.session); err != nil {

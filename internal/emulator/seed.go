@@ -355,8 +355,8 @@ func (p *seedParser) build(raw *rawSeed) (*Seed, error) {
 			return nil, err
 		}
 		ta.ARN = s.arn("rolesanywhere", s.Region, "trust-anchor/"+ta.ID)
-		if !addRef(refs, "trustAnchors", ta.Name, ta.ARN) {
-			return nil, p.fail(fmt.Errorf("another trust anchor is already named %q", ta.Name), "trustAnchors", i, "name")
+		if err := p.addRef(refs, "trustAnchors", i, ta.Name, ta.ARN); err != nil {
+			return nil, err
 		}
 		s.TrustAnchors = append(s.TrustAnchors, ta)
 	}
@@ -366,8 +366,8 @@ func (p *seedParser) build(raw *rawSeed) (*Seed, error) {
 		}
 		r := &Role{Name: rr.Name, ARN: "arn:" + s.Partition + ":iam::" + s.Account + ":role/" + rr.Name, ManagedPolicyARNs: rr.ManagedPolicyArns}
 		r.ID = "AROA" + derivedID(s.Account+"/"+rr.Name, 17)
-		if !addRef(refs, "roles", r.Name, r.ARN) {
-			return nil, p.fail(fmt.Errorf("another role is already named %q", r.Name), "roles", i, "name")
+		if err := p.addRef(refs, "roles", i, r.Name, r.ARN); err != nil {
+			return nil, err
 		}
 		r.MaxSessionDuration = defaultDuration
 		if rr.MaxSessionDuration != nil {
@@ -389,8 +389,8 @@ func (p *seedParser) build(raw *rawSeed) (*Seed, error) {
 			return nil, err
 		}
 		pr.ARN = s.arn("rolesanywhere", s.Region, "profile/"+pr.ID)
-		if !addRef(refs, "profiles", pr.Name, pr.ARN) {
-			return nil, p.fail(fmt.Errorf("another profile is already named %q", pr.Name), "profiles", i, "name")
+		if err := p.addRef(refs, "profiles", i, pr.Name, pr.ARN); err != nil {
+			return nil, err
 		}
 		s.Profiles = append(s.Profiles, pr)
 	}
@@ -616,13 +616,17 @@ func (s *Seed) arn(service, region, resource string) string {
 	return "arn:" + s.Partition + ":" + service + ":" + region + ":" + s.Account + ":" + resource
 }
 
-func addRef(refs map[string]string, kind, name, arn string) bool {
+// addRef records the ARN of the i-th resource of kind ("roles"), named
+// name, for ${kind.name.arn}; a second resource of that kind and name is
+// an error at its name.
+func (p *seedParser) addRef(refs map[string]string, kind string, i int, name, arn string) error {
 	k := kind + "." + name + ".arn"
 	if _, dup := refs[k]; dup {
-		return false
+		what := map[string]string{"trustAnchors": "trust anchor", "roles": "role", "profiles": "profile"}[kind]
+		return p.fail(fmt.Errorf("another %s is already named %q", what, name), kind, i, "name")
 	}
 	refs[k] = arn
-	return true
+	return nil
 }
 
 // substitute replaces ${trustAnchors.NAME.arn}, ${profiles.NAME.arn} and

@@ -17,6 +17,7 @@ import (
 	"github.com/keyless-dev/keyless/internal/rolesanywhere"
 	"github.com/keyless-dev/keyless/internal/sigv4"
 	"github.com/keyless-dev/keyless/internal/sts"
+	"github.com/keyless-dev/keyless/internal/testkit"
 )
 
 // session gets credentials from the emulator with keyless's own
@@ -131,12 +132,7 @@ func TestSTSRefusals(t *testing.T) {
 			if tt.mutate != nil {
 				tt.mutate(req)
 			}
-			resp, err := e.srv.Client().Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			body, _ := io.ReadAll(resp.Body)
+			resp, body := testkit.Do(t, e.srv.Client(), req)
 			if resp.StatusCode != tt.status || !strings.Contains(string(body), tt.code) {
 				t.Errorf("got %d %s, want %d containing %q", resp.StatusCode, body, tt.status, tt.code)
 			}

@@ -32,6 +32,7 @@ import (
 	"github.com/keyless-dev/keyless/internal/atomicfile"
 	"github.com/keyless-dev/keyless/internal/caclient"
 	"github.com/keyless-dev/keyless/internal/identity"
+	"github.com/keyless-dev/keyless/internal/logline"
 	"github.com/keyless-dev/keyless/internal/pki"
 )
 
@@ -147,9 +148,7 @@ func (e *Enroller) Enroll(ctx context.Context, r Request) (*caclient.Certificate
 		return nil, err
 	}
 	logger := e.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
+	logger = logline.Or(logger)
 	logger.Info("enrolled", "subject", r.Subject, "serial", certs.Leaf.SerialNumber.String(), "certificate", r.CertPath)
 	return certs, nil
 }

@@ -137,33 +137,32 @@ func (s *statement) parse(n int, v *jvalue, vars bool) error {
 		return e.errorf("has key %q twice", k)
 	}
 	var effect, principal, notPrincipal, action, notAction, resource, notResource, condition *jvalue
+	elements := []struct {
+		key string
+		val **jvalue
+	}{
+		{"Effect", &effect}, {"Principal", &principal}, {"NotPrincipal", &notPrincipal}, {"Action", &action},
+		{"NotAction", &notAction}, {"Resource", &resource}, {"NotResource", &notResource}, {"Condition", &condition},
+	}
 	for i := range v.obj {
 		m := &v.obj[i]
-		switch m.key {
-		case "Sid":
+		if m.key == "Sid" {
 			if m.val.kind != jString {
 				return e.errorf(`"Sid" must be a string, got %s`, m.val.kind)
 			}
 			s.sid = m.val.str
-		case "Effect":
-			effect = &m.val
-		case "Principal":
-			principal = &m.val
-		case "NotPrincipal":
-			notPrincipal = &m.val
-		case "Action":
-			action = &m.val
-		case "NotAction":
-			notAction = &m.val
-		case "Resource":
-			resource = &m.val
-		case "NotResource":
-			notResource = &m.val
-		case "Condition":
-			condition = &m.val
-		default:
-			return e.errorf("unknown key %s%s", quote(m.key), didYouMean(m.key,
-				"Sid", "Effect", "Principal", "NotPrincipal", "Action", "NotAction", "Resource", "NotResource", "Condition"))
+			continue
+		}
+		known := []string{"Sid"}
+		found := false
+		for _, el := range elements {
+			known = append(known, el.key)
+			if el.key == m.key {
+				*el.val, found = &m.val, true
+			}
+		}
+		if !found {
+			return e.errorf("unknown key %s%s", quote(m.key), didYouMean(m.key, known...))
 		}
 	}
 
@@ -180,76 +179,93 @@ func (s *statement) parse(n int, v *jvalue, vars bool) error {
 		return e.errorf(`"Effect" must be "Allow" or "Deny", got %s`, quote(effect.str))
 	}
 
-	if principal != nil && notPrincipal != nil {
-		return e.errorf(`has both "Principal" and "NotPrincipal"`)
+	name, pv, not, err := either("Principal", principal, notPrincipal)
+	if err == nil && pv != nil {
+		s.notPrincipal = not
+		s.principal, err = parsePrincipal(name, pv)
 	}
-	if principal != nil || notPrincipal != nil {
-		name, pv := "Principal", principal
-		if notPrincipal != nil {
-			name, pv, s.notPrincipal = "NotPrincipal", notPrincipal, true
-		}
-		ps, err := parsePrincipal(name, pv)
-		if err != nil {
-			return e.errorf("%w", err)
-		}
-		s.principal = ps
-	}
-
-	switch {
-	case action == nil && notAction == nil:
-		return e.errorf(`has neither "Action" nor "NotAction"`)
-	case action != nil && notAction != nil:
-		return e.errorf(`has both "Action" and "NotAction"`)
-	}
-	name, av := "Action", action
-	if notAction != nil {
-		name, av, s.notAction = "NotAction", notAction, true
-	}
-	actions, err := stringList(name, av)
 	if err != nil {
 		return e.errorf("%w", err)
 	}
-	for _, a := range actions {
-		if err := checkAction(a); err != nil {
-			return e.errorf("%q: %w", name, err)
-		}
-		s.actions = append(s.actions, appendPattern(nil, a, true))
+	name, av, not, err := either("Action", action, notAction)
+	if err == nil && av == nil {
+		err = errors.New(`has neither "Action" nor "NotAction"`)
 	}
-
-	if resource != nil && notResource != nil {
-		return e.errorf(`has both "Resource" and "NotResource"`)
+	if err == nil {
+		s.notAction = not
+		s.actions, err = parseActions(name, av)
 	}
-	if resource != nil || notResource != nil {
-		name, rv := "Resource", resource
-		if notResource != nil {
-			name, rv, s.notResource = "NotResource", notResource, true
-		}
-		list, err := stringList(name, rv)
-		if err != nil {
-			return e.errorf("%w", err)
-		}
-		for _, r := range list {
-			if r != "*" && !isARN(r) {
-				return e.errorf(`%q: resource %s must be "*" or an ARN ("arn:partition:service:region:account:resource")`, name, quote(r))
-			}
-			t, err := parseTemplate(r, vars)
-			if err != nil {
-				return e.errorf("%q: %w", name, err)
-			}
-			res := resourcePattern{tmpl: t, any: r == "*"}
-			if !t.vars {
-				_, res.pat, _, _ = t.expand(nil, true, true)
-			}
-			s.resources = append(s.resources, res)
-		}
+	if err != nil {
+		return e.errorf("%w", err)
 	}
-
+	name, rv, not, err := either("Resource", resource, notResource)
+	if err == nil && rv != nil {
+		s.notResource = not
+		s.resources, err = parseResources(name, rv, vars)
+	}
+	if err != nil {
+		return e.errorf("%w", err)
+	}
 	if condition != nil {
 		if err := s.parseConditions(condition, vars); err != nil {
 			return e.errorf("%w", err)
 		}
 	}
 	return nil
+}
+
+// parseActions reads an Action or NotAction element (name).
+func parseActions(name string, v *jvalue) ([]pattern, error) {
+	list, err := stringList(name, v)
+	if err != nil {
+		return nil, err
+	}
+	var out []pattern
+	for _, a := range list {
+		if err := checkAction(a); err != nil {
+			return nil, fmt.Errorf("%q: %w", name, err)
+		}
+		out = append(out, appendPattern(nil, a, true))
+	}
+	return out, nil
+}
+
+// parseResources reads a Resource or NotResource element (name): "*" or
+// ARNs, with policy variables when vars is set.
+func parseResources(name string, v *jvalue, vars bool) ([]resourcePattern, error) {
+	list, err := stringList(name, v)
+	if err != nil {
+		return nil, err
+	}
+	var out []resourcePattern
+	for _, r := range list {
+		if r != "*" && !isARN(r) {
+			return nil, fmt.Errorf(`%q: resource %s must be "*" or an ARN ("arn:partition:service:region:account:resource")`, name, quote(r))
+		}
+		t, err := parseTemplate(r, vars)
+		if err != nil {
+			return nil, fmt.Errorf("%q: %w", name, err)
+		}
+		res := resourcePattern{tmpl: t, any: r == "*"}
+		if !t.vars {
+			_, res.pat, _, _ = t.expand(nil, true, true)
+		}
+		out = append(out, res)
+	}
+	return out, nil
+}
+
+// either picks one of a pair of elements such as Action and NotAction:
+// its name, its value (nil when neither is there) and whether it is the
+// Not form. Both at once is an error.
+func either(name string, v, not *jvalue) (string, *jvalue, bool, error) {
+	switch {
+	case v != nil && not != nil:
+		return "", nil, false, fmt.Errorf(`has both %q and "Not%s"`, name, name)
+	case not != nil:
+		return "Not" + name, not, true, nil
+	}
+	return name, v, false, nil
 }
 
 // checkAction accepts "*" and "service:action" (either side may hold

@@ -99,3 +99,12 @@ func needsQuoting(v string) bool {
 	}
 	return false
 }
+
+// Or returns l, or a logger that discards everything when l is nil: how
+// packages default an optional Logger field.
+func Or(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return l
+}

@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
@@ -106,4 +107,32 @@ func swappedHint(blockType string) string {
 		return " (this is a certificate signing request, not a certificate)"
 	}
 	return ""
+}
+
+// CertificateData is what AWS's helper prints for read-certificate-data,
+// fields in its order: the key type (RSA or EC), the base64 DER sent in
+// X-Amz-X509, the decimal serial of the Authorization header's
+// Credential, and the algorithms the key signs with.
+type CertificateData struct {
+	KeyType         string   `json:"keyType"`
+	CertificateData string   `json:"certificateData"`
+	SerialNumber    string   `json:"serialNumber"`
+	Algorithms      []string `json:"supportedAlgorithms"`
+}
+
+// HelperCertificateData describes cert as AWS's helper does.
+func HelperCertificateData(cert *x509.Certificate) CertificateData {
+	keyType := ""
+	switch cert.PublicKeyAlgorithm {
+	case x509.RSA:
+		keyType = "RSA"
+	case x509.ECDSA:
+		keyType = "EC"
+	}
+	return CertificateData{
+		KeyType:         keyType,
+		CertificateData: base64.StdEncoding.EncodeToString(cert.Raw),
+		SerialNumber:    cert.SerialNumber.String(),
+		Algorithms:      []string{keyType + "SHA256", keyType + "SHA384", keyType + "SHA512"},
+	}
 }

@@ -271,10 +271,9 @@ func checkEncryption(der []byte) error {
 	return nil
 }
 
-func decryptPKCS8(der []byte, password PasswordFunc) (any, error) {
-	if err := checkEncryption(der); err != nil {
-		return nil, err
-	}
+// askPassword asks password for an encrypted file's password:
+// ErrPasswordRequired when there is none to ask, or it gives none.
+func askPassword(password PasswordFunc) ([]byte, error) {
 	if password == nil {
 		return nil, ErrPasswordRequired
 	}
@@ -284,6 +283,17 @@ func decryptPKCS8(der []byte, password PasswordFunc) (any, error) {
 	}
 	if len(pw) == 0 {
 		return nil, ErrPasswordRequired
+	}
+	return pw, nil
+}
+
+func decryptPKCS8(der []byte, password PasswordFunc) (any, error) {
+	if err := checkEncryption(der); err != nil {
+		return nil, err
+	}
+	pw, err := askPassword(password)
+	if err != nil {
+		return nil, err
 	}
 	key, _, err := pkcs8.ParsePrivateKey(der, pw)
 	if err != nil {

@@ -52,15 +52,9 @@ func ParsePKCS12(data []byte, password PasswordFunc) (*Identity, error) {
 		return nil, fmt.Errorf("%w: the PKCS#12 file is encrypted but has no MAC (openssl pkcs12 -nomac), which cannot be read; export it again with a MAC: %v", ErrUnsupportedEncryption, err)
 	}
 	if errors.Is(err, pkcs12.ErrIncorrectPassword) {
-		if password == nil {
-			return nil, ErrPasswordRequired
-		}
-		pw, perr := password()
+		pw, perr := askPassword(password)
 		if perr != nil {
 			return nil, perr
-		}
-		if len(pw) == 0 {
-			return nil, ErrPasswordRequired
 		}
 		key, leaf, cas, err = pkcs12.DecodeChain(data, string(pw))
 		if errors.Is(err, pkcs12.ErrIncorrectPassword) || errors.Is(err, pkcs12.ErrDecryption) {

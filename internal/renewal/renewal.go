@@ -26,6 +26,7 @@ import (
 	"github.com/keyless-dev/keyless/internal/caproto"
 	"github.com/keyless-dev/keyless/internal/clock"
 	"github.com/keyless-dev/keyless/internal/identity"
+	"github.com/keyless-dev/keyless/internal/logline"
 	"github.com/keyless-dev/keyless/internal/pki"
 )
 
@@ -115,9 +116,7 @@ func New(cfg Config) (*Renewer, error) {
 	if cfg.Events == nil {
 		cfg.Events = func(Event) {}
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	cfg.Logger = logline.Or(cfg.Logger)
 	return &Renewer{cfg: cfg, now: make(chan struct{}, 1)}, nil
 }
 

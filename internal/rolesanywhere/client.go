@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyless-dev/keyless/internal/logline"
 	"github.com/keyless-dev/keyless/internal/sigv4"
 )
 
@@ -112,9 +113,7 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Jitter == nil {
 		cfg.Jitter = func(max time.Duration) time.Duration { return rand.N(max + 1) }
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	cfg.Logger = logline.Or(cfg.Logger)
 	return &Client{cfg: cfg, endpoint: u}, nil
 }
 

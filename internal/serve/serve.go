@@ -14,6 +14,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/keyless-dev/keyless/internal/logline"
 )
 
 // Options shape a server.
@@ -50,9 +52,7 @@ func Start(addr string, h http.Handler, o Options) (*Server, error) {
 // Serve serves h on ln until Close.
 func Serve(ln net.Listener, h http.Handler, o Options) *Server {
 	logger := o.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
+	logger = logline.Or(logger)
 	scheme := "http"
 	if o.TLS != nil {
 		scheme = "https"

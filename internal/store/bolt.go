@@ -213,9 +213,7 @@ func (b *Bolt) UseToken(id string, expires time.Time) error {
 	}
 	defer b.mu.RUnlock()
 	key := []byte(id)
-	exp := timeKey(expires)
-	expKey := append(timeKey(expires), id...)
-	cutoff := timeKey(b.now().Add(-tokenGrace))
+	spend := b.spender(id, expires)
 
 	// A replay is refused without a commit. A read may see a write whose
 	// commit has not yet returned; refusing on it is still right, since
@@ -240,19 +238,11 @@ func (b *Bolt) UseToken(id string, expires time.Time) error {
 	var used bool
 	err = b.write(func(tx *bolt.Tx) error {
 		used = false
-		tokens := tx.Bucket(bucketTokens)
-		if tokens.Get(key) != nil {
+		if tx.Bucket(bucketTokens).Get(key) != nil {
 			used = true
 			return nil
 		}
-		byExpiry := tx.Bucket(bucketTokensByExpiry)
-		if err := tokens.Put(key, exp); err != nil {
-			return err
-		}
-		if err := byExpiry.Put(expKey, []byte{}); err != nil {
-			return err
-		}
-		return pruneTokens(tokens, byExpiry, cutoff, prunePerUse)
+		return spend(tx)
 	})
 	switch {
 	case err != nil:
@@ -284,70 +274,51 @@ func pruneTokens(tokens, byExpiry *bolt.Bucket, cutoff []byte, n int) error {
 	return nil
 }
 
-// PutCertificate implements [Store].
-func (b *Bolt) PutCertificate(c *Certificate) error {
-	if err := checkCertificate(c); err != nil {
-		return fmt.Errorf("storing certificate: %w", err)
-	}
-	value, err := encodeCertificate(c)
-	if err != nil {
-		return err
-	}
-	if err := b.enter(); err != nil {
-		return fmt.Errorf("storing certificate %s: %w", c.Serial, err)
-	}
-	defer b.mu.RUnlock()
-	key := []byte(c.Serial)
-	order := orderKey(c.IssuedAt, c.Serial)
-
-	// As in UseToken: the last run decides, and a stored serial is a
-	// result, not an error that would roll back the group.
-	var exists bool
-	err = b.write(func(tx *bolt.Tx) error {
-		exists = false
-		certs := tx.Bucket(bucketCertificates)
-		if certs.Get(key) != nil {
-			exists = true
-			return nil
-		}
-		if err := certs.Put(key, value); err != nil {
+// spender returns what records token id as spent, until expires (plus
+// the grace), in a write transaction, pruning some expired ids as it goes.
+func (b *Bolt) spender(id string, expires time.Time) func(tx *bolt.Tx) error {
+	key, exp := []byte(id), timeKey(expires)
+	expKey := append(timeKey(expires), id...)
+	cutoff := timeKey(b.now().Add(-tokenGrace))
+	return func(tx *bolt.Tx) error {
+		tokens, byExpiry := tx.Bucket(bucketTokens), tx.Bucket(bucketTokensByExpiry)
+		if err := tokens.Put(key, exp); err != nil {
 			return err
 		}
-		return tx.Bucket(bucketCertificatesByTime).Put(order, []byte{})
-	})
-	switch {
-	case err != nil:
-		return fmt.Errorf("storing certificate %s: %w", c.Serial, err)
-	case exists:
-		return fmt.Errorf("storing certificate %s: %w", c.Serial, ErrExists)
+		if err := byExpiry.Put(expKey, []byte{}); err != nil {
+			return err
+		}
+		return pruneTokens(tokens, byExpiry, cutoff, prunePerUse)
 	}
-	return nil
 }
+
+// PutCertificate implements [Store].
+func (b *Bolt) PutCertificate(c *Certificate) error { return putCertificate(b, c, "", time.Time{}) }
 
 // IssueCertificate implements [Store]: UseToken and PutCertificate in one
 // transaction, so signing costs one commit.
 func (b *Bolt) IssueCertificate(c *Certificate, tokenID string, expires time.Time) error {
-	value, err := prepareIssue(c, tokenID, expires)
-	if err != nil {
-		return err
-	}
+	return issueCertificate(b, c, tokenID, expires)
+}
+
+// putCertificate stores a certificate's record and, unless tokenID is
+// empty, spends the token that paid for it, in one transaction.
+func (b *Bolt) putCertificate(c *Certificate, value []byte, tokenID string, expires time.Time) error {
 	if err := b.enter(); err != nil {
 		return fmt.Errorf("storing certificate %s: %w", c.Serial, err)
 	}
 	defer b.mu.RUnlock()
-	tokKey, exp := []byte(tokenID), timeKey(expires)
-	expKey := append(timeKey(expires), tokenID...)
-	cutoff := timeKey(b.now().Add(-tokenGrace))
+	tokKey, spend := []byte(tokenID), b.spender(tokenID, expires)
 	key, order := []byte(c.Serial), orderKey(c.IssuedAt, c.Serial)
 
-	// As in UseToken and PutCertificate: every run sets the results
-	// afresh, the last run decides, and a refusal is a result that rolls
+	// As in UseToken: every run sets the results afresh, the last run
+	// decides, and a spent token or a stored serial is a result that rolls
 	// back nothing of the others in the group.
 	var used, exists bool
-	err = b.write(func(tx *bolt.Tx) error {
+	err := b.write(func(tx *bolt.Tx) error {
 		used, exists = false, false
 		tokens, certs := tx.Bucket(bucketTokens), tx.Bucket(bucketCertificates)
-		if tokens.Get(tokKey) != nil {
+		if tokenID != "" && tokens.Get(tokKey) != nil {
 			used = true
 			return nil
 		}
@@ -355,20 +326,16 @@ func (b *Bolt) IssueCertificate(c *Certificate, tokenID string, expires time.Tim
 			exists = true
 			return nil
 		}
-		byExpiry := tx.Bucket(bucketTokensByExpiry)
-		if err := tokens.Put(tokKey, exp); err != nil {
-			return err
-		}
-		if err := byExpiry.Put(expKey, []byte{}); err != nil {
-			return err
-		}
 		if err := certs.Put(key, value); err != nil {
 			return err
 		}
 		if err := tx.Bucket(bucketCertificatesByTime).Put(order, []byte{}); err != nil {
 			return err
 		}
-		return pruneTokens(tokens, byExpiry, cutoff, prunePerUse)
+		if tokenID == "" {
+			return nil
+		}
+		return spend(tx)
 	})
 	switch {
 	case err != nil:
@@ -465,10 +432,7 @@ func (b *Bolt) Certificates(fn func(*Certificate) bool) error {
 
 // Revoke implements [Store].
 func (b *Bolt) Revoke(r *Revocation) error {
-	if err := checkRevocation(r); err != nil {
-		return fmt.Errorf("recording revocation: %w", err)
-	}
-	value, err := encodeRevocation(r)
+	value, err := prepareRevocation(r)
 	if err != nil {
 		return err
 	}

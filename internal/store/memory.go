@@ -54,45 +54,30 @@ func (m *Memory) UseToken(id string, expires time.Time) error {
 }
 
 // PutCertificate implements [Store].
-func (m *Memory) PutCertificate(c *Certificate) error {
-	if err := checkCertificate(c); err != nil {
-		return fmt.Errorf("storing certificate: %w", err)
-	}
-	v, err := encodeCertificate(c)
-	if err != nil {
-		return err
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return fmt.Errorf("storing certificate %s: %w", c.Serial, errClosed)
-	}
-	if _, ok := m.certs[c.Serial]; ok {
-		return fmt.Errorf("storing certificate %s: %w", c.Serial, ErrExists)
-	}
-	m.certs[c.Serial] = v
-	m.certOrder[c.Serial] = orderKey(c.IssuedAt, c.Serial)
-	return nil
-}
+func (m *Memory) PutCertificate(c *Certificate) error { return putCertificate(m, c, "", time.Time{}) }
 
 // IssueCertificate implements [Store].
 func (m *Memory) IssueCertificate(c *Certificate, tokenID string, expires time.Time) error {
-	v, err := prepareIssue(c, tokenID, expires)
-	if err != nil {
-		return err
-	}
+	return issueCertificate(m, c, tokenID, expires)
+}
+
+// putCertificate stores a certificate's record and, unless tokenID is
+// empty, spends the token that paid for it.
+func (m *Memory) putCertificate(c *Certificate, v []byte, tokenID string, expires time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	switch {
 	case m.closed:
 		return fmt.Errorf("storing certificate %s: %w", c.Serial, errClosed)
-	case m.tokens[tokenID] != time.Time{}:
+	case tokenID != "" && m.tokens[tokenID] != time.Time{}:
 		return fmt.Errorf("recording token id: %w", ErrTokenUsed)
 	}
 	if _, ok := m.certs[c.Serial]; ok {
 		return fmt.Errorf("storing certificate %s: %w", c.Serial, ErrExists)
 	}
-	m.tokens[tokenID] = expires
+	if tokenID != "" {
+		m.tokens[tokenID] = expires
+	}
 	m.certs[c.Serial] = v
 	m.certOrder[c.Serial] = orderKey(c.IssuedAt, c.Serial)
 	return nil
@@ -150,10 +135,7 @@ func (m *Memory) Certificates(fn func(*Certificate) bool) error {
 
 // Revoke implements [Store].
 func (m *Memory) Revoke(r *Revocation) error {
-	if err := checkRevocation(r); err != nil {
-		return fmt.Errorf("recording revocation: %w", err)
-	}
-	v, err := encodeRevocation(r)
+	v, err := prepareRevocation(r)
 	if err != nil {
 		return err
 	}

@@ -20,26 +20,30 @@ import (
 )
 
 // Certificate is an issued certificate as the CA recorded it.
+//
+// Its JSON names are the stored record's (the file format): change them
+// only with a new recordVersion.
 type Certificate struct {
-	Serial      string   // decimal (big.Int.String()), see [Store]
-	Subject     string   // the subject's common name
-	SANs        []string // DNS names, IPs, emails and URIs as strings
-	NotBefore   time.Time
-	NotAfter    time.Time
-	Provisioner string // name of the provisioner that authorised it
-	IssuedAt    time.Time
-	RenewedFrom string // serial of the certificate it renews, or ""
-	DER         []byte // the certificate itself
+	Serial      string    `json:"serial"`            // decimal (big.Int.String()), see [Store]
+	Subject     string    `json:"subject,omitempty"` // the subject's common name
+	SANs        []string  `json:"sans,omitempty"`    // DNS names, IPs, emails and URIs as strings
+	NotBefore   time.Time `json:"notBefore"`
+	NotAfter    time.Time `json:"notAfter"`
+	Provisioner string    `json:"provisioner,omitempty"` // name of the provisioner that authorised it
+	IssuedAt    time.Time `json:"issuedAt"`
+	RenewedFrom string    `json:"renewedFrom,omitempty"` // serial of the certificate it renews, or ""
+	DER         []byte    `json:"der,omitempty"`         // the certificate itself
 }
 
-// Revocation records a revoked certificate.
+// Revocation records a revoked certificate. Its JSON names are the stored
+// record's.
 type Revocation struct {
-	Serial     string
-	ReasonCode int // RFC 5280 CRLReason
-	Reason     string
-	RevokedAt  time.Time
-	NotAfter   time.Time // the certificate's expiry; revocations of expired certificates may be dropped from CRLs
-	Via        string    // how: "token:<provisioner>", "mtls", or "cli"
+	Serial     string    `json:"serial"`
+	ReasonCode int       `json:"reasonCode"` // RFC 5280 CRLReason
+	Reason     string    `json:"reason,omitempty"`
+	RevokedAt  time.Time `json:"revokedAt"`
+	NotAfter   time.Time `json:"notAfter"`      // the certificate's expiry; revocations of expired certificates may be dropped from CRLs
+	Via        string    `json:"via,omitempty"` // how: "token:<provisioner>", "mtls", or "cli"
 }
 
 // Errors a caller branches on. Methods wrap them, so test with [errors.Is].
@@ -168,16 +172,60 @@ func checkToken(id string, expires time.Time) error {
 	return nil
 }
 
-// prepareIssue validates an IssueCertificate call and encodes the
-// certificate record.
-func prepareIssue(c *Certificate, tokenID string, expires time.Time) ([]byte, error) {
+// certPutter is what both stores do to record a certificate: store its
+// encoded record and, unless tokenID is empty, spend the token that paid
+// for it, as one write.
+type certPutter interface {
+	putCertificate(c *Certificate, record []byte, tokenID string, expires time.Time) error
+}
+
+// issueCertificate validates an IssueCertificate call and has s record
+// the certificate and spend the token.
+func issueCertificate(s certPutter, c *Certificate, tokenID string, expires time.Time) error {
 	if err := checkToken(tokenID, expires); err != nil {
-		return nil, err
+		return err
 	}
-	if err := checkCertificate(c); err != nil {
-		return nil, fmt.Errorf("storing certificate: %w", err)
+	return putCertificate(s, c, tokenID, expires)
+}
+
+// putCertificate validates a certificate, encodes its record and has s
+// store it (spending tokenID, unless it is empty).
+func putCertificate(s certPutter, c *Certificate, tokenID string, expires time.Time) error {
+	record, err := prepareCertificate(c)
+	if err != nil {
+		return err
 	}
-	return encodeCertificate(c)
+	return s.putCertificate(c, record, tokenID, expires)
+}
+
+// prepareCertificate validates a certificate record and encodes it.
+func prepareCertificate(c *Certificate) ([]byte, error) {
+	if c == nil {
+		return nil, errors.New("storing certificate: nil certificate")
+	}
+	return prepare("storing certificate", certRecordOf(c))
+}
+
+// prepareRevocation validates a revocation record and encodes it.
+func prepareRevocation(r *Revocation) ([]byte, error) {
+	if r == nil {
+		return nil, errors.New("recording revocation: nil revocation")
+	}
+	return prepare("recording revocation", revocationRecordOf(r))
+}
+
+// prepare checks a record's serial and that its time is set, and encodes
+// it; op starts the error.
+func prepare[R record](op string, r R) ([]byte, error) {
+	serial, field, t := r.key()
+	_, what := r.version()
+	if err := checkSerial(serial); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	if t.IsZero() {
+		return nil, fmt.Errorf("%s: %s: %s is not set", op, what, field)
+	}
+	return encode(r)
 }
 
 func checkTokenID(id string) error {
@@ -190,130 +238,84 @@ func checkTokenID(id string) error {
 	return nil
 }
 
-func checkCertificate(c *Certificate) error {
-	if c == nil {
-		return errors.New("nil certificate")
+// certRecord and revocationRecord are the stored forms: the value's
+// fields and the record version, "v".
+type (
+	certRecord struct {
+		V int `json:"v"`
+		Certificate
 	}
-	if err := checkSerial(c.Serial); err != nil {
-		return err
+	revocationRecord struct {
+		V int `json:"v"`
+		Revocation
 	}
-	if c.IssuedAt.IsZero() {
-		return fmt.Errorf("certificate %s: IssuedAt is not set", c.Serial)
-	}
-	return nil
+)
+
+func (r certRecord) version() (int, string)       { return r.V, "certificate " + r.Serial }
+func (r revocationRecord) version() (int, string) { return r.V, "revocation of " + r.Serial }
+
+func (r certRecord) key() (string, string, time.Time) { return r.Serial, "IssuedAt", r.IssuedAt }
+func (r revocationRecord) key() (string, string, time.Time) {
+	return r.Serial, "RevokedAt", r.RevokedAt
 }
 
-func checkRevocation(r *Revocation) error {
-	if r == nil {
-		return errors.New("nil revocation")
-	}
-	if err := checkSerial(r.Serial); err != nil {
-		return err
-	}
-	if r.RevokedAt.IsZero() {
-		return fmt.Errorf("revocation of %s: RevokedAt is not set", r.Serial)
-	}
-	return nil
+func certRecordOf(c *Certificate) certRecord {
+	r := certRecord{V: recordVersion, Certificate: *c}
+	r.NotBefore, r.NotAfter, r.IssuedAt = c.NotBefore.UTC(), c.NotAfter.UTC(), c.IssuedAt.UTC()
+	return r
 }
 
-// certRecord is the stored form of a Certificate. Field names are part of
-// the file format: change them only with a new recordVersion.
-type certRecord struct {
-	V           int       `json:"v"`
-	Serial      string    `json:"serial"`
-	Subject     string    `json:"subject,omitempty"`
-	SANs        []string  `json:"sans,omitempty"`
-	NotBefore   time.Time `json:"notBefore"`
-	NotAfter    time.Time `json:"notAfter"`
-	Provisioner string    `json:"provisioner,omitempty"`
-	IssuedAt    time.Time `json:"issuedAt"`
-	RenewedFrom string    `json:"renewedFrom,omitempty"`
-	DER         []byte    `json:"der,omitempty"`
-}
-
-// revocationRecord is the stored form of a Revocation.
-type revocationRecord struct {
-	V          int       `json:"v"`
-	Serial     string    `json:"serial"`
-	ReasonCode int       `json:"reasonCode"`
-	Reason     string    `json:"reason,omitempty"`
-	RevokedAt  time.Time `json:"revokedAt"`
-	NotAfter   time.Time `json:"notAfter"`
-	Via        string    `json:"via,omitempty"`
-}
-
-func encodeCertificate(c *Certificate) ([]byte, error) {
-	b, err := json.Marshal(certRecord{
-		V:           recordVersion,
-		Serial:      c.Serial,
-		Subject:     c.Subject,
-		SANs:        c.SANs,
-		NotBefore:   c.NotBefore.UTC(),
-		NotAfter:    c.NotAfter.UTC(),
-		Provisioner: c.Provisioner,
-		IssuedAt:    c.IssuedAt.UTC(),
-		RenewedFrom: c.RenewedFrom,
-		DER:         c.DER,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("encoding certificate %s: %w", c.Serial, err)
-	}
-	return b, nil
+func revocationRecordOf(rev *Revocation) revocationRecord {
+	r := revocationRecord{V: recordVersion, Revocation: *rev}
+	r.RevokedAt, r.NotAfter = rev.RevokedAt.UTC(), rev.NotAfter.UTC()
+	return r
 }
 
 func decodeCertificate(b []byte) (*Certificate, error) {
-	var r certRecord
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("decoding certificate record: %w", err)
+	r, err := decode[certRecord](b, "certificate")
+	if err != nil {
+		return nil, err
 	}
-	if r.V < 1 || r.V > recordVersion {
-		return nil, fmt.Errorf("certificate %s: record version %d is not supported (this keyless reads version %d)", r.Serial, r.V, recordVersion)
-	}
-	return &Certificate{
-		Serial:      r.Serial,
-		Subject:     r.Subject,
-		SANs:        r.SANs,
-		NotBefore:   r.NotBefore.UTC(),
-		NotAfter:    r.NotAfter.UTC(),
-		Provisioner: r.Provisioner,
-		IssuedAt:    r.IssuedAt.UTC(),
-		RenewedFrom: r.RenewedFrom,
-		DER:         r.DER,
-	}, nil
+	c := r.Certificate
+	c.NotBefore, c.NotAfter, c.IssuedAt = c.NotBefore.UTC(), c.NotAfter.UTC(), c.IssuedAt.UTC()
+	return &c, nil
 }
 
-func encodeRevocation(r *Revocation) ([]byte, error) {
-	b, err := json.Marshal(revocationRecord{
-		V:          recordVersion,
-		Serial:     r.Serial,
-		ReasonCode: r.ReasonCode,
-		Reason:     r.Reason,
-		RevokedAt:  r.RevokedAt.UTC(),
-		NotAfter:   r.NotAfter.UTC(),
-		Via:        r.Via,
-	})
+func decodeRevocation(b []byte) (*Revocation, error) {
+	r, err := decode[revocationRecord](b, "revocation")
 	if err != nil {
-		return nil, fmt.Errorf("encoding revocation of %s: %w", r.Serial, err)
+		return nil, err
+	}
+	rev := r.Revocation
+	rev.RevokedAt, rev.NotAfter = rev.RevokedAt.UTC(), rev.NotAfter.UTC()
+	return &rev, nil
+}
+
+// record is a stored form: its version and name, and the fields every
+// record must have.
+type record interface {
+	version() (int, string)
+	key() (serial, timeField string, t time.Time)
+}
+
+func encode[R record](r R) ([]byte, error) {
+	b, err := json.Marshal(r)
+	if err != nil {
+		_, what := r.version()
+		return nil, fmt.Errorf("encoding %s: %w", what, err)
 	}
 	return b, nil
 }
 
-func decodeRevocation(b []byte) (*Revocation, error) {
-	var r revocationRecord
+func decode[R record](b []byte, kind string) (R, error) {
+	var r R
 	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("decoding revocation record: %w", err)
+		return r, fmt.Errorf("decoding %s record: %w", kind, err)
 	}
-	if r.V < 1 || r.V > recordVersion {
-		return nil, fmt.Errorf("revocation of %s: record version %d is not supported (this keyless reads version %d)", r.Serial, r.V, recordVersion)
+	if v, what := r.version(); v < 1 || v > recordVersion {
+		return r, fmt.Errorf("%s: record version %d is not supported (this keyless reads version %d)", what, v, recordVersion)
 	}
-	return &Revocation{
-		Serial:     r.Serial,
-		ReasonCode: r.ReasonCode,
-		Reason:     r.Reason,
-		RevokedAt:  r.RevokedAt.UTC(),
-		NotAfter:   r.NotAfter.UTC(),
-		Via:        r.Via,
-	}, nil
+	return r, nil
 }
 
 // timeKeyLen is the length of a timeKey.

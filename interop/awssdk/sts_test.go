@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -143,12 +142,7 @@ func TestUnsignedPayloadRefused(t *testing.T) {
 	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, "UNSIGNED-PAYLOAD", "sts", "us-east-1", time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := e.emu.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	got, _ := io.ReadAll(resp.Body)
+	resp, got := testkit.Do(t, e.emu.Client(), req)
 	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(got), "SignatureDoesNotMatch") {
 		t.Errorf("got %d %s, want 403 SignatureDoesNotMatch", resp.StatusCode, got)
 	}

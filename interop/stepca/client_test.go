@@ -135,6 +135,18 @@ func (k *keylessCLI) enroll(t *testing.T, c *testCA, crt, key string, extra ...s
 	return k.ok(t, args...)
 }
 
+// enrolledRunner is a keyless that bootstrapped c and enrolled runner
+// into a fresh directory, with the files' paths.
+func enrolledRunner(t *testing.T, c *testCA) (k *keylessCLI, crt, key string) {
+	t.Helper()
+	k = newKeylessCLI(t)
+	k.bootstrap(t, c)
+	dir := t.TempDir()
+	crt, key = filepath.Join(dir, "runner.crt"), filepath.Join(dir, "runner.key")
+	k.enroll(t, c, crt, key)
+	return k, crt, key
+}
+
 var (
 	commandsOnce sync.Once
 	missing      []string
@@ -451,11 +463,7 @@ func TestKeylessCertificateNotAfter(t *testing.T) {
 // TestKeylessRenew: renewal over mTLS and with the x5c token, forced.
 func TestKeylessRenew(t *testing.T) {
 	eachCA(t, 168*time.Hour, func(t *testing.T, c *testCA) {
-		k := newKeylessCLI(t)
-		k.bootstrap(t, c)
-		dir := t.TempDir()
-		crt, key := filepath.Join(dir, "runner.crt"), filepath.Join(dir, "runner.key")
-		k.enroll(t, c, crt, key)
+		k, crt, key := enrolledRunner(t, c)
 		for _, method := range []string{"mtls", "token", "auto"} {
 			t.Run(method, func(t *testing.T) {
 				old := readPair(t, crt, key)
@@ -476,11 +484,7 @@ func TestKeylessRenew(t *testing.T) {
 // renewal window (the last third of the lifetime, or --expires-in).
 func TestKeylessRenewWindow(t *testing.T) {
 	eachCA(t, 168*time.Hour, func(t *testing.T, c *testCA) {
-		k := newKeylessCLI(t)
-		k.bootstrap(t, c)
-		dir := t.TempDir()
-		crt, key := filepath.Join(dir, "runner.crt"), filepath.Join(dir, "runner.key")
-		k.enroll(t, c, crt, key)
+		k, crt, key := enrolledRunner(t, c)
 		p := readPair(t, crt, key)
 		opens := p.leaf.NotAfter.Add(-lifetime(p.leaf) / 3)
 
@@ -531,11 +535,7 @@ func mentionsTime(s string, at time.Time) bool {
 // it no longer renews.
 func TestKeylessRevoke(t *testing.T) {
 	eachCA(t, 168*time.Hour, func(t *testing.T, c *testCA) {
-		k := newKeylessCLI(t)
-		k.bootstrap(t, c)
-		dir := t.TempDir()
-		crt, key := filepath.Join(dir, "runner.crt"), filepath.Join(dir, "runner.key")
-		k.enroll(t, c, crt, key)
+		k, crt, key := enrolledRunner(t, c)
 		p := readPair(t, crt, key)
 
 		k.ok(t, "revoke", crt, key, "--reason", "key compromise")
@@ -567,11 +567,7 @@ func TestKeylessRevoke(t *testing.T) {
 // renews with the Bearer x5c token, and auto falls back to it.
 func TestKeylessRenewBehindProxy(t *testing.T) {
 	eachCA(t, 168*time.Hour, func(t *testing.T, c *testCA) {
-		k := newKeylessCLI(t)
-		k.bootstrap(t, c)
-		dir := t.TempDir()
-		crt, key := filepath.Join(dir, "runner.crt"), filepath.Join(dir, "runner.key")
-		k.enroll(t, c, crt, key)
+		k, crt, key := enrolledRunner(t, c)
 		proxy, bearers := c.startProxy(t)
 
 		old := readPair(t, crt, key)

@@ -27,6 +27,7 @@ import (
 
 	"github.com/keyless-dev/keyless/internal/ca"
 	"github.com/keyless-dev/keyless/internal/caproto"
+	"github.com/keyless-dev/keyless/internal/logline"
 	"github.com/keyless-dev/keyless/internal/pki"
 )
 
@@ -51,26 +52,24 @@ const maxBody = 1 << 20
 // New returns the API handler.
 func New(cfg Config) *Handler {
 	h := &Handler{a: cfg.Authority, version: cfg.Version, log: cfg.Logger, mux: http.NewServeMux()}
-	if h.log == nil {
-		h.log = slog.New(slog.DiscardHandler)
-	}
+	h.log = logline.Or(h.log)
 	if h.version == "" {
 		h.version = "keyless"
 	}
+	routes := []struct {
+		method, path string
+		handle       http.HandlerFunc
+	}{
+		{"GET", "/health", h.health}, {"GET", "/version", h.versionInfo}, {"GET", "/root/{sha}", h.rootBySHA},
+		{"GET", "/roots", h.roots}, {"GET", "/roots.pem", h.rootsPEM},
+		{"GET", "/intermediates", h.intermediates}, {"GET", "/intermediates.pem", h.intermediatesPEM},
+		{"GET", "/provisioners", h.provisioners}, {"GET", "/provisioners/{kid}/encrypted-key", h.encryptedKey},
+		{"POST", "/sign", h.sign}, {"POST", "/renew", h.renew}, {"POST", "/revoke", h.revoke}, {"GET", "/crl", h.crl},
+	}
 	for _, prefix := range []string{"", "/1.0"} {
-		h.mux.HandleFunc("GET "+prefix+"/health", h.health)
-		h.mux.HandleFunc("GET "+prefix+"/version", h.versionInfo)
-		h.mux.HandleFunc("GET "+prefix+"/root/{sha}", h.rootBySHA)
-		h.mux.HandleFunc("GET "+prefix+"/roots", h.roots)
-		h.mux.HandleFunc("GET "+prefix+"/roots.pem", h.rootsPEM)
-		h.mux.HandleFunc("GET "+prefix+"/intermediates", h.intermediates)
-		h.mux.HandleFunc("GET "+prefix+"/intermediates.pem", h.intermediatesPEM)
-		h.mux.HandleFunc("GET "+prefix+"/provisioners", h.provisioners)
-		h.mux.HandleFunc("GET "+prefix+"/provisioners/{kid}/encrypted-key", h.encryptedKey)
-		h.mux.HandleFunc("POST "+prefix+"/sign", h.sign)
-		h.mux.HandleFunc("POST "+prefix+"/renew", h.renew)
-		h.mux.HandleFunc("POST "+prefix+"/revoke", h.revoke)
-		h.mux.HandleFunc("GET "+prefix+"/crl", h.crl)
+		for _, r := range routes {
+			h.mux.HandleFunc(r.method+" "+prefix+r.path, r.handle)
+		}
 	}
 	// keyless's own: the certificate list for operators, with a
 	// provisioner's token (not part of step-ca's API).

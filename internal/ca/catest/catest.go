@@ -26,6 +26,7 @@ import (
 	"github.com/keyless-dev/keyless/internal/ca/caapi"
 	"github.com/keyless-dev/keyless/internal/caclient"
 	"github.com/keyless-dev/keyless/internal/caproto"
+	"github.com/keyless-dev/keyless/internal/logline"
 	"github.com/keyless-dev/keyless/internal/pki"
 	"github.com/keyless-dev/keyless/internal/pki/pkitest"
 	"github.com/keyless-dev/keyless/internal/store"
@@ -159,9 +160,7 @@ provisioners:
 		st = store.NewMemory()
 	}
 	logger := o.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
+	logger = logline.Or(logger)
 	c.Authority, err = ca.New(ca.Options{Config: cfg, Root: c.Root.Cert, Intermediate: c.Intermediate.Cert, Key: c.Intermediate.Key,
 		Store: st, Now: c.now, Logger: logger})
 	if err != nil {
