@@ -203,7 +203,11 @@ func CanonicalRequest(method, uri, rawQuery string, header http.Header, host str
 		lower[l] = append(lower[l], v...)
 	}
 	var b strings.Builder
-	b.WriteString(method + "\n" + uri + "\n" + query + "\n")
+	b.Grow(512 + len(query))
+	for _, part := range []string{method, uri, query} {
+		b.WriteString(part)
+		b.WriteByte('\n')
+	}
 	for _, name := range signed {
 		b.WriteString(name)
 		b.WriteString(":")
@@ -219,7 +223,15 @@ func CanonicalRequest(method, uri, rawQuery string, header http.Header, host str
 		}
 		b.WriteString("\n")
 	}
-	b.WriteString("\n" + strings.Join(signed, ";") + "\n" + payloadHash)
+	b.WriteByte('\n')
+	for i, name := range signed {
+		if i > 0 {
+			b.WriteByte(';')
+		}
+		b.WriteString(name)
+	}
+	b.WriteByte('\n')
+	b.WriteString(payloadHash)
 	return b.String(), nil
 }
 
@@ -235,7 +247,7 @@ func CanonicalQuery(rawQuery string) (string, error) {
 		return "", fmt.Errorf("%w: %v", ErrQuery, err)
 	}
 	escape := func(s string) string { return strings.ReplaceAll(url.QueryEscape(s), "+", "%20") }
-	var params [][2]string
+	params := make([][2]string, 0, len(values))
 	for k, vs := range values {
 		for _, v := range vs {
 			params = append(params, [2]string{escape(k), escape(v)})
@@ -248,11 +260,14 @@ func CanonicalQuery(rawQuery string) (string, error) {
 		return strings.Compare(a[1], b[1])
 	})
 	var b strings.Builder
+	b.Grow(len(rawQuery) + 16)
 	for i, p := range params {
 		if i > 0 {
 			b.WriteByte('&')
 		}
-		b.WriteString(p[0] + "=" + p[1])
+		b.WriteString(p[0])
+		b.WriteByte('=')
+		b.WriteString(p[1])
 	}
 	return b.String(), nil
 }
