@@ -65,7 +65,8 @@ type HMACVerifyOptions struct {
 	// Secret returns the secret access key of an access key id. Its error
 	// is returned unchanged, so the caller can tell an unknown, expired or
 	// mismatched key (it may check X-Amz-Security-Token on the request)
-	// in its own terms.
+	// in its own terms. It runs before the date and scope checks, for any
+	// request whose Authorization parses; an empty secret is refused.
 	Secret func(req *http.Request, accessKeyID string) (string, error)
 }
 
@@ -85,9 +86,17 @@ func VerifyHMAC(req *http.Request, body []byte, opts HMACVerifyOptions) (*Author
 	if err != nil {
 		return nil, err
 	}
+	if opts.Secret == nil {
+		return a, errors.New("sigv4: VerifyHMAC needs a Secret function")
+	}
 	secret, err := opts.Secret(req, a.Credential)
 	if err != nil {
 		return a, err
+	}
+	if secret == "" {
+		// An empty secret would make the signing key the public "AWS4":
+		// anyone could sign. A key without a secret verifies nothing.
+		return a, fmt.Errorf("%w: access key id %s has no secret", ErrSignature, truncate(a.Credential))
 	}
 	check := checkRequest{required: []string{"host"}, service: opts.Service, regions: opts.Regions, now: opts.Now, maxSkew: opts.MaxSkew}
 	_, dateStr, err := check.dateAndScope(req, a)
@@ -110,7 +119,7 @@ func VerifyHMAC(req *http.Request, body []byte, opts HMACVerifyOptions) (*Author
 // hmacSignature computes the signature of req under a's scope and signed
 // headers with secret.
 func hmacSignature(req *http.Request, body []byte, a *Authorization, date, secret string) ([]byte, error) {
-	canonical, err := CanonicalRequest(req.Method, CanonicalURI(req.URL), req.URL.RawQuery, req.Header, requestHost(req), a.SignedHeaders, PayloadHash(body))
+	canonical, err := SDKRules.CanonicalRequest(req.Method, CanonicalURI(req.URL), req.URL.RawQuery, req.Header, requestHost(req), a.SignedHeaders, PayloadHash(body))
 	if err != nil {
 		return nil, err
 	}

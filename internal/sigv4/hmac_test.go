@@ -1,6 +1,8 @@
 package sigv4_test
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -101,6 +103,31 @@ func TestHMACRoundTrip(t *testing.T) {
 	}
 }
 
+// signWithEmptySecret re-signs r as an attacker would if an empty secret
+// were accepted: the HMAC chain keyed with "AWS4" alone.
+func signWithEmptySecret(t *testing.T, r *http.Request, body string) {
+	t.Helper()
+	a, err := sigv4.ParseAuthorization(r.Header.Get("Authorization"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	canonical, err := sigv4.SDKRules.CanonicalRequest(r.Method, sigv4.CanonicalURI(r.URL), r.URL.RawQuery, r.Header, r.Host, a.SignedHeaders, sigv4.PayloadHash([]byte(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac := func(key []byte, data string) []byte {
+		m := hmac.New(sha256.New, key)
+		m.Write([]byte(data))
+		return m.Sum(nil)
+	}
+	key := []byte("AWS4")
+	for _, part := range []string{a.Day, a.Region, a.Service, "aws4_request"} {
+		key = mac(key, part)
+	}
+	a.Signature = mac(key, sigv4.StringToSign(a.Algorithm, r.Header.Get(sigv4.HeaderDate), sigv4.Scope(a.Day, a.Region, a.Service), canonical))
+	r.Header.Set("Authorization", a.String())
+}
+
 // TestHMACRefusals breaks each rule VerifyHMAC checks, once.
 func TestHMACRefusals(t *testing.T) {
 	opts := sigv4.HMACVerifyOptions{Service: "sts", Regions: []string{"us-east-1"}, Now: exampleTime, Secret: secretOf}
@@ -126,6 +153,13 @@ func TestHMACRefusals(t *testing.T) {
 			o.Secret = func(*http.Request, string) (string, error) { return "", errUnknownKey }
 			return stsBody
 		}, errUnknownKey},
+		{"empty secret", func(r *http.Request, o *sigv4.HMACVerifyOptions) string {
+			// A signature anyone can make: with an empty secret the
+			// signing key starts from the public "AWS4".
+			signWithEmptySecret(t, r, stsBody)
+			o.Secret = func(*http.Request, string) (string, error) { return "", nil }
+			return stsBody
+		}, sigv4.ErrSignature},
 		{"bad date", func(r *http.Request, _ *sigv4.HMACVerifyOptions) string {
 			r.Header.Set(sigv4.HeaderDate, "yesterday")
 			return stsBody
@@ -172,11 +206,40 @@ func TestHMACRefusals(t *testing.T) {
 // as AWS's SDKs sort them: "a/" (encoded "a%2F") before "a-", which a sort
 // of the decoded keys would put the other way round.
 func TestCanonicalQuery(t *testing.T) {
-	got, err := sigv4.CanonicalQuery("b=2&a%2F=1&a-=2&a=x%2Fy&a=x-y&s=a+b&t=%7E")
+	got, err := sigv4.SDKRules.CanonicalQuery("b=2&a%2F=1&a-=2&a=x%2Fy&a=x-y&s=a+b&t=%7E")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := "a=x%2Fy&a=x-y&a%2F=1&a-=2&b=2&s=a%20b&t=~"; got != want {
 		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+}
+
+// TestRulesDiffer pins where the two forms' rules part: the X509 form
+// canonicalises as AWS's credential helper does, the HMAC form as the
+// SDKs do (interop/awssdk checks the latter against the SDK itself).
+func TestRulesDiffer(t *testing.T) {
+	for _, tc := range []struct {
+		query, helper, sdk string
+	}{
+		{"b=2&b=1", "b=2&b=1", "b=1&b=2"},
+		{"a.=1&a/=2", "a.=1&a%2F=2", "a%2F=2&a.=1"},
+		{"k=a+b", "k=a%20b", "k=a%20b"},
+	} {
+		h, err1 := sigv4.HelperRules.CanonicalQuery(tc.query)
+		s, err2 := sigv4.SDKRules.CanonicalQuery(tc.query)
+		if err1 != nil || err2 != nil || h != tc.helper || s != tc.sdk {
+			t.Errorf("%q: helper %q, SDK %q; want %q, %q", tc.query, h, s, tc.helper, tc.sdk)
+		}
+	}
+	header := http.Header{"X-Multi": {"a ", " b"}, "X-Tab": {"x\t"}}
+	signed := []string{"host", "x-multi", "x-tab"}
+	h, _ := sigv4.HelperRules.CanonicalRequest("GET", "/", "", header, "h", signed, "e3")
+	s, _ := sigv4.SDKRules.CanonicalRequest("GET", "/", "", header, "h", signed, "e3")
+	if want := "GET\n/\n\nhost:h\nx-multi:a , b\nx-tab:x\t\n\nhost;x-multi;x-tab\ne3"; h != want {
+		t.Errorf("helper rules:\n%q\nwant\n%q", h, want)
+	}
+	if want := "GET\n/\n\nhost:h\nx-multi:a,b\nx-tab:x\n\nhost;x-multi;x-tab\ne3"; s != want {
+		t.Errorf("SDK rules:\n%q\nwant\n%q", s, want)
 	}
 }

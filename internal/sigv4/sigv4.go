@@ -187,13 +187,32 @@ func StringToSign(algorithm, date, scope, canonicalRequest string) string {
 	return algorithm + "\n" + date + "\n" + scope + "\n" + hex.EncodeToString(sum[:])
 }
 
+// Rules are the canonicalisation rules of a form. They agree on every
+// request keyless sends; they differ where the peers that define each form
+// differ, and each verifier must accept what its peers sign.
+type Rules int
+
+const (
+	// SDKRules are the AWS SDKs' (v2) and the SigV4 documentation's: the
+	// query sorted by encoded key, then encoded value; each header value
+	// trimmed of white space and its inner runs of spaces collapsed, then
+	// the values joined by ",". The HMAC form uses them.
+	SDKRules Rules = iota
+	// HelperRules are AWS's credential helper's (the AWS SDK for Go v1's):
+	// the query as url.Values encodes it (sorted by decoded key, a
+	// repeated key's values in the order given); a header's values joined
+	// by ",", then the line trimmed of spaces and its runs of spaces
+	// collapsed. The X509 form uses them, so its output stays byte for
+	// byte the helper's.
+	HelperRules
+)
+
 // CanonicalRequest builds the canonical request (no trailing newline) for
-// the signed header names, which must be lower-case and sorted. uri is
-// the canonical URI (CanonicalURI for standard SigV4). The host header's
-// value is host; every other value comes from header: each value trimmed
-// and its inner runs of spaces collapsed to one, then joined by ",".
-func CanonicalRequest(method, uri, rawQuery string, header http.Header, host string, signed []string, payloadHash string) (string, error) {
-	query, err := CanonicalQuery(rawQuery)
+// the signed header names, which must be lower-case and sorted. uri is the
+// canonical URI (CanonicalURI for standard SigV4). The host header's value
+// is host; every other value comes from header.
+func (r Rules) CanonicalRequest(method, uri, rawQuery string, header http.Header, host string, signed []string, payloadHash string) (string, error) {
+	query, err := r.CanonicalQuery(rawQuery)
 	if err != nil {
 		return "", err
 	}
@@ -210,18 +229,13 @@ func CanonicalRequest(method, uri, rawQuery string, header http.Header, host str
 	}
 	for _, name := range signed {
 		b.WriteString(name)
-		b.WriteString(":")
+		b.WriteByte(':')
 		if name == "host" {
-			b.WriteString(canonicalValue(host))
+			b.WriteString(r.headerValue([]string{host}))
 		} else {
-			for i, v := range lower[name] {
-				if i > 0 {
-					b.WriteString(",")
-				}
-				b.WriteString(canonicalValue(v))
-			}
+			b.WriteString(r.headerValue(lower[name]))
 		}
-		b.WriteString("\n")
+		b.WriteByte('\n')
 	}
 	b.WriteByte('\n')
 	for i, name := range signed {
@@ -235,16 +249,34 @@ func CanonicalRequest(method, uri, rawQuery string, header http.Header, host str
 	return b.String(), nil
 }
 
+// headerValue is a header's values as a canonical header line holds them.
+func (r Rules) headerValue(values []string) string {
+	if r == HelperRules {
+		return collapseSpaces(strings.Join(values, ","))
+	}
+	if len(values) == 1 {
+		return strings.TrimSpace(collapseSpaces(values[0]))
+	}
+	clean := make([]string, len(values))
+	for i, v := range values {
+		clean[i] = strings.TrimSpace(collapseSpaces(v))
+	}
+	return strings.Join(clean, ",")
+}
+
 // CanonicalQuery returns the query's parameters percent-encoded as SigV4
-// wants (unreserved characters as they are, space as %20, never +) and
-// sorted by encoded key, then by encoded value.
-func CanonicalQuery(rawQuery string) (string, error) {
+// wants (unreserved characters as they are, space as %20, never +), in
+// the rules' order.
+func (r Rules) CanonicalQuery(rawQuery string) (string, error) {
 	if rawQuery == "" {
 		return "", nil
 	}
 	values, err := url.ParseQuery(rawQuery)
 	if err != nil {
 		return "", fmt.Errorf("%w: %v", ErrQuery, err)
+	}
+	if r == HelperRules {
+		return strings.ReplaceAll(values.Encode(), "+", "%20"), nil
 	}
 	escape := func(s string) string { return strings.ReplaceAll(url.QueryEscape(s), "+", "%20") }
 	params := make([][2]string, 0, len(values))
@@ -326,10 +358,10 @@ func requestHost(req *http.Request) string {
 	return req.URL.Host
 }
 
-// canonicalValue trims a header value and turns each inner run of spaces
-// into one, as SigV4 canonical headers require.
-func canonicalValue(s string) string {
-	s = strings.TrimSpace(s)
+// collapseSpaces trims leading and trailing spaces (only spaces) and
+// turns each inner run of spaces into one.
+func collapseSpaces(s string) string {
+	s = strings.Trim(s, " ")
 	if !strings.Contains(s, "  ") {
 		return s
 	}

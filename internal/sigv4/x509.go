@@ -78,7 +78,7 @@ func (s *X509Signer) Sign(req *http.Request, body []byte, region string, now tim
 	}
 	a := &Authorization{Algorithm: alg, Credential: s.Certificate.SerialNumber.String(), Day: date[:8], Region: region,
 		Service: RolesAnywhereService, SignedHeaders: headerNames(req.Header)}
-	canonical, err := CanonicalRequest(req.Method, X509CanonicalURI, req.URL.RawQuery, req.Header, requestHost(req), a.SignedHeaders, PayloadHash(body))
+	canonical, err := HelperRules.CanonicalRequest(req.Method, X509CanonicalURI, req.URL.RawQuery, req.Header, requestHost(req), a.SignedHeaders, PayloadHash(body))
 	if err != nil {
 		return err
 	}
@@ -166,7 +166,7 @@ func VerifyX509(req *http.Request, body []byte, opts X509VerifyOptions) (*X509Ve
 	if alg != a.Algorithm {
 		return nil, fmt.Errorf("%w: algorithm %s does not fit the certificate's key (%s)", ErrSignature, a.Algorithm, alg)
 	}
-	canonical, err := CanonicalRequest(req.Method, X509CanonicalURI, req.URL.RawQuery, req.Header, requestHost(req), a.SignedHeaders, PayloadHash(body))
+	canonical, err := HelperRules.CanonicalRequest(req.Method, X509CanonicalURI, req.URL.RawQuery, req.Header, requestHost(req), a.SignedHeaders, PayloadHash(body))
 	if err != nil {
 		return nil, err
 	}

@@ -44,7 +44,7 @@ func TestGoldenCanonicalRequest(t *testing.T) {
 	// The query arrives in another order with a space encoded as '+': the
 	// canonical form sorts keys and encodes the space as %20.
 	rawQuery := "trustAnchorArn=ta&roleSessionName=a+b&profileArn=p&roleArn=r"
-	got, err := sigv4.CanonicalRequest("POST", sigv4.X509CanonicalURI, rawQuery, h, "rolesanywhere.us-east-1.amazonaws.com", names, sigv4.PayloadHash([]byte(testBody)))
+	got, err := sigv4.HelperRules.CanonicalRequest("POST", sigv4.X509CanonicalURI, rawQuery, h, "rolesanywhere.us-east-1.amazonaws.com", names, sigv4.PayloadHash([]byte(testBody)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func TestCanonicalHeaderValues(t *testing.T) {
 	h.Set("X-Custom", "  a   b  c ")
 	h.Add("X-Multi", "one")
 	h.Add("X-Multi", "two")
-	got, err := sigv4.CanonicalRequest("POST", sigv4.X509CanonicalURI, "", h, "h", []string{"host", "x-custom", "x-multi"}, "e3")
+	got, err := sigv4.HelperRules.CanonicalRequest("POST", sigv4.X509CanonicalURI, "", h, "h", []string{"host", "x-custom", "x-multi"}, "e3")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +178,7 @@ func TestSignRemovesStaleChain(t *testing.T) {
 // so a test can build a request that is correctly signed yet breaks one rule.
 func signWith(t *testing.T, s *sigv4.X509Signer, req *http.Request, names []string, alg, day, region string) {
 	t.Helper()
-	canonical, err := sigv4.CanonicalRequest(req.Method, sigv4.X509CanonicalURI, req.URL.RawQuery, req.Header, req.URL.Host, names, sigv4.PayloadHash([]byte(testBody)))
+	canonical, err := sigv4.HelperRules.CanonicalRequest(req.Method, sigv4.X509CanonicalURI, req.URL.RawQuery, req.Header, req.URL.Host, names, sigv4.PayloadHash([]byte(testBody)))
 	if err != nil {
 		t.Fatal(err)
 	}

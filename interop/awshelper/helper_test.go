@@ -241,7 +241,7 @@ func TestHelperStringToSignMatchesKeyless(t *testing.T) {
 		t.Fatal(err)
 	}
 	host := strings.TrimPrefix(srv.URL, "http://")
-	canonical, err := sigv4.CanonicalRequest("POST", sigv4.X509CanonicalURI, h.Query, h.Header, host, authz.SignedHeaders, sigv4.PayloadHash(h.Body))
+	canonical, err := sigv4.HelperRules.CanonicalRequest("POST", sigv4.X509CanonicalURI, h.Query, h.Header, host, authz.SignedHeaders, sigv4.PayloadHash(h.Body))
 	if err != nil {
 		t.Fatal(err)
 	}
