@@ -61,8 +61,9 @@ var keyless = deptest.Rules{
 			Uses: []string{"net/http.Client", "net/http.Transport", "net/http.Server", "net/http.DefaultClient", "net/http.DefaultTransport",
 				"net/http.ListenAndServe", "net/http.ListenAndServeTLS", "net/http.Serve", "net/http.ServeTLS",
 				"net/http.Get", "net/http.Head", "net/http.Post", "net/http.PostForm",
-				"net.Listen", "net.ListenTCP", "net.ListenUnix", "net.ListenPacket", "net.Dial", "net.DialTCP", "net.DialUnix", "net.DialTimeout",
-				"crypto/tls.Dial", "crypto/tls.DialWithDialer", "crypto/tls.Listen"}},
+				"net.Listen", "net.ListenTCP", "net.ListenUDP", "net.ListenUnix", "net.ListenPacket", "net.ListenConfig",
+				"net.Dial", "net.Dialer", "net.DialTCP", "net.DialUDP", "net.DialUnix", "net.DialTimeout",
+				"crypto/tls.Dial", "crypto/tls.DialWithDialer", "crypto/tls.Dialer", "crypto/tls.Listen", "crypto/tls.Client", "crypto/tls.Server"}},
 		{Layers: []string{"usecase", "cli"}, Why: "schedules and clocks come from internal/clock, injected",
 			Uses: []string{"time.Now", "time.Sleep", "time.After", "time.AfterFunc", "time.NewTimer", "time.NewTicker", "time.Tick", "time.Since", "time.Until"}},
 		{Layers: []string{"cli"}, Why: "the CLI wires the use cases; it does no HTTP itself",
@@ -93,7 +94,7 @@ func TestGuardCatchesViolations(t *testing.T) {
 		Packages: map[string]string{
 			"internal/domain": "domain", "internal/usecase": "usecase", "internal/cli": "cli", "cmd/app": "cmd",
 		},
-		OnlyIn:   map[string][]string{"flag": {"internal/cli"}},
+		OnlyIn:   map[string][]string{"flag": {"internal/cli"}, "os/user": {"internal/cli"}},
 		NoLink:   []deptest.NoLink{{Packages: []string{"internal/domain"}, Prefixes: []string{"net/http"}, Why: "no HTTP below"}},
 		Forbid:   []deptest.Forbid{{Layers: []string{"usecase"}, Uses: []string{"net/http.Client", "time.Now"}, Why: "injected"}},
 		TestOnly: []string{"internal/helper"},
@@ -107,13 +108,16 @@ func TestGuardCatchesViolations(t *testing.T) {
 		got = append(got, v.Package+": "+v.Rule)
 	}
 	want := []string{
-		"cmd/app: test-only",              // imports the test helper
-		"internal/domain: layering",       // a domain package imports a use case
-		"internal/domain: no-link",        // and so links net/http
-		"internal/domain: only-in",        // imports flag, which only the CLI may
-		"internal/helper: unjudged",       // a package the rules do not name
-		"internal/usecase: forbidden use", // &http.Client{}
-		"internal/usecase: forbidden use", // time.Now, under another name
+		"cmd/app: test-only",                     // imports the test helper
+		"internal/domain: layering",              // a domain package imports a use case
+		"internal/domain: no-link",               // and so links net/http
+		"internal/domain: only-in",               // imports flag, which only the CLI may
+		"internal/helper: unjudged",              // a package the rules do not name
+		"internal/usecase: forbidden use",        // &http.Client{}
+		"internal/usecase: forbidden use",        // time.Now, under another name
+		"internal/usecase: dot import",           // import . "time"
+		"internal/usecase: only-in",              // os/user, in a file built for Windows only
+		"internal/cli/testdata/sneaky: unjudged", // a package under testdata
 	}
 	slices.Sort(got)
 	slices.Sort(want)
@@ -137,6 +141,17 @@ func TestMainModuleRequiresNoAWSSDK(t *testing.T) {
 	for _, line := range strings.Split(string(out), "\n") {
 		if strings.HasPrefix(line, "github.com/aws/") {
 			t.Errorf("the main module requires %s; AWS modules belong in interop modules", line)
+		}
+	}
+}
+
+func TestDefaultName(t *testing.T) {
+	for path, want := range map[string]string{
+		"net/http": "http", "go.yaml.in/yaml/v3": "yaml", "gopkg.in/yaml.v3": "yaml",
+		"github.com/go-jose/go-jose/v4": "jose", "github.com/spf13/cobra": "cobra", "time": "time",
+	} {
+		if got := deptest.DefaultName(path); got != want {
+			t.Errorf("DefaultName(%q) = %q, want %q", path, got, want)
 		}
 	}
 }

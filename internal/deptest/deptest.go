@@ -76,15 +76,18 @@ type Violation struct {
 func (v Violation) String() string { return v.Package + ": " + v.Rule + ": " + v.Detail }
 
 type listed struct {
-	ImportPath   string
-	Dir          string
-	Module       *struct{ Path string }
-	Standard     bool
-	GoFiles      []string
-	Imports      []string
-	TestImports  []string
-	XTestImports []string
-	DepOnly      bool
+	ImportPath string
+	Dir        string
+	Module     *struct{ Path string }
+	Standard   bool
+	GoFiles    []string
+	// IgnoredGoFiles are excluded by build constraints here: files for
+	// other systems, which the rules cover too.
+	IgnoredGoFiles []string
+	Imports        []string
+	TestImports    []string
+	XTestImports   []string
+	DepOnly        bool
 }
 
 // Check loads the module in dir and returns every violation of r, in a
@@ -119,7 +122,9 @@ func Check(dir string, r Rules) ([]Violation, error) {
 		testOnly[p] = true
 	}
 	for _, p := range pkgs {
-		if p.DepOnly || !ours(p.ImportPath) {
+		// A package of the module that ./... does not list (under
+		// testdata, say) is judged all the same: it is linked.
+		if !ours(p.ImportPath) {
 			continue
 		}
 		name := rel(p.ImportPath)
@@ -128,7 +133,11 @@ func Check(dir string, r Rules) ([]Violation, error) {
 			add(name, "unjudged", "the package has no layer; add it to the rules with one")
 			continue
 		}
-		for _, imp := range p.Imports {
+		extra, err := importsOf(p, p.IgnoredGoFiles)
+		if err != nil {
+			return nil, err
+		}
+		for _, imp := range append(slices.Clone(p.Imports), extra...) {
 			if ours(imp) {
 				target := rel(imp)
 				if testOnly[target] && !testOnly[name] {
@@ -153,6 +162,10 @@ func Check(dir string, r Rules) ([]Violation, error) {
 				return nil, err
 			}
 			for _, u := range uses {
+				if u.name == "" {
+					add(name, "dot import", "%s dot-imports %s, which hides its uses from these rules", u.pos, u.dot)
+					continue
+				}
 				add(name, "forbidden use", "%s uses %s (%s)", u.pos, u.name, f.Why)
 			}
 		}
@@ -199,7 +212,7 @@ func matches(imp, prefix string) bool {
 // load lists the module's packages and their whole dependency closure, as
 // a static build (CGO_ENABLED=0) sees them.
 func load(dir string) ([]*listed, string, error) {
-	cmd := exec.Command("go", "list", "-deps", "-test=false", "-json=ImportPath,Dir,Module,Standard,GoFiles,Imports,TestImports,XTestImports,DepOnly", "./...")
+	cmd := exec.Command("go", "list", "-deps", "-test=false", "-json=ImportPath,Dir,Module,Standard,GoFiles,IgnoredGoFiles,Imports,TestImports,XTestImports,DepOnly", "./...")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=", "GOWORK=off")
 	var stderr bytes.Buffer
@@ -250,15 +263,33 @@ func closure(byPath map[string]*listed, root string) []string {
 	return out
 }
 
-type use struct{ pos, name string }
+type use struct{ pos, name, dot string }
+
+// importsOf reads the import paths of files (of p's directory).
+func importsOf(p *listed, files []string) ([]string, error) {
+	var out []string
+	fset := token.NewFileSet()
+	for _, file := range files {
+		f, err := parser.ParseFile(fset, filepath.Join(p.Dir, file), nil, parser.ImportsOnly)
+		if err != nil {
+			return nil, err
+		}
+		for _, is := range f.Imports {
+			ip, _ := strconv.Unquote(is.Path.Value)
+			out = append(out, ip)
+		}
+	}
+	return out, nil
+}
 
 // usesIn finds references to the identifiers (importpath.Name) in a
-// package's non-test files, whatever name the file imports the package
-// under.
+// package's non-test files, for every system, whatever name a file
+// imports the package under; a dot import is reported as such (dot set,
+// name empty), since its uses cannot be told from local names.
 func usesIn(p *listed, idents []string) ([]use, error) {
 	var out []use
 	fset := token.NewFileSet()
-	for _, file := range p.GoFiles {
+	for _, file := range append(slices.Clone(p.GoFiles), p.IgnoredGoFiles...) {
 		path := filepath.Join(p.Dir, file)
 		f, err := parser.ParseFile(fset, path, nil, parser.SkipObjectResolution)
 		if err != nil {
@@ -270,6 +301,16 @@ func usesIn(p *listed, idents []string) ([]use, error) {
 			name := defaultName(ip)
 			if is.Name != nil {
 				name = is.Name.Name
+			}
+			if name == "." {
+				for _, id := range idents {
+					if strings.HasPrefix(id, ip+".") {
+						pos := fset.Position(is.Pos())
+						out = append(out, use{pos: fmt.Sprintf("%s:%d", filepath.Base(pos.Filename), pos.Line), dot: ip})
+						break
+					}
+				}
+				continue
 			}
 			local[name] = ip
 		}
@@ -294,12 +335,21 @@ func usesIn(p *listed, idents []string) ([]use, error) {
 }
 
 // defaultName is the name a package is imported under without a rename:
-// the last path element, or the one before a major version suffix (v2).
+// the last path element, without a major version (".../v2", "yaml.v3")
+// or a "go-" prefix. (The package clause decides in the end; this is
+// right for the standard library and the modules keyless uses.)
 func defaultName(importPath string) string {
 	parts := strings.Split(importPath, "/")
 	last := parts[len(parts)-1]
-	if len(parts) > 1 && len(last) > 1 && last[0] == 'v' && strings.Trim(last[1:], "0123456789") == "" {
+	if len(parts) > 1 && isMajor(last) {
 		last = parts[len(parts)-2]
 	}
+	if i := strings.LastIndex(last, "."); i > 0 && isMajor(last[i+1:]) {
+		last = last[:i]
+	}
 	return strings.TrimPrefix(last, "go-")
+}
+
+func isMajor(s string) bool {
+	return len(s) > 1 && s[0] == 'v' && strings.Trim(s[1:], "0123456789") == ""
 }

@@ -1,0 +1,4 @@
+package deptest
+
+// DefaultName is defaultName, for tests.
+var DefaultName = defaultName
