@@ -117,6 +117,10 @@ func New(caURL string, root *x509.Certificate, o Options) (*Client, error) {
 // URL returns the CA's base URL.
 func (c *Client) URL() string { return c.base }
 
+// CloseIdleConnections closes the connections kept open for the next
+// request, so that a CA shutting down need not wait for them.
+func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
+
 // Bootstrap fetches the CA's root by its SHA-256 fingerprint over a TLS
 // connection that cannot be verified yet, and accepts it only if the DER
 // hashes to the fingerprint (hex, any case, colons and dashes ignored) and
@@ -489,7 +493,8 @@ var stepBounds = sync.OnceValues(func() (*regexp.Regexp, *regexp.Regexp) {
 })
 
 // inferReason reads a refusal's reason from the message of a CA that
-// sends no reason code (step-ca), for the operation op.
+// sends no reason code (step-ca, or a keyless CA older than the codes),
+// for the operation op.
 func inferReason(op string, status int, message string) (caproto.Reason, time.Duration) {
 	maxRE, minRE := stepBounds()
 	bound := func(re *regexp.Regexp) time.Duration {
@@ -508,6 +513,9 @@ func inferReason(op string, status int, message string) (caproto.Reason, time.Du
 		return caproto.ReasonLifetimeTooShort, bound(minRE)
 	case strings.Contains(msg, "token already used"):
 		return caproto.ReasonTokenUsed, 0
+	case op == "renew" && strings.Contains(msg, "needs the current certificate"):
+		// keyless ca before reason codes, behind a TLS-terminating proxy.
+		return caproto.ReasonNeedsCertificate, 0
 	case strings.Contains(msg, "revoked"):
 		return caproto.ReasonCertRevoked, 0
 	case op == "renew" && strings.Contains(msg, "expired"):

@@ -190,8 +190,8 @@ func TestKeylessCARefusalReasons(t *testing.T) {
 	wantReason(t, err, caproto.ReasonCertRevoked)
 }
 
-// TestInferReasonFromStepCA: step-ca sends no reason code; its messages
-// give the reasons.
+// TestInferReasonFromStepCA: step-ca (and keyless ca before reason codes)
+// send no reason code; their messages give the reasons.
 func TestInferReasonFromStepCA(t *testing.T) {
 	for _, tc := range []struct {
 		op      string
@@ -208,6 +208,9 @@ func TestInferReasonFromStepCA(t *testing.T) {
 		{"renew", 401, "certificate has been revoked", caproto.ReasonCertRevoked, 0},
 		{"renew", 401, "certificate expired on 2026-11-20", caproto.ReasonCertExpired, 0},
 		{"renew", 500, "internal server error", "", 0},
+		// keyless ca before reason codes, when the client certificate did
+		// not reach it.
+		{"renew", 401, "renewal needs the current certificate: connect with it (mTLS) or send a renewal token", caproto.ReasonNeedsCertificate, 0},
 	} {
 		r, limit := caclient.InferReason(tc.op, tc.status, tc.message)
 		if r != tc.want || limit != tc.limit {

@@ -2,8 +2,10 @@ package caops_test
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -26,6 +28,12 @@ func secrets(pw []byte) caops.Secrets {
 		}
 		return pw, nil
 	}}
+}
+
+func rootPool(d *caops.Dir) *x509.CertPool {
+	pool := x509.NewCertPool()
+	pool.AddCert(d.Root)
+	return pool
 }
 
 // enrollOne gets a certificate from the running CA and returns its serial.
@@ -69,6 +77,13 @@ func TestOperatorLocalAndRemote(t *testing.T) {
 		t.Fatal(err)
 	}
 	url := run.Server.URL()
+	// The API is offered over HTTP/2, as step-ca's is.
+	h2 := &http.Client{Transport: &http.Transport{ForceAttemptHTTP2: true, TLSClientConfig: &tls.Config{RootCAs: rootPool(d)}}}
+	if resp, err := h2.Get(url + "/health"); err != nil || resp.ProtoMajor != 2 {
+		t.Fatalf("GET /health: %v %+v", err, resp)
+	} else {
+		resp.Body.Close()
+	}
 	first := enrollOne(t, d, url)
 
 	// Running: the store is held, so the operator goes through the API,

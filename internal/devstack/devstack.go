@@ -133,6 +133,9 @@ func New(cfg Config) (*Stack, error) {
 // Close stops the servers and removes a temporary directory.
 func (s *Stack) Close() error {
 	var errs []error
+	if s.caClient != nil {
+		s.caClient.CloseIdleConnections()
+	}
 	if s.emuServer != nil {
 		errs = append(errs, s.emuServer.Close())
 	}

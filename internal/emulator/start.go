@@ -25,7 +25,7 @@ func Start(addr string, e *Emulator, tlsConfig *tls.Config, logger *slog.Logger)
 	if tlsConfig == nil && !IsLoopback(host) {
 		return nil, fmt.Errorf("%s: %w", addr, ErrPlainHTTP)
 	}
-	return serve.Start(addr, e, serve.Options{TLS: tlsConfig, Logger: logger})
+	return serve.Start(addr, e, serve.Options{TLS: tlsConfig, Logger: logger, ErrorLevel: slog.LevelWarn})
 }
 
 // IsLoopback reports whether host (a name or an IP) is this machine's

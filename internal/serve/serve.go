@@ -23,8 +23,10 @@ type Options struct {
 	// TLS, when set, serves HTTPS with this configuration.
 	TLS *tls.Config
 	// Logger receives the server's own errors (bad handshakes, broken
-	// connections) at Debug; nil discards them.
-	Logger *slog.Logger
+	// connections) at ErrorLevel (the zero value is Info); nil discards
+	// them.
+	Logger     *slog.Logger
+	ErrorLevel slog.Level
 	// WriteTimeout bounds writing an answer; zero means no bound (the
 	// emulator's), which a slow client can only hold for itself.
 	WriteTimeout time.Duration
@@ -51,12 +53,10 @@ func Start(addr string, h http.Handler, o Options) (*Server, error) {
 
 // Serve serves h on ln until Close.
 func Serve(ln net.Listener, h http.Handler, o Options) *Server {
-	logger := o.Logger
-	logger = logline.Or(logger)
+	logger := logline.Or(o.Logger)
 	scheme := "http"
 	if o.TLS != nil {
 		scheme = "https"
-		ln = tls.NewListener(ln, o.TLS)
 	}
 	s := &Server{
 		srv: &http.Server{
@@ -65,14 +65,20 @@ func Serve(ln net.Listener, h http.Handler, o Options) *Server {
 			ReadTimeout:       30 * time.Second,
 			WriteTimeout:      o.WriteTimeout,
 			IdleTimeout:       2 * time.Minute,
-			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+			ErrorLog:          slog.NewLogLogger(logger.Handler(), o.ErrorLevel),
+			TLSConfig:         o.TLS,
 		},
 		ln:   ln,
 		url:  scheme + "://" + ln.Addr().String(),
 		done: make(chan struct{}),
 	}
 	go func() {
-		s.err = s.srv.Serve(ln)
+		if o.TLS != nil {
+			// ServeTLS, not a TLS listener: it offers HTTP/2 as well.
+			s.err = s.srv.ServeTLS(ln, "", "")
+		} else {
+			s.err = s.srv.Serve(ln)
+		}
 		close(s.done)
 	}()
 	return s

@@ -10,11 +10,8 @@ package catest
 import (
 	"crypto/x509"
 	"fmt"
-	"io"
-	"log"
 	"log/slog"
 	"net"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -173,9 +170,7 @@ provisioners:
 	c.ln = &switchListener{Listener: ln}
 	// Served as keyless ca serve serves it (httptest's StartTLS would put
 	// its own certificate first).
-	srv := &http.Server{Handler: caapi.New(caapi.Config{Authority: c.Authority, Logger: logger}), TLSConfig: caapi.TLSConfig(c.Authority, c.now),
-		ErrorLog: log.New(io.Discard, "", 0)}
-	go srv.ServeTLS(c.ln, "", "")
+	srv := caapi.Serve(c.ln, caapi.Config{Authority: c.Authority, Logger: logger}, c.now)
 	t.Cleanup(func() { srv.Close() })
 	c.URL = "https://" + ln.Addr().String()
 	c.RootFile = pkitest.WriteFile(t, t.TempDir(), "root_ca.crt", pki.EncodeCertificates(c.Root.Cert))
@@ -189,6 +184,7 @@ func (c *CA) Client(t testing.TB) *caclient.Client {
 	if err != nil {
 		t.Fatalf("catest: %v", err)
 	}
+	t.Cleanup(cl.CloseIdleConnections) // before the CA stops: it need not wait for them
 	return cl
 }
 
