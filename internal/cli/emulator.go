@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 
 	"github.com/spf13/cobra"
 
@@ -65,6 +66,9 @@ The seed file's format is in docs/emulator.md.`,
 					return fmt.Errorf("--tls-cert %s / --tls-key %s: %w", tlsCert, tlsKey, err)
 				}
 				tlsConfig = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+			}
+			if _, _, err := net.SplitHostPort(listen); err != nil {
+				return usageErrorf("--listen %q: %v (want HOST:PORT such as 127.0.0.1:8443)", listen, err)
 			}
 			level := slog.LevelInfo
 			if quiet {

@@ -162,11 +162,11 @@ func newKey(rnd io.Reader, kty string, size int) (crypto.Signer, error) {
 			size = 2048
 		}
 		if size != 2048 && size != 3072 && size != 4096 {
-			return nil, &InputError{Field: "size", Err: fmt.Errorf("%d: Roles Anywhere takes RSA 2048, 3072 or 4096", size)}
+			return nil, &InputError{Field: "size", Err: fmt.Errorf("want 2048, 3072 or 4096 (what Roles Anywhere takes), not %d", size)}
 		}
 		return rsa.GenerateKey(rnd, size)
 	}
-	return nil, &InputError{Field: "kty", Err: fmt.Errorf("%q: want EC or RSA", kty)}
+	return nil, &InputError{Field: "kty", Err: fmt.Errorf("want EC or RSA, not %q", kty)}
 }
 
 // makeCSR makes a PEM CSR for subject, sorting the SANs into IP, URI,

@@ -105,6 +105,7 @@ func Stored(dir string) (caURL, rootFile string, err error) {
 // from what Bootstrap stored in dir (ErrNotBootstrapped when that is
 // needed and absent), and reads the root.
 func LoadTrust(dir, caURL, rootFile string) (*Trust, error) {
+	given := rootFile != ""
 	if caURL == "" || rootFile == "" {
 		u, r, err := Stored(dir)
 		if err != nil {
@@ -117,13 +118,21 @@ func LoadTrust(dir, caURL, rootFile string) (*Trust, error) {
 			rootFile = r
 		}
 	}
+	// A bad root file is the caller's input when it was given, and the
+	// stored configuration's fault otherwise.
+	fail := func(err error) error {
+		if given {
+			return &InputError{Field: "root", Err: err}
+		}
+		return fmt.Errorf("the root %s stored by keyless bootstrap: %w", rootFile, err)
+	}
 	data, err := os.ReadFile(rootFile)
 	if err != nil {
-		return nil, &InputError{Field: "root", Err: err}
+		return nil, fail(err)
 	}
 	certs, err := pki.ParseCertificates(data)
 	if err != nil {
-		return nil, &InputError{Field: "root", Err: fmt.Errorf("%s: %w", rootFile, err)}
+		return nil, fail(fmt.Errorf("%s: %w", rootFile, err))
 	}
 	return &Trust{URL: strings.TrimSuffix(caURL, "/"), Root: certs[0], RootFile: rootFile}, nil
 }
