@@ -1,0 +1,309 @@
+// Package secretfile reads secrets (passwords, one-time tokens) from
+// files or standard input, and checks that the files and directories
+// that hold secrets belong to this user alone.
+//
+// One rule everywhere, for every flag that names a secret's file: the
+// secret is the file's first line (its line ending removed); a regular
+// file must be owned by this user or root and readable or writable by
+// nobody else; "-" means standard input. A secret never comes from a
+// command line, where any local user can read it in /proc.
+//
+// Directories holding secrets (a CA's) follow ssh's StrictModes: the
+// directory and every directory above it must be owned by this user or
+// root and writable by nobody else, except a sticky directory such as
+// /tmp, where others cannot rename or remove what is not theirs.
+//
+// It is a domain package: any keyless package may import it. Its errors
+// are typed (*ExposedError, *OwnerError, *EmptyError, *TooLargeError).
+package secretfile
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+)
+
+// Stdin is the file name that means standard input.
+const Stdin = "-"
+
+// MaxSize bounds what is read for one secret: a password or a token is a
+// line, not a file's worth (a step token is about 1 KB).
+const MaxSize = 64 << 10
+
+// ExposedError is a file or directory that users other than its owner
+// can read or change.
+type ExposedError struct {
+	What, Path string
+	Mode       fs.FileMode
+	// Dir: a directory others can write; Writable: a file others can
+	// write (it need not be secret).
+	Dir, Writable bool
+}
+
+func (e *ExposedError) Error() string {
+	if e.Writable {
+		return fmt.Sprintf("%s %s has mode %04o: group or others can change it", e.What, e.Path, e.Mode&fs.ModePerm)
+	}
+	if e.Dir {
+		return fmt.Sprintf("%s %s has mode %04o: group or others can write it, so they can replace what is in it", e.What, e.Path, e.Mode&fs.ModePerm)
+	}
+	return fmt.Sprintf("%s %s has mode %04o: group or others can read or change it", e.What, e.Path, e.Mode&fs.ModePerm)
+}
+
+// OwnerError is a file or directory owned by a user other than this one
+// or root: that user could change it.
+type OwnerError struct {
+	What, Path string
+	UID, Want  int
+}
+
+func (e *OwnerError) Error() string {
+	return fmt.Sprintf("%s %s belongs to uid %d, not to this user (uid %d) or root: that user could change it", e.What, e.Path, e.UID, e.Want)
+}
+
+// EmptyError is a secret file whose first line is empty.
+type EmptyError struct{ What, Path string }
+
+func (e *EmptyError) Error() string {
+	return fmt.Sprintf("%s %s is empty: the secret goes on its first line", e.What, e.Path)
+}
+
+// TooLargeError is a secret file longer than MaxSize.
+type TooLargeError struct{ What, Path string }
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("%s %s is over %d KiB: that is not a password or token file", e.What, e.Path, MaxSize>>10)
+}
+
+// Checker applies the rules for one user: UID is who may own secrets
+// besides root. Mine is the usual one.
+type Checker struct{ UID int }
+
+// Mine is the Checker for the user keyless runs as.
+func Mine() Checker { return Checker{UID: os.Geteuid()} }
+
+// Read returns the secret in path ("-" for stdin): its first line,
+// without "\n" or "\r\n". what names the flag or setting, for errors.
+func Read(what, path string, stdin io.Reader) ([]byte, error) {
+	return Mine().Read(what, path, stdin)
+}
+
+// Read is the package's Read with c's rules.
+func (c Checker) Read(what, path string, stdin io.Reader) ([]byte, error) {
+	var r io.Reader
+	name := path
+	if path == Stdin {
+		if stdin == nil {
+			return nil, fmt.Errorf("%s: no standard input to read the secret from", what)
+		}
+		r, name = stdin, "(standard input)"
+	} else {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		defer f.Close()
+		// The checks look at the file opened, not at the name, which
+		// someone could point elsewhere in between.
+		info, err := f.Stat()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		switch {
+		case info.Mode().IsRegular():
+			if err := c.checkFile(what, path, info); err != nil {
+				return nil, err
+			}
+		case info.IsDir():
+			return nil, fmt.Errorf("%s %s is a directory, not a file holding a secret", what, path)
+		}
+		// Pipes (a shell's <(...)) and character devices hold nothing at
+		// rest, so there is no mode to get wrong.
+		r = f
+	}
+	data, err := io.ReadAll(io.LimitReader(r, MaxSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", what, name, err)
+	}
+	if len(data) > MaxSize {
+		return nil, &TooLargeError{What: what, Path: name}
+	}
+	line, _, _ := bytes.Cut(data, []byte("\n"))
+	line = bytes.TrimSuffix(line, []byte("\r"))
+	if len(line) == 0 {
+		return nil, &EmptyError{What: what, Path: name}
+	}
+	return line, nil
+}
+
+// CheckFile refuses a file holding a secret (a key, a password, a
+// configuration with an encrypted key) that is not this user's alone.
+func CheckFile(what, path string) error { return Mine().CheckFile(what, path) }
+
+// CheckFile is the package's CheckFile with c's rules.
+func (c Checker) CheckFile(what, path string) error {
+	info, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", what, path, err)
+	}
+	return c.checkFile(what, path, info)
+}
+
+func (c Checker) checkFile(what, path string, info fs.FileInfo) error {
+	if runtime.GOOS == "windows" {
+		return nil // no such modes; ACLs are the operator's
+	}
+	if info.Mode().Perm()&0o077 != 0 {
+		return &ExposedError{What: what, Path: path, Mode: info.Mode()}
+	}
+	return c.checkOwner(what, path, info)
+}
+
+func (c Checker) checkOwner(what, path string, info fs.FileInfo) error {
+	uid, ok := owner(info)
+	if ok && uid != c.UID && uid != 0 {
+		return &OwnerError{What: what, Path: path, UID: uid, Want: c.UID}
+	}
+	return nil
+}
+
+// CheckOwned refuses a file that is not secret but must not be changed
+// by anyone else (a CA's certificates, its database): owned by this user
+// or root, writable by nobody else.
+func CheckOwned(what, path string) error { return Mine().CheckOwned(what, path) }
+
+// CheckOwned is the package's CheckOwned with c's rules.
+func (c Checker) CheckOwned(what, path string) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	info, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", what, path, err)
+	}
+	if info.Mode().Perm()&0o022 != 0 {
+		return &ExposedError{What: what, Path: path, Mode: info.Mode(), Writable: true}
+	}
+	return c.checkOwner(what, path, info)
+}
+
+// CheckDir refuses a directory holding secrets that another user could
+// change: the directory itself and every directory above it (symbolic
+// links resolved) must be owned by this user or root and writable by
+// nobody else, unless sticky. It does not look inside.
+func CheckDir(what, path string) error { return Mine().CheckDir(what, path) }
+
+// CheckDir is the package's CheckDir with c's rules.
+func (c Checker) CheckDir(what, path string) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", what, path, err)
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", what, path, err)
+	}
+	for dir, first := real, true; ; first = false {
+		info, err := os.Stat(dir)
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", what, path, err)
+		}
+		label := what
+		if !first {
+			label = fmt.Sprintf("%s's parent directory", what)
+		}
+		if !info.IsDir() {
+			return fmt.Errorf("%s %s is not a directory", label, dir)
+		}
+		if err := c.checkOwner(label, dir, info); err != nil {
+			return err
+		}
+		// The sticky bit lets others add entries but not rename or remove
+		// ours; a secrets directory itself must not be sticky-shared.
+		if info.Mode().Perm()&0o022 != 0 && (first || info.Mode()&fs.ModeSticky == 0) {
+			return &ExposedError{What: label, Path: dir, Mode: info.Mode(), Dir: true}
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return nil
+		}
+		dir = parent
+	}
+}
+
+// Generate returns a new random password: 32 characters of base64url,
+// 192 bits, far past any guessing, and safe in any file or shell.
+func Generate() (string, error) {
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// WriteNew creates path holding secret and a newline, 0600, and fails
+// with fs.ErrExist if it exists: a secret file is never replaced.
+func WriteNew(path string, secret []byte) (err error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(path)
+		}
+	}()
+	if _, err := f.Write(append(append([]byte(nil), secret...), '\n')); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return err
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// ErrWeak is a password shorter than MinPasswordLength.
+var ErrWeak = errors.New("password too short")
+
+// MinPasswordLength is the least a password protecting a CA key or a
+// provisioner key may have: the provisioner key is served to anyone, so
+// its password is all that stands between the internet and offline
+// guessing.
+const MinPasswordLength = 12
+
+// CheckStrength refuses a password shorter than MinPasswordLength
+// characters (bytes of UTF-8 count one each: the bound is conservative).
+func CheckStrength(what string, password []byte) error {
+	if n := len([]rune(string(password))); n < MinPasswordLength {
+		return fmt.Errorf("%s is %d characters long: at least %d are needed, because the key it encrypts can be fetched and guessed at offline: %w", what, n, MinPasswordLength, ErrWeak)
+	}
+	return nil
+}
