@@ -7,7 +7,7 @@
 // running CA's API while it holds the store, and Dir.Connect picks.
 //
 // It is a use case: keyless ca's commands and keyless dev call it. Its
-// errors are typed (*ExposedError, *UnknownProvisionerError,
+// errors are typed (secretfile's, *UnknownProvisionerError,
 // *UnreachableError, ErrNoCA, ErrNoPassword, and ca's and store's); the
 // CLI adds the hints.
 package caops
@@ -20,7 +20,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"time"
 
@@ -29,6 +28,7 @@ import (
 	"github.com/keyless-dev/keyless/internal/ca"
 	"github.com/keyless-dev/keyless/internal/caproto"
 	"github.com/keyless-dev/keyless/internal/pki"
+	"github.com/keyless-dev/keyless/internal/secretfile"
 	"github.com/keyless-dev/keyless/internal/store"
 )
 
@@ -55,21 +55,84 @@ func DefaultDir() string {
 }
 
 // Init creates a CA in path (ca.ErrExists if there is one) and opens it.
+// It refuses a password shorter than secretfile.MinPasswordLength
+// (secretfile.ErrWeak), and a directory, or a directory above it, that
+// another user owns or can write (*secretfile.OwnerError,
+// *secretfile.ExposedError): whoever can change the configuration
+// decides what the CA signs.
 func Init(path string, o ca.InitOptions) (*Dir, error) {
+	if err := secretfile.CheckStrength("the CA password", o.Password); err != nil {
+		return nil, err
+	}
+	if len(o.ProvisionerPassword) > 0 {
+		if err := secretfile.CheckStrength("the provisioner password", o.ProvisionerPassword); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkNewDir(path); err != nil {
+		return nil, err
+	}
 	if _, err := ca.Init(path, o); err != nil {
 		return nil, err
 	}
 	return Open(path)
 }
 
-// Open reads a CA directory's configuration and certificates.
+// checkNewDir checks the CA directory when it exists, else the nearest
+// directory above it that does, which the new one will be made in.
+func checkNewDir(path string) error {
+	dir, what := path, "the CA directory"
+	for {
+		_, err := os.Stat(dir)
+		if err == nil {
+			return secretfile.CheckDir(what, dir)
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%s %s: %w", what, dir, err)
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return fmt.Errorf("%s %s: %w", what, path, err)
+		}
+		dir, what = parent, "the directory to create the CA in"
+	}
+}
+
+// Open reads a CA directory's configuration and certificates. It first
+// checks that nobody but this user (or root) can change them: the
+// directory and those above it, the configuration, the certificates,
+// the keys and the database must be theirs and writable by nobody else
+// (*secretfile.OwnerError, *secretfile.ExposedError). A configuration
+// swapped by another user could name their own provisioner or policy.
 func Open(path string) (*Dir, error) {
+	cfgPath := filepath.Join(path, ca.ConfigFile)
+	if _, err := os.Stat(cfgPath); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s: %w", path, ErrNoCA)
+	}
+	if err := secretfile.CheckDir("the CA directory", path); err != nil {
+		return nil, err
+	}
+	if err := checkOwned("the CA configuration", cfgPath); err != nil {
+		return nil, err
+	}
 	cfg, err := ca.LoadConfig(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%s: %w", path, ErrNoCA)
 	}
 	if err != nil {
 		return nil, err
+	}
+	for _, f := range []struct{ what, path string }{
+		{"the root certificate", cfg.Root}, {"the intermediate certificate", cfg.Crt},
+		{"the intermediate key", cfg.Key}, {"the root key", cfg.RootKey}, {"the CA database", cfg.DB},
+	} {
+		if f.path == "" {
+			continue
+		}
+		err := checkOwned(f.what, cfg.Path(f.path))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
 	}
 	root, inter, err := ca.LoadCertificates(cfg)
 	if err != nil {
@@ -78,33 +141,24 @@ func Open(path string) (*Dir, error) {
 	return &Dir{Path: path, Config: cfg, Root: root, Intermediate: inter}, nil
 }
 
+// checkOwned checks a file and the directory it is in (the directories
+// above are checked with the CA's, or, for a file kept elsewhere, here).
+func checkOwned(what, path string) error {
+	if err := secretfile.CheckDir(what+"'s directory", filepath.Dir(path)); err != nil {
+		return err
+	}
+	return secretfile.CheckOwned(what, path)
+}
+
 // Bundle is the root and the intermediate as PEM: a Roles Anywhere trust
 // anchor's certificate bundle.
 func (d *Dir) Bundle() []byte { return pki.EncodeCertificates(d.Root, d.Intermediate) }
 
-// ExposedError is a secret file that group or others can read.
-type ExposedError struct {
-	What, Path string
-	Mode       fs.FileMode
-}
-
-func (e *ExposedError) Error() string {
-	return fmt.Sprintf("%s %s has mode %04o: group or others can read it", e.What, e.Path, e.Mode)
-}
-
-// CheckPrivate refuses a file that group or others can read: a CA key,
-// its password or the configuration holding the encrypted provisioner
-// key must be this user's alone. (Windows has no such modes.)
-func CheckPrivate(what, path string) error {
-	info, err := os.Stat(path)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", what, path, err)
-	}
-	if runtime.GOOS != "windows" && info.Mode().Perm()&0o077 != 0 {
-		return &ExposedError{What: what, Path: path, Mode: info.Mode().Perm()}
-	}
-	return nil
-}
+// CheckPrivate refuses a file that group or others can read or change,
+// or that another user owns: a CA key, its password or the configuration
+// holding the encrypted provisioner key must be this user's alone
+// (*secretfile.ExposedError, *secretfile.OwnerError).
+func CheckPrivate(what, path string) error { return secretfile.CheckFile(what, path) }
 
 // Authority opens the CA's key and store in this process, refusing an
 // intermediate key others can read. store.ErrLocked means a running CA

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/keyless-dev/keyless/internal/caops"
 	"github.com/keyless-dev/keyless/internal/caproto"
 	"github.com/keyless-dev/keyless/internal/enroll"
+	"github.com/keyless-dev/keyless/internal/secretfile"
 	"github.com/keyless-dev/keyless/internal/store"
 )
 
@@ -176,7 +178,7 @@ func TestSecretsChecks(t *testing.T) {
 	if err := os.Chmod(filepath.Join(path, ca.ConfigFile), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var ee *caops.ExposedError
+	var ee *secretfile.ExposedError
 	if _, err := d.Start(caops.ServeOptions{Password: password}); !errors.As(err, &ee) || ee.Mode != 0o644 {
 		t.Fatalf("a readable configuration: %v", err)
 	}
@@ -198,5 +200,47 @@ func TestSecretsChecks(t *testing.T) {
 	}
 	if _, err := caops.Open(filepath.Join(t.TempDir(), "none")); !errors.Is(err, caops.ErrNoCA) {
 		t.Fatalf("no CA: %v", err)
+	}
+}
+
+// TestInitRefusesWhatOthersCouldChange: a weak password, and a directory
+// another user could write, are refused before anything is written; a CA
+// whose configuration became writable by others is refused on Open.
+func TestInitRefusesWhatOthersCouldChange(t *testing.T) {
+	opts := ca.InitOptions{Name: "Ops CA", DNSNames: []string{"127.0.0.1"}, Address: "127.0.0.1:0", Provisioner: "runners", Password: []byte("elevenchars")}
+	path := filepath.Join(t.TempDir(), "ca")
+	if _, err := caops.Init(path, opts); !errors.Is(err, secretfile.ErrWeak) {
+		t.Fatalf("an 11-character password: %v", err)
+	}
+	opts.Password = password
+	opts.ProvisionerPassword = []byte("short")
+	if _, err := caops.Init(path, opts); !errors.Is(err, secretfile.ErrWeak) {
+		t.Fatalf("a 5-character provisioner password: %v", err)
+	}
+	opts.ProvisionerPassword = nil
+
+	shared := filepath.Join(t.TempDir(), "shared")
+	if err := os.Mkdir(shared, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(shared, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	var ee *secretfile.ExposedError
+	if _, err := caops.Init(filepath.Join(shared, "a", "ca"), opts); !errors.As(err, &ee) || !ee.Dir {
+		t.Fatalf("a CA under a world-writable directory: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(shared, "a")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("something was created under the refused directory: %v", err)
+	}
+
+	if _, err := caops.Init(path, opts); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(path, ca.ConfigFile), 0o620); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := caops.Open(path); !errors.As(err, &ee) || !ee.Writable {
+		t.Fatalf("a configuration others can write: %v", err)
 	}
 }

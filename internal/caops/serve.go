@@ -44,7 +44,7 @@ func (r *Running) Close() error { return r.close() }
 // with a server certificate from the intermediate renewed in process). It
 // refuses to start when the intermediate key, the root key or the
 // configuration (which holds the encrypted provisioner key) can be read
-// by group or others (*ExposedError), and when another process holds the
+// by group or others (*secretfile.ExposedError), and when another process holds the
 // store (store.ErrLocked).
 func (d *Dir) Start(o ServeOptions) (*Running, error) {
 	if err := CheckPrivate("the CA configuration", filepath.Join(d.Path, ca.ConfigFile)); err != nil {

@@ -4,6 +4,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
 	"math/big"
 	"net"
@@ -21,6 +23,7 @@ import (
 	"github.com/keyless-dev/keyless/internal/logline"
 	"github.com/keyless-dev/keyless/internal/pki"
 	"github.com/keyless-dev/keyless/internal/sdnotify"
+	"github.com/keyless-dev/keyless/internal/secretfile"
 	"github.com/keyless-dev/keyless/internal/store"
 )
 
@@ -50,9 +53,11 @@ default, minimum and maximum lifetimes (24h, 5m and 168h unless changed).`,
 // caDirFlags are the flags of commands that work on a CA directory.
 type caDirFlags struct {
 	dir, passwordFile, provPasswordFile, url string
+	in                                       io.Reader // for a password file named -
 }
 
-func (f *caDirFlags) register(cmd *cobra.Command, secrets bool) {
+func (f *caDirFlags) register(cmd *cobra.Command, in io.Reader, secrets bool) {
+	f.in = in
 	cmd.Flags().StringVar(&f.dir, "dir", caops.DefaultDir(), "the CA `directory`")
 	if secrets {
 		cmd.Flags().StringVar(&f.passwordFile, "password-file", "", "`file` holding the CA's password")
@@ -66,10 +71,12 @@ func (f *caDirFlags) password() ([]byte, error) {
 	if f.passwordFile == "" {
 		return nil, caops.ErrNoPassword
 	}
-	if err := caops.CheckPrivate("--password-file", f.passwordFile); err != nil {
-		return nil, err
-	}
-	return readPasswordFile("--password-file", f.passwordFile)
+	return secretfile.Read("--password-file", f.passwordFile, f.in)
+}
+
+// provisionerPassword reads --provisioner-password-file by the same rule.
+func (f *caDirFlags) provisionerPassword() ([]byte, error) {
+	return secretfile.Read("--provisioner-password-file", f.provPasswordFile, f.in)
 }
 
 func (f *caDirFlags) requirePassword() ([]byte, error) {
@@ -83,7 +90,7 @@ func (f *caDirFlags) requirePassword() ([]byte, error) {
 func (f *caDirFlags) secrets() caops.Secrets {
 	s := caops.Secrets{Password: f.password}
 	if f.provPasswordFile != "" {
-		s.ProvisionerPassword = func() ([]byte, error) { return readPasswordFile("--provisioner-password-file", f.provPasswordFile) }
+		s.ProvisionerPassword = f.provisionerPassword
 	}
 	return s
 }
@@ -104,9 +111,9 @@ func (f *caDirFlags) connect(access caops.Access) (caops.Operator, error) {
 
 func newCAInitCommand(s streams) *cobra.Command {
 	var (
-		f                caDirFlags
-		o                ca.InitOptions
-		provPasswordFile string
+		f        caDirFlags
+		o        ca.InitOptions
+		generate bool
 	)
 	cmd := &cobra.Command{
 		Use:   "init --name NAME --dns ADDR... --address :9000 --provisioner NAME --password-file F",
@@ -136,11 +143,27 @@ restrict it to the names your AWS trust policy expects.`,
 				return usageErrorf("--address %q: want [HOST]:PORT such as :9000", o.Address)
 			}
 			var err error
+			if generate {
+				if f.passwordFile == "" {
+					return usageErrorf("--generate-password needs --password-file: the file to write the new password to")
+				}
+				pw, err := secretfile.Generate()
+				if err != nil {
+					return err
+				}
+				if err := secretfile.WriteNew(f.passwordFile, []byte(pw)); err != nil {
+					if errors.Is(err, fs.ErrExist) {
+						return withHint(fmt.Errorf("--password-file %s exists", f.passwordFile), "keyless never replaces a password file: drop --generate-password to use the password in it, or name a new file")
+					}
+					return fmt.Errorf("--password-file %s: %w", f.passwordFile, err)
+				}
+				fmt.Fprintf(s.out, "keyless ca: wrote a new random password to %s (0600); keep a copy somewhere safe: without it the CA keys cannot be opened\n", f.passwordFile)
+			}
 			if o.Password, err = f.requirePassword(); err != nil {
 				return err
 			}
-			if provPasswordFile != "" {
-				if o.ProvisionerPassword, err = readPasswordFile("--provisioner-password-file", provPasswordFile); err != nil {
+			if f.provPasswordFile != "" {
+				if o.ProvisionerPassword, err = f.provisionerPassword(); err != nil {
 					return err
 				}
 			}
@@ -155,7 +178,7 @@ restrict it to the names your AWS trust policy expects.`,
 			fmt.Fprintf(s.out, "Provisioner: %s (JWK), may issue: %s\n", o.Provisioner, strings.Join(cfg.Provisioners[0].Allow, ", "))
 			fmt.Fprintf(s.out, "Start it:     keyless ca serve --dir %s --password-file %s\n", f.dir, f.passwordFile)
 			fmt.Fprintf(s.out, "Trust anchor: keyless ca bundle --dir %s > bundle.pem\n", f.dir)
-			if provPasswordFile == "" {
+			if f.provPasswordFile == "" {
 				fmt.Fprintf(s.err, "keyless: note: the provisioner key is encrypted with the CA password, as step ca init does; anyone enrolling with keyless certificate --provisioner-password-file learns it (mint tokens on the CA host with keyless ca token, or give --provisioner-password-file)\n")
 			}
 			if len(o.Allow) == 0 {
@@ -165,15 +188,16 @@ restrict it to the names your AWS trust policy expects.`,
 			return nil
 		},
 	}
-	f.register(cmd, false)
+	f.register(cmd, s.in, false)
 	fl := cmd.Flags()
 	fl.StringVar(&o.Name, "name", "", "the CA's `name`")
 	fl.StringSliceVar(&o.DNSNames, "dns", nil, "a DNS name or IP `address` clients reach the CA by (repeatable)")
 	fl.StringVar(&o.Address, "address", "", "`[host]:port` to serve on, such as :9000")
 	fl.StringVar(&o.Provisioner, "provisioner", "", "`name` of the first provisioner (JWK)")
 	fl.StringSliceVar(&o.Allow, "allow", nil, "`pattern` of names the provisioner may issue (repeatable; * is a wildcard)")
-	fl.StringVar(&f.passwordFile, "password-file", "", "`file` holding the password for the CA keys (and the provisioner key, unless --provisioner-password-file)")
-	fl.StringVar(&provPasswordFile, "provisioner-password-file", "", "`file` holding a separate password for the provisioner key, the one runners enrol with")
+	fl.StringVar(&f.passwordFile, "password-file", "", "`file` holding the password for the CA keys (and the provisioner key, unless --provisioner-password-file): at least 12 characters on its first line; yours, mode 0600")
+	fl.BoolVar(&generate, "generate-password", false, "write a new random password to --password-file (which must not exist) and use it")
+	fl.StringVar(&f.provPasswordFile, "provisioner-password-file", "", "`file` holding a separate password for the provisioner key, the one runners enrol with (at least 12 characters)")
 	fl.StringVar(&o.KeyType, "kty", "EC", "key type of the CA keys: EC (P-256) or RSA (3072)")
 	return cmd
 }
@@ -238,7 +262,7 @@ Ctrl-C lets requests in flight finish, then exits.`,
 			return run.Serve(ctx)
 		},
 	}
-	f.register(cmd, false)
+	f.register(cmd, s.in, false)
 	cmd.Flags().StringVar(&f.passwordFile, "password-file", "", "`file` holding the CA's password")
 	cmd.Flags().BoolVar(&quiet, "quiet", false, "log only refusals and errors, not every certificate")
 	return cmd
@@ -246,8 +270,9 @@ Ctrl-C lets requests in flight finish, then exits.`,
 
 func newCATokenCommand(s streams) *cobra.Command {
 	var (
-		f caDirFlags
-		r caops.TokenRequest
+		f   caDirFlags
+		r   caops.TokenRequest
+		out string
 	)
 	cmd := &cobra.Command{
 		Use:   "token SUBJECT",
@@ -255,16 +280,21 @@ func newCATokenCommand(s streams) *cobra.Command {
 		Long: `Print a one-time token that lets its holder get one certificate for SUBJECT
 (and --san names), within the provisioner's policy. Made on the CA host, it
 means the runner never learns the provisioner password: hand the token
-over, and the runner runs keyless certificate SUBJECT crt key --token T.`,
-		Example: `  keyless ca token gitlab-runner --ttl 10m --password-file pw`,
-		Args:    cobra.ExactArgs(1),
+over (through a pipe, or a file only you can read: --out writes one 0600),
+and the runner runs keyless certificate SUBJECT CRT KEY --token-file FILE.
+A token is a bearer secret until it is spent or expires: never put it on
+a command line.`,
+		Example: `  ssh ca-host keyless ca token gitlab-runner --dir /var/lib/keyless/ca --password-file /etc/keyless/ca-password \
+    | keyless certificate gitlab-runner runner.crt runner.key --token-file -
+  keyless ca token gitlab-runner --ttl 10m --password-file pw --out token`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			d, err := caops.Open(f.dir)
 			if err != nil {
 				return err
 			}
 			if f.provPasswordFile != "" {
-				r.Password, err = readPasswordFile("--provisioner-password-file", f.provPasswordFile)
+				r.Password, err = f.provisionerPassword()
 			} else {
 				r.Password, err = f.requirePassword()
 			}
@@ -276,17 +306,21 @@ over, and the runner runs keyless certificate SUBJECT crt key --token T.`,
 			if err != nil {
 				return err
 			}
+			if out != "" {
+				return atomicfile.WriteFile(out, []byte(tok+"\n"), 0o600)
+			}
 			fmt.Fprintln(s.out, tok)
 			return nil
 		},
 	}
-	f.register(cmd, false)
+	f.register(cmd, s.in, false)
 	fl := cmd.Flags()
 	fl.StringVar(&f.passwordFile, "password-file", "", "`file` holding the CA password (which encrypts the provisioner key unless init was given --provisioner-password-file)")
 	fl.StringVar(&f.provPasswordFile, "provisioner-password-file", "", "`file` holding the provisioner key's own password")
 	fl.StringVar(&r.Provisioner, "provisioner", "", "provisioner `name` (default: the first)")
 	fl.StringSliceVar(&r.SANs, "san", nil, "a subject alternative `name` (repeatable; default: the subject)")
 	fl.DurationVar(&r.TTL, "ttl", caproto.DefaultTokenLifetime, "how long the token is valid (at most 24h)")
+	fl.StringVar(&out, "out", "", "write the token to this `file` (0600, replaced atomically) instead of standard output")
 	fl.StringVar(&f.url, "ca-url", "", "the CA's `URL` as clients reach it (default: https://<first DNS name>:<port>)")
 	return cmd
 }
@@ -323,7 +357,7 @@ token made from the provisioner key. Re-publish the CRL to AWS afterwards
 			return nil
 		},
 	}
-	f.register(cmd, true)
+	f.register(cmd, s.in, true)
 	why.register(cmd)
 	return cmd
 }
@@ -383,7 +417,7 @@ API with a token from the provisioner key, which needs --password-file.`,
 			return tw.Flush()
 		},
 	}
-	f.register(cmd, true)
+	f.register(cmd, s.in, true)
 	cmd.Flags().DurationVar(&expiring, "expiring", 0, "only valid certificates that expire within this `duration`")
 	return cmd
 }
@@ -409,7 +443,7 @@ CERTIFICATE_BUNDLE), or of the keyless emulator's.`,
 			return err
 		},
 	}
-	f.register(cmd, false)
+	f.register(cmd, s.in, false)
 	return cmd
 }
 
@@ -429,7 +463,7 @@ func newCAFingerprintCommand(s streams) *cobra.Command {
 			return nil
 		},
 	}
-	f.register(cmd, false)
+	f.register(cmd, s.in, false)
 	return cmd
 }
 
@@ -469,7 +503,7 @@ the CA runs, it is fetched from its API.`,
 			return atomicfile.WriteFile(out, crl, 0o644)
 		},
 	}
-	f.register(cmd, true)
+	f.register(cmd, s.in, true)
 	cmd.Flags().StringVar(&out, "out", "", "write to this `file` instead of standard output")
 	cmd.Flags().BoolVar(&der, "der", false, "write DER instead of PEM")
 	return cmd

@@ -87,6 +87,11 @@ it (--role-arn is KEYLESS_ROLE_ARN); a flag on the command line wins.`,
 		SilenceUsage:      true,
 		CompletionOptions: cobra.CompletionOptions{HiddenDefaultCmd: true},
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			// Before the environment: a secret may come from KEYLESS_*,
+			// never from the command line.
+			if err := checkSecretFlags(cmd.Flags(), s.err); err != nil {
+				return err
+			}
 			return applyEnvironment(cmd.Flags())
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -131,6 +136,44 @@ func applyEnvironment(flags *pflag.FlagSet) error {
 		if e := flags.Set(f.Name, v); e != nil {
 			err = usageErrorf("%s=%q: %v (it sets --%s)", name, v, e, f.Name)
 		}
+	})
+	return err
+}
+
+// Flags that take a secret itself carry this annotation: whether a value
+// on the command line is refused (or only warned about), and the safe
+// ways to give it.
+const secretAnnotation = "keyless/secret"
+
+// secretFlag marks the flag name as one that takes a secret. Any user on
+// the machine can read a command line (ps, /proc/PID/cmdline), so a
+// value given there is refused with a hint naming safe, or, where AWS's
+// helper takes the same flag (refuse false), accepted with a warning.
+// The same value from the flag's KEYLESS_* variable is taken silently:
+// a process's environment is readable only by its own user and root.
+func secretFlag(fs *pflag.FlagSet, name string, refuse bool, safe string) {
+	mode := "warn"
+	if refuse {
+		mode = "refuse"
+	}
+	_ = fs.SetAnnotation(name, secretAnnotation, []string{mode, safe})
+}
+
+// checkSecretFlags refuses, or warns about, secrets given on the command
+// line. It runs before applyEnvironment, so Changed means argv.
+func checkSecretFlags(flags *pflag.FlagSet, stderr io.Writer) error {
+	var err error
+	flags.VisitAll(func(f *pflag.Flag) {
+		a := f.Annotations[secretAnnotation]
+		if err != nil || !f.Changed || len(a) != 2 {
+			return
+		}
+		if a[0] == "refuse" {
+			err = withHint(usageErrorf("--%s takes no secret on the command line: any user on this machine can read it there (ps, /proc/PID/cmdline)", f.Name),
+				"give it with %s", a[1])
+			return
+		}
+		fmt.Fprintf(stderr, "keyless: warning: --%s is readable by every user on this machine (ps, /proc/PID/cmdline); use %s\n", f.Name, a[1])
 	})
 	return err
 }

@@ -66,7 +66,7 @@ it. Plain http is accepted only for loopback endpoints.`,
 		},
 	}
 	fs := cmd.Flags()
-	keys.register(fs,
+	keys.register(fs, s.in,
 		"path to the certificate: PEM (leaf first, then any intermediates), DER, or PKCS#12 holding the key too",
 		"path to the private key: PEM PKCS#8, encrypted PKCS#8, PKCS#1 or SEC1", true)
 	fs.StringVar(&r.TrustAnchorARN, "trust-anchor-arn", "", "ARN of the Roles Anywhere trust anchor")

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -9,6 +10,7 @@ import (
 	"github.com/keyless-dev/keyless/internal/caclient"
 	"github.com/keyless-dev/keyless/internal/enroll"
 	"github.com/keyless-dev/keyless/internal/pki"
+	"github.com/keyless-dev/keyless/internal/secretfile"
 )
 
 // caFlags are --ca-url and --root, defaulting to what bootstrap stored.
@@ -62,37 +64,51 @@ nothing.`,
 
 func newCertificateCommand(s streams) *cobra.Command {
 	var (
-		ca     caFlags
-		r      enroll.Request
-		pwFile string
+		ca        caFlags
+		r         enroll.Request
+		pwFile    string
+		tokenFile string
 	)
 	cmd := &cobra.Command{
 		Use:   "certificate SUBJECT CRT KEY",
 		Short: "Get a certificate from a step-compatible CA (keyless ca or step-ca)",
 		Long: `Generate a key here (it never leaves this machine), make a CSR for SUBJECT
 and the --san names, get a one-time token, and have the CA sign it. The
-token comes from --token (made on the CA host with keyless ca token), or
-from the provisioner's password (--provisioner-password-file), which
-decrypts the provisioner key the CA serves. CRT gets the certificate and
+token comes from --token-file (made on the CA host with keyless ca token;
+- reads it from standard input) or KEYLESS_TOKEN, or from the
+provisioner's password (--provisioner-password-file), which decrypts the
+provisioner key the CA serves. A token or password on the command line is
+refused: any user on the machine could read it there and spend it first. CRT gets the certificate and
 the intermediate after it (or the intermediate goes to --chain-file); KEY
 gets the key, 0600. Both are written as a pair, atomically. Existing files
 are replaced only with --force.`,
-		Example: `  keyless certificate gitlab-runner runner.crt runner.key --token "$TOKEN" --not-after 168h
+		Example: `  ssh ca-host keyless ca token gitlab-runner | keyless certificate gitlab-runner runner.crt runner.key --token-file - --not-after 168h
   keyless certificate gitlab-runner runner.crt runner.key --provisioner runners --provisioner-password-file pw`,
 		Args: cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r.Subject, r.CertPath, r.KeyPath = args[0], args[1], args[2]
-			if (r.Token == "") == (pwFile == "") {
-				return usageErrorf("give --token or --provisioner-password-file")
+			if tokenFile != "" && r.Token != "" {
+				return usageErrorf("--token-file and KEYLESS_TOKEN both given; use one")
+			}
+			if (r.Token == "" && tokenFile == "") == (pwFile == "") {
+				return usageErrorf("give --token-file (or KEYLESS_TOKEN) or --provisioner-password-file")
+			}
+			if tokenFile != "" {
+				tok, err := secretfile.Read("--token-file", tokenFile, s.in)
+				if err != nil {
+					return err
+				}
+				r.Token = strings.TrimSpace(string(tok))
+			}
+			if pwFile != "" {
+				var err error
+				if r.ProvisionerPassword, err = secretfile.Read("--provisioner-password-file", pwFile, s.in); err != nil {
+					return err
+				}
 			}
 			client, err := ca.client()
 			if err != nil {
 				return err
-			}
-			if pwFile != "" {
-				if r.ProvisionerPassword, err = readPasswordFile("--provisioner-password-file", pwFile); err != nil {
-					return err
-				}
 			}
 			certs, err := (&enroll.Enroller{Client: client}).Enroll(cmd.Context(), r)
 			if err != nil {
@@ -109,8 +125,13 @@ are replaced only with --force.`,
 	f.StringVar(&r.NotAfter, "not-after", "", "when the certificate expires: a `duration` from now (168h) or an RFC 3339 time (default: the CA's)")
 	f.StringVar(&r.NotBefore, "not-before", "", "when it becomes valid (default: now)")
 	f.StringVar(&r.Provisioner, "provisioner", "", "the JWK provisioner's `name` (default: the CA's only one)")
-	f.StringVar(&pwFile, "provisioner-password-file", "", "`file` holding the provisioner's password")
-	f.StringVar(&r.Token, "token", "", "a one-time `token` made on the CA host (keyless ca token or step ca token)")
+	f.StringVar(&pwFile, "provisioner-password-file", "", "`file` holding the provisioner's password on its first line (- reads standard input); yours, mode 0600")
+	f.StringVar(&tokenFile, "token-file", "", "`file` holding a one-time token made on the CA host (keyless ca token or step ca token); - reads standard input; or set KEYLESS_TOKEN")
+	// --token exists so KEYLESS_TOKEN can set it and so that step's
+	// spelling gets a refusal that shows the safe forms, not "unknown flag".
+	f.StringVar(&r.Token, "token", "", "the token itself: only through KEYLESS_TOKEN")
+	_ = f.MarkHidden("token")
+	secretFlag(f, "token", true, "--token-file FILE, --token-file - (standard input) or the KEYLESS_TOKEN environment variable")
 	f.StringVar(&r.KeyType, "kty", enroll.KeyEC, "key type: EC (P-256) or RSA")
 	f.IntVar(&r.KeySize, "size", 2048, "RSA key size in bits (2048, 3072 or 4096)")
 	f.StringVar(&r.ChainPath, "chain-file", "", "write the intermediate here instead of after the leaf in CRT")

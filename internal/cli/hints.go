@@ -20,6 +20,7 @@ import (
 	"github.com/keyless-dev/keyless/internal/pki"
 	"github.com/keyless-dev/keyless/internal/renewal"
 	"github.com/keyless-dev/keyless/internal/rolesanywhere"
+	"github.com/keyless-dev/keyless/internal/secretfile"
 )
 
 // flagName renders a use case's field as the flag (or environment
@@ -74,13 +75,20 @@ func describe(err error) (msg, hint string) {
 		re    *renewal.Error
 		cae   *caclient.APIError
 		ie    *awscreds.InputError
-		exp   *caops.ExposedError
+		exp   *secretfile.ExposedError
+		own   *secretfile.OwnerError
 		wpe   *caops.WrongPasswordError
 		unrch *caops.UnreachableError
 	)
 	switch {
 	case errors.As(err, &h):
 		hint = h.hint
+	case errors.As(err, &exp) && (exp.Dir || exp.Writable):
+		hint = fmt.Sprintf("run chmod go-w %s, and check that nobody changed what is in it", exp.Path)
+	case errors.As(err, &exp):
+		hint = fmt.Sprintf("run chmod 600 %s (and make sure nobody copied it meanwhile)", exp.Path)
+	case errors.As(err, &own):
+		hint = fmt.Sprintf("keep keyless's files in directories only you (or root) own; if %s is yours, run chown %d %s as root, after checking what is in it", own.Path, own.Want, own.Path)
 	case fe != nil:
 		hint = fileHint(fe)
 	case errors.As(err, &api):
@@ -95,8 +103,8 @@ func describe(err error) (msg, hint string) {
 		hint = caHint(cae)
 	case errors.Is(err, caclient.ErrFingerprint):
 		hint = "check the fingerprint on the CA host (keyless ca fingerprint); a mismatch may mean someone is in the way"
-	case errors.As(err, &exp):
-		hint = fmt.Sprintf("run chmod 600 %s (and make sure nobody copied it meanwhile)", exp.Path)
+	case errors.Is(err, secretfile.ErrWeak):
+		hint = "use a longer password, or have keyless make one: keyless ca init ... --password-file NEWFILE --generate-password"
 	case errors.As(err, &wpe):
 		hint = fmt.Sprintf("give provisioner %s's password with --provisioner-password-file (or --password-file when it is the CA password)", wpe.Provisioner)
 	case errors.Is(err, pki.ErrIncorrectPassword):
@@ -234,7 +242,7 @@ func renewHint(e *renewal.Error) string {
 	case ae.Reason == caproto.ReasonCertRevoked:
 		return fmt.Sprintf("the certificate was revoked: enroll again (keyless certificate %s %s %s --force with a new token)", cn, e.CertPath, e.KeyPath)
 	case e.Expired || ae.Reason == caproto.ReasonCertExpired:
-		return fmt.Sprintf("the certificate expired on %s and the CA does not renew expired certificates: re-enrollment is needed (keyless ca token %s on the CA host, then keyless certificate %s %s %s --token TOKEN --force)",
+		return fmt.Sprintf("the certificate expired on %s and the CA does not renew expired certificates: re-enrollment is needed (keyless ca token %s on the CA host, then keyless certificate %s %s %s --token-file TOKENFILE --force)",
 			e.Leaf.NotAfter.UTC().Format(time.RFC3339), cn, cn, e.CertPath, e.KeyPath)
 	case ae.Status == 401:
 		return fmt.Sprintf("the CA does not accept this certificate any more (revoked, or not issued by it): enroll again with keyless certificate %s %s %s --force and a new token", cn, e.CertPath, e.KeyPath)

@@ -1,9 +1,9 @@
 package cli
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -12,6 +12,7 @@ import (
 
 	"github.com/keyless-dev/keyless/internal/identity"
 	"github.com/keyless-dev/keyless/internal/pki"
+	"github.com/keyless-dev/keyless/internal/secretfile"
 )
 
 // keyFlags are the flags that name a certificate and key, shared by the
@@ -22,6 +23,7 @@ type keyFlags struct {
 	intermediates string
 	password      string
 	passwordFile  string
+	stdin         io.Reader // for --pkcs8-password-file -
 }
 
 // AWS's helper reads keys from PKCS#11 tokens, TPMs and OS certificate
@@ -32,14 +34,18 @@ var (
 	unsupportedBoolFlags = []string{"reuse-pin", "no-tpm-key-password"}
 )
 
-func (k *keyFlags) register(fs *pflag.FlagSet, certHelp, keyHelp string, chain bool) {
+func (k *keyFlags) register(fs *pflag.FlagSet, stdin io.Reader, certHelp, keyHelp string, chain bool) {
+	k.stdin = stdin
 	fs.StringVar(&k.certificate, "certificate", "", certHelp)
 	fs.StringVar(&k.privateKey, "private-key", "", keyHelp)
 	if chain {
 		fs.StringVar(&k.intermediates, "intermediates", "", "path to a PEM bundle of intermediate CA certificates, sent in X-Amz-X509-Chain (default: any certificates after the leaf in --certificate)")
 	}
-	fs.StringVar(&k.password, "pkcs8-password", "", "password of an encrypted private key or PKCS#12 file (visible to other users in the process list: prefer --pkcs8-password-file or KEYLESS_PKCS8_PASSWORD)")
-	fs.StringVar(&k.passwordFile, "pkcs8-password-file", "", "file holding the password of an encrypted private key or PKCS#12 file (one trailing newline is ignored)")
+	// AWS's helper takes the password itself; keyless still does, so a
+	// configuration can switch by one word, but warns: see secretFlag.
+	fs.StringVar(&k.password, "pkcs8-password", "", "the password of an encrypted key, for drop-in use only: other users can read it in the process list, so keyless warns (use --pkcs8-password-file or KEYLESS_PKCS8_PASSWORD)")
+	secretFlag(fs, "pkcs8-password", false, "--pkcs8-password-file FILE (- for standard input) or the KEYLESS_PKCS8_PASSWORD environment variable")
+	fs.StringVar(&k.passwordFile, "pkcs8-password-file", "", "`file` holding the password of an encrypted private key or PKCS#12 file on its first line (- reads standard input); it must be yours and mode 0600")
 
 	for _, name := range unsupportedFlags {
 		fs.String(name, "", "not supported by keyless")
@@ -81,25 +87,10 @@ func (k *keyFlags) passwordFunc() identity.PasswordFunc {
 			return []byte(k.password), nil
 		}
 		if k.passwordFile != "" {
-			return readPasswordFile("--pkcs8-password-file", k.passwordFile)
+			return secretfile.Read("--pkcs8-password-file", k.passwordFile, k.stdin)
 		}
 		return promptPassword(path)
 	}
-}
-
-// readPasswordFile reads a password from the file a flag names: the
-// first line, without its line ending.
-func readPasswordFile(flag, path string) ([]byte, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, withHint(fmt.Errorf("%s: %w", flag, err), "the file must exist and be readable by the user running keyless")
-	}
-	data = bytes.TrimSuffix(data, []byte("\n"))
-	data = bytes.TrimSuffix(data, []byte("\r"))
-	if len(data) == 0 {
-		return nil, withHint(fmt.Errorf("%s %s is empty", flag, path), "write the password into the file")
-	}
-	return data, nil
 }
 
 // promptPassword asks on /dev/tty, not on stdin or stdout, which belong to

@@ -51,7 +51,7 @@ supportedAlgorithms. For a file with several certificates, the first one is read
 		},
 	}
 	fs := cmd.Flags()
-	o.keys.register(fs, "path to the certificate (PEM, DER or PKCS#12)", "", false)
+	o.keys.register(fs, s.in, "path to the certificate (PEM, DER or PKCS#12)", "", false)
 	_ = fs.MarkHidden("private-key")
 	fs.BoolVar(&o.debug, "debug", false, "log each step to stderr")
 	return cmd

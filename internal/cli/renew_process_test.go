@@ -210,7 +210,11 @@ func TestCertificateForceKilledAtRandomPoints(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return append([]string{"certificate", "gitlab-runner", e.crt, e.key, "--force", "--token", tok}, e.rootFlag...)
+		tokFile := filepath.Join(t.TempDir(), "token")
+		if err := os.WriteFile(tokFile, []byte(tok), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return append([]string{"certificate", "gitlab-runner", e.crt, e.key, "--force", "--token-file", tokFile}, e.rootFlag...)
 	}
 	replaced := e.killAtRandom(t, bin, 100, args)
 	t.Logf("100 kills, %d after the new pair was in place", replaced)

@@ -40,7 +40,7 @@ without calling AWS. RSA keys sign with PKCS#1 v1.5, ECDSA keys with ASN.1 DER.`
 		},
 	}
 	fs := cmd.Flags()
-	o.keys.register(fs, "certificate (a PKCS#12 file holding the key, or a PEM certificate checked against --private-key)", "path to the private key", false)
+	o.keys.register(fs, s.in, "certificate (a PKCS#12 file holding the key, or a PEM certificate checked against --private-key)", "path to the private key", false)
 	fs.StringVar(&o.format, "format", "json", "output: json (a JSON string of hex), text (hex) or bin (raw signature bytes)")
 	fs.StringVar(&o.digest, "digest", "SHA256", "digest: SHA256, SHA384 or SHA512")
 	fs.BoolVar(&o.debug, "debug", false, "log each step to stderr")

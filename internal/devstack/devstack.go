@@ -13,9 +13,7 @@ package devstack
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -36,6 +34,7 @@ import (
 	"github.com/keyless-dev/keyless/internal/logline"
 	"github.com/keyless-dev/keyless/internal/pki"
 	"github.com/keyless-dev/keyless/internal/renewal"
+	"github.com/keyless-dev/keyless/internal/secretfile"
 	"github.com/keyless-dev/keyless/internal/serve"
 	"github.com/keyless-dev/keyless/internal/sigv4"
 	"github.com/keyless-dev/keyless/internal/sts"
@@ -153,18 +152,18 @@ func (s *Stack) Close() error {
 func (s *Stack) StartCA() error {
 	caDir := filepath.Join(s.Dir, "ca")
 	pwPath := filepath.Join(s.Dir, "ca-password")
-	password, err := os.ReadFile(pwPath)
+	password, err := secretfile.Read("the dev CA's password file", pwPath, nil)
 	s.ReusedCA = err == nil
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		// A throwaway CA for a throwaway stack: the password sits next to
 		// it, 0600, and never leaves the machine.
-		b := make([]byte, 24)
-		if _, err := rand.Read(b); err != nil {
+		pw, err := secretfile.Generate()
+		if err != nil {
 			return err
 		}
-		password = []byte(hex.EncodeToString(b))
-		if err := atomicfile.WriteFile(pwPath, password, 0o600); err != nil {
+		password = []byte(pw)
+		if err := secretfile.WriteNew(pwPath, password); err != nil {
 			return err
 		}
 		if s.CA, err = caops.Init(caDir, ca.InitOptions{Name: "keyless dev", DNSNames: []string{"127.0.0.1", "localhost"},

@@ -400,8 +400,14 @@ func TestKeylessCertificateToken(t *testing.T) {
 			t.Fatalf("smallstep's provisioner token: %v", err)
 		}
 		dir := t.TempDir()
+		// A token is a bearer secret: keyless takes it from a file only
+		// this user can read, never from the command line.
+		tokFile := filepath.Join(dir, "token")
+		if err := os.WriteFile(tokFile, []byte(tok+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
 		crt, key := filepath.Join(dir, "runner.crt"), filepath.Join(dir, "runner.key")
-		k.ok(t, "certificate", runner, crt, key, "--token", tok, "--ca-url", c.URL, "--root", c.RootFile)
+		k.ok(t, "certificate", runner, crt, key, "--token-file", tokFile, "--ca-url", c.URL, "--root", c.RootFile)
 		p := readPair(t, crt, key)
 		c.checkIssued(t, key, p)
 		if p.leaf.Subject.CommonName != runner || !slices.Equal(p.leaf.DNSNames, []string{runner}) {
@@ -410,7 +416,7 @@ func TestKeylessCertificateToken(t *testing.T) {
 
 		// The token is single use; keyless says so without echoing it.
 		crt2, key2 := filepath.Join(dir, "again.crt"), filepath.Join(dir, "again.key")
-		r := k.fail(t, "certificate", runner, crt2, key2, "--token", tok, "--ca-url", c.URL, "--root", c.RootFile)
+		r := k.fail(t, "certificate", runner, crt2, key2, "--token-file", tokFile, "--ca-url", c.URL, "--root", c.RootFile)
 		if strings.Contains(r.stdout+r.stderr, tok) {
 			t.Errorf("keyless printed the token")
 		}
