@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net"
 	"net/url"
 	"strings"
@@ -44,6 +45,9 @@ func (a *Authority) use(s spend) error {
 // as the certificate, so a crash never leaves a spent token without its
 // certificate, nor a certificate whose token could be replayed.
 func (a *Authority) verifyOTT(token, op string, now time.Time) (*ProvisionerConfig, *caproto.Claims, spend, error) {
+	if _, _, err := caproto.CheckCompact(token); err != nil {
+		return nil, nil, spend{}, badToken("%v", err)
+	}
 	tok, err := jwt.ParseSigned(token, caproto.Algorithms)
 	if err != nil {
 		return nil, nil, spend{}, badToken("the token is not a signed JWT")
@@ -128,6 +132,10 @@ func sameIP(a, b string) bool {
 // x5cInsecure header, for this CA's renew endpoint. It returns the chain;
 // the caller checks it against the CA as it would an mTLS peer.
 func (a *Authority) verifyRenewToken(token string, now time.Time) ([]*x509.Certificate, spend, error) {
+	header, payload, err := caproto.CheckCompact(token)
+	if err != nil {
+		return nil, spend{}, badToken("%v", err)
+	}
 	tok, err := jwt.ParseSigned(token, caproto.Algorithms)
 	if err != nil {
 		return nil, spend{}, badToken("the renewal token is not a signed JWT")
@@ -169,12 +177,15 @@ func (a *Authority) verifyRenewToken(token string, now time.Time) ([]*x509.Certi
 	if !a.audienceMatches(a.config(), c.Audience, "renew") {
 		return nil, spend{}, badToken("the renewal token's audience is not this CA's renew endpoint")
 	}
-	// Renewal tokens have no jti: the signed part (header and claims) is
-	// what is spent, not the whole string, since an ECDSA signature can be
-	// rewritten into another valid one for the same claims.
-	signed := token[:strings.LastIndexByte(token, '.')]
-	sum := sha256.Sum256([]byte(signed))
-	return chain, spend{id: "renew:" + hex.EncodeToString(sum[:]), expires: c.Expiry.Time().Add(caproto.Leeway)}, nil
+	// Renewal tokens have no jti and a constant issuer: what is spent is
+	// the decoded header and claims the signature covers, not the string
+	// (which base64 could spell otherwise, had CheckCompact not refused
+	// it) nor the signature (ECDSA's has two valid forms).
+	sum := sha256.New()
+	fmt.Fprintf(sum, "%d:", len(header))
+	sum.Write(header)
+	sum.Write(payload)
+	return chain, spend{id: "renew:" + hex.EncodeToString(sum.Sum(nil)), expires: c.Expiry.Time().Add(caproto.Leeway)}, nil
 }
 
 // badToken refuses a token that is not a valid one of this CA for this

@@ -72,14 +72,15 @@ type Reason string
 
 // Reasons.
 const (
-	ReasonTokenUsed        Reason = "tokenUsed"        // a one-time token was spent already
-	ReasonTokenExpired     Reason = "tokenExpired"     // the token's exp passed
-	ReasonTokenNotYetValid Reason = "tokenNotYetValid" // the token's nbf is ahead (a clock is wrong)
-	ReasonTokenInvalid     Reason = "tokenInvalid"     // not a token of this CA, or not for this operation
-	ReasonNameNotAllowed   Reason = "nameNotAllowed"   // the provisioner's policy does not allow the name
-	ReasonLifetimeTooLong  Reason = "lifetimeTooLong"  // above the provisioner's maximum (Limit)
-	ReasonLifetimeTooShort Reason = "lifetimeTooShort" // below the provisioner's minimum (Limit)
-	ReasonNeedsCertificate Reason = "needsCertificate" // renewal without the certificate (no mTLS, no renewal token)
+	ReasonTokenUsed        Reason = "tokenUsed"           // a one-time token was spent already
+	ReasonTokenExpired     Reason = "tokenExpired"        // the token's exp passed
+	ReasonTokenNotYetValid Reason = "tokenNotYetValid"    // the token's nbf is ahead (a clock is wrong)
+	ReasonTokenInvalid     Reason = "tokenInvalid"        // not a token of this CA, or not for this operation
+	ReasonNameNotAllowed   Reason = "nameNotAllowed"      // the provisioner's policy does not allow the name
+	ReasonLifetimeTooLong  Reason = "lifetimeTooLong"     // above the provisioner's maximum (Limit)
+	ReasonLifetimeTooShort Reason = "lifetimeTooShort"    // below the provisioner's minimum (Limit)
+	ReasonNotBeforeRange   Reason = "notBeforeOutOfRange" // notBefore before now or after the token expires
+	ReasonNeedsCertificate Reason = "needsCertificate"    // renewal without the certificate (no mTLS, no renewal token)
 	ReasonCertRevoked      Reason = "certificateRevoked"
 	ReasonCertExpired      Reason = "certificateExpired"
 	ReasonCertUnknown      Reason = "certificateUnknown" // not issued by this CA, or not in its records

@@ -117,3 +117,55 @@ func FuzzDecryptProvisionerKey(f *testing.F) {
 		}
 	})
 }
+
+// TestCheckCompact: a token spelled any other way than the one canonical
+// base64url encoding is refused, so it cannot pass for a new token.
+func TestCheckCompact(t *testing.T) {
+	key, err := caproto.NewProvisionerKey([]byte("correct horse battery staple"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, err := caproto.DecryptProvisionerKey(key.EncryptedKey, []byte("correct horse battery staple"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := caproto.NewToken(caproto.TokenOptions{Provisioner: "p", Key: priv, Subject: "x", Audience: "https://ca/1.0/sign", Now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	header, payload, err := caproto.CheckCompact(tok)
+	if err != nil {
+		t.Fatalf("a token keyless made: %v", err)
+	}
+	if !strings.HasPrefix(string(header), "{") || !strings.Contains(string(payload), `"sub":"x"`) {
+		t.Errorf("decoded header %q payload %q", header, payload)
+	}
+	parts := strings.Split(tok, ".")
+	for name, variant := range map[string]string{
+		"padding":           parts[0] + "." + parts[1] + "==." + parts[2],
+		"line break":        parts[0] + "." + parts[1][:10] + "\n" + parts[1][10:] + "." + parts[2],
+		"standard alphabet": parts[0] + "." + strings.NewReplacer("-", "+", "_", "/").Replace(parts[1]) + "+." + parts[2],
+		"two parts":         parts[0] + "." + parts[1],
+		"four parts":        tok + ".x",
+		"spare bits":        parts[0] + "." + spareBits(t, parts[1]) + "." + parts[2],
+	} {
+		if _, _, err := caproto.CheckCompact(variant); !errors.Is(err, caproto.ErrNonCanonical) {
+			t.Errorf("%s: got %v, want ErrNonCanonical", name, err)
+		}
+	}
+}
+
+// spareBits rewrites a base64url segment's last character so that it
+// decodes to the same bytes with non-zero unused bits, if the segment's
+// length leaves any (it does for lengths not a multiple of 4); otherwise
+// it appends two characters that do.
+func spareBits(t *testing.T, seg string) string {
+	t.Helper()
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	if len(seg)%4 == 0 {
+		seg += "AB" // one zero byte, with a spare bit set
+		return seg
+	}
+	last := strings.IndexByte(alphabet, seg[len(seg)-1])
+	return seg[:len(seg)-1] + string(alphabet[last|1])
+}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -151,4 +152,40 @@ func signatureAlgorithm(pub crypto.PublicKey) (jose.SignatureAlgorithm, error) {
 		return jose.RS256, nil
 	}
 	return "", fmt.Errorf("renewal token: unsupported key %s", pki.DescribeKey(pub))
+}
+
+// ErrNonCanonical is a compact JWS that is not written the one way its
+// content allows: base64url with no padding, no line breaks and zero
+// unused bits. Go's decoder (and so go-jose's) takes such variants, each
+// a different string for the same token; a CA that remembers spent
+// tokens must refuse them.
+var ErrNonCanonical = errors.New("the token is not canonical compact JWS")
+
+// CheckCompact refuses a token that is not three canonical base64url
+// segments, and returns its signing input decoded: the header and payload
+// bytes the signature covers. Those, not the string, identify a token
+// without a jti (step's renewal tokens): the signature is left out, since
+// an ECDSA signature has two valid forms, (r, s) and (r, n-s).
+func CheckCompact(token string) (header, payload []byte, err error) {
+	segs := strings.Split(token, ".")
+	if len(segs) != 3 {
+		return nil, nil, fmt.Errorf("%w: want three dot-separated parts, not %d", ErrNonCanonical, len(segs))
+	}
+	var parts [3][]byte
+	for i, seg := range segs {
+		for j := 0; j < len(seg); j++ {
+			c := seg[j]
+			if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+				return nil, nil, fmt.Errorf("%w: part %d holds a character outside base64url", ErrNonCanonical, i+1)
+			}
+		}
+		// Strict refuses non-zero unused bits in the last character: the
+		// variants that decode to the same bytes.
+		b, err := base64.RawURLEncoding.Strict().DecodeString(seg)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: part %d: %v", ErrNonCanonical, i+1, err)
+		}
+		parts[i] = b
+	}
+	return parts[0], parts[1], nil
 }

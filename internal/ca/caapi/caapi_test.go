@@ -69,6 +69,23 @@ func TestSignIssuesRolesAnywhereLeaf(t *testing.T) {
 	}
 }
 
+// TestSignNotBeforeWithinTheToken: a notBefore between now (less the
+// backdate) and the token's expiry is taken as given.
+func TestSignNotBeforeWithinTheToken(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	_, req := csr(t, "gitlab-runner")
+	for _, nb := range []string{"-1m", "4m"} {
+		r := e.post(e.client, "/sign", map[string]string{"csr": req, "ott": e.token(tokenOpts{}), "notBefore": nb, "notAfter": "1h"}, nil)
+		if r.status != http.StatusCreated {
+			t.Fatalf("notBefore %s: %d %s", nb, r.status, r.message)
+		}
+		d, _ := time.ParseDuration(nb)
+		if !r.crt.NotBefore.Equal(e.now().Add(d)) || r.crt.NotAfter.Sub(r.crt.NotBefore) != time.Hour {
+			t.Errorf("notBefore %s: got %s to %s", nb, r.crt.NotBefore, r.crt.NotAfter)
+		}
+	}
+}
+
 // TestSignRefuses breaks each rule once.
 func TestSignRefuses(t *testing.T) {
 	e := newEnv(t, envOptions{})
@@ -119,6 +136,11 @@ func TestSignRefuses(t *testing.T) {
 		{"CSR with a bad signature", map[string]string{"csr": badSignatureCSR(t, goodCSR), "ott": e.token(tokenOpts{})}, 400, "signature does not verify"},
 		{"missing token", map[string]string{"csr": goodCSR}, 400, "needs csr (PEM) and ott"},
 		{"bad notAfter", map[string]string{"csr": goodCSR, "ott": e.token(tokenOpts{}), "notAfter": "tomorrow"}, 400, "notAfter"},
+		// A 5-minute token bought a certificate valid from 2031.
+		{"notBefore years ahead", map[string]string{"csr": goodCSR, "ott": e.token(tokenOpts{}), "notBefore": "2031-01-01T00:00:00Z", "notAfter": "168h"}, 403,
+			"notBefore 2031-01-01T00:00:00Z is after the token expires"},
+		{"notBefore after the token expires", map[string]string{"csr": goodCSR, "ott": e.token(tokenOpts{}), "notBefore": "6m"}, 403, "is after the token expires"},
+		{"notBefore in the past", map[string]string{"csr": goodCSR, "ott": e.token(tokenOpts{}), "notBefore": "-2m"}, 403, "is in the past"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -475,4 +497,44 @@ func TestRenewTokenRewrittenSignature(t *testing.T) {
 		t.Fatalf("first use: %d %s", r.status, r.message)
 	}
 	expect(t, e.post(e.client, "/renew", "", http.Header{"Authorization": {"Bearer " + rewritten}}), 401, "token already used")
+}
+
+// TestRenewTokenReencoded: the attack review got 7 certificates from one
+// renewal token by re-spelling its base64url (spare bits in the last
+// character of a part, padding). Each spelling is refused,
+// and the token itself is still spent once.
+func TestRenewTokenReencoded(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	_, pair := e.sign("gitlab-runner")
+	tok := renewToken(t, e, pair, e.url+"/1.0/renew")
+	parts := strings.Split(tok, ".")
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	var variants []string
+	for i, p := range parts[:2] {
+		if len(p)%4 == 0 {
+			continue // no spare bits to set in this part
+		}
+		last := strings.IndexByte(alphabet, p[len(p)-1])
+		for bit := 1; bit < 16 && len(variants) < 7; bit <<= 1 {
+			if len(p)%4 == 3 && bit > 2 {
+				break // 2 spare bits
+			}
+			q := slices.Clone(parts)
+			q[i] = p[:len(p)-1] + string(alphabet[last|bit])
+			variants = append(variants, strings.Join(q, "."))
+		}
+	}
+	variants = append(variants, parts[0]+"=."+parts[1]+"."+parts[2]) // (a line break cannot go in a header)
+	if len(variants) < 3 {
+		t.Fatalf("only %d variants; the token's parts have no spare bits", len(variants))
+	}
+	for _, v := range variants {
+		if r := e.post(e.client, "/renew", "", http.Header{"Authorization": {"Bearer " + v}}); r.status != http.StatusUnauthorized || !strings.Contains(r.message, "not canonical") {
+			t.Errorf("a re-spelt token: %d %s", r.status, r.message)
+		}
+	}
+	if r := e.post(e.client, "/renew", "", http.Header{"Authorization": {"Bearer " + tok}}); r.status != http.StatusCreated {
+		t.Fatalf("the token itself: %d %s", r.status, r.message)
+	}
+	expect(t, e.post(e.client, "/renew", "", http.Header{"Authorization": {"Bearer " + tok}}), 401, "token already used")
 }
