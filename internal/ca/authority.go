@@ -174,7 +174,7 @@ func (a *Authority) Sign(req SignRequest) (*Issued, error) {
 				p.Name, clip(name), describeAllow(p.Allow)).because(caproto.ReasonNameNotAllowed)
 		}
 	}
-	notBefore, notAfter, err := lifetime(p, req.NotBefore, req.NotAfter, now)
+	notBefore, notAfter, err := lifetime(p, req.NotBefore, req.NotAfter, now, claims.Expiry.Time())
 	if err != nil {
 		return nil, err
 	}
@@ -195,12 +195,25 @@ func describeAllow(allow []string) string {
 }
 
 // lifetime resolves requested bounds against the provisioner's policy.
-func lifetime(p *ProvisionerConfig, nb, na string, now time.Time) (time.Time, time.Time, error) {
+// A requested notBefore lies between now (less the backdate) and the
+// token's expiry: a token lives minutes, and what it buys should start
+// within them, not years later (step-ca sets no bound; a 5-minute token
+// bought a certificate valid from 2031), nor in the past, which would
+// stretch the certificate over a time before it was asked for.
+func lifetime(p *ProvisionerConfig, nb, na string, now, tokenExpiry time.Time) (time.Time, time.Time, error) {
 	start := now
 	if nb != "" {
 		t, err := parseTimeOrDuration(nb, now)
 		if err != nil {
 			return time.Time{}, time.Time{}, refuse(KindBadRequest, "notBefore: %v", err)
+		}
+		if earliest := now.Add(-backdate); t.Before(earliest) {
+			return time.Time{}, time.Time{}, refuse(KindForbidden, "notBefore %s is in the past; it may be no earlier than %s",
+				t.UTC().Format(time.RFC3339), earliest.UTC().Format(time.RFC3339)).because(caproto.ReasonNotBeforeRange)
+		}
+		if t.After(tokenExpiry) {
+			return time.Time{}, time.Time{}, refuse(KindForbidden, "notBefore %s is after the token expires (%s); a certificate must start while its token is valid",
+				t.UTC().Format(time.RFC3339), tokenExpiry.UTC().Format(time.RFC3339)).because(caproto.ReasonNotBeforeRange)
 		}
 		start = t
 	}

@@ -222,6 +222,9 @@ func (c *Config) provisioner(name string) *ProvisionerConfig {
 }
 
 // allowed reports whether name matches one of the provisioner's patterns.
+// Allows reports whether the provisioner's policy lets it issue name.
+func (p *ProvisionerConfig) Allows(name string) bool { return p.allowed(name) }
+
 func (p *ProvisionerConfig) allowed(name string) bool {
 	for _, pat := range p.Allow {
 		if globMatch(pat, name) {

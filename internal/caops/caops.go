@@ -235,9 +235,26 @@ type TokenRequest struct {
 	Now   time.Time
 }
 
+// NotAllowedError is a token asked for a name its provisioner may not
+// issue: the CA would refuse the certificate, so the token is not made.
+type NotAllowedError struct {
+	Provisioner, Name string
+	Allow             []string
+}
+
+func (e *NotAllowedError) Error() string {
+	allow := "nothing"
+	if len(e.Allow) > 0 {
+		allow = strings.Join(e.Allow, ", ")
+	}
+	return fmt.Sprintf("provisioner %s may not issue certificates for %q (allowed: %s)", e.Provisioner, e.Name, allow)
+}
+
 // Token mints a one-time token that buys one certificate for the
 // subject, within the provisioner's policy: made on the CA host, it
-// means the runner never learns the provisioner password.
+// means the runner never learns the provisioner password. A subject or
+// SAN the provisioner may not issue is refused here (*NotAllowedError),
+// not later by the CA when the runner spends the token.
 func (d *Dir) Token(r TokenRequest) (string, error) {
 	p, key, err := d.ProvisionerKey(r.Provisioner, r.Password)
 	if err != nil {
@@ -246,6 +263,11 @@ func (d *Dir) Token(r TokenRequest) (string, error) {
 	sans := r.SANs
 	if len(sans) == 0 {
 		sans = []string{r.Subject}
+	}
+	for _, name := range append([]string{r.Subject}, sans...) {
+		if !p.Allows(name) {
+			return "", &NotAllowedError{Provisioner: p.Name, Name: name, Allow: p.Allow}
+		}
 	}
 	return caproto.NewToken(caproto.TokenOptions{Provisioner: p.Name, Key: key, Subject: r.Subject, SANs: sans,
 		Audience: d.URL(r.CAURL) + caproto.PathSign, RootSHA256: pki.Fingerprint(d.Root), Lifetime: r.TTL, Now: r.Now})

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/keyless-dev/keyless/internal/ca"
@@ -242,5 +243,28 @@ func TestInitRefusesWhatOthersCouldChange(t *testing.T) {
 	}
 	if _, err := caops.Open(path); !errors.As(err, &ee) || !ee.Writable {
 		t.Fatalf("a configuration others can write: %v", err)
+	}
+}
+
+// TestTokenOnlyForAllowedNames: ca token refuses, at mint time, a subject
+// or SAN the provisioner may not issue, naming what it may.
+func TestTokenOnlyForAllowedNames(t *testing.T) {
+	d, err := caops.Init(filepath.Join(t.TempDir(), "ca"), ca.InitOptions{Name: "Ops CA", DNSNames: []string{"127.0.0.1"}, Address: "127.0.0.1:0",
+		Provisioner: "runners", Password: password, Allow: []string{"gitlab-runner", "gitlab-runner-*"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Token(caops.TokenRequest{Password: password, Subject: "gitlab-runner-3"}); err != nil {
+		t.Fatalf("an allowed name: %v", err)
+	}
+	for _, r := range []caops.TokenRequest{
+		{Password: password, Subject: "admin"},
+		{Password: password, Subject: "gitlab-runner", SANs: []string{"gitlab-runner", "admin"}},
+	} {
+		var nae *caops.NotAllowedError
+		_, err := d.Token(r)
+		if !errors.As(err, &nae) || nae.Name != "admin" || !strings.Contains(err.Error(), "(allowed: gitlab-runner, gitlab-runner-*)") {
+			t.Errorf("%+v: got %v", r, err)
+		}
 	}
 }

@@ -78,6 +78,7 @@ func describe(err error) (msg, hint string) {
 		exp   *secretfile.ExposedError
 		own   *secretfile.OwnerError
 		wpe   *caops.WrongPasswordError
+		nae   *caops.NotAllowedError
 		unrch *caops.UnreachableError
 	)
 	switch {
@@ -105,6 +106,8 @@ func describe(err error) (msg, hint string) {
 		hint = "check the fingerprint on the CA host (keyless ca fingerprint); a mismatch may mean someone is in the way"
 	case errors.Is(err, secretfile.ErrWeak):
 		hint = "use a longer password, or have keyless make one: keyless ca init ... --password-file NEWFILE --generate-password"
+	case errors.As(err, &nae):
+		hint = "mint the token for an allowed name, or add the name to the provisioner's allow list in config/ca.yaml and reload the CA (kill -HUP)"
 	case errors.As(err, &wpe):
 		hint = fmt.Sprintf("give provisioner %s's password with --provisioner-password-file (or --password-file when it is the CA password)", wpe.Provisioner)
 	case errors.Is(err, pki.ErrIncorrectPassword):
@@ -223,6 +226,8 @@ func caHint(e *caclient.APIError) string {
 		return "check the clocks of this machine and of the one that made the token"
 	case caproto.ReasonNameNotAllowed:
 		return "ask for a name the provisioner allows, or have the CA's operator add it to allow in config/ca.yaml and reload the CA"
+	case caproto.ReasonNotBeforeRange:
+		return "leave out --not-before, or give a time between now and when the token expires"
 	}
 	if e.Op == "sign" && e.Status == 401 {
 		return "a token is valid for one certificate and a few minutes; make a new one (keyless ca token, or step ca token, on the CA host)"
