@@ -218,9 +218,14 @@ type Result struct {
 // minutes left, or calls CreateSession and caches its answer. The
 // certificate file is read once, and the files' combination checked
 // before the cache is consulted, so a request fails or succeeds the same
-// way whatever the cache holds; the key is loaded (and its password
-// asked) only on a miss, before the cache lock is taken, so other
-// processes never wait on someone typing.
+// way whatever the cache holds. The key file is hashed into the cache
+// key, so credentials are reused only with the very key file they were
+// fetched with: a key replaced by one that does not match the
+// certificate is a miss, and the miss reports it. The key is loaded
+// (and its password asked) only on a miss, before the cache lock is
+// taken, so other processes never wait on someone typing; a wrong
+// password with an unchanged key file is therefore noticed on the next
+// miss.
 func (f *Fetcher) Fetch(ctx context.Context, r Request) (*Result, error) {
 	p, err := f.Check(r)
 	if err != nil {
@@ -311,6 +316,16 @@ func (f *Fetcher) cache(r Request, p *Plan, files identity.Files) (*credcache.Ca
 	if err != nil {
 		return nil, credcache.Key{}, err
 	}
+	var keyHash string
+	if files.PrivateKey != "" {
+		// Read on every hit: a few hundred bytes, hashed, never parsed.
+		data, err := identity.ReadFile(identity.RolePrivateKey, files.PrivateKey)
+		if err != nil {
+			return nil, credcache.Key{}, err
+		}
+		sum := sha256.Sum256(data)
+		keyHash = hex.EncodeToString(sum[:])
+	}
 	certPath := files.Certificate
 	if abs, err := filepath.Abs(certPath); err == nil {
 		certPath = abs
@@ -318,7 +333,7 @@ func (f *Fetcher) cache(r Request, p *Plan, files identity.Files) (*credcache.Ca
 	key := credcache.Key{
 		Certificate: fingerprint, TrustAnchorARN: r.TrustAnchorARN, ProfileARN: r.ProfileARN, RoleARN: r.RoleARN,
 		DurationSeconds: r.DurationSeconds, RoleSessionName: r.SessionName, Region: p.Region, Endpoint: p.Endpoint,
-		Trust: p.Trust, CertificatePath: certPath,
+		Trust: p.Trust, PrivateKey: keyHash, CertificatePath: certPath,
 	}
 	var now func() time.Time
 	if f.Clock != nil {

@@ -2,7 +2,9 @@ package awscreds_test
 
 import (
 	"context"
+	"crypto"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -124,4 +126,62 @@ func mustPEM(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestCacheHitChecksTheKey: a cached entry is reused only with the key
+// file it was fetched with. A key replaced in place by one that does not
+// match the certificate fails at once, not when the cached credentials
+// run out; so does a missing key file. An encrypted key is not decrypted
+// on a hit: its file's hash decides.
+func TestCacheHitChecksTheKey(t *testing.T) {
+	root := pkitest.NewRoot(t, "awscreds-root")
+	inter := root.Intermediate(t, "awscreds-int")
+	clock := testkit.NewClock(time.Now())
+	emu := emulatortest.NewAt(t, clock.Now, nil, root.Cert)
+	for _, encrypted := range []bool{false, true} {
+		t.Run(map[bool]string{false: "plain", true: "encrypted"}[encrypted], func(t *testing.T) {
+			dir := t.TempDir()
+			key := pkitest.Key(t, pkitest.P256)
+			encode := func(k crypto.Signer) []byte {
+				t.Helper()
+				var b []byte
+				var err error
+				if encrypted {
+					b, err = pki.EncryptPrivateKey(k, []byte("correct horse battery staple"))
+				} else {
+					b, err = pki.EncodePrivateKey(k)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				return b
+			}
+			crt := pkitest.WriteFile(t, dir, "runner.crt", pki.EncodeCertificates(inter.Leaf(t, pkitest.LeafOptions{Key: key}), inter.Cert))
+			keyFile := pkitest.WriteFile(t, dir, "runner.key", encode(key))
+			asked := 0
+			r := awscreds.Request{Files: identity.Files{Certificate: crt, PrivateKey: keyFile}, TrustAnchorARN: emu.TrustAnchorARN,
+				ProfileARN: emu.ProfileARN, RoleARN: emu.RoleARN, DurationSeconds: 3600, Endpoint: emu.URL, CacheDir: filepath.Join(dir, "cache"),
+				Password: func(string) ([]byte, error) { asked++; return []byte("correct horse battery staple"), nil }}
+			f := &awscreds.Fetcher{Clock: clock, Getenv: func(string) string { return "" }}
+			ctx := context.Background()
+			if _, err := f.Fetch(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+			asked = 0
+			if res, err := f.Fetch(ctx, r); err != nil || !res.Cached || asked != 0 {
+				t.Fatalf("a hit: %+v %v, password asked %d times", res, err, asked)
+			}
+			pkitest.WriteFile(t, dir, "runner.key", encode(pkitest.Key(t, pkitest.P384))) // (pkitest hands out one key per type)
+			if _, err := f.Fetch(ctx, r); !errors.Is(err, identity.ErrKeyMismatch) {
+				t.Fatalf("a key replaced by one that does not match: got %v, want a key mismatch", err)
+			}
+			if err := os.Remove(keyFile); err != nil {
+				t.Fatal(err)
+			}
+			var fe *identity.FileError
+			if _, err := f.Fetch(ctx, r); !errors.As(err, &fe) || fe.Role != identity.RolePrivateKey {
+				t.Fatalf("no key file: got %v", err)
+			}
+		})
+	}
 }

@@ -33,7 +33,11 @@ It takes the same flags as AWS's aws_signing_helper credential-process, so
 switching is one word in ~/.aws/config. Unlike it, keyless caches the
 credentials (in $XDG_CACHE_HOME/keyless, or ~/.cache/keyless) and reuses them
 while more than 15 minutes remain, so running the AWS CLI a hundred times
-costs one CreateSession; --no-cache turns this off.
+costs one CreateSession; --no-cache turns this off. Cached credentials are
+reused only with the same certificate and the same key file: a key replaced
+by one that does not match fails at once. An encrypted key is not decrypted
+on a hit, so a wrong password (with the key file unchanged) shows on the
+next miss, when the credentials are fetched again.
 
 The region is --region, else the trust anchor ARN's. The endpoint is
 --endpoint, else AWS_ENDPOINT_URL_ROLESANYWHERE, else the region's public

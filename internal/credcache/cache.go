@@ -63,6 +63,14 @@ type Key struct {
 	// example a hash of the CA bundle), so credentials fetched under one
 	// trust configuration are never handed out under another.
 	Trust string `json:"trust"`
+	// PrivateKey is a hash of the private key file the credentials were
+	// fetched with (empty when the key is in the certificate's PKCS#12
+	// file, which Certificate covers). A changed or different key file
+	// is a miss, and the miss loads the pair and finds a key that no
+	// longer matches at once, not when the credentials run out; hashing
+	// the file, rather than decrypting it, keeps a hit free of the
+	// password's KDF.
+	PrivateKey string `json:"privateKey,omitempty"`
 	// CertificatePath is where the certificate was read from. It is not
 	// part of the identity of the entry; it lets a new certificate at the
 	// same path discard the old certificate's credentials.
@@ -282,6 +290,8 @@ func (c *Cache) prune(current Key) {
 			reason = "expired"
 		case current.CertificatePath != "" && e.Key.CertificatePath == current.CertificatePath && e.Key.Certificate != current.Certificate:
 			reason = "the certificate at " + current.CertificatePath + " changed"
+		case current.CertificatePath != "" && e.Key.CertificatePath == current.CertificatePath && e.Key.PrivateKey != current.PrivateKey:
+			reason = "the private key for " + current.CertificatePath + " changed"
 		default:
 			continue
 		}
