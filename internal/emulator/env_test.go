@@ -43,6 +43,9 @@ type setup struct {
 	bundleIntermediate               bool      // bundle holds the intermediate instead of the root
 	log                              io.Writer // default: a buffer shown when the test fails
 	maxCredentials                   int
+	// policyAt, when set, makes the trust policy from the clock's start,
+	// for policies that name dates.
+	policyAt func(now time.Time) string
 }
 
 // env is an emulator behind httptest with a CA the trust anchor
@@ -80,6 +83,9 @@ func newEnv(t testing.TB, s setup) *env {
 	if s.revoked != nil {
 		pkitest.WriteFile(t, e.dir, "int.crl", e.inter.CRL(t, s.revoked...))
 		crls = "\n    crls: [int.crl]"
+	}
+	if s.policyAt != nil {
+		s.policy = s.policyAt(e.now())
 	}
 	if s.policy == "" {
 		s.policy = referencePolicy

@@ -207,7 +207,9 @@ func readLimited(path string) ([]byte, error) {
 // naming its line) and validates it: names, ids and durations within AWS's
 // limits, bundles of CA certificates, CRLs, role references, and trust
 // policies, after substituting ${trustAnchors.NAME.arn},
-// ${profiles.NAME.arn} and ${roles.NAME.arn}.
+// ${profiles.NAME.arn} and ${roles.NAME.arn}. A trust policy must be one
+// IAM's CreateRole accepts (iampolicy.ParseTrustPolicy): every statement
+// has a Principal, none has NotPrincipal, Resource or NotResource.
 func ParseSeed(data []byte, src SeedSource) (*Seed, error) {
 	if src.Name == "" {
 		src.Name = "seed"
@@ -414,9 +416,12 @@ func (p *seedParser) build(raw *rawSeed) (*Seed, error) {
 		if err != nil {
 			return nil, p.fail(err, "roles", i, field)
 		}
-		pol, err := iampolicy.Parse([]byte(doc))
+		// AWS's CreateRole refuses, with MalformedPolicyDocument, a trust
+		// policy it could never evaluate as one (a statement without
+		// Principal, or with Resource); so does the seed.
+		pol, err := iampolicy.ParseTrustPolicy([]byte(doc))
 		if err != nil {
-			return nil, p.fail(fmt.Errorf("trust policy: %w", err), "roles", i, field)
+			return nil, p.fail(fmt.Errorf("trust policy of role %s: %w", s.Roles[i].Name, err), "roles", i, field)
 		}
 		s.Roles[i].TrustPolicy = pol
 	}

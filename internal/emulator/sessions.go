@@ -323,13 +323,11 @@ func (e *Emulator) handleSession(r *http.Request, body []byte, now time.Time) (*
 	if len(bad) > 0 {
 		return nil, "", accessDenied("Unable to assume role for "+role.ARN+". Some attributes failed to be mapped into session tags.", "%s", strings.Join(bad, "; "))
 	}
-	ctx := map[string][]string{
-		"aws:SourceArn":     {ta.ARN},
-		"aws:SourceAccount": {e.seed.Account},
+	sourceIdentity := ""
+	if cn := leaf.Subject.CommonName; cn != "" {
+		sourceIdentity = "CN=" + cn
 	}
-	for k, v := range tags {
-		ctx["aws:PrincipalTag/"+k] = []string{v}
-	}
+	ctx := trustContext(ta.ARN, e.seed.Account, tags, sourceIdentity, now)
 	for _, action := range trustActions {
 		d := role.TrustPolicy.Evaluate(iampolicy.Request{Principal: rolesAnywherePrincipal, Action: action, Context: ctx})
 		if !d.Allowed() {
@@ -349,13 +347,74 @@ func (e *Emulator) handleSession(r *http.Request, body []byte, now time.Time) (*
 	cs.Credentials.SessionToken = cred.SessionToken
 	cs.Credentials.Expiration = cred.Expiration.UTC().Format(time.RFC3339)
 	cs.RoleArn = role.ARN
-	if cn := leaf.Subject.CommonName; cn != "" {
-		cs.SourceIdentity = "CN=" + cn
-	}
+	cs.SourceIdentity = sourceIdentity
 	return &rolesanywhere.SessionResponse{
 		CredentialSet: []rolesanywhere.CredentialSet{cs},
 		SubjectArn:    e.seed.arn("rolesanywhere", e.seed.Region, "subject/"+subjectID(ta, leaf)),
 	}, sessionName, nil
+}
+
+// trustContext is the request context against which a role's trust
+// policy is evaluated for a session: the keys AWS documents as present
+// when Roles Anywhere assumes a role, and no others, so that a condition
+// on a key AWS would not send does not match here either. Each key's
+// source:
+//
+//   - aws:PrincipalTag/x509Subject/<attr>, x509Issuer/<attr>, x509SAN/DNS,
+//     x509SAN/URI, x509SAN/Name/<attr>: the certificate's attributes under
+//     the default attribute mapping (tags; reference roles-anywhere.md §4,
+//     Roles Anywhere user guide "Certificate attribute mapping").
+//   - aws:SourceArn (the trust anchor's ARN) and aws:SourceAccount
+//     (roles-anywhere.md §4; IAM global condition keys: present when an
+//     AWS service principal calls on a resource owner's behalf).
+//   - sts:SourceIdentity: the source identity Roles Anywhere sets, the
+//     subject's CN as the answer's sourceIdentity carries it, "CN=<cn>"
+//     (roles-anywhere.md §2 and §3; user guide "Trust model": the key "is
+//     present in the request when IAM Roles Anywhere initially sets the
+//     source identity"). Absent when the subject has no CN, as
+//     sourceIdentity is. The CreateSession body cannot set it: the API
+//     has no such field, and unknown keys are ignored.
+//   - aws:CurrentTime (ISO 8601, UTC, to the second) and aws:EpochTime
+//     (seconds since 1970-01-01): now, from the emulator's clock (IAM
+//     global condition keys: always present; Date, and Date or Numeric).
+//   - aws:SecureTransport "true" (IAM: always present): AWS's Roles
+//     Anywhere and STS endpoints answer only over TLS, so the value does
+//     not follow the emulator's own transport.
+//   - aws:PrincipalIsAWSService "true" and aws:PrincipalServiceName
+//     "rolesanywhere.amazonaws.com": the caller of sts:AssumeRole is the
+//     service principal (IAM global condition keys: present in a request
+//     an AWS service principal makes).
+//
+// Left out on purpose: aws:SourceIp and aws:VpcSourceIp (on AWS the call
+// to STS comes from the service, never from the client, and the
+// emulator cannot know the service's address), aws:RequestedRegion (the
+// region of Roles Anywhere's STS call is not documented),
+// aws:TokenIssueTime (only in requests signed with temporary
+// credentials), aws:PrincipalArn, aws:PrincipalAccount, aws:userid and
+// aws:username (properties of AWS principals, not of a service
+// principal), sts:RoleSessionName and aws:RequestTag/aws:TagKeys (not
+// documented for Roles Anywhere), aws:SourceOrgID and
+// aws:SourceOrgPaths (AWS Organizations, which the emulator does not
+// model) and aws:OriginIdentity/* (trusted identity propagation, a
+// profile setting the seed does not have).
+func trustContext(anchorARN, account string, tags map[string]string, sourceIdentity string, now time.Time) map[string][]string {
+	now = now.UTC()
+	ctx := map[string][]string{
+		"aws:SourceArn":             {anchorARN},
+		"aws:SourceAccount":         {account},
+		"aws:CurrentTime":           {now.Format("2006-01-02T15:04:05Z")},
+		"aws:EpochTime":             {strconv.FormatInt(now.Unix(), 10)},
+		"aws:SecureTransport":       {"true"},
+		"aws:PrincipalIsAWSService": {"true"},
+		"aws:PrincipalServiceName":  {rolesAnywherePrincipal.ID},
+	}
+	if sourceIdentity != "" {
+		ctx["sts:SourceIdentity"] = []string{sourceIdentity}
+	}
+	for k, v := range tags {
+		ctx["aws:PrincipalTag/"+k] = []string{v}
+	}
+	return ctx
 }
 
 // signatureError maps an X509 signature verification failure to AWS's answer.

@@ -54,10 +54,22 @@ func FuzzParse(f *testing.F) {
 		},
 	}
 	f.Fuzz(func(t *testing.T, doc []byte) {
+		tp, terr := iampolicy.ParseTrustPolicy(doc)
+		if terr != nil {
+			if tp != nil {
+				t.Fatal("ParseTrustPolicy returned a policy with its error")
+			}
+			if msg := terr.Error(); msg == "" || strings.HasSuffix(msg, ".") {
+				t.Fatalf("bad error message %q", msg)
+			}
+		}
 		p, err := iampolicy.Parse(doc)
 		if err != nil {
 			if p != nil {
 				t.Fatal("Parse returned a policy with its error")
+			}
+			if terr == nil {
+				t.Fatalf("ParseTrustPolicy accepted what Parse refuses: %v", err)
 			}
 			msg := err.Error()
 			if msg == "" || strings.HasSuffix(msg, ".") {
@@ -67,6 +79,11 @@ func FuzzParse(f *testing.F) {
 		}
 		d := p.Evaluate(req)
 		checkDecision(t, d)
+		if tp != nil {
+			if td := tp.Evaluate(req); !cmp.Equal(d, td) {
+				t.Fatalf("a trust policy decides differently from the same policy from Parse:\n%+v\n%+v", d, td)
+			}
+		}
 	})
 }
 

@@ -6,6 +6,9 @@
 // rolesanywhere.amazonaws.com perform sts:AssumeRole, sts:TagSession and
 // sts:SetSourceIdentity, under conditions on the certificate's principal
 // tags); identity and session policies are decided by the same code.
+// ParseTrustPolicy adds the rules IAM applies to a role's trust policy
+// when it is created: a Principal in every statement, no NotPrincipal,
+// no Resource.
 //
 // Every Decision carries a one-line reason naming the statement that
 // decided and, when access is refused, the first condition that failed,
@@ -38,8 +41,14 @@ type Principal struct {
 
 // Request is what a policy is asked about.
 type Request struct {
-	Principal Principal // who is asking, e.g. {Type: "Service", ID: "rolesanywhere.amazonaws.com"}
-	Action    string    // e.g. "sts:AssumeRole"
+	// Principal is who is asking, e.g. {Type: "Service", ID:
+	// "rolesanywhere.amazonaws.com"}. Leave it zero to evaluate an identity
+	// policy, whose statements have no Principal: they apply to whoever
+	// holds the policy. A statement without Principal or NotPrincipal
+	// never applies to a request that names a principal, so a resource
+	// or trust policy that lacks one grants (and denies) nothing.
+	Principal Principal
+	Action    string // e.g. "sts:AssumeRole"
 	// Resource is the ARN acted on; "" means Resource and NotResource are
 	// not checked (trust policies have neither).
 	Resource string
@@ -135,7 +144,9 @@ type resourcePattern struct {
 //     reading is the safe one), and an AWS account ID matches that
 //     account's root ARN (IAM treats them as the same principal); with
 //     NotPrincipal, when the principal does not match; a statement with
-//     neither applies to anyone;
+//     neither applies only to a request with a zero Principal (an identity
+//     policy's statement), never to one that names a principal: a missing
+//     Principal is not "anyone";
 //   - its action matches: any Action pattern (or no NotAction pattern)
 //     matches r.Action, ignoring ASCII case, with wildcards * and ?;
 //   - its resource matches, when r.Resource is not "" and the statement has
@@ -247,7 +258,13 @@ func (s *statement) matchAction(a string) bool {
 }
 
 func (s *statement) matchPrincipal(p Principal) (bool, string) {
-	if s.principal == nil || s.principal.match(p) != s.notPrincipal {
+	if s.principal == nil {
+		if p == (Principal{}) {
+			return true, ""
+		}
+		return false, s.label() + " has no Principal, so it applies to no named principal"
+	}
+	if s.principal.match(p) != s.notPrincipal {
 		return true, ""
 	}
 	if s.notPrincipal {

@@ -187,6 +187,57 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
+// TestParseTrustPolicy breaks each rule IAM's CreateRole applies to trust
+// policies, once, and checks that the policies AWS accepts still parse.
+func TestParseTrustPolicy(t *testing.T) {
+	const actions = `"Action":["sts:AssumeRole","sts:TagSession","sts:SetSourceIdentity"]`
+	const ra = `"Principal":{"Service":"rolesanywhere.amazonaws.com"}`
+	doc := func(stmts ...string) string {
+		return `{"Version":"2012-10-17","Statement":[` + strings.Join(stmts, ",") + `]}`
+	}
+	allow := `{"Effect":"Allow",` + ra + `,` + actions + `}`
+	refused := []struct {
+		name string
+		doc  string
+		want string
+	}{
+		{"no principal", doc(`{"Effect":"Allow",` + actions + `}`), `statement 1: Missing required field Principal`},
+		{"no principal in a deny", doc(allow, `{"Effect":"Deny","Action":"sts:*"}`), `statement 2: Missing required field Principal`},
+		{"not principal", doc(allow, `{"Effect":"Deny","NotPrincipal":{"AWS":"111122223333"},"Action":"sts:*"}`), `statement 2: Has prohibited field NotPrincipal`},
+		{"resource", doc(`{"Effect":"Allow",` + ra + `,` + actions + `,"Resource":"*"}`), `statement 1: Has prohibited field Resource`},
+		{"resource ARN", doc(`{"Effect":"Allow",` + ra + `,` + actions + `,"Resource":"arn:aws:iam::111122223333:role/ci"}`), `statement 1: Has prohibited field Resource`},
+		{"not resource", doc(`{"Effect":"Allow",` + ra + `,` + actions + `,"NotResource":"arn:aws:s3:::x"}`), `statement 1: Has prohibited field NotResource`},
+		{"what Parse refuses", doc(`{"Effect":"allow",` + ra + `,` + actions + `}`), `statement 1: "Effect" must be "Allow" or "Deny"`},
+	}
+	for _, tt := range refused {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := iampolicy.ParseTrustPolicy([]byte(tt.doc))
+			if err == nil || p != nil {
+				t.Fatalf("ParseTrustPolicy accepted\n%s", tt.doc)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error\n got: %v\nwant: …%s…", err, tt.want)
+			}
+		})
+	}
+	accepted := []struct {
+		name string
+		doc  string
+	}{
+		{"reference", trustPolicy},
+		{"principal star", doc(`{"Effect":"Allow","Principal":"*",` + actions + `}`)},
+		{"several principals and a deny", doc(allow, `{"Sid":"NoContractors","Effect":"Deny","Principal":{"Service":["rolesanywhere.amazonaws.com"],"AWS":"111122223333"},"Action":"sts:*","Condition":{"StringEquals":{"aws:PrincipalTag/x509Subject/OU":"contractors"}}}`)},
+		{"no version", `{"Statement":` + allow + `}`},
+	}
+	for _, tt := range accepted {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := iampolicy.ParseTrustPolicy([]byte(tt.doc)); err != nil {
+				t.Fatalf("ParseTrustPolicy: %v", err)
+			}
+		})
+	}
+}
+
 func TestParseAccepts(t *testing.T) {
 	tests := []struct {
 		name        string
@@ -538,6 +589,12 @@ func TestEvaluate(t *testing.T) {
 		{"statement with a principal needs one", `{"Statement":{"Effect":"Allow","Principal":{"Service":"rolesanywhere.amazonaws.com"},"Action":"sts:AssumeRole"}}`,
 			iampolicy.Request{Action: "sts:AssumeRole"},
 			iampolicy.Decision{Reason: "no statement allows sts:AssumeRole (statement 1 names other principals: service rolesanywhere.amazonaws.com)"}},
+		{"statement without principal applies to no named principal", `{"Statement":{"Effect":"Allow","Action":"sts:AssumeRole"}}`,
+			iampolicy.Request{Principal: service, Action: "sts:AssumeRole"},
+			iampolicy.Decision{Reason: "no statement allows service rolesanywhere.amazonaws.com to perform sts:AssumeRole (statement 1 has no Principal, so it applies to no named principal)"}},
+		{"deny without principal spares a named principal", `{"Statement":[{"Effect":"Allow","Principal":"*","Action":"sts:AssumeRole"},{"Effect":"Deny","Action":"sts:AssumeRole"}]}`,
+			iampolicy.Request{Principal: service, Action: "sts:AssumeRole"},
+			iampolicy.Decision{Effect: iampolicy.Allow, Statement: "statement 1", Reason: "statement 1 allows service rolesanywhere.amazonaws.com to perform sts:AssumeRole"}},
 		{"identity policy without principal", `{"Statement":{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::bucket/*"}}`,
 			iampolicy.Request{Action: "s3:GetObject", Resource: object},
 			iampolicy.Decision{Effect: iampolicy.Allow, Statement: "statement 1", Reason: "statement 1 allows s3:GetObject on " + object}},

@@ -120,6 +120,44 @@ func Parse(doc []byte) (*Policy, error) {
 	return p, nil
 }
 
+// ParseTrustPolicy parses a role's trust policy (its
+// AssumeRolePolicyDocument) as Parse does, then applies the rules IAM adds
+// for trust policies, which CreateRole and UpdateAssumeRolePolicy answer
+// with MalformedPolicyDocument:
+//   - every statement names who may assume the role with "Principal"
+//     (AWS: "Missing required field Principal");
+//   - no statement has "NotPrincipal" (IAM documents that a role trust
+//     policy cannot use it), "Resource" or "NotResource" (AWS: "Has
+//     prohibited field Resource"): the resource of a trust policy is the
+//     role itself.
+//
+// The error names the statement (1-based) and quotes AWS's words, so that
+// a policy refused here is recognisably the one AWS would refuse. Other
+// refusals of CreateRole are not made: an invalid or unknown principal
+// depends on account state this package does not have, and AWS does not
+// document which actions a trust policy may name.
+func ParseTrustPolicy(doc []byte) (*Policy, error) {
+	p, err := Parse(doc)
+	if err != nil {
+		return nil, err
+	}
+	for i := range p.statements {
+		s := &p.statements[i]
+		e := stmtError(s.index)
+		switch {
+		case s.principal != nil && s.notPrincipal:
+			return nil, e.errorf(`Has prohibited field NotPrincipal: a trust policy names who may assume the role with "Principal"`)
+		case s.principal == nil:
+			return nil, e.errorf(`Missing required field Principal: a trust policy names who may assume the role, as in "Principal": {"Service": "rolesanywhere.amazonaws.com"}`)
+		case s.resources != nil && s.notResource:
+			return nil, e.errorf(`Has prohibited field NotResource: the resource of a trust policy is the role itself; remove "NotResource"`)
+		case s.resources != nil:
+			return nil, e.errorf(`Has prohibited field Resource: the resource of a trust policy is the role itself; remove "Resource"`)
+		}
+	}
+	return p, nil
+}
+
 // stmtError builds errors about statement n.
 type stmtError int
 
