@@ -263,17 +263,15 @@ func (c *Cache) prune(current Key) {
 	if err != nil {
 		return
 	}
+	// Temporary entries left by processes killed while writing (a live
+	// writer's are kept: it holds them locked).
+	atomicfile.CleanupDir(c.Dir)
 	now := c.now()
 	keep := current.filename()
 	for _, d := range names {
 		name := d.Name()
-		if strings.HasPrefix(name, ".tmp-") {
-			// Left by a process killed while writing; a minute is far
-			// longer than any write takes.
-			if info, err := d.Info(); err == nil && now.Sub(info.ModTime()) > time.Minute {
-				os.Remove(filepath.Join(c.Dir, name))
-			}
-			continue
+		if strings.HasPrefix(name, atomicfile.TempPrefix) {
+			continue // atomicfile.CleanupDir's, below
 		}
 		if name == keep || !strings.HasSuffix(name, ".json") {
 			continue

@@ -201,26 +201,6 @@ func TestExpiredEntriesArePruned(t *testing.T) {
 	}
 }
 
-func TestStaleTemporaryFilesArePruned(t *testing.T) {
-	c, _, _ := newCache(t)
-	c.Now = time.Now
-	f := &fetcher{life: time.Hour, now: time.Now}
-	os.MkdirAll(c.Dir, 0o700)
-	stale := filepath.Join(c.Dir, ".tmp-123")
-	fresh := filepath.Join(c.Dir, ".tmp-456")
-	os.WriteFile(stale, []byte("x"), 0o600)
-	os.WriteFile(fresh, []byte("x"), 0o600)
-	old := time.Now().Add(-2 * time.Minute)
-	os.Chtimes(stale, old, old)
-	c.GetOrFetch(context.Background(), testKey(), f.fetch)
-	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
-		t.Fatal("stale temporary file kept")
-	}
-	if _, err := os.Stat(fresh); err != nil {
-		t.Fatal("a temporary file another process may be writing was removed")
-	}
-}
-
 func TestConcurrentCallersFetchOnce(t *testing.T) {
 	c, clk, _ := newCache(t)
 	// The first caller's fetch is held until every other caller waits on

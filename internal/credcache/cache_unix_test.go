@@ -40,3 +40,34 @@ func TestForeignLockFile(t *testing.T) {
 		t.Fatal("lock file still foreign")
 	}
 }
+
+// TestAbandonedTemporaryFilesArePruned: a temporary entry a killed writer
+// left (no one holds its lock) goes at the next write, however new it
+// is; one a live writer holds locked stays, however old.
+func TestAbandonedTemporaryFilesArePruned(t *testing.T) {
+	c, _, _ := newCache(t)
+	c.Now = time.Now
+	f := &fetcher{life: time.Hour, now: time.Now}
+	os.MkdirAll(c.Dir, 0o700)
+	abandoned := filepath.Join(c.Dir, ".tmp-abc.json-123")
+	live := filepath.Join(c.Dir, ".tmp-def.json-456")
+	os.WriteFile(abandoned, []byte("x"), 0o600)
+	os.WriteFile(live, []byte("x"), 0o600)
+	old := time.Now().Add(-2 * time.Hour)
+	os.Chtimes(live, old, old)
+	held, err := os.Open(live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	if err := syscall.Flock(int(held.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	c.GetOrFetch(context.Background(), testKey(), f.fetch)
+	if _, err := os.Stat(abandoned); !os.IsNotExist(err) {
+		t.Fatal("an abandoned temporary file was kept")
+	}
+	if _, err := os.Stat(live); err != nil {
+		t.Fatal("a temporary file a live writer holds was removed")
+	}
+}

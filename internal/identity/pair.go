@@ -49,20 +49,41 @@ func WritePair(certPath string, certPEM []byte, keyPath string, keyPEM []byte) e
 	if err := atomicfile.WriteFile(pending, certPEM, 0o600); err != nil {
 		return fmt.Errorf("writing %s: %w", certPath, err)
 	}
+	writeStep(StepPending)
 	if err := atomicfile.WriteFile(keyPath, keyPEM, 0o600); err != nil {
 		os.Remove(pending)
 		return fmt.Errorf("writing %s: %w", keyPath, err)
 	}
+	writeStep(StepKey)
 	if err := os.Rename(pending, certPath); err != nil {
 		return fmt.Errorf("writing %s: %w (the new certificate is in %s and matches the new key; the next keyless renew or certificate finishes the swap)", certPath, err, pending)
 	}
+	writeStep(StepCertificate)
 	return atomicfile.SyncDir(filepath.Dir(certPath))
 }
+
+// The points of a WritePair that changes the key at which a crash leaves
+// a distinct state on disk, in order. Only after StepKey and before
+// StepCertificate do the two files disagree: the new key is in place,
+// the old certificate still at CERT, the new one at CERT+PendingSuffix.
+// Load and RecoverPair take the pending certificate then; a program that
+// reads the two files itself (openssl, tls.LoadX509KeyPair) sees a
+// mismatch until the certificate's rename, microseconds later, or, after
+// a crash there, until keyless next writes or recovers the pair.
+const (
+	StepPending     = "pending certificate written"
+	StepKey         = "new key in place"
+	StepCertificate = "new certificate in place"
+)
+
+// writeStep is called at each step; tests replace it to see each state.
+var writeStep = func(string) {}
 
 // RecoverPair finishes a WritePair that a crash interrupted: a pending
 // certificate that matches the key in place is renamed over the
 // certificate; one that does not (the crash came before the key's rename)
-// is removed.
+// is removed; temporary files that killed writers of the pair left
+// behind (one may hold a whole key) are removed.
 func RecoverPair(certPath, keyPath string) error {
 	unlock, err := lockPair(certPath)
 	if err != nil {
@@ -73,6 +94,11 @@ func RecoverPair(certPath, keyPath string) error {
 }
 
 func recoverPair(certPath, keyPath string) error {
+	// What killed writers left: temporary copies of the certificate, the
+	// key (a whole private key) or the pending certificate.
+	for _, p := range []string{certPath, keyPath, certPath + PendingSuffix} {
+		atomicfile.Cleanup(p)
+	}
 	pending := certPath + PendingSuffix
 	data, err := os.ReadFile(pending)
 	if errors.Is(err, fs.ErrNotExist) {

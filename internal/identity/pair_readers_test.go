@@ -1,0 +1,190 @@
+package identity_test
+
+import (
+	"bytes"
+	"crypto/tls"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/keyless-dev/keyless/internal/identity"
+	"github.com/keyless-dev/keyless/internal/pki/pkitest"
+	"github.com/keyless-dev/keyless/internal/testkit"
+)
+
+// reader is another program's view of a pair: does the certificate file
+// go with the key file?
+type reader struct {
+	name    string
+	matches func(t *testing.T, crt, key string) bool
+}
+
+func readers(t *testing.T) []reader {
+	openssl := testkit.LookPath(t, "openssl", "apt-get install openssl")
+	pub := func(t *testing.T, args ...string) []byte {
+		t.Helper()
+		out, err := exec.Command(openssl, args...).Output()
+		if err != nil {
+			t.Fatalf("openssl %v: %v", args, err)
+		}
+		return out
+	}
+	return []reader{
+		{"openssl", func(t *testing.T, crt, key string) bool {
+			return bytes.Equal(pub(t, "x509", "-noout", "-pubkey", "-in", crt), pub(t, "pkey", "-pubout", "-in", key))
+		}},
+		{"tls.LoadX509KeyPair", func(t *testing.T, crt, key string) bool {
+			_, err := tls.LoadX509KeyPair(crt, key)
+			return err == nil
+		}},
+		{"keyless (identity.Load)", func(t *testing.T, crt, key string) bool {
+			_, err := identity.Load(identity.Files{Certificate: crt, PrivateKey: key}, nil, time.Time{})
+			return err == nil
+		}},
+	}
+}
+
+// snapshot copies the pair's directory as a crash at this instant would
+// leave it on disk.
+func snapshot(t *testing.T, dir string) string {
+	t.Helper()
+	to := t.TempDir()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(to, e.Name()), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return to
+}
+
+// TestPairAtEveryCrashPoint stops a key-changing WritePair at each of its
+// steps and shows what every reader finds there, and after RecoverPair.
+// It is the truth README and docs/renewal.md tell: only between the key's
+// rename and the certificate's do other programs see a new key beside
+// the old certificate; keyless itself never does, and recovery (any
+// keyless certificate or renew run) ends that state.
+func TestPairAtEveryCrashPoint(t *testing.T) {
+	ca := pkitest.NewRoot(t, "crash-root").Intermediate(t, "crash-int")
+	dir := t.TempDir()
+	crt, key := filepath.Join(dir, "runner.crt"), filepath.Join(dir, "runner.key")
+	oldCert, oldKey := pairPEM(t, ca, "p256#crash-old")
+	if err := identity.WritePair(crt, oldCert, key, oldKey); err != nil {
+		t.Fatal(err)
+	}
+	newCert, newKey := pairPEM(t, ca, "p256#crash-new")
+
+	snaps := map[string]string{}
+	restore := identity.SetWriteStep(func(step string) { snaps[step] = snapshot(t, dir) })
+	if err := identity.WritePair(crt, newCert, key, newKey); err != nil {
+		t.Fatal(err)
+	}
+	restore()
+
+	rs := readers(t)
+	for _, tc := range []struct {
+		step         string
+		othersMatch  bool // what openssl and tls.LoadX509KeyPair see
+		keylessMatch bool
+	}{
+		{identity.StepPending, true, true},
+		{identity.StepKey, false, true},
+		{identity.StepCertificate, true, true},
+	} {
+		t.Run(tc.step, func(t *testing.T) {
+			d, ok := snaps[tc.step]
+			if !ok {
+				t.Fatalf("WritePair never reached %q", tc.step)
+			}
+			c, k := filepath.Join(d, "runner.crt"), filepath.Join(d, "runner.key")
+			for _, r := range rs[:2] {
+				if got := r.matches(t, c, k); got != tc.othersMatch {
+					t.Errorf("%s: pair matches = %v, want %v", r.name, got, tc.othersMatch)
+				}
+			}
+			if got := rs[2].matches(t, c, k); got != tc.keylessMatch {
+				t.Errorf("%s: pair matches = %v, want %v", rs[2].name, got, tc.keylessMatch)
+			}
+			// A writer killed inside its key's write also leaves the
+			// temporary copy, a whole private key.
+			if err := os.WriteFile(filepath.Join(d, ".tmp-runner.key-4242"), newKey, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := identity.RecoverPair(c, k); err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range rs {
+				if !r.matches(t, c, k) {
+					t.Errorf("after RecoverPair, %s sees a mismatched pair", r.name)
+				}
+			}
+			if left := entriesOf(t, d); len(left) != 2 {
+				t.Errorf("after RecoverPair the directory holds %v, want the two files", left)
+			}
+		})
+	}
+}
+
+func entriesOf(t *testing.T, dir string) []string {
+	t.Helper()
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range es {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// TestWritePairLeavesOnlyThePair: concurrent writers of one pair, each
+// writing a whole new pair, serialise on the pair's lock; when they are
+// done the directory holds the two files, a matching pair, and no lock
+// file or temporary copy.
+func TestWritePairLeavesOnlyThePair(t *testing.T) {
+	ca := pkitest.NewRoot(t, "lock-root").Intermediate(t, "lock-int")
+	dir := t.TempDir()
+	crt, key := filepath.Join(dir, "runner.crt"), filepath.Join(dir, "runner.key")
+	type pair struct{ cert, key []byte }
+	var pairs []pair
+	for _, k := range []string{"p256#lock-a", "p256#lock-b", "p384#lock-c"} {
+		c, kp := pairPEM(t, ca, k)
+		pairs = append(pairs, pair{c, kp})
+	}
+	errs := make(chan error, 8*10)
+	done := make(chan struct{})
+	for w := range 8 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range 10 {
+				p := pairs[(w+i)%len(pairs)]
+				errs <- identity.WritePair(crt, p.cert, key, p.key)
+			}
+		}()
+	}
+	for range 8 {
+		<-done
+	}
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := tls.LoadX509KeyPair(crt, key); err != nil {
+		t.Fatalf("the pair after concurrent writers: %v", err)
+	}
+	if got := entriesOf(t, dir); len(got) != 2 {
+		t.Fatalf("the directory holds %v, want only the pair", got)
+	}
+}
