@@ -16,14 +16,15 @@ import (
 	"github.com/keyless-dev/keyless/internal/logline"
 	"github.com/keyless-dev/keyless/internal/renewal"
 	"github.com/keyless-dev/keyless/internal/sdnotify"
+	"github.com/keyless-dev/keyless/internal/svcunit"
 )
 
 func newRenewCommand(s streams) *cobra.Command {
 	var (
-		ca                    caFlags
-		c                     renewal.Config
-		force, daemon         bool
-		method, execCmd, unit string
+		ca                          caFlags
+		c                           renewal.Config
+		force, daemon               bool
+		method, execCmd, unit, user string
 	)
 	cmd := &cobra.Command{
 		Use:   "renew CRT KEY",
@@ -46,14 +47,21 @@ atomically; a crash leaves the old one or the new one.
 exponential backoff while the CA is unreachable, keeps the current
 certificate in place until it expires, renews at once on SIGHUP, runs
 --exec after each renewal, and logs each attempt. --print-unit writes a
-systemd unit or a launchd plist that runs it as a service.`,
+systemd unit or a launchd plist that runs it as a service. The systemd
+unit is sandboxed and runs as the user keyless (--user to choose), which
+must exist and own the certificate's directory; docs/renewal.md says why
+and how.`,
 		Example: `  keyless renew runner.crt runner.key
   keyless renew runner.crt runner.key --daemon --exec 'systemctl reload gitlab-runner'
-  keyless renew /etc/keyless/runner.crt /etc/keyless/runner.key --daemon --print-unit systemd > /etc/systemd/system/keyless-renew.service`,
+  keyless renew /etc/keyless/runner.crt /etc/keyless/runner.key --daemon --print-unit systemd > /etc/systemd/system/keyless-renew.service
+  keyless renew /etc/keyless/runner.crt /etc/keyless/runner.key --print-unit systemd --user gitlab-runner`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if unit != "" {
-				return printUnit(s, unit, renewal.Unit{CertPath: args[0], KeyPath: args[1], CAURL: ca.url, RootFile: ca.root, Exec: execCmd})
+				return printUnit(s, unit, renewal.Unit{CertPath: args[0], KeyPath: args[1], CAURL: ca.url, RootFile: ca.root, Exec: execCmd, User: user})
+			}
+			if cmd.Flags().Changed("user") {
+				return usageErrorf("--user goes with --print-unit: it names the user the service runs as")
 			}
 			m, err := renewal.ParseMethod(method)
 			if err != nil {
@@ -108,6 +116,7 @@ systemd unit or a launchd plist that runs it as a service.`,
 	f.DurationVar(&c.BackoffMin, "backoff-min", renewal.DefaultBackoffMin, "first wait after a failed attempt (--daemon)")
 	f.DurationVar(&c.BackoffMax, "backoff-max", renewal.DefaultBackoffMax, "longest wait between failed attempts (--daemon)")
 	f.StringVar(&unit, "print-unit", "", "print a service definition for --daemon: systemd or launchd")
+	f.StringVar(&user, "user", "", "with --print-unit: the `user` the service runs as (default: "+renewal.DefaultUser+" for systemd, root for launchd)")
 	return cmd
 }
 
@@ -160,8 +169,14 @@ func printUnit(s streams, kind string, u renewal.Unit) error {
 			u.CAURL, u.RootFile = cmp.Or(u.CAURL, url), cmp.Or(u.RootFile, root)
 		}
 	}
-	if kind != "systemd" && kind != "launchd" {
-		return usageErrorf("--print-unit %q: want systemd or launchd", kind)
+	format, err := svcunit.ParseFormat(kind)
+	if err != nil {
+		return usageErrorf("--print-unit %v", err)
+	}
+	if u.User != "" {
+		if err := svcunit.CheckUserName(u.User); err != nil {
+			return usageErrorf("--user %q: %v", u.User, err)
+		}
 	}
 	if u.CAURL == "" || u.RootFile == "" {
 		return withHint(usageErrorf("the unit needs the CA: give --ca-url and --root"), "or run keyless bootstrap first")
@@ -171,9 +186,13 @@ func printUnit(s streams, kind string, u renewal.Unit) error {
 		exe = "/usr/local/bin/keyless"
 	}
 	u.Executable = exe
-	text, err := u.Render(kind)
+	svc, err := u.Service(format)
 	if err != nil {
-		return usageErrorf("--print-unit %v", err)
+		return usageErrorf("--print-unit %s: %v", format, err)
+	}
+	text, err := svcunit.Render(format, svc)
+	if err != nil {
+		return usageErrorf("--print-unit %s: %v", format, err)
 	}
 	_, err = fmt.Fprint(s.out, text)
 	return err

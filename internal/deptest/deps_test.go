@@ -24,6 +24,7 @@ var keyless = deptest.Rules{
 		"internal/caproto": "domain", "internal/clock": "domain", "internal/credcache": "domain",
 		"internal/iampolicy": "domain", "internal/identity": "domain", "internal/logline": "domain",
 		"internal/pki": "domain", "internal/secretfile": "domain", "internal/sigv4": "domain", "internal/store": "domain",
+		"internal/svcunit": "domain",
 		// Transports and peers: the servers keyless runs and the clients
 		// it calls.
 		"internal/ca/caapi": "transport", "internal/caclient": "transport", "internal/emulator": "transport",
@@ -40,6 +41,7 @@ var keyless = deptest.Rules{
 		// Test helpers.
 		"internal/testkit": "test", "internal/pki/pkitest": "test", "internal/emulator/emulatortest": "test",
 		"internal/rolesanywhere/rolesanywheretest": "test", "internal/ca/catest": "test", "internal/deptest": "test",
+		"internal/svcunit/svcunittest": "test",
 	},
 	OnlyIn: map[string][]string{
 		"github.com/spf13/cobra": {"internal/cli"},
@@ -71,7 +73,7 @@ var keyless = deptest.Rules{
 				"net/http.DefaultClient", "net/http.Get", "net/http.Post", "net/http.ListenAndServe", "net.Listen", "net.Dial", "net.DialTimeout"}},
 	},
 	TestOnly: []string{"internal/testkit", "internal/pki/pkitest", "internal/emulator/emulatortest",
-		"internal/rolesanywhere/rolesanywheretest", "internal/ca/catest", "internal/deptest"},
+		"internal/rolesanywhere/rolesanywheretest", "internal/ca/catest", "internal/deptest", "internal/svcunit/svcunittest"},
 }
 
 // TestKeylessArchitecture holds keyless to its rules.

@@ -2,9 +2,18 @@ package renewal
 
 import (
 	"fmt"
+	"net/netip"
+	"net/url"
 	"path/filepath"
-	"strings"
+
+	"github.com/keyless-dev/keyless/internal/svcunit"
 )
+
+// DefaultUser runs the systemd service when Unit.User is empty: a
+// dedicated system user, because renewing needs no privilege beyond
+// writing the certificate's directory. launchd services run as root
+// unless a user is given, because macOS has no useradd to make one with.
+const DefaultUser = "keyless"
 
 // Unit describes the service that runs keyless renew --daemon.
 type Unit struct {
@@ -16,89 +25,62 @@ type Unit struct {
 	CAURL, RootFile string
 	// Exec is the --exec command, if any.
 	Exec string
+	// User runs the service; empty means DefaultUser for systemd and
+	// root for launchd.
+	User string
 }
 
-// Render writes the service definition for kind: a systemd unit or a
-// launchd plist. Paths are made absolute.
-func (u Unit) Render(kind string) (string, error) {
-	crt := absPath(u.CertPath)
-	args := []string{u.Executable, "renew", crt, absPath(u.KeyPath), "--daemon", "--ca-url", u.CAURL, "--root", absPath(u.RootFile)}
+// Service describes the renewal daemon for a service manager, in
+// format f (which decides the default user). Paths are made absolute.
+//
+// The daemon writes only the certificate's directory: the new
+// certificate, its temporary file, the .pending file and the lock all go
+// next to it (identity.WritePair), and the key is only read. When the CA
+// URL names an IP address, that address is the only one the daemon may
+// talk to.
+func (u Unit) Service(f svcunit.Format) (svcunit.Service, error) {
+	crt, key, root := absPath(u.CertPath), absPath(u.KeyPath), absPath(u.RootFile)
+	user := u.User
+	if user == "" && f == svcunit.Systemd {
+		user = DefaultUser
+	}
+	if user != "" && user != "root" {
+		// root's home is closed to other users (mode 0700 on the common
+		// distributions): a unit reading from it could never start.
+		for _, p := range []string{u.Executable, crt, key, root} {
+			if rel, err := filepath.Rel("/root", p); err == nil && filepath.IsLocal(rel) {
+				return svcunit.Service{}, fmt.Errorf("%s is in root's home directory, which user %s cannot read; move it to a directory of its own, such as /etc/keyless, or run the service as root", p, user)
+			}
+		}
+	}
+	args := []string{u.Executable, "renew", crt, key, "--daemon", "--ca-url", u.CAURL, "--root", root}
 	if u.Exec != "" {
 		args = append(args, "--exec", u.Exec)
 	}
-	switch kind {
-	case "systemd":
-		quoted := make([]string, len(args))
-		for i, a := range args {
-			quoted[i] = systemdQuote(a)
-		}
-		return fmt.Sprintf(`# keyless certificate renewal; replaces a timer that runs "step ca renew --force".
-# Install: save as /etc/systemd/system/keyless-renew.service, then
-#   systemctl daemon-reload && systemctl enable --now keyless-renew
-[Unit]
-Description=keyless: renew %[1]s before it expires
-Wants=network-online.target
-After=network-online.target
-
-[Service]
-Type=notify
-ExecStart=%[2]s
-ExecReload=/bin/kill -HUP $MAINPID
-Restart=on-failure
-RestartSec=30
-NoNewPrivileges=yes
-ProtectSystem=strict
-ReadWritePaths=%[3]s
-PrivateTmp=yes
-
-[Install]
-WantedBy=multi-user.target
-`, crt, strings.Join(quoted, " "), filepath.Dir(crt)), nil
-	case "launchd":
-		var b strings.Builder
-		for _, a := range args {
-			fmt.Fprintf(&b, "    <string>%s</string>\n", xmlEscape(a))
-		}
-		return fmt.Sprintf(`<?xml version="1.0" encoding="UTF-8"?>
-<!-- keyless certificate renewal; replaces a 12-hour launchd job running "step ca renew --force".
-     Install: save as /Library/LaunchDaemons/dev.keyless.renew.plist, then
-       sudo launchctl bootstrap system /Library/LaunchDaemons/dev.keyless.renew.plist -->
-<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
-<plist version="1.0">
-<dict>
-  <key>Label</key>
-  <string>dev.keyless.renew</string>
-  <key>ProgramArguments</key>
-  <array>
-%s  </array>
-  <key>RunAtLoad</key>
-  <true/>
-  <key>KeepAlive</key>
-  <true/>
-  <key>StandardErrorPath</key>
-  <string>/var/log/keyless-renew.log</string>
-</dict>
-</plist>
-`, b.String()), nil
+	s := svcunit.Service{
+		Name:        "keyless-renew",
+		Label:       "dev.keyless.renew",
+		Description: fmt.Sprintf("keyless: renew %s before it expires", crt),
+		Command:     args,
+		User:        user,
+		WritePaths:  []string{filepath.Dir(crt)},
+		ReadPaths:   []string{crt, key, root},
+		Notify:      true,
+		ReloadOnHUP: true,
+		LogFile:     "/var/log/keyless-renew.log",
 	}
-	return "", fmt.Errorf("%q: want systemd or launchd", kind)
+	if ca, err := url.Parse(u.CAURL); err == nil {
+		if ip, err := netip.ParseAddr(ca.Hostname()); err == nil {
+			ip = ip.Unmap().WithZone("")
+			s.IPAddressAllow = []netip.Prefix{netip.PrefixFrom(ip, ip.BitLen())}
+		}
+	}
+	return s, nil
 }
 
 func absPath(p string) string {
 	if a, err := filepath.Abs(p); err == nil {
 		return a
 	}
-	return p
-}
-
-func systemdQuote(s string) string {
-	if s != "" && !strings.ContainsAny(s, " \t\"'\\$%;") {
-		return s
-	}
-	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, `$`, `$$`, `%`, `%%`)
-	return `"` + r.Replace(s) + `"`
-}
-
-func xmlEscape(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;").Replace(s)
+	return filepath.Clean(p)
 }
