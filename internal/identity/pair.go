@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/keyless-dev/keyless/internal/atomicfile"
@@ -33,7 +34,7 @@ const lockSuffix = ".keyless-lock"
 func WritePair(certPath string, certPEM []byte, keyPath string, keyPEM []byte) error {
 	unlock, err := lockPair(certPath)
 	if err != nil {
-		return fmt.Errorf("locking %s: %w", certPath, err)
+		return fmt.Errorf("writing %s: taking the pair's lock: %w", certPath, err)
 	}
 	defer unlock()
 	if err := recoverPair(certPath, keyPath); err != nil {
@@ -85,12 +86,38 @@ var writeStep = func(string) {}
 // is removed; temporary files that killed writers of the pair left
 // behind (one may hold a whole key) are removed.
 func RecoverPair(certPath, keyPath string) error {
+	if !interrupted(certPath, keyPath) {
+		// Nothing to finish: no lock, so a pair in a directory this user
+		// cannot write still loads.
+		return nil
+	}
 	unlock, err := lockPair(certPath)
 	if err != nil {
 		return fmt.Errorf("locking %s: %w", certPath, err)
 	}
 	defer unlock()
 	return recoverPair(certPath, keyPath)
+}
+
+// interrupted reports whether a write of the pair left anything behind:
+// a pending certificate or a temporary file.
+func interrupted(certPath, keyPath string) bool {
+	if _, err := os.Lstat(certPath + PendingSuffix); err == nil {
+		return true
+	}
+	for _, p := range []string{certPath, keyPath, certPath + PendingSuffix} {
+		entries, err := os.ReadDir(filepath.Dir(p))
+		if err != nil {
+			continue
+		}
+		prefix := atomicfile.TempPrefix + filepath.Base(p) + "-"
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), prefix) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func recoverPair(certPath, keyPath string) error {
