@@ -56,11 +56,11 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	err = asUsage(err)
-	if strings.HasPrefix(err.Error(), "unknown command ") {
+	var ue *usageError
+	if !errors.As(err, &ue) && strings.HasPrefix(err.Error(), "unknown command ") {
 		// cobra's own error for a mistyped subcommand.
 		err = &usageError{err: err, command: "keyless"}
 	}
-	var ue *usageError
 	if errors.As(err, &ue) && ue.command == "" && cmd != nil {
 		ue.command = cmd.CommandPath()
 	}
@@ -68,6 +68,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 func newRootCommand(s streams) *cobra.Command {
+	var showVersion bool
 	root := &cobra.Command{
 		Use:   "keyless",
 		Short: "Short-lived AWS credentials from X.509 certificates, with no stored AWS keys",
@@ -98,9 +99,14 @@ it (--role-arn is KEYLESS_ROLE_ARN); a flag on the command line wins.`,
 			if len(args) > 0 {
 				return usageErrorf("unknown command %q", args[0])
 			}
+			if showVersion {
+				printVersion(s.out)
+				return nil
+			}
 			return cmd.Help()
 		},
 	}
+	root.Flags().BoolVar(&showVersion, "version", false, "print keyless's version (as keyless version does) and exit")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return &usageError{err: err, command: cmd.CommandPath()}
 	})
@@ -117,7 +123,32 @@ it (--role-arn is KEYLESS_ROLE_ARN); a flag on the command line wins.`,
 		newRevokeCommand(s),
 		newDevCommand(s),
 	)
+	argsAreUsage(root)
 	return root
+}
+
+// argsAreUsage makes a wrong number of arguments, which cobra reports as
+// a plain error, a usage error (exit 2) that shows the command's usage
+// line, in every command.
+func argsAreUsage(c *cobra.Command) {
+	if check := c.Args; check != nil {
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			err := check(cmd, args)
+			switch {
+			case err == nil:
+				return nil
+			case !cmd.HasSubCommands() && len(args) > 0 && strings.HasPrefix(err.Error(), "unknown command"):
+				// cobra.NoArgs on a leaf says "unknown command".
+				err = fmt.Errorf("%s takes no arguments, not %q; usage: %s", cmd.CommandPath(), args[0], cmd.UseLine())
+			default:
+				err = fmt.Errorf("%v; usage: %s", err, cmd.UseLine())
+			}
+			return &usageError{err: err, command: cmd.CommandPath()}
+		}
+	}
+	for _, sub := range c.Commands() {
+		argsAreUsage(sub)
+	}
 }
 
 // applyEnvironment sets each flag not given on the command line from

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 
@@ -15,9 +16,13 @@ func newVersionCommand(s streams) *cobra.Command {
 		Example: "  keyless version",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			b := buildinfo.Read()
-			fmt.Fprintf(s.out, "keyless %s\ncommit %s\n%s %s\n", b.Version, b.Commit, b.Go, b.Platform)
+			printVersion(s.out)
 			return nil
 		},
 	}
+}
+
+func printVersion(w io.Writer) {
+	b := buildinfo.Read()
+	fmt.Fprintf(w, "keyless %s\ncommit %s\n%s %s\n", b.Version, b.Commit, b.Go, b.Platform)
 }

@@ -1,0 +1,57 @@
+package cli
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+)
+
+// TestWrongArgumentsAreUsageErrors runs every command with one argument
+// too many (and the ones that take some, with none): each must exit 2
+// with its usage line and a hint, never cobra's bare message and exit 1.
+func TestWrongArgumentsAreUsageErrors(t *testing.T) {
+	var leaves []*cobra.Command
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if c.Hidden || c.Name() == "help" || c.Name() == "completion" {
+			return
+		}
+		if !c.HasSubCommands() {
+			leaves = append(leaves, c)
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(newRootCommand(streams{}))
+	if len(leaves) < 15 {
+		t.Fatalf("found only %d commands", len(leaves))
+	}
+	for _, c := range leaves {
+		path := strings.Fields(c.CommandPath())[1:]
+		cases := [][]string{append(append([]string{}, path...), "a1", "a2", "a3", "a4", "a5")}
+		if strings.ContainsAny(strings.TrimPrefix(c.Use, c.Name()), "ABCDEFGHIJKLMNOPQRSTUVWXYZ") && !strings.Contains(c.Use, "--") {
+			cases = append(cases, path) // takes arguments: give none
+		}
+		for _, args := range cases {
+			var out, errb bytes.Buffer
+			code := Main(args, strings.NewReader(""), &out, &errb)
+			if code != exitUsage || !strings.Contains(errb.String(), "usage: "+c.CommandPath()) || !strings.Contains(errb.String(), "keyless: hint: run '"+c.CommandPath()+" --help'") {
+				t.Errorf("keyless %s: exit %d\n%s", strings.Join(args, " "), code, errb.String())
+			}
+		}
+	}
+}
+
+func TestVersionFlag(t *testing.T) {
+	var a, b, e bytes.Buffer
+	if code := Main([]string{"--version"}, nil, &a, &e); code != 0 {
+		t.Fatalf("--version: exit %d: %s", code, e.String())
+	}
+	Main([]string{"version"}, nil, &b, &e)
+	if a.String() != b.String() || !strings.HasPrefix(a.String(), "keyless ") {
+		t.Errorf("--version printed %q, keyless version %q", a.String(), b.String())
+	}
+}
