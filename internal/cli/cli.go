@@ -64,7 +64,32 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if errors.As(err, &ue) && ue.command == "" && cmd != nil {
 		ue.command = cmd.CommandPath()
 	}
+	if cmd != nil && cmd.Name() == "credential-process" && wantsEnvFormat(cmd, args) {
+		fmt.Fprint(stdout, envFailSafe)
+	}
 	return report(stderr, err)
+}
+
+// envFailSafe is what credential-process --format env prints on standard
+// output when it fails. eval "$(keyless credential-process --format env
+// ...)" cannot see keyless's exit code, and an empty output would eval to
+// success with the variables unset (or, worse, stale ones from an
+// earlier eval still set); this unsets them and makes the eval fail, so
+// a set -e script stops there.
+const envFailSafe = "unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_CREDENTIAL_EXPIRATION; false # keyless credential-process failed: its error is on stderr\n"
+
+// wantsEnvFormat reports whether the failed command was asked for
+// --format env, even when flag parsing stopped before reaching it.
+func wantsEnvFormat(cmd *cobra.Command, args []string) bool {
+	if f := cmd.Flags().Lookup("format"); f != nil && f.Changed {
+		return f.Value.String() == "env"
+	}
+	for i, a := range args {
+		if a == "--format=env" || a == "--format" && i+1 < len(args) && args[i+1] == "env" {
+			return true
+		}
+	}
+	return os.Getenv(envName("format")) == "env"
 }
 
 func newRootCommand(s streams) *cobra.Command {

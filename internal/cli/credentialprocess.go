@@ -83,7 +83,7 @@ it. Plain http is accepted only for loopback endpoints.`,
 	fs.BoolVar(&r.InsecureSkipVerify, "no-verify-ssl", false, "do not verify the endpoint's TLS certificate (unsafe: credentials could go to an impostor)")
 	fs.BoolVar(&r.UseProxy, "with-proxy", false, "send CreateSession through HTTPS_PROXY/HTTP_PROXY (honouring NO_PROXY)")
 	fs.BoolVar(&debug, "debug", false, "log each step to stderr (never keys or credentials)")
-	fs.StringVar(&format, "format", "json", "output format: json (credential_process) or env (POSIX shell export lines)")
+	fs.StringVar(&format, "format", "json", "output format: json (credential_process) or env (POSIX shell export lines; on failure, a line that unsets them and fails, so eval fails too)")
 	fs.BoolVar(&r.NoCache, "no-cache", false, "always call CreateSession; neither read nor write the credentials cache")
 	fs.StringVar(&r.CacheDir, "cache-dir", "", "credentials cache directory (default $XDG_CACHE_HOME/keyless or ~/.cache/keyless)")
 	return cmd
