@@ -104,18 +104,25 @@ func (d *Dir) Connect(access Access, s Secrets, o ConnectOptions) (Operator, err
 		st  store.Store
 		err error
 	)
-	if access == Records {
-		st, err = store.OpenBolt(d.Config.Path(d.Config.DB), store.BoltOptions{ReadOnly: true})
+	now := o.Now
+	if now == nil {
+		now = clock.Real.Now
+	}
+	// A running CA holds the store for as long as it runs: ask it at once
+	// rather than wait out OpenBolt's lock timeout first. (OpenBolt's
+	// timeout still covers a CA that starts between the two.)
+	dbPath, readOnly := d.Config.Path(d.Config.DB), access == Records
+	if store.Busy(dbPath, store.BoltOptions{ReadOnly: readOnly}) {
+		return d.remote(s, o, now)
+	}
+	if readOnly {
+		st, err = store.OpenBolt(dbPath, store.BoltOptions{ReadOnly: true})
 	} else {
 		var pw []byte
 		if pw, err = password(s.Password); err != nil {
 			return nil, err
 		}
 		a, st, err = d.Authority(pw, ca.OpenOptions{})
-	}
-	now := o.Now
-	if now == nil {
-		now = clock.Real.Now
 	}
 	switch {
 	case err == nil:
