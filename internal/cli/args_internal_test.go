@@ -55,3 +55,23 @@ func TestVersionFlag(t *testing.T) {
 		t.Errorf("--version printed %q, keyless version %q", a.String(), b.String())
 	}
 }
+
+func TestBuiltByGoRun(t *testing.T) {
+	for exe, want := range map[string]bool{
+		"/tmp/go-build2218036514/b001/exe/keyless":            true,
+		"/home/me/.cache/go-tmp/go-build123/b001/exe/keyless": true,
+		"/usr/local/bin/keyless":                              false,
+		"/tmp/go-build2218036514/b001/cli.test":               false,
+		"/opt/exe/keyless":                                    false,
+		"/home/me/go-build-tools/b001/exe/keyless":            true,
+		"/home/me/src/keyless/keyless":                        false,
+		"/root/.cache/go-build/ab/cdef/exe/keyless":           false,
+	} {
+		if got := builtByGoRun(exe); got != want {
+			t.Errorf("builtByGoRun(%q) = %v, want %v", exe, got, want)
+		}
+		if note := goRunNote(exe); (note != "") != want || want && !strings.Contains(note, "go build -o ./keyless ./cmd/keyless") {
+			t.Errorf("goRunNote(%q) = %q", exe, note)
+		}
+	}
+}

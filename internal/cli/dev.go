@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -129,6 +130,10 @@ aws sts get-caller-identity --endpoint-url %s
 (--endpoint-url is for AWS CLI older than 2.13, such as Debian 12's, which ignores AWS_ENDPOINT_URL_STS.)
 
 `, configPath, strings.TrimRight(profile, "\n"), configPath, devstack.AWSProfile, st.AWSURL, st.AWSURL)
+			if note := goRunNote(exe); note != "" {
+				fmt.Fprintln(s.out, note)
+				fmt.Fprintln(s.out)
+			}
 			fmt.Fprintln(s.out, "keyless dev: serving; Ctrl-C stops everything")
 			if err := st.Renew(ctx, logRenewal(logline.New(s.err, slog.LevelInfo))); err != nil {
 				return err
@@ -143,4 +148,42 @@ aws sts get-caller-identity --endpoint-url %s
 	f.StringVar(&cfg.ListenCA, "listen-ca", "127.0.0.1:0", "`address` of the CA (HTTPS)")
 	f.StringVar(&cfg.ListenAWS, "listen-aws", "127.0.0.1:0", "`address` of the Roles Anywhere + STS emulator (HTTP, loopback only)")
 	return cmd
+}
+
+// builtByGoRun reports whether exe is a binary go run built. Go 1.24
+// and later keep it in the build cache (GOCACHE/xx/<64 hex>-d/NAME),
+// which Go trims and go clean -cache empties; older versions in a
+// temporary .../go-buildNNN/b001/exe/NAME, removed when go run exits.
+// Either way nothing lasting may point at it.
+func builtByGoRun(exe string) bool {
+	dir := filepath.Dir(exe)
+	if filepath.Base(dir) == "exe" && strings.HasPrefix(filepath.Base(filepath.Dir(filepath.Dir(dir))), "go-build") {
+		return true
+	}
+	name, shard := filepath.Base(dir), filepath.Base(filepath.Dir(dir))
+	hash, ok := strings.CutSuffix(name, "-d")
+	return ok && len(hash) == 64 && isHex(hash) && len(shard) == 2 && isHex(shard) && strings.HasPrefix(hash, shard)
+}
+
+func isHex(s string) bool {
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// goRunNote says what to do instead when exe is go run's.
+func goRunNote(exe string) string {
+	if !builtByGoRun(exe) {
+		return ""
+	}
+	return `Note: this keyless was built by go run, into Go's build cache (or a
+temporary directory), which Go trims or removes: the credential_process
+line above may stop working once keyless dev exits. For one that lasts,
+build keyless and run that:
+
+  CGO_ENABLED=0 go build -o ./keyless ./cmd/keyless
+  ./keyless dev --dir ./dev-stack`
 }

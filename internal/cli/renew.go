@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -184,6 +185,10 @@ func printUnit(s streams, kind string, u renewal.Unit) error {
 	exe, err := os.Executable()
 	if err != nil {
 		exe = "/usr/local/bin/keyless"
+	}
+	if builtByGoRun(exe) {
+		return withHint(usageErrorf("--print-unit: this keyless was built by go run, into %s, which Go trims or removes; a unit must not run it from there", filepath.Dir(exe)),
+			"build keyless where it can stay, then print the unit with it: CGO_ENABLED=0 go build -o /usr/local/bin/keyless ./cmd/keyless && /usr/local/bin/keyless renew ... --print-unit %s", kind)
 	}
 	u.Executable = exe
 	svc, err := u.Service(format)
