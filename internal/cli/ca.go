@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"math/big"
 	"net"
 	"strings"
@@ -20,7 +19,6 @@ import (
 	"github.com/keyless-dev/keyless/internal/ca"
 	"github.com/keyless-dev/keyless/internal/caops"
 	"github.com/keyless-dev/keyless/internal/caproto"
-	"github.com/keyless-dev/keyless/internal/logline"
 	"github.com/keyless-dev/keyless/internal/pki"
 	"github.com/keyless-dev/keyless/internal/sdnotify"
 	"github.com/keyless-dev/keyless/internal/secretfile"
@@ -204,8 +202,8 @@ restrict it to the names your AWS trust policy expects.`,
 
 func newCAServeCommand(s streams) *cobra.Command {
 	var (
-		f     caDirFlags
-		quiet bool
+		f    caDirFlags
+		logs *logFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "serve --password-file F",
@@ -222,9 +220,14 @@ db/keyless.db (bbolt) before the client hears of it.
 
 SIGHUP reloads config/ca.yaml (provisioners and policies); SIGTERM or
 Ctrl-C lets requests in flight finish, then exits.`,
-		Example: `  keyless ca serve --dir /var/lib/keyless/ca --password-file /etc/keyless/ca-password`,
-		Args:    cobra.NoArgs,
+		Example: `  keyless ca serve --dir /var/lib/keyless/ca --password-file /etc/keyless/ca-password
+  keyless ca serve --dir /var/lib/keyless/ca --password-file /etc/keyless/ca-password --log-format json --log-level warn`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			logger, err := logs.logger(cmd, s.err, true)
+			if err != nil {
+				return err
+			}
 			d, err := caops.Open(f.dir)
 			if err != nil {
 				return err
@@ -233,11 +236,6 @@ Ctrl-C lets requests in flight finish, then exits.`,
 			if err != nil {
 				return err
 			}
-			level := slog.LevelInfo
-			if quiet {
-				level = slog.LevelWarn
-			}
-			logger := logline.New(s.err, level)
 			run, err := d.Start(caops.ServeOptions{Password: password, Version: "keyless/" + buildinfo.Read().Version, Logger: logger})
 			if errors.Is(err, store.ErrLocked) {
 				return withHint(err, "another keyless ca serve (or operator command) is using %s", f.dir)
@@ -264,7 +262,7 @@ Ctrl-C lets requests in flight finish, then exits.`,
 	}
 	f.register(cmd, s.in, false)
 	cmd.Flags().StringVar(&f.passwordFile, "password-file", "", "`file` holding the CA's password")
-	cmd.Flags().BoolVar(&quiet, "quiet", false, "log only refusals and errors, not every certificate")
+	logs = registerLogFlags(cmd, "log only refusals and errors, not every certificate")
 	return cmd
 }
 

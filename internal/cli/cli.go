@@ -191,9 +191,20 @@ func applyEnvironment(flags *pflag.FlagSet) error {
 		}
 		if e := flags.Set(f.Name, v); e != nil {
 			err = usageErrorf("%s=%q: %v (it sets --%s)", name, v, e, f.Name)
+			return
 		}
+		_ = flags.SetAnnotation(f.Name, envAnnotation, []string{name})
 	})
 	return err
+}
+
+// envAnnotation marks a flag that applyEnvironment set.
+const envAnnotation = "keyless/env"
+
+// fromEnvironment reports whether f was set from its KEYLESS_* variable
+// rather than on the command line.
+func fromEnvironment(f *pflag.Flag) bool {
+	return f.Changed && f.Annotations[envAnnotation] != nil
 }
 
 // Flags that take a secret itself carry this annotation: whether a value

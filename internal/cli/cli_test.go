@@ -18,6 +18,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -65,6 +66,7 @@ func TestScripts(t *testing.T) {
 			"waitfile": cmdWaitFile,
 			"outputs":  cmdOutputs,
 			"gentls":   cmdGenTLS,
+			"jsonlog":  cmdJSONLog,
 		},
 	})
 }
@@ -306,6 +308,32 @@ func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
 		info, err := os.Stat(ts.MkAbs(args[0]))
 		return err == nil && info.Size() > 0, ""
 	})
+}
+
+// cmdJSONLog checks that every line of FILE (stdout or stderr: what the
+// last exec or wait wrote) is a JSON log record: an object with a UTC
+// "time" in milliseconds, a "level" and a "msg": jsonlog FILE.
+func cmdJSONLog(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: jsonlog FILE")
+	}
+	text := ts.ReadFile(args[0])
+	if text == "" {
+		ts.Fatalf("%s is empty", args[0])
+	}
+	timeRE := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`)
+	for i, line := range strings.Split(strings.TrimSuffix(text, "\n"), "\n") {
+		var r map[string]any
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			ts.Fatalf("%s line %d is not a JSON object: %v: %q", args[0], i+1, err, line)
+		}
+		t, _ := r["time"].(string)
+		level, _ := r["level"].(string)
+		msg, _ := r["msg"].(string)
+		if !timeRE.MatchString(t) || !slices.Contains([]string{"DEBUG", "INFO", "WARN", "ERROR"}, level) || msg == "" {
+			ts.Fatalf("%s line %d lacks a time, level or msg: %q", args[0], i+1, line)
+		}
+	}
 }
 
 // cmdOutputs reads the emulator's --outputs file and sets EMU_ENDPOINT,

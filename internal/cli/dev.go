@@ -19,6 +19,7 @@ func newDevCommand(s streams) *cobra.Command {
 	var (
 		cfg  devstack.Config
 		once bool
+		logs *logFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -32,14 +33,28 @@ running stack from another shell with the AWS CLI.
 It keeps serving (CA, emulator, certificate renewal) until Ctrl-C. With
 --once it stops after the check and exits 0 only if every step
 succeeded. The state lives in a temporary directory, removed at exit,
-unless --dir names one, which is kept and reused (the same CA) next time.`,
+unless --dir names one, which is kept and reused (the same CA) next time.
+
+Renewals are logged on standard error; the CA and the emulator log only
+warnings there, unless --log-level is given.`,
 		Example: `  go run ./cmd/keyless dev
   keyless dev --once
   keyless dev --dir ./dev-stack --listen-aws 127.0.0.1:8443`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg.Version, cfg.UserAgent = "keyless/"+buildinfo.Read().Version, buildinfo.UserAgent()
-			cfg.Logger = logline.New(s.err, slog.LevelWarn)
+			o, err := logs.options(cmd, s.err, true)
+			if err != nil {
+				return err
+			}
+			logger := slog.New(logline.NewHandler(s.err, o))
+			if !logs.levelSet(cmd.Flags()) {
+				// The CA's and the emulator's line for every request
+				// would break up the numbered steps: warnings only,
+				// unless --log-level asks for more.
+				o.Level = slog.LevelWarn
+			}
+			cfg.Logger = slog.New(logline.NewHandler(s.err, o))
 			st, err := devstack.New(cfg)
 			if err != nil {
 				return err
@@ -135,7 +150,7 @@ aws sts get-caller-identity --endpoint-url %s
 				fmt.Fprintln(s.out)
 			}
 			fmt.Fprintln(s.out, "keyless dev: serving; Ctrl-C stops everything")
-			if err := st.Renew(ctx, logRenewal(logline.New(s.err, slog.LevelInfo))); err != nil {
+			if err := st.Renew(ctx, logRenewal(logger)); err != nil {
 				return err
 			}
 			fmt.Fprintln(s.out, "keyless dev: stopping")
@@ -147,6 +162,7 @@ aws sts get-caller-identity --endpoint-url %s
 	f.BoolVar(&once, "once", false, "stop after the check; exit 0 only if every step succeeded")
 	f.StringVar(&cfg.ListenCA, "listen-ca", "127.0.0.1:0", "`address` of the CA (HTTPS)")
 	f.StringVar(&cfg.ListenAWS, "listen-aws", "127.0.0.1:0", "`address` of the Roles Anywhere + STS emulator (HTTP, loopback only)")
+	logs = registerLogFlags(cmd, "")
 	return cmd
 }
 

@@ -5,21 +5,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 
 	"github.com/spf13/cobra"
 
 	"github.com/keyless-dev/keyless/internal/atomicfile"
 	"github.com/keyless-dev/keyless/internal/emulator"
-	"github.com/keyless-dev/keyless/internal/logline"
 )
 
 func newEmulatorCommand(s streams) *cobra.Command {
 	var (
 		configPath, listen, outputs string
 		tlsCert, tlsKey             string
-		quiet                       bool
+		logs                        *logFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "emulator --config emulator.yaml",
@@ -55,6 +53,10 @@ The seed file's format is in docs/emulator.md.`,
 			if (tlsCert == "") != (tlsKey == "") {
 				return usageErrorf("--tls-cert and --tls-key go together")
 			}
+			logger, err := logs.logger(cmd, s.err, true)
+			if err != nil {
+				return err
+			}
 			seed, err := emulator.LoadSeed(configPath)
 			if err != nil {
 				return withHint(err, "the seed format is in docs/emulator.md; field names follow the AWS API (trustAnchors, roles, profiles)")
@@ -70,11 +72,6 @@ The seed file's format is in docs/emulator.md.`,
 			if _, _, err := net.SplitHostPort(listen); err != nil {
 				return usageErrorf("--listen %q: %v (want HOST:PORT such as 127.0.0.1:8443)", listen, err)
 			}
-			level := slog.LevelInfo
-			if quiet {
-				level = slog.LevelWarn
-			}
-			logger := logline.New(s.err, level)
 			srv, err := emulator.Start(listen, emulator.New(emulator.Config{Seed: seed, Logger: logger}), tlsConfig, logger)
 			if errors.Is(err, emulator.ErrPlainHTTP) {
 				return withHint(&usageError{err: fmt.Errorf("--listen %w", err)}, "listen on 127.0.0.1, or give --tls-cert and --tls-key to serve HTTPS on other addresses")
@@ -115,6 +112,6 @@ The seed file's format is in docs/emulator.md.`,
 	f.StringVar(&outputs, "outputs", "", "write the endpoint and every resource's ARN to this JSON `file` once serving")
 	f.StringVar(&tlsCert, "tls-cert", "", "serve HTTPS with this certificate `file` (PEM, with its chain)")
 	f.StringVar(&tlsKey, "tls-key", "", "private key `file` for --tls-cert")
-	f.BoolVar(&quiet, "quiet", false, "log only refusals, not every session")
+	logs = registerLogFlags(cmd, "log only refusals, not every session")
 	return cmd
 }

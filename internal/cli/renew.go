@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -14,7 +15,6 @@ import (
 
 	"github.com/keyless-dev/keyless/internal/enroll"
 	"github.com/keyless-dev/keyless/internal/identity"
-	"github.com/keyless-dev/keyless/internal/logline"
 	"github.com/keyless-dev/keyless/internal/renewal"
 	"github.com/keyless-dev/keyless/internal/sdnotify"
 	"github.com/keyless-dev/keyless/internal/svcunit"
@@ -26,6 +26,7 @@ func newRenewCommand(s streams) *cobra.Command {
 		c                           renewal.Config
 		force, daemon               bool
 		method, execCmd, unit, user string
+		logs                        *logFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "renew CRT KEY",
@@ -59,7 +60,7 @@ and how.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if unit != "" {
-				return printUnit(s, unit, renewal.Unit{CertPath: args[0], KeyPath: args[1], CAURL: ca.url, RootFile: ca.root, Exec: execCmd, User: user})
+				return printUnit(s, unit, renewal.Unit{CertPath: args[0], KeyPath: args[1], CAURL: ca.url, RootFile: ca.root, Exec: execCmd, User: user, Log: logs.args(cmd.Flags())})
 			}
 			if cmd.Flags().Changed("user") {
 				return usageErrorf("--user goes with --print-unit: it names the user the service runs as")
@@ -68,15 +69,24 @@ and how.`,
 			if err != nil {
 				return usageErrorf("--method %v", err)
 			}
+			logger, err := logs.logger(cmd, s.err, daemon)
+			if err != nil {
+				return err
+			}
 			if c.Client, err = ca.client(); err != nil {
 				return err
 			}
-			logger := logline.New(s.err, slog.LevelInfo)
 			c.Method, c.CertPath, c.KeyPath, c.Logger = m, args[0], args[1], logger
 			if execCmd != "" {
-				hook := renewal.ExecHook(execCmd, s.err)
+				out, flush := io.Writer(s.err), func() {}
+				if logs.json() {
+					w := &logWriter{logger: logger, msg: "--exec output"}
+					out, flush = w, w.Flush
+				}
+				hook := renewal.ExecHook(execCmd, out)
 				c.AfterRenew = func(ctx context.Context, leaf *x509.Certificate) error {
 					err := hook(ctx, leaf)
+					flush()
 					if err == nil {
 						notify(logger, sdnotify.Status("renewed serial %s and ran --exec", leaf.SerialNumber))
 					}
@@ -118,6 +128,7 @@ and how.`,
 	f.DurationVar(&c.BackoffMax, "backoff-max", renewal.DefaultBackoffMax, "longest wait between failed attempts (--daemon)")
 	f.StringVar(&unit, "print-unit", "", "print a service definition for --daemon: systemd or launchd")
 	f.StringVar(&user, "user", "", "with --print-unit: the `user` the service runs as (default: "+renewal.DefaultUser+" for systemd, root for launchd)")
+	logs = registerLogFlags(cmd, "")
 	return cmd
 }
 

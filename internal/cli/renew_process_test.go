@@ -2,11 +2,14 @@ package cli_test
 
 import (
 	"bytes"
+	"encoding/json"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -192,6 +195,55 @@ func TestRenewDaemonSignals(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "renewed-hook") {
 		t.Errorf("--exec printed nothing:\n%s", logs.String())
+	}
+}
+
+// TestRenewDaemonJSONLog: with --log-format json every line the daemon
+// writes on standard error is a JSON record with its time, level and
+// message, the output of --exec included, and a hostile byte in that
+// output arrives escaped.
+func TestRenewDaemonJSONLog(t *testing.T) {
+	e := enroll(t)
+	var stderr testkit.Buffer
+	n := testkit.ListenNotify(t)
+	d := exec.Command("keyless", append([]string{"renew", e.crt, e.key, "--daemon", "--log-format", "json",
+		"--exec", `echo hook-out; printf 'evil\033[31m\n' >&2`}, e.rootFlag...)...)
+	d.Stdout, d.Stderr, d.Env = io.Discard, &stderr, append(os.Environ(), n.Env)
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Process.Kill() })
+	n.WaitFor(t, "READY=1")
+	if err := d.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	n.WaitFor(t, "STATUS=renewed serial") // and ran --exec
+	if err := d.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Wait(); err != nil {
+		t.Fatalf("daemon exit: %v\n%s", err, stderr.String())
+	}
+	if strings.Contains(stderr.String(), "\x1b") {
+		t.Errorf("a raw escape reached the log:\n%q", stderr.String())
+	}
+	timeRE := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`)
+	var got []string
+	for _, line := range strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n") {
+		var r struct{ Time, Level, Msg, Line, Serial string }
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("not a JSON record: %v: %q", err, line)
+		}
+		if !timeRE.MatchString(r.Time) || r.Level == "" || r.Msg == "" {
+			t.Errorf("no time, level or msg: %q", line)
+		}
+		got = append(got, r.Level+" "+r.Msg+" "+r.Line)
+	}
+	for _, want := range []string{"INFO next renewal ", "INFO SIGHUP: renewing now ", "INFO renewed ",
+		"INFO --exec output hook-out", "INFO --exec output evil\x1b[31m", "INFO stopping "} {
+		if !slices.Contains(got, want) {
+			t.Errorf("no record %q in:\n%s", want, strings.Join(got, "\n"))
+		}
 	}
 }
 

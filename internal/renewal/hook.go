@@ -6,17 +6,24 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"time"
 )
 
 // ExecHook returns an AfterRenew that runs command with sh -c (keyless
 // renew's --exec: reload a service that read the old certificate), its
-// output going to w.
+// output going to w. Its error does not repeat command, which may hold a
+// secret (a curl with a token) and would go into every log that records
+// the failure; the operator knows it from the unit.
 func ExecHook(command string, w io.Writer) func(context.Context, *x509.Certificate) error {
 	return func(ctx context.Context, _ *x509.Certificate) error {
 		cmd := exec.CommandContext(ctx, "sh", "-c", command)
 		cmd.Stdout, cmd.Stderr = w, w
+		// When w is not a file, its output comes through a pipe: a
+		// command that leaves a background process holding it open is not
+		// waited for beyond this.
+		cmd.WaitDelay = 10 * time.Second
 		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("--exec %q: %w", command, err)
+			return fmt.Errorf("--exec: %w", err)
 		}
 		return nil
 	}

@@ -25,6 +25,10 @@ type Unit struct {
 	CAURL, RootFile string
 	// Exec is the --exec command, if any.
 	Exec string
+	// Log are the daemon's logging flags (such as --log-format json),
+	// if any; without them it logs text, with timestamps, since a
+	// service's standard error is not a terminal.
+	Log []string
 	// User runs the service; empty means DefaultUser for systemd and
 	// root for launchd.
 	User string
@@ -57,6 +61,7 @@ func (u Unit) Service(f svcunit.Format) (svcunit.Service, error) {
 	if u.Exec != "" {
 		args = append(args, "--exec", u.Exec)
 	}
+	args = append(args, u.Log...)
 	s := svcunit.Service{
 		Name:        "keyless-renew",
 		Label:       "dev.keyless.renew",

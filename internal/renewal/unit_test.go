@@ -156,8 +156,9 @@ func TestUnit(t *testing.T) {
 		CertPath:   "/srv/key less/100%/runner.crt", KeyPath: "/srv/$HOME/runner.key",
 		CAURL: "https://10.0.0.5:9000", RootFile: `/srv/a&b<c>/it's "root".crt`,
 		Exec: `systemctl reload "gitlab-runner" && echo $PATH 100%`,
+		Log:  []string{"--log-format", "json"},
 	}
-	want := []string{"/bin/true", "renew", u.CertPath, u.KeyPath, "--daemon", "--ca-url", u.CAURL, "--root", u.RootFile, "--exec", u.Exec}
+	want := []string{"/bin/true", "renew", u.CertPath, u.KeyPath, "--daemon", "--ca-url", u.CAURL, "--root", u.RootFile, "--exec", u.Exec, "--log-format", "json"}
 
 	svc, err := u.Service(svcunit.Systemd)
 	if err != nil {
