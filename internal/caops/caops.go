@@ -105,17 +105,20 @@ func checkNewDir(path string) error {
 // (*secretfile.OwnerError, *secretfile.ExposedError). A configuration
 // swapped by another user could name their own provisioner or policy.
 func Open(path string) (*Dir, error) {
-	cfgPath := filepath.Join(path, ca.ConfigFile)
-	if _, err := os.Stat(cfgPath); errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(path, ca.ConfigFile)); errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%s: %w", path, ErrNoCA)
 	}
-	if err := secretfile.CheckDir("the CA directory", path); err != nil {
+	// From here on the CA is read through its real path, which the check
+	// found no other user can redirect.
+	real, err := secretfile.RealDir("the CA directory", path)
+	if err != nil {
 		return nil, err
 	}
+	cfgPath := filepath.Join(real, ca.ConfigFile)
 	if err := checkOwned("the CA configuration", cfgPath); err != nil {
 		return nil, err
 	}
-	cfg, err := ca.LoadConfig(path)
+	cfg, err := ca.LoadConfig(real)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%s: %w", path, ErrNoCA)
 	}
@@ -138,7 +141,7 @@ func Open(path string) (*Dir, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Dir{Path: path, Config: cfg, Root: root, Intermediate: inter}, nil
+	return &Dir{Path: real, Config: cfg, Root: root, Intermediate: inter}, nil
 }
 
 // checkOwned checks a file and the directory it is in (the directories

@@ -268,3 +268,42 @@ func TestTokenOnlyForAllowedNames(t *testing.T) {
 		}
 	}
 }
+
+// TestReloadChecksLikeStart: a reload (SIGHUP) rereads the configuration
+// through Open's checks: one that others can now change is refused and
+// the running configuration stays.
+func TestReloadChecksLikeStart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ca")
+	d, err := caops.Init(path, ca.InitOptions{Name: "Ops CA", DNSNames: []string{"127.0.0.1"}, Address: "127.0.0.1:0", Provisioner: "runners", Password: password, Allow: []string{"x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := d.Start(caops.ServeOptions{Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer run.Close()
+	if n, err := run.Reload(); err != nil || n != 1 {
+		t.Fatalf("a clean reload: %d, %v", n, err)
+	}
+	cfg := filepath.Join(path, ca.ConfigFile)
+	for _, mode := range []os.FileMode{0o666, 0o644} {
+		if err := os.Chmod(cfg, mode); err != nil {
+			t.Fatal(err)
+		}
+		var ee *secretfile.ExposedError
+		if _, err := run.Reload(); !errors.As(err, &ee) {
+			t.Errorf("reload with the configuration at %04o: %v", mode, err)
+		}
+	}
+	if err := os.Chmod(cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(path, "config"), 0o770); err != nil {
+		t.Fatal(err)
+	}
+	var ee *secretfile.ExposedError
+	if _, err := run.Reload(); !errors.As(err, &ee) || !ee.Dir {
+		t.Errorf("reload with a group-writable config directory: %v", err)
+	}
+}

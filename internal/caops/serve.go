@@ -33,6 +33,7 @@ type Running struct {
 	Authority *ca.Authority
 	Server    *serve.Server
 	store     store.Store
+	dir       *Dir
 	close     func() error
 }
 
@@ -68,7 +69,7 @@ func (d *Dir) Start(o ServeOptions) (*Running, error) {
 		st.Close()
 		return nil, &ListenError{Address: addr, Err: err}
 	}
-	r := &Running{Authority: a, Server: srv, store: st}
+	r := &Running{Authority: a, Server: srv, store: st, dir: d}
 	r.close = sync.OnceValue(func() error {
 		err := r.Server.Close()
 		if cerr := r.store.Close(); err == nil {
@@ -88,16 +89,21 @@ type ListenError struct {
 func (e *ListenError) Error() string { return "listening on " + e.Address + ": " + e.Err.Error() }
 func (e *ListenError) Unwrap() error { return e.Err }
 
-// Reload rereads the configuration in dir (provisioners and policies;
-// keys and certificates need a restart) and returns how many provisioners
-// it has. A configuration that does not load leaves the running one.
-func (r *Running) Reload(dir string) (int, error) {
-	cfg, err := ca.LoadConfig(dir)
+// Reload rereads the configuration (provisioners and policies; keys and
+// certificates need a restart) from the directory the CA was started
+// from, with every check Start made: a configuration another user could
+// have changed is refused like one that does not load, and either way
+// the running one stays. It returns how many provisioners it has.
+func (r *Running) Reload() (int, error) {
+	d, err := Open(r.dir.Path)
 	if err != nil {
 		return 0, err
 	}
-	r.Authority.Reload(cfg)
-	return len(cfg.Provisioners), nil
+	if err := CheckPrivate("the CA configuration", filepath.Join(d.Path, ca.ConfigFile)); err != nil {
+		return 0, err
+	}
+	r.Authority.Reload(d.Config)
+	return len(d.Config.Provisioners), nil
 }
 
 // Serve runs r until ctx ends, then closes it, letting requests in

@@ -247,7 +247,7 @@ Ctrl-C lets requests in flight finish, then exits.`,
 			fmt.Fprintf(s.out, "Root fingerprint: %s\n", run.Authority.RootFingerprint())
 			ctx, stop := daemonContext(cmd.Context(), func() {
 				notify(logger, sdnotify.Reloading)
-				if n, err := run.Reload(f.dir); err != nil {
+				if n, err := run.Reload(); err != nil {
 					logger.Error("reload failed; keeping the running configuration", "err", err)
 				} else {
 					logger.Info("reloaded the configuration", "provisioners", n)

@@ -28,6 +28,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 )
 
 // Stdin is the file name that means standard input.
@@ -195,43 +196,98 @@ func (c Checker) CheckOwned(what, path string) error {
 }
 
 // CheckDir refuses a directory holding secrets that another user could
-// change: the directory itself and every directory above it (symbolic
-// links resolved) must be owned by this user or root and writable by
-// nobody else, unless sticky. It does not look inside.
+// change: the directory and every directory above it, both on the path as
+// given and on the path its symbolic links resolve to, must be owned by
+// this user or root and writable by nobody else, unless sticky; and every
+// symbolic link on the way must be this user's or root's, since its owner
+// can point it elsewhere. It does not look inside.
 func CheckDir(what, path string) error { return Mine().CheckDir(what, path) }
 
 // CheckDir is the package's CheckDir with c's rules.
 func (c Checker) CheckDir(what, path string) error {
-	if runtime.GOOS == "windows" {
-		return nil
-	}
+	_, err := c.RealDir(what, path)
+	return err
+}
+
+// RealDir checks path as CheckDir does and returns it with its symbolic
+// links resolved: open what is in it through that path, which no other
+// user can redirect.
+func RealDir(what, path string) (string, error) { return Mine().RealDir(what, path) }
+
+// RealDir is the package's RealDir with c's rules.
+func (c Checker) RealDir(what, path string) (string, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", what, path, err)
+		return "", fmt.Errorf("%s %s: %w", what, path, err)
+	}
+	if runtime.GOOS == "windows" {
+		return abs, nil
+	}
+	// The path as given: a directory on it that another user controls, or
+	// a link they own, could be swapped for one leading elsewhere, even
+	// when where it leads now is fine.
+	if err := c.checkGiven(what, abs); err != nil {
+		return "", err
 	}
 	real, err := filepath.EvalSymlinks(abs)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", what, path, err)
+		return "", fmt.Errorf("%s %s: %w", what, path, err)
 	}
+	if err := c.checkChain(what, real); err != nil {
+		return "", err
+	}
+	return real, nil
+}
+
+// checkGiven walks abs from the root, component by component, without
+// resolving: each directory must pass the directory rule, each symbolic
+// link the owner rule.
+func (c Checker) checkGiven(what, abs string) error {
+	parts := strings.Split(strings.Trim(abs, string(filepath.Separator)), string(filepath.Separator))
+	cur := string(filepath.Separator)
+	for i := 0; i <= len(parts); i++ {
+		if i > 0 {
+			if parts[i-1] == "" {
+				continue
+			}
+			cur = filepath.Join(cur, parts[i-1])
+		}
+		info, err := os.Lstat(cur)
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", what, abs, err)
+		}
+		last := i == len(parts)
+		label := what
+		if !last {
+			label = fmt.Sprintf("%s's parent directory", what)
+		}
+		if info.Mode()&fs.ModeSymlink != 0 {
+			if err := c.checkOwner(fmt.Sprintf("a symbolic link on the way to %s", what), cur, info); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := c.checkDirInfo(label, cur, info, last); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkChain checks real, a path without symbolic links, and every
+// directory above it.
+func (c Checker) checkChain(what, real string) error {
 	for dir, first := real, true; ; first = false {
 		info, err := os.Stat(dir)
 		if err != nil {
-			return fmt.Errorf("%s %s: %w", what, path, err)
+			return fmt.Errorf("%s %s: %w", what, real, err)
 		}
 		label := what
 		if !first {
 			label = fmt.Sprintf("%s's parent directory", what)
 		}
-		if !info.IsDir() {
-			return fmt.Errorf("%s %s is not a directory", label, dir)
-		}
-		if err := c.checkOwner(label, dir, info); err != nil {
+		if err := c.checkDirInfo(label, dir, info, first); err != nil {
 			return err
-		}
-		// The sticky bit lets others add entries but not rename or remove
-		// ours; a secrets directory itself must not be sticky-shared.
-		if info.Mode().Perm()&0o022 != 0 && (first || info.Mode()&fs.ModeSticky == 0) {
-			return &ExposedError{What: label, Path: dir, Mode: info.Mode(), Dir: true}
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
@@ -239,6 +295,23 @@ func (c Checker) CheckDir(what, path string) error {
 		}
 		dir = parent
 	}
+}
+
+// checkDirInfo applies the directory rule; self is the secrets directory
+// itself, which must not be shared even with a sticky bit.
+func (c Checker) checkDirInfo(label, dir string, info fs.FileInfo, self bool) error {
+	if !info.IsDir() {
+		return fmt.Errorf("%s %s is not a directory", label, dir)
+	}
+	if err := c.checkOwner(label, dir, info); err != nil {
+		return err
+	}
+	// The sticky bit lets others add entries but not rename or remove
+	// ours; a secrets directory itself must not be sticky-shared.
+	if info.Mode().Perm()&0o022 != 0 && (self || info.Mode()&fs.ModeSticky == 0) {
+		return &ExposedError{What: label, Path: dir, Mode: info.Mode(), Dir: true}
+	}
+	return nil
 }
 
 // Generate returns a new random password: 32 characters of base64url,

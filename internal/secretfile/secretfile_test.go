@@ -260,3 +260,51 @@ func TestCheckOwned(t *testing.T) {
 		t.Fatalf("another user's: %v", err)
 	}
 }
+
+// TestCheckDirPathAsGiven: a directory reached through another user's
+// symbolic link, or through a directory another user owns, is refused
+// even though where it leads now is fine: that user can repoint it (the
+// attack review swapped a CA's configuration this way before a reload).
+func TestCheckDirPathAsGiven(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give a link and a directory to another user")
+	}
+	base := t.TempDir()
+	good := filepath.Join(base, "ca")
+	if err := os.Mkdir(good, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	theirs := filepath.Join(base, "home-of-someone")
+	if err := os.Mkdir(theirs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(theirs, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	inTheirs := filepath.Join(theirs, "ca-link")
+	if err := os.Symlink(good, inTheirs); err != nil {
+		t.Fatal(err)
+	}
+	var oe *secretfile.OwnerError
+	if err := secretfile.CheckDir("the CA directory", inTheirs); !errors.As(err, &oe) || oe.Path != theirs {
+		t.Errorf("through another user's directory: %v", err)
+	}
+	theirLink := filepath.Join(base, "their-link")
+	if err := os.Symlink(good, theirLink); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(theirLink, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if err := secretfile.CheckDir("the CA directory", theirLink); !errors.As(err, &oe) || oe.Path != theirLink {
+		t.Errorf("through another user's link: %v", err)
+	}
+	ours := filepath.Join(base, "our-link")
+	if err := os.Symlink(good, ours); err != nil {
+		t.Fatal(err)
+	}
+	real, err := secretfile.RealDir("the CA directory", ours)
+	if err != nil || real != good {
+		t.Errorf("through our own link: %q, %v", real, err)
+	}
+}
