@@ -124,9 +124,14 @@ func (c Checker) Read(what, path string, stdin io.Reader) ([]byte, error) {
 			}
 		case info.IsDir():
 			return nil, fmt.Errorf("%s %s is a directory, not a file holding a secret", what, path)
+		default:
+			// A pipe (a shell's <(...)) or a device holds nothing at rest,
+			// so its mode says little; but whoever owns a named pipe
+			// writes what is read from it, and would choose the secret.
+			if err := c.checkOwner(what, path, info); err != nil {
+				return nil, err
+			}
 		}
-		// Pipes (a shell's <(...)) and character devices hold nothing at
-		// rest, so there is no mode to get wrong.
 		r = f
 	}
 	data, err := io.ReadAll(io.LimitReader(r, MaxSize+1))
