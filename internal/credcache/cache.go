@@ -263,17 +263,21 @@ func (c *Cache) prune(current Key) {
 	if err != nil {
 		return
 	}
-	// Temporary entries left by processes killed while writing (a live
-	// writer's are kept: it holds them locked).
-	atomicfile.CleanupDir(c.Dir)
 	now := c.now()
 	keep := current.filename()
 	for _, d := range names {
 		name := d.Name()
-		if strings.HasPrefix(name, atomicfile.TempPrefix) {
-			continue // atomicfile.CleanupDir's, below
+		// Only names the cache makes: --cache-dir may name a directory
+		// that holds other files too.
+		if target, ok := strings.CutPrefix(name, atomicfile.TempPrefix); ok {
+			// Left by a process killed while writing an entry (a live
+			// writer's is kept: it holds it locked).
+			if i := strings.LastIndexByte(target, '-'); i > 0 && isEntryName(target[:i]) {
+				atomicfile.Cleanup(filepath.Join(c.Dir, target[:i]))
+			}
+			continue
 		}
-		if name == keep || !strings.HasSuffix(name, ".json") {
+		if name == keep || !isEntryName(name) {
 			continue
 		}
 		path := filepath.Join(c.Dir, name)
@@ -297,6 +301,20 @@ func (c *Cache) prune(current Key) {
 			c.logger().Debug("removed cache entry", "file", path, "reason", reason)
 		}
 	}
+}
+
+// isEntryName reports whether name is one Key.filename makes.
+func isEntryName(name string) bool {
+	hash, ok := strings.CutSuffix(name, ".json")
+	if !ok || len(hash) != 32 {
+		return false
+	}
+	for _, c := range hash {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 func readEntry(path string) (*entry, error) {

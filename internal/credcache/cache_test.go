@@ -296,15 +296,18 @@ func TestValidEntryFixtureIsReadable(t *testing.T) {
 }
 
 func TestUnsafeDirectory(t *testing.T) {
-	t.Run("loose-mode-is-tightened", func(t *testing.T) {
+	t.Run("loose-mode-is-refused-not-changed", func(t *testing.T) {
 		c, clk, logs := newCache(t)
 		os.MkdirAll(c.Dir, 0o777)
 		os.Chmod(c.Dir, 0o777)
 		f := &fetcher{life: time.Hour, now: clk.Now}
-		c.GetOrFetch(context.Background(), testKey(), f.fetch)
+		_, hit, err := c.GetOrFetch(context.Background(), testKey(), f.fetch)
 		info, _ := os.Stat(c.Dir)
-		if info.Mode().Perm() != 0o700 || !strings.Contains(logs.String(), "tightened") {
-			t.Fatalf("mode %04o, logs %s", info.Mode().Perm(), logs)
+		if err != nil || hit || info.Mode().Perm() != 0o777 || !strings.Contains(logs.String(), "not using the credentials cache") {
+			t.Fatalf("err %v, mode %04o, logs %s", err, info.Mode().Perm(), logs)
+		}
+		if entries, _ := os.ReadDir(c.Dir); len(entries) != 0 {
+			t.Fatalf("wrote into a directory others can use: %v", entries)
 		}
 	})
 	t.Run("symlinked-dir-is-refused", func(t *testing.T) {
@@ -404,5 +407,36 @@ func TestDefaultDir(t *testing.T) {
 	t.Setenv("HOME", "/home/runner")
 	if d, _ := DefaultDir(); d != "/home/runner/.cache/keyless" {
 		t.Errorf("got %s", d)
+	}
+}
+
+// TestOnlyTheCachesFilesAreRemoved: --cache-dir may name a directory that
+// holds other files (the attack review pointed it at a project and lost
+// package.json); pruning removes only entries and temporary entries the
+// cache itself names.
+func TestOnlyTheCachesFilesAreRemoved(t *testing.T) {
+	c, clk, _ := newCache(t)
+	os.MkdirAll(c.Dir, 0o700)
+	others := []string{"package.json", "tsconfig.json", ".tmp-notes-1", "0123456789abcdef0123456789abcdef.json.bak", "README"}
+	for _, n := range others {
+		if err := os.WriteFile(filepath.Join(c.Dir, n), []byte("{}"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stale := Key{Certificate: "old", CertificatePath: "/x"}
+	if err := os.WriteFile(filepath.Join(c.Dir, stale.filename()), []byte("not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f := &fetcher{life: time.Hour, now: clk.Now}
+	if _, _, err := c.GetOrFetch(context.Background(), testKey(), f.fetch); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range others {
+		if _, err := os.Stat(filepath.Join(c.Dir, n)); err != nil {
+			t.Errorf("%s, not the cache's, was removed: %v", n, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(c.Dir, stale.filename())); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a corrupt cache entry was kept: %v", err)
 	}
 }

@@ -49,8 +49,8 @@ func TestAbandonedTemporaryFilesArePruned(t *testing.T) {
 	c.Now = time.Now
 	f := &fetcher{life: time.Hour, now: time.Now}
 	os.MkdirAll(c.Dir, 0o700)
-	abandoned := filepath.Join(c.Dir, ".tmp-abc.json-123")
-	live := filepath.Join(c.Dir, ".tmp-def.json-456")
+	abandoned := filepath.Join(c.Dir, ".tmp-"+Key{Certificate: "a"}.filename()+"-123")
+	live := filepath.Join(c.Dir, ".tmp-"+Key{Certificate: "b"}.filename()+"-456")
 	os.WriteFile(abandoned, []byte("x"), 0o600)
 	os.WriteFile(live, []byte("x"), 0o600)
 	old := time.Now().Add(-2 * time.Hour)

@@ -14,11 +14,13 @@ import (
 )
 
 // checkDir makes sure the cache directory is safe to trust: a directory
-// (not a symlink) owned by this user that no one else can write to, since
+// (not a symlink) owned by this user that no one else can use, since
 // whoever can write there could plant credentials for their own account
-// and have this user's jobs act in it. A directory of ours with loose
-// permissions is tightened to 0700; anything else is refused. With create,
-// a missing directory is made 0700.
+// and have this user's jobs act in it, and whoever can read there reads
+// credentials. Anything else is refused, a directory with loose modes
+// too: --cache-dir may name a directory that is not keyless's, whose
+// modes are not keyless's to change. With create, a missing directory is
+// made 0700.
 func (c *Cache) checkDir(create bool) error {
 	info, err := c.statDir(create)
 	if err != nil {
@@ -32,10 +34,7 @@ func (c *Cache) checkDir(create bool) error {
 		return fmt.Errorf("%s belongs to uid %d, not to this user (uid %d)", c.Dir, st.Uid, os.Geteuid())
 	}
 	if info.Mode().Perm()&0o077 != 0 {
-		if err := os.Chmod(c.Dir, 0o700); err != nil {
-			return fmt.Errorf("%s has mode %04o and cannot be made 0700: %w", c.Dir, info.Mode().Perm(), err)
-		}
-		c.logger().Warn("tightened the credentials cache directory to 0700", "dir", c.Dir, "was", fmt.Sprintf("%04o", info.Mode().Perm()))
+		return fmt.Errorf("%s has mode %04o: others could read the credentials or plant their own; chmod 700 it, or give --cache-dir a directory of its own", c.Dir, info.Mode().Perm())
 	}
 	return nil
 }
