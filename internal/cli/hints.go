@@ -106,6 +106,8 @@ func describe(err error) (msg, hint string) {
 		hint = "check the fingerprint on the CA host (keyless ca fingerprint); a mismatch may mean someone is in the way"
 	case errors.Is(err, secretfile.ErrWeak):
 		hint = "use a longer password, or have keyless make one: keyless ca init ... --password-file NEWFILE --generate-password"
+	case errors.Is(err, identity.ErrPairChanged):
+		hint = "another keyless command wrote the certificate and key meanwhile; the pair on disk is theirs and consistent: run keyless renew again if it needs renewing"
 	case errors.As(err, &nae):
 		hint = "mint the token for an allowed name, or add the name to the provisioner's allow list in config/ca.yaml and reload the CA (kill -HUP)"
 	case errors.As(err, &wpe):

@@ -1,7 +1,9 @@
 package identity
 
 import (
+	"bytes"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -61,6 +63,48 @@ func WritePair(certPath string, certPEM []byte, keyPath string, keyPEM []byte) e
 	}
 	writeStep(StepCertificate)
 	return atomicfile.SyncDir(filepath.Dir(certPath))
+}
+
+// ErrPairChanged is a renewed certificate that was not written because
+// the pair on disk is no longer the one it renews: another writer (a
+// keyless certificate --force, another renew) replaced it meanwhile.
+var ErrPairChanged = errors.New("the certificate and key changed on disk while the certificate was being renewed")
+
+// ReplaceCertificate writes a renewed certificate over certPath, keeping
+// the key, as WritePair(certPath, certPEM, keyPath, nil) does, but only
+// if, under the pair's lock, the certificate in place is still renewed
+// (the one the new certificate renews) and the new certificate belongs
+// to the key at keyPath; otherwise it returns ErrPairChanged and leaves
+// the pair as it is. A renewal talks to the CA between reading the pair
+// and writing it; without this check, a re-enrollment in that time lost
+// its new certificate and left the renewed one beside the new key.
+func ReplaceCertificate(certPath string, certPEM []byte, keyPath string, renewed *x509.Certificate) error {
+	unlock, err := lockPair(certPath)
+	if err != nil {
+		return fmt.Errorf("writing %s: taking the pair's lock: %w", certPath, err)
+	}
+	defer unlock()
+	if err := recoverPair(certPath, keyPath); err != nil {
+		return err
+	}
+	cur, err := Load(Files{Certificate: certPath, PrivateKey: keyPath}, nil, time.Time{})
+	if err != nil {
+		return fmt.Errorf("writing %s: %w: %w", certPath, ErrPairChanged, err)
+	}
+	if !bytes.Equal(cur.Certificate.Raw, renewed.Raw) {
+		return fmt.Errorf("writing %s: %w (it now holds serial %s, not %s)", certPath, ErrPairChanged, cur.Certificate.SerialNumber, renewed.SerialNumber)
+	}
+	certs, err := pki.ParseCertificates(certPEM)
+	if err != nil {
+		return err
+	}
+	if !pki.KeyMatchesCertificate(cur.Key, certs[0]) {
+		return fmt.Errorf("writing %s: %w (the renewed certificate is not for the key in %s)", certPath, ErrPairChanged, keyPath)
+	}
+	if err := atomicfile.WriteFile(certPath, certPEM, 0o600); err != nil {
+		return fmt.Errorf("writing %s: %w", certPath, err)
+	}
+	return nil
 }
 
 // The points of a WritePair that changes the key at which a crash leaves

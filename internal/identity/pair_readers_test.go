@@ -3,6 +3,8 @@ package identity_test
 import (
 	"bytes"
 	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/keyless-dev/keyless/internal/identity"
+	"github.com/keyless-dev/keyless/internal/pki"
 	"github.com/keyless-dev/keyless/internal/pki/pkitest"
 	"github.com/keyless-dev/keyless/internal/testkit"
 )
@@ -187,4 +190,59 @@ func TestWritePairLeavesOnlyThePair(t *testing.T) {
 	if got := entriesOf(t, dir); len(got) != 2 {
 		t.Fatalf("the directory holds %v, want only the pair", got)
 	}
+}
+
+// TestReplaceCertificateRefusesAChangedPair: a renewal that read pair A,
+// and meanwhile saw A replaced by a re-enrolled pair B, must not write
+// A's renewed certificate beside B's key (the attack review's race of
+// renew against certificate --force).
+func TestReplaceCertificateRefusesAChangedPair(t *testing.T) {
+	ca := pkitest.NewRoot(t, "race-root").Intermediate(t, "race-int")
+	dir := t.TempDir()
+	crt, key := filepath.Join(dir, "runner.crt"), filepath.Join(dir, "runner.key")
+	aKey := pkitest.Key(t, "p256#race-a")
+	aLeaf := ca.Leaf(t, pkitest.LeafOptions{Key: aKey})
+	aKeyPEM, err := pki.EncodePrivateKey(aKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := identity.WritePair(crt, pki.EncodeCertificates(aLeaf), key, aKeyPEM); err != nil {
+		t.Fatal(err)
+	}
+	renewedA := pki.EncodeCertificates(ca.Leaf(t, pkitest.LeafOptions{Key: aKey}))
+
+	// Unchanged: the renewed certificate goes in.
+	if err := identity.ReplaceCertificate(crt, renewedA, key, aLeaf); err != nil {
+		t.Fatalf("an unchanged pair: %v", err)
+	}
+	current := loadLeaf(t, crt, key)
+
+	// Re-enrolled meanwhile: refused, and B stays.
+	bCert, bKey := pairPEM(t, ca, "p384#race-b")
+	if err := identity.WritePair(crt, bCert, key, bKey); err != nil {
+		t.Fatal(err)
+	}
+	bLeaf := loadLeaf(t, crt, key)
+	if err := identity.ReplaceCertificate(crt, renewedA, key, current); !errors.Is(err, identity.ErrPairChanged) {
+		t.Fatalf("a pair re-enrolled meanwhile: %v, want ErrPairChanged", err)
+	}
+	if got := loadLeaf(t, crt, key); !got.Equal(bLeaf) {
+		t.Fatal("the re-enrolled certificate was replaced")
+	}
+	// A renewed certificate for another key than the one in place.
+	if err := identity.ReplaceCertificate(crt, renewedA, key, bLeaf); !errors.Is(err, identity.ErrPairChanged) {
+		t.Fatalf("a renewed certificate for another key: %v", err)
+	}
+	if _, err := tls.LoadX509KeyPair(crt, key); err != nil {
+		t.Fatalf("the pair after the refusals: %v", err)
+	}
+}
+
+func loadLeaf(t *testing.T, crt, key string) *x509.Certificate {
+	t.Helper()
+	id, err := identity.Load(identity.Files{Certificate: crt, PrivateKey: key}, nil, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id.Certificate
 }

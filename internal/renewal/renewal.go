@@ -202,7 +202,7 @@ func (r *Renewer) renew(ctx context.Context, pair tls.Certificate) (*x509.Certif
 	if len(pair.Certificate) > 1 {
 		chain = append(chain, certs.Intermediates...)
 	}
-	if err := identity.WritePair(r.cfg.CertPath, pki.EncodeCertificates(chain...), r.cfg.KeyPath, nil); err != nil {
+	if err := identity.ReplaceCertificate(r.cfg.CertPath, pki.EncodeCertificates(chain...), r.cfg.KeyPath, pair.Leaf); err != nil {
 		return nil, err
 	}
 	return certs.Leaf, nil
