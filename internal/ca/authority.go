@@ -25,7 +25,6 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
-	"net/mail"
 	"net/url"
 	"slices"
 	"strings"
@@ -168,11 +167,8 @@ func (a *Authority) Sign(req SignRequest) (*Issued, error) {
 	if cn := csr.Subject.CommonName; cn != "" && cn != claims.Subject && !slices.Contains(sans, cn) {
 		return nil, refuse(KindForbidden, "the CSR's common name %q is neither the token's subject %q nor one of its names", clip(cn), claims.Subject)
 	}
-	for _, name := range append([]string{claims.Subject}, sans...) {
-		if !p.allowed(name) {
-			return nil, refuse(KindForbidden, "provisioner %s may not issue certificates for %q (allowed: %s)",
-				p.Name, clip(name), describeAllow(p.Allow)).because(caproto.ReasonNameNotAllowed)
-		}
+	if err := p.checkNames(claims.Subject, sans, "may not"); err != nil {
+		return nil, err
 	}
 	notBefore, notAfter, err := lifetime(p, req.NotBefore, req.NotAfter, now, claims.Expiry.Time())
 	if err != nil {
@@ -185,6 +181,26 @@ func (a *Authority) Sign(req SignRequest) (*Issued, error) {
 	}
 	setNames(tmpl, sans)
 	return a.issue(tmpl, csr.PublicKey, p, "", &tok)
+}
+
+// checkNames refuses a common name or SAN the provisioner's policy does
+// not allow (may is "may not" or "may no longer", for the message).
+func (p *ProvisionerConfig) checkNames(cn string, sans []string, may string) error {
+	if cn != "" && !p.Allows(NameCN, cn) {
+		return refuse(KindForbidden, "provisioner %s %s issue certificates for %q (allowed: %s)",
+			p.Name, may, clip(cn), describeAllow(p.Allow)).because(caproto.ReasonNameNotAllowed)
+	}
+	for _, name := range sans {
+		if kind := NameKind(name); !p.Allows(kind, name) {
+			what := ""
+			if kind != NameDNS {
+				what = "the " + strings.ToUpper(kind) + " name "
+			}
+			return refuse(KindForbidden, "provisioner %s %s issue certificates for %s%q (allowed: %s)",
+				p.Name, may, what, clip(name), describeAllow(p.Allow)).because(caproto.ReasonNameNotAllowed)
+		}
+	}
+	return nil
 }
 
 func describeAllow(allow []string) string {
@@ -335,13 +351,15 @@ func signatureAlgorithm(key crypto.Signer) x509.SignatureAlgorithm {
 // setNames sorts names into the certificate's SAN fields.
 func setNames(c *x509.Certificate, names []string) {
 	for _, n := range names {
-		if ip := net.ParseIP(n); ip != nil {
-			c.IPAddresses = append(c.IPAddresses, ip)
-		} else if u, err := url.Parse(n); err == nil && u.Scheme != "" && strings.Contains(n, "://") {
+		switch NameKind(n) {
+		case NameIP:
+			c.IPAddresses = append(c.IPAddresses, net.ParseIP(n))
+		case NameURI:
+			u, _ := url.Parse(n) // NameKind parsed it
 			c.URIs = append(c.URIs, u)
-		} else if _, err := mail.ParseAddress(n); err == nil && strings.Contains(n, "@") {
+		case NameEmail:
 			c.EmailAddresses = append(c.EmailAddresses, n)
-		} else {
+		default:
 			c.DNSNames = append(c.DNSNames, n)
 		}
 	}
@@ -389,11 +407,8 @@ func (a *Authority) renew(chain []*x509.Certificate, tok *spend) (*Issued, error
 	// The provisioner's policy today, not when the certificate was made:
 	// a name removed from allow, or a lower maxDuration, applies to
 	// renewals too.
-	for _, name := range append([]string{old.Subject.CommonName}, namesOf(old.DNSNames, old.IPAddresses, old.EmailAddresses, old.URIs)...) {
-		if name != "" && !p.allowed(name) {
-			return nil, refuse(KindForbidden, "provisioner %s may no longer issue certificates for %q (allowed: %s)",
-				p.Name, clip(name), describeAllow(p.Allow)).because(caproto.ReasonNameNotAllowed)
-		}
+	if err := p.checkNames(old.Subject.CommonName, namesOf(old.DNSNames, old.IPAddresses, old.EmailAddresses, old.URIs), "may no longer"); err != nil {
+		return nil, err
 	}
 	life := min(old.NotAfter.Sub(old.NotBefore), time.Duration(p.MaxDuration)+backdate)
 	nb := now.Add(-backdate)

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/mail"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -64,7 +67,10 @@ type ProvisionerConfig struct {
 	EncryptedKey string `yaml:"encryptedKey"` // private JWK, step's JWE
 	// Allow lists the subject common names and SANs this provisioner may
 	// put in a certificate; "*" matches any run of characters
-	// ("gitlab-runner-*"). Empty means nothing.
+	// ("gitlab-runner-*"). A plain pattern is for DNS names and the common
+	// name; "uri:", "email:" and "ip:" patterns for those kinds of SAN
+	// ("uri:spiffe://ci/*"). "*" alone allows anything. Empty means
+	// nothing.
 	Allow           []string `yaml:"allow"`
 	DefaultDuration Duration `yaml:"defaultDuration,omitempty"`
 	MinDuration     Duration `yaml:"minDuration,omitempty"`
@@ -179,8 +185,8 @@ func (c *Config) validate() error {
 				time.Duration(p.MinDuration), time.Duration(p.DefaultDuration), time.Duration(p.MaxDuration))
 		}
 		for _, pat := range p.Allow {
-			if pat == "" {
-				return fmt.Errorf("%s.allow: empty pattern", field)
+			if _, glob := splitPattern(pat); glob == "" {
+				return fmt.Errorf("%s.allow: empty pattern %q", field, pat)
 			}
 		}
 	}
@@ -221,17 +227,97 @@ func (c *Config) provisioner(name string) *ProvisionerConfig {
 	return nil
 }
 
-// allowed reports whether name matches one of the provisioner's patterns.
-// Allows reports whether the provisioner's policy lets it issue name.
-func (p *ProvisionerConfig) Allows(name string) bool { return p.allowed(name) }
+// Kinds of name a certificate holds, as setNames files them.
+const (
+	NameCN    = "cn" // the subject's common name
+	NameDNS   = "dns"
+	NameIP    = "ip"
+	NameURI   = "uri"
+	NameEmail = "email"
+)
 
-func (p *ProvisionerConfig) allowed(name string) bool {
+// NameKind says which SAN a name becomes: an IP address, a URI (a
+// scheme and "://"), an email address (an "@" that parses), else a DNS
+// name.
+func NameKind(n string) string {
+	if net.ParseIP(n) != nil {
+		return NameIP
+	}
+	if u, err := url.Parse(n); err == nil && u.Scheme != "" && strings.Contains(n, "://") {
+		return NameURI
+	}
+	if _, err := mail.ParseAddress(n); err == nil && strings.Contains(n, "@") {
+		return NameEmail
+	}
+	return NameDNS
+}
+
+// patternKinds are the prefixes an allow pattern may carry to match a
+// kind of name other than DNS names and the common name.
+var patternKinds = []string{NameDNS, NameIP, NameURI, NameEmail}
+
+// splitPattern returns the kind a pattern is for and the glob: a pattern
+// without a known "kind:" prefix is for DNS names and the common name.
+func splitPattern(pat string) (kind, glob string) {
+	for _, k := range patternKinds {
+		if g, ok := strings.CutPrefix(pat, k+":"); ok {
+			return k, g
+		}
+	}
+	return NameDNS, pat
+}
+
+// Allows reports whether the provisioner's policy lets it put name, of
+// the given kind (NameCN, or NameKind(name) for a SAN), in a certificate.
+// A pattern matches only its own kind of name: "*.runners.example.com"
+// matches DNS names (and common names), never a URI or an email address
+// that happens to end the same way; "uri:spiffe://ci/*" matches URIs.
+// The pattern "*" alone allows any name of any kind. A DNS name must be a
+// valid host name and a common name may hold no control characters,
+// whatever the patterns.
+func (p *ProvisionerConfig) Allows(kind, name string) bool {
+	switch kind {
+	case NameDNS:
+		if !validDNSName(name) {
+			return false
+		}
+	case NameCN:
+		if name == "" || strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			return false
+		}
+	}
 	for _, pat := range p.Allow {
-		if globMatch(pat, name) {
+		if pat == "*" {
 			return true
+		}
+		pk, glob := splitPattern(pat)
+		if pk == kind || pk == NameDNS && kind == NameCN {
+			if globMatch(glob, name) {
+				return true
+			}
 		}
 	}
 	return false
+}
+
+// validDNSName reports whether n is a host name: dot-separated labels of
+// letters, digits, hyphens and underscores, each 1 to 63 long, at most
+// 253 in all, not starting or ending with a hyphen.
+func validDNSName(n string) bool {
+	if n == "" || len(n) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(n, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range label {
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // globMatch matches s against a pattern where '*' stands for any run of

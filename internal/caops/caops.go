@@ -267,8 +267,11 @@ func (d *Dir) Token(r TokenRequest) (string, error) {
 	if len(sans) == 0 {
 		sans = []string{r.Subject}
 	}
-	for _, name := range append([]string{r.Subject}, sans...) {
-		if !p.Allows(name) {
+	if !p.Allows(ca.NameCN, r.Subject) {
+		return "", &NotAllowedError{Provisioner: p.Name, Name: r.Subject, Allow: p.Allow}
+	}
+	for _, name := range sans {
+		if !p.Allows(ca.NameKind(name), name) {
 			return "", &NotAllowedError{Provisioner: p.Name, Name: name, Allow: p.Allow}
 		}
 	}

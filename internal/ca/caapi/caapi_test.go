@@ -128,6 +128,13 @@ func TestSignRefuses(t *testing.T) {
 		{"subject outside the provisioner's patterns", map[string]string{"csr": func() string { _, c := csr(t, "admin-box"); return c }(), "ott": e.token(tokenOpts{prov: 1, sub: "admin-box"})}, 403,
 			`provisioner runners may not issue certificates for "admin-box" (allowed: gitlab-runner, gitlab-runner-*)`},
 		{"SAN outside the patterns", map[string]string{"csr": goodCSR, "ott": e.token(tokenOpts{prov: 1, sans: []string{"gitlab-runner", "evil"}})}, 403, `may not issue certificates for "evil"`},
+		// A pattern for DNS names matches no other kind of name, however
+		// it is spelt, and a DNS name must be one.
+		{"URI SAN spelt to fit a DNS pattern", map[string]string{"csr": goodCSR, "ott": e.token(tokenOpts{prov: 1, sans: []string{"gitlab-runner", "gitlab-runner-x://evil/admin"}})}, 403,
+			`may not issue certificates for the URI name "gitlab-runner-x://evil/admin"`},
+		{"email SAN spelt to fit a DNS pattern", map[string]string{"csr": goodCSR, "ott": e.token(tokenOpts{prov: 1, sans: []string{"gitlab-runner", "gitlab-runner-admin@evil.example"}})}, 403,
+			`the EMAIL name "gitlab-runner-admin@evil.example"`},
+		{"NUL in a DNS SAN", map[string]string{"csr": goodCSR, "ott": e.token(tokenOpts{prov: 1, sans: []string{"gitlab-runner", "gitlab-runner-\x00admin"}})}, 403, `may not issue certificates for "gitlab-runner-\x00admin"`},
 		{"lifetime above maximum", map[string]string{"csr": goodCSR, "ott": e.token(tokenOpts{prov: 1}), "notAfter": "169h"}, 403,
 			"requested lifetime 169h0m0s is more than the maximum of 168h0m0s for provisioner runners"},
 		{"lifetime below minimum", map[string]string{"csr": goodCSR, "ott": e.token(tokenOpts{}), "notAfter": "4m"}, 403, "less than the minimum of 5m0s"},
