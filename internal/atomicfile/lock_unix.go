@@ -21,11 +21,15 @@ func lock(f *os.File) error {
 // rename. The file is removed while the lock is held, so a writer that
 // created it a moment ago finds its name gone and starts again.
 func removeIfAbandoned(path string) bool {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	// O_NONBLOCK: a name swapped for a named pipe must not hang us.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return false
 	}
 	defer f.Close()
+	if info, err := f.Stat(); err != nil || !info.Mode().IsRegular() {
+		return false
+	}
 	if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
 		return false // a live writer
 	}

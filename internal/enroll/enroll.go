@@ -107,6 +107,11 @@ func (e *Enroller) Enroll(ctx context.Context, r Request) (*caclient.Certificate
 			}
 		}
 	}
+	// The token is spent once the CA answers: find out first whether the
+	// pair can be written at all.
+	if err := identity.CheckLock(r.CertPath); err != nil {
+		return nil, err
+	}
 	rnd := e.Rand
 	if rnd == nil {
 		rnd = rand.Reader

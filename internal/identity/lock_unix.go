@@ -3,6 +3,8 @@
 package identity
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"syscall"
 )
@@ -15,9 +17,16 @@ import (
 func lockPair(certPath string) (func(), error) {
 	path := certPath + lockSuffix
 	for {
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o600)
 		if err != nil {
 			return nil, err
+		}
+		// In a directory others can write (/tmp), another user could have
+		// made the lock file and hold it forever: only ours or root's will
+		// do, and only a regular file.
+		if err := checkLockFile(f); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		if err := flock(f, syscall.LOCK_EX); err != nil {
 			f.Close()
@@ -34,6 +43,20 @@ func lockPair(certPath string) (func(), error) {
 		}
 		f.Close() // removed by the holder we waited for: take the new one
 	}
+}
+
+func checkLockFile(f *os.File) error {
+	info, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !info.Mode().IsRegular() {
+		return errors.New("not a regular file")
+	}
+	if st, ok := info.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() && st.Uid != 0 {
+		return fmt.Errorf("made by uid %d, not by this user or root, who could hold it forever", st.Uid)
+	}
+	return nil
 }
 
 func flock(f *os.File, how int) error {

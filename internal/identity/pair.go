@@ -65,6 +65,19 @@ func WritePair(certPath string, certPEM []byte, keyPath string, keyPEM []byte) e
 	return atomicfile.SyncDir(filepath.Dir(certPath))
 }
 
+// CheckLock takes the pair's lock and lets go at once: a writer about
+// to spend something it cannot get back (a one-time token) calls it
+// first, so a lock it could never take is found before, not after. It
+// waits while another keyless writer holds the lock.
+func CheckLock(certPath string) error {
+	unlock, err := lockPair(certPath)
+	if err != nil {
+		return fmt.Errorf("writing %s: taking the pair's lock: %w", certPath, err)
+	}
+	unlock()
+	return nil
+}
+
 // ErrPairChanged is a renewed certificate that was not written because
 // the pair on disk is no longer the one it renews: another writer (a
 // keyless certificate --force, another renew) replaced it meanwhile.

@@ -1,3 +1,5 @@
+//go:build unix
+
 package identity_test
 
 import (
@@ -8,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -245,4 +249,34 @@ func loadLeaf(t *testing.T, crt, key string) *x509.Certificate {
 		t.Fatal(err)
 	}
 	return id.Certificate
+}
+
+// TestLockFileOfAnotherUser: in a directory others can write, another
+// user's lock file (which they could hold forever) is refused at once,
+// and CheckLock says so before anything is spent.
+func TestLockFileOfAnotherUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give the lock file to another user")
+	}
+	dir := t.TempDir()
+	crt := filepath.Join(dir, "runner.crt")
+	lock := crt + ".keyless-lock"
+	if err := os.WriteFile(lock, nil, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(lock, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if err := identity.CheckLock(crt); err == nil || !strings.Contains(err.Error(), "made by uid 65534") {
+		t.Fatalf("another user's lock file: %v", err)
+	}
+	if err := os.Remove(lock); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(lock, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if err := identity.CheckLock(crt); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Fatalf("a named pipe as the lock file: %v", err)
+	}
 }
