@@ -72,6 +72,15 @@ func (f *caDirFlags) password() ([]byte, error) {
 	return secretfile.Read("--password-file", f.passwordFile, f.in)
 }
 
+// warnWeak warns about a password too short for what it protects, one
+// made before keyless refused those: ca init no longer takes it, but a
+// CA made with it still opens.
+func warnWeak(w io.Writer, what string, password []byte) {
+	if err := secretfile.CheckStrength(what, password); err != nil {
+		fmt.Fprintf(w, "keyless: warning: %v\nkeyless: hint: make a new CA with a longer password (keyless ca init --generate-password) and move runners to it\n", err)
+	}
+}
+
 // provisionerPassword reads --provisioner-password-file by the same rule.
 func (f *caDirFlags) provisionerPassword() ([]byte, error) {
 	return secretfile.Read("--provisioner-password-file", f.provPasswordFile, f.in)
@@ -192,7 +201,7 @@ restrict it to the names your AWS trust policy expects.`,
 	fl.StringSliceVar(&o.DNSNames, "dns", nil, "a DNS name or IP `address` clients reach the CA by (repeatable)")
 	fl.StringVar(&o.Address, "address", "", "`[host]:port` to serve on, such as :9000")
 	fl.StringVar(&o.Provisioner, "provisioner", "", "`name` of the first provisioner (JWK)")
-	fl.StringSliceVar(&o.Allow, "allow", nil, "`pattern` of names the provisioner may issue (repeatable; * is a wildcard)")
+	fl.StringSliceVar(&o.Allow, "allow", nil, "`pattern` of names the provisioner may issue (repeatable; * is a wildcard): plain patterns match the CN and DNS names, uri:, email: and ip: patterns those SANs")
 	fl.StringVar(&f.passwordFile, "password-file", "", "`file` holding the password for the CA keys (and the provisioner key, unless --provisioner-password-file): at least 12 characters on its first line; yours, mode 0600")
 	fl.BoolVar(&generate, "generate-password", false, "write a new random password to --password-file (which must not exist) and use it")
 	fl.StringVar(&f.provPasswordFile, "provisioner-password-file", "", "`file` holding a separate password for the provisioner key, the one runners enrol with (at least 12 characters)")
@@ -236,6 +245,7 @@ Ctrl-C lets requests in flight finish, then exits.`,
 			if err != nil {
 				return err
 			}
+			warnWeak(s.err, "--password-file", password)
 			run, err := d.Start(caops.ServeOptions{Password: password, Version: "keyless/" + buildinfo.Read().Version, Logger: logger})
 			if errors.Is(err, store.ErrLocked) {
 				return withHint(err, "another keyless ca serve (or operator command) is using %s", f.dir)
@@ -299,6 +309,7 @@ a command line.`,
 			if err != nil {
 				return err
 			}
+			warnWeak(s.err, "the provisioner's password", r.Password)
 			r.Subject, r.CAURL = args[0], f.url
 			tok, err := d.Token(r)
 			if err != nil {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/keyless-dev/keyless/internal/ca"
 )
 
 // TestTokenNeverOnTheCommandLine enrols with a token from each safe
@@ -94,5 +96,27 @@ func TestTokenNeverOnTheCommandLine(t *testing.T) {
 	file, tok = token("both")
 	if out, code = certificate("both", "", []string{"KEYLESS_TOKEN=" + tok}, "--token-file", file); code != 2 {
 		t.Fatalf("--token-file and KEYLESS_TOKEN: exit %d\n%s", code, out)
+	}
+}
+
+// TestWeakPasswordOfAnOlderCAIsWarnedAbout: a CA made before keyless
+// refused short passwords still opens, with a warning each time, since
+// its provisioner key is served to anyone to guess at.
+func TestWeakPasswordOfAnOlderCAIsWarnedAbout(t *testing.T) {
+	dir := t.TempDir()
+	caDir := filepath.Join(dir, "ca")
+	if _, err := ca.Init(caDir, ca.InitOptions{Name: "Old CA", DNSNames: []string{"127.0.0.1"}, Address: "127.0.0.1:0", Provisioner: "p", Password: []byte("abc"), Allow: []string{"x"}}); err != nil {
+		t.Fatal(err)
+	}
+	pw := filepath.Join(dir, "pw")
+	if err := os.WriteFile(pw, []byte("abc\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("keyless", "ca", "token", "x", "--dir", caDir, "--password-file", pw).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ca token: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "keyless: warning: the provisioner's password is 3 characters long: at least 12 are needed") {
+		t.Errorf("no warning:\n%s", out)
 	}
 }
