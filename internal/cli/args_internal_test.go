@@ -75,3 +75,19 @@ func TestBuiltByGoRun(t *testing.T) {
 		}
 	}
 }
+
+func TestShellQuote(t *testing.T) {
+	for in, want := range map[string]string{
+		"ASIAXR5GAB3IKV6JY3QT": "ASIAXR5GAB3IKV6JY3QT",
+		"a/b+c=d":              "a/b+c=d",
+		"=id":                  "'=id'", // zsh's =command expansion
+		"":                     "''",
+		"$(id)":                "'$(id)'",
+		"it's":                 `'it'\''s'`,
+		"~root":                "'~root'",
+	} {
+		if got := shellQuote(in); got != want {
+			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
+		}
+	}
+}

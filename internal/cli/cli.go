@@ -81,15 +81,17 @@ const envFailSafe = "unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_T
 // wantsEnvFormat reports whether the failed command was asked for
 // --format env, even when flag parsing stopped before reaching it.
 func wantsEnvFormat(cmd *cobra.Command, args []string) bool {
+	// Case-blind: a mistyped --format Env is refused, and its eval must
+	// fail too.
 	if f := cmd.Flags().Lookup("format"); f != nil && f.Changed {
-		return f.Value.String() == "env"
+		return strings.EqualFold(f.Value.String(), "env")
 	}
 	for i, a := range args {
-		if a == "--format=env" || a == "--format" && i+1 < len(args) && args[i+1] == "env" {
+		if strings.EqualFold(a, "--format=env") || a == "--format" && i+1 < len(args) && strings.EqualFold(args[i+1], "env") {
 			return true
 		}
 	}
-	return os.Getenv(envName("format")) == "env"
+	return strings.EqualFold(os.Getenv(envName("format")), "env")
 }
 
 func newRootCommand(s streams) *cobra.Command {

@@ -126,7 +126,9 @@ func printCredentials(w io.Writer, format string, c rolesanywhere.Credentials) e
 // shellQuote returns s as one POSIX shell word: bare when it holds only
 // characters no shell treats specially, single-quoted otherwise.
 func shellQuote(s string) string {
-	safe := s != ""
+	// A leading = is zsh's =command expansion.
+	safe := s != "" && s[0] != '='
+
 	for _, r := range s {
 		if !(r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || strings.ContainsRune("+/=._:-,@%", r)) {
 			safe = false
