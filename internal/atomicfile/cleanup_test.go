@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/keyless-dev/keyless/internal/atomicfile"
+	"github.com/keyless-dev/keyless/internal/testkit"
 )
 
 // A writer process for TestCleanupAfterKilledWriter: it makes a
@@ -27,19 +28,6 @@ func TestMain(m *testing.M) {
 		select {}
 	}
 	os.Exit(m.Run())
-}
-
-func entries(t *testing.T, dir string) []string {
-	t.Helper()
-	es, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range es {
-		names = append(names, e.Name())
-	}
-	return names
 }
 
 // TestCleanupAfterKilledWriter: a live writer's temporary file is left
@@ -84,7 +72,7 @@ func TestCleanupAfterKilledWriter(t *testing.T) {
 	if err := atomicfile.WriteFile(target, []byte("newer key"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if got := entries(t, dir); !slices.Equal(got, []string{"runner.key"}) {
+	if got := testkit.DirNames(t, dir); !slices.Equal(got, []string{"runner.key"}) {
 		t.Fatalf("after the writer died and the target was written again: %v", got)
 	}
 }
@@ -102,7 +90,7 @@ func TestCleanupScope(t *testing.T) {
 		t.Fatalf("Cleanup removed %v", removed)
 	}
 	atomicfile.CleanupDir(dir)
-	if got := entries(t, dir); !slices.Equal(got, []string{"runner.key"}) {
+	if got := testkit.DirNames(t, dir); !slices.Equal(got, []string{"runner.key"}) {
 		t.Fatalf("after CleanupDir: %v", got)
 	}
 }

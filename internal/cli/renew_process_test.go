@@ -158,17 +158,15 @@ func TestRenewReadOnlyDirectory(t *testing.T) {
 	}
 }
 
-// TestRenewDaemonSignals runs keyless renew --daemon as a service
-// manager would: it says when it is ready, SIGHUP renews at once (and runs
-// --exec), and SIGTERM stops it cleanly. The waits are on its notify
-// messages. (internal/renewal tests the schedule, the backoff and a CA
-// outage on a fake clock.)
-func TestRenewDaemonSignals(t *testing.T) {
-	e := enroll(t)
-	var logs testkit.Buffer
+// startDaemon starts keyless renew --daemon on the pair with extra
+// flags, as a service manager would, waits until it is ready, and
+// renews at once with SIGHUP.
+func (e *enrolled) startDaemon(t *testing.T, stdout, stderr io.Writer, extra ...string) (*exec.Cmd, *testkit.Notifications) {
+	t.Helper()
 	n := testkit.ListenNotify(t)
-	d := exec.Command("keyless", append([]string{"renew", e.crt, e.key, "--daemon", "--exec", "echo renewed-hook >&2"}, e.rootFlag...)...)
-	d.Stdout, d.Stderr, d.Env = &logs, &logs, append(os.Environ(), n.Env)
+	args := append(append([]string{"renew", e.crt, e.key, "--daemon"}, extra...), e.rootFlag...)
+	d := exec.Command("keyless", args...)
+	d.Stdout, d.Stderr, d.Env = stdout, stderr, append(os.Environ(), n.Env)
 	if err := d.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -177,6 +175,18 @@ func TestRenewDaemonSignals(t *testing.T) {
 	if err := d.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
+	return d, n
+}
+
+// TestRenewDaemonSignals runs keyless renew --daemon as a service
+// manager would: it says when it is ready, SIGHUP renews at once (and runs
+// --exec), and SIGTERM stops it cleanly. The waits are on its notify
+// messages. (internal/renewal tests the schedule, the backoff and a CA
+// outage on a fake clock.)
+func TestRenewDaemonSignals(t *testing.T) {
+	e := enroll(t)
+	var logs testkit.Buffer
+	d, n := e.startDaemon(t, &logs, &logs, "--exec", "echo renewed-hook >&2")
 	n.WaitFor(t, "STATUS=renewed")
 	n.WaitFor(t, "STATUS=renewed serial") // and ran --exec
 	if got := e.serial(t); got == e.serialBefore {
@@ -205,18 +215,7 @@ func TestRenewDaemonSignals(t *testing.T) {
 func TestRenewDaemonJSONLog(t *testing.T) {
 	e := enroll(t)
 	var stderr testkit.Buffer
-	n := testkit.ListenNotify(t)
-	d := exec.Command("keyless", append([]string{"renew", e.crt, e.key, "--daemon", "--log-format", "json",
-		"--exec", `echo hook-out; printf 'evil\033[31m\n' >&2`}, e.rootFlag...)...)
-	d.Stdout, d.Stderr, d.Env = io.Discard, &stderr, append(os.Environ(), n.Env)
-	if err := d.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Process.Kill() })
-	n.WaitFor(t, "READY=1")
-	if err := d.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
+	d, n := e.startDaemon(t, io.Discard, &stderr, "--log-format", "json", "--exec", `echo hook-out; printf 'evil\033[31m\n' >&2`)
 	n.WaitFor(t, "STATUS=renewed serial") // and ran --exec
 	if err := d.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

@@ -34,14 +34,11 @@ const lockSuffix = ".keyless-lock"
 // 0600 through a temporary file in their directory, fsynced, and renamed.
 // The key is renamed first, and only if it changed.
 func WritePair(certPath string, certPEM []byte, keyPath string, keyPEM []byte) error {
-	unlock, err := lockPair(certPath)
+	unlock, err := lockForWrite(certPath, keyPath)
 	if err != nil {
-		return fmt.Errorf("writing %s: taking the pair's lock: %w", certPath, err)
-	}
-	defer unlock()
-	if err := recoverPair(certPath, keyPath); err != nil {
 		return err
 	}
+	defer unlock()
 	if keyPEM == nil {
 		if err := atomicfile.WriteFile(certPath, certPEM, 0o600); err != nil {
 			return fmt.Errorf("writing %s: %w", certPath, err)
@@ -63,6 +60,20 @@ func WritePair(certPath string, certPEM []byte, keyPath string, keyPEM []byte) e
 	}
 	writeStep(StepCertificate)
 	return atomicfile.SyncDir(filepath.Dir(certPath))
+}
+
+// lockForWrite takes the pair's lock and finishes any write a crash
+// interrupted: where every writer starts.
+func lockForWrite(certPath, keyPath string) (unlock func(), err error) {
+	unlock, err = lockPair(certPath)
+	if err != nil {
+		return nil, fmt.Errorf("writing %s: taking the pair's lock: %w", certPath, err)
+	}
+	if err := recoverPair(certPath, keyPath); err != nil {
+		unlock()
+		return nil, err
+	}
+	return unlock, nil
 }
 
 // CheckLock takes the pair's lock and lets go at once: a writer about
@@ -92,14 +103,11 @@ var ErrPairChanged = errors.New("the certificate and key changed on disk while t
 // and writing it; without this check, a re-enrollment in that time lost
 // its new certificate and left the renewed one beside the new key.
 func ReplaceCertificate(certPath string, certPEM []byte, keyPath string, renewed *x509.Certificate) error {
-	unlock, err := lockPair(certPath)
+	unlock, err := lockForWrite(certPath, keyPath)
 	if err != nil {
-		return fmt.Errorf("writing %s: taking the pair's lock: %w", certPath, err)
-	}
-	defer unlock()
-	if err := recoverPair(certPath, keyPath); err != nil {
 		return err
 	}
+	defer unlock()
 	cur, err := Load(Files{Certificate: certPath, PrivateKey: keyPath}, nil, time.Time{})
 	if err != nil {
 		return fmt.Errorf("writing %s: %w: %w", certPath, ErrPairChanged, err)

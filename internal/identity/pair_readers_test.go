@@ -134,24 +134,11 @@ func TestPairAtEveryCrashPoint(t *testing.T) {
 					t.Errorf("after RecoverPair, %s sees a mismatched pair", r.name)
 				}
 			}
-			if left := entriesOf(t, d); len(left) != 2 {
+			if left := testkit.DirNames(t, d); len(left) != 2 {
 				t.Errorf("after RecoverPair the directory holds %v, want the two files", left)
 			}
 		})
 	}
-}
-
-func entriesOf(t *testing.T, dir string) []string {
-	t.Helper()
-	es, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range es {
-		names = append(names, e.Name())
-	}
-	return names
 }
 
 // TestWritePairLeavesOnlyThePair: concurrent writers of one pair, each
@@ -191,7 +178,7 @@ func TestWritePairLeavesOnlyThePair(t *testing.T) {
 	if _, err := tls.LoadX509KeyPair(crt, key); err != nil {
 		t.Fatalf("the pair after concurrent writers: %v", err)
 	}
-	if got := entriesOf(t, dir); len(got) != 2 {
+	if got := testkit.DirNames(t, dir); len(got) != 2 {
 		t.Fatalf("the directory holds %v, want only the pair", got)
 	}
 }

@@ -29,6 +29,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+
+	"github.com/keyless-dev/keyless/internal/atomicfile"
 )
 
 // Stdin is the file name that means standard input.
@@ -350,22 +352,10 @@ func WriteNew(path string, secret []byte) (err error) {
 	if err := f.Sync(); err != nil {
 		return err
 	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(path)); err != nil {
 		return err
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	if runtime.GOOS == "windows" {
-		return nil
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // ErrWeak is a password shorter than MinPasswordLength.

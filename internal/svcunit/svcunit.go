@@ -224,13 +224,8 @@ func (s Service) systemd() (string, error) {
 		return "", err
 	}
 
-	var b strings.Builder
-	w := func(lines ...string) {
-		for _, l := range lines {
-			b.WriteString(l)
-			b.WriteByte('\n')
-		}
-	}
+	var b lines
+	w := b.add
 	w("# "+s.Name+".service, written by keyless. Install: save it as",
 		"#   /etc/systemd/system/"+s.Name+".service",
 		"# then: systemctl daemon-reload && systemctl enable --now "+s.Name,
@@ -365,13 +360,8 @@ func (s Service) launchd() (string, error) {
 	if err := s.check(); err != nil {
 		return "", err
 	}
-	var b strings.Builder
-	w := func(lines ...string) {
-		for _, l := range lines {
-			b.WriteString(l)
-			b.WriteByte('\n')
-		}
-	}
+	var b lines
+	w := b.add
 	str := func(indent, v string) {
 		b.WriteString(indent + "<string>")
 		xml.EscapeText(&b, []byte(v)) // a strings.Builder never fails
@@ -403,4 +393,14 @@ func (s Service) launchd() (string, error) {
 	}
 	w(`</dict>`, `</plist>`)
 	return b.String(), nil
+}
+
+// lines builds a file a line at a time.
+type lines struct{ strings.Builder }
+
+func (b *lines) add(ls ...string) {
+	for _, l := range ls {
+		b.WriteString(l)
+		b.WriteByte('\n')
+	}
 }
