@@ -43,7 +43,7 @@ func FuzzParseIssued(f *testing.F) {
 // run so that the committed seeds hold it: an Ed25519 key from a fixed
 // seed signs deterministically, so its DER never changes. It is a test
 // fixture, not a secret.
-func bootstrapRoot(f *testing.F) (*x509.Certificate, ed25519.PrivateKey) {
+func bootstrapRoot(f testing.TB) (*x509.Certificate, ed25519.PrivateKey) {
 	seed := sha256.Sum256([]byte("keyless caclient FuzzBootstrap root"))
 	key := ed25519.NewKeyFromSeed(seed[:])
 	tmpl := &x509.Certificate{
@@ -60,6 +60,19 @@ func bootstrapRoot(f *testing.F) (*x509.Certificate, ed25519.PrivateKey) {
 		f.Fatal(err)
 	}
 	return root, key
+}
+
+// bootstrapRootFingerprint is bootstrapRoot's, which the committed seeds
+// of FuzzBootstrap name.
+const bootstrapRootFingerprint = "91357ebcc7592f3dc7a57040efc2a2efa10e55a41538d22f1a96009f1ee6e7af"
+
+// TestBootstrapRootIsStable: if the fixed root ever changed (a new Go
+// encoding it differently), the committed valid seeds of FuzzBootstrap
+// would quietly become wrong-fingerprint ones.
+func TestBootstrapRootIsStable(t *testing.T) {
+	if root, _ := bootstrapRoot(t); pki.Fingerprint(root) != bootstrapRootFingerprint {
+		t.Fatalf("the fuzz root's fingerprint is %s; regenerate testdata/fuzz/FuzzBootstrap for it", pki.Fingerprint(root))
+	}
 }
 
 // FuzzBootstrap serves arbitrary answers (status and body) to the root
