@@ -288,6 +288,16 @@ func (s *fuzzServer) issued(t *testing.T, w *httptest.ResponseRecorder) *x509.Ce
 	return leaf
 }
 
+// checkSignedBy fails unless the provisioner's key signed tok and tok
+// names it by key id.
+func checkSignedBy(t *testing.T, tok *jwt.JSONWebToken, key *jose.JSONWebKey) {
+	t.Helper()
+	var c caproto.Claims
+	if err := tok.Claims(key.Public().Key, &c); err != nil || tok.Headers[0].KeyID != key.KeyID {
+		t.Fatalf("accepted a token its provisioner's key did not sign (%v) or with key id %q", err, tok.Headers[0].KeyID)
+	}
+}
+
 // allowedBy matches name against an allow pattern: '*' is any run of
 // characters (written out here from the configuration's documentation).
 func allowedBy(patterns []string, name string) bool {
@@ -369,6 +379,7 @@ func checkSign(t *testing.T, s *fuzzServer, body []byte) int {
 	if pi < 0 {
 		t.Fatalf("issued for a token of provisioner %q, which the CA does not have", claims.Issuer)
 	}
+	checkSignedBy(t, tok, s.fx.prov[pi])
 	p := fuzzProvisioners[pi]
 	leaf := s.issued(t, w)
 	if pki.PublicKeyFingerprint(leaf.PublicKey) != pki.PublicKeyFingerprint(csr.PublicKey) {
@@ -466,6 +477,11 @@ func checkRevoke(t *testing.T, s *fuzzServer, body []byte, mtls bool) int {
 		if claims.Subject != serial {
 			t.Fatalf("a token for %q revoked %s", claims.Subject, serial)
 		}
+		if pi := provisionerIndex(claims.Issuer); pi < 0 {
+			t.Fatalf("revoked with a token of provisioner %q, which the CA does not have", claims.Issuer)
+		} else {
+			checkSignedBy(t, tok, s.fx.prov[pi])
+		}
 		wantVia = "token:" + claims.Issuer
 	} else if !mtls {
 		t.Fatal("revoked with neither a token nor the certificate")
@@ -523,11 +539,19 @@ func checkRenew(t *testing.T, s *fuzzServer, authorization string, mtls bool) in
 	if rec, err := s.store.Certificate(leaf.SerialNumber.String()); err != nil || rec.RenewedFrom != old.SerialNumber.String() {
 		t.Fatalf("record %+v, %v", rec, err)
 	}
-	_, bearer := strings.CutPrefix(authorization, "Bearer ")
+	token, bearer := strings.CutPrefix(authorization, "Bearer ")
 	if !bearer && !mtls {
 		t.Fatal("renewed with neither a renewal token nor the certificate")
 	}
 	if bearer {
+		tok, err := jwt.ParseSigned(strings.TrimSpace(token), caproto.Algorithms)
+		if err != nil {
+			t.Fatalf("renewed with a token that does not parse: %v", err)
+		}
+		var c jwt.Claims
+		if err := tok.Claims(s.fx.leafKey.Public(), &c); err != nil {
+			t.Fatalf("renewed with a token the certificate's key did not sign: %v", err)
+		}
 		again := s.do(http.MethodPost, caproto.PathRenew, nil, authorization, mtls)
 		if e := checkRefusal(t, again, http.StatusUnauthorized); e.Reason != caproto.ReasonTokenUsed {
 			t.Fatalf("the same renewal token again: %d %s", again.Code, again.Body)
