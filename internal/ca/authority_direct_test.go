@@ -1056,6 +1056,7 @@ func TestConfigPolicy(t *testing.T) {
 // it as `keyless ca serve` does, and issues from it with a token made
 // from the provisioner password.
 func TestInitAndOpen(t *testing.T) {
+	t.Parallel() // the key encryption's 600,000-round PBKDF2 is slow under -race
 	dir := t.TempDir()
 	now := time.Now().Truncate(time.Second)
 	cfg, err := ca.Init(dir, ca.InitOptions{Name: "Init CA", DNSNames: []string{caHost}, Address: "127.0.0.1:0", Provisioner: "runners",
@@ -1099,6 +1100,7 @@ func TestInitRSA(t *testing.T) {
 	if testing.Short() {
 		t.Skip("RSA 3072 generation is slow")
 	}
+	t.Parallel()
 	cfg, err := ca.Init(t.TempDir(), ca.InitOptions{Name: "RSA CA", DNSNames: []string{caHost}, Address: ":1", Provisioner: "p", Password: []byte("pw"), KeyType: "RSA"})
 	if err != nil {
 		t.Fatal(err)
