@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -160,6 +161,9 @@ func (a *Authority) Sign(req SignRequest) (*Issued, error) {
 	sans := claims.SANs
 	if len(sans) == 0 {
 		sans = []string{claims.Subject}
+	}
+	if err := checkEncodable(sans); err != nil {
+		return nil, err
 	}
 	if csrSANs := namesOf(csr.DNSNames, csr.IPAddresses, csr.EmailAddresses, csr.URIs); len(csrSANs) > 0 && !sameSet(csrSANs, sans) {
 		return nil, refuse(KindForbidden, "the CSR asks for names %q but the token grants %q", csrSANs, sans)
@@ -363,6 +367,29 @@ func setNames(c *x509.Certificate, names []string) {
 			c.DNSNames = append(c.DNSNames, n)
 		}
 	}
+}
+
+// nameProbeKey signs the throwaway requests of checkEncodable. It is not
+// a secret: what it signs is never kept or sent.
+var nameProbeKey = ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
+
+// checkEncodable refuses, as the client's error, names that a certificate
+// cannot hold: x509 would fail to write them (DNS names, emails and URIs
+// are ASCII) or to read them back (a URI's host must be a domain), and
+// the CA would answer with its own error after signing. A throwaway CSR
+// encodes and parses the names exactly as a certificate does.
+func checkEncodable(names []string) error {
+	var c x509.Certificate
+	setNames(&c, names)
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
+		DNSNames: c.DNSNames, EmailAddresses: c.EmailAddresses, IPAddresses: c.IPAddresses, URIs: c.URIs}, nameProbeKey)
+	if err == nil {
+		_, err = x509.ParseCertificateRequest(der)
+	}
+	if err != nil {
+		return refuse(KindBadRequest, "the token grants a name that cannot go into a certificate (%s)", clip(err.Error()))
+	}
+	return nil
 }
 
 func namesOf(dns []string, ips []net.IP, emails []string, uris []*url.URL) []string {

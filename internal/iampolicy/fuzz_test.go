@@ -59,7 +59,7 @@ func FuzzParse(f *testing.F) {
 			if tp != nil {
 				t.Fatal("ParseTrustPolicy returned a policy with its error")
 			}
-			if msg := terr.Error(); msg == "" || strings.HasSuffix(msg, ".") {
+			if msg := terr.Error(); msg == "" || strings.HasSuffix(msg, ".") && !strings.HasSuffix(msg, `"...`) {
 				t.Fatalf("bad error message %q", msg)
 			}
 		}
@@ -71,8 +71,10 @@ func FuzzParse(f *testing.F) {
 			if terr == nil {
 				t.Fatalf("ParseTrustPolicy accepted what Parse refuses: %v", err)
 			}
+			// No trailing period; a value clipped at the end of the
+			// message ends it with an ellipsis, which is not one.
 			msg := err.Error()
-			if msg == "" || strings.HasSuffix(msg, ".") {
+			if msg == "" || strings.HasSuffix(msg, ".") && !strings.HasSuffix(msg, `"...`) {
 				t.Fatalf("bad error message %q", msg)
 			}
 			return

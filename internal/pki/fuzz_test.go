@@ -1,7 +1,13 @@
 package pki_test
 
 import (
+	"bytes"
+	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"slices"
 	"testing"
 
 	"software.sslmate.com/src/go-pkcs12"
@@ -60,5 +66,60 @@ func FuzzParsePKCS12(f *testing.F) {
 		if err == nil && (id.Key == nil || id.Certificate == nil) {
 			t.Fatal("incomplete identity without error")
 		}
+	})
+}
+
+// FuzzParseCSR: the CA parses CSRs straight from the network. Whatever it
+// is given, ParseCSR returns a request whose self-signature verifies and
+// whose DER is exactly the one PEM block's (so re-encoding round-trips),
+// or refuses with ErrNotCSR, or with a signature error for a request that
+// does parse but is not signed by its own key. Nothing else.
+func FuzzParseCSR(f *testing.F) {
+	key := pkitest.Key(f, pkitest.P256)
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
+		Subject: pkix.Name{CommonName: "gitlab-runner"}, DNSNames: []string{"gitlab-runner"}}, key)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(pemBlock("CERTIFICATE REQUEST", der))
+	f.Add(pemBlock("NEW CERTIFICATE REQUEST", der))
+	f.Add(der)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		csr, err := pki.ParseCSR(data)
+		block, _ := pem.Decode(data)
+		if err != nil {
+			if csr != nil {
+				t.Fatal("a request returned with an error")
+			}
+			if errors.Is(err, pki.ErrNotCSR) {
+				return
+			}
+			// Not ErrNotCSR: only a well-formed request whose signature
+			// does not verify may be refused another way.
+			if block == nil {
+				t.Fatalf("no PEM block, but not ErrNotCSR: %v", err)
+			}
+			parsed, perr := x509.ParseCertificateRequest(block.Bytes)
+			if perr != nil || parsed.CheckSignature() == nil {
+				t.Fatalf("refused a request that parses (%v) and verifies with %v", perr, err)
+			}
+			return
+		}
+		if csr == nil || csr.PublicKey == nil {
+			t.Fatal("accepted without a public key")
+		}
+		if err := csr.CheckSignature(); err != nil {
+			t.Fatalf("accepted a request whose signature does not verify: %v", err)
+		}
+		if block == nil || (block.Type != "CERTIFICATE REQUEST" && block.Type != "NEW CERTIFICATE REQUEST") || !bytes.Equal(block.Bytes, csr.Raw) {
+			t.Fatal("the request is not the first PEM block's DER")
+		}
+		again, err := pki.ParseCSR(pemBlock("CERTIFICATE REQUEST", csr.Raw))
+		if err != nil || !bytes.Equal(again.Raw, csr.Raw) || again.Subject.String() != csr.Subject.String() ||
+			!slices.Equal(again.DNSNames, csr.DNSNames) || pki.PublicKeyFingerprint(again.PublicKey) != pki.PublicKeyFingerprint(csr.PublicKey) {
+			t.Fatalf("the re-encoded request does not parse the same: %v", err)
+		}
+		// What the CA does next with the key must not panic either.
+		_ = pki.CheckPublicKey(csr.PublicKey)
 	})
 }

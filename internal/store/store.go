@@ -278,6 +278,14 @@ func decodeCertificate(b []byte) (*Certificate, error) {
 	}
 	c := r.Certificate
 	c.NotBefore, c.NotAfter, c.IssuedAt = c.NotBefore.UTC(), c.NotAfter.UTC(), c.IssuedAt.UTC()
+	// Records written here omit empty slices, but one that holds "[]" or
+	// "" must still come back nil, as the Store contract says.
+	if len(c.SANs) == 0 {
+		c.SANs = nil
+	}
+	if len(c.DER) == 0 {
+		c.DER = nil
+	}
 	return &c, nil
 }
 
