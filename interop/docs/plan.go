@@ -28,9 +28,9 @@ const (
 const SelfCommand = "scripts/test"
 
 // SelfReason says why a block holding only SelfCommand is not run.
-const SelfReason = "not run here: scripts/test runs every interop module, this one included, so running it from here " +
-	"would start this test again; it runs as written wherever the tests are run (CI runs it through .ci/run), " +
-	"and this test checks that it is there, is executable and runs the interop modules"
+const SelfReason = "it runs every interop module, this one included, so run from here it would start this test " +
+	"again; it runs as written wherever the tests run (CI: .ci/run), and this test checks that it exists, " +
+	"is executable and runs interop/*/"
 
 // Step is one thing a session does.
 type Step struct {
