@@ -486,14 +486,19 @@ func newCACRLCommand(s streams) *cobra.Command {
 		Use:   "crl",
 		Short: "Write the CA's current CRL, for Roles Anywhere's ImportCrl",
 		Long: `Write the certificate revocation list (PEM by default, which ImportCrl
-takes; --der for DER), signed by the intermediate. With the CA stopped it is
-made from the directory (the password unlocks the intermediate key); while
-the CA runs, it is fetched from its API.`,
-		Example: `  keyless ca crl --password-file pw --out ca.crl
+takes; --der for DER), signed by the intermediate. While the CA runs, it is
+fetched from its API, which publishes it to anyone: no password is needed.
+With the CA stopped it is made from the directory, and the password
+(--password-file) unlocks the intermediate key.`,
+		Example: `  keyless ca crl --dir /var/lib/keyless/ca --out ca.crl
   aws rolesanywhere import-crl --name runners --crl-data fileb://ca.crl --trust-anchor-arn ARN --enabled`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			op, err := f.connect(caops.Keys)
+			var ue *usageError
+			if errors.As(err, &ue) && f.passwordFile == "" {
+				return withHint(err, "the CA in %s is not running, so the CRL is signed here, with its key; while keyless ca serve runs, keyless ca crl fetches the CRL it publishes, with no password", f.dir)
+			}
 			if err != nil {
 				return err
 			}

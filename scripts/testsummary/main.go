@@ -5,6 +5,10 @@
 //
 //	go test -json ./... | go run ./scripts/testsummary [-label NAME] [-no-skips]
 //
+// With -show TEST (repeatable), a test of that name prints its output even
+// when it passed: what a module reports on purpose (interop/docs lists the
+// blocks it does not run) is not hidden either.
+//
 // It exits 1 when a test or a package failed, and, with -no-skips (what
 // scripts/test uses for the interop modules when KEYLESS_INTEROP=require),
 // when any test was skipped. It is part of the test tooling: nothing in
@@ -39,6 +43,7 @@ type skip struct {
 
 type summary struct {
 	out     io.Writer
+	show    map[string]bool
 	outputs map[key][]string
 	skips   []skip
 	failed  bool
@@ -47,8 +52,13 @@ type summary struct {
 func main() {
 	label := flag.String("label", "", "a name for this run in the skip list (a module)")
 	noSkips := flag.Bool("no-skips", false, "fail when any test was skipped")
+	show := map[string]bool{}
+	flag.Func("show", "print this test's output even when it passes (repeatable)", func(name string) error {
+		show[name] = true
+		return nil
+	})
 	flag.Parse()
-	s := &summary{out: os.Stdout, outputs: map[key][]string{}}
+	s := &summary{out: os.Stdout, outputs: map[key][]string{}, show: show}
 	if err := s.read(os.Stdin); err != nil {
 		fmt.Fprintln(os.Stderr, "testsummary:", err)
 		os.Exit(2)
@@ -105,6 +115,13 @@ func (s *summary) handle(e event) {
 		}
 		delete(s.outputs, k)
 	case "pass":
+		if s.show[e.Test] {
+			for _, o := range s.outputs[k] {
+				if !strings.HasPrefix(o, "=== ") {
+					fmt.Fprint(s.out, o)
+				}
+			}
+		}
 		delete(s.outputs, k)
 	}
 }

@@ -73,3 +73,19 @@ func TestFailuresShowTheirOutput(t *testing.T) {
 		t.Errorf("no skip line:\n%s", out)
 	}
 }
+
+func TestShowPrintsAPassingTest(t *testing.T) {
+	var out bytes.Buffer
+	s := &summary{out: &out, outputs: map[key][]string{}, show: map[string]bool{"TestOK": true}}
+	in := strings.Replace(stream, `"Output":"--- PASS: TestOK`, `"Output":"    ok_test.go:4: blocks not run (1)\n"}
+{"Action":"output","Package":"ex/a","Test":"TestOK","Output":"--- PASS: TestOK`, 1)
+	if err := s.read(strings.NewReader(in)); err != nil {
+		t.Fatal(err)
+	}
+	if code := s.report("interop/x", false); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+	if !strings.Contains(out.String(), "    ok_test.go:4: blocks not run (1)\n--- PASS: TestOK") || strings.Contains(out.String(), "=== RUN") {
+		t.Errorf("TestOK's output, shown, without the RUN line:\n%s", out.String())
+	}
+}
