@@ -190,14 +190,14 @@ func (a *Authority) Sign(req SignRequest) (*Issued, error) {
 // checkNames refuses a common name or SAN the provisioner's policy does
 // not allow (may is "may not" or "may no longer", for the message).
 func (p *ProvisionerConfig) checkNames(cn string, sans []string, may string) error {
-	if cn != "" && !p.Allows(NameCN, cn) {
+	if cn != "" && !p.Allows(pki.NameCN, cn) {
 		return refuse(KindForbidden, "provisioner %s %s issue certificates for %q (allowed: %s)",
 			p.Name, may, clip(cn), describeAllow(p.Allow)).because(caproto.ReasonNameNotAllowed)
 	}
 	for _, name := range sans {
-		if kind := NameKind(name); !p.Allows(kind, name) {
+		if kind := pki.NameKind(name); !p.Allows(kind, name) {
 			what := ""
-			if kind != NameDNS {
+			if kind != pki.NameDNS {
 				what = "the " + strings.ToUpper(kind) + " name "
 			}
 			return refuse(KindForbidden, "provisioner %s %s issue certificates for %s%q (allowed: %s)",
@@ -354,19 +354,8 @@ func signatureAlgorithm(key crypto.Signer) x509.SignatureAlgorithm {
 
 // setNames sorts names into the certificate's SAN fields.
 func setNames(c *x509.Certificate, names []string) {
-	for _, n := range names {
-		switch NameKind(n) {
-		case NameIP:
-			c.IPAddresses = append(c.IPAddresses, net.ParseIP(n))
-		case NameURI:
-			u, _ := url.Parse(n) // NameKind parsed it
-			c.URIs = append(c.URIs, u)
-		case NameEmail:
-			c.EmailAddresses = append(c.EmailAddresses, n)
-		default:
-			c.DNSNames = append(c.DNSNames, n)
-		}
-	}
+	s := pki.SortNames(names)
+	c.DNSNames, c.EmailAddresses, c.IPAddresses, c.URIs = s.DNSNames, s.EmailAddresses, s.IPAddresses, s.URIs
 }
 
 // nameProbeKey signs the throwaway requests of checkEncodable. It is not

@@ -6,17 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/mail"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
-	"github.com/keyless-dev/keyless/internal/caproto"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/keyless-dev/keyless/internal/caproto"
+	"github.com/keyless-dev/keyless/internal/pki"
 )
 
 // Layout of a CA directory, as `keyless ca init` writes it (the names
@@ -227,34 +226,9 @@ func (c *Config) provisioner(name string) *ProvisionerConfig {
 	return nil
 }
 
-// Kinds of name a certificate holds, as setNames files them.
-const (
-	NameCN    = "cn" // the subject's common name
-	NameDNS   = "dns"
-	NameIP    = "ip"
-	NameURI   = "uri"
-	NameEmail = "email"
-)
-
-// NameKind says which SAN a name becomes: an IP address, a URI (a
-// scheme and "://"), an email address (an "@" that parses), else a DNS
-// name.
-func NameKind(n string) string {
-	if net.ParseIP(n) != nil {
-		return NameIP
-	}
-	if u, err := url.Parse(n); err == nil && u.Scheme != "" && strings.Contains(n, "://") {
-		return NameURI
-	}
-	if _, err := mail.ParseAddress(n); err == nil && strings.Contains(n, "@") {
-		return NameEmail
-	}
-	return NameDNS
-}
-
 // patternKinds are the prefixes an allow pattern may carry to match a
 // kind of name other than DNS names and the common name.
-var patternKinds = []string{NameDNS, NameIP, NameURI, NameEmail}
+var patternKinds = []string{pki.NameDNS, pki.NameIP, pki.NameURI, pki.NameEmail}
 
 // splitPattern returns the kind a pattern is for and the glob: a pattern
 // without a known "kind:" prefix is for DNS names and the common name.
@@ -264,11 +238,11 @@ func splitPattern(pat string) (kind, glob string) {
 			return k, g
 		}
 	}
-	return NameDNS, pat
+	return pki.NameDNS, pat
 }
 
 // Allows reports whether the provisioner's policy lets it put name, of
-// the given kind (NameCN, or NameKind(name) for a SAN), in a certificate.
+// the given kind (pki.NameCN, or pki.NameKind(name) for a SAN), in a certificate.
 // A pattern matches only its own kind of name: "*.runners.example.com"
 // matches DNS names (and common names), never a URI or an email address
 // that happens to end the same way; "uri:spiffe://ci/*" matches URIs.
@@ -277,11 +251,11 @@ func splitPattern(pat string) (kind, glob string) {
 // whatever the patterns.
 func (p *ProvisionerConfig) Allows(kind, name string) bool {
 	switch kind {
-	case NameDNS:
+	case pki.NameDNS:
 		if !validDNSName(name) {
 			return false
 		}
-	case NameCN:
+	case pki.NameCN:
 		if name == "" || strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 			return false
 		}
@@ -291,7 +265,7 @@ func (p *ProvisionerConfig) Allows(kind, name string) bool {
 			return true
 		}
 		pk, glob := splitPattern(pat)
-		if pk == kind || pk == NameDNS && kind == NameCN {
+		if pk == kind || pk == pki.NameDNS && kind == pki.NameCN {
 			if globMatch(glob, name) {
 				return true
 			}

@@ -1,6 +1,10 @@
 package ca
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/keyless-dev/keyless/internal/pki"
+)
 
 // TestAllowsByKind: a pattern matches only its own kind of name, so a
 // provisioner that looks DNS-only issues no URI or email SAN that ends
@@ -13,40 +17,40 @@ func TestAllowsByKind(t *testing.T) {
 		kind, name string
 		want       bool
 	}{
-		{NameCN, "gitlab-runner-7", true},
-		{NameDNS, "gitlab-runner-7", true},
-		{NameDNS, "a.runners.example.com", true},
-		{NameURI, "spiffe://prod/ns/admin#.runners.example.com", false},
-		{NameEmail, "admin@corp.runners.example.com", false},
-		{NameURI, "gitlab-runner-x://evil/admin", false},
-		{NameURI, "spiffe://ci/runner/7", true},
-		{NameEmail, "build@ci.example.com", true},
-		{NameIP, "10.0.0.9", true},
-		{NameIP, "10.0.1.9", false},
-		{NameDNS, "gitlab-runner-\x00admin", false},
-		{NameDNS, "gitlab-runner-x,CN=admin", false},
-		{NameDNS, "gitlab-runner-a b", false},
-		{NameDNS, "-gitlab-runner-", false},
-		{NameCN, "gitlab-runner-\x01", false},
-		{NameCN, "GITLAB-RUNNER-1", false},
-		{NameCN, "", false},
+		{pki.NameCN, "gitlab-runner-7", true},
+		{pki.NameDNS, "gitlab-runner-7", true},
+		{pki.NameDNS, "a.runners.example.com", true},
+		{pki.NameURI, "spiffe://prod/ns/admin#.runners.example.com", false},
+		{pki.NameEmail, "admin@corp.runners.example.com", false},
+		{pki.NameURI, "gitlab-runner-x://evil/admin", false},
+		{pki.NameURI, "spiffe://ci/runner/7", true},
+		{pki.NameEmail, "build@ci.example.com", true},
+		{pki.NameIP, "10.0.0.9", true},
+		{pki.NameIP, "10.0.1.9", false},
+		{pki.NameDNS, "gitlab-runner-\x00admin", false},
+		{pki.NameDNS, "gitlab-runner-x,CN=admin", false},
+		{pki.NameDNS, "gitlab-runner-a b", false},
+		{pki.NameDNS, "-gitlab-runner-", false},
+		{pki.NameCN, "gitlab-runner-\x01", false},
+		{pki.NameCN, "GITLAB-RUNNER-1", false},
+		{pki.NameCN, "", false},
 	} {
 		if got := p.Allows(tc.kind, tc.name); got != tc.want {
 			t.Errorf("Allows(%s, %q) = %v, want %v", tc.kind, tc.name, got, tc.want)
 		}
-		if tc.kind != NameCN {
-			if k := NameKind(tc.name); k != tc.kind && tc.kind != NameDNS {
-				t.Errorf("NameKind(%q) = %s, want %s", tc.name, k, tc.kind)
+		if tc.kind != pki.NameCN {
+			if k := pki.NameKind(tc.name); k != tc.kind && tc.kind != pki.NameDNS {
+				t.Errorf("pki.NameKind(%q) = %s, want %s", tc.name, k, tc.kind)
 			}
 		}
 	}
 	any := &ProvisionerConfig{Allow: []string{"*"}}
 	for _, n := range []string{"spiffe://x/y", "a@b.example", "10.1.2.3", "host"} {
-		if !any.Allows(NameKind(n), n) {
+		if !any.Allows(pki.NameKind(n), n) {
 			t.Errorf(`"*" does not allow %q`, n)
 		}
 	}
-	if any.Allows(NameDNS, "bad name") {
+	if any.Allows(pki.NameDNS, "bad name") {
 		t.Error(`"*" allows an invalid DNS name`)
 	}
 }

@@ -267,11 +267,11 @@ func (d *Dir) Token(r TokenRequest) (string, error) {
 	if len(sans) == 0 {
 		sans = []string{r.Subject}
 	}
-	if !p.Allows(ca.NameCN, r.Subject) {
+	if !p.Allows(pki.NameCN, r.Subject) {
 		return "", &NotAllowedError{Provisioner: p.Name, Name: r.Subject, Allow: p.Allow}
 	}
 	for _, name := range sans {
-		if !p.Allows(ca.NameKind(name), name) {
+		if !p.Allows(pki.NameKind(name), name) {
 			return "", &NotAllowedError{Provisioner: p.Name, Name: name, Allow: p.Allow}
 		}
 	}

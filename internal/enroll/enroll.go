@@ -24,10 +24,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/url"
 	"os"
-	"strings"
 
 	"github.com/keyless-dev/keyless/internal/atomicfile"
 	"github.com/keyless-dev/keyless/internal/caclient"
@@ -174,21 +171,12 @@ func newKey(rnd io.Reader, kty string, size int) (crypto.Signer, error) {
 	return nil, &InputError{Field: "kty", Err: fmt.Errorf("want EC or RSA, not %q", kty)}
 }
 
-// makeCSR makes a PEM CSR for subject, sorting the SANs into IP, URI,
-// email and DNS names.
+// makeCSR makes a PEM CSR for subject, with the SANs sorted as the CA
+// sorts them (pki.SortNames).
 func makeCSR(rnd io.Reader, key crypto.Signer, subject string, sans []string) ([]byte, error) {
-	tmpl := &x509.CertificateRequest{Subject: pkix.Name{CommonName: subject}}
-	for _, n := range sans {
-		if ip := net.ParseIP(n); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else if u, err := url.Parse(n); err == nil && strings.Contains(n, "://") {
-			tmpl.URIs = append(tmpl.URIs, u)
-		} else if strings.Contains(n, "@") {
-			tmpl.EmailAddresses = append(tmpl.EmailAddresses, n)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, n)
-		}
-	}
+	s := pki.SortNames(sans)
+	tmpl := &x509.CertificateRequest{Subject: pkix.Name{CommonName: subject},
+		DNSNames: s.DNSNames, EmailAddresses: s.EmailAddresses, IPAddresses: s.IPAddresses, URIs: s.URIs}
 	der, err := x509.CreateCertificateRequest(rnd, tmpl, key)
 	if err != nil {
 		return nil, fmt.Errorf("making the certificate request: %w", err)

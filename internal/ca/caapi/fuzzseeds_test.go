@@ -14,8 +14,6 @@ import (
 	"encoding/pem"
 	"flag"
 	"math/big"
-	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -252,18 +250,9 @@ func (fx *fuzzCA) renewToken(t *testing.T, o seedRenewToken) string {
 // the SAN fields as the CA sorts a token's.
 func seedCSR(t *testing.T, key crypto.Signer, pemType, cn string, names ...string) string {
 	t.Helper()
-	tmpl := &x509.CertificateRequest{Subject: pkix.Name{CommonName: cn}}
-	for _, n := range names {
-		if ip := net.ParseIP(n); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else if u, err := url.Parse(n); err == nil && strings.Contains(n, "://") {
-			tmpl.URIs = append(tmpl.URIs, u)
-		} else if strings.Contains(n, "@") {
-			tmpl.EmailAddresses = append(tmpl.EmailAddresses, n)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, n)
-		}
-	}
+	s := pki.SortNames(names)
+	tmpl := &x509.CertificateRequest{Subject: pkix.Name{CommonName: cn},
+		DNSNames: s.DNSNames, EmailAddresses: s.EmailAddresses, IPAddresses: s.IPAddresses, URIs: s.URIs}
 	der, err := x509.CreateCertificateRequest(rand.Reader, tmpl, key)
 	if err != nil {
 		t.Fatal(err)
