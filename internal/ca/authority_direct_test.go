@@ -1140,3 +1140,27 @@ func TestStoreFailureIsInternal(t *testing.T) {
 		}
 	}
 }
+
+// TestAllowPatternsChecked: a URI pattern must be scheme://host/path and
+// an email pattern hold an @, or the configuration does not load.
+func TestAllowPatternsChecked(t *testing.T) {
+	e := newAuthority(t, authorityOptions{})
+	for pat, want := range map[string]string{
+		`"uri:spiffe://ci/runner/*"`:    "",
+		`"email:*@ci.example.com"`:      "",
+		`"uri:*"`:                       `URI pattern "uri:*" must be scheme://host/path`,
+		`"uri:https://*.example.com#x"`: "must be scheme://host/path, with no user, query or fragment",
+		`"uri:https://u@*.example.com"`: "with no user",
+		`"email:ci.example.com"`:        `email pattern "email:ci.example.com" must hold an @`,
+		`"uri:"`:                        "empty pattern",
+	} {
+		y := strings.Replace(e.yaml, `allow: ["*.svc.test"]`, "allow: ["+pat+"]", 1)
+		_, err := ca.ParseConfig([]byte(y))
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("%s: refused: %v", pat, err)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+			t.Errorf("%s: got %v, want an error with %q", pat, err, want)
+		}
+	}
+}

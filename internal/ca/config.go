@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/mail"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -65,8 +67,9 @@ type ProvisionerConfig struct {
 	Key          string `yaml:"key"`          // public JWK, JSON
 	EncryptedKey string `yaml:"encryptedKey"` // private JWK, step's JWE
 	// Allow lists the subject common names and SANs this provisioner may
-	// put in a certificate; "*" matches any run of characters
-	// ("gitlab-runner-*"). A plain pattern is for DNS names and the common
+	// put in a certificate; "*" matches any run of characters within one
+	// part of a name: a DNS label, a URI path segment ("gitlab-runner-*",
+	// see matchName). A plain pattern is for DNS names and the common
 	// name; "uri:", "email:" and "ip:" patterns for those kinds of SAN
 	// ("uri:spiffe://ci/*"). "*" alone allows anything. Empty means
 	// nothing.
@@ -184,8 +187,15 @@ func (c *Config) validate() error {
 				time.Duration(p.MinDuration), time.Duration(p.DefaultDuration), time.Duration(p.MaxDuration))
 		}
 		for _, pat := range p.Allow {
-			if _, glob := splitPattern(pat); glob == "" {
+			kind, glob := splitPattern(pat)
+			if glob == "" {
 				return fmt.Errorf("%s.allow: empty pattern %q", field, pat)
+			}
+			if kind == pki.NameURI && (!strings.Contains(glob, "://") || strings.ContainsAny(glob, "?#@")) {
+				return fmt.Errorf("%s.allow: URI pattern %q must be scheme://host/path, with no user, query or fragment (uri:spiffe://ci/runner/*)", field, pat)
+			}
+			if kind == pki.NameEmail && !strings.Contains(glob, "@") {
+				return fmt.Errorf("%s.allow: email pattern %q must hold an @ (email:*@ci.example.com)", field, pat)
 			}
 		}
 	}
@@ -246,7 +256,8 @@ func splitPattern(pat string) (kind, glob string) {
 // A pattern matches only its own kind of name: "*.runners.example.com"
 // matches DNS names (and common names), never a URI or an email address
 // that happens to end the same way; "uri:spiffe://ci/*" matches URIs.
-// The pattern "*" alone allows any name of any kind. A DNS name must be a
+// Patterns match part by part (see matchName): a '*' never crosses a dot
+// of a host name or a slash of a path. The pattern "*" alone allows any name of any kind. A DNS name must be a
 // valid host name and a common name may hold no control characters,
 // whatever the patterns.
 func (p *ProvisionerConfig) Allows(kind, name string) bool {
@@ -266,7 +277,7 @@ func (p *ProvisionerConfig) Allows(kind, name string) bool {
 		}
 		pk, glob := splitPattern(pat)
 		if pk == kind || pk == pki.NameDNS && kind == pki.NameCN {
-			if globMatch(glob, name) {
+			if matchName(pk, glob, name) {
 				return true
 			}
 		}
@@ -295,23 +306,82 @@ func validDNSName(n string) bool {
 }
 
 // globMatch matches s against a pattern where '*' stands for any run of
-// characters and everything else for itself.
-func globMatch(pattern, s string) bool {
-	parts := strings.Split(pattern, "*")
-	if len(parts) == 1 {
-		return pattern == s
+// characters none of which is in stop (so with stop ".", a '*' stays
+// within one DNS label), and everything else for itself.
+func globMatch(pattern, s, stop string) bool {
+	// next[j] says whether pattern[i+1:] matches s[j:]; cur is row i.
+	// Filled from the pattern's end: time len(pattern)*len(s), whatever
+	// the stars.
+	next := make([]bool, len(s)+1)
+	cur := make([]bool, len(s)+1)
+	next[len(s)] = true
+	for i := len(pattern) - 1; i >= 0; i-- {
+		for j := len(s); j >= 0; j-- {
+			if pattern[i] == '*' {
+				cur[j] = next[j] || j < len(s) && strings.IndexByte(stop, s[j]) < 0 && cur[j+1]
+			} else {
+				cur[j] = j < len(s) && pattern[i] == s[j] && next[j+1]
+			}
+		}
+		next, cur = cur, next
 	}
-	if !strings.HasPrefix(s, parts[0]) {
-		return false
-	}
-	s = s[len(parts[0]):]
-	last := parts[len(parts)-1]
-	for _, mid := range parts[1 : len(parts)-1] {
-		i := strings.Index(s, mid)
-		if i < 0 {
+	return next[0]
+}
+
+// matchName matches a name of one kind against a glob of the same kind,
+// part by part, so that a '*' never stretches across a part:
+//   - a DNS name or common name: '*' stays within a label
+//     ("*.runners.example.com" matches a.runners.example.com, not
+//     a.b.runners.example.com; "gitlab-runner-*" not gitlab-runner-x.evil.com);
+//   - an IP address: '*' stays within a dotted or colon-separated group;
+//   - an email address: the bare address only (no display name or
+//     comment), local part and domain matched apart, '*' within a label
+//     of the domain;
+//   - a URI: scheme://host/path only, with no user, port, query or
+//     fragment, no "." or ".." segments and nothing escaped; the scheme
+//     must be the pattern's, '*' stays within a label of the host and a
+//     segment of the path.
+func matchName(kind, glob, name string) bool {
+	switch kind {
+	case pki.NameURI:
+		return matchURI(glob, name)
+	case pki.NameEmail:
+		addr, err := mail.ParseAddress(name)
+		if err != nil || addr.Name != "" || addr.Address != name {
 			return false
 		}
-		s = s[i+len(mid):]
+		gi, ni := strings.LastIndexByte(glob, '@'), strings.LastIndexByte(name, '@')
+		if gi < 0 || ni < 0 {
+			return false
+		}
+		return globMatch(glob[:gi], name[:ni], "@") && globMatch(glob[gi+1:], name[ni+1:], ".@")
+	case pki.NameIP:
+		return globMatch(glob, name, ".:")
+	default:
+		return globMatch(glob, name, ".")
 	}
-	return strings.HasSuffix(s, last)
+}
+
+// matchURI matches a URI against a "scheme://host/path" glob (see
+// matchName).
+func matchURI(glob, name string) bool {
+	u, err := url.Parse(name)
+	if err != nil || u.User != nil || u.Opaque != "" || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" ||
+		u.RawFragment != "" || u.RawPath != "" || u.Port() != "" || u.Host == "" || u.String() != name {
+		return false
+	}
+	for _, seg := range strings.Split(strings.TrimPrefix(u.Path, "/"), "/") {
+		if seg == "." || seg == ".." || (seg == "" && u.Path != "" && u.Path != "/") {
+			return false
+		}
+	}
+	scheme, rest, ok := strings.Cut(glob, "://")
+	if !ok || !strings.EqualFold(scheme, u.Scheme) {
+		return false
+	}
+	host, path := rest, ""
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		host, path = rest[:i], rest[i:]
+	}
+	return globMatch(host, u.Host, ".") && globMatch(path, u.Path, "/")
 }

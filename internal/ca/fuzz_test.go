@@ -84,23 +84,31 @@ func FuzzParseConfig(f *testing.F) {
 	})
 }
 
-// FuzzGlobMatch checks the allow-pattern matcher against a regexp.
+// FuzzGlobMatch checks the allow-pattern matcher against a regexp, with
+// each stop set matchName uses ('*' never matches a stop character).
 func FuzzGlobMatch(f *testing.F) {
 	f.Add("gitlab-runner-*", "gitlab-runner-7")
 	f.Add("*a*b*", "xxaybz")
 	f.Add("a*", "")
+	f.Add("*.example.com", "a.b.example.com")
 	f.Fuzz(func(t *testing.T, pattern, s string) {
 		// The reference regexp needs valid UTF-8; globMatch works on bytes.
 		if len(pattern) > 64 || len(s) > 64 || !utf8.ValidString(pattern) || !utf8.ValidString(s) {
 			return
 		}
-		parts := strings.Split(pattern, "*")
-		for i := range parts {
-			parts[i] = regexp.QuoteMeta(parts[i])
-		}
-		re := regexp.MustCompile(`^(?s:` + strings.Join(parts, ".*") + `)$`)
-		if got, want := globMatch(pattern, s), re.MatchString(s); got != want {
-			t.Fatalf("globMatch(%q, %q) = %t, regexp says %t", pattern, s, got, want)
+		for _, stop := range []string{"", ".", "/", "@", ".@", ".:"} {
+			parts := strings.Split(pattern, "*")
+			for i := range parts {
+				parts[i] = regexp.QuoteMeta(parts[i])
+			}
+			star := ".*"
+			if stop != "" {
+				star = "[^" + regexp.QuoteMeta(stop) + "]*"
+			}
+			re := regexp.MustCompile(`^(?s:` + strings.Join(parts, star) + `)$`)
+			if got, want := globMatch(pattern, s, stop), re.MatchString(s); got != want {
+				t.Fatalf("globMatch(%q, %q, %q) = %t, regexp says %t", pattern, s, stop, got, want)
+			}
 		}
 	})
 }

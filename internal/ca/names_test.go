@@ -12,7 +12,7 @@ import (
 // from "*.runners.example.com"); names that are not valid for their kind
 // are refused whatever the patterns.
 func TestAllowsByKind(t *testing.T) {
-	p := &ProvisionerConfig{Allow: []string{"gitlab-runner-*", "*.runners.example.com", "uri:spiffe://ci/runner/*", "email:*@ci.example.com", "ip:10.0.0.*"}}
+	p := &ProvisionerConfig{Allow: []string{"gitlab-runner-*", "*.runners.example.com", "uri:spiffe://ci/runner/*", "uri:https://*.example.com", "email:*@ci.example.com", "ip:10.0.0.*"}}
 	for _, tc := range []struct {
 		kind, name string
 		want       bool
@@ -34,6 +34,31 @@ func TestAllowsByKind(t *testing.T) {
 		{pki.NameCN, "gitlab-runner-\x01", false},
 		{pki.NameCN, "GITLAB-RUNNER-1", false},
 		{pki.NameCN, "", false},
+		// A '*' stays within its part of the name (second attack review):
+		// a DNS label, a URI host label or path segment.
+		{pki.NameDNS, "gitlab-runner-x.evil.com", false},
+		{pki.NameCN, "gitlab-runner-x.evil.com", false},
+		{pki.NameDNS, "a.b.runners.example.com", false},
+		{pki.NameURI, "spiffe://ci/runner/../admin", false},
+		{pki.NameURI, "spiffe://ci/runner/./7", false},
+		{pki.NameURI, "spiffe://ci/runner/7/admin", false},
+		{pki.NameURI, "spiffe://ci/runner//7", false},
+		{pki.NameURI, "spiffe://ci/runner/%37", false},
+		{pki.NameURI, "spiffe://x@ci/runner/7", false},
+		{pki.NameURI, "spiffe://ci:443/runner/7", false},
+		{pki.NameURI, "spiffe://ci/runner/7?x", false},
+		{pki.NameURI, "spiffe://ci/runner/7#x", false},
+		{pki.NameURI, "SPIFFE://ci/runner/7", false},
+		{pki.NameURI, "https://a.example.com", true},
+		{pki.NameURI, "https://evil.com#.example.com", false},
+		{pki.NameURI, "https://evil.com/.example.com", false},
+		{pki.NameURI, "https://evil.com?.example.com", false},
+		{pki.NameURI, "https://a.b.example.com", false},
+		{pki.NameURI, "https://a.example.com/x", false},
+		{pki.NameEmail, "Build <build@ci.example.com>", false},
+		{pki.NameEmail, "build@evil.ci.example.com", false},
+		{pki.NameEmail, "first.last@ci.example.com", true},
+		{pki.NameIP, "10.0.0.99", true},
 	} {
 		if got := p.Allows(tc.kind, tc.name); got != tc.want {
 			t.Errorf("Allows(%s, %q) = %v, want %v", tc.kind, tc.name, got, tc.want)

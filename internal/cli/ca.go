@@ -134,8 +134,10 @@ IP given to --dns becomes an IP SAN of the CA's TLS certificate. An
 existing CA is never overwritten.
 
 --allow sets the names (subject CN and SANs) the provisioner may issue;
-"*" matches any run of characters. Without --allow it may issue any name:
-restrict it to the names your AWS trust policy expects.`,
+"*" matches any run of characters within one DNS label or URI path
+segment ("gitlab-runner-*" does not match gitlab-runner-x.evil.com).
+Without --allow it may issue any name: restrict it to the names your AWS
+trust policy expects.`,
 		Example: `  keyless ca init --name "Homelab CA" --dns 10.0.0.5 --dns ca.lan --address :9000 \
     --provisioner runners --allow gitlab-runner --allow 'gitlab-runner-*' --password-file /etc/keyless/ca-password`,
 		Args: cobra.NoArgs,
@@ -201,7 +203,7 @@ restrict it to the names your AWS trust policy expects.`,
 	fl.StringSliceVar(&o.DNSNames, "dns", nil, "a DNS name or IP `address` clients reach the CA by (repeatable)")
 	fl.StringVar(&o.Address, "address", "", "`[host]:port` to serve on, such as :9000")
 	fl.StringVar(&o.Provisioner, "provisioner", "", "`name` of the first provisioner (JWK)")
-	fl.StringSliceVar(&o.Allow, "allow", nil, "`pattern` of names the provisioner may issue (repeatable; * is a wildcard): plain patterns match the CN and DNS names, uri:, email: and ip: patterns those SANs")
+	fl.StringSliceVar(&o.Allow, "allow", nil, "`pattern` of names the provisioner may issue (repeatable; * is a wildcard within one label or path segment): plain patterns match the CN and DNS names, uri:, email: and ip: patterns those SANs")
 	fl.StringVar(&f.passwordFile, "password-file", "", "`file` holding the password for the CA keys (and the provisioner key, unless --provisioner-password-file): at least 12 characters on its first line; yours, mode 0600")
 	fl.BoolVar(&generate, "generate-password", false, "write a new random password to --password-file (which must not exist) and use it")
 	fl.StringVar(&f.provPasswordFile, "provisioner-password-file", "", "`file` holding a separate password for the provisioner key, the one runners enrol with (at least 12 characters)")
