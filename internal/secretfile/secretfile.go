@@ -108,6 +108,18 @@ func (c Checker) Read(what, path string, stdin io.Reader) ([]byte, error) {
 		}
 		r, name = stdin, "(standard input)"
 	} else {
+		// Opening a named pipe waits for a writer, so another user's pipe
+		// is refused before it is opened, or it would hang keyless (the
+		// second attack review).
+		pre, err := os.Stat(path)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		if !pre.Mode().IsRegular() && !pre.IsDir() {
+			if err := c.checkOwner(what, path, pre); err != nil {
+				return nil, err
+			}
+		}
 		f, err := os.Open(path)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", what, err)
@@ -118,6 +130,9 @@ func (c Checker) Read(what, path string, stdin io.Reader) ([]byte, error) {
 		info, err := f.Stat()
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		if !os.SameFile(pre, info) {
+			return nil, fmt.Errorf("%s %s changed while it was being opened; run the command again", what, path)
 		}
 		switch {
 		case info.Mode().IsRegular():

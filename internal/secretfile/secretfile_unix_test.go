@@ -12,11 +12,13 @@ import (
 	"github.com/keyless-dev/keyless/internal/secretfile"
 )
 
-// TestReadRefusesAnotherUsersFIFO: the attack review had another user
-// make a named pipe and write the CA password into it; whoever writes the
-// pipe chooses the secret, so its owner must be this user or root.
-func TestReadRefusesAnotherUsersFIFO(t *testing.T) {
-	fifo := filepath.Join(t.TempDir(), "pw")
+// TestReadDoesNotWaitOnAnotherUsersFIFO: whoever writes a named pipe
+// chooses the secret read from it (the first attack review had another
+// user write the CA password into one), so its owner must be this user or
+// root; and with no writer, opening it would block forever (the second
+// review), so it is refused before it is opened.
+func TestReadDoesNotWaitOnAnotherUsersFIFO(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "token")
 	if err := syscall.Mkfifo(fifo, 0o666); err != nil {
 		t.Skipf("no named pipes here: %v", err)
 	}
@@ -27,15 +29,27 @@ func TestReadRefusesAnotherUsersFIFO(t *testing.T) {
 		}
 		c = secretfile.Mine()
 	}
-	// Opening a FIFO for reading waits for a writer: give it one.
+	var oe *secretfile.OwnerError
+	if _, err := c.Read("--token-file", fifo, nil); !errors.As(err, &oe) {
+		t.Fatalf("another user's named pipe, no writer: %v", err)
+	}
+}
+
+// TestReadOwnFIFO: this user's own named pipe still works, written after
+// keyless starts reading it.
+func TestReadOwnFIFO(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "token")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("no named pipes here: %v", err)
+	}
 	go func() {
 		if w, err := os.OpenFile(fifo, os.O_WRONLY, 0); err == nil {
-			w.WriteString("chosen-by-someone-else\n")
+			w.WriteString("my-token\n")
 			w.Close()
 		}
 	}()
-	var oe *secretfile.OwnerError
-	if _, err := c.Read("--password-file", fifo, nil); !errors.As(err, &oe) {
-		t.Fatalf("another user's named pipe: %v", err)
+	got, err := secretfile.Read("--token-file", fifo, nil)
+	if err != nil || string(got) != "my-token" {
+		t.Fatalf("own named pipe: %q, %v", got, err)
 	}
 }
