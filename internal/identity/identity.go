@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/keyless-dev/keyless/internal/pki"
+	"github.com/keyless-dev/keyless/internal/secretfile"
 )
 
 // Roles of the files, as FileError reports them.
@@ -144,7 +145,9 @@ func Load(f Files, password PasswordFunc, now time.Time) (*pki.Identity, error) 
 		if !pki.KeyMatchesCertificate(key, id.Certificate) {
 			// A pair replacement interrupted between its renames: the
 			// new key is in place and its certificate still pending.
-			if pending, err := os.ReadFile(f.Certificate + PendingSuffix); err == nil {
+			// Only this user's: another user could plant a certificate
+			// for this public key, issued by any CA.
+			if pending, err := readOwn(f.Certificate + PendingSuffix); err == nil {
 				if pc, err := pki.ParseCertificates(pending); err == nil && pki.KeyMatchesCertificate(key, pc[0]) {
 					id.Certificate, id.Intermediates = pc[0], pc[1:]
 				}
@@ -283,4 +286,13 @@ func statError(role, path string, err error) error {
 		return &FileError{role, path, errors.New("permission denied: the user running keyless cannot read it")}
 	}
 	return &FileError{role, path, err}
+}
+
+// readOwn reads a file only if it is this user's (or root's) and no one
+// else can change it.
+func readOwn(path string) ([]byte, error) {
+	if err := secretfile.CheckOwned("file", path); err != nil {
+		return nil, err
+	}
+	return os.ReadFile(path)
 }

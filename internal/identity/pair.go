@@ -14,6 +14,7 @@ import (
 
 	"github.com/keyless-dev/keyless/internal/atomicfile"
 	"github.com/keyless-dev/keyless/internal/pki"
+	"github.com/keyless-dev/keyless/internal/secretfile"
 )
 
 // PendingSuffix names the certificate file of a pair whose new key is
@@ -81,6 +82,18 @@ func lockForWrite(certPath, keyPath string) (unlock func(), err error) {
 // first, so a lock it could never take is found before, not after. It
 // waits while another keyless writer holds the lock.
 func CheckLock(certPath string) error {
+	// Another user's pending certificate (planted in a directory others
+	// can write) would stop the write after the token is spent.
+	pending := certPath + PendingSuffix
+	if info, err := os.Lstat(pending); err == nil {
+		err := secretfile.CheckOwned("pending certificate", pending)
+		if err == nil && info.Mode()&os.ModeSymlink != 0 {
+			err = fmt.Errorf("pending certificate %s is a symbolic link", pending)
+		}
+		if err != nil {
+			return fmt.Errorf("writing %s: %w; keyless cannot replace it: remove it, and keep the certificate and key in a directory only you can write", certPath, err)
+		}
+	}
 	unlock, err := lockPair(certPath)
 	if err != nil {
 		return fmt.Errorf("writing %s: taking the pair's lock: %w", certPath, err)
@@ -192,10 +205,12 @@ func recoverPair(certPath, keyPath string) error {
 		atomicfile.Cleanup(p)
 	}
 	pending := certPath + PendingSuffix
-	data, err := os.ReadFile(pending)
-	if errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Lstat(pending); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
+	// Never another user's: it could hold a certificate for this key
+	// from any CA, which would replace the real one.
+	data, err := readOwn(pending)
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", pending, err)
 	}

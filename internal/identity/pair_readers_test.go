@@ -267,3 +267,50 @@ func TestLockFileOfAnotherUser(t *testing.T) {
 		t.Fatalf("a named pipe as the lock file: %v", err)
 	}
 }
+
+// TestPendingCertificateOfAnotherUser: in a directory others can write
+// (sticky, as /tmp), another user planted CERT.keyless-pending (the second
+// attack review), here a certificate for this pair's new key from a CA of
+// their own, with the pair caught between its renames. Load does not take
+// it, RecoverPair does not rename it over the certificate, and CheckLock
+// refuses before a one-time token is spent.
+func TestPendingCertificateOfAnotherUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give the pending certificate to another user")
+	}
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	crt, key := filepath.Join(dir, "runner.crt"), filepath.Join(dir, "runner.key")
+	real := pkitest.NewRoot(t, "real-root").Intermediate(t, "real-int")
+	oldCert, oldKey := pairPEM(t, real, "p256#old")
+	if err := identity.WritePair(crt, oldCert, key, oldKey); err != nil {
+		t.Fatal(err)
+	}
+	// The new key is in place; its certificate is not.
+	evil := pkitest.NewRoot(t, "evil-root").Intermediate(t, "evil-int")
+	planted, newKey := pairPEM(t, evil, "p256#new")
+	if err := os.WriteFile(key, newKey, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pending := crt + identity.PendingSuffix
+	if err := os.WriteFile(pending, planted, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(pending, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := identity.Load(identity.Files{Certificate: crt, PrivateKey: key}, nil, time.Time{}); !errors.Is(err, identity.ErrKeyMismatch) {
+		t.Errorf("Load with another user's pending certificate: %v, want a key mismatch", err)
+	}
+	if err := identity.RecoverPair(crt, key); err == nil || !strings.Contains(err.Error(), "uid 65534") {
+		t.Errorf("RecoverPair with another user's pending certificate: %v", err)
+	}
+	if got, _ := os.ReadFile(crt); !bytes.Equal(got, oldCert) {
+		t.Error("another user's pending certificate replaced the certificate")
+	}
+	if err := identity.CheckLock(crt); err == nil || !strings.Contains(err.Error(), "keyless cannot replace it: remove it") {
+		t.Errorf("CheckLock with another user's pending certificate: %v", err)
+	}
+}
