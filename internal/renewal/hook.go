@@ -5,7 +5,9 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
+	"strings"
 	"time"
 )
 
@@ -17,6 +19,7 @@ import (
 func ExecHook(command string, w io.Writer) func(context.Context, *x509.Certificate) error {
 	return func(ctx context.Context, _ *x509.Certificate) error {
 		cmd := exec.CommandContext(ctx, "sh", "-c", command)
+		cmd.Env = withoutSecrets(os.Environ())
 		cmd.Stdout, cmd.Stderr = w, w
 		// When w is not a file, its output comes through a pipe: a
 		// command that leaves a background process holding it open is not
@@ -27,4 +30,19 @@ func ExecHook(command string, w io.Writer) func(context.Context, *x509.Certifica
 		}
 		return nil
 	}
+}
+
+// withoutSecrets drops keyless's own secret variables (KEYLESS_TOKEN,
+// KEYLESS_PKCS8_PASSWORD, any KEYLESS_ name holding TOKEN or PASSWORD)
+// from env: the command after a renewal needs none of them.
+func withoutSecrets(env []string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, "KEYLESS_") && (strings.Contains(name, "TOKEN") || strings.Contains(name, "PASSWORD")) {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
 }

@@ -24,3 +24,28 @@ func TestExecHookErrorHidesTheCommand(t *testing.T) {
 		t.Errorf("output %q", out.String())
 	}
 }
+
+// TestExecHookEnvironmentHasNoSecrets: the command after a renewal does
+// not inherit keyless's secret variables (the second attack review), but
+// does inherit the rest.
+func TestExecHookEnvironmentHasNoSecrets(t *testing.T) {
+	t.Setenv("KEYLESS_TOKEN", "eyJ.one-time.token")
+	t.Setenv("KEYLESS_PKCS8_PASSWORD", "key-password")
+	t.Setenv("KEYLESS_LOG_LEVEL", "debug")
+	t.Setenv("SERVICE_NAME", "nginx")
+	var out bytes.Buffer
+	if err := renewal.ExecHook(`env`, &out)(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	env := out.String()
+	for _, gone := range []string{"KEYLESS_TOKEN=", "KEYLESS_PKCS8_PASSWORD="} {
+		if strings.Contains(env, gone) {
+			t.Errorf("--exec's command saw %s", gone)
+		}
+	}
+	for _, kept := range []string{"KEYLESS_LOG_LEVEL=debug", "SERVICE_NAME=nginx"} {
+		if !strings.Contains(env, kept) {
+			t.Errorf("--exec's command lost %s", kept)
+		}
+	}
+}
