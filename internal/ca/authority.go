@@ -420,6 +420,13 @@ func (a *Authority) renew(chain []*x509.Certificate, tok *spend) (*Issued, error
 	if p.DisableRenewal {
 		return nil, refuse(KindUnauthorized, "provisioner %s does not allow renewal", p.Name).because(caproto.ReasonRenewalDisabled)
 	}
+	// A revocation is of the key (see Revoke): a certificate issued
+	// before it, or one the revocation missed, does not renew the key.
+	if serial, err := a.revokedKey(old.RawSubjectPublicKeyInfo); err != nil {
+		return nil, internal(err, "reading revocations")
+	} else if serial != "" {
+		return nil, refuse(KindUnauthorized, "certificate %s holds the key of revoked certificate %s; enroll again with a new key", rec.Serial, serial).because(caproto.ReasonCertRevoked)
+	}
 	// The provisioner's policy today, not when the certificate was made:
 	// a name removed from allow, or a lower maxDuration, applies to
 	// renewals too.
@@ -501,7 +508,10 @@ type RevokeRequest struct {
 }
 
 // Revoke records a (passive) revocation: the serial goes on the CRL and
-// can no longer renew.
+// can no longer renew. Renewal keeps the key, so a revocation is of the
+// key: every other unexpired certificate this CA issued for the same
+// public key (the ones it renewed, the ones renewed from it) is revoked
+// with it, and no certificate for that key renews again.
 func (a *Authority) Revoke(req RevokeRequest) error {
 	if !req.Passive {
 		return refuse(KindNotImplemented, "only passive revocation is supported (the CA publishes a CRL; it has no OCSP responder or other active channel)")
@@ -564,11 +574,101 @@ func (a *Authority) Revoke(req RevokeRequest) error {
 	if err := a.store.Revoke(rev); err != nil {
 		return internal(err, "recording the revocation")
 	}
+	if rec != nil {
+		if err := a.revokeSameKey(rec, rev, now); err != nil {
+			return err
+		}
+	}
 	a.crlMu.Lock()
 	a.crl = nil
 	a.crlMu.Unlock()
 	a.log.Info("revoked certificate", "serial", rev.Serial, "reasonCode", rev.ReasonCode, "via", via)
 	return nil
+}
+
+// revokeSameKey revokes, as rev, every unexpired certificate that is not
+// yet revoked and holds rec's public key.
+func (a *Authority) revokeSameKey(rec *store.Certificate, rev *store.Revocation, now time.Time) error {
+	spki, err := recordKey(rec)
+	if err != nil {
+		return internal(err, "reading the revoked certificate")
+	}
+	var same []*store.Certificate
+	var readErr error
+	err = a.store.Certificates(func(c *store.Certificate) bool {
+		if c.Serial == rec.Serial || !c.NotAfter.After(now) {
+			return true
+		}
+		// A provisioner's token revokes only what that provisioner
+		// issued (as for the serial it names).
+		if p, ok := strings.CutPrefix(rev.Via, "token:"); ok && c.Provisioner != p {
+			return true
+		}
+		k, err := recordKey(c)
+		if err != nil {
+			readErr = err
+			return false
+		}
+		if bytes.Equal(k, spki) {
+			same = append(same, c)
+		}
+		return true
+	})
+	if err == nil {
+		err = readErr
+	}
+	if err != nil {
+		return internal(err, "finding the certificates for the revoked key")
+	}
+	for _, c := range same {
+		if _, err := a.store.Revocation(c.Serial); err == nil {
+			continue
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return internal(err, "reading revocations")
+		}
+		r := *rev
+		r.Serial, r.NotAfter = c.Serial, c.NotAfter
+		r.Reason = strings.TrimSpace(fmt.Sprintf("%s (same key as revoked %s)", rev.Reason, rev.Serial))
+		if err := a.store.Revoke(&r); err != nil {
+			return internal(err, "recording the revocation")
+		}
+		a.log.Info("revoked certificate", "serial", r.Serial, "reasonCode", r.ReasonCode, "via", r.Via, "sameKeyAs", rev.Serial)
+	}
+	return nil
+}
+
+// recordKey is the DER public key of a recorded certificate.
+func recordKey(c *store.Certificate) ([]byte, error) {
+	cert, err := x509.ParseCertificate(c.DER)
+	if err != nil {
+		return nil, fmt.Errorf("certificate %s: %w", c.Serial, err)
+	}
+	return cert.RawSubjectPublicKeyInfo, nil
+}
+
+// revokedKey returns the serial of a revoked certificate that holds the
+// public key spki, if there is one.
+func (a *Authority) revokedKey(spki []byte) (string, error) {
+	revs, err := a.store.Revocations()
+	if err != nil {
+		return "", err
+	}
+	for _, r := range revs {
+		c, err := a.store.Certificate(r.Serial)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // not one of ours: no key on record
+		} else if err != nil {
+			return "", err
+		}
+		k, err := recordKey(c)
+		if err != nil {
+			return "", err
+		}
+		if bytes.Equal(k, spki) {
+			return r.Serial, nil
+		}
+	}
+	return "", nil
 }
 
 func (a *Authority) maxLifetime() time.Duration {

@@ -63,6 +63,7 @@ type authority struct {
 	inter *pkitest.CA
 	keys  []*jose.JSONWebKey // provisioners' private keys, by index
 	yaml  string
+	leafs int // keys sign has made
 }
 
 type authorityOptions struct {
@@ -248,7 +249,9 @@ func csr(t *testing.T, key crypto.Signer, cn string, dns ...string) []byte {
 // default), and returns it with its key.
 func (e *authority) sign(cn, notAfter string) (*x509.Certificate, crypto.Signer) {
 	e.t.Helper()
-	key := pkitest.Key(e.t, pkitest.P256+"#leaf")
+	// A key of its own: a revocation takes every certificate of its key.
+	e.leafs++
+	key := pkitest.Key(e.t, fmt.Sprintf("%s#leaf-%d", pkitest.P256, e.leafs))
 	iss, err := e.a.Sign(ca.SignRequest{CSR: csr(e.t, key, cn), Token: e.token(tok{sub: cn}), NotAfter: notAfter})
 	if err != nil {
 		e.t.Fatalf("sign %s: %v", cn, err)
@@ -1162,5 +1165,67 @@ func TestAllowPatternsChecked(t *testing.T) {
 		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
 			t.Errorf("%s: got %v, want an error with %q", pat, err, want)
 		}
+	}
+}
+
+// TestRevokeIsOfTheKey: renewal keeps the key, so revoking one
+// certificate revokes every unexpired certificate for its key, and no
+// certificate for that key renews again (the second attack review renewed
+// the chain's first certificate after its last was revoked).
+func TestRevokeIsOfTheKey(t *testing.T) {
+	e := newAuthority(t, authorityOptions{})
+	first, _ := e.sign("gitlab-runner", "48h")
+	chain := []*x509.Certificate{first}
+	for range 3 {
+		e.clock.Advance(time.Hour)
+		iss, err := e.a.Renew(e.chain(chain[len(chain)-1]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		chain = append(chain, iss.Certificate)
+	}
+	// Another key's certificate stays valid.
+	otherKey := pkitest.Key(t, pkitest.P256+"#other")
+	other, err := e.a.Sign(ca.SignRequest{CSR: csr(t, otherKey, "gitlab-runner"), Token: e.token(tok{sub: "gitlab-runner"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := chain[len(chain)-1].SerialNumber.String()
+	if err := e.a.Revoke(ca.RevokeRequest{Serial: last, Operator: true, ReasonCode: 1, Reason: "key compromise", Passive: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range chain[:len(chain)-1] {
+		rev, err := e.store.Revocation(c.SerialNumber.String())
+		if err != nil || rev.ReasonCode != 1 || rev.Via != "cli" || rev.Reason != "key compromise (same key as revoked "+last+")" || !rev.NotAfter.Equal(c.NotAfter) {
+			t.Errorf("certificate %s, same key: %+v, %v", c.SerialNumber, rev, err)
+		}
+		_, err = e.a.Renew(e.chain(c))
+		refused(t, err, ca.KindUnauthorized, caproto.ReasonCertRevoked)
+	}
+	if _, err := e.store.Revocation(other.Certificate.SerialNumber.String()); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("another key's certificate was revoked: %v", err)
+	}
+	if _, err := e.a.Renew(e.chain(other.Certificate)); err != nil {
+		t.Errorf("another key's certificate does not renew: %v", err)
+	}
+}
+
+// TestRenewRefusesARevokedKey: a certificate whose own serial is not
+// revoked, but whose key's is (revoked before this rule, or revoked in
+// the store directly), does not renew.
+func TestRenewRefusesARevokedKey(t *testing.T) {
+	e := newAuthority(t, authorityOptions{})
+	first, _ := e.sign("gitlab-runner", "48h")
+	iss, err := e.a.Renew(e.chain(first))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.Revoke(&store.Revocation{Serial: iss.Certificate.SerialNumber.String(), RevokedAt: e.now(), NotAfter: iss.Certificate.NotAfter, Via: "cli"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.a.Renew(e.chain(first))
+	refused(t, err, ca.KindUnauthorized, caproto.ReasonCertRevoked)
+	if err == nil || !strings.Contains(err.Error(), "holds the key of revoked certificate "+iss.Certificate.SerialNumber.String()) {
+		t.Errorf("refusal: %v", err)
 	}
 }

@@ -347,8 +347,12 @@ func newCARevokeCommand(s streams) *cobra.Command {
 		Long: `Revoke a certificate by its serial number (decimal, as keyless ca list
 shows it; 0x-prefixed hex is accepted too). With the CA stopped this works
 on its directory; while it runs, it goes through its API with a revoke
-token made from the provisioner key. Re-publish the CRL to AWS afterwards
-(keyless ca crl, then aws rolesanywhere import-crl or update-crl).`,
+token made from the provisioner key. Renewal keeps a certificate's key, so
+a revocation is of the key: every unexpired certificate the CA issued for
+the same key (those it was renewed from, and renewed into) is revoked
+with it, and none renews again; the runner enrolls again with a new key.
+Re-publish the CRL to AWS afterwards (keyless ca crl, then aws
+rolesanywhere import-crl or update-crl).`,
 		Example: `  keyless ca revoke 245019374592847574937459837459 --reason "runner decommissioned" --password-file pw`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -224,7 +224,8 @@ func newRevokeCommand(s streams) *cobra.Command {
 		Short: "Revoke a certificate with its own key (mTLS), at any step-compatible CA",
 		Long: `Revoke the certificate in CRT, proving possession of KEY over mTLS (a
 certificate may always revoke itself). The revocation is passive: it goes
-on the CA's CRL, and the certificate can no longer renew. To revoke a
+on the CA's CRL, and the certificate can no longer renew (keyless ca
+revokes every other certificate for the same key with it). To revoke a
 certificate you do not hold, use keyless ca revoke on the CA host.`,
 		Example: `  keyless revoke runner.crt runner.key --reason "runner decommissioned"`,
 		Args:    cobra.ExactArgs(2),
