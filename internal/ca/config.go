@@ -305,10 +305,10 @@ func validDNSName(n string) bool {
 	return true
 }
 
-// globMatch matches s against a pattern where '*' stands for any run of
-// characters none of which is in stop (so with stop ".", a '*' stays
-// within one DNS label), and everything else for itself.
-func globMatch(pattern, s, stop string) bool {
+// globMatch matches s against a pattern where '*' stands for a run of
+// one or more bytes for each of which part is true (so with labelChar, a
+// '*' stays within one DNS label), and everything else for itself.
+func globMatch(pattern, s string, part func(byte) bool) bool {
 	// next[j] says whether pattern[i+1:] matches s[j:]; cur is row i.
 	// Filled from the pattern's end: time len(pattern)*len(s), whatever
 	// the stars.
@@ -318,7 +318,8 @@ func globMatch(pattern, s, stop string) bool {
 	for i := len(pattern) - 1; i >= 0; i-- {
 		for j := len(s); j >= 0; j-- {
 			if pattern[i] == '*' {
-				cur[j] = next[j] || j < len(s) && strings.IndexByte(stop, s[j]) < 0 && cur[j+1]
+				// Take s[j], then end the run or go on with it.
+				cur[j] = j < len(s) && part(s[j]) && (next[j+1] || cur[j+1])
 			} else {
 				cur[j] = j < len(s) && pattern[i] == s[j] && next[j+1]
 			}
@@ -328,19 +329,34 @@ func globMatch(pattern, s, stop string) bool {
 	return next[0]
 }
 
+// labelChar is what a '*' may stand for in a host name or common name:
+// the letters, digits, '-' and '_' of one DNS label.
+func labelChar(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_'
+}
+
+// except is what a '*' may stand for within one part of a name whose
+// parts stop separates.
+func except(stop string) func(byte) bool {
+	return func(c byte) bool { return strings.IndexByte(stop, c) < 0 }
+}
+
 // matchName matches a name of one kind against a glob of the same kind,
-// part by part, so that a '*' never stretches across a part:
-//   - a DNS name or common name: '*' stays within a label
-//     ("*.runners.example.com" matches a.runners.example.com, not
-//     a.b.runners.example.com; "gitlab-runner-*" not gitlab-runner-x.evil.com);
+// part by part, so that a '*' (one or more characters) never stretches
+// across a part:
+//   - a DNS name or common name: '*' stands for letters, digits, '-' and
+//     '_' within one label ("*.runners.example.com" matches
+//     a.runners.example.com, not a.b.runners.example.com or
+//     .runners.example.com; "gitlab-runner-*" not gitlab-runner-x.evil.com
+//     or the common name gitlab-runner-x,OU=admin);
 //   - an IP address: '*' stays within a dotted or colon-separated group;
 //   - an email address: the bare address only (no display name or
 //     comment), local part and domain matched apart, '*' within a label
 //     of the domain;
 //   - a URI: scheme://host/path only, with no user, port, query or
 //     fragment, no "." or ".." segments and nothing escaped; the scheme
-//     must be the pattern's, '*' stays within a label of the host and a
-//     segment of the path.
+//     must be the pattern's, '*' stays within a label of the host (never
+//     a port or an IPv6 literal) and a segment of the path.
 func matchName(kind, glob, name string) bool {
 	switch kind {
 	case pki.NameURI:
@@ -354,11 +370,11 @@ func matchName(kind, glob, name string) bool {
 		if gi < 0 || ni < 0 {
 			return false
 		}
-		return globMatch(glob[:gi], name[:ni], "@") && globMatch(glob[gi+1:], name[ni+1:], ".@")
+		return globMatch(glob[:gi], name[:ni], except("@")) && globMatch(glob[gi+1:], name[ni+1:], labelChar)
 	case pki.NameIP:
-		return globMatch(glob, name, ".:")
+		return globMatch(glob, name, except(".:"))
 	default:
-		return globMatch(glob, name, ".")
+		return globMatch(glob, name, labelChar)
 	}
 }
 
@@ -367,7 +383,7 @@ func matchName(kind, glob, name string) bool {
 func matchURI(glob, name string) bool {
 	u, err := url.Parse(name)
 	if err != nil || u.User != nil || u.Opaque != "" || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" ||
-		u.RawFragment != "" || u.RawPath != "" || u.Port() != "" || u.Host == "" || u.String() != name {
+		u.RawFragment != "" || u.RawPath != "" || u.Port() != "" || u.Host == "" || strings.HasSuffix(u.Host, ":") || u.String() != name {
 		return false
 	}
 	for _, seg := range strings.Split(strings.TrimPrefix(u.Path, "/"), "/") {
@@ -383,5 +399,5 @@ func matchURI(glob, name string) bool {
 	if i := strings.IndexByte(rest, '/'); i >= 0 {
 		host, path = rest[:i], rest[i:]
 	}
-	return globMatch(host, u.Host, ".") && globMatch(path, u.Path, "/")
+	return globMatch(host, u.Host, labelChar) && globMatch(path, u.Path, except("/"))
 }

@@ -12,7 +12,7 @@ import (
 // from "*.runners.example.com"); names that are not valid for their kind
 // are refused whatever the patterns.
 func TestAllowsByKind(t *testing.T) {
-	p := &ProvisionerConfig{Allow: []string{"gitlab-runner-*", "*.runners.example.com", "uri:spiffe://ci/runner/*", "uri:https://*.example.com", "email:*@ci.example.com", "ip:10.0.0.*"}}
+	p := &ProvisionerConfig{Allow: []string{"gitlab-runner-*", "*.runners.example.com", "uri:spiffe://ci/runner/*", "uri:https://*.example.com", "uri:spiffe://*/job/a", "email:*@ci.example.com", "ip:10.0.0.*"}}
 	for _, tc := range []struct {
 		kind, name string
 		want       bool
@@ -59,6 +59,19 @@ func TestAllowsByKind(t *testing.T) {
 		{pki.NameEmail, "build@evil.ci.example.com", false},
 		{pki.NameEmail, "first.last@ci.example.com", true},
 		{pki.NameIP, "10.0.0.99", true},
+		// A '*' is one or more characters of a label: no port, IPv6
+		// literal or zone in a URI's host, no separators or spaces in a
+		// common name, never nothing (the second review).
+		{pki.NameURI, "spiffe://ci/job/a", true},
+		{pki.NameURI, "spiffe://ci:/job/a", false},
+		{pki.NameURI, "spiffe://[::1]/job/a", false},
+		{pki.NameURI, "spiffe://[fe80::1%25eth0]/job/a", false},
+		{pki.NameCN, "gitlab-runner-x/admin", false},
+		{pki.NameCN, "gitlab-runner-x,OU=admin", false},
+		{pki.NameCN, "gitlab-runner-x y", false},
+		{pki.NameCN, "gitlab-runner-", false},
+		{pki.NameCN, ".runners.example.com", false},
+		{pki.NameCN, "a.runners.example.com", true},
 	} {
 		if got := p.Allows(tc.kind, tc.name); got != tc.want {
 			t.Errorf("Allows(%s, %q) = %v, want %v", tc.kind, tc.name, got, tc.want)

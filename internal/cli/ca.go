@@ -134,8 +134,9 @@ IP given to --dns becomes an IP SAN of the CA's TLS certificate. An
 existing CA is never overwritten.
 
 --allow sets the names (subject CN and SANs) the provisioner may issue;
-"*" matches any run of characters within one DNS label or URI path
-segment ("gitlab-runner-*" does not match gitlab-runner-x.evil.com).
+"*" matches one or more letters, digits, - or _ within one DNS label, or
+one URI path segment ("gitlab-runner-*" does not match
+gitlab-runner-x.evil.com).
 Without --allow it may issue any name: restrict it to the names your AWS
 trust policy expects.`,
 		Example: `  keyless ca init --name "Homelab CA" --dns 10.0.0.5 --dns ca.lan --address :9000 \
