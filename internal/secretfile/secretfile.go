@@ -382,11 +382,27 @@ var ErrWeak = errors.New("password too short")
 // guessing.
 const MinPasswordLength = 12
 
+// MinDistinct is how many different bytes a password must hold: twelve
+// spaces, or one character twelve times, is as short as one.
+const MinDistinct = 5
+
 // CheckStrength refuses a password shorter than MinPasswordLength
-// characters (bytes of UTF-8 count one each: the bound is conservative).
+// characters (bytes of UTF-8 count one each: the bound is conservative),
+// or made of fewer than MinDistinct different bytes.
 func CheckStrength(what string, password []byte) error {
 	if n := len([]rune(string(password))); n < MinPasswordLength {
 		return fmt.Errorf("%s is %d characters long: at least %d are needed, because the key it encrypts can be fetched and guessed at offline: %w", what, n, MinPasswordLength, ErrWeak)
+	}
+	var seen [256]bool
+	distinct := 0
+	for _, b := range password {
+		if !seen[b] {
+			seen[b] = true
+			distinct++
+		}
+	}
+	if distinct < MinDistinct {
+		return fmt.Errorf("%s repeats %d different characters: at least %d are needed (the key it encrypts can be fetched and guessed at offline): %w", what, distinct, MinDistinct, ErrWeak)
 	}
 	return nil
 }

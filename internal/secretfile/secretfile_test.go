@@ -234,6 +234,13 @@ func TestCheckStrength(t *testing.T) {
 		t.Errorf("12 characters: %v", err)
 	}
 	// Characters, not bytes: é is two bytes.
+	// Long enough, but a handful of characters repeated (the second
+	// attack review: twelve spaces, twelve 0xff bytes).
+	for _, pw := range []string{"            ", "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", "abcdabcdabcdabcd"} {
+		if err := secretfile.CheckStrength("--password-file pw", []byte(pw)); !errors.Is(err, secretfile.ErrWeak) || !strings.Contains(err.Error(), "different characters") {
+			t.Errorf("%q: %v", pw, err)
+		}
+	}
 	if err := secretfile.CheckStrength("x", []byte("ééééééééééé")); !errors.Is(err, secretfile.ErrWeak) {
 		t.Errorf("11 two-byte characters: %v", err)
 	}
