@@ -108,6 +108,11 @@ func (c Checker) Read(what, path string, stdin io.Reader) ([]byte, error) {
 		}
 		r, name = stdin, "(standard input)"
 	} else {
+		// A symbolic link another user owns could point at any of this
+		// user's files, choosing which becomes the secret.
+		if err := c.checkLinks(what, path); err != nil {
+			return nil, err
+		}
 		// Opening a named pipe waits for a writer, so another user's pipe
 		// is refused before it is opened, or it would hang keyless (the
 		// second attack review).
@@ -292,6 +297,57 @@ func (c Checker) checkGiven(what, abs string) error {
 		if err := c.checkDirInfo(label, cur, info, last); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// checkLinks refuses a path on which a symbolic link (the file itself,
+// or a directory on the way) belongs to someone other than this user or
+// root. It follows links the way the open will, each from where it
+// stands.
+func (c Checker) checkLinks(what, path string) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", what, path, err)
+	}
+	pending := strings.Split(strings.Trim(abs, "/"), "/")
+	cur := "/"
+	for hops := 0; len(pending) > 0; {
+		name := pending[0]
+		pending = pending[1:]
+		if name == "" || name == "." {
+			continue
+		}
+		if name == ".." {
+			cur = filepath.Dir(cur)
+			continue
+		}
+		next := filepath.Join(cur, name)
+		info, err := os.Lstat(next)
+		if err != nil {
+			return nil // the open reports it
+		}
+		if info.Mode()&fs.ModeSymlink == 0 {
+			cur = next
+			continue
+		}
+		if err := c.checkOwner(fmt.Sprintf("a symbolic link on the way to %s", what), next, info); err != nil {
+			return err
+		}
+		if hops++; hops > 40 {
+			return fmt.Errorf("%s %s: too many levels of symbolic links", what, path)
+		}
+		target, err := os.Readlink(next)
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", what, path, err)
+		}
+		if filepath.IsAbs(target) {
+			cur = "/"
+		}
+		pending = append(strings.Split(strings.Trim(target, "/"), "/"), pending...)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -51,5 +52,52 @@ func TestReadOwnFIFO(t *testing.T) {
 	got, err := secretfile.Read("--token-file", fifo, nil)
 	if err != nil || string(got) != "my-token" {
 		t.Fatalf("own named pipe: %q, %v", got, err)
+	}
+}
+
+// TestReadRefusesAnotherUsersLink: a symbolic link another user owns, as
+// the secret file or on the way to it, could point at any of this user's
+// 0600 files and choose which is read as the secret (the second attack
+// review made a CA that way); this user's own links still work.
+func TestReadRefusesAnotherUsersLink(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give a symbolic link to another user")
+	}
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "pw")
+	if err := os.WriteFile(secret, []byte("a-good-password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	own := filepath.Join(dir, "own")
+	if err := os.Symlink("pw", own); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := secretfile.Read("--password-file", own, nil); err != nil || string(got) != "a-good-password" {
+		t.Fatalf("this user's own link: %q, %v", got, err)
+	}
+	theirs := filepath.Join(dir, "theirs")
+	if err := os.Symlink(secret, theirs); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(theirs, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	theirDir := filepath.Join(dir, "d")
+	if err := os.Symlink(".", theirDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(theirDir, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	// Through this user's link to theirs, too.
+	chained := filepath.Join(dir, "chained")
+	if err := os.Symlink("theirs", chained); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{theirs, filepath.Join(theirDir, "pw"), chained} {
+		var oe *secretfile.OwnerError
+		if _, err := secretfile.Read("--password-file", p, nil); !errors.As(err, &oe) || !strings.Contains(err.Error(), "symbolic link") {
+			t.Errorf("%s: %v", p, err)
+		}
 	}
 }
