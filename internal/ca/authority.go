@@ -184,7 +184,16 @@ func (a *Authority) Sign(req SignRequest) (*Issued, error) {
 		NotAfter:  notAfter,
 	}
 	setNames(tmpl, sans)
-	return a.issue(tmpl, csr.PublicKey, p, "", &tok)
+	spki, err := x509.MarshalPKIXPublicKey(csr.PublicKey)
+	if err != nil {
+		return nil, refuse(KindBadRequest, "csr: %v", err)
+	}
+	if serial, err := a.revokedKey(spki); err != nil {
+		return nil, internal(err, "reading revocations")
+	} else if serial != "" {
+		return nil, refuse(KindForbidden, "the CSR's key is the key of revoked certificate %s: make a new key", serial).because(caproto.ReasonCertRevoked)
+	}
+	return a.issueUnrevoked(tmpl, csr.PublicKey, spki, p, "", &tok)
 }
 
 // checkNames refuses a common name or SAN the provisioner's policy does
@@ -328,6 +337,41 @@ func (a *Authority) issue(tmpl *x509.Certificate, pub crypto.PublicKey, p *Provi
 	return &Issued{Certificate: cert, Intermediates: []*x509.Certificate{a.intermediate}}, nil
 }
 
+// issueUnrevoked issues as issue does, for a key (spki) the caller found
+// unrevoked, and then looks again: a revocation of the key that came in
+// between stored its revocation before it looked for the key's
+// certificates, so either it found this one, or the second look finds
+// the revocation, and the new certificate is revoked too and refused.
+// No certificate for a revoked key outlives the race.
+func (a *Authority) issueUnrevoked(tmpl *x509.Certificate, pub crypto.PublicKey, spki []byte, p *ProvisionerConfig, renewedFrom string, tok *spend) (*Issued, error) {
+	iss, err := a.issue(tmpl, pub, p, renewedFrom, tok)
+	if err != nil {
+		return nil, err
+	}
+	revoked, err := a.revokedKey(spki)
+	if err == nil && revoked == "" {
+		return iss, nil
+	}
+	serial := iss.Certificate.SerialNumber.String()
+	if err != nil {
+		// Unknown: the certificate may be for a revoked key; revoke it.
+		revoked = "(unknown: reading revocations failed)"
+	}
+	rev := &store.Revocation{Serial: serial, ReasonCode: 1, Reason: "key compromise (same key as revoked " + revoked + ")",
+		RevokedAt: a.now(), NotAfter: iss.Certificate.NotAfter, Via: "ca"}
+	if rerr := a.store.Revoke(rev); rerr != nil {
+		return nil, internal(errors.Join(err, rerr), "revoking a certificate issued for a revoked key")
+	}
+	a.crlMu.Lock()
+	a.crl = nil
+	a.crlMu.Unlock()
+	a.log.Warn("revoked a certificate issued while its key was revoked", "serial", serial, "sameKeyAs", revoked)
+	if err != nil {
+		return nil, internal(err, "reading revocations")
+	}
+	return nil, refuse(KindUnauthorized, "the key of this request was revoked (certificate %s) while the certificate was being issued; enroll again with a new key", revoked).because(caproto.ReasonCertRevoked)
+}
+
 // randomSerial returns a positive serial with 128 random bits (CA/B Forum
 // asks for at least 64).
 func randomSerial(r io.Reader) (*big.Int, error) {
@@ -437,7 +481,7 @@ func (a *Authority) renew(chain []*x509.Certificate, tok *spend) (*Issued, error
 	nb := now.Add(-backdate)
 	tmpl := &x509.Certificate{Subject: pkix.Name{CommonName: old.Subject.CommonName}, NotBefore: nb, NotAfter: nb.Add(life),
 		DNSNames: old.DNSNames, IPAddresses: old.IPAddresses, EmailAddresses: old.EmailAddresses, URIs: old.URIs}
-	return a.issue(tmpl, old.PublicKey, p, rec.Serial, tok)
+	return a.issueUnrevoked(tmpl, old.PublicKey, old.RawSubjectPublicKeyInfo, p, rec.Serial, tok)
 }
 
 // RenewWithToken is Renew for a client that cannot present its

@@ -1229,3 +1229,88 @@ func TestRenewRefusesARevokedKey(t *testing.T) {
 		t.Errorf("refusal: %v", err)
 	}
 }
+
+// revokeDuring is a store whose first Revocations call runs hook after
+// reading, and returns what it read: a revocation that lands just after
+// an issuer checked the key.
+type revokeDuring struct {
+	store.Store
+	hook func()
+}
+
+func (s *revokeDuring) Revocations() ([]*store.Revocation, error) {
+	revs, err := s.Store.Revocations()
+	if h := s.hook; h != nil {
+		s.hook = nil
+		h()
+	}
+	return revs, err
+}
+
+// TestRevocationRacingAnIssue: a key revoked between a renewal's (or an
+// enrollment's) check and its certificate's record (the third attack
+// review) leaves no valid certificate for it: the issuer looks again and
+// revokes what it issued.
+func TestRevocationRacingAnIssue(t *testing.T) {
+	for _, how := range []string{"renew", "sign"} {
+		t.Run(how, func(t *testing.T) {
+			e := newAuthority(t, authorityOptions{})
+			first, key := e.sign("gitlab-runner", "48h")
+			second, err := e.a.Renew(e.chain(first))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := ca.ParseConfig([]byte(e.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			racing := &revokeDuring{Store: e.store}
+			a, err := ca.New(ca.Options{Config: cfg, Root: e.root.Cert, Intermediate: e.inter.Cert, Key: e.inter.Key, Store: racing, Now: e.clock.Now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			racing.hook = func() {
+				if err := a.Revoke(ca.RevokeRequest{Serial: second.Certificate.SerialNumber.String(), Operator: true, Passive: true}); err != nil {
+					t.Error(err)
+				}
+			}
+			before := e.certificateCount()
+			if how == "renew" {
+				_, err = a.Renew(e.chain(first))
+			} else {
+				_, err = a.Sign(ca.SignRequest{CSR: csr(t, key, "gitlab-runner"), Token: e.token(tok{sub: "gitlab-runner"})})
+			}
+			refused(t, err, ca.KindUnauthorized, caproto.ReasonCertRevoked)
+			if e.certificateCount() != before+1 {
+				t.Fatalf("want the racing certificate recorded (and revoked): %d certificates, had %d", e.certificateCount(), before)
+			}
+			var unrevoked []string
+			e.store.Certificates(func(c *store.Certificate) bool {
+				if _, err := e.store.Revocation(c.Serial); err != nil {
+					unrevoked = append(unrevoked, c.Serial)
+				}
+				return true
+			})
+			if len(unrevoked) > 0 {
+				t.Errorf("certificates for the revoked key left valid: %v", unrevoked)
+			}
+		})
+	}
+}
+
+// TestSignRefusesARevokedKey: enrolling again with a revoked key is
+// refused before the token is spent.
+func TestSignRefusesARevokedKey(t *testing.T) {
+	e := newAuthority(t, authorityOptions{})
+	cert, key := e.sign("gitlab-runner", "")
+	if err := e.a.Revoke(ca.RevokeRequest{Serial: cert.SerialNumber.String(), Operator: true, Passive: true}); err != nil {
+		t.Fatal(err)
+	}
+	token := e.token(tok{sub: "gitlab-runner"})
+	_, err := e.a.Sign(ca.SignRequest{CSR: csr(t, key, "gitlab-runner"), Token: token})
+	refused(t, err, ca.KindForbidden, caproto.ReasonCertRevoked)
+	fresh := pkitest.Key(t, pkitest.P256+"#fresh")
+	if _, err := e.a.Sign(ca.SignRequest{CSR: csr(t, fresh, "gitlab-runner"), Token: token}); err != nil {
+		t.Errorf("a new key with the same token: %v", err)
+	}
+}
