@@ -309,9 +309,16 @@ func (c Checker) checkLinks(what, path string) error {
 	if runtime.GOOS == "windows" {
 		return nil
 	}
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", what, path, err)
+	// Not filepath.Abs, which cleans "x/.." away as text: the kernel
+	// follows x first, if it is a link, and ".." goes up from where it
+	// leads.
+	abs := path
+	if !filepath.IsAbs(path) {
+		wd, err := os.Getwd()
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", what, path, err)
+		}
+		abs = wd + "/" + path
 	}
 	pending := strings.Split(strings.Trim(abs, "/"), "/")
 	cur := "/"
@@ -331,6 +338,14 @@ func (c Checker) checkLinks(what, path string) error {
 			return nil // the open reports it
 		}
 		if info.Mode()&fs.ModeSymlink == 0 {
+			// A directory on the way that another user owns, or can
+			// write without a sticky bit, lets them swap what is below
+			// it between this check and the open.
+			if info.IsDir() {
+				if err := c.checkDirInfo(fmt.Sprintf("a directory on the way to %s", what), next, info, false); err != nil {
+					return err
+				}
+			}
 			cur = next
 			continue
 		}

@@ -101,3 +101,44 @@ func TestReadRefusesAnotherUsersLink(t *testing.T) {
 		}
 	}
 }
+
+// TestReadChecksDotDotAfterALink: "link/../x" goes up from where another
+// user's link leads, not from where it stands (the third attack review
+// read a file the link's owner chose through /tmp/x/../../known); and a
+// directory on the way that another user owns is refused.
+func TestReadChecksDotDotAfterALink(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give a link and a directory to another user")
+	}
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "d", "e"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "known"), []byte("chosen-by-the-link-owner\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "x")
+	if err := os.Symlink(filepath.Join(dir, "d", "e"), link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(link, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	var oe *secretfile.OwnerError
+	if _, err := secretfile.Read("--password-file", link+"/../../known", nil); !errors.As(err, &oe) {
+		t.Errorf("through another user's link and ..: %v", err)
+	}
+	theirs := filepath.Join(dir, "theirs")
+	if err := os.Mkdir(theirs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(theirs, "pw"), []byte("a-good-password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(theirs, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := secretfile.Read("--password-file", filepath.Join(theirs, "pw"), nil); !errors.As(err, &oe) || !strings.Contains(err.Error(), "directory on the way") {
+		t.Errorf("in another user's directory: %v", err)
+	}
+}
