@@ -290,9 +290,30 @@ func statError(role, path string, err error) error {
 
 // readOwn reads a file only if it is this user's (or root's) and no one
 // else can change it.
+// It must be a regular file, not a link: a link another user planted
+// (to /dev/stdin, say) would otherwise be followed and waited on.
 func readOwn(path string) ([]byte, error) {
+	pre, err := os.Lstat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !pre.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file (%s)", path, pre.Mode().Type())
+	}
 	if err := secretfile.CheckOwned("file", path); err != nil {
 		return nil, err
 	}
-	return os.ReadFile(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|noFollow, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !os.SameFile(pre, info) {
+		return nil, fmt.Errorf("%s changed while it was being read", path)
+	}
+	return io.ReadAll(io.LimitReader(f, 1<<20))
 }

@@ -9,6 +9,10 @@ import (
 	"syscall"
 )
 
+// noFollow opens a file only if it is not a symbolic link, and never
+// waits for a named pipe's writer.
+const noFollow = syscall.O_NOFOLLOW | syscall.O_NONBLOCK
+
 // lockPair takes the pair's lock: an exclusive flock on CERT+lockSuffix.
 // The file exists only while someone holds or waits for it: the holder
 // removes it before letting go, and a waiter that then gets a lock on the

@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -312,5 +313,45 @@ func TestPendingCertificateOfAnotherUser(t *testing.T) {
 	}
 	if err := identity.CheckLock(crt); err == nil || !strings.Contains(err.Error(), "keyless cannot replace it: remove it") {
 		t.Errorf("CheckLock with another user's pending certificate: %v", err)
+	}
+}
+
+// TestPendingLinkOfAnotherUser: a pending certificate that is another
+// user's link to /dev/stdin made Load wait on standard input (the third
+// attack review); a link is never read as the pending certificate.
+func TestPendingLinkOfAnotherUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give the link to another user")
+	}
+	dir := t.TempDir()
+	crt, key := filepath.Join(dir, "runner.crt"), filepath.Join(dir, "runner.key")
+	ca := pkitest.NewRoot(t, "link-root").Intermediate(t, "link-int")
+	oldCert, oldKey := pairPEM(t, ca, "p256#old")
+	if err := identity.WritePair(crt, oldCert, key, oldKey); err != nil {
+		t.Fatal(err)
+	}
+	_, newKey := pairPEM(t, ca, "p256#new")
+	if err := os.WriteFile(key, newKey, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Standard input that never ends: a pipe whose writer stays open.
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	pending := crt + identity.PendingSuffix
+	if err := os.Symlink(fmt.Sprintf("/proc/self/fd/%d", r.Fd()), pending); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(pending, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := identity.Load(identity.Files{Certificate: crt, PrivateKey: key}, nil, time.Time{}); !errors.Is(err, identity.ErrKeyMismatch) {
+		t.Errorf("Load: %v, want a key mismatch", err)
+	}
+	if err := identity.RecoverPair(crt, key); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("RecoverPair: %v", err)
 	}
 }
