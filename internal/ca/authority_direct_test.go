@@ -1314,3 +1314,33 @@ func TestSignRefusesARevokedKey(t *testing.T) {
 		t.Errorf("a new key with the same token: %v", err)
 	}
 }
+
+// TestRevokeByTokenKeepsToItsProvisioner: a provisioner's revoke token
+// revokes the key's other certificates only where that provisioner
+// issued them, as for the serial it names.
+func TestRevokeByTokenKeepsToItsProvisioner(t *testing.T) {
+	e := newAuthority(t, authorityOptions{})
+	key := pkitest.Key(t, pkitest.P256+"#two-provisioners")
+	byAdmin, err := e.a.Sign(ca.SignRequest{CSR: csr(t, key, "gitlab-runner"), Token: e.token(tok{sub: "gitlab-runner"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var byRunners []*x509.Certificate
+	for range 2 {
+		iss, err := e.a.Sign(ca.SignRequest{CSR: csr(t, key, "gitlab-runner"), Token: e.token(tok{prov: runners, sub: "gitlab-runner"})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		byRunners = append(byRunners, iss.Certificate)
+	}
+	serial := byRunners[0].SerialNumber.String()
+	if err := e.a.Revoke(ca.RevokeRequest{Serial: serial, Token: e.token(tok{prov: runners, sub: serial, aud: caproto.PathRevoke}), Passive: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.Revocation(byRunners[1].SerialNumber.String()); err != nil {
+		t.Errorf("the same provisioner's other certificate for the key: %v", err)
+	}
+	if _, err := e.store.Revocation(byAdmin.Certificate.SerialNumber.String()); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("another provisioner's certificate for the key was revoked by a runners token: %v", err)
+	}
+}

@@ -142,3 +142,18 @@ func TestReadChecksDotDotAfterALink(t *testing.T) {
 		t.Errorf("in another user's directory: %v", err)
 	}
 }
+
+// TestReadSymlinkLoop: a loop of links ends in an error, not a hang.
+func TestReadSymlinkLoop(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	if err := os.Symlink("b", a); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("a", b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := secretfile.Read("--password-file", a, nil); err == nil || !strings.Contains(err.Error(), "too many levels of symbolic links") {
+		t.Errorf("a loop of links: %v", err)
+	}
+}
