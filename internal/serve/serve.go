@@ -30,7 +30,18 @@ type Options struct {
 	// WriteTimeout bounds writing an answer; zero means no bound (the
 	// emulator's), which a slow client can only hold for itself.
 	WriteTimeout time.Duration
+	// MaxHeaderBytes bounds a request's line and headers together:
+	// larger requests get 431 before any handler runs. Zero means
+	// net/http's default (about 1 MiB).
+	MaxHeaderBytes int
+	// ConnContext, when set, derives each connection's context (for
+	// example to carry the peer's credentials on a unix socket).
+	ConnContext func(ctx context.Context, c net.Conn) context.Context
 }
+
+// headerSlack is what net/http reads beyond MaxHeaderBytes before it
+// answers 431.
+const headerSlack = 4096
 
 // Server is a running server.
 type Server struct {
@@ -67,10 +78,16 @@ func Serve(ln net.Listener, h http.Handler, o Options) *Server {
 			IdleTimeout:       2 * time.Minute,
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), o.ErrorLevel),
 			TLSConfig:         o.TLS,
+			ConnContext:       o.ConnContext,
 		},
 		ln:   ln,
 		url:  scheme + "://" + ln.Addr().String(),
 		done: make(chan struct{}),
+	}
+	if o.MaxHeaderBytes > 0 {
+		// net/http allows MaxHeaderBytes plus its slack: take the
+		// slack off, so the bound is the one asked for.
+		s.srv.MaxHeaderBytes = max(o.MaxHeaderBytes-headerSlack, 1)
 	}
 	go func() {
 		if o.TLS != nil {
