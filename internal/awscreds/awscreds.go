@@ -59,6 +59,10 @@ type Request struct {
 	// default directory ($XDG_CACHE_HOME/keyless).
 	NoCache  bool
 	CacheDir string
+	// MaxAttempts bounds CreateSession attempts for one Fetch; zero
+	// means rolesanywhere's default. The agent's broker asks for one:
+	// it retries itself, under its rate limit.
+	MaxAttempts int
 }
 
 // InputError is a request refused before anything is read or sent.
@@ -257,14 +261,15 @@ func (f *Fetcher) Fetch(ctx context.Context, r Request) (*Result, error) {
 	logger.Debug("loaded certificate", "subject", id.Certificate.Subject.String(), "serial", id.Certificate.SerialNumber.String(),
 		"not_after", id.Certificate.NotAfter.UTC().Format(time.RFC3339), "intermediates", len(id.Intermediates))
 	client, err := rolesanywhere.New(rolesanywhere.Config{
-		Endpoint:  p.Endpoint,
-		Region:    p.Region,
-		Signer:    &sigv4.X509Signer{Key: id.Key, Certificate: id.Certificate, Intermediates: id.Intermediates},
-		Transport: p.Transport,
-		UserAgent: f.UserAgent,
-		Now:       clk.Now,
-		Sleep:     func(ctx context.Context, d time.Duration) error { return clock.Sleep(ctx, clk, d) },
-		Logger:    logger,
+		Endpoint:    p.Endpoint,
+		Region:      p.Region,
+		Signer:      &sigv4.X509Signer{Key: id.Key, Certificate: id.Certificate, Intermediates: id.Intermediates},
+		Transport:   p.Transport,
+		UserAgent:   f.UserAgent,
+		Now:         clk.Now,
+		Sleep:       func(ctx context.Context, d time.Duration) error { return clock.Sleep(ctx, clk, d) },
+		Logger:      logger,
+		MaxAttempts: r.MaxAttempts,
 	})
 	if errors.Is(err, rolesanywhere.ErrNoCertificates) {
 		return nil, f.fail("AWS_CA_BUNDLE", "AWS_CA_BUNDLE: %w", err)

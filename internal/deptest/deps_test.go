@@ -24,17 +24,19 @@ var keyless = deptest.Rules{
 		"internal/caproto": "domain", "internal/clock": "domain", "internal/credcache": "domain",
 		"internal/iampolicy": "domain", "internal/identity": "domain", "internal/logline": "domain",
 		"internal/pki": "domain", "internal/secretfile": "domain", "internal/sigv4": "domain", "internal/store": "domain",
-		"internal/svcunit": "domain",
+		"internal/svcunit": "domain", "internal/metrics": "domain",
 		// Transports and peers: the servers keyless runs and the clients
 		// it calls.
 		"internal/ca/caapi": "transport", "internal/caclient": "transport", "internal/emulator": "transport",
 		"internal/rolesanywhere": "transport", "internal/sdnotify": "transport", "internal/serve": "transport",
-		"internal/sts": "transport",
+		"internal/sts": "transport", "internal/gitlab": "transport", "internal/gitlab/gitlabfake": "transport",
+		"internal/agentapi": "transport", "internal/hostnet": "transport",
 		// Use cases: what a user asks for, shared by the commands, keyless
 		// dev and (next) the agent; injected clock and logger, typed
 		// errors and events.
 		"internal/awscreds": "usecase", "internal/caops": "usecase", "internal/devstack": "usecase",
-		"internal/enroll": "usecase", "internal/renewal": "usecase",
+		"internal/enroll": "usecase", "internal/renewal": "usecase", "internal/broker": "usecase", "internal/authz": "usecase",
+		"internal/agent": "usecase",
 		// The command line, and main.
 		"internal/cli": "cli",
 		"cmd/keyless":  "cmd",
@@ -57,8 +59,10 @@ var keyless = deptest.Rules{
 			Why: "the AWS SDK belongs in the interop modules, which check keyless against it"},
 		{Packages: []string{"cmd/keyless"}, Prefixes: []string{"github.com/rogpeppe/go-internal/", "github.com/google/go-cmp/", "github.com/keyless-dev/keyless/internal/testkit"},
 			Why: "test dependencies stay out of the binary"},
-		{Packages: []string{"internal/caclient", "internal/caproto", "internal/enroll", "internal/renewal", "internal/awscreds"}, Prefixes: []string{"go.etcd.io/bbolt"},
+		{Packages: []string{"internal/caclient", "internal/caproto", "internal/enroll", "internal/renewal", "internal/awscreds", "internal/agent"}, Prefixes: []string{"go.etcd.io/bbolt"},
 			Why: "the runner side links no CA store"},
+		{Packages: []string{"internal/agent", "internal/authz", "internal/broker", "internal/agentapi"}, Prefixes: []string{"github.com/keyless-dev/keyless/internal/gitlab/gitlabfake"},
+			Why: "the fake GitLab is for tests and keyless dev only: nothing agent.yaml says can reach it"},
 	},
 	Forbid: []deptest.Forbid{
 		{Layers: []string{"domain", "usecase"}, Why: "domain and use-case packages start no servers and build no network clients; the transports do",

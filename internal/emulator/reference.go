@@ -22,6 +22,9 @@ type Reference struct {
 	MaxSessionDuration int
 	// DurationSeconds is the profile's.
 	DurationSeconds int
+	// AcceptRoleSessionName lets callers name their sessions (the
+	// agent names them after the job).
+	AcceptRoleSessionName bool
 }
 
 // TrustPolicy is the reference setup's trust policy for r: principal
@@ -61,5 +64,6 @@ profiles:
   - name: %s
     roles: [%s]
     durationSeconds: %d
-`, r.Account, r.Region, r.TrustAnchor, bundle, r.Role, r.MaxSessionDuration, indent(r.TrustPolicy(), 6), r.Profile, r.Role, r.DurationSeconds)
+    acceptRoleSessionName: %t
+`, r.Account, r.Region, r.TrustAnchor, bundle, r.Role, r.MaxSessionDuration, indent(r.TrustPolicy(), 6), r.Profile, r.Role, r.DurationSeconds, r.AcceptRoleSessionName)
 }

@@ -62,7 +62,15 @@ func New(t TB, logger *slog.Logger, bundle ...*x509.Certificate) *Server {
 // NewAt is New on the clock now (nil: the real one), for tests that move a
 // fake clock.
 func NewAt(t TB, now func() time.Time, logger *slog.Logger, bundle ...*x509.Certificate) *Server {
-	seed, err := emulator.ParseSeed([]byte(Seed(pki.EncodeCertificates(bundle...))), emulator.SeedSource{Name: "emulatortest.yaml"})
+	return NewReference(t, Reference(pki.EncodeCertificates(bundle...)), now, logger)
+}
+
+// NewReference starts the emulator seeded with ref (whose resource names
+// must be this package's), on the clock now (nil: the real one), for tests
+// that need another shape of the reference deployment: a profile that
+// accepts session names, other durations.
+func NewReference(t TB, ref emulator.Reference, now func() time.Time, logger *slog.Logger) *Server {
+	seed, err := emulator.ParseSeed([]byte(ref.Seed()), emulator.SeedSource{Name: "emulatortest.yaml"})
 	if err != nil {
 		t.Fatalf("emulatortest: %v", err)
 	}
