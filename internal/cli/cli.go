@@ -149,6 +149,7 @@ it (--role-arn is KEYLESS_ROLE_ARN); a flag on the command line wins.`,
 		newRenewCommand(s),
 		newRevokeCommand(s),
 		newDevCommand(s),
+		newAgentCommand(s),
 	)
 	argsAreUsage(root)
 	return root

@@ -4,11 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/keyless-dev/keyless/internal/agentapi"
 	"github.com/keyless-dev/keyless/internal/awscreds"
 	"github.com/keyless-dev/keyless/internal/buildinfo"
 	"github.com/keyless-dev/keyless/internal/rolesanywhere"
@@ -20,6 +22,7 @@ func newCredentialProcessCommand(s streams) *cobra.Command {
 		r      awscreds.Request
 		format string
 		debug  bool
+		target string
 	)
 	cmd := &cobra.Command{
 		Use:   "credential-process",
@@ -48,17 +51,24 @@ it. Plain http is accepted only for loopback endpoints.`,
   [profile ci]
   credential_process = keyless credential-process --certificate /etc/keyless/runner.crt --private-key /etc/keyless/runner.key --trust-anchor-arn arn:aws:rolesanywhere:us-east-1:111122223333:trust-anchor/3f7c1a0e-0000-4000-8000-000000000001 --profile-arn arn:aws:rolesanywhere:us-east-1:111122223333:profile/3f7c1a0e-0000-4000-8000-000000000002 --role-arn arn:aws:iam::111122223333:role/ci-deployer
 
+  # Ask a running keyless agent instead: no key file needed, no AWS flags
+  # (the agent's rules decide the role for this user):
+  credential_process = keyless credential-process --agent /run/keyless/agent.sock
+
   # In a CI script, without jq:
   eval "$(keyless credential-process --format env --certificate runner.crt --private-key runner.key \
       --trust-anchor-arn "$TA_ARN" --profile-arn "$PROFILE_ARN" --role-arn "$ROLE_ARN")"
   aws sts get-caller-identity`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := keys.check(cmd.Flags()); err != nil {
-				return err
-			}
 			if format != "json" && format != "env" {
 				return usageErrorf("--format %q: must be json or env", format)
+			}
+			if target != "" {
+				return fromAgent(cmd, s, target, format)
+			}
+			if err := keys.check(cmd.Flags()); err != nil {
+				return err
 			}
 			r.Files, r.Password = keys.files(), keys.passwordFunc()
 			f := &awscreds.Fetcher{Name: flagName, Logger: newLogger(s.err, debug), UserAgent: buildinfo.UserAgent()}
@@ -85,6 +95,7 @@ it. Plain http is accepted only for loopback endpoints.`,
 	fs.BoolVar(&debug, "debug", false, "log each step to stderr (never keys or credentials)")
 	fs.StringVar(&format, "format", "json", "output format: json (credential_process) or env (POSIX shell export lines; on failure, a line that unsets them and fails, so eval fails too)")
 	fs.BoolVar(&r.NoCache, "no-cache", false, "always call CreateSession; neither read nor write the credentials cache")
+	fs.StringVar(&target, "agent", "", "get the credentials from a keyless agent: its unix `socket` (the agent's rules match this user), or its container-credentials URL with the token in AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE or AWS_CONTAINER_AUTHORIZATION_TOKEN")
 	fs.StringVar(&r.CacheDir, "cache-dir", "", "credentials cache directory (default $XDG_CACHE_HOME/keyless or ~/.cache/keyless)")
 	return cmd
 }
@@ -139,4 +150,41 @@ func shellQuote(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// agentExclusive are the flags that say what to fetch; with --agent the
+// agent's rules say it.
+var agentExclusive = []string{"certificate", "private-key", "intermediates", "trust-anchor-arn", "profile-arn", "role-arn",
+	"session-duration", "role-session-name", "region", "endpoint", "no-verify-ssl", "with-proxy", "no-cache", "cache-dir",
+	"pkcs8-password", "pkcs8-password-file"}
+
+func fromAgent(cmd *cobra.Command, s streams, target, format string) error {
+	for _, name := range agentExclusive {
+		if f := cmd.Flags().Lookup(name); f != nil && f.Changed {
+			return usageErrorf("--%s does not go with --agent: the agent holds the key and its rules choose the role", name)
+		}
+	}
+	var token string
+	if !strings.HasPrefix(target, "/") && !strings.HasPrefix(target, ".") {
+		// A URL: the token comes as the SDKs take it, never from argv.
+		if file := os.Getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"); file != "" {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				return fmt.Errorf("reading AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: %w", err)
+			}
+			token = string(data)
+		} else {
+			token = os.Getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN")
+		}
+	}
+	c, err := agentapi.NewClient(target, token)
+	if err != nil {
+		return usageErrorf("--agent: %v", err)
+	}
+	creds, err := c.Credentials(cmd.Context())
+	if err != nil {
+		return withHint(err, "keyless agent status --socket SOCKET shows the agent's state; its log has one line for each refused request")
+	}
+	return printCredentials(s.out, format, rolesanywhere.Credentials{AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey,
+		SessionToken: creds.Token, Expiration: creds.Expiration})
 }

@@ -27,6 +27,9 @@ func newDevCommand(s streams) *cobra.Command {
 		Long: `Start the whole chain on loopback, with no AWS account and no network:
 a keyless CA issues a gitlab-runner certificate, the emulator exchanges it
 through Roles Anywhere CreateSession, and STS says which role you are.
+Then keyless agent starts with a fake GitLab that has one running job, and
+that job's token gets credentials of its own, in a session named after the
+job; DIR/agent.env holds the two variables the job would have.
 Each step prints its result, then the profile and environment to use the
 running stack from another shell with the AWS CLI.
 
@@ -74,7 +77,7 @@ warnings there, unless --log-level is given.`,
 				return nil
 			}
 			fmt.Fprintf(s.out, "keyless dev: the whole chain on loopback, in %s\n", st.Dir)
-			var arn, assumed string
+			var arn, assumed, jobARN string
 			for i, p := range []struct {
 				what string
 				run  func() (string, error)
@@ -111,6 +114,18 @@ warnings there, unless --log-level is given.`,
 					arn = id.Arn
 					return "you are", nil
 				}},
+				{"keyless agent: a CI job's own credentials", func() (string, error) {
+					if err := st.StartAgent(ctx); err != nil {
+						return "", err
+					}
+					id, creds, err := st.AgentCallerIdentity(ctx)
+					if err != nil {
+						return "", err
+					}
+					jobARN = id.Arn
+					return fmt.Sprintf("job %d of %s (token from the fake GitLab) got %s until %s, from %s",
+						devstack.JobID, devstack.ProjectPath, id.Arn, rfc(creds.Expiration), st.AgentURL), nil
+				}},
 			} {
 				if err := step(i+1, p.what, p.run); err != nil {
 					return err
@@ -119,6 +134,9 @@ warnings there, unless --log-level is given.`,
 			fmt.Fprintf(s.out, "\n%s\n\n", arn)
 			if arn != assumed {
 				return fmt.Errorf("STS says %s, CreateSession said %s", arn, assumed)
+			}
+			if want := fmt.Sprintf("/gitlab-%d-%d", devstack.ProjectID, devstack.JobID); !strings.HasSuffix(jobARN, want) {
+				return fmt.Errorf("the agent's session is %s, not named after the job (%s)", jobARN, want)
 			}
 			if once {
 				fmt.Fprintln(s.out, "keyless dev: every step succeeded")
@@ -144,7 +162,14 @@ aws sts get-caller-identity --endpoint-url %s
 
 (--endpoint-url is for AWS CLI older than 2.13, such as Debian 12's, which ignores AWS_ENDPOINT_URL_STS.)
 
-`, configPath, strings.TrimRight(profile, "\n"), configPath, devstack.AWSProfile, st.AWSURL, st.AWSURL)
+A CI job's view: keyless agent (configuration %s) serves the job's own
+credentials at %s
+to any AWS SDK given these two variables (also in %s):
+
+env $(cat %s) aws sts get-caller-identity --endpoint-url %s
+
+`, configPath, strings.TrimRight(profile, "\n"), configPath, devstack.AWSProfile, st.AWSURL, st.AWSURL,
+				st.AgentConfig, st.AgentURL, st.AgentEnv, st.AgentEnv, st.AWSURL)
 			if note := goRunNote(exe); note != "" {
 				fmt.Fprintln(s.out, note)
 				fmt.Fprintln(s.out)
@@ -162,6 +187,7 @@ aws sts get-caller-identity --endpoint-url %s
 	f.BoolVar(&once, "once", false, "stop after the check; exit 0 only if every step succeeded")
 	f.StringVar(&cfg.ListenCA, "listen-ca", "127.0.0.1:0", "`address` of the CA (HTTPS)")
 	f.StringVar(&cfg.ListenAWS, "listen-aws", "127.0.0.1:0", "`address` of the Roles Anywhere + STS emulator (HTTP, loopback only)")
+	f.StringVar(&cfg.ListenAgent, "listen-agent", "127.0.0.1:0", "`address` of keyless agent's container-credentials endpoint (HTTP, loopback only)")
 	logs = registerLogFlags(cmd, "")
 	return cmd
 }

@@ -2,9 +2,11 @@
 // account and no network: a keyless CA, the Roles Anywhere and STS
 // emulator seeded with the reference deployment, a runner certificate
 // enrolled from the CA, credentials for it, and STS's word on whose they
-// are; then it keeps the certificate renewed. Each step is the use case
-// the matching command uses (caops, enroll, awscreds, renewal), so the
-// stack shows the real thing working.
+// are; then keyless agent with a fake GitLab (dev-only: agent.yaml cannot
+// enable it), which gives a running job its own session; then it keeps
+// the certificate renewed. Each step is the use case the matching command
+// uses (caops, enroll, awscreds, agent, renewal), so the stack shows the
+// real thing working.
 //
 // It is what keyless dev runs; tests of later parts (the agent) can start
 // it too. The stack's state lives in a directory: a temporary one removed
@@ -23,6 +25,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/keyless-dev/keyless/internal/agent"
+	"github.com/keyless-dev/keyless/internal/agentapi"
 	"github.com/keyless-dev/keyless/internal/atomicfile"
 	"github.com/keyless-dev/keyless/internal/awscreds"
 	"github.com/keyless-dev/keyless/internal/ca"
@@ -30,6 +34,7 @@ import (
 	"github.com/keyless-dev/keyless/internal/caops"
 	"github.com/keyless-dev/keyless/internal/emulator"
 	"github.com/keyless-dev/keyless/internal/enroll"
+	"github.com/keyless-dev/keyless/internal/gitlab/gitlabfake"
 	"github.com/keyless-dev/keyless/internal/identity"
 	"github.com/keyless-dev/keyless/internal/logline"
 	"github.com/keyless-dev/keyless/internal/pki"
@@ -51,6 +56,13 @@ const (
 	Provisioner = "dev"
 	// AWSProfile is the AWS CLI profile WriteAWSConfig writes.
 	AWSProfile = "keyless-dev"
+	// The fake GitLab's project and running job, whose token the agent
+	// exchanges for a session named gitlab-42-1001.
+	ProjectID   = 42
+	ProjectPath = "keyless-dev/app"
+	JobID       = 1001
+	// IDTokenAudience is the aud the agent accepts in id_tokens.
+	IDTokenAudience = "keyless-dev"
 )
 
 // Config shapes a stack.
@@ -58,8 +70,10 @@ type Config struct {
 	// Dir keeps the stack's files; empty means a temporary directory,
 	// removed at Close.
 	Dir string
-	// ListenCA and ListenAWS are loopback addresses (port 0 picks one).
-	ListenCA, ListenAWS string
+	// ListenCA, ListenAWS and ListenAgent are loopback addresses (port 0
+	// picks one); ListenAgent is the agent's container-credentials
+	// endpoint.
+	ListenCA, ListenAWS, ListenAgent string
 	// Version is what the CA's /version says; UserAgent what CreateSession
 	// sends.
 	Version, UserAgent string
@@ -105,11 +119,22 @@ type Stack struct {
 
 	// The runner (Enroll).
 	CertPath, KeyPath string
+
+	// The agent (StartAgent): its container-credentials URL, the fake
+	// GitLab's running job's token, and the files a job would use.
+	AgentURL, AgentSocket, JobToken string
+	AgentConfig, AgentEnv           string
+	gitlab                          *serve.Server
+	agentStop                       context.CancelFunc
+	agentDone                       chan error
 }
 
 // New checks cfg and makes the stack's directory.
 func New(cfg Config) (*Stack, error) {
-	for _, a := range []struct{ field, addr string }{{"listen-ca", cfg.ListenCA}, {"listen-aws", cfg.ListenAWS}} {
+	if cfg.ListenAgent == "" {
+		cfg.ListenAgent = "127.0.0.1:0"
+	}
+	for _, a := range []struct{ field, addr string }{{"listen-ca", cfg.ListenCA}, {"listen-aws", cfg.ListenAWS}, {"listen-agent", cfg.ListenAgent}} {
 		host, _, err := net.SplitHostPort(a.addr)
 		if err != nil || !emulator.IsLoopback(host) {
 			return nil, &AddressError{Field: a.field, Address: a.addr, Err: ErrNotLoopback}
@@ -132,6 +157,13 @@ func New(cfg Config) (*Stack, error) {
 // Close stops the servers and removes a temporary directory.
 func (s *Stack) Close() error {
 	var errs []error
+	if s.agentStop != nil {
+		s.agentStop()
+		errs = append(errs, <-s.agentDone)
+	}
+	if s.gitlab != nil {
+		errs = append(errs, s.gitlab.Close())
+	}
 	if s.caClient != nil {
 		s.caClient.CloseIdleConnections()
 	}
@@ -195,7 +227,9 @@ func (s *Stack) StartCA() error {
 func (s *Stack) StartEmulator() error {
 	path := filepath.Join(s.Dir, "emulator.yaml")
 	seed := emulator.Reference{Account: Account, Region: Region, TrustAnchor: TrustAnchor, Role: Role, Profile: Profile,
-		CommonName: Subject, BundleFile: "bundle.pem", MaxSessionDuration: 3600, DurationSeconds: 3600}.Seed()
+		CommonName: Subject, BundleFile: "bundle.pem", MaxSessionDuration: 3600, DurationSeconds: 3600,
+		// The agent names each session after its job.
+		AcceptRoleSessionName: true}.Seed()
 	if err := atomicfile.WriteFile(path, []byte(seed), 0o644); err != nil {
 		return err
 	}
@@ -207,6 +241,10 @@ func (s *Stack) StartEmulator() error {
 		return err
 	}
 	s.AWSURL = s.emuServer.URL()
+	// For scripts: the endpoint the AWS CLI's --endpoint-url takes.
+	if err := atomicfile.WriteFile(filepath.Join(s.Dir, "aws-endpoint"), []byte(s.AWSURL+"\n"), 0o644); err != nil {
+		return err
+	}
 	out := parsed.Outputs(s.AWSURL)
 	s.TrustAnchorARN, s.ProfileARN, s.RoleARN = out.TrustAnchors[TrustAnchor], out.Profiles[Profile], out.Roles[Role]
 	return nil
@@ -270,3 +308,96 @@ func (s *Stack) Renew(ctx context.Context, events func(renewal.Event)) error {
 
 // Fingerprint is the CA root's SHA-256, hex.
 func (s *Stack) Fingerprint() string { return pki.Fingerprint(s.CA.Root) }
+
+// StartAgent starts a fake GitLab on loopback with one running job of
+// project ProjectPath, and keyless agent for the runner's certificate:
+// its configuration is Dir/agent.yaml, loaded as keyless agent loads it,
+// with a rule that gives the dev role to that project's jobs. It writes
+// Dir/agent.env, the two lines a job would have, and serves until Close.
+// The runner's certificate is renewed by Renew, not by the agent.
+func (s *Stack) StartAgent(ctx context.Context) error {
+	fake := gitlabfake.New(gitlabfake.Options{})
+	var err error
+	if s.gitlab, err = serve.Start("127.0.0.1:0", fake, serve.Options{Logger: s.logger}); err != nil {
+		return err
+	}
+	fake.SetIssuer(s.gitlab.URL())
+	s.JobToken = fake.AddJob(gitlabfake.Job{ID: JobID, ProjectID: ProjectID, ProjectPath: ProjectPath, Ref: "main"})
+	s.AgentSocket = filepath.Join(s.Dir, "agent.sock")
+	s.AgentConfig = filepath.Join(s.Dir, "agent.yaml")
+	yaml := fmt.Sprintf(`# keyless agent's configuration for the dev stack (docs/agent.md).
+identity:
+  certificate: runner.crt
+  key: runner.key
+aws:
+  trustAnchorArn: %s
+  endpoint: %s
+gitlab:
+  url: %s
+  idTokens: {issuer: %s, audience: %s}
+listen:
+  containerCredentials: [%q]
+  socket: {path: agent.sock}
+rules:
+  - name: dev-app
+    identity: [gitlab-job-token, gitlab-id-token]
+    match: {project_path: %s}
+    roleArn: %s
+    profileArn: %s
+    sessionName: gitlab-{project_id}-{job_id}
+`, s.TrustAnchorARN, s.AWSURL, s.gitlab.URL(), s.gitlab.URL(), IDTokenAudience, s.cfg.ListenAgent, ProjectPath, s.RoleARN, s.ProfileARN)
+	if err := atomicfile.WriteFile(s.AgentConfig, []byte(yaml), 0o600); err != nil {
+		return err
+	}
+	cfg, err := agent.LoadConfig(s.AgentConfig)
+	if err != nil {
+		return err
+	}
+	ready := make(chan struct{})
+	a, err := agent.New(agent.Options{Config: cfg, Logger: s.logger, Version: s.cfg.Version, UserAgent: s.cfg.UserAgent,
+		Getenv: func(string) string { return "" },
+		Events: func(e agent.Event) {
+			switch e := e.(type) {
+			case agent.Listening:
+				if e.Kind == "container-credentials" {
+					s.AgentURL = e.Address
+				}
+			case agent.Ready:
+				close(ready)
+			}
+		}})
+	if err != nil {
+		return err
+	}
+	ctx, s.agentStop = context.WithCancel(ctx)
+	s.agentDone = make(chan error, 1)
+	go func() { s.agentDone <- a.Run(ctx) }()
+	select {
+	case <-ready:
+	case err := <-s.agentDone:
+		s.agentStop, s.agentDone = nil, nil
+		if err == nil {
+			err = errors.New("the agent stopped before it was ready")
+		}
+		return err
+	}
+	s.AgentEnv = filepath.Join(s.Dir, "agent.env")
+	env := fmt.Sprintf("AWS_CONTAINER_CREDENTIALS_FULL_URI=%s\nAWS_CONTAINER_AUTHORIZATION_TOKEN=%s\n", s.AgentURL, s.JobToken)
+	return atomicfile.WriteFile(s.AgentEnv, []byte(env), 0o600)
+}
+
+// AgentCallerIdentity gets the job's credentials from the agent as an AWS
+// SDK in the job would, and asks STS whose they are.
+func (s *Stack) AgentCallerIdentity(ctx context.Context) (*sts.Identity, *agentapi.Credentials, error) {
+	c, err := agentapi.NewClient(s.AgentURL, s.JobToken)
+	if err != nil {
+		return nil, nil, err
+	}
+	creds, err := c.Credentials(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	id, err := sts.New(s.AWSURL, Region).GetCallerIdentity(ctx, sigv4.Credentials{AccessKeyID: creds.AccessKeyID,
+		SecretAccessKey: creds.SecretAccessKey, SessionToken: creds.Token, Expiration: creds.Expiration})
+	return id, creds, err
+}
