@@ -166,7 +166,7 @@ A CI job's view: keyless agent (configuration %s) serves the job's own
 credentials at %s
 to any AWS SDK given these two variables (also in %s):
 
-env $(cat %s) aws sts get-caller-identity --endpoint-url %s
+env $(cat %s) aws sts get-caller-identity --region us-east-1 --endpoint-url %s
 
 `, configPath, strings.TrimRight(profile, "\n"), configPath, devstack.AWSProfile, st.AWSURL, st.AWSURL,
 				st.AgentConfig, st.AgentURL, st.AgentEnv, st.AgentEnv, st.AWSURL)
