@@ -277,10 +277,12 @@ func (a *Agent) noteError(what string, err error) {
 // the identity cannot be had or a listener cannot start.
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.broker.Close()
-	if err := a.ensureIdentity(ctx); err != nil {
+	// The network first: enrolling spends the one-time token, which is
+	// wasted if the agent then cannot listen.
+	if err := a.setupNetwork(); err != nil {
 		return err
 	}
-	if err := a.setupNetwork(); err != nil {
+	if err := a.ensureIdentity(ctx); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
