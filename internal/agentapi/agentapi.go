@@ -20,6 +20,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -145,7 +146,10 @@ type errorAnswer struct {
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	h := w.Header()
+	// Exactly application/json: the Go SDK reads an error's lower-case
+	// keys only then.
 	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
 	// Credentials must not sit in any cache between the agent and the SDK.
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
@@ -168,13 +172,22 @@ func headerSize(r *http.Request) int {
 }
 
 // vend runs the Vendor and turns its answer into a status: credentials
-// only when every field is there and they have not expired.
+// only when every field is there and they have not expired; a refusal
+// with its own status when that is an error status; anything else 500
+// with no detail (the Vendor logs why).
 func vend(w http.ResponseWriter, r *http.Request, v Vendor, req Request, now func() time.Time) *Credentials {
 	c, err := v.Vend(r.Context(), req)
 	if err != nil {
 		var ref *Refusal
-		if errors.As(err, &ref) {
-			writeError(w, ref.Status, ref.Code, ref.Message)
+		if errors.As(err, &ref) && ref.Status >= 400 && ref.Status <= 599 {
+			code, msg := ref.Code, ref.Message
+			if code == "" {
+				code = strings.ReplaceAll(http.StatusText(ref.Status), " ", "")
+			}
+			if msg == "" {
+				msg = "refused: " + strconv.Itoa(ref.Status)
+			}
+			writeError(w, ref.Status, code, msg)
 			return nil
 		}
 		writeError(w, http.StatusInternalServerError, "InternalError", "the agent failed; its log says why")
@@ -190,27 +203,37 @@ func vend(w http.ResponseWriter, r *http.Request, v Vendor, req Request, now fun
 }
 
 // ContainerHandler serves the container-credentials protocol on one
-// listener: GET only; the Host header must be one of hosts (so a page in
-// a browser on this host cannot rebind a name to the agent); the
-// Authorization header goes verbatim to v. It answers the four fields
-// (and AccountId) or {"code","message"} with the Vendor's status.
+// listener. In this order: the Host header must be one of hosts, exactly
+// but for case (so a page in a browser on this host cannot rebind a
+// name of its own to the agent), else 403; a request whose headers pass
+// MaxHeaderBytes gets 431 (StartContainer's server refuses those before
+// any handler runs: this is for a handler served elsewhere); GET only,
+// else 405; one Authorization header at most, else 400. The
+// Authorization header then goes verbatim to v, which decides. The
+// answer is the four fields (and AccountId), or {"code","message"}:
+// a *Refusal's status, or 500 with no detail for any other error and
+// for credentials with an empty field or already expired.
 func ContainerHandler(v Vendor, hosts []string, listener string) http.Handler {
 	allowed := map[string]bool{}
 	for _, h := range hosts {
 		allowed[strings.ToLower(h)] = true
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if headerSize(r) > MaxHeaderBytes {
-			writeError(w, http.StatusRequestHeaderFieldsTooLarge, "RequestHeaderFieldsTooLarge", "request headers over 8 KiB")
-			return
-		}
 		if !allowed[strings.ToLower(r.Host)] {
 			writeError(w, http.StatusForbidden, "WrongHost", "this endpoint answers only requests addressed to "+strings.Join(hosts, " or "))
+			return
+		}
+		if headerSize(r) > MaxHeaderBytes {
+			writeError(w, http.StatusRequestHeaderFieldsTooLarge, "RequestHeaderFieldsTooLarge", "request headers over 8 KiB")
 			return
 		}
 		if r.Method != http.MethodGet {
 			w.Header().Set("Allow", http.MethodGet)
 			writeError(w, http.StatusMethodNotAllowed, "MethodNotAllowed", "use GET")
+			return
+		}
+		if len(r.Header.Values("Authorization")) > 1 {
+			writeError(w, http.StatusBadRequest, "BadRequest", "more than one Authorization header")
 			return
 		}
 		c := vend(w, r, v, Request{Token: r.Header.Get("Authorization"), Listener: listener, Remote: r.RemoteAddr}, time.Now)
@@ -255,11 +278,36 @@ func StartContainer(addr string, h http.Handler, logger *slog.Logger) (*serve.Se
 }
 
 // LocalHandler serves the local API on the unix socket: GET
-// /v1/credentials answers credential_process JSON for the connection's
-// peer; GET /v1/status answers s's Status.
+// /v1/credentials answers credential_process JSON (Version 1) for the
+// connection's peer (401 when there is none: the local API served
+// anywhere but StartUnix's socket answers nobody); GET /v1/status answers
+// s's Status (404 when s is nil). Errors are {"code","message"} as on the
+// container endpoint.
 func LocalHandler(v Vendor, s StatusSource) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/credentials", func(w http.ResponseWriter, r *http.Request) {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v1/credentials", "/v1/status":
+		default:
+			writeError(w, http.StatusNotFound, "NotFound", "the local API has GET /v1/credentials and GET /v1/status")
+			return
+		}
+		if r.Method != http.MethodGet {
+			w.Header().Set("Allow", http.MethodGet)
+			writeError(w, http.StatusMethodNotAllowed, "MethodNotAllowed", "use GET")
+			return
+		}
+		if r.URL.Path == "/v1/status" {
+			var st *Status
+			if s != nil {
+				st = s.Status(r.Context())
+			}
+			if st == nil {
+				writeError(w, http.StatusNotFound, "NotFound", "this agent has no status")
+				return
+			}
+			writeJSON(w, http.StatusOK, st)
+			return
+		}
 		p := PeerFrom(r.Context())
 		if p == nil {
 			writeError(w, http.StatusUnauthorized, "NoPeer", "the caller's credentials are unknown: the local API answers only on its unix socket")
@@ -272,24 +320,18 @@ func LocalHandler(v Vendor, s StatusSource) http.Handler {
 		writeJSON(w, http.StatusOK, processAnswer{Version: 1, AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey,
 			SessionToken: c.Token, Expiration: c.Expiration.UTC().Format(time.RFC3339)})
 	})
-	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, s.Status(r.Context()))
-	})
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "NotFound", "the local API has GET /v1/credentials and GET /v1/status")
-	})
-	return mux
 }
 
 // StartMetrics serves GET /metrics, written by write, on a loopback
-// address: metrics name roles and jobs.
+// address (an IP literal: 127.0.0.1:9464, [::1]:9464): metrics name
+// roles and refusal reasons, which are for this host's operator only.
 func StartMetrics(addr string, write func(io.Writer), logger *slog.Logger) (*serve.Server, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("metrics address %q: %w", addr, err)
 	}
-	if a, err := netip.ParseAddr(host); err != nil || !a.IsLoopback() {
-		return nil, fmt.Errorf("metrics listen on loopback only, not %s", addr)
+	if a, err := netip.ParseAddr(host); err != nil || !a.Unmap().IsLoopback() {
+		return nil, fmt.Errorf("metrics listen on a loopback address only (such as 127.0.0.1:9464), not %q: metrics name roles and refusals", addr)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {

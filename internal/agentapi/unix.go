@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/keyless-dev/keyless/internal/serve"
@@ -24,13 +25,17 @@ func PeerFrom(ctx context.Context) *Peer {
 	return p
 }
 
-// StartUnix serves h on a unix socket at path with mode and group (gid;
-// -1 keeps the agent's). The socket is made in a private directory next
-// to path, given its mode and group, and only then renamed into place,
-// so it is never reachable with looser permissions. An existing socket
-// at path is replaced only when it is ours and nothing answers on it;
-// anything else there is an error. Each connection's peer credentials
-// (SO_PEERCRED) go into its requests' context (PeerFrom).
+// StartUnix serves h on a unix socket at path with mode (permission bits
+// only) and group (gid; -1 keeps the agent's). The socket is made in a
+// private directory next to path, given its mode and group, and only
+// then renamed into place (never over anything: on Linux the rename
+// itself refuses to replace), so it is never reachable with looser
+// permissions. An existing socket at path is replaced only when it is
+// ours and nothing answers on it; anything else there (a file, a link, a
+// directory, another user's socket, a live agent) is an error. Each
+// connection's peer credentials (SO_PEERCRED, Linux) go into its
+// requests' context (PeerFrom). The server's Addr is path; Close removes
+// the socket.
 func StartUnix(path string, mode os.FileMode, gid int, h http.Handler, logger *slog.Logger) (*serve.Server, error) {
 	if err := clearStale(path); err != nil {
 		return nil, err
@@ -59,10 +64,17 @@ func StartUnix(path string, mode os.FileMode, gid int, h http.Handler, logger *s
 			return fail(fmt.Errorf("giving the socket to group %d: %w", gid, err))
 		}
 	}
-	if err := os.Rename(name, path); err != nil {
+	if err := renameNoReplace(name, path); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			err = fmt.Errorf("%s appeared while the agent was starting; it is not replaced", path)
+		}
 		return fail(err)
 	}
-	srv := serve.Serve(&unixListener{UnixListener: ul, path: path}, h, serve.Options{Logger: logger, ErrorLevel: slog.LevelDebug,
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return fail(err)
+	}
+	srv := serve.Serve(&unixListener{UnixListener: ul, path: path, fi: fi}, h, serve.Options{Logger: logger, ErrorLevel: slog.LevelDebug,
 		MaxHeaderBytes: MaxHeaderBytes, WriteTimeout: 30 * time.Second,
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			if p := peerOf(c); p != nil {
@@ -73,15 +85,25 @@ func StartUnix(path string, mode os.FileMode, gid int, h http.Handler, logger *s
 	return srv, nil
 }
 
-// unixListener removes its socket when closed.
+// unixListener is at path (it was made elsewhere and renamed), and
+// removes its socket when closed, unless something else has taken the
+// path since.
 type unixListener struct {
 	*net.UnixListener
 	path string
+	fi   fs.FileInfo
+	once sync.Once
 }
+
+func (l *unixListener) Addr() net.Addr { return &net.UnixAddr{Name: l.path, Net: "unix"} }
 
 func (l *unixListener) Close() error {
 	err := l.UnixListener.Close()
-	os.Remove(l.path)
+	l.once.Do(func() {
+		if fi, err := os.Lstat(l.path); err == nil && os.SameFile(fi, l.fi) {
+			os.Remove(l.path)
+		}
+	})
 	return err
 }
 

@@ -36,17 +36,19 @@ func HasAddress(addr netip.Addr) bool {
 }
 
 func prefix(a netip.Addr) string {
+	a = a.Unmap()
 	if a.Is4() {
 		return a.String() + "/32"
 	}
 	return a.String() + "/128"
 }
 
-// Commands are the ip commands that put addrs on this host: a dummy
-// interface, or, where the kernel has no dummy driver, the loopback
-// interface.
+// Commands are the ip commands that put addrs on this host, as
+// AddAddresses would: a dummy interface, set up, with each address; then,
+// after a comment line, the alternative where the kernel has no dummy
+// driver: each address on the loopback interface.
 func Commands(addrs []netip.Addr) []string {
-	out := []string{"ip link add " + Dummy + " type dummy && ip link set " + Dummy + " up"}
+	out := []string{"ip link add " + Dummy + " type dummy", "ip link set " + Dummy + " up"}
 	for _, a := range addrs {
 		out = append(out, fmt.Sprintf("ip addr add %s dev %s", prefix(a), Dummy))
 	}
@@ -55,4 +57,14 @@ func Commands(addrs []netip.Addr) []string {
 		out = append(out, fmt.Sprintf("ip addr add %s dev lo", prefix(a)))
 	}
 	return out
+}
+
+// check refuses what cannot be put on an interface as a host address.
+func check(addrs []netip.Addr) error {
+	for _, a := range addrs {
+		if !a.IsValid() || a.Unmap().IsUnspecified() || a.Unmap().IsMulticast() || a.Zone() != "" {
+			return fmt.Errorf("%q is not a host address to add", a)
+		}
+	}
+	return nil
 }

@@ -7,55 +7,84 @@ import (
 	"net"
 	"net/netip"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
 
 // AddAddresses puts each of addrs on this host, as a /32 (or /128): on
 // the dummy interface Dummy, made and set up if the kernel has the
-// driver, else on lo. Addresses already there are left as they are. It
-// returns the interface used. It needs CAP_NET_ADMIN.
+// driver, else on lo. Addresses already there are left as they are; so
+// is an existing Dummy interface (it is set up if it is down). It returns
+// the interface used. It needs CAP_NET_ADMIN; it talks netlink to the
+// kernel and runs no program.
 func AddAddresses(addrs []netip.Addr) (string, error) {
+	if err := check(addrs); err != nil {
+		return "", err
+	}
 	nl, err := dial()
 	if err != nil {
 		return "", err
 	}
-	defer unix.Close(nl)
+	defer nl.close()
 	iface := Dummy
-	if err := addDummy(nl); err != nil {
-		if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.ENODEV) && !errors.Is(err, unix.ENOENT) {
+	if err := nl.addDummy(); err != nil {
+		if !noDriver(err) {
 			return "", fmt.Errorf("making the interface %s: %w", Dummy, err)
 		}
 		iface = "lo"
 	}
 	ifi, err := net.InterfaceByName(iface)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("finding the interface %s: %w", iface, err)
 	}
-	if iface == Dummy && ifi.Flags&net.FlagUp == 0 {
-		if err := setUp(nl, ifi.Index); err != nil {
+	if ifi.Flags&net.FlagUp == 0 {
+		if err := nl.setUp(ifi.Index); err != nil {
 			return "", fmt.Errorf("setting %s up: %w", iface, err)
 		}
 	}
 	for _, a := range addrs {
-		if err := addAddress(nl, ifi.Index, a.Unmap()); err != nil && !errors.Is(err, unix.EEXIST) {
+		if err := nl.addAddress(ifi.Index, a.Unmap()); err != nil && !errors.Is(err, unix.EEXIST) {
 			return "", fmt.Errorf("adding %s to %s: %w", prefix(a), iface, err)
 		}
 	}
 	return iface, nil
 }
 
-func dial() (int, error) {
+// noDriver reports whether the kernel refused a dummy link for want of
+// the driver (not built, not loadable), as opposed to a refusal that
+// would stop lo too (no CAP_NET_ADMIN).
+func noDriver(err error) bool {
+	return errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ENOENT) ||
+		errors.Is(err, unix.EAFNOSUPPORT) || errors.Is(err, unix.ENOSYS)
+}
+
+// conn is a netlink route socket; requests on it are one at a time.
+type conn struct {
+	fd  int
+	seq uint32
+}
+
+func dial() (*conn, error) {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
 	if err != nil {
-		return -1, fmt.Errorf("opening netlink: %w", err)
+		return nil, fmt.Errorf("opening netlink: %w", err)
 	}
 	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		unix.Close(fd)
-		return -1, fmt.Errorf("binding netlink: %w", err)
+		return nil, fmt.Errorf("binding netlink: %w", err)
 	}
-	return fd, nil
+	// The kernel answers at once; a bound keeps a wedged kernel from
+	// hanging the agent's start.
+	tv := unix.NsecToTimeval((5 * time.Second).Nanoseconds())
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("netlink timeout: %w", err)
+	}
+	return &conn{fd: fd, seq: uint32(time.Now().UnixNano())}, nil
 }
+
+func (c *conn) close() { unix.Close(c.fd) }
 
 // attr encodes one rtattr, padded to 4 bytes.
 func attr(typ uint16, data []byte) []byte {
@@ -67,36 +96,60 @@ func attr(typ uint16, data []byte) []byte {
 	return b
 }
 
-// request sends one netlink message and waits for its acknowledgement.
-func request(fd int, typ uint16, flags uint16, body []byte) error {
-	const seq = 1
+// message is one netlink request asking for an acknowledgement.
+func message(typ, flags uint16, seq uint32, body []byte) []byte {
 	msg := make([]byte, unix.SizeofNlMsghdr+len(body))
 	binary.NativeEndian.PutUint32(msg[0:4], uint32(len(msg)))
 	binary.NativeEndian.PutUint16(msg[4:6], typ)
 	binary.NativeEndian.PutUint16(msg[6:8], flags|unix.NLM_F_REQUEST|unix.NLM_F_ACK)
 	binary.NativeEndian.PutUint32(msg[8:12], seq)
 	copy(msg[unix.SizeofNlMsghdr:], body)
-	if err := unix.Sendto(fd, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+	return msg
+}
+
+// ack finds the acknowledgement of request seq in a datagram: done says
+// it was there, err is the kernel's answer.
+func ack(data []byte, seq uint32) (done bool, err error) {
+	msgs, err := syscall.ParseNetlinkMessage(data)
+	if err != nil {
+		return false, fmt.Errorf("reading netlink: %w", err)
+	}
+	for _, m := range msgs {
+		if m.Header.Seq != seq || m.Header.Type != unix.NLMSG_ERROR {
+			continue
+		}
+		if len(m.Data) < 4 {
+			return true, errors.New("reading netlink: a short acknowledgement")
+		}
+		if code := int32(binary.NativeEndian.Uint32(m.Data[0:4])); code != 0 {
+			return true, unix.Errno(-code)
+		}
+		return true, nil
+	}
+	return false, nil
+}
+
+// request sends one netlink message and waits for its acknowledgement.
+func (c *conn) request(typ, flags uint16, body []byte) error {
+	c.seq++
+	seq := c.seq
+	if err := unix.Sendto(c.fd, message(typ, flags, seq, body), 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return err
 	}
-	buf := make([]byte, 8192)
+	buf := make([]byte, 1<<16)
 	for {
-		n, _, err := unix.Recvfrom(fd, buf, 0)
+		n, from, err := unix.Recvfrom(c.fd, buf, 0)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
 		if err != nil {
 			return err
 		}
-		msgs, err := syscall.ParseNetlinkMessage(buf[:n])
-		if err != nil {
-			return err
+		if sa, ok := from.(*unix.SockaddrNetlink); !ok || sa.Pid != 0 {
+			continue // not from the kernel
 		}
-		for _, m := range msgs {
-			if m.Header.Seq != seq || m.Header.Type != unix.NLMSG_ERROR || len(m.Data) < 4 {
-				continue
-			}
-			if code := int32(binary.NativeEndian.Uint32(m.Data[0:4])); code != 0 {
-				return unix.Errno(-code)
-			}
-			return nil
+		if done, err := ack(buf[:n], seq); done {
+			return err
 		}
 	}
 }
@@ -112,31 +165,41 @@ func ifinfo(index int, up bool) []byte {
 	return b
 }
 
-func addDummy(fd int) error {
-	body := ifinfo(0, true)
-	body = append(body, attr(unix.IFLA_IFNAME, append([]byte(Dummy), 0))...)
-	body = append(body, attr(unix.IFLA_LINKINFO|unix.NLA_F_NESTED, attr(unix.IFLA_INFO_KIND, []byte("dummy")))...)
-	err := request(fd, unix.RTM_NEWLINK, unix.NLM_F_CREATE|unix.NLM_F_EXCL, body)
+// addDummy makes Dummy, up; it existing already is fine.
+func (c *conn) addDummy() error {
+	err := c.request(unix.RTM_NEWLINK, unix.NLM_F_CREATE|unix.NLM_F_EXCL, dummyBody())
 	if errors.Is(err, unix.EEXIST) {
 		return nil
 	}
 	return err
 }
 
-func setUp(fd, index int) error {
-	return request(fd, unix.RTM_NEWLINK, 0, ifinfo(index, true))
+func dummyBody() []byte {
+	body := ifinfo(0, true)
+	body = append(body, attr(unix.IFLA_IFNAME, append([]byte(Dummy), 0))...)
+	return append(body, attr(unix.IFLA_LINKINFO|unix.NLA_F_NESTED, attr(unix.IFLA_INFO_KIND, []byte("dummy")))...)
 }
 
-func addAddress(fd, index int, a netip.Addr) error {
-	family, bits := byte(unix.AF_INET), byte(32)
+func (c *conn) setUp(index int) error {
+	return c.request(unix.RTM_NEWLINK, 0, ifinfo(index, true))
+}
+
+func (c *conn) addAddress(index int, a netip.Addr) error {
+	return c.request(unix.RTM_NEWADDR, unix.NLM_F_CREATE|unix.NLM_F_EXCL, addrBody(index, a))
+}
+
+// addrBody is an ifaddrmsg for a as a host address on interface index,
+// scope global. IPv6 skips duplicate address detection, as `ip addr add
+// ... nodad` would: a tentative address cannot be listened on yet.
+func addrBody(index int, a netip.Addr) []byte {
+	family, bits, flags := byte(unix.AF_INET), byte(32), byte(0)
 	if a.Is6() {
-		family, bits = unix.AF_INET6, 128
+		family, bits, flags = unix.AF_INET6, 128, unix.IFA_F_NODAD
 	}
 	body := make([]byte, unix.SizeofIfAddrmsg)
-	body[0], body[1] = family, bits
+	body[0], body[1], body[2] = family, bits, flags
 	binary.NativeEndian.PutUint32(body[4:8], uint32(index))
 	raw := a.AsSlice()
 	body = append(body, attr(unix.IFA_LOCAL, raw)...)
-	body = append(body, attr(unix.IFA_ADDRESS, raw)...)
-	return request(fd, unix.RTM_NEWADDR, unix.NLM_F_CREATE|unix.NLM_F_EXCL, body)
+	return append(body, attr(unix.IFA_ADDRESS, raw)...)
 }

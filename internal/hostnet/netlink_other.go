@@ -3,12 +3,16 @@
 package hostnet
 
 import (
-	"errors"
+	"fmt"
 	"net/netip"
+	"runtime"
 )
 
 // AddAddresses is Linux only: on macOS, Docker Desktop's containers do
 // not reach the host's link-local addresses anyway (docs/agent.md).
 func AddAddresses(addrs []netip.Addr) (string, error) {
-	return "", errors.New("adding link-local addresses is supported on Linux only")
+	if err := check(addrs); err != nil {
+		return "", err
+	}
+	return "", fmt.Errorf("adding the addresses %v is supported on Linux only, not %s", addrs, runtime.GOOS)
 }

@@ -30,9 +30,11 @@ type Options struct {
 	// WriteTimeout bounds writing an answer; zero means no bound (the
 	// emulator's), which a slow client can only hold for itself.
 	WriteTimeout time.Duration
-	// MaxHeaderBytes bounds a request's line and headers together:
-	// larger requests get 431 before any handler runs. Zero means
-	// net/http's default (about 1 MiB).
+	// MaxHeaderBytes bounds a request's line and headers together,
+	// through the blank line that ends them: larger requests get 431
+	// before any handler runs. Zero means net/http's default (1 MiB plus
+	// its slack). net/http cannot bound below its slack of 4096 bytes, so
+	// a value of 4096 or less allows 4097 bytes.
 	MaxHeaderBytes int
 	// ConnContext, when set, derives each connection's context (for
 	// example to carry the peer's credentials on a unix socket).
