@@ -307,11 +307,21 @@ func (b *Broker) Get(ctx context.Context, k Key) (Result, error) {
 		f.waiters--
 		abandoned := f.waiters == 0 && !f.background
 		if abandoned {
-			// Nobody waits for it any more: end it, and let the next Get
-			// start afresh.
-			f.cancel()
-			if e.flight == f {
-				e.flight = nil
+			select {
+			case <-f.limited:
+				// Past the rate limit, the CreateSession is on its way
+				// and counts against AWS's quota: let it finish and
+				// cache its answer for the next Get, or a caller that
+				// hangs up in a loop would spend the rate limit of every
+				// other job.
+				abandoned = false
+			default:
+				// Still waiting for the rate limit: nobody waits for it
+				// any more, so end it and give its place back.
+				f.cancel()
+				if e.flight == f {
+					e.flight = nil
+				}
 			}
 		}
 		b.mu.Unlock()

@@ -379,32 +379,46 @@ func TestRateLimitWaitEndsWithContext(t *testing.T) {
 	}
 }
 
-// TestAbandonedFetchIsCancelled: when every Get waiting for a fetch has
-// gone, the fetch's context ends, and that is no failure: the next Get
-// fetches at once.
-func TestAbandonedFetchIsCancelled(t *testing.T) {
+// TestAbandonedFetchFinishes: when every Get waiting for a fetch has
+// gone after it passed the rate limit, the CreateSession goes on and its
+// answer is cached: a caller that hangs up in a loop costs one session,
+// not one per request.
+func TestAbandonedFetchFinishes(t *testing.T) {
 	f := newFixture(t, broker.Config{})
-	f.be.gate = make(chan struct{}) // never opens
+	gate := make(chan struct{})
+	f.be.gate = gate
 	f.be.ctxs = make(chan context.Context, 2)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		_, err := f.b.Get(ctx, key("s"))
-		done <- err
-	}()
-	fetchCtx := <-f.be.ctxs
-	cancel()
-	if err := <-done; !errors.Is(err, context.Canceled) {
-		t.Fatalf("Get: %v", err)
+	for i := range 5 {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			_, err := f.b.Get(ctx, key("s"))
+			done <- err
+		}()
+		if i == 0 {
+			fetchCtx := <-f.be.ctxs
+			defer func() {
+				select {
+				case <-fetchCtx.Done():
+				default:
+					t.Error("the abandoned fetch's context is still open after it ended")
+				}
+			}()
+		} else {
+			waitFor[broker.Joined](t, f.ev, i)
+		}
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Fatalf("Get %d: %v", i, err)
+		}
 	}
-	<-fetchCtx.Done()
+	close(gate)
 	waitFor[broker.Fetched](t, f.ev, 1)
-	f.be.set(func(be *backend) { be.gate = nil })
-	if res := f.get(t, key("s")); res.Cached {
-		t.Error("cached after an abandoned fetch")
+	if res := f.get(t, key("s")); !res.Cached {
+		t.Error("the abandoned fetch's answer was not cached")
 	}
-	if st := f.b.Status(); len(st) != 1 || st[0].LastError != "" {
-		t.Errorf("status %+v: an abandoned fetch is no failure", st)
+	if n := f.be.count(); n != 1 {
+		t.Errorf("%d fetches for five abandoned requests and one more, want 1", n)
 	}
 }
 
