@@ -210,21 +210,17 @@ const minStaticToken = 24
 
 func newAgentHashTokenCommand(s streams) *cobra.Command {
 	return &cobra.Command{
-		Use:   "hash-token [FILE]",
+		Use:   "hash-token FILE",
 		Short: "Print the SHA-256 of a static token, for staticTokens in agent.yaml",
-		Long: `Read a static bearer token from FILE (or standard input, or -) and print
+		Long: `Read a static bearer token from FILE (- for standard input) and print
 its SHA-256 in hex, which is what agent.yaml stores: the agent never keeps
 the token itself. Make a token with, for example:
   head -c 32 /dev/urandom | base64 | tr -d '=+/\n' > backup.token`,
 		Example: `  keyless agent hash-token backup.token
-  keyless agent hash-token < backup.token`,
-		Args: cobra.MaximumNArgs(1),
+  keyless agent hash-token - < backup.token`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			path := "-"
-			if len(args) == 1 {
-				path = args[0]
-			}
-			tok, err := secretfile.Read("the token file", path, s.in)
+			tok, err := secretfile.Read("the token file", args[0], s.in)
 			if err != nil {
 				return err
 			}
