@@ -115,6 +115,7 @@ type Agent struct {
 	fetcher  *awscreds.Fetcher
 	metrics  *agentMetrics
 	gid      int // the socket's group, -1 for the agent's own
+	accounts map[string]string // role ARN to account, for AccountId
 
 	mu        sync.Mutex
 	leaf      *x509.Certificate
@@ -147,6 +148,12 @@ func New(o Options) (*Agent, error) {
 		a.gid = g
 	}
 	a.metrics = newAgentMetrics()
+	a.accounts = map[string]string{}
+	for _, r := range cfg.Rules {
+		if arn, err := rolesanywhere.ParseRoleARN(r.RoleARN); err == nil {
+			a.accounts[r.RoleARN] = arn.Account
+		}
+	}
 	policy, err := authz.NewPolicy(cfg.Rules)
 	if err != nil {
 		return nil, &ConfigError{File: cfg.File, Field: "rules", Err: err}
@@ -158,12 +165,12 @@ func New(o Options) (*Agent, error) {
 		if err != nil {
 			return nil, &ConfigError{File: cfg.File, Field: "gitlab.url", Err: err}
 		}
+		ac.RunnerIDs = g.RunnerIDs
 		if g.URL != "" {
-			ac.Jobs, ac.JobCacheTTL = gl, g.JobTokenCache
+			ac.Jobs, ac.JobCacheTTL, ac.GitLabURL = gl, g.JobTokenCache, g.URL
 		}
 		if t := g.IDTokens; t != nil {
-			ac.OIDC = &authz.OIDC{Issuer: t.Issuer, Audiences: t.Audiences, RunnerIDs: t.RunnerIDs, MinRefresh: t.MinRefresh,
-				Keys: gl.OIDCKeys(t.Issuer)}
+			ac.OIDC = &authz.OIDC{Issuer: t.Issuer, Audiences: t.Audiences, MinRefresh: t.MinRefresh, Keys: gl.OIDCKeys(t.Issuer)}
 		}
 	}
 	if a.verifier, err = authz.NewVerifier(ac); err != nil {
@@ -495,6 +502,7 @@ func (e *NetworkError) Commands() []string { return hostnet.Commands(e.Addresses
 
 func (a *Agent) listen() ([]*serve.Server, error) {
 	var servers []*serve.Server
+	bridges := hostnet.NewBridges()
 	for _, addr := range a.cfg.Listen.ContainerCredentials {
 		// The Host check needs the port, known only once listening
 		// when the configuration says 0; until then nothing is served.
@@ -511,6 +519,11 @@ func (a *Agent) listen() ([]*serve.Server, error) {
 		}
 		bound := s.Addr().String()
 		handler := agentapi.ContainerHandler(a, agentapi.Hosts(bound), "container:"+bound)
+		if !netip.MustParseAddrPort(addr).Addr().IsLoopback() {
+			// A link-local address answers the LAN too (ARP): only
+			// loopback and the host's container bridges may ask.
+			handler = agentapi.FromOnly(handler, bridges.Allow)
+		}
 		h.Store(&handler)
 		servers = append(servers, s)
 		a.addListener("container-credentials", s.URL()+ContainerPath)
@@ -570,19 +583,19 @@ func (a *Agent) Vend(ctx context.Context, r agentapi.Request) (*agentapi.Credent
 	res, err := a.broker.Get(ctx, broker.Key{RoleARN: d.RoleARN, ProfileARN: d.ProfileARN, SessionName: d.SessionName, Duration: d.Duration})
 	if err != nil {
 		a.metrics.vends.With(d.RoleARN, "error").Inc()
-		msg := describeFetch(err)
-		a.audit.Warn("agent decision", append(line, "outcome", "error", "reason", msg)...)
+		a.audit.Warn("agent decision", append(line, "outcome", "error", "reason", describeFetch(err))...)
 		// 503: the SDKs retry; the caller may get credentials once
-		// Roles Anywhere answers again.
-		return nil, &agentapi.Refusal{Status: 503, Code: "CredentialsUnavailable", Message: msg}
+		// Roles Anywhere answers again. The detail (paths, ARNs, AWS's
+		// words) stays in the agent's log.
+		return nil, &agentapi.Refusal{Status: 503, Code: "CredentialsUnavailable",
+			Message: "no credentials for " + d.RoleARN + " right now; the agent's log says why, and a retry may succeed"}
 	}
 	a.metrics.vends.With(d.RoleARN, "granted").Inc()
 	a.audit.Info("agent decision", append(line, "outcome", "granted", "reason", "rule matched", "cached", res.Cached,
 		"expires", res.Credentials.Expiration.UTC().Format(time.RFC3339))...)
-	role, _ := rolesanywhere.ParseRoleARN(d.RoleARN)
 	c := res.Credentials
 	return &agentapi.Credentials{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, Token: c.SessionToken,
-		Expiration: c.Expiration, AccountID: role.Account}, nil
+		Expiration: c.Expiration, AccountID: a.accounts[d.RoleARN]}, nil
 }
 
 // describeFetch says why no credentials could be had, without secrets:

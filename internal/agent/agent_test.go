@@ -303,7 +303,7 @@ func TestOutage(t *testing.T) {
 		t.Fatalf("credentials with %s left", c.Expiration.Sub(e.clock.Now()))
 	}
 	r := refusal(t, err)
-	if r.Status != 503 || !strings.Contains(r.Message, emulatortest.Role) {
+	if r.Status != 503 || !strings.Contains(r.Message, emulatortest.Role) || strings.Contains(r.Message, e.dir) {
 		t.Errorf("refusal %d %s: %s", r.Status, r.Code, r.Message)
 	}
 	e.down.Store(false)

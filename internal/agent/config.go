@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
+	"net/url"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -91,6 +91,9 @@ type GitLabConfig struct {
 	// means job tokens are refused.
 	URL           string
 	JobTokenCache time.Duration
+	// RunnerIDs pins the runners whose jobs are served (job tokens and
+	// id_tokens alike); empty serves any.
+	RunnerIDs []int64
 	// IDTokens is nil when id_tokens JWTs are refused.
 	IDTokens *IDTokensConfig
 }
@@ -99,7 +102,6 @@ type GitLabConfig struct {
 type IDTokensConfig struct {
 	Issuer     string
 	Audiences  []string
-	RunnerIDs  []int64
 	MinRefresh time.Duration
 }
 
@@ -183,13 +185,13 @@ type rawAWS struct {
 type rawGitLab struct {
 	URL           string       `yaml:"url"`
 	JobTokenCache string       `yaml:"jobTokenCache"`
+	RunnerIDs     []int64      `yaml:"runnerIds"`
 	IDTokens      *rawIDTokens `yaml:"idTokens"`
 }
 
 type rawIDTokens struct {
 	Issuer         string      `yaml:"issuer"`
 	Audience       stringOrSeq `yaml:"audience"`
-	RunnerIDs      []int64     `yaml:"runnerIds"`
 	JWKSMinRefresh string      `yaml:"jwksMinRefresh"`
 }
 
@@ -345,9 +347,9 @@ func allowedFields(typ string) string {
 	case "rawAWS":
 		return "trustAnchorArn, region, endpoint, caBundle, createSessionRate"
 	case "rawGitLab":
-		return "url, jobTokenCache, idTokens"
+		return "url, jobTokenCache, runnerIds, idTokens"
 	case "rawIDTokens":
-		return "issuer, audience, runnerIds, jwksMinRefresh"
+		return "issuer, audience, jwksMinRefresh"
 	case "rawStaticToken":
 		return "name, sha256"
 	case "rawListen":
@@ -517,7 +519,12 @@ func (p *configParser) aws(r *rawAWS) (AWSConfig, error) {
 }
 
 func (p *configParser) gitlab(r *rawGitLab) (*GitLabConfig, error) {
-	g := &GitLabConfig{URL: strings.TrimSuffix(r.URL, "/")}
+	g := &GitLabConfig{URL: strings.TrimSuffix(r.URL, "/"), RunnerIDs: r.RunnerIDs}
+	for i, id := range r.RunnerIDs {
+		if id <= 0 {
+			return nil, p.failf("%d: a runner id is a positive number (GitLab's runner.id)", id)("gitlab", "runnerIds", i)
+		}
+	}
 	if r.URL != "" {
 		if err := checkBaseURL(r.URL); err != nil {
 			return nil, p.fail(err, "gitlab", "url")
@@ -537,7 +544,7 @@ func (p *configParser) gitlab(r *rawGitLab) (*GitLabConfig, error) {
 		if len(t.Audience) == 0 || slices.Contains(t.Audience, "") {
 			return nil, p.failf("required: the aud the jobs' id_tokens ask for (id_tokens: {AWS_TOKEN: {aud: keyless}})")("gitlab", "idTokens", "audience")
 		}
-		it := &IDTokensConfig{Issuer: strings.TrimSuffix(t.Issuer, "/"), Audiences: t.Audience, RunnerIDs: t.RunnerIDs}
+		it := &IDTokensConfig{Issuer: strings.TrimSuffix(t.Issuer, "/"), Audiences: t.Audience}
 		if it.MinRefresh, err = p.duration(t.JWKSMinRefresh, DefaultJWKSMinRefresh, "gitlab", "idTokens", "jwksMinRefresh"); err != nil {
 			return nil, err
 		}
@@ -550,17 +557,16 @@ func (p *configParser) gitlab(r *rawGitLab) (*GitLabConfig, error) {
 }
 
 func checkBaseURL(s string) error {
-	switch {
-	case strings.HasPrefix(s, "https://"):
-	case strings.HasPrefix(s, "http://"):
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		return fmt.Errorf("%q is not a base URL such as https://gitlab.example.com (no user, query or fragment)", s)
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
 		// Plain HTTP would let anyone on the path forge GitLab's
 		// answers; only a loopback GitLab (tests, keyless dev) may use it.
-		host := strings.TrimPrefix(s, "http://")
-		host, _, _ = strings.Cut(host, "/")
-		if h, _, err := net.SplitHostPort(host); err == nil {
-			host = h
-		}
-		if a, err := netip.ParseAddr(host); err != nil || !a.IsLoopback() {
+		if a, err := netip.ParseAddr(u.Hostname()); err != nil || !a.Unmap().IsLoopback() {
 			return fmt.Errorf("%q: use https (plain http only on loopback): GitLab's answers decide who gets AWS credentials", s)
 		}
 	default:
@@ -689,7 +695,7 @@ func (p *configParser) rules(rs []rawRule, c *Config) ([]authz.Rule, error) {
 			kinds = append(kinds, kind)
 		}
 		if len(r.Match) == 0 {
-			return nil, p.failf("required: a rule with no match would give its role to every caller; to mean that, say so with a pattern such as project_path: \"*\"")(at("match")...)
+			return nil, p.failf("required: a rule with no match would give its role to every caller; say which projects, such as project_path: [\"group/app\", \"group/infra\"] or namespace_path: group")(at("match")...)
 		}
 		match := map[string][]string{}
 		for k, v := range r.Match {

@@ -340,3 +340,19 @@ func StartMetrics(addr string, write func(io.Writer), logger *slog.Logger) (*ser
 	})
 	return serve.Start(addr, mux, serve.Options{Logger: logger, ErrorLevel: slog.LevelDebug, MaxHeaderBytes: MaxHeaderBytes, WriteTimeout: 30 * time.Second})
 }
+
+// FromOnly refuses, with 403 JSON and before h runs, a request whose
+// remote address allow rejects. The link-local addresses answer ARP on
+// every interface of the host, so a machine on the LAN that routes
+// 169.254.170.2 here reaches the listener; the agent lets only loopback
+// and the host's container bridges through (hostnet.Bridges).
+func FromOnly(h http.Handler, allow func(netip.Addr) bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ap, err := netip.ParseAddrPort(r.RemoteAddr)
+		if err != nil || !allow(ap.Addr()) {
+			writeError(w, http.StatusForbidden, "NotFromAContainer", "this endpoint answers only containers on this host's bridges")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -342,6 +343,16 @@ func TestClientOverContainerEndpoint(t *testing.T) {
 	if r := v.requests(); len(r) != 1 || r[0].Token != "job-token" {
 		t.Errorf("asked %+v", r)
 	}
+	for _, target := range []string{"http://agent.example/v1/credentials", "http://10.0.0.5/v1/credentials", "http://169.254.170.3/"} {
+		if _, err := NewClient(target, "job-token"); err == nil || !strings.Contains(err.Error(), "plain http only") {
+			t.Errorf("%s: %v", target, err)
+		}
+	}
+	for _, target := range []string{"http://169.254.170.2/v1/credentials", "http://localhost:9911/", "http://[::1]:80/", "https://agent.example/"} {
+		if _, err := NewClient(target, "job-token"); err != nil {
+			t.Errorf("%s: %v", target, err)
+		}
+	}
 	if _, err := NewClient("http://"+addr, "a\nb"); err == nil {
 		t.Error("a token with a line break was accepted")
 	}
@@ -367,4 +378,35 @@ func FuzzDecodeAnswer(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestFromOnly: a caller whose address is not allowed gets 403 JSON and
+// never reaches the vendor.
+func TestFromOnly(t *testing.T) {
+	v := &vendor{creds: goodCreds()}
+	var h http.Handler
+	ready := make(chan struct{})
+	s, err := StartContainer("127.0.0.1:0", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-ready
+		h.ServeHTTP(w, r)
+	}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	addr := s.Addr().String()
+	allowed := false
+	h = FromOnly(ContainerHandler(v, Hosts(addr), "test"), func(a netip.Addr) bool { return allowed && a.IsLoopback() })
+	close(ready)
+	req := "GET /v1/credentials HTTP/1.1\r\nHost: " + addr + "\r\nAuthorization: t\r\nConnection: close\r\n\r\n"
+	if st, ct, body := rawGet(t, addr, req); st != 403 || ct != "application/json" || !strings.Contains(string(body), "NotFromAContainer") {
+		t.Errorf("refused caller: %d %q %s", st, ct, body)
+	}
+	if len(v.requests()) != 0 {
+		t.Error("a refused caller reached the vendor")
+	}
+	allowed = true
+	if st, _, body := rawGet(t, addr, req); st != 200 {
+		t.Errorf("allowed caller: %d %s", st, body)
+	}
 }

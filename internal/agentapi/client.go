@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -52,6 +53,11 @@ func NewClient(target, token string) (*Client, error) {
 		}
 		if u.Host == "" {
 			return nil, fmt.Errorf("the agent's URL %q has no host", target)
+		}
+		if strings.EqualFold(u.Scheme, "http") && !plainHTTPHost(u.Hostname()) {
+			// The token would cross the network in the clear: the SDKs'
+			// rule, kept here too.
+			return nil, fmt.Errorf("the agent's URL %q: plain http only to loopback, 169.254.170.2, 169.254.170.23 or fd00:ec2::23; use https", target)
 		}
 		if strings.ContainsAny(token, "\r\n") {
 			return nil, errors.New("the token holds a line break (a token file must not end with a newline)")
@@ -183,4 +189,18 @@ func (c *Client) Status(ctx context.Context) (*Status, error) {
 		return nil, err
 	}
 	return &s, nil
+}
+
+// plainHTTPHost reports whether the SDKs fetch container credentials from
+// host over plain http.
+func plainHTTPHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	a = a.Unmap()
+	return a.IsLoopback() || a == netip.MustParseAddr("169.254.170.2") || a == netip.MustParseAddr("169.254.170.23") || a == netip.MustParseAddr("fd00:ec2::23")
 }

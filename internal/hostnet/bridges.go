@@ -1,0 +1,89 @@
+package hostnet
+
+import (
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// Bridges answers whether a caller's address is on this host's loopback
+// or inside the subnet of one of its Linux bridges (docker0, the br-*
+// of per-build networks): where job containers are. The link-local
+// addresses the agent listens on answer ARP on every interface, so a
+// machine on the LAN that routes 169.254.170.2 to this host reaches them;
+// this is how the agent tells such a caller from a container.
+//
+// It keeps a snapshot of the bridges' subnets, taken again, at most ten times
+// a second, when an address is not in it (Docker makes a bridge for each
+// per-build network). It is safe for concurrent use.
+type Bridges struct {
+	mu      sync.Mutex
+	nets    []netip.Prefix
+	taken   time.Time
+	sysfs   string // /sys/class/net
+	refresh time.Duration
+}
+
+// NewBridges returns a Bridges for this host.
+func NewBridges() *Bridges { return &Bridges{sysfs: "/sys/class/net", refresh: 100 * time.Millisecond} }
+
+// Allow reports whether addr is loopback or on a bridge's subnet.
+func (b *Bridges) Allow(addr netip.Addr) bool {
+	addr = addr.Unmap()
+	if addr.IsLoopback() {
+		return true
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.contains(addr) {
+		return true
+	}
+	if time.Since(b.taken) < b.refresh {
+		return false
+	}
+	b.nets, b.taken = b.snapshot(), time.Now()
+	return b.contains(addr)
+}
+
+func (b *Bridges) contains(addr netip.Addr) bool {
+	for _, p := range b.nets {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// snapshot lists the subnets of the host's bridge interfaces.
+func (b *Bridges) snapshot() []netip.Prefix {
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return nil
+	}
+	var out []netip.Prefix
+	for _, ifi := range ifaces {
+		if fi, err := os.Stat(filepath.Join(b.sysfs, ifi.Name, "bridge")); err != nil || !fi.IsDir() {
+			continue
+		}
+		addrs, err := ifi.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			n, ok := a.(*net.IPNet)
+			if !ok {
+				continue
+			}
+			ip, ok := netip.AddrFromSlice(n.IP)
+			if !ok {
+				continue
+			}
+			ones, _ := n.Mask.Size()
+			out = append(out, netip.PrefixFrom(ip.Unmap(), ones).Masked())
+		}
+	}
+	return out
+}

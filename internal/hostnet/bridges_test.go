@@ -1,0 +1,58 @@
+//go:build linux
+
+package hostnet
+
+import (
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestBridges: loopback and the subnets of bridge interfaces are allowed;
+// an address on a non-bridge interface's subnet (the LAN) is not.
+func TestBridges(t *testing.T) {
+	sys := t.TempDir()
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Pretend every interface but lo is a bridge in a fake sysfs, except
+	// the first one found, which stands for the LAN.
+	var lan, bridge netip.Prefix
+	for _, ifi := range ifaces {
+		addrs, _ := ifi.Addrs()
+		for _, a := range addrs {
+			n, ok := a.(*net.IPNet)
+			if !ok || n.IP.IsLoopback() || n.IP.To4() == nil {
+				continue
+			}
+			ip, _ := netip.AddrFromSlice(n.IP.To4())
+			ones, _ := n.Mask.Size()
+			p := netip.PrefixFrom(ip, ones).Masked()
+			switch {
+			case !lan.IsValid():
+				lan = p
+			case !bridge.IsValid() && p != lan:
+				bridge = p
+				if err := os.MkdirAll(filepath.Join(sys, ifi.Name, "bridge"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	b := &Bridges{sysfs: sys, refresh: 0}
+	if !b.Allow(netip.MustParseAddr("127.0.0.1")) || !b.Allow(netip.MustParseAddr("::1")) {
+		t.Error("loopback refused")
+	}
+	if lan.IsValid() && b.Allow(lan.Addr().Next()) {
+		t.Errorf("%s, on a non-bridge interface's subnet, allowed", lan.Addr().Next())
+	}
+	if bridge.IsValid() && !b.Allow(bridge.Addr().Next()) {
+		t.Errorf("%s, on a bridge's subnet, refused", bridge.Addr().Next())
+	}
+	if b.Allow(netip.MustParseAddr("203.0.113.7")) {
+		t.Error("an address on no interface allowed")
+	}
+}
