@@ -114,7 +114,7 @@ type Agent struct {
 	broker   *broker.Broker
 	fetcher  *awscreds.Fetcher
 	metrics  *agentMetrics
-	gid      int // the socket's group, -1 for the agent's own
+	gid      int               // the socket's group, -1 for the agent's own
 	accounts map[string]string // role ARN to account, for AccountId
 
 	mu        sync.Mutex
