@@ -9,9 +9,11 @@ import (
 	"time"
 )
 
-// Bridges answers whether a caller's address is on this host's loopback
-// or inside the subnet of one of its Linux bridges (docker0, the br-*
-// of per-build networks): where job containers are. The link-local
+// Bridges answers whether a caller's address is on this host's loopback,
+// one of the host's own addresses (a process on the host connecting to
+// 169.254.170.2 comes from it), or inside the subnet of one of its Linux
+// bridges (docker0, the br-* of per-build networks): where job
+// containers are. The link-local
 // addresses the agent listens on answer ARP on every interface, so a
 // machine on the LAN that routes 169.254.170.2 to this host reaches them;
 // this is how the agent tells such a caller from a container.
@@ -65,9 +67,8 @@ func (b *Bridges) snapshot() []netip.Prefix {
 	}
 	var out []netip.Prefix
 	for _, ifi := range ifaces {
-		if fi, err := os.Stat(filepath.Join(b.sysfs, ifi.Name, "bridge")); err != nil || !fi.IsDir() {
-			continue
-		}
+		fi, err := os.Stat(filepath.Join(b.sysfs, ifi.Name, "bridge"))
+		bridge := err == nil && fi.IsDir()
 		addrs, err := ifi.Addrs()
 		if err != nil {
 			continue
@@ -81,8 +82,13 @@ func (b *Bridges) snapshot() []netip.Prefix {
 			if !ok {
 				continue
 			}
-			ones, _ := n.Mask.Size()
-			out = append(out, netip.PrefixFrom(ip.Unmap(), ones).Masked())
+			ip = ip.Unmap()
+			// The host's own address, exactly; a bridge's whole subnet.
+			out = append(out, netip.PrefixFrom(ip, ip.BitLen()))
+			if bridge {
+				ones, _ := n.Mask.Size()
+				out = append(out, netip.PrefixFrom(ip, ones).Masked())
+			}
 		}
 	}
 	return out

@@ -21,6 +21,7 @@ func TestBridges(t *testing.T) {
 	// Pretend every interface but lo is a bridge in a fake sysfs, except
 	// the first one found, which stands for the LAN.
 	var lan, bridge netip.Prefix
+	var lanIP netip.Addr
 	for _, ifi := range ifaces {
 		addrs, _ := ifi.Addrs()
 		for _, a := range addrs {
@@ -33,7 +34,7 @@ func TestBridges(t *testing.T) {
 			p := netip.PrefixFrom(ip, ones).Masked()
 			switch {
 			case !lan.IsValid():
-				lan = p
+				lan, lanIP = p, ip
 			case !bridge.IsValid() && p != lan:
 				bridge = p
 				if err := os.MkdirAll(filepath.Join(sys, ifi.Name, "bridge"), 0o755); err != nil {
@@ -46,8 +47,11 @@ func TestBridges(t *testing.T) {
 	if !b.Allow(netip.MustParseAddr("127.0.0.1")) || !b.Allow(netip.MustParseAddr("::1")) {
 		t.Error("loopback refused")
 	}
-	if lan.IsValid() && b.Allow(lan.Addr().Next()) {
-		t.Errorf("%s, on a non-bridge interface's subnet, allowed", lan.Addr().Next())
+	if lan.IsValid() && !b.Allow(lanIP) {
+		t.Errorf("%s, the host's own address, refused", lanIP)
+	}
+	if other := lan.Addr().Next(); lan.IsValid() && other != lanIP && b.Allow(other) {
+		t.Errorf("%s, on a non-bridge interface's subnet, allowed", other)
 	}
 	if bridge.IsValid() && !b.Allow(bridge.Addr().Next()) {
 		t.Errorf("%s, on a bridge's subnet, refused", bridge.Addr().Next())

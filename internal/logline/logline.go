@@ -190,47 +190,70 @@ type lineHandler struct {
 
 func (h *lineHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level.Level() }
 
+// bufPool holds line buffers: the agent writes an audit line for every
+// request, so a line costs no allocation once warm.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
 func (h *lineHandler) Handle(_ context.Context, r slog.Record) error {
-	var b strings.Builder
+	bp := bufPool.Get().(*[]byte)
+	b := (*bp)[:0]
 	if h.timestamps && !r.Time.IsZero() {
-		b.WriteString(r.Time.UTC().Format(TimeFormat))
-		b.WriteString(" ")
+		b = r.Time.UTC().AppendFormat(b, TimeFormat)
+		b = append(b, ' ')
 	}
-	b.WriteString("keyless: ")
+	b = append(b, "keyless: "...)
 	switch {
 	case r.Level >= slog.LevelError:
-		b.WriteString("error: ")
+		b = append(b, "error: "...)
 	case r.Level >= slog.LevelWarn:
-		b.WriteString("warning: ")
+		b = append(b, "warning: "...)
 	case r.Level >= slog.LevelInfo:
 	default:
-		b.WriteString("debug: ")
+		b = append(b, "debug: "...)
 	}
-	writeEscaped(&b, r.Message)
+	b = appendEscaped(b, r.Message)
 	write := func(a slog.Attr) bool {
 		if a.Equal(slog.Attr{}) {
 			return true
 		}
-		b.WriteString(" ")
-		writeEscaped(&b, h.prefix+a.Key)
-		b.WriteString("=")
-		v := a.Value.Resolve().String()
-		if needsQuoting(v) {
-			b.WriteString(strconv.Quote(v))
-		} else {
-			b.WriteString(v)
-		}
+		b = append(b, ' ')
+		b = appendEscaped(b, h.prefix)
+		b = appendEscaped(b, a.Key)
+		b = append(b, '=')
+		b = appendValue(b, a.Value.Resolve())
 		return true
 	}
 	for _, a := range h.attrs {
 		write(a)
 	}
 	r.Attrs(write)
-	b.WriteString("\n")
+	b = append(b, '\n')
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	_, err := io.WriteString(h.w, b.String())
+	_, err := h.w.Write(b)
+	h.mu.Unlock()
+	if cap(b) <= 16<<10 {
+		*bp = b
+		bufPool.Put(bp)
+	}
 	return err
+}
+
+// appendValue appends v as one token: numbers and booleans as they are,
+// anything else quoted when needsQuoting says so.
+func appendValue(b []byte, v slog.Value) []byte {
+	switch v.Kind() {
+	case slog.KindInt64:
+		return strconv.AppendInt(b, v.Int64(), 10)
+	case slog.KindUint64:
+		return strconv.AppendUint(b, v.Uint64(), 10)
+	case slog.KindBool:
+		return strconv.AppendBool(b, v.Bool())
+	}
+	s := v.String()
+	if needsQuoting(s) {
+		return strconv.AppendQuote(b, s)
+	}
+	return append(b, s...)
 }
 
 func (h *lineHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
@@ -245,21 +268,36 @@ func (h *lineHandler) WithGroup(name string) slog.Handler {
 	return &n
 }
 
-// writeEscaped writes s with every unprintable character (control
+// appendEscaped appends s with every unprintable character (control
 // characters such as ESC and newline, invalid UTF-8, bidirectional
 // overrides) as its Go escape, so that a message stays one line and
 // cannot drive a terminal.
-func writeEscaped(b *strings.Builder, s string) {
+func appendEscaped(b []byte, s string) []byte {
+	if printableASCII(s) {
+		return append(b, s...)
+	}
 	for s != "" {
 		r, n := utf8.DecodeRuneInString(s)
 		if r == utf8.RuneError && n == 1 || !unicode.IsPrint(r) {
 			q := strconv.Quote(s[:n])
-			b.WriteString(q[1 : len(q)-1])
+			b = append(b, q[1:len(q)-1]...)
 		} else {
-			b.WriteString(s[:n])
+			b = append(b, s[:n]...)
 		}
 		s = s[n:]
 	}
+	return b
+}
+
+// printableASCII reports whether s is only printable ASCII, the common
+// case, which needs no rune-by-rune look.
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // needsQuoting reports whether v must be quoted to stay one readable token:
@@ -268,6 +306,9 @@ func writeEscaped(b *strings.Builder, s string) {
 func needsQuoting(v string) bool {
 	if v == "" {
 		return true
+	}
+	if printableASCII(v) {
+		return strings.ContainsAny(v, ` "=\\`)
 	}
 	for _, r := range v {
 		if r == ' ' || r == '"' || r == '=' || r == '\\' || r == utf8.RuneError || !unicode.IsPrint(r) {
