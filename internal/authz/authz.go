@@ -1,6 +1,6 @@
 // Package authz decides who is asking the agent for credentials and what
 // they may have. A Verifier turns what a caller presented (a GitLab job
-// token, an id_tokens JWT, a static bearer token, or the uid/gid/pid of a
+// token, an id_tokens JWT, a static bearer token, or the uid/gid of a
 // unix-socket peer) into a verified Identity, or refuses it with an
 // *Error whose Status the listener answers (401, 403 or 503). A Policy
 // maps an Identity to a role through rules (first match wins), and says
@@ -19,9 +19,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -40,7 +42,7 @@ const (
 	JobToken Kind = "gitlab-job-token" // CI_JOB_TOKEN, verified online with GET /api/v4/job
 	IDToken  Kind = "gitlab-id-token"  // id_tokens JWT, verified offline
 	Static   Kind = "static-token"     // bearer tokens stored hashed (sha256 hex) in the config
-	Peer     Kind = "unix-peer"        // uid/gid/pid from SO_PEERCRED on the unix socket
+	Peer     Kind = "unix-peer"        // uid/gid from SO_PEERCRED on the unix socket
 )
 
 // Kinds lists every kind, in the order messages name them.
@@ -57,7 +59,9 @@ var fields = map[Kind][]string{
 		"ref_protected", "environment", "environment_protected", "deployment_tier", "runner_id",
 		"runner_environment", "sha", "sub"},
 	Static: {"token"},
-	Peer:   {"uid", "gid", "pid"},
+	// Not pid: a process chooses its own (it can fork until one fits),
+	// and it names a process, not a user. It is in Identity.Audit.
+	Peer: {"uid", "gid"},
 }
 
 // Fields lists the claims an identity of kind k can carry (nil for an
@@ -68,18 +72,17 @@ func Fields(k Kind) []string { return slices.Clone(fields[k]) }
 func hasField(k Kind, f string) bool { return slices.Contains(fields[k], f) }
 
 // Identity is a verified caller. Claims are strings (numbers in decimal,
-// bools "true"/"false"); an absent claim is not in the map.
+// bools "true"/"false"); an absent claim is not in the map. Rules match
+// and session names render Claims only. Audit holds what the audit line
+// should show but no rule may rely on (a unix peer's pid); it may be nil.
 type Identity struct {
 	Kind   Kind
 	Claims map[string]string
+	Audit  map[string]string
 }
 
 func (id *Identity) clone() *Identity {
-	c := make(map[string]string, len(id.Claims))
-	for k, v := range id.Claims {
-		c[k] = v
-	}
-	return &Identity{Kind: id.Kind, Claims: c}
+	return &Identity{Kind: id.Kind, Claims: maps.Clone(id.Claims), Audit: maps.Clone(id.Audit)}
 }
 
 // PeerCred is a unix-socket peer's credentials, from the kernel.
@@ -103,6 +106,7 @@ const (
 	ReasonUnknownToken      = "unknown-token"
 	ReasonJobNotRunning     = "job-not-running"
 	ReasonGitLabUnavailable = "gitlab-unavailable"
+	ReasonGitLabBusy        = "gitlab-busy"
 	ReasonJWTNotAccepted    = "jwt-not-accepted"
 	ReasonJWTAlgorithm      = "jwt-algorithm"
 	ReasonJWTUnknownKID     = "jwt-unknown-kid"
@@ -119,12 +123,16 @@ const (
 )
 
 // Error is a refusal. Status is 401 (not authenticated), 403
-// (authenticated, not allowed) or 503 (GitLab or its keys unreachable:
-// the SDKs retry). Reason is one of the Reason constants. Message is for
-// the caller and the log; it never holds a token, nor does Err.
+// (authenticated, not allowed) or 503 (GitLab or its keys unreachable or
+// busy: the SDKs retry). Reason is one of the Reason constants. Message is
+// for the caller and the log; it never holds a token, nor does Err.
+// Detail, when set, says more for the operator only (the audit line): it
+// may name rules and the claims they want, which a caller must not learn,
+// so it is neither in Message nor in Error().
 type Error struct {
 	Status          int
 	Reason, Message string
+	Detail          string
 	Err             error
 }
 
@@ -161,7 +169,10 @@ type OIDC struct {
 	Issuer string
 	// Audiences: a token's aud must contain one.
 	Audiences []string
-	// RunnerIDs, when set, is the runner_id values accepted.
+	// RunnerIDs, when set, is the runner_id values accepted. Deprecated:
+	// set Config.RunnerIDs, which pins job tokens too. When only this is
+	// set, NewVerifier takes it as Config.RunnerIDs (so it pins job
+	// tokens as well); when both are set they must be equal.
 	RunnerIDs []int64
 	// Keys are fetched at first use, again when older than an hour, and
 	// on an unknown kid at most once per MinRefresh.
@@ -187,9 +198,17 @@ const (
 	// negativeTTL: a refused job token is refused without asking GitLab
 	// for this long, so a retrying SDK does not hammer GitLab.
 	negativeTTL = 5 * time.Second
-	// maxJobCache bounds the job-token cache's memory (a few hundred
-	// bytes an entry) however many tokens callers bring.
+	// maxJobCache bounds the cache of verified jobs' tokens (a few
+	// hundred bytes an entry). Only tokens GitLab confirmed go there, so
+	// a flood of made-up tokens cannot evict them.
 	maxJobCache = 10000
+	// maxNegCache bounds the cache of refused job tokens (a hash and an
+	// error an entry), which a flood of made-up tokens fills.
+	maxNegCache = 10000
+	// maxJobCalls bounds the GitLab job-API calls in flight at once,
+	// whatever the number of distinct tokens callers bring: beyond it a
+	// new token is refused at once, 503 gitlab-busy (the SDKs retry).
+	maxJobCalls = 16
 	// DefaultMinRefresh: an unknown kid refetches GitLab's keys at most
 	// this often, so tokens with made-up kids cannot hammer GitLab.
 	DefaultMinRefresh = time.Minute
@@ -218,6 +237,17 @@ type Config struct {
 	// JobCacheTTL is how long a verified job token is trusted; default
 	// DefaultJobCacheTTL.
 	JobCacheTTL time.Duration
+	// GitLabURL is GitLab's base URL, as Jobs asks it (agent.yaml's
+	// gitlab.url), such as https://gitlab.example.com or, with a relative
+	// URL root, https://example.com/gitlab. Required with Jobs: a job's
+	// project_path and namespace_path come from its web_url, which must
+	// have this scheme and host and start with this path; the path is
+	// taken off. A web_url that does not leaves both claims absent.
+	GitLabURL string
+	// RunnerIDs, when set, is the runner ids whose jobs are served: a job
+	// token's job (GitLab's runner.id) or an id_token's runner_id must be
+	// one, else 403 runner-mismatch.
+	RunnerIDs []int64
 	// OIDC verifies id_tokens JWTs; nil refuses them.
 	OIDC   *OIDC
 	Static []StaticToken
@@ -230,10 +260,14 @@ type Verifier struct {
 	static []StaticToken
 	jobs   JobSource
 	jobTTL time.Duration
+	base   *url.URL // GitLabURL, its path without a trailing '/'
 	oidc   *oidcVerifier
+	// runners is the runner pin (Config.RunnerIDs), nil for none.
+	runners []int64
 
 	mu         sync.Mutex
-	jobCache   map[[32]byte]jobEntry
+	jobCache   map[[32]byte]jobEntry // verified jobs only
+	negCache   map[[32]byte]jobEntry // refused tokens only
 	jobFlights map[[32]byte]*jobFlight
 }
 
@@ -241,7 +275,7 @@ type Verifier struct {
 // caller needs it.
 func NewVerifier(c Config) (*Verifier, error) {
 	v := &Verifier{clock: clock.Or(c.Clock), log: logline.Or(c.Logger), jobs: c.Jobs, jobTTL: c.JobCacheTTL,
-		jobCache: map[[32]byte]jobEntry{}, jobFlights: map[[32]byte]*jobFlight{}}
+		jobCache: map[[32]byte]jobEntry{}, negCache: map[[32]byte]jobEntry{}, jobFlights: map[[32]byte]*jobFlight{}}
 	switch {
 	case v.jobTTL < 0:
 		return nil, fmt.Errorf("job token cache TTL %s is negative", v.jobTTL)
@@ -263,8 +297,27 @@ func NewVerifier(c Config) (*Verifier, error) {
 		names[s.Name], sums[s.SHA256] = true, true
 	}
 	v.static = slices.Clone(c.Static)
+	if c.GitLabURL != "" || c.Jobs != nil {
+		base, err := parseBaseURL(c.GitLabURL)
+		if err != nil {
+			return nil, err
+		}
+		v.base = base
+	}
+	v.runners = slices.Clone(c.RunnerIDs)
+	if c.OIDC != nil && len(c.OIDC.RunnerIDs) > 0 {
+		switch {
+		case len(v.runners) == 0:
+			v.runners = slices.Clone(c.OIDC.RunnerIDs)
+		case !sameSet(v.runners, c.OIDC.RunnerIDs):
+			return nil, errors.New("runner ids are pinned twice, differently (RunnerIDs and id_tokens' RunnerIDs): give them once")
+		}
+	}
+	if len(v.runners) == 0 {
+		v.runners = nil
+	}
 	if c.OIDC != nil {
-		o, err := newOIDCVerifier(*c.OIDC, v.clock, v.log)
+		o, err := newOIDCVerifier(*c.OIDC, v.clock, v.log, v.runners)
 		if err != nil {
 			return nil, err
 		}
@@ -273,7 +326,25 @@ func NewVerifier(c Config) (*Verifier, error) {
 	return v, nil
 }
 
-func newOIDCVerifier(o OIDC, clk clock.Clock, log *slog.Logger) (*oidcVerifier, error) {
+// parseBaseURL checks GitLab's base URL: http(s), a host, no query,
+// fragment or user; the path is kept without its trailing '/'.
+func parseBaseURL(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if s == "" || err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" ||
+		u.User != nil || u.Opaque != "" || strings.Contains(u.EscapedPath(), "%") {
+		return nil, fmt.Errorf("GitLab URL %q: job tokens need GitLab's URL, such as https://gitlab.example.com (a job's project path is read from its web_url under it)", s)
+	}
+	u.Path = strings.TrimRight(u.Path, "/")
+	u.RawPath = ""
+	return u, nil
+}
+
+func sameSet(a, b []int64) bool {
+	return !slices.ContainsFunc(a, func(n int64) bool { return !slices.Contains(b, n) }) &&
+		!slices.ContainsFunc(b, func(n int64) bool { return !slices.Contains(a, n) })
+}
+
+func newOIDCVerifier(o OIDC, clk clock.Clock, log *slog.Logger, runners []int64) (*oidcVerifier, error) {
 	u, err := url.Parse(o.Issuer)
 	if o.Issuer == "" || err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return nil, fmt.Errorf("id_tokens issuer %q: want GitLab's URL, such as https://gitlab.example.com", o.Issuer)
@@ -296,18 +367,22 @@ func newOIDCVerifier(o OIDC, clk clock.Clock, log *slog.Logger) (*oidcVerifier, 
 	case o.Leeway == 0:
 		o.Leeway = DefaultLeeway
 	}
-	o.Audiences, o.RunnerIDs = slices.Clone(o.Audiences), slices.Clone(o.RunnerIDs)
+	o.Audiences, o.RunnerIDs = slices.Clone(o.Audiences), runners
 	return &oidcVerifier{cfg: o, clock: clk, log: log}, nil
 }
 
 // Verify says who c is. Tokens over MaxTokenLen or with anything but
 // printable ASCII are 401 malformed-token. A static token's SHA-256 is
-// compared in constant time with each configured one; a JWT-shaped token
+// compared in constant time with each configured one; then a token shaped
+// like a GitLab job token ("glcbt-", maybe after an instance prefix, see
+// JobTokenShaped) is asked of GitLab once per token however many callers
+// bring it at once, then cached (JobCacheTTL when running, a few seconds
+// when refused), with at most a few GitLab calls in flight at once
+// (beyond: 503 gitlab-busy) and the runner pin; then a JWT-shaped token
 // (three base64url parts) is verified as an id_token: RS256 only, kid in
 // the issuer's JWKS, iss exact, aud, exp, nbf and iat with leeway, and
-// the runner pin; anything else is a job token, asked of GitLab once per
-// token however many callers bring it at once, then cached (JobCacheTTL
-// when running, a few seconds when refused). Refusals are *Error.
+// the runner pin; anything else is 401 unknown-token, and leaves the host
+// in no request. Refusals are *Error.
 func (v *Verifier) Verify(ctx context.Context, c Credential) (*Identity, error) {
 	id, err := v.verify(ctx, c)
 	if err != nil {
@@ -330,6 +405,7 @@ func (v *Verifier) verify(ctx context.Context, c Credential) (*Identity, error) 
 		return &Identity{Kind: Peer, Claims: map[string]string{
 			"uid": strconv.FormatUint(uint64(c.Peer.UID), 10),
 			"gid": strconv.FormatUint(uint64(c.Peer.GID), 10),
+		}, Audit: map[string]string{
 			"pid": strconv.FormatInt(int64(c.Peer.PID), 10),
 		}}, nil
 	}
@@ -357,16 +433,44 @@ func (v *Verifier) verify(ctx context.Context, c Credential) (*Identity, error) 
 	if name != "" {
 		return &Identity{Kind: Static, Claims: map[string]string{"token": name}}, nil
 	}
+	// Job tokens before JWTs: GitLab's JWT-format job tokens are
+	// "glcbt-" and a JWT, and only GitLab's job API knows them.
+	if JobTokenShaped(tok) {
+		if v.jobs == nil {
+			return nil, refuse(401, ReasonUnknownToken, "the token is a GitLab job token, but this agent verifies no job tokens (gitlab.url is not set)")
+		}
+		return v.verifyJob(ctx, tok, sum)
+	}
 	if jwtShaped(tok) {
 		if v.oidc == nil {
 			return nil, refuse(401, ReasonJWTNotAccepted, "the token is a JWT, but this agent accepts no id_tokens (gitlab.idTokens is not set)")
 		}
 		return v.oidc.verify(ctx, tok)
 	}
-	if v.jobs == nil {
-		return nil, refuse(401, ReasonUnknownToken, "the token is not one this agent knows (it verifies no GitLab job tokens)")
+	// Not sent anywhere: a mistyped or rotated static token stays here.
+	return nil, refuse(401, ReasonUnknownToken, "the token is not one this agent knows: not a static token, not a GitLab job token (glcbt-...) and not an id_tokens JWT")
+}
+
+// jobTokenMarker starts a GitLab job token (GitLab 16.8 and later).
+const jobTokenMarker = "glcbt-"
+
+// JobTokenShaped reports whether tok looks like a GitLab job token:
+// "glcbt-" at its start or at the start of a '-'-delimited segment after
+// an instance's custom token prefix of [A-Za-z0-9_-] (for example
+// "mycorp-glcbt-..."), that is ^([A-Za-z0-9_-]*-)?glcbt-. Only such
+// tokens are sent to GitLab; job tokens from GitLab before 16.8, which
+// have no prefix, are not.
+func JobTokenShaped(tok string) bool {
+	for i := 0; i+len(jobTokenMarker) <= len(tok); i++ {
+		if tok[i:i+len(jobTokenMarker)] == jobTokenMarker && (i == 0 || tok[i-1] == '-') {
+			return true
+		}
+		c := tok[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
 	}
-	return v.verifyJob(ctx, tok, sum)
+	return false
 }
 
 // jwtShaped: three parts of base64url, the first two non-empty (an

@@ -1,7 +1,11 @@
 package authz_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -47,16 +51,27 @@ func FuzzVerify(f *testing.F) {
 }
 
 // FuzzParseWebURL: a web_url parses to a project path of GitLab path
-// segments and a positive job ID, or an error.
+// segments and a positive job ID, or an error; when it parses, it is on
+// GitLab's URL.
 func FuzzParseWebURL(f *testing.F) {
-	for _, s := range []string{"https://gitlab.example.com/group/app/-/jobs/1001", "https://g/a/b/c/-/jobs/1", "https://g/a/-/jobs/1",
-		"https://g/a/b/-/jobs/1/", "https://g/a/%2e%2e/-/jobs/1", "http://[::1]:80/a/b/-/jobs/9223372036854775807"} {
-		f.Add(s)
+	for _, s := range [][2]string{{"https://gitlab.example.com", "https://gitlab.example.com/group/app/-/jobs/1001"},
+		{"https://g", "https://g/a/b/c/-/jobs/1"}, {"https://g", "https://g/a/-/jobs/1"}, {"https://g/", "https://g/a/b/-/jobs/1/"},
+		{"https://g", "https://g/a/%2e%2e/-/jobs/1"}, {"http://[::1]:80", "http://[::1]:80/a/b/-/jobs/9223372036854775807"},
+		{"https://e.com/gitlab", "https://e.com/gitlab/team/app/-/jobs/1"}, {"https://e.com/gitlab", "https://e.com/gitlabx/team/app/-/jobs/1"},
+		{"https://e.com/gitlab", "https://e.com/team/app/-/jobs/1"}, {"https://e.com:8443/", "https://E.com:8443/a/b/-/jobs/1"}} {
+		f.Add(s[0], s[1])
 	}
-	f.Fuzz(func(t *testing.T, s string) {
-		project, job, err := authz.ParseWebURL(s)
+	f.Fuzz(func(t *testing.T, base, s string) {
+		project, job, err := authz.ParseWebURL(base, s)
 		if err != nil {
 			return
+		}
+		b, _ := url.Parse(base)
+		u, _ := url.Parse(s)
+		if b == nil || u == nil || u.Scheme != b.Scheme || !strings.EqualFold(u.Hostname(), b.Hostname()) ||
+			!strings.HasSuffix(u.Path, "/"+project+"/-/jobs/"+strconv.FormatInt(job, 10)) ||
+			!strings.HasPrefix(u.Path, strings.TrimRight(b.Path, "/")+"/") {
+			t.Fatalf("%q under %q: project %q job %d", s, base, project, job)
 		}
 		segs := strings.Split(project, "/")
 		if job <= 0 || len(segs) < 2 {
@@ -102,6 +117,32 @@ func FuzzSessionName(f *testing.F) {
 			d, err := p.Decide(&authz.Identity{Kind: authz.IDToken, Claims: claims})
 			if err != nil || d.SessionName != name {
 				t.Fatalf("Decide: %q, %v; SessionName: %q", d.SessionName, err, name)
+			}
+		}
+	})
+}
+
+// FuzzSanitizeSessionName: distinct strings get distinct names (a short
+// clean name is itself), always names AWS accepts.
+func FuzzSanitizeSessionName(f *testing.F) {
+	for _, s := range [][2]string{{"grp/a-b", "grp-a/b"}, {"gitlab-42-1001", "gitlab-42-1002"},
+		{strings.Repeat("a", 64), strings.Repeat("a", 65)}, {"x-0123456789ab", "x"}, {"é", "ü"}} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		na, nb := authz.SanitizeSessionName(a), authz.SanitizeSessionName(b)
+		for _, n := range []string{na, nb} {
+			if len(n) > authz.MaxSessionName || strings.Trim(n, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+=,.@_-") != "" {
+				t.Fatalf("name %q", n)
+			}
+		}
+		if a != b && na == nb {
+			t.Fatalf("%q and %q both name %q", a, b, na)
+		}
+		if na != a {
+			sum := sha256.Sum256([]byte(a))
+			if !strings.HasSuffix(na, "-"+hex.EncodeToString(sum[:6])) {
+				t.Fatalf("%q: changed to %q without its hash", a, na)
 			}
 		}
 	})

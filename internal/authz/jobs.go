@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,23 +27,34 @@ type jobFlight struct {
 	err  *Error
 }
 
-// verifyJob verifies a job token by the token's SHA-256: from the cache,
-// else by joining or starting the one GitLab call for it.
+// verifyJob verifies a job token by the token's SHA-256: from the caches,
+// else by joining or starting the one GitLab call for it. With
+// maxJobCalls calls in flight, a token that needs a new one is refused
+// at once.
 func (v *Verifier) verifyJob(ctx context.Context, tok string, sum [32]byte) (*Identity, error) {
 	now := v.clock.Now()
 	v.mu.Lock()
 	if e, ok := v.jobCache[sum]; ok {
 		if now.Before(e.until) {
 			v.mu.Unlock()
-			if e.err != nil {
-				return nil, e.err
-			}
 			return e.id.clone(), nil
 		}
 		delete(v.jobCache, sum)
 	}
+	if e, ok := v.negCache[sum]; ok {
+		if now.Before(e.until) {
+			v.mu.Unlock()
+			return nil, e.err
+		}
+		delete(v.negCache, sum)
+	}
 	f := v.jobFlights[sum]
 	if f == nil {
+		// One flight is one call: the flights are the calls in flight.
+		if len(v.jobFlights) >= maxJobCalls {
+			v.mu.Unlock()
+			return nil, refuse(503, ReasonGitLabBusy, "the agent is asking GitLab about %d other job tokens already; try again", maxJobCalls)
+		}
 		f = &jobFlight{done: make(chan struct{})}
 		v.jobFlights[sum] = f
 		// The call outlives the caller that started it: the others
@@ -71,6 +83,12 @@ func (v *Verifier) askGitLab(ctx context.Context, tok string, sum [32]byte, f *j
 		refusal = &Error{Status: 503, Reason: ReasonGitLabUnavailable, Message: "GitLab gave no job for the token; try again"}
 	case err == nil && job.Status != gitlab.StatusRunning:
 		refusal = refuse(401, ReasonJobNotRunning, "the job token's job %d is %s, not running", job.ID, cut(job.Status, 20))
+	case err == nil && v.runners != nil && (job.Runner == nil || !slices.Contains(v.runners, job.Runner.ID)):
+		runner := "no runner"
+		if job.Runner != nil {
+			runner = "runner " + strconv.FormatInt(job.Runner.ID, 10)
+		}
+		refusal = refuse(403, ReasonRunnerMismatch, "the job token's job %d runs on %s, not one this agent serves", job.ID, runner)
 	case err == nil:
 		id = v.jobIdentity(job)
 	case errors.Is(err, gitlab.ErrJobNotRunning):
@@ -83,9 +101,11 @@ func (v *Verifier) askGitLab(ctx context.Context, tok string, sum [32]byte, f *j
 	delete(v.jobFlights, sum)
 	switch {
 	case id != nil:
-		v.cacheLocked(sum, jobEntry{id: id, until: now.Add(v.jobTTL)}, now)
-	case refusal.Status == 401:
-		v.cacheLocked(sum, jobEntry{err: refusal, until: now.Add(min(negativeTTL, v.jobTTL))}, now)
+		cacheLocked(v.jobCache, maxJobCache, sum, jobEntry{id: id, until: now.Add(v.jobTTL)}, now)
+	case refusal.Status < 500:
+		// GitLab's answer about this token (not running, another
+		// runner's job), not an outage: asked again a little later.
+		cacheLocked(v.negCache, maxNegCache, sum, jobEntry{err: refusal, until: now.Add(min(negativeTTL, v.jobTTL))}, now)
 	}
 	f.id, f.err = id, refusal
 	v.mu.Unlock()
@@ -95,28 +115,28 @@ func (v *Verifier) askGitLab(ctx context.Context, tok string, sum [32]byte, f *j
 	}
 }
 
-// cacheLocked stores e, making room first: expired entries go, then (all
-// still valid: a flood of tokens) arbitrary ones.
-func (v *Verifier) cacheLocked(sum [32]byte, e jobEntry, now time.Time) {
-	if len(v.jobCache) >= maxJobCache {
-		for k, old := range v.jobCache {
+// cacheLocked stores e in cache, making room first: expired entries go,
+// then (all still valid: a flood of tokens) arbitrary ones.
+func cacheLocked(cache map[[32]byte]jobEntry, limit int, sum [32]byte, e jobEntry, now time.Time) {
+	if len(cache) >= limit {
+		for k, old := range cache {
 			if !now.Before(old.until) {
-				delete(v.jobCache, k)
+				delete(cache, k)
 			}
 		}
-		for k := range v.jobCache {
-			if len(v.jobCache) < maxJobCache {
+		for k := range cache {
+			if len(cache) < limit {
 				break
 			}
-			delete(v.jobCache, k)
+			delete(cache, k)
 		}
 	}
-	v.jobCache[sum] = e
+	cache[sum] = e
 }
 
 // jobIdentity turns GitLab's job into claims; the project's path comes
-// from web_url, and is absent (so rules on it do not match) when web_url
-// does not parse.
+// from web_url under GitLab's URL, and is absent (so rules on it do not
+// match) when web_url does not parse or is not under GitLab's URL.
 func (v *Verifier) jobIdentity(j *gitlab.Job) *Identity {
 	c := map[string]string{}
 	put := func(k, s string) {
@@ -147,7 +167,7 @@ func (v *Verifier) jobIdentity(j *gitlab.Job) *Identity {
 	if j.Runner != nil {
 		num("runner_id", j.Runner.ID)
 	}
-	project, jobID, err := ParseWebURL(j.WebURL)
+	project, jobID, err := parseWebURL(v.base, j.WebURL)
 	switch {
 	case err != nil:
 		v.log.Warn("GitLab's job has a web_url keyless cannot read: rules on project_path will not match its token", "job", j.ID, "error", err)
@@ -163,20 +183,38 @@ func (v *Verifier) jobIdentity(j *gitlab.Job) *Identity {
 }
 
 // ParseWebURL reads a GitLab job's web_url,
-// https://host/group/sub/project/-/jobs/ID, into the project's path
-// (group/sub/project) and the job's ID. Path segments are GitLab's path
-// characters (letters, digits, '_', '-', '.'), at least a namespace and a
-// project, no "." or ".." and nothing escaped.
-func ParseWebURL(webURL string) (project string, jobID int64, err error) {
+// https://host/ROOT/group/sub/project/-/jobs/ID, into the project's path
+// (group/sub/project) and the job's ID, where https://host/ROOT is
+// gitlabURL, GitLab's base URL (ROOT is GitLab's relative URL root, often
+// empty): web_url must have its scheme and host and start with its path,
+// which is taken off. Path segments are GitLab's path characters
+// (letters, digits, '_', '-', '.'), at least a namespace and a project,
+// no "." or ".." and nothing escaped.
+func ParseWebURL(gitlabURL, webURL string) (project string, jobID int64, err error) {
+	base, err := parseBaseURL(gitlabURL)
+	if err != nil {
+		return "", 0, err
+	}
+	return parseWebURL(base, webURL)
+}
+
+func parseWebURL(base *url.URL, webURL string) (project string, jobID int64, err error) {
 	u, err := url.Parse(webURL)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		return "", 0, errors.New("web_url is not an http(s) URL of a job")
+	}
+	if u.Scheme != base.Scheme || !sameHost(u, base) {
+		return "", 0, fmt.Errorf("web_url is not on GitLab's URL %s (scheme and host differ)", base.Scheme+"://"+base.Host)
 	}
 	p := u.EscapedPath()
 	if strings.Contains(p, "%") {
 		return "", 0, errors.New("web_url's path has escaped characters")
 	}
-	segs := strings.Split(strings.TrimPrefix(p, "/"), "/")
+	rest, ok := strings.CutPrefix(p, base.Path+"/")
+	if !ok {
+		return "", 0, fmt.Errorf("web_url's path is not under GitLab's path %q", base.Path+"/")
+	}
+	segs := strings.Split(rest, "/")
 	n := len(segs)
 	if n < 5 || segs[n-3] != "-" || segs[n-2] != "jobs" {
 		return "", 0, errors.New("web_url is not GROUP/PROJECT/-/jobs/ID")
@@ -191,6 +229,21 @@ func ParseWebURL(webURL string) (project string, jobID int64, err error) {
 		}
 	}
 	return strings.Join(segs[:n-3], "/"), jobID, nil
+}
+
+// sameHost compares hosts case-insensitively, with a scheme's default
+// port the same as none.
+func sameHost(a, b *url.URL) bool {
+	port := func(u *url.URL) string {
+		if p := u.Port(); p != "" {
+			return p
+		}
+		if u.Scheme == "https" {
+			return "443"
+		}
+		return "80"
+	}
+	return strings.EqualFold(a.Hostname(), b.Hostname()) && port(a) == port(b)
 }
 
 func gitlabPathSegment(s string) bool {

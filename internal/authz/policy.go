@@ -1,6 +1,8 @@
 package authz
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -24,7 +26,9 @@ type Rule struct {
 	RoleARN, ProfileARN string
 	Duration            time.Duration
 	// SessionName is a template such as "gitlab-{project_id}-{job_id}";
-	// placeholders are claim names (an absent claim renders empty).
+	// placeholders are claim names (an absent claim renders empty). A
+	// rule for GitLab identities must have {job_id}: the broker keeps
+	// credentials per session name, so each job needs its own.
 	SessionName string
 }
 
@@ -74,8 +78,9 @@ type Decision struct {
 }
 
 // NewPolicy checks rules: each names known kinds and a role, every Match
-// key and template placeholder is a field of every kind it lists, and
-// every value is a valid pattern. Refusals are *RuleError.
+// key and template placeholder is a field of every kind it lists, every
+// value is a valid pattern, and a rule accepting GitLab identities has
+// {job_id} in its session name. Refusals are *RuleError.
 func NewPolicy(rules []Rule) (*Policy, error) {
 	p := &Policy{}
 	for i, r := range rules {
@@ -125,6 +130,15 @@ func NewPolicy(rules []Rule) (*Policy, error) {
 				return nil, fail(pt.field, "sessionName {%s}: %w", pt.field, err)
 			}
 		}
+		if slices.ContainsFunc(r.Kinds, gitlabKind) && !slices.Contains(tmpl, part{field: "job_id"}) {
+			also := ""
+			if slices.ContainsFunc(r.Kinds, func(k Kind) bool { return !gitlabKind(k) }) {
+				also = "; static tokens and unix peers have no job_id, so give them a rule of their own"
+			}
+			return nil, fail("job_id", "sessionName %q has no {job_id}: every GitLab job must get its own session, "+
+				"since the agent keeps credentials per session name and would give two jobs the same ones; "+
+				"use a name such as gitlab-{project_id}-{job_id}%s", cut(r.SessionName, 100), also)
+		}
 		cr.tmpl = tmpl
 		p.rules = append(p.rules, cr)
 	}
@@ -133,6 +147,9 @@ func NewPolicy(rules []Rule) (*Policy, error) {
 
 // fieldOf checks that every kind carries field, saying which do when not.
 func fieldOf(field string, kinds []Kind) error {
+	if field == "pid" {
+		return errors.New("pid is not a claim: a process chooses its own pid (it can fork until one fits) and it names no user; match uid or gid")
+	}
 	var carriers []Kind
 	for _, k := range Kinds {
 		if hasField(k, field) {
@@ -217,10 +234,14 @@ func parseTemplate(s string) ([]part, error) {
 // MaxSessionName is the longest role session name AWS accepts.
 const MaxSessionName = 64
 
+// sessionHashLen is how many hex digits of SHA-256 mark a session name
+// that had to be changed.
+const sessionHashLen = 12
+
 // SessionName renders a session-name template with claims, as Decide
 // does: placeholders substituted (an absent claim renders empty), then
-// every character outside [A-Za-z0-9+=,.@_-] replaced by '-', cut to
-// MaxSessionName characters.
+// made a name AWS accepts by SanitizeSessionName, which keeps distinct
+// renderings distinct.
 func SessionName(template string, claims map[string]string) (string, error) {
 	t, err := parseTemplate(template)
 	if err != nil {
@@ -241,21 +262,53 @@ func render(t []part, claims map[string]string) string {
 	return SanitizeSessionName(b.String())
 }
 
-// SanitizeSessionName replaces every character outside AWS's
-// [A-Za-z0-9+=,.@_-] with '-' and cuts the result to MaxSessionName.
+// SanitizeSessionName makes s a role session name AWS accepts, one to
+// one: s itself when it is at most MaxSessionName characters of AWS's
+// [A-Za-z0-9+=,.@_-] and does not end in '-' and 12 hex digits; else s
+// with every other character replaced by '-', cut to leave room, then '-'
+// and the first 12 hex digits of SHA-256(s). So two strings that differ
+// (group/a-b and group-a/b; two long paths that differ past the cut)
+// never share a name, and the broker, which keeps credentials per
+// session name, never gives one's credentials to the other.
 func SanitizeSessionName(s string) string {
 	out := make([]byte, 0, min(len(s), MaxSessionName))
+	changed := false
 	for _, r := range s {
-		if len(out) == MaxSessionName {
-			break
-		}
 		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("+=,.@_-", r) {
 			out = append(out, byte(r))
 		} else {
 			out = append(out, '-')
+			changed = true
+		}
+		if len(out) > MaxSessionName {
+			changed = true
+			break
 		}
 	}
-	return string(out)
+	// A name that looks hashed is hashed too, so a name left as it is
+	// can never equal one made from another string.
+	if !changed && !looksHashed(out) {
+		return string(out)
+	}
+	sum := sha256.Sum256([]byte(s))
+	out = out[:min(len(out), MaxSessionName-1-sessionHashLen)]
+	out = append(out, '-')
+	return string(hex.AppendEncode(out, sum[:sessionHashLen/2]))
+}
+
+// looksHashed reports whether name ends in '-' and sessionHashLen
+// lower-case hex digits, as SanitizeSessionName's changed names do.
+func looksHashed(name []byte) bool {
+	n := len(name)
+	if n < sessionHashLen+1 || name[n-sessionHashLen-1] != '-' {
+		return false
+	}
+	for _, c := range name[n-sessionHashLen:] {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // matches reports whether r matches claims; when not, the first key (in
@@ -274,8 +327,11 @@ func (r *rule) matches(claims map[string]string) (ok bool, failed string, absent
 }
 
 // Decide returns the first rule's decision that matches id. With none,
-// it is an *Error 403 no-rule whose message says why, naming the rule
-// that would have matched an identity of another kind and that kind.
+// it is an *Error 403 no-rule. Its Message tells the caller no more than
+// it knows (its own job, project and ref); its Detail, for the audit line
+// only, says why, naming the rule that would have matched an identity of
+// another kind and that kind: the rules are the operator's, not the
+// caller's, to read.
 func (p *Policy) Decide(id *Identity) (Decision, error) {
 	if id == nil {
 		return Decision{}, refuse(401, ReasonNoToken, "no verified caller")
@@ -290,7 +346,29 @@ func (p *Policy) Decide(id *Identity) (Decision, error) {
 				SessionName: render(r.tmpl, id.Claims)}, nil
 		}
 	}
-	return Decision{}, refuse(403, ReasonNoRule, "no rule matches %s: %s", describeIdentity(id), p.explain(id))
+	e := refuse(403, ReasonNoRule, "%s", callerMessage(id))
+	e.Detail = fmt.Sprintf("no rule matches %s: %s", describeIdentity(id), p.explain(id))
+	return Decision{}, e
+}
+
+// callerMessage is the no-rule refusal a caller sees: nothing of the
+// rules, only what the caller knows of itself.
+func callerMessage(id *Identity) string {
+	what, keys := "caller", []string{"uid", "gid"}
+	if gitlabKind(id.Kind) {
+		what, keys = "job", []string{"job_id", "project_path", "ref"}
+	}
+	var parts []string
+	for _, k := range keys {
+		if v, ok := id.Claims[k]; ok {
+			parts = append(parts, k+"="+strconv.Quote(cut(v, 100)))
+		}
+	}
+	msg := "no rule gives this " + what + " credentials"
+	if len(parts) > 0 {
+		msg += " (" + strings.Join(parts, " ") + ")"
+	}
+	return msg
 }
 
 // explain says why no rule matched id: first a rule that would match an

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -169,8 +170,8 @@ func newEnv(t testing.TB, edit func(c *authz.Config)) *env {
 		keys: &keySource{set: jwks(map[string]*rsa.PrivateKey{"a": keyA})},
 		jobs: &jobSource{jobs: map[string]*gitlab.Job{jobTok: runningJob(1001, "group/app")}}}
 	c := authz.Config{Clock: e.clock, Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Jobs: e.jobs,
-		OIDC: &authz.OIDC{Issuer: issuer, Audiences: []string{"other", audience}, RunnerIDs: []int64{7, 9}, Keys: e.keys},
+		Jobs: e.jobs, GitLabURL: issuer, RunnerIDs: []int64{7, 9},
+		OIDC: &authz.OIDC{Issuer: issuer, Audiences: []string{"other", audience}, Keys: e.keys},
 		Static: []authz.StaticToken{{Name: "backup-host", SHA256: sha256.Sum256([]byte(staticToken))},
 			{Name: "jwt-shaped", SHA256: sha256.Sum256([]byte("aaaa.bbbb.cccc"))}},
 	}
@@ -270,9 +271,22 @@ func TestPeer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &authz.Identity{Kind: authz.Peer, Claims: map[string]string{"uid": "1000", "gid": "999", "pid": "4242"}}
+	// The pid is for the audit line only: a process chooses its own.
+	want := &authz.Identity{Kind: authz.Peer, Claims: map[string]string{"uid": "1000", "gid": "999"}, Audit: map[string]string{"pid": "4242"}}
 	if diff := cmp.Diff(want, id); diff != "" {
 		t.Error(diff)
+	}
+	if got := authz.Fields(authz.Peer); !slices.Equal(got, []string{"uid", "gid"}) {
+		t.Errorf("unix peers claim %v", got)
+	}
+	// A rule cannot match on it nor name sessions after it.
+	for _, r := range []authz.Rule{
+		{Name: "pid", Kinds: []authz.Kind{authz.Peer}, Match: map[string][]string{"pid": {"4242"}}, RoleARN: roleRead},
+		{Name: "pid", Kinds: []authz.Kind{authz.Peer}, RoleARN: roleRead, SessionName: "p-{pid}"},
+	} {
+		if _, err := authz.NewPolicy([]authz.Rule{r}); err == nil || !strings.Contains(err.Error(), "pid is not a claim") {
+			t.Errorf("a rule on pid: %v", err)
+		}
 	}
 }
 
@@ -289,12 +303,15 @@ func TestStatic(t *testing.T) {
 	if id, err := e.verify("aaaa.bbbb.cccc"); err != nil || id.Claims["token"] != "jwt-shaped" {
 		t.Errorf("JWT-shaped static token: %v %v", id, err)
 	}
-	// One character off is someone else's token: with no job source, unknown.
-	e = newEnv(t, func(c *authz.Config) { c.Jobs = nil })
-	id, err = e.verify(staticToken + "x")
-	wantRefusal(t, id, err, 401, authz.ReasonUnknownToken)
-	id, err = e.verify(strings.ToUpper(staticToken))
-	wantRefusal(t, id, err, 401, authz.ReasonUnknownToken)
+	// One character off, or a rotated one, is no token this agent
+	// knows: refused here, never sent to GitLab.
+	for _, tok := range []string{staticToken + "x", strings.ToUpper(staticToken), "static-secret-token-rotated-last-week"} {
+		id, err = e.verify(tok)
+		wantRefusal(t, id, err, 401, authz.ReasonUnknownToken)
+	}
+	if n := e.jobs.calls.Load(); n != 0 {
+		t.Errorf("%d GitLab calls for tokens that are not job tokens", n)
+	}
 }
 
 func TestMalformed(t *testing.T) {
@@ -308,16 +325,10 @@ func TestMalformed(t *testing.T) {
 		{"NUL", "glcbt-a\x00b", authz.ReasonMalformedToken},
 		{"DEL", "glcbt-a\x7fb", authz.ReasonMalformedToken},
 		{"non-ASCII", "glcbt-é", authz.ReasonMalformedToken},
-		{"JWT header not base64", "e!J.eyJ.sig", authz.ReasonUnknownToken}, // not JWT-shaped: a job token GitLab refuses
+		{"JWT header not base64", "e!J.eyJ.sig", authz.ReasonUnknownToken}, // not JWT-shaped, not a job token
 		{"JWT header not JSON", b64([]byte("nope")) + ".eyJ9.c2ln", authz.ReasonMalformedToken},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.reason == authz.ReasonUnknownToken {
-				e := newEnv(t, func(c *authz.Config) { c.Jobs = nil })
-				id, err := e.verify(tc.tok)
-				wantRefusal(t, id, err, 401, tc.reason)
-				return
-			}
 			id, err := e.verify(tc.tok)
 			wantRefusal(t, id, err, 401, tc.reason)
 		})
@@ -359,8 +370,57 @@ func TestIDToken(t *testing.T) {
 		t.Errorf("%d key fetches, want 1", n)
 	}
 	// Without a runner pin, any runner.
-	e = newEnv(t, func(c *authz.Config) { c.OIDC.RunnerIDs = nil })
+	e = newEnv(t, func(c *authz.Config) { c.RunnerIDs = nil })
 	if _, err := e.verify(jwt(keyA, "a", with(e.claims(), "runner_id", 12345))); err != nil {
+		t.Errorf("no pin: %v", err)
+	}
+}
+
+// TestRunnerPin: the runner pin holds for job tokens as for id_tokens, and
+// the id_tokens' own pin (deprecated) pins job tokens too.
+func TestRunnerPin(t *testing.T) {
+	for name, edit := range map[string]func(c *authz.Config){
+		"Config.RunnerIDs": nil,
+		"OIDC.RunnerIDs":   func(c *authz.Config) { c.RunnerIDs, c.OIDC.RunnerIDs = nil, []int64{9, 7} },
+		"both, the same":   func(c *authz.Config) { c.OIDC.RunnerIDs = []int64{9, 7} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, edit)
+			if _, err := e.verify(jobTok); err != nil {
+				t.Fatalf("a job on runner 7: %v", err)
+			}
+			other := runningJob(1010, "group/app")
+			other.Runner.ID = 8
+			e.jobs.set("glcbt-other-runner", other, nil)
+			id, err := e.verify("glcbt-other-runner")
+			ae := wantRefusal(t, id, err, 403, authz.ReasonRunnerMismatch)
+			if !strings.Contains(ae.Message, "runner 8") {
+				t.Errorf("message %q", ae.Message)
+			}
+			none := runningJob(1011, "group/app")
+			none.Runner = nil
+			e.jobs.set("glcbt-no-runner", none, nil)
+			id, err = e.verify("glcbt-no-runner")
+			wantRefusal(t, id, err, 403, authz.ReasonRunnerMismatch)
+			// The refusal is GitLab's answer: cached, not asked again.
+			calls := e.jobs.calls.Load()
+			e.verify("glcbt-other-runner")
+			if n := e.jobs.calls.Load(); n != calls {
+				t.Errorf("%d calls, want %d", n, calls)
+			}
+			id, err = e.verify(jwt(keyA, "a", with(e.claims(), "runner_id", 8)))
+			wantRefusal(t, id, err, 403, authz.ReasonRunnerMismatch)
+			if _, err := e.verify(jwt(keyA, "a", e.claims())); err != nil {
+				t.Errorf("an id_token from runner 7: %v", err)
+			}
+		})
+	}
+	// No pin: any runner's job.
+	e := newEnv(t, func(c *authz.Config) { c.RunnerIDs = nil })
+	other := runningJob(1010, "group/app")
+	other.Runner.ID = 8
+	e.jobs.set("glcbt-other-runner", other, nil)
+	if _, err := e.verify("glcbt-other-runner"); err != nil {
 		t.Errorf("no pin: %v", err)
 	}
 }
@@ -635,11 +695,55 @@ func TestJobToken(t *testing.T) {
 	if !strings.Contains(e.logs.String(), "web_url") {
 		t.Error("the unreadable web_url is not logged")
 	}
+	// A web_url on another host, or not under GitLab's URL: no
+	// project_path nor namespace_path (fail closed), and a warning.
+	for i, u := range []string{"https://evil.example.com/group/app/-/jobs/%d", "http://gitlab.example.com/group/app/-/jobs/%d"} {
+		j := runningJob(int64(1020+i), "group/app")
+		j.WebURL = fmt.Sprintf(u, j.ID)
+		tok := fmt.Sprintf("glcbt-elsewhere-%d", i)
+		e.jobs.set(tok, j, nil)
+		e.logs.Reset()
+		id, err := e.verify(tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := id.Claims["project_path"]; ok {
+			t.Errorf("%s: claims %v", j.WebURL, id.Claims)
+		}
+		if _, ok := id.Claims["namespace_path"]; ok {
+			t.Errorf("%s: claims %v", j.WebURL, id.Claims)
+		}
+		if !strings.Contains(e.logs.String(), "level=WARN") || !strings.Contains(e.logs.String(), "web_url") {
+			t.Errorf("%s: no warning:\n%s", j.WebURL, e.logs)
+		}
+	}
 	// A job of another ID's web_url.
 	other := runningJob(1004, "group/app")
 	other.WebURL = issuer + "/group/app/-/jobs/1"
 	e.jobs.set("glcbt-other-url", other, nil)
 	if id, err := e.verify("glcbt-other-url"); err != nil || id.Claims["project_path"] != "" {
+		t.Errorf("claims %v, %v", id, err)
+	}
+}
+
+// TestRelativeURLRoot: with GitLab under a relative URL root, the root is
+// not part of the project's path, and a web_url outside it gives none.
+func TestRelativeURLRoot(t *testing.T) {
+	e := newEnv(t, func(c *authz.Config) { c.GitLabURL = "https://example.com/gitlab" })
+	j := runningJob(1030, "team/app")
+	j.WebURL = "https://example.com/gitlab/team/app/-/jobs/1030"
+	e.jobs.set("glcbt-root", j, nil)
+	id, err := e.verify("glcbt-root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id.Claims["project_path"] != "team/app" || id.Claims["namespace_path"] != "team" {
+		t.Errorf("claims %v, want project_path team/app, namespace_path team", id.Claims)
+	}
+	j = runningJob(1031, "gitlab/app")
+	j.WebURL = "https://example.com/gitlab-other/app/x/-/jobs/1031"
+	e.jobs.set("glcbt-outside", j, nil)
+	if id, err := e.verify("glcbt-outside"); err != nil || id.Claims["project_path"] != "" || id.Claims["namespace_path"] != "" {
 		t.Errorf("claims %v, %v", id, err)
 	}
 }
@@ -756,7 +860,7 @@ func TestJobTokenOneGitLabCall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := authz.NewVerifier(authz.Config{Clock: testkit.NewClock(t0), Jobs: client})
+	v, err := authz.NewVerifier(authz.Config{Clock: testkit.NewClock(t0), Jobs: client, GitLabURL: srv.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -780,7 +884,7 @@ func TestJobTokenOneGitLabCall(t *testing.T) {
 	}
 	// A finished job, once the cache has expired, through the client.
 	fake.FinishJob(2001)
-	v2, _ := authz.NewVerifier(authz.Config{Clock: testkit.NewClock(t0), Jobs: client})
+	v2, _ := authz.NewVerifier(authz.Config{Clock: testkit.NewClock(t0), Jobs: client, GitLabURL: srv.URL})
 	_, err = v2.Verify(context.Background(), authz.Credential{Token: tok})
 	var ae *authz.Error
 	if !errors.As(err, &ae) || ae.Reason != authz.ReasonJobNotRunning || ae.Status != 401 {
@@ -859,14 +963,80 @@ func TestCallerLeaves(t *testing.T) {
 	}
 }
 
+// TestJobCacheBounded: a flood of made-up tokens fills the bounded cache
+// of refusals, and evicts no verified job from its own cache.
 func TestJobCacheBounded(t *testing.T) {
 	e := newEnv(t, nil)
-	for i := range authz.MaxJobCache + 100 {
+	if _, err := e.verify(jobTok); err != nil {
+		t.Fatal(err)
+	}
+	for i := range authz.MaxNegCache + 100 {
 		e.verify(fmt.Sprintf("glcbt-flood-%d", i))
 	}
-	if n := e.v.JobCacheLen(); n > authz.MaxJobCache {
-		t.Errorf("%d cached tokens, at most %d", n, authz.MaxJobCache)
+	if n := e.v.NegCacheLen(); n > authz.MaxNegCache {
+		t.Errorf("%d cached refusals, at most %d", n, authz.MaxNegCache)
 	}
+	if n := e.v.JobCacheLen(); n != 1 {
+		t.Errorf("%d cached jobs, want 1", n)
+	}
+	calls := e.jobs.calls.Load()
+	if _, err := e.verify(jobTok); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.jobs.calls.Load(); n != calls {
+		t.Errorf("the verified job was asked of GitLab again after a flood: %d calls, want %d", n, calls)
+	}
+}
+
+// TestJobCallsBounded: however many distinct tokens arrive at once, at
+// most MaxJobCalls GitLab calls are in flight; beyond, a new token is
+// refused at once, 503 gitlab-busy, while a token already being asked
+// about, or cached, is answered as ever.
+func TestJobCallsBounded(t *testing.T) {
+	e := newEnv(t, nil)
+	if _, err := e.verify(jobTok); err != nil { // cached
+		t.Fatal(err)
+	}
+	e.jobs.mu.Lock()
+	e.jobs.gate = make(chan struct{})
+	e.jobs.mu.Unlock()
+	var wg sync.WaitGroup
+	for i := range authz.MaxJobCalls {
+		tok := fmt.Sprintf("glcbt-slow-%d", i)
+		e.jobs.set(tok, runningJob(int64(2000+i), "group/app"), nil)
+		wg.Go(func() {
+			if _, err := e.verify(tok); err != nil {
+				t.Errorf("%s: %v", tok, err)
+			}
+		})
+	}
+	for deadline := time.Now().Add(10 * time.Second); e.jobs.calls.Load() < int32(1+authz.MaxJobCalls); {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d calls started", e.jobs.calls.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// Without the bound this would wait on GitLab: give up after a while.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	id, err := e.v.Verify(ctx, authz.Credential{Token: "glcbt-one-more"})
+	wantRefusal(t, id, err, 503, authz.ReasonGitLabBusy)
+	if n := e.jobs.calls.Load(); n != int32(1+authz.MaxJobCalls) {
+		t.Errorf("%d calls, want %d", n, 1+authz.MaxJobCalls)
+	}
+	if _, err := e.verify(jobTok); err != nil {
+		t.Errorf("a cached job while GitLab is busy: %v", err)
+	}
+	joined := make(chan error, 1)
+	go func() { _, err := e.verify("glcbt-slow-0"); joined <- err }()
+	close(e.jobs.gate)
+	wg.Wait()
+	if err := <-joined; err != nil {
+		t.Errorf("a token joining a call in flight: %v", err)
+	}
+	// Room again.
+	id, err = e.verify("glcbt-one-more")
+	wantRefusal(t, id, err, 401, authz.ReasonJobNotRunning)
 }
 
 func TestNewVerifier(t *testing.T) {
@@ -890,6 +1060,10 @@ func TestNewVerifier(t *testing.T) {
 		{"no keys", authz.Config{OIDC: &authz.OIDC{Issuer: issuer, Audiences: []string{"k"}}}, "key source"},
 		{"negative refresh", authz.Config{OIDC: &authz.OIDC{Issuer: issuer, Audiences: []string{"k"}, Keys: ks, MinRefresh: -1}}, "negative"},
 		{"huge leeway", authz.Config{OIDC: &authz.OIDC{Issuer: issuer, Audiences: []string{"k"}, Keys: ks, Leeway: time.Hour}}, "leeway"},
+		{"job tokens without GitLab's URL", authz.Config{Jobs: &jobSource{}}, "GitLab URL"},
+		{"GitLab's URL not a URL", authz.Config{Jobs: &jobSource{}, GitLabURL: "gitlab.example.com"}, "GitLab URL"},
+		{"GitLab's URL with a query", authz.Config{Jobs: &jobSource{}, GitLabURL: issuer + "?a=b"}, "GitLab URL"},
+		{"two runner pins", authz.Config{RunnerIDs: []int64{7}, OIDC: &authz.OIDC{Issuer: issuer, Audiences: []string{"k"}, Keys: ks, RunnerIDs: []int64{8}}}, "pinned twice"},
 	} {
 		if _, err := authz.NewVerifier(tc.c); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want an error saying %q", tc.name, err, tc.want)
@@ -956,14 +1130,51 @@ func TestNoTokenInLogsOrErrors(t *testing.T) {
 }
 
 func TestJWTShape(t *testing.T) {
-	// Only JWT-shaped tokens reach the id_token checks; the rest go to
-	// GitLab's job API.
+	// Only JWT-shaped tokens reach the id_token checks, only job-token
+	// shaped ones GitLab's job API; the rest are refused here.
 	e := newEnv(t, nil)
-	for _, tok := range []string{"a.b", "a.b.c.d", ".b.c", "a..c", "a.b.c=", "a+b.c.d"} {
-		_, err := e.verify(tok)
-		var ae *authz.Error
-		if !errors.As(err, &ae) || ae.Reason != authz.ReasonJobNotRunning {
-			t.Errorf("%q: %v, want it asked of GitLab", tok, err)
+	for _, tok := range []string{"a.b", "a.b.c.d", ".b.c", "a..c", "a.b.c=", "a+b.c.d", "garbage", "glcbt", "xglcbt-abc",
+		"a.b-glcbt-c", "glpat-abcdefghijklmnopqrst", "abcdefghijklmnopqrst", " glcbt-x", "a b-glcbt-x"} {
+		id, err := e.verify(tok)
+		wantRefusal(t, id, err, 401, authz.ReasonUnknownToken)
+	}
+	if n := e.jobs.calls.Load(); n != 0 {
+		t.Errorf("%d GitLab calls for tokens that are no job tokens", n)
+	}
+}
+
+// TestJobTokenShape: tokens starting "glcbt-", after an instance's custom
+// prefix or not, are job tokens, asked of GitLab's job API even when
+// what follows is a JWT (GitLab's JWT-format job tokens).
+func TestJobTokenShape(t *testing.T) {
+	e := newEnv(t, nil)
+	jwtJob := "glcbt-" + jwt(keyA, "a", e.claims())
+	prefixed := "mycorp-glcbt-64_1234567890abcdef"
+	prefixedJWT := "my_corp-" + jwtJob
+	dashed := "my-corp-glcbt-xyz"
+	for i, tok := range []string{jwtJob, prefixed, prefixedJWT, dashed} {
+		if !authz.JobTokenShaped(tok) {
+			t.Errorf("%d: not job-token shaped", i)
+		}
+		e.jobs.set(tok, runningJob(int64(3000+i), "group/app"), nil)
+		id, err := e.verify(tok)
+		if err != nil {
+			t.Fatalf("%d: %v", i, err)
+		}
+		if id.Kind != authz.JobToken || id.Claims["job_id"] != fmt.Sprint(3000+i) {
+			t.Errorf("%d: identity %v", i, id)
+		}
+	}
+	if n := e.jobs.calls.Load(); n != 4 {
+		t.Errorf("%d GitLab calls, want 4", n)
+	}
+	if n := e.keys.calls.Load(); n != 0 {
+		t.Errorf("a job token was verified as an id_token: %d key fetches", n)
+	}
+	for _, tok := range []string{"glcbt", "glcbtx-", "aglcbt-", "a.b-glcbt-", "-glcbt-x", "eyJ.eyJ.sig"} {
+		want := tok == "-glcbt-x"
+		if authz.JobTokenShaped(tok) != want {
+			t.Errorf("JobTokenShaped(%q) = %v", tok, !want)
 		}
 	}
 }
