@@ -566,24 +566,30 @@ func (a *Agent) Vend(ctx context.Context, r agentapi.Request) (*agentapi.Credent
 	if r.Peer != nil {
 		cred = authz.Credential{Peer: &authz.PeerCred{UID: r.Peer.UID, GID: r.Peer.GID, PID: r.Peer.PID}}
 	}
-	line := []any{"listener", r.Listener}
+	// One audit line per decision, built as attributes (LogAttrs): it is
+	// written for every request, so it should cost little.
+	line := make([]slog.Attr, 0, 20)
+	line = append(line, slog.String("listener", r.Listener))
 	if r.Remote != "" {
-		line = append(line, "remote", r.Remote)
+		line = append(line, slog.String("remote", r.Remote))
+	}
+	if r.Peer != nil {
+		line = append(line, slog.Int64("pid", int64(r.Peer.PID)))
 	}
 	id, err := a.verifier.Verify(ctx, cred)
 	if err != nil {
-		return nil, a.refuse(err, line)
+		return nil, a.refuse(ctx, err, line)
 	}
-	line = append(line, identityAttrs(id)...)
+	line = appendIdentity(line, id)
 	d, err := a.policy.Decide(id)
 	if err != nil {
-		return nil, a.refuse(err, line)
+		return nil, a.refuse(ctx, err, line)
 	}
-	line = append(line, "rule", d.Rule, "role", d.RoleARN, "session", d.SessionName)
+	line = append(line, slog.String("rule", d.Rule), slog.String("role", d.RoleARN), slog.String("session", d.SessionName))
 	res, err := a.broker.Get(ctx, broker.Key{RoleARN: d.RoleARN, ProfileARN: d.ProfileARN, SessionName: d.SessionName, Duration: d.Duration})
 	if err != nil {
 		a.metrics.vends.With(d.RoleARN, "error").Inc()
-		a.audit.Warn("agent decision", append(line, "outcome", "error", "reason", describeFetch(err))...)
+		a.audit.LogAttrs(ctx, slog.LevelWarn, "agent decision", append(line, slog.String("outcome", "error"), slog.String("reason", describeFetch(err)))...)
 		// 503: the SDKs retry; the caller may get credentials once
 		// Roles Anywhere answers again. The detail (paths, ARNs, AWS's
 		// words) stays in the agent's log.
@@ -591,8 +597,8 @@ func (a *Agent) Vend(ctx context.Context, r agentapi.Request) (*agentapi.Credent
 			Message: "no credentials for " + d.RoleARN + " right now; the agent's log says why, and a retry may succeed"}
 	}
 	a.metrics.vends.With(d.RoleARN, "granted").Inc()
-	a.audit.Info("agent decision", append(line, "outcome", "granted", "reason", "rule matched", "cached", res.Cached,
-		"expires", res.Credentials.Expiration.UTC().Format(time.RFC3339))...)
+	a.audit.LogAttrs(ctx, slog.LevelInfo, "agent decision", append(line, slog.String("outcome", "granted"), slog.String("reason", "rule matched"),
+		slog.Bool("cached", res.Cached), slog.String("expires", res.Credentials.Expiration.UTC().Format(time.RFC3339)))...)
 	c := res.Credentials
 	return &agentapi.Credentials{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, Token: c.SessionToken,
 		Expiration: c.Expiration, AccountID: a.accounts[d.RoleARN]}, nil
@@ -608,15 +614,19 @@ func describeFetch(err error) string {
 	return err.Error()
 }
 
-func (a *Agent) refuse(err error, line []any) error {
+func (a *Agent) refuse(ctx context.Context, err error, line []slog.Attr) error {
 	var ae *authz.Error
 	if !errors.As(err, &ae) {
-		a.audit.Error("agent decision", append(line, "outcome", "error", "reason", err.Error())...)
+		a.audit.LogAttrs(ctx, slog.LevelError, "agent decision", append(line, slog.String("outcome", "error"), slog.String("reason", err.Error()))...)
 		return &agentapi.Refusal{Status: 500, Code: "InternalError", Message: "the agent could not decide; see its log"}
 	}
 	a.metrics.authFailures.With(ae.Reason).Inc()
 	a.metrics.vends.With("", "denied").Inc()
-	a.audit.Warn("agent decision", append(line, "outcome", "denied", "reason", ae.Reason, "detail", ae.Message)...)
+	detail := ae.Message
+	if ae.Detail != "" {
+		detail = ae.Detail
+	}
+	a.audit.LogAttrs(ctx, slog.LevelWarn, "agent decision", append(line, slog.String("outcome", "denied"), slog.String("reason", ae.Reason), slog.String("detail", detail))...)
 	code := "AccessDenied"
 	switch ae.Status {
 	case 401:
@@ -627,22 +637,21 @@ func (a *Agent) refuse(err error, line []any) error {
 	return &agentapi.Refusal{Status: ae.Status, Code: code, Message: ae.Message}
 }
 
-// identityAttrs are the audit line's view of a caller.
-func identityAttrs(id *authz.Identity) []any {
-	out := []any{"identity", string(id.Kind)}
-	for _, k := range []string{"job_id", "project_path", "project_id", "ref", "pipeline_id", "runner_id", "token", "uid", "gid", "pid"} {
-		if v, ok := id.Claims[k]; ok {
-			name := k
-			switch k {
-			case "job_id":
-				name = "job"
-			case "project_path":
-				name = "project"
-			}
-			out = append(out, name, v)
+// auditClaims are the claims an audit line shows, and their names there.
+var auditClaims = [...]struct{ claim, name string }{
+	{"job_id", "job"}, {"project_path", "project"}, {"project_id", "project_id"}, {"ref", "ref"}, {"pipeline_id", "pipeline_id"},
+	{"runner_id", "runner_id"}, {"token", "token"}, {"uid", "uid"}, {"gid", "gid"},
+}
+
+// appendIdentity appends the audit line's view of a caller.
+func appendIdentity(line []slog.Attr, id *authz.Identity) []slog.Attr {
+	line = append(line, slog.String("identity", string(id.Kind)))
+	for _, c := range auditClaims {
+		if v, ok := id.Claims[c.claim]; ok {
+			line = append(line, slog.String(c.name, v))
 		}
 	}
-	return out
+	return line
 }
 
 func (a *Agent) brokerEvent(e broker.Event) {
