@@ -116,6 +116,8 @@ type Agent struct {
 	metrics  *agentMetrics
 	gid      int               // the socket's group, -1 for the agent's own
 	accounts map[string]string // role ARN to account, for AccountId
+	granted  map[string]*metrics.Counter
+	hits     *metrics.Counter
 
 	mu        sync.Mutex
 	leaf      *x509.Certificate
@@ -148,8 +150,11 @@ func New(o Options) (*Agent, error) {
 		a.gid = g
 	}
 	a.metrics = newAgentMetrics()
-	a.accounts = map[string]string{}
+	a.accounts, a.granted, a.hits = map[string]string{}, map[string]*metrics.Counter{}, a.metrics.cacheHits.With()
 	for _, r := range cfg.Rules {
+		// Resolved once: a vend from the cache should not look up
+		// label values.
+		a.granted[r.RoleARN] = a.metrics.vends.With(r.RoleARN, "granted")
 		if arn, err := rolesanywhere.ParseRoleARN(r.RoleARN); err == nil {
 			a.accounts[r.RoleARN] = arn.Account
 		}
@@ -596,7 +601,7 @@ func (a *Agent) Vend(ctx context.Context, r agentapi.Request) (*agentapi.Credent
 		return nil, &agentapi.Refusal{Status: 503, Code: "CredentialsUnavailable",
 			Message: "no credentials for " + d.RoleARN + " right now; the agent's log says why, and a retry may succeed"}
 	}
-	a.metrics.vends.With(d.RoleARN, "granted").Inc()
+	a.granted[d.RoleARN].Inc()
 	a.audit.LogAttrs(ctx, slog.LevelInfo, "agent decision", append(line, slog.String("outcome", "granted"), slog.String("reason", "rule matched"),
 		slog.Bool("cached", res.Cached), slog.String("expires", res.Credentials.Expiration.UTC().Format(time.RFC3339)))...)
 	c := res.Credentials
@@ -657,7 +662,7 @@ func appendIdentity(line []slog.Attr, id *authz.Identity) []slog.Attr {
 func (a *Agent) brokerEvent(e broker.Event) {
 	switch e := e.(type) {
 	case broker.Hit:
-		a.metrics.cacheHits.With().Inc()
+		a.hits.Inc()
 	case broker.Fetched:
 		a.metrics.sessionSeconds.With().Observe(e.Took.Seconds())
 		if e.Err != nil {

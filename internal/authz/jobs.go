@@ -37,7 +37,7 @@ func (v *Verifier) verifyJob(ctx context.Context, tok string, sum [32]byte) (*Id
 	if e, ok := v.jobCache[sum]; ok {
 		if now.Before(e.until) {
 			v.mu.Unlock()
-			return e.id.clone(), nil
+			return e.id, nil
 		}
 		delete(v.jobCache, sum)
 	}
@@ -71,7 +71,7 @@ func (v *Verifier) verifyJob(ctx context.Context, tok string, sum [32]byte) (*Id
 	if f.err != nil {
 		return nil, f.err
 	}
-	return f.id.clone(), nil
+	return f.id, nil
 }
 
 func (v *Verifier) askGitLab(ctx context.Context, tok string, sum [32]byte, f *jobFlight) {
