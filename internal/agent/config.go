@@ -731,6 +731,12 @@ func (p *configParser) rules(rs []rawRule, c *Config) ([]authz.Rule, error) {
 		if d > MaxDuration || d%time.Second != 0 {
 			return nil, p.failf("%s: whole seconds up to %s (Roles Anywhere's longest session)", d, MaxDuration)(at("duration")...)
 		}
+		if families(kinds) > 1 {
+			// Each caller gets a session of its own, named by what
+			// identifies it: a job, a token, a uid. One rule cannot name
+			// all three.
+			return nil, p.failf("a rule is for GitLab jobs, static tokens or unix peers, not a mix: give each its own rule")(at("identity")...)
+		}
 		tmpl := r.SessionName
 		if tmpl == "" {
 			tmpl = defaultSessionName(kinds)
@@ -788,18 +794,31 @@ func (c *Config) unconfigured(k authz.Kind) string {
 	return ""
 }
 
-// defaultSessionName names sessions after the job, so CloudTrail does.
-func defaultSessionName(kinds []authz.Kind) string {
-	has := func(k authz.Kind) bool { return slices.Contains(kinds, k) }
-	switch {
-	case has(authz.JobToken) || has(authz.IDToken):
-		if !has(authz.Static) && !has(authz.Peer) {
-			return "gitlab-{project_id}-{job_id}"
+// families counts the kinds of caller among kinds: GitLab jobs (either
+// token), static tokens, unix peers.
+func families(kinds []authz.Kind) int {
+	var gitlab, static, peer int
+	for _, k := range kinds {
+		switch k {
+		case authz.JobToken, authz.IDToken:
+			gitlab = 1
+		case authz.Static:
+			static = 1
+		case authz.Peer:
+			peer = 1
 		}
-	case has(authz.Static) && !has(authz.Peer):
+	}
+	return gitlab + static + peer
+}
+
+// defaultSessionName names sessions after the caller, so CloudTrail does:
+// the job, the static token's name, the uid.
+func defaultSessionName(kinds []authz.Kind) string {
+	switch kinds[0] {
+	case authz.Static:
 		return "keyless-{token}"
-	case has(authz.Peer) && !has(authz.Static):
+	case authz.Peer:
 		return "keyless-uid-{uid}"
 	}
-	return "keyless-agent"
+	return "gitlab-{project_id}-{job_id}"
 }

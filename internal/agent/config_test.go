@@ -118,6 +118,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"job token needs ref_protected", "    identity: gitlab-id-token\n", "    identity: [gitlab-job-token, gitlab-id-token]\n", []string{"rules[0]", "ref_protected", "id_tokens"}},
 		{"unconfigured kind", "  socket: {path: /run/keyless/agent.sock, mode: \"0660\"}\n", "", []string{"rules[2].identity", "listen.socket is not set"}},
 		{"profile elsewhere", "    profileArn: " + testProfile + "\n    duration: 2h", "    profileArn: arn:aws:rolesanywhere:eu-west-1:111122223333:profile/8e2b6d4c-0000-4000-8000-000000000002\n    duration: 2h", []string{"rules[1].profileArn", "one account and region"}},
+		{"mixed callers", "identity: unix-peer", "identity: [unix-peer, static-token]", []string{"rules[2].identity", "not a mix"}},
 		{"rule name twice", "  - name: plan\n", "  - name: deploy\n", []string{"rules[1].name", "names two rules"}},
 		{"two documents", "rules:", "---\nrules:", []string{"agent.yaml"}},
 		{"setup without link-local", `["169.254.170.2:80", "127.0.0.1:9911"]`, `["127.0.0.1:9911"]` + "\n  setupNetwork: true", []string{"listen.setupNetwork"}},
