@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -20,6 +19,7 @@ import (
 	"github.com/keyless-dev/keyless/internal/authz"
 	"github.com/keyless-dev/keyless/internal/broker"
 	"github.com/keyless-dev/keyless/internal/rolesanywhere"
+	"github.com/keyless-dev/keyless/internal/yamlfile"
 )
 
 // maxConfigFile caps what is read for agent.yaml; real ones are a few
@@ -279,59 +279,25 @@ func LoadConfig(path string) (*Config, error) {
 // messages; dir resolves relative paths.
 func ParseConfig(data []byte, name, dir string) (*Config, error) {
 	p := &configParser{file: name, dir: dir}
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, p.yamlError(err)
+	var raw rawConfig
+	doc, probs := yamlfile.Decode(data, &raw, allowedFields)
+	if len(probs) > 0 {
+		var errs []error
+		for _, pr := range probs {
+			errs = append(errs, &ConfigError{File: name, Line: pr.Line, Err: errors.New(pr.Msg)})
+		}
+		return nil, errors.Join(errs...)
 	}
-	if len(root.Content) == 0 {
+	if doc == nil {
 		return nil, &ConfigError{File: name, Err: errors.New("the configuration is empty; it needs identity, aws, listen and rules (docs/agent.md)")}
 	}
-	p.root = root.Content[0]
-	var raw rawConfig
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&raw); err != nil {
-		return nil, p.yamlError(err)
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, &ConfigError{File: name, Err: errors.New("more than one YAML document; put everything in one")}
-	}
+	p.doc = doc
 	return p.build(&raw)
 }
 
 type configParser struct {
 	file, dir string
-	root      *yaml.Node
-}
-
-// yamlError turns go-yaml's errors into ConfigErrors with the file name,
-// keeping its line numbers.
-func (p *configParser) yamlError(err error) error {
-	split := func(msg string) (int, string) {
-		msg = strings.TrimPrefix(msg, "yaml: ")
-		if rest, ok := strings.CutPrefix(msg, "line "); ok {
-			n, tail, _ := strings.Cut(rest, ": ")
-			if l, convErr := strconv.Atoi(n); convErr == nil {
-				return l, tail
-			}
-		}
-		return 0, msg
-	}
-	var te *yaml.TypeError
-	if !errors.As(err, &te) {
-		line, msg := split(err.Error())
-		return &ConfigError{File: p.file, Line: line, Err: errors.New(msg)}
-	}
-	var errs []error
-	for _, e := range te.Errors {
-		line, msg := split(e)
-		if field, typ, ok := strings.Cut(strings.TrimPrefix(msg, "field "), " not found in type "); ok && strings.HasPrefix(msg, "field ") {
-			msg = fmt.Sprintf("unknown field %q (allowed here: %s)", field, allowedFields(typ))
-		}
-		errs = append(errs, &ConfigError{File: p.file, Line: line, Err: errors.New(msg)})
-	}
-	return errors.Join(errs...)
+	doc       *yamlfile.Doc
 }
 
 func allowedFields(typ string) string {
@@ -362,49 +328,8 @@ func allowedFields(typ string) string {
 	return "see docs/agent.md"
 }
 
-// line returns the line of the node at path (mapping keys and sequence
-// indexes), or of the deepest node found on the way.
-func (p *configParser) line(path ...any) int {
-	n := p.root
-	line := n.Line
-	for _, step := range path {
-		var next *yaml.Node
-		switch s := step.(type) {
-		case string:
-			if n.Kind == yaml.MappingNode {
-				for i := 0; i+1 < len(n.Content); i += 2 {
-					if n.Content[i].Value == s {
-						next = n.Content[i+1]
-					}
-				}
-			}
-		case int:
-			if n.Kind == yaml.SequenceNode && s < len(n.Content) {
-				next = n.Content[s]
-			}
-		}
-		if next == nil {
-			return line
-		}
-		n, line = next, next.Line
-	}
-	return line
-}
-
 func (p *configParser) fail(err error, path ...any) *ConfigError {
-	var field strings.Builder
-	for _, step := range path {
-		switch s := step.(type) {
-		case string:
-			if field.Len() > 0 {
-				field.WriteString(".")
-			}
-			field.WriteString(s)
-		case int:
-			fmt.Fprintf(&field, "[%d]", s)
-		}
-	}
-	return &ConfigError{File: p.file, Line: p.line(path...), Field: field.String(), Err: err}
+	return &ConfigError{File: p.file, Line: p.doc.Line(path...), Field: yamlfile.Field(path...), Err: err}
 }
 
 func (p *configParser) failf(format string, args ...any) func(path ...any) *ConfigError {

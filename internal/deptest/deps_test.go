@@ -24,7 +24,7 @@ var keyless = deptest.Rules{
 		"internal/caproto": "domain", "internal/clock": "domain", "internal/credcache": "domain",
 		"internal/iampolicy": "domain", "internal/identity": "domain", "internal/logline": "domain",
 		"internal/pki": "domain", "internal/secretfile": "domain", "internal/sigv4": "domain", "internal/store": "domain",
-		"internal/svcunit": "domain", "internal/metrics": "domain",
+		"internal/svcunit": "domain", "internal/metrics": "domain", "internal/yamlfile": "domain",
 		// Transports and peers: the servers keyless runs and the clients
 		// it calls.
 		"internal/ca/caapi": "transport", "internal/caclient": "transport", "internal/emulator": "transport",

@@ -17,11 +17,10 @@ import (
 	"strings"
 	"sync"
 
-	"go.yaml.in/yaml/v3"
-
 	"github.com/keyless-dev/keyless/internal/iampolicy"
 	"github.com/keyless-dev/keyless/internal/pki"
 	"github.com/keyless-dev/keyless/internal/rolesanywhere"
+	"github.com/keyless-dev/keyless/internal/yamlfile"
 )
 
 // Limits that AWS enforces on the resources a seed describes.
@@ -218,63 +217,26 @@ func ParseSeed(data []byte, src SeedSource) (*Seed, error) {
 		src.Rand = rand.Reader
 	}
 	p := &seedParser{src: src}
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, p.yamlError(err)
+	var raw rawSeed
+	doc, probs := yamlfile.Decode(data, &raw, allowedFields)
+	if len(probs) > 0 {
+		var errs []error
+		for _, pr := range probs {
+			errs = append(errs, &SeedError{File: src.Name, Line: pr.Line, Err: errors.New(pr.Msg)})
+		}
+		return nil, errors.Join(errs...)
 	}
-	if len(root.Content) == 0 {
+	if doc == nil {
 		return nil, &SeedError{File: src.Name, Err: errors.New("the seed is empty; it needs account, region, trustAnchors, roles and profiles")}
 	}
-	p.root = root.Content[0]
-	var raw rawSeed
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&raw); err != nil {
-		return nil, p.yamlError(err)
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, &SeedError{File: src.Name, Err: errors.New("more than one YAML document; put everything in one")}
-	}
+	p.doc = doc
 	return p.build(&raw)
 }
 
 type seedParser struct {
 	src      SeedSource
-	root     *yaml.Node
+	doc      *yamlfile.Doc
 	warnings []string
-}
-
-// yamlError turns go-yaml's errors into SeedErrors with the file name,
-// keeping its line numbers.
-func (p *seedParser) yamlError(err error) error {
-	var te *yaml.TypeError
-	if !errors.As(err, &te) {
-		msg := strings.TrimPrefix(err.Error(), "yaml: ")
-		line := 0
-		if rest, ok := strings.CutPrefix(msg, "line "); ok {
-			n, tail, _ := strings.Cut(rest, ": ")
-			if l, convErr := strconv.Atoi(n); convErr == nil {
-				line, msg = l, tail
-			}
-		}
-		return &SeedError{File: p.src.Name, Line: line, Err: errors.New(msg)}
-	}
-	var errs []error
-	for _, e := range te.Errors {
-		line := 0
-		if rest, ok := strings.CutPrefix(e, "line "); ok {
-			n, tail, _ := strings.Cut(rest, ": ")
-			if l, convErr := strconv.Atoi(n); convErr == nil {
-				line, e = l, tail
-			}
-		}
-		if field, typ, ok := strings.Cut(strings.TrimPrefix(e, "field "), " not found in type "); ok && strings.HasPrefix(e, "field ") {
-			e = fmt.Sprintf("unknown field %q (allowed here: %s)", field, allowedFields(typ))
-		}
-		errs = append(errs, &SeedError{File: p.src.Name, Line: line, Err: errors.New(e)})
-	}
-	return errors.Join(errs...)
 }
 
 func allowedFields(typ string) string {
@@ -291,49 +253,8 @@ func allowedFields(typ string) string {
 	return "see docs/emulator.md"
 }
 
-// line returns the line of the node at path (mapping keys and sequence
-// indexes), or of the deepest node found on the way.
-func (p *seedParser) line(path ...any) int {
-	n := p.root
-	line := n.Line
-	for _, step := range path {
-		var next *yaml.Node
-		switch s := step.(type) {
-		case string:
-			if n.Kind == yaml.MappingNode {
-				for i := 0; i+1 < len(n.Content); i += 2 {
-					if n.Content[i].Value == s {
-						next = n.Content[i+1]
-					}
-				}
-			}
-		case int:
-			if n.Kind == yaml.SequenceNode && s < len(n.Content) {
-				next = n.Content[s]
-			}
-		}
-		if next == nil {
-			return line
-		}
-		n, line = next, next.Line
-	}
-	return line
-}
-
 func (p *seedParser) fail(err error, path ...any) *SeedError {
-	var field strings.Builder
-	for _, step := range path {
-		switch s := step.(type) {
-		case string:
-			if field.Len() > 0 {
-				field.WriteString(".")
-			}
-			field.WriteString(s)
-		case int:
-			fmt.Fprintf(&field, "[%d]", s)
-		}
-	}
-	return &SeedError{File: p.src.Name, Line: p.line(path...), Field: field.String(), Err: err}
+	return &SeedError{File: p.src.Name, Line: p.doc.Line(path...), Field: yamlfile.Field(path...), Err: err}
 }
 
 func (p *seedParser) build(raw *rawSeed) (*Seed, error) {
