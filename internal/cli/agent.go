@@ -120,7 +120,8 @@ func printConfigSummary(w io.Writer, cfg *agent.Config) {
 	fmt.Fprintf(w, "%s: ok\n", cfg.File)
 	fmt.Fprintf(w, "identity: %s (key %s)\n", cfg.Identity.Certificate, cfg.Identity.Key)
 	for _, l := range cfg.Listen.ContainerCredentials {
-		fmt.Fprintf(w, "container credentials: http://%s%s\n", l, agent.ContainerPath)
+		// As a job writes it in AWS_CONTAINER_CREDENTIALS_FULL_URI.
+		fmt.Fprintf(w, "container credentials: http://%s%s\n", strings.TrimSuffix(l, ":80"), agent.ContainerPath)
 	}
 	if s := cfg.Listen.Socket; s != nil {
 		fmt.Fprintf(w, "socket: %s (mode %04o)\n", s.Path, s.Mode)
@@ -214,8 +215,9 @@ func newAgentHashTokenCommand(s streams) *cobra.Command {
 		Short: "Print the SHA-256 of a static token, for staticTokens in agent.yaml",
 		Long: `Read a static bearer token from FILE (- for standard input) and print
 its SHA-256 in hex, which is what agent.yaml stores: the agent never keeps
-the token itself. Make a token with, for example:
-  head -c 32 /dev/urandom | base64 | tr -d '=+/\n' > backup.token`,
+the token itself. Make a token (0600, as every secret file keyless reads)
+with, for example:
+  (umask 077 && head -c 32 /dev/urandom | base64 | tr -d '=+/\n' > backup.token)`,
 		Example: `  keyless agent hash-token backup.token
   keyless agent hash-token - < backup.token`,
 		Args: cobra.ExactArgs(1),
@@ -226,7 +228,7 @@ the token itself. Make a token with, for example:
 			}
 			if len(tok) < minStaticToken {
 				return withHint(fmt.Errorf("the token is %d characters; a static token needs at least %d", len(tok), minStaticToken),
-					"make one with: head -c 32 /dev/urandom | base64 | tr -d '=+/\\n' > backup.token")
+					"make one with: (umask 077 && head -c 32 /dev/urandom | base64 | tr -d '=+/\\n' > backup.token)")
 			}
 			if err := secretfile.CheckStrength("the token", tok); err != nil {
 				return withHint(err, "a static token is a password anyone on the network could try: make one with head -c 32 /dev/urandom | base64")
