@@ -405,7 +405,8 @@ func FuzzContainerHandler(f *testing.F) {
 			allowed = allowed || strings.EqualFold(a, host)
 		}
 		if w.Code == 200 {
-			if !allowed || method != "GET" || (twice && auth != "") {
+			// net/http reads an empty method as GET.
+			if !allowed || (method != "GET" && method != "") || (twice && auth != "") {
 				t.Fatalf("200 for %q %q twice=%v", method, host, twice)
 			}
 			for _, k := range []string{"AccessKeyId", "SecretAccessKey", "Token", "Expiration"} {
