@@ -121,28 +121,7 @@ type SocketConfig struct {
 }
 
 // ConfigError is a problem in agent.yaml, located by file, line and field.
-type ConfigError struct {
-	File  string
-	Line  int    // 0 when unknown
-	Field string // e.g. rules[0].duration; may be empty
-	Err   error
-}
-
-func (e *ConfigError) Error() string {
-	var b strings.Builder
-	b.WriteString(e.File)
-	if e.Line > 0 {
-		b.WriteString(":" + strconv.Itoa(e.Line))
-	}
-	b.WriteString(": ")
-	if e.Field != "" {
-		b.WriteString(e.Field + ": ")
-	}
-	b.WriteString(e.Err.Error())
-	return b.String()
-}
-
-func (e *ConfigError) Unwrap() error { return e.Err }
+type ConfigError = yamlfile.Error
 
 // The raw configuration: exactly the YAML fields, decoded strictly.
 type rawConfig struct {
@@ -282,11 +261,7 @@ func ParseConfig(data []byte, name, dir string) (*Config, error) {
 	var raw rawConfig
 	doc, probs := yamlfile.Decode(data, &raw, allowedFields)
 	if len(probs) > 0 {
-		var errs []error
-		for _, pr := range probs {
-			errs = append(errs, &ConfigError{File: name, Line: pr.Line, Err: errors.New(pr.Msg)})
-		}
-		return nil, errors.Join(errs...)
+		return nil, yamlfile.Problems(name, probs)
 	}
 	if doc == nil {
 		return nil, &ConfigError{File: name, Err: errors.New("the configuration is empty; it needs identity, aws, listen and rules (docs/agent.md)")}

@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -105,28 +104,7 @@ type Profile struct {
 }
 
 // SeedError is a problem in a seed file, located by file, line and field.
-type SeedError struct {
-	File  string
-	Line  int    // 0 when unknown
-	Field string // e.g. trustAnchors[0].certificateBundle; may be empty
-	Err   error
-}
-
-func (e *SeedError) Error() string {
-	var b strings.Builder
-	b.WriteString(e.File)
-	if e.Line > 0 {
-		b.WriteString(":" + strconv.Itoa(e.Line))
-	}
-	b.WriteString(": ")
-	if e.Field != "" {
-		b.WriteString(e.Field + ": ")
-	}
-	b.WriteString(e.Err.Error())
-	return b.String()
-}
-
-func (e *SeedError) Unwrap() error { return e.Err }
+type SeedError = yamlfile.Error
 
 // The raw seed: exactly the YAML fields, decoded strictly.
 type rawSeed struct {
@@ -220,11 +198,7 @@ func ParseSeed(data []byte, src SeedSource) (*Seed, error) {
 	var raw rawSeed
 	doc, probs := yamlfile.Decode(data, &raw, allowedFields)
 	if len(probs) > 0 {
-		var errs []error
-		for _, pr := range probs {
-			errs = append(errs, &SeedError{File: src.Name, Line: pr.Line, Err: errors.New(pr.Msg)})
-		}
-		return nil, errors.Join(errs...)
+		return nil, yamlfile.Problems(src.Name, probs)
 	}
 	if doc == nil {
 		return nil, &SeedError{File: src.Name, Err: errors.New("the seed is empty; it needs account, region, trustAnchors, roles and profiles")}

@@ -20,6 +20,41 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
+// Error is a problem in a file, located by file, line and field: what
+// the emulator's seed (emulator.SeedError) and agent.yaml
+// (agent.ConfigError) report.
+type Error struct {
+	File  string
+	Line  int    // 0 when unknown
+	Field string // e.g. rules[0].duration; may be empty
+	Err   error
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		b.WriteString(":" + strconv.Itoa(e.Line))
+	}
+	b.WriteString(": ")
+	if e.Field != "" {
+		b.WriteString(e.Field + ": ")
+	}
+	b.WriteString(e.Err.Error())
+	return b.String()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Problems returns ps as one error of *Error values naming file.
+func Problems(file string, ps []Problem) error {
+	var errs []error
+	for _, p := range ps {
+		errs = append(errs, &Error{File: file, Line: p.Line, Err: errors.New(p.Msg)})
+	}
+	return errors.Join(errs...)
+}
+
 // Problem is one thing wrong in a file: the line (0 when unknown) and
 // what.
 type Problem struct {
