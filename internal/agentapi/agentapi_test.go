@@ -1,7 +1,6 @@
 package agentapi
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/keyless-dev/keyless/internal/testkit"
 )
 
 // vendor answers what the test sets and records what it was asked.
@@ -52,20 +53,7 @@ func (status) Status(context.Context) *Status { return &Status{Version: "test"} 
 // Content-Type and the body.
 func rawGet(t *testing.T, addr, request string) (int, string, []byte) {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := io.WriteString(c, request); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
+	resp, body := testkit.Raw(t, addr, request)
 	return resp.StatusCode, resp.Header.Get("Content-Type"), body
 }
 

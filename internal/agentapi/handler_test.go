@@ -1,7 +1,6 @@
 package agentapi
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"io"
@@ -11,27 +10,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keyless-dev/keyless/internal/testkit"
 )
 
 // rawDo is rawGet with the answer's headers.
 func rawDo(t *testing.T, addr, request string) (*http.Response, []byte) {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(c, request); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp, body
+	return testkit.Raw(t, addr, request)
 }
 
 // wantError checks a refusal: status, Content-Type exactly
