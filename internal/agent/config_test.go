@@ -122,6 +122,9 @@ func TestParseConfigErrors(t *testing.T) {
 		{"rule name twice", "  - name: plan\n", "  - name: deploy\n", []string{"rules[1].name", "names two rules"}},
 		{"two documents", "rules:", "---\nrules:", []string{"agent.yaml"}},
 		{"setup without link-local", `["169.254.170.2:80", "127.0.0.1:9911"]`, `["127.0.0.1:9911"]` + "\n  setupNetwork: true", []string{"listen.setupNetwork"}},
+		{"job token trusted too long", "  url: https://gitlab.example.com\n", "  url: https://gitlab.example.com\n  jobTokenCache: 10m\n", []string{"gitlab.jobTokenCache", "at most 5m"}},
+		{"listener twice", `["169.254.170.2:80", "127.0.0.1:9911"]`, `["169.254.170.2:80", "169.254.170.2:80"]`, []string{"listen.containerCredentials[1]", "listed twice"}},
+		{"runner id", "  url: https://gitlab.example.com\n", "  url: https://gitlab.example.com\n  runnerIds: [0]\n", []string{"gitlab.runnerIds[0]", "positive"}},
 		{"rate over quota", "  trustAnchorArn: " + testAnchor + "\n", "  trustAnchorArn: " + testAnchor + "\n  createSessionRate: 20\n", []string{"aws.createSessionRate", "quota"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
