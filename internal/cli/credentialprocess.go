@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/keyless-dev/keyless/internal/agentapi"
 	"github.com/keyless-dev/keyless/internal/awscreds"
@@ -80,18 +81,7 @@ it. Plain http is accepted only for loopback endpoints.`,
 		},
 	}
 	fs := cmd.Flags()
-	keys.register(fs, s.in,
-		"path to the certificate: PEM (leaf first, then any intermediates), DER, or PKCS#12 holding the key too",
-		"path to the private key: PEM PKCS#8, encrypted PKCS#8, PKCS#1 or SEC1", true)
-	fs.StringVar(&r.TrustAnchorARN, "trust-anchor-arn", "", "ARN of the Roles Anywhere trust anchor")
-	fs.StringVar(&r.ProfileARN, "profile-arn", "", "ARN of the Roles Anywhere profile")
-	fs.StringVar(&r.RoleARN, "role-arn", "", "ARN of the IAM role to assume")
-	fs.IntVar(&r.DurationSeconds, "session-duration", 3600, "lifetime of the credentials in seconds, 900 to 43200")
-	fs.StringVar(&r.SessionName, "role-session-name", "", "name of the role session (the profile must accept session names)")
-	fs.StringVar(&r.Region, "region", "", "signing region (default: the trust anchor ARN's region)")
-	fs.StringVar(&r.Endpoint, "endpoint", "", "Roles Anywhere endpoint URL; https:// is assumed without a scheme (default: AWS_ENDPOINT_URL_ROLESANYWHERE, else the region's)")
-	fs.BoolVar(&r.InsecureSkipVerify, "no-verify-ssl", false, "do not verify the endpoint's TLS certificate (unsafe: credentials could go to an impostor)")
-	fs.BoolVar(&r.UseProxy, "with-proxy", false, "send CreateSession through HTTPS_PROXY/HTTP_PROXY (honouring NO_PROXY)")
+	registerSessionFlags(fs, s.in, &keys, &r)
 	fs.BoolVar(&debug, "debug", false, "log each step to stderr (never keys or credentials)")
 	fs.StringVar(&format, "format", "json", "output format: json (credential_process) or env (POSIX shell export lines; on failure, a line that unsets them and fails, so eval fails too)")
 	fs.BoolVar(&r.NoCache, "no-cache", false, "always call CreateSession; neither read nor write the credentials cache")
@@ -187,4 +177,22 @@ func fromAgent(cmd *cobra.Command, s streams, target, format string) error {
 	}
 	return printCredentials(s.out, format, rolesanywhere.Credentials{AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey,
 		SessionToken: creds.Token, Expiration: creds.Expiration})
+}
+
+// registerSessionFlags registers the flags AWS's helper takes for one
+// session (credential-process, serve, update): the certificate and key,
+// the three ARNs, duration, session name, region, endpoint, TLS and proxy.
+func registerSessionFlags(fs *pflag.FlagSet, stdin io.Reader, keys *keyFlags, r *awscreds.Request) {
+	keys.register(fs, stdin,
+		"path to the certificate: PEM (leaf first, then any intermediates), DER, or PKCS#12 holding the key too",
+		"path to the private key: PEM PKCS#8, encrypted PKCS#8, PKCS#1 or SEC1", true)
+	fs.StringVar(&r.TrustAnchorARN, "trust-anchor-arn", "", "ARN of the Roles Anywhere trust anchor")
+	fs.StringVar(&r.ProfileARN, "profile-arn", "", "ARN of the Roles Anywhere profile")
+	fs.StringVar(&r.RoleARN, "role-arn", "", "ARN of the IAM role to assume")
+	fs.IntVar(&r.DurationSeconds, "session-duration", 3600, "lifetime of the credentials in seconds, 900 to 43200")
+	fs.StringVar(&r.SessionName, "role-session-name", "", "name of the role session (the profile must accept session names)")
+	fs.StringVar(&r.Region, "region", "", "signing region (default: the trust anchor ARN's region)")
+	fs.StringVar(&r.Endpoint, "endpoint", "", "Roles Anywhere endpoint URL; https:// is assumed without a scheme (default: AWS_ENDPOINT_URL_ROLESANYWHERE, else the region's)")
+	fs.BoolVar(&r.InsecureSkipVerify, "no-verify-ssl", false, "do not verify the endpoint's TLS certificate (unsafe: credentials could go to an impostor)")
+	fs.BoolVar(&r.UseProxy, "with-proxy", false, "send CreateSession through HTTPS_PROXY/HTTP_PROXY (honouring NO_PROXY)")
 }
