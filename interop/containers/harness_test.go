@@ -39,6 +39,8 @@ import (
 //     its standard input (docker run -i), which runs the runner-level
 //     pre_build_script and then the job's lines under set -eo pipefail;
 //     the job's exit code is the script's;
+//   - network_mode (a named network the container joins) and
+//     extra_hosts (--add-host), when the config sets them;
 //   - mounts: only the config's volumes ([runners.docker] volumes,
 //     default ["/cache"], a Docker volume, not a host path); nothing of
 //     the host is mounted, except that the Debian image, which this
@@ -69,6 +71,13 @@ type runnerConfig struct {
 	Volumes []string
 	// NetworkPerBuild is the FF_NETWORK_PER_BUILD feature flag.
 	NetworkPerBuild bool
+	// NetworkMode is [runners.docker] network_mode: a network the job's
+	// container joins instead of the default bridge (ignored with
+	// NetworkPerBuild, as the runner ignores it).
+	NetworkMode string
+	// ExtraHosts is [runners.docker] extra_hosts, "name:address" each
+	// ("host.docker.internal:host-gateway" on Linux).
+	ExtraHosts []string
 }
 
 // imageKind names the two job images.
@@ -170,6 +179,11 @@ func (r *jobRunner) run(t *testing.T, j job) result {
 			}
 		}()
 		args = append(args, "--network", network, "--network-alias", "build")
+	} else if r.config.NetworkMode != "" {
+		args = append(args, "--network", r.config.NetworkMode)
+	}
+	for _, h := range r.config.ExtraHosts {
+		args = append(args, "--add-host", h)
 	}
 	for _, v := range r.config.Volumes {
 		args = append(args, "-v", v)
@@ -216,9 +230,20 @@ func (r *jobRunner) run(t *testing.T, j job) result {
 	case err != nil:
 		t.Fatalf("docker run: %v", err)
 	}
-	t.Logf("job %d (%s image, %s, %s): %s", j.ID, j.Image, map[bool]string{false: "default bridge", true: "per-build network"}[r.config.NetworkPerBuild],
+	t.Logf("job %d (%s image, %s, %s): %s", j.ID, j.Image, r.networkName(),
 		time.Since(began).Round(time.Millisecond), res)
 	return res
+}
+
+// networkName describes the network a job's container joins.
+func (r *jobRunner) networkName() string {
+	switch {
+	case r.config.NetworkPerBuild:
+		return "per-build network"
+	case r.config.NetworkMode != "":
+		return "network " + r.config.NetworkMode
+	}
+	return "default bridge"
 }
 
 // script is what the runner writes to the container's standard input:
