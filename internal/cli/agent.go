@@ -96,8 +96,8 @@ itself holds at most CAP_NET_BIND_SERVICE, for port 80.`,
 			notify(logger, sdnotify.Stopping)
 			var ne *agent.NetworkError
 			if errors.As(err, &ne) {
-				return withHint(err, "start the agent with --setup-network (it needs CAP_NET_ADMIN), or add them yourself:\n  %s",
-					strings.Join(ne.Commands(), "\n  "))
+				return withHint(err, "start the agent with --setup-network (it needs CAP_NET_ADMIN), or run keyless agent setup-network --config %s as root before it (the systemd unit does), or add them yourself:\n  %s",
+					configFile, strings.Join(ne.Commands(), "\n  "))
 			}
 			return err
 		},

@@ -20,8 +20,9 @@
 // path systemd refuses, a file the sandbox would hide) is an error, never
 // a silently different file. Neither format puts user data in comments.
 //
-// It is a domain package: the use cases describe their service (renewal
-// today; the CA server and the agent next) and internal/cli prints it.
+// It is a domain package: the use cases describe their service
+// (renewal.Unit, caops.Unit, agent.Unit), internal/cli prints it for
+// --print-unit, and internal/deploygen writes the files in deploy/.
 package svcunit
 
 import (
