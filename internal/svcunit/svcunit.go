@@ -230,7 +230,7 @@ func (s Service) systemdOnly(f Format) error {
 		{"supplementary groups", len(s.Groups) > 0},
 	} {
 		if set.set {
-			return fmt.Errorf("service %s: %s has no %s equivalent", s.Name, set.name, f)
+			return fmt.Errorf("service %s: %s has nothing that carries %s", s.Name, f, set.name)
 		}
 	}
 	return nil

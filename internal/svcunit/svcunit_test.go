@@ -386,10 +386,10 @@ func TestRefusals(t *testing.T) {
 		{"absolute runtime directory", nil, func(s *svcunit.Service) { s.RuntimeDirectory = "/run/keyless" }, "one directory name"},
 		{"runtime directory with a specifier", nil, func(s *svcunit.Service) { s.RuntimeDirectory = "%n" }, "one directory name"},
 		{"bad group", nil, func(s *svcunit.Service) { s.Groups = []string{"a b"} }, "group"},
-		{"pre-start on launchd", []svcunit.Format{svcunit.Launchd}, func(s *svcunit.Service) { s.PreStart = []string{"/usr/local/bin/keyless"} }, "no launchd equivalent"},
-		{"capabilities on launchd", []svcunit.Format{svcunit.Launchd}, func(s *svcunit.Service) { s.Capabilities = []string{"CAP_NET_BIND_SERVICE"} }, "no launchd equivalent"},
-		{"runtime directory on launchd", []svcunit.Format{svcunit.Launchd}, func(s *svcunit.Service) { s.RuntimeDirectory = "keyless" }, "no launchd equivalent"},
-		{"groups on launchd", []svcunit.Format{svcunit.Launchd}, func(s *svcunit.Service) { s.Groups = []string{"staff"} }, "no launchd equivalent"},
+		{"pre-start on launchd", []svcunit.Format{svcunit.Launchd}, func(s *svcunit.Service) { s.PreStart = []string{"/usr/local/bin/keyless"} }, "launchd has nothing that carries"},
+		{"capabilities on launchd", []svcunit.Format{svcunit.Launchd}, func(s *svcunit.Service) { s.Capabilities = []string{"CAP_NET_BIND_SERVICE"} }, "launchd has nothing that carries"},
+		{"runtime directory on launchd", []svcunit.Format{svcunit.Launchd}, func(s *svcunit.Service) { s.RuntimeDirectory = "keyless" }, "launchd has nothing that carries"},
+		{"groups on launchd", []svcunit.Format{svcunit.Launchd}, func(s *svcunit.Service) { s.Groups = []string{"staff"} }, "launchd has nothing that carries"},
 	} {
 		formats := tc.formats
 		if formats == nil {
