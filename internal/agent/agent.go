@@ -457,37 +457,68 @@ func (a *Agent) renewalEvent(e renewal.Event) {
 }
 
 // setupNetwork makes sure the link-local listener addresses exist on this
-// host: adds them when asked, else says how.
+// host: adds them when asked, else says how. Addresses already there need
+// nothing, so an agent whose addresses were added before it started (by
+// keyless agent setup-network, as the systemd unit's privileged
+// pre-start step does) runs without CAP_NET_ADMIN, setupNetwork or not.
 func (a *Agent) setupNetwork() error {
+	missing := missingAddresses(a.cfg.LinkLocal(), hostnet.HasAddress)
+	if len(missing) == 0 {
+		return nil
+	}
+	if a.o.SetupNetwork || a.cfg.Listen.SetupNetwork {
+		ready, err := SetupNetwork(a.cfg)
+		if err != nil {
+			return err
+		}
+		a.log.Info("link-local addresses ready", "interface", ready.Interface, "addresses", fmt.Sprint(ready.Addresses))
+		a.emit(ready)
+		return nil
+	}
+	return &NetworkError{Addresses: missing, Err: errors.New("not on any interface of this host")}
+}
+
+// missingAddresses are those of addrs that has says this host lacks.
+func missingAddresses(addrs []netip.Addr, has func(netip.Addr) bool) []netip.Addr {
+	var missing []netip.Addr
+	for _, ad := range addrs {
+		if !has(ad) {
+			missing = append(missing, ad)
+		}
+	}
+	return missing
+}
+
+// LinkLocal returns the addresses of the configuration's link-local
+// container-credentials listeners, each once, in order: the addresses
+// to put on this host. Loopback listeners need none.
+func (c *Config) LinkLocal() []netip.Addr {
 	var addrs []netip.Addr
-	for _, l := range a.cfg.Listen.ContainerCredentials {
+	for _, l := range c.Listen.ContainerCredentials {
 		ap := netip.MustParseAddrPort(l)
 		if !ap.Addr().IsLoopback() && !slices.Contains(addrs, ap.Addr()) {
 			addrs = append(addrs, ap.Addr())
 		}
 	}
+	return addrs
+}
+
+// SetupNetwork puts the configuration's link-local listener addresses on
+// this host (hostnet.AddAddresses: needs CAP_NET_ADMIN, Linux only),
+// leaving those already there, and returns where they are. It is what
+// keyless agent setup-network does, and the agent at start with
+// --setup-network. A configuration without link-local listeners needs
+// nothing: the result has no addresses.
+func SetupNetwork(cfg *Config) (NetworkReady, error) {
+	addrs := cfg.LinkLocal()
 	if len(addrs) == 0 {
-		return nil
+		return NetworkReady{}, nil
 	}
-	if a.o.SetupNetwork || a.cfg.Listen.SetupNetwork {
-		iface, err := hostnet.AddAddresses(addrs)
-		if err != nil {
-			return &NetworkError{Addresses: addrs, Err: err}
-		}
-		a.log.Info("link-local addresses ready", "interface", iface, "addresses", fmt.Sprint(addrs))
-		a.emit(NetworkReady{Interface: iface, Addresses: addrs})
-		return nil
+	iface, err := hostnet.AddAddresses(addrs)
+	if err != nil {
+		return NetworkReady{}, &NetworkError{Addresses: addrs, Err: err}
 	}
-	var missing []netip.Addr
-	for _, ad := range addrs {
-		if !hostnet.HasAddress(ad) {
-			missing = append(missing, ad)
-		}
-	}
-	if len(missing) > 0 {
-		return &NetworkError{Addresses: missing, Err: errors.New("not on any interface of this host")}
-	}
-	return nil
+	return NetworkReady{Interface: iface, Addresses: addrs}, nil
 }
 
 // NetworkError is a link-local address the agent cannot listen on;

@@ -26,6 +26,7 @@ func newAgentCommand(s streams) *cobra.Command {
 		configFile   string
 		setupNetwork bool
 		check        bool
+		unit, user   string
 		logs         *logFlags
 	)
 	cmd := &cobra.Command{
@@ -48,10 +49,17 @@ verified identity; every decision is one audit line (never a token).
 Credentials are cached per role, profile, session name and duration,
 refreshed ahead so each answer has at least 15 minutes left, and served
 through a Roles Anywhere outage until that margin. docs/agent.md has the
-configuration, the threat model and the network setup.`,
+configuration, the threat model and the network setup.
+
+--print-unit writes a systemd unit or a launchd plist that runs the agent
+with this configuration as a service: on systemd as the user keyless
+(--user to choose), sandboxed, with the link-local addresses added by a
+privileged pre-start step (keyless agent setup-network) so that the agent
+itself holds at most CAP_NET_BIND_SERVICE, for port 80.`,
 		Example: `  keyless agent --config /etc/keyless/agent.yaml
   keyless agent --config /etc/keyless/agent.yaml --check
   keyless agent --config /etc/keyless/agent.yaml --setup-network
+  keyless agent --config /etc/keyless/agent.yaml --print-unit systemd > /etc/systemd/system/keyless-agent.service
   keyless agent status --socket /run/keyless/agent.sock`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -65,6 +73,12 @@ configuration, the threat model and the network setup.`,
 			if check {
 				printConfigSummary(s.out, cfg)
 				return nil
+			}
+			if unit != "" {
+				return printAgentUnit(s, unit, agent.Unit{ConfigFile: configFile, Config: cfg, User: user, Log: logs.args(cmd.Flags())})
+			}
+			if user != "" {
+				return usageErrorf("--user goes with --print-unit: it names the user the service runs as")
 			}
 			logger, err := logs.logger(cmd, s.err, true)
 			if err != nil {
@@ -82,8 +96,8 @@ configuration, the threat model and the network setup.`,
 			notify(logger, sdnotify.Stopping)
 			var ne *agent.NetworkError
 			if errors.As(err, &ne) {
-				return withHint(err, "start the agent with --setup-network (it needs CAP_NET_ADMIN), or add them yourself:\n  %s",
-					strings.Join(ne.Commands(), "\n  "))
+				return withHint(err, "start the agent with --setup-network (it needs CAP_NET_ADMIN), or run keyless agent setup-network --config %s as root before it (the systemd unit does), or add them yourself:\n  %s",
+					configFile, strings.Join(ne.Commands(), "\n  "))
 			}
 			return err
 		},
@@ -92,8 +106,11 @@ configuration, the threat model and the network setup.`,
 	f.StringVar(&configFile, "config", "", "the agent's configuration `file` (YAML; docs/agent.md)")
 	f.BoolVar(&setupNetwork, "setup-network", false, "add the link-local listener addresses (169.254.170.2, .23) to this host; needs CAP_NET_ADMIN")
 	f.BoolVar(&check, "check", false, "check the configuration, print what it does, and exit")
+	f.StringVar(&unit, "print-unit", "", "print a service definition that runs the agent with --config: systemd or launchd")
+	f.StringVar(&user, "user", "", "with --print-unit: the `user` the service runs as (default: "+agent.DefaultUser+" for systemd, root for launchd)")
 	logs = registerLogFlags(cmd, "")
 	cmd.AddCommand(newAgentStatusCommand(s), newAgentHashTokenCommand(s))
+	cmd.AddCommand(newAgentSetupNetworkCommand(s))
 	return cmd
 }
 

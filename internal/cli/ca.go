@@ -214,8 +214,9 @@ trust policy expects.`,
 
 func newCAServeCommand(s streams) *cobra.Command {
 	var (
-		f    caDirFlags
-		logs *logFlags
+		f          caDirFlags
+		unit, user string
+		logs       *logFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "serve --password-file F",
@@ -231,11 +232,23 @@ others. Every issued certificate, used token and revocation is recorded in
 db/keyless.db (bbolt) before the client hears of it.
 
 SIGHUP reloads config/ca.yaml (provisioners and policies); SIGTERM or
-Ctrl-C lets requests in flight finish, then exits.`,
+Ctrl-C lets requests in flight finish, then exits.
+
+--print-unit writes a systemd unit or a launchd plist that serves this CA
+as a service: on systemd as the user keyless (--user to choose), which
+must own the CA directory and the password file, sandboxed so that it can
+write only the database's directory.`,
 		Example: `  keyless ca serve --dir /var/lib/keyless/ca --password-file /etc/keyless/ca-password
-  keyless ca serve --dir /var/lib/keyless/ca --password-file /etc/keyless/ca-password --log-format json --log-level warn`,
+  keyless ca serve --dir /var/lib/keyless/ca --password-file /etc/keyless/ca-password --log-format json --log-level warn
+  keyless ca serve --dir /var/lib/keyless/ca --password-file /etc/keyless/ca-password --print-unit systemd > /etc/systemd/system/keyless-ca.service`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if unit != "" {
+				return printCAUnit(s, unit, &f, user, logs.args(cmd.Flags()))
+			}
+			if user != "" {
+				return usageErrorf("--user goes with --print-unit: it names the user the service runs as")
+			}
 			logger, err := logs.logger(cmd, s.err, true)
 			if err != nil {
 				return err
@@ -275,6 +288,8 @@ Ctrl-C lets requests in flight finish, then exits.`,
 	}
 	f.register(cmd, s.in, false)
 	cmd.Flags().StringVar(&f.passwordFile, "password-file", "", "`file` holding the CA's password")
+	cmd.Flags().StringVar(&unit, "print-unit", "", "print a service definition that serves this CA: systemd or launchd")
+	cmd.Flags().StringVar(&user, "user", "", "with --print-unit: the `user` the service runs as (default: "+caops.DefaultUser+" for systemd, root for launchd)")
 	logs = registerLogFlags(cmd, "log only refusals and errors, not every certificate")
 	return cmd
 }

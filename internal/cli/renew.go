@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -181,37 +179,21 @@ func printUnit(s streams, kind string, u renewal.Unit) error {
 			u.CAURL, u.RootFile = cmp.Or(u.CAURL, url), cmp.Or(u.RootFile, root)
 		}
 	}
-	format, err := svcunit.ParseFormat(kind)
-	if err != nil {
-		return usageErrorf("--print-unit %v", err)
-	}
-	if u.User != "" {
-		if err := svcunit.CheckUserName(u.User); err != nil {
-			return usageErrorf("--user %q: %v", u.User, err)
-		}
-	}
 	if u.CAURL == "" || u.RootFile == "" {
+		if _, err := svcunit.ParseFormat(kind); err != nil {
+			return usageErrorf("--print-unit %v", err)
+		}
+		if u.User != "" {
+			if err := svcunit.CheckUserName(u.User); err != nil {
+				return usageErrorf("--user %q: %v", u.User, err)
+			}
+		}
 		return withHint(usageErrorf("the unit needs the CA: give --ca-url and --root"), "or run keyless bootstrap first")
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		exe = "/usr/local/bin/keyless"
-	}
-	if builtByGoRun(exe) {
-		return withHint(usageErrorf("--print-unit: this keyless was built by go run, into %s, which Go trims or removes; a unit must not run it from there", filepath.Dir(exe)),
-			"build keyless where it can stay, then print the unit with it: CGO_ENABLED=0 go build -o /usr/local/bin/keyless ./cmd/keyless && /usr/local/bin/keyless renew ... --print-unit %s", kind)
-	}
-	u.Executable = exe
-	svc, err := u.Service(format)
-	if err != nil {
-		return usageErrorf("--print-unit %s: %v", format, err)
-	}
-	text, err := svcunit.Render(format, svc)
-	if err != nil {
-		return usageErrorf("--print-unit %s: %v", format, err)
-	}
-	_, err = fmt.Fprint(s.out, text)
-	return err
+	return printService(s, kind, u.User, "renew ...", func(exe string, f svcunit.Format) (svcunit.Service, error) {
+		u.Executable = exe
+		return u.Service(f)
+	})
 }
 
 func newRevokeCommand(s streams) *cobra.Command {

@@ -40,6 +40,9 @@ var keyless = deptest.Rules{
 		// The command line, and main.
 		"internal/cli": "cli",
 		"cmd/keyless":  "cmd",
+		// The generator of deploy/ (a development tool, outside the
+		// binary): it prints what the CLI's --print-unit prints.
+		"internal/deploygen": "cli", "internal/deploygen/cmd/gen-deploy": "cmd",
 		// Test helpers.
 		"internal/testkit": "test", "internal/pki/pkitest": "test", "internal/emulator/emulatortest": "test",
 		"internal/rolesanywhere/rolesanywheretest": "test", "internal/ca/catest": "test", "internal/deptest": "test",

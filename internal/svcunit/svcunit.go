@@ -5,18 +5,24 @@
 // SIGHUP.
 //
 // The systemd unit is sandboxed: it runs as an unprivileged user with no
-// capabilities, sees the system read-only and can write only the
-// directories the service declares, has a system call filter, and may
-// open only unix and IP sockets. `systemd-analyze security` rates it
-// about 1 on its scale of 10 (the tests hold it to 2.5 or less).
+// capabilities (or only those it declares, such as CAP_NET_BIND_SERVICE),
+// sees the system read-only and can write only the directories the
+// service declares, has a system call filter, and may open only unix and
+// IP sockets (and netlink, to list interfaces, when it says so).
+// `systemd-analyze security` rates it about 1 on its scale of 10 (the
+// tests hold it to 2.5 or less, and 3.5 with a capability). A step that
+// needs more privilege, such as adding host addresses, is a separate
+// pre-start command run as root outside the sandbox (ExecStartPre=+), so
+// the long-running process never holds it.
 //
 // Every value is escaped for the format that carries it, and a value a
 // format cannot carry faithfully (a control character, an executable
 // path systemd refuses, a file the sandbox would hide) is an error, never
 // a silently different file. Neither format puts user data in comments.
 //
-// It is a domain package: the use cases describe their service (renewal
-// today; the CA server and the agent next) and internal/cli prints it.
+// It is a domain package: the use cases describe their service
+// (renewal.Unit, caops.Unit, agent.Unit), internal/cli prints it for
+// --print-unit, and internal/deploygen writes the files in deploy/.
 package svcunit
 
 import (
@@ -80,6 +86,36 @@ type Service struct {
 	// LogFile is where launchd sends the service's standard error;
 	// systemd sends it to the journal.
 	LogFile string
+
+	// The settings below are systemd's only: launchd has nothing that
+	// carries them, so a launchd Render refuses a Service that sets
+	// them.
+
+	// PreStart, if not empty, is a command run to completion before the
+	// service starts, as root and outside the sandbox (ExecStartPre=+):
+	// the one step that needs a privilege the service itself must not
+	// hold. PreStart[0] is an absolute path.
+	PreStart []string
+	// Capabilities are the only capabilities the service holds
+	// (AmbientCapabilities= and CapabilityBoundingSet=), such as
+	// CAP_NET_BIND_SERVICE for a port below 1024; empty means none.
+	// A service with capabilities runs without PrivateUsers=: in a user
+	// namespace of its own they would not reach the host's network.
+	Capabilities []string
+	// RuntimeDirectory is a directory below /run that systemd makes for
+	// the service, owned by its user, and removes when it stops
+	// (RuntimeDirectory=): "keyless" is /run/keyless. One path
+	// component.
+	RuntimeDirectory string
+	// Groups are supplementary groups of the service's user
+	// (SupplementaryGroups=), such as the group a socket it makes is
+	// handed to. A service with groups runs without PrivateUsers=,
+	// whose user namespace maps no group but the user's own.
+	Groups []string
+	// ReadsInterfaces: the service lists the host's interfaces and
+	// their addresses, which Go does over netlink (AF_NETLINK, which
+	// is read-only without CAP_NET_ADMIN).
+	ReadsInterfaces bool
 }
 
 // Render writes s as a service definition in format f.
@@ -97,7 +133,24 @@ var (
 	nameRE  = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
 	labelRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]*$`)
 	userRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]{0,31}$`)
+	runRE   = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
 )
+
+// capabilities are the Linux capabilities systemd knows by name (Linux
+// 6.x, as capability.h lists them). A name systemd did not know would be
+// dropped with a warning: a service quietly without what it needs, or a
+// typo nobody sees.
+var capabilities = map[string]bool{
+	"CAP_CHOWN": true, "CAP_DAC_OVERRIDE": true, "CAP_DAC_READ_SEARCH": true, "CAP_FOWNER": true, "CAP_FSETID": true,
+	"CAP_KILL": true, "CAP_SETGID": true, "CAP_SETUID": true, "CAP_SETPCAP": true, "CAP_LINUX_IMMUTABLE": true,
+	"CAP_NET_BIND_SERVICE": true, "CAP_NET_BROADCAST": true, "CAP_NET_ADMIN": true, "CAP_NET_RAW": true,
+	"CAP_IPC_LOCK": true, "CAP_IPC_OWNER": true, "CAP_SYS_MODULE": true, "CAP_SYS_RAWIO": true, "CAP_SYS_CHROOT": true,
+	"CAP_SYS_PTRACE": true, "CAP_SYS_PACCT": true, "CAP_SYS_ADMIN": true, "CAP_SYS_BOOT": true, "CAP_SYS_NICE": true,
+	"CAP_SYS_RESOURCE": true, "CAP_SYS_TIME": true, "CAP_SYS_TTY_CONFIG": true, "CAP_MKNOD": true, "CAP_LEASE": true,
+	"CAP_AUDIT_WRITE": true, "CAP_AUDIT_CONTROL": true, "CAP_SETFCAP": true, "CAP_MAC_OVERRIDE": true, "CAP_MAC_ADMIN": true,
+	"CAP_SYSLOG": true, "CAP_WAKE_ALARM": true, "CAP_BLOCK_SUSPEND": true, "CAP_AUDIT_READ": true, "CAP_PERFMON": true,
+	"CAP_BPF": true, "CAP_CHECKPOINT_RESTORE": true,
+}
 
 // CheckUserName reports whether name is a user name both systemd's User=
 // and launchd's UserName accept as written: up to 32 letters, digits,
@@ -126,12 +179,16 @@ func (s Service) check() error {
 		}
 	}
 	texts := append([]string{s.Description, s.LogFile}, s.Command...)
+	texts = append(texts, s.PreStart...)
 	for _, t := range texts {
 		if err := checkText(t); err != nil {
 			return err
 		}
 	}
 	paths := append([]string{s.Command[0]}, s.WritePaths...)
+	if len(s.PreStart) > 0 {
+		paths = append(paths, s.PreStart[0])
+	}
 	paths = append(paths, s.ReadPaths...)
 	if s.LogFile != "" {
 		paths = append(paths, s.LogFile)
@@ -142,6 +199,38 @@ func (s Service) check() error {
 		}
 		if !filepath.IsAbs(p) || filepath.Clean(p) != p {
 			return fmt.Errorf("path %q: want an absolute, clean path", p)
+		}
+	}
+	for _, c := range s.Capabilities {
+		if !capabilities[c] {
+			return fmt.Errorf("capability %q: want a Linux capability such as CAP_NET_BIND_SERVICE", c)
+		}
+	}
+	if d := s.RuntimeDirectory; d != "" && (!runRE.MatchString(d) || d == "." || d == "..") {
+		return fmt.Errorf("runtime directory %q: want one directory name below /run, such as keyless", d)
+	}
+	for _, g := range s.Groups {
+		if err := CheckUserName(g); err != nil {
+			return fmt.Errorf("group %q: %w", g, err)
+		}
+	}
+	return nil
+}
+
+// systemdOnly refuses, for a format other than systemd, a setting only
+// systemd carries.
+func (s Service) systemdOnly(f Format) error {
+	for _, set := range []struct {
+		name string
+		set  bool
+	}{
+		{"a pre-start command", len(s.PreStart) > 0},
+		{"capabilities", len(s.Capabilities) > 0},
+		{"a runtime directory", s.RuntimeDirectory != ""},
+		{"supplementary groups", len(s.Groups) > 0},
+	} {
+		if set.set {
+			return fmt.Errorf("service %s: %s has nothing that carries %s", s.Name, f, set.name)
 		}
 	}
 	return nil
@@ -219,10 +308,20 @@ func (s Service) systemd() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	exec, err := execLine(s.Command)
+	exec, err := execLine("", s.Command)
 	if err != nil {
 		return "", err
 	}
+	pre := ""
+	if len(s.PreStart) > 0 {
+		if pre, err = execLine("+", s.PreStart); err != nil {
+			return "", err
+		}
+	}
+	// The user namespace of PrivateUsers= maps only root and the
+	// service's own user and group: capabilities in it do not reach the
+	// host's network, and another group cannot be handed a file.
+	privateUsers := len(s.Capabilities) == 0 && len(s.Groups) == 0
 
 	var b lines
 	w := b.add
@@ -242,6 +341,11 @@ func (s Service) systemd() (string, error) {
 	} else {
 		w("Type=exec")
 	}
+	if pre != "" {
+		w("# Runs as root, outside the sandbox below, and exits: the only",
+			"# step with the privilege it needs.",
+			"ExecStartPre="+pre)
+	}
 	w("ExecStart=" + exec)
 	if s.ReloadOnHUP {
 		w("ExecReload=/bin/kill -HUP $MAINPID")
@@ -249,6 +353,14 @@ func (s Service) systemd() (string, error) {
 	w("Restart=on-failure", "RestartSec=30")
 	if !s.runsAsRoot() {
 		w("User=" + s.User)
+	}
+	if len(s.Groups) > 0 {
+		w("SupplementaryGroups=" + strings.Join(s.Groups, " "))
+	}
+	if s.RuntimeDirectory != "" {
+		// 0755: what is inside guards itself (a socket's own mode), and
+		// a group the socket is handed to must reach it.
+		w("RuntimeDirectory="+s.RuntimeDirectory, "RuntimeDirectoryMode=0755")
 	}
 	// Files the service creates are its user's alone: keys and
 	// certificates are nobody else's business.
@@ -266,11 +378,14 @@ func (s Service) systemd() (string, error) {
 	w("ProtectHome="+home,
 		"PrivateTmp=yes",
 		"PrivateDevices=yes",
-		"PrivateMounts=yes",
-		"PrivateUsers=yes",
-		"NoNewPrivileges=yes",
-		"CapabilityBoundingSet=",
-		"AmbientCapabilities=",
+		"PrivateMounts=yes")
+	if privateUsers {
+		w("PrivateUsers=yes")
+	}
+	caps := strings.Join(s.Capabilities, " ")
+	w("NoNewPrivileges=yes",
+		"CapabilityBoundingSet="+caps,
+		"AmbientCapabilities="+caps,
 		"ProtectKernelTunables=yes",
 		"ProtectKernelModules=yes",
 		"ProtectKernelLogs=yes",
@@ -284,9 +399,14 @@ func (s Service) systemd() (string, error) {
 		"RestrictNamespaces=yes",
 		"RestrictRealtime=yes",
 		"RestrictSUIDSGID=yes",
-		"RemoveIPC=yes",
-		"# Unix sockets (sd_notify) and IP, nothing else.",
-		"RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6")
+		"RemoveIPC=yes")
+	if s.ReadsInterfaces {
+		w("# Unix sockets (sd_notify), IP, and netlink to list interfaces.",
+			"RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK")
+	} else {
+		w("# Unix sockets (sd_notify) and IP, nothing else.",
+			"RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6")
+	}
 	if len(s.IPAddressAllow) > 0 {
 		addrs := make([]string, len(s.IPAddressAllow))
 		for i, p := range s.IPAddressAllow {
@@ -299,8 +419,12 @@ func (s Service) systemd() (string, error) {
 	}
 	w("SystemCallArchitectures=native",
 		"SystemCallFilter=@system-service",
-		"SystemCallFilter=~@privileged @resources",
-		"SystemCallErrorNumber=EPERM",
+		"SystemCallFilter=~@privileged @resources")
+	if len(s.Groups) > 0 {
+		// @privileged holds chown: handing a file to a group needs it.
+		w("SystemCallFilter=@chown")
+	}
+	w("SystemCallErrorNumber=EPERM",
 		"",
 		"[Install]",
 		"WantedBy=multi-user.target")
@@ -311,18 +435,20 @@ func (s Service) systemd() (string, error) {
 // %h...) in settings it resolves specifiers in.
 func specifiers(s string) string { return strings.ReplaceAll(s, "%", "%%") }
 
-// execLine quotes a command line for ExecStart=. systemd resolves
+// execLine quotes a command line for ExecStart= and its kin, the program
+// after prefix (such as "+", for full privileges). systemd resolves
 // specifiers on the whole line, then splits it into words, undoing quotes
-// and C escapes, then substitutes $VARIABLES in the arguments (not the
-// program); "$$" is a literal $.
-func execLine(argv []string) (string, error) {
+// and C escapes, then takes the prefix off the first word, then
+// substitutes $VARIABLES in the arguments (not the program); "$$" is a
+// literal $.
+func execLine(prefix string, argv []string) (string, error) {
 	prog := argv[0]
 	// systemd refuses these in the program's path ("Executable name
 	// contains special characters").
 	if strings.ContainsAny(prog, `"'\`) {
 		return "", fmt.Errorf("executable %q: systemd refuses a program path holding a quote or a backslash; install keyless elsewhere", prog)
 	}
-	prog = specifiers(prog)
+	prog = prefix + specifiers(prog)
 	if strings.ContainsAny(prog, " \t;") {
 		prog = `"` + prog + `"`
 	}
@@ -358,6 +484,9 @@ func pathWord(p string) string {
 
 func (s Service) launchd() (string, error) {
 	if err := s.check(); err != nil {
+		return "", err
+	}
+	if err := s.systemdOnly(Launchd); err != nil {
 		return "", err
 	}
 	var b lines
