@@ -11,15 +11,18 @@
 //	/usr/local/bin/keyless          the binary (CGO_ENABLED=0 go build -o /usr/local/bin/keyless ./cmd/keyless)
 //	/etc/keyless/agent.yaml         the agent's configuration
 //	/etc/keyless/root_ca.crt        the CA's root, for renewal
-//	/etc/keyless/ca-password        the CA's password (0600, owned by the service's user)
-//	/var/lib/keyless/runner.{crt,key}  the runner's identity (0700 directory, owned by the service's user)
-//	/var/lib/keyless/ca             the CA directory
+//	/etc/keyless/ca-password        the CA's password (0600, owned by the CA's user)
+//	/var/lib/keyless/runner.{crt,key}  the runner's identity (0700 directory, owned by the agent's user)
+//	/var/lib/keyless-ca             the CA directory (0700, owned by the CA's user)
 //	/run/keyless/agent.sock         the agent's socket (systemd makes /run/keyless)
 //
 // /usr/local/bin because keyless is built or downloaded by hand, not
 // installed by a distribution's package manager, which owns /usr/bin.
-// The services run as the dedicated user keyless on Linux and _keyless
-// on macOS (its convention for daemons' users).
+// The agent and renewal run as the dedicated user keyless on Linux and
+// _keyless on macOS (its convention for daemons' users); the CA as
+// keyless-ca and _keyless-ca, and outside /var/lib/keyless, so that an
+// agent or a renewal daemon taken over on a host that also runs the CA
+// can neither read the CA's keys nor write its database.
 //
 // It is a development tool, not part of the keyless binary.
 package deploygen
@@ -45,12 +48,16 @@ const (
 	CAPassword   = "/etc/keyless/ca-password"
 	CertPath     = "/var/lib/keyless/runner.crt"
 	KeyPath      = "/var/lib/keyless/runner.key"
-	CADir        = "/var/lib/keyless/ca"
+	CADir        = "/var/lib/keyless-ca"
 	CAAddress    = ":9000"
 	Socket       = "/run/keyless/agent.sock"
 	LinuxUser    = "keyless"
 	MacOSUser    = "_keyless"
-	RelayAddress = "127.0.0.1:9911"
+	LinuxCAUser  = "keyless-ca"
+	MacOSCAUser  = "_keyless-ca"
+	// RelayAddress is the agent's loopback listener on macOS, which the
+	// Docker Desktop relay forwards to (9911 is keyless serve's port).
+	RelayAddress = "127.0.0.1:9912"
 )
 
 // CAURL is the CA keyless-renew renews with: a placeholder for the
@@ -82,15 +89,15 @@ func Files() (map[string]string, error) {
 	out := map[string]string{}
 	for _, f := range []struct {
 		format    svcunit.Format
-		dir, user string
-		ext       string
-	}{{svcunit.Systemd, "systemd", LinuxUser, ".service"}, {svcunit.Launchd, "launchd", MacOSUser, ".plist"}} {
+		dir, user, caUser string
+		ext                string
+	}{{svcunit.Systemd, "systemd", LinuxUser, LinuxCAUser, ".service"}, {svcunit.Launchd, "launchd", MacOSUser, MacOSCAUser, ".plist"}} {
 		services := []func() (svcunit.Service, error){
 			func() (svcunit.Service, error) {
 				return agent.Unit{Executable: Executable, ConfigFile: AgentConfig, Config: agentConfig(f.format), User: f.user}.Service(f.format)
 			},
 			func() (svcunit.Service, error) {
-				return caops.Unit{Executable: Executable, Dir: CADir, PasswordFile: CAPassword, Address: CAAddress, User: f.user}.Service(f.format)
+				return caops.Unit{Executable: Executable, Dir: CADir, PasswordFile: CAPassword, Address: CAAddress, User: f.caUser}.Service(f.format)
 			},
 			func() (svcunit.Service, error) {
 				return renewal.Unit{Executable: Executable, CertPath: CertPath, KeyPath: KeyPath, CAURL: CAURL, RootFile: RootFile, User: f.user}.Service(f.format)

@@ -81,12 +81,13 @@ func TestSystemdUnits(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		limit float64
+		user  string
 		caps  string
 		pre   []string
 	}{
-		{"keyless-agent", 3.5, "cap_net_bind_service", []string{exe, "agent", "setup-network", "--config", deploygen.AgentConfig}},
-		{"keyless-ca", 2.5, "", nil},
-		{"keyless-renew", 2.5, "", nil},
+		{"keyless-agent", 3.5, deploygen.LinuxUser, "cap_net_bind_service", []string{exe, "agent", "setup-network", "--config", deploygen.AgentConfig}},
+		{"keyless-ca", 2.5, deploygen.LinuxCAUser, "", nil},
+		{"keyless-renew", 2.5, deploygen.LinuxUser, "", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			text, ok := files["systemd/"+tc.name+".service"]
@@ -102,7 +103,7 @@ func TestSystemdUnits(t *testing.T) {
 				t.Errorf("exposure %.1f, want %.1f or less", got, tc.limit)
 			}
 			p := svcunittest.Parse(t, path)
-			for k, v := range map[string]string{"User": deploygen.LinuxUser, "CapabilityBoundingSet": tc.caps, "AmbientCapabilities": tc.caps} {
+			for k, v := range map[string]string{"User": tc.user, "CapabilityBoundingSet": tc.caps, "AmbientCapabilities": tc.caps} {
 				if p.Settings[k] != v {
 					t.Errorf("%s: systemd read %q, want %q", k, p.Settings[k], v)
 				}
@@ -172,7 +173,11 @@ func TestLaunchdPlists(t *testing.T) {
 				}
 				keys[dict[i].Text] = dict[i+1]
 			}
-			if keys["Label"].Text != label || keys["UserName"].Text != deploygen.MacOSUser {
+			user := deploygen.MacOSUser
+			if label == "dev.keyless.ca" {
+				user = deploygen.MacOSCAUser
+			}
+			if keys["Label"].Text != label || keys["UserName"].Text != user {
 				t.Errorf("Label %q, UserName %q", keys["Label"].Text, keys["UserName"].Text)
 			}
 			var args []string
