@@ -42,19 +42,19 @@ import (
 
 // The default layout.
 const (
-	Executable   = "/usr/local/bin/keyless"
-	AgentConfig  = "/etc/keyless/agent.yaml"
-	RootFile     = "/etc/keyless/root_ca.crt"
-	CAPassword   = "/etc/keyless/ca-password"
-	CertPath     = "/var/lib/keyless/runner.crt"
-	KeyPath      = "/var/lib/keyless/runner.key"
-	CADir        = "/var/lib/keyless-ca"
-	CAAddress    = ":9000"
-	Socket       = "/run/keyless/agent.sock"
-	LinuxUser    = "keyless"
-	MacOSUser    = "_keyless"
-	LinuxCAUser  = "keyless-ca"
-	MacOSCAUser  = "_keyless-ca"
+	Executable  = "/usr/local/bin/keyless"
+	AgentConfig = "/etc/keyless/agent.yaml"
+	RootFile    = "/etc/keyless/root_ca.crt"
+	CAPassword  = "/etc/keyless/ca-password"
+	CertPath    = "/var/lib/keyless/runner.crt"
+	KeyPath     = "/var/lib/keyless/runner.key"
+	CADir       = "/var/lib/keyless-ca"
+	CAAddress   = ":9000"
+	Socket      = "/run/keyless/agent.sock"
+	LinuxUser   = "keyless"
+	MacOSUser   = "_keyless"
+	LinuxCAUser = "keyless-ca"
+	MacOSCAUser = "_keyless-ca"
 	// RelayAddress is the agent's loopback listener on macOS, which the
 	// Docker Desktop relay forwards to (9911 is keyless serve's port).
 	RelayAddress = "127.0.0.1:9912"
@@ -88,9 +88,9 @@ func agentConfig(f svcunit.Format) *agent.Config {
 func Files() (map[string]string, error) {
 	out := map[string]string{}
 	for _, f := range []struct {
-		format    svcunit.Format
+		format            svcunit.Format
 		dir, user, caUser string
-		ext                string
+		ext               string
 	}{{svcunit.Systemd, "systemd", LinuxUser, LinuxCAUser, ".service"}, {svcunit.Launchd, "launchd", MacOSUser, MacOSCAUser, ".plist"}} {
 		services := []func() (svcunit.Service, error){
 			func() (svcunit.Service, error) {
