@@ -14,8 +14,10 @@ import (
 // dedicated system user that owns the CA directory and the password
 // file, because serving needs no privilege beyond them. launchd services
 // run as root unless a user is given (macOS has no useradd to make one
-// with).
-const DefaultUser = "keyless"
+// with). It is not the agent's and renewal's user (keyless), so that one
+// of those taken over on a host that also runs the CA cannot read the
+// CA's keys or write its store.
+const DefaultUser = "keyless-ca"
 
 // Unit describes the service that runs keyless ca serve.
 type Unit struct {
@@ -67,7 +69,7 @@ func (u Unit) Service(f svcunit.Format) (svcunit.Service, error) {
 		// distributions): a unit reading from it could never start.
 		for _, p := range []string{u.Executable, dir, pw, db} {
 			if rel, err := filepath.Rel("/root", p); err == nil && filepath.IsLocal(rel) {
-				return svcunit.Service{}, fmt.Errorf("%s is in root's home directory, which user %s cannot read; move it to a directory of its own, such as /var/lib/keyless/ca, or run the service as root", p, user)
+				return svcunit.Service{}, fmt.Errorf("%s is in root's home directory, which user %s cannot read; move it to a directory of its own, such as /var/lib/keyless-ca, or run the service as root", p, user)
 			}
 		}
 	}

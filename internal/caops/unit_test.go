@@ -73,8 +73,8 @@ func TestUnit(t *testing.T) {
 		})
 	}
 	u := caops.Unit{Executable: "/usr/local/bin/keyless", Dir: "/root/ca", PasswordFile: "/etc/keyless/ca-password"}
-	if _, err := u.Service(svcunit.Systemd); err == nil || !strings.Contains(err.Error(), "root's home directory, which user keyless cannot read") {
-		t.Errorf("a CA in /root for user keyless: %v", err)
+	if _, err := u.Service(svcunit.Systemd); err == nil || !strings.Contains(err.Error(), "root's home directory, which user keyless-ca cannot read") {
+		t.Errorf("a CA in /root for user keyless-ca: %v", err)
 	}
 	u.User = "root"
 	if _, err := u.Service(svcunit.Systemd); err != nil {
