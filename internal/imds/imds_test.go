@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -341,13 +342,17 @@ func TestNewRefuses(t *testing.T) {
 // IPv6; and an out-of-range limit is refused.
 func TestHopLimit(t *testing.T) {
 	for _, tc := range []struct {
-		addr  string
-		limit int
-	}{{"127.0.0.1:0", 1}, {"127.0.0.1:0", 64}, {"127.0.0.1:0", 255}, {"[::1]:0", 1}, {"[::1]:0", 7}, {"0.0.0.0:0", 1}, {"[::]:0", 3}} {
-		t.Run(tc.addr+"/"+strconv.Itoa(tc.limit), func(t *testing.T) {
-			got := acceptedHopLimit(t, tc.addr, tc.limit)
-			if got != tc.limit {
-				t.Errorf("hop limit %d, want %d", got, tc.limit)
+		addr, dial string
+		limit      int
+	}{
+		{"127.0.0.1:0", "127.0.0.1", 1}, {"127.0.0.1:0", "127.0.0.1", 64}, {"127.0.0.1:0", "127.0.0.1", 255},
+		{"[::1]:0", "::1", 1}, {"[::1]:0", "::1", 7}, {"0.0.0.0:0", "127.0.0.1", 1},
+		{"[::]:0", "::1", 3}, {"[::]:0", "127.0.0.1", 2}, // an IPv4 peer of a dual-stack socket
+	} {
+		t.Run(tc.addr+"/"+tc.dial+"/"+strconv.Itoa(tc.limit), func(t *testing.T) {
+			conn, listener := acceptedHopLimit(t, tc.addr, tc.dial, tc.limit)
+			if conn != tc.limit || listener != tc.limit {
+				t.Errorf("hop limit %d on the connection, %d on the listener; want %d", conn, listener, tc.limit)
 			}
 		})
 	}
@@ -358,24 +363,21 @@ func TestHopLimit(t *testing.T) {
 	}
 }
 
-// acceptedHopLimit listens on addr with limit, connects over loopback,
-// and reads the accepted connection's hop limit.
-func acceptedHopLimit(t *testing.T, addr string, limit int) int {
+// acceptedHopLimit listens on addr with limit, connects from dial, and
+// reads the hop limit of the accepted connection and of the listening
+// socket (for dial's family).
+func acceptedHopLimit(t *testing.T, addr, dial string, limit int) (conn, listener int) {
 	t.Helper()
 	ln, err := Listen(addr, limit, nil)
 	if err != nil {
-		if strings.Contains(addr, "::") {
+		if strings.Contains(addr, ":]") || strings.Contains(addr, "::") {
 			t.Skipf("no IPv6 here: %v", err)
 		}
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	target := ln.Addr().(*net.TCPAddr)
-	host := "127.0.0.1"
-	if target.IP.To4() == nil {
-		host = "::1"
-	}
-	c, err := net.Dial("tcp", net.JoinHostPort(host, strconv.Itoa(target.Port)))
+	port := ln.Addr().(*net.TCPAddr).Port
+	c, err := net.Dial("tcp", net.JoinHostPort(dial, strconv.Itoa(port)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -385,11 +387,25 @@ func acceptedHopLimit(t *testing.T, addr string, limit int) int {
 		t.Fatal(err)
 	}
 	defer sc.Close()
-	n, err := HopLimit(sc)
+	if conn, err = HopLimit(sc); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := ln.(*ttlListener).Listener.(*net.TCPListener).SyscallConn()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return n
+	var gerr error
+	raw.Control(func(fd uintptr) {
+		if strings.Contains(dial, ":") {
+			listener, gerr = getsockoptInt(fd, syscall.IPPROTO_IPV6, syscall.IPV6_UNICAST_HOPS)
+		} else {
+			listener, gerr = getsockoptInt(fd, syscall.IPPROTO_IP, syscall.IP_TTL)
+		}
+	})
+	if gerr != nil {
+		t.Fatal(gerr)
+	}
+	return conn, listener
 }
 
 // TestStartServes: Start serves a handler on a listener with the hop

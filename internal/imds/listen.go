@@ -1,6 +1,7 @@
 package imds
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,7 +34,32 @@ func Listen(addr string, hopLimit int, logger *slog.Logger) (net.Listener, error
 	if hopLimit < 1 || hopLimit > MaxHopLimit {
 		return nil, fmt.Errorf("hop limit %d: must be 1 to %d", hopLimit, MaxHopLimit)
 	}
-	ln, err := net.Listen("tcp", addr)
+	// The listening socket gets the hop limit too: the kernel answers a
+	// connection's SYN from it, so a client beyond the limit never even
+	// completes the handshake; accepted connections are set again, as
+	// the helper sets them, in case a kernel does not pass it on.
+	lc := net.ListenConfig{Control: func(network, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			if network == "tcp4" {
+				serr = setsockoptInt(fd, syscall.IPPROTO_IP, syscall.IP_TTL, hopLimit)
+				return
+			}
+			serr = setsockoptInt(fd, syscall.IPPROTO_IPV6, syscall.IPV6_UNICAST_HOPS, hopLimit)
+			// IPv4 peers of a dual-stack socket: best effort here,
+			// since not every kernel takes the IPv4 option on an IPv6
+			// socket; Accept sets it on their connections.
+			_ = setsockoptInt(fd, syscall.IPPROTO_IP, syscall.IP_TTL, hopLimit)
+		})
+		if err != nil {
+			return err
+		}
+		if serr != nil {
+			return fmt.Errorf("setting the hop limit to %d: %w", hopLimit, serr)
+		}
+		return nil
+	}}
+	ln, err := lc.Listen(context.Background(), "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
