@@ -436,3 +436,36 @@ func TestPasswordAskedOnce(t *testing.T) {
 		t.Errorf("asked %d times, want 1 and then 2 for failures", asked.Load())
 	}
 }
+
+// TestRunOffLoopback: on 0.0.0.0 the hop limit is 1 unless asked; an
+// explicit larger one is obeyed and warned about.
+func TestRunOffLoopback(t *testing.T) {
+	for _, tc := range []struct {
+		hop, want int
+		warns     bool
+	}{{0, 1, false}, {3, 3, true}} {
+		e := newEnv(t)
+		o := e.options()
+		o.Address, o.HopLimit = "0.0.0.0", tc.hop
+		s := e.server(o)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- s.Run(ctx) }()
+		l := e.waitFor("Listening", func(ev Event) bool { _, ok := ev.(Listening); return ok }).(Listening)
+		if l.HopLimit != tc.want || !strings.HasPrefix(l.URL, "http://0.0.0.0:") {
+			t.Errorf("hop %d: listening %+v, want hop limit %d", tc.hop, l, tc.want)
+		}
+		port := strings.TrimSuffix(strings.TrimPrefix(l.URL, "http://0.0.0.0:"), "/")
+		req, _ := http.NewRequest("PUT", "http://127.0.0.1:"+port+imds.TokenPath, nil)
+		if resp, _ := testkit.Do(t, http.DefaultClient, req); resp.StatusCode != 200 {
+			t.Errorf("hop %d: token: %d", tc.hop, resp.StatusCode)
+		}
+		if warned := strings.Contains(e.logs.String(), "hop limit above 1"); warned != tc.warns {
+			t.Errorf("hop %d: warned %v, want %v:\n%s", tc.hop, warned, tc.warns, e.logs.String())
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+}

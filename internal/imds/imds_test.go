@@ -436,3 +436,21 @@ func TestStartServes(t *testing.T) {
 		t.Errorf("oversized headers: %d", resp.StatusCode)
 	}
 }
+
+// TestListenFamily: 0.0.0.0 answers IPv4 only (Go alone would make it a
+// dual-stack socket that answers IPv6 too).
+func TestListenFamily(t *testing.T) {
+	ln, err := Listen("0.0.0.0:0", 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	if ln.Addr().(*net.TCPAddr).IP.To4() == nil {
+		t.Errorf("listening on %s", ln.Addr())
+	}
+	if c, err := net.Dial("tcp", net.JoinHostPort("::1", port)); err == nil {
+		c.Close()
+		t.Error("0.0.0.0 answered on ::1")
+	}
+}

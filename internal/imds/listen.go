@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"syscall"
 
 	"github.com/keyless-dev/keyless/internal/logline"
@@ -25,7 +26,8 @@ const (
 	MaxHopLimit           = 255
 )
 
-// Listen listens on addr (host:port, port 0 picks one) and sets the IP
+// Listen listens on addr (host:port, port 0 picks one; an IPv4 address
+// listens on IPv4 only, :: on both families) and sets the IP
 // TTL (IPv4) or unicast hop limit (IPv6) of every accepted connection to
 // hopLimit (1 to 255), so the answers go no further than that many hops,
 // as the helper's ttl_listener does. A connection whose hop limit cannot
@@ -59,7 +61,16 @@ func Listen(addr string, hopLimit int, logger *slog.Logger) (net.Listener, error
 		}
 		return nil
 	}}
-	ln, err := lc.Listen(context.Background(), "tcp", addr)
+	// An IPv4 address listens on IPv4 only: Go's "tcp" would make
+	// 0.0.0.0 a dual-stack socket on ::, answering IPv6 too, which
+	// nobody asked for. :: stays dual-stack, as the system makes it.
+	network := "tcp"
+	if host, port, err := net.SplitHostPort(addr); err == nil {
+		if ip, err := netip.ParseAddr(host); err == nil && ip.Unmap().Is4() {
+			network, addr = "tcp4", net.JoinHostPort(ip.Unmap().String(), port)
+		}
+	}
+	ln, err := lc.Listen(context.Background(), network, addr)
 	if err != nil {
 		return nil, err
 	}
