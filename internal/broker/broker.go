@@ -35,8 +35,10 @@ const (
 	// minutes before they expire; an answer inside that window would be
 	// refetched at once.
 	DefaultMargin = 15 * time.Minute
-	// MinDuration is twice the margin: a session must outlive the margin
-	// by as much again to leave time to refresh it ahead.
+	// MinDuration is twice the default margin: a session must outlive
+	// the margin by as much again to leave time to refresh it ahead. A
+	// smaller Config.Margin lowers it (keyless serve takes 15-minute
+	// sessions, as AWS's helper does).
 	MinDuration = 2 * DefaultMargin
 	// DefaultDuration is Roles Anywhere's own default session length.
 	DefaultDuration = time.Hour
@@ -241,10 +243,10 @@ func (b *Broker) usable(e *entry, now time.Time) bool {
 // a failed refresh keeps the cached credentials, served until they are
 // within the margin, and is retried with capped backoff. Without usable
 // credentials after a failure, it returns an *Error (at once while the
-// backoff lasts). Keys shorter than MinDuration (or twice the margin) are
-// refused.
+// backoff lasts). Keys shorter than twice the margin (MinDuration with
+// the default margin) are refused.
 func (b *Broker) Get(ctx context.Context, k Key) (Result, error) {
-	if least := max(MinDuration, 2*b.margin); k.Duration < least {
+	if least := 2 * b.margin; k.Duration < least {
 		err := fmt.Errorf("broker: a session of %s for %s is too short: credentials are handed out only with more than %s left, so sessions must last at least %s",
 			k.Duration, k.RoleARN, b.margin, least)
 		b.emit(Refused{Key: k, Err: err})

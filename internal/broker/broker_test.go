@@ -708,6 +708,16 @@ func TestRefusesShortKeys(t *testing.T) {
 	if _, err := g.b.Get(context.Background(), k); err == nil || !strings.Contains(err.Error(), "at least 40m0s") {
 		t.Errorf("a 30m session with a 20m margin: %v", err)
 	}
+	// A smaller margin lowers it: 15-minute sessions with a 5m margin.
+	h := newFixture(t, broker.Config{Margin: 5 * time.Minute})
+	k.Duration = 15 * time.Minute
+	if _, err := h.b.Get(context.Background(), k); err != nil {
+		t.Errorf("a 15m session with a 5m margin: %v", err)
+	}
+	k.Duration = 9 * time.Minute
+	if _, err := h.b.Get(context.Background(), k); err == nil || !strings.Contains(err.Error(), "at least 10m0s") {
+		t.Errorf("a 9m session with a 5m margin: %v", err)
+	}
 }
 
 // TestMaxEntries: a full cache drops entries without usable credentials

@@ -30,13 +30,13 @@ var keyless = deptest.Rules{
 		"internal/ca/caapi": "transport", "internal/caclient": "transport", "internal/emulator": "transport",
 		"internal/rolesanywhere": "transport", "internal/sdnotify": "transport", "internal/serve": "transport",
 		"internal/sts": "transport", "internal/gitlab": "transport", "internal/gitlab/gitlabfake": "transport",
-		"internal/agentapi": "transport", "internal/hostnet": "transport",
+		"internal/agentapi": "transport", "internal/hostnet": "transport", "internal/imds": "transport",
 		// Use cases: what a user asks for, shared by the commands, keyless
 		// dev and (next) the agent; injected clock and logger, typed
 		// errors and events.
 		"internal/awscreds": "usecase", "internal/caops": "usecase", "internal/devstack": "usecase",
 		"internal/enroll": "usecase", "internal/renewal": "usecase", "internal/broker": "usecase", "internal/authz": "usecase",
-		"internal/agent": "usecase",
+		"internal/agent": "usecase", "internal/credserve": "usecase",
 		// The command line, and main.
 		"internal/cli": "cli",
 		"cmd/keyless":  "cmd",
