@@ -94,6 +94,7 @@ configuration, the threat model and the network setup.`,
 	f.BoolVar(&check, "check", false, "check the configuration, print what it does, and exit")
 	logs = registerLogFlags(cmd, "")
 	cmd.AddCommand(newAgentStatusCommand(s), newAgentHashTokenCommand(s))
+	cmd.AddCommand(newAgentPrintRunnerConfigCommand(s))
 	return cmd
 }
 
