@@ -104,6 +104,9 @@ func RunnerConfig(cfg *Config, o RunnerOptions) (string, error) {
 			return "", fail(`add "169.254.170.2:80" to listen.containerCredentials, and start the agent with --setup-network (or listen.setupNetwork: true)`,
 				"agent.yaml has no listener a job container can reach: containers reach the host's 169.254.170.2, 169.254.170.23 or fd00:ec2::23, never its loopback")
 		}
+		if l.Port() == 0 {
+			return "", fail(`give the listener a fixed port, such as "169.254.170.2:80"`, "the listener %s has a port the kernel picks at start, which jobs cannot know", l)
+		}
 		uri = containerURI(l)
 		b.WriteString("#\n# Jobs reach the agent on this host's " + l.Addr().String() + "; the host firewall must let\n")
 		b.WriteString("# the Docker bridges reach it. Nothing of the host is mounted: remove any\n")
@@ -138,6 +141,9 @@ func RunnerConfig(cfg *Config, o RunnerOptions) (string, error) {
 				fix += ", or give the runner's user the socket's AWS config (--aws-config), whose callers are known by their uid, not their job"
 			}
 			return "", fail(fix, "agent.yaml has no container-credentials listener on this host, so jobs cannot show their job token")
+		}
+		if l.Port() == 0 {
+			return "", fail(`give the listener a fixed port, such as "127.0.0.1:9911"`, "the listener %s has a port the kernel picks at start, which jobs cannot know", l)
 		}
 		uri = containerURI(l)
 		b.WriteString("#\n# Shell executor: jobs run on this host as the runner's user and reach the\n")

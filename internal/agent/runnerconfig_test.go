@@ -127,6 +127,8 @@ rules:
 		"shell, socket only":        {socketOnly, RunnerOptions{Executor: ExecutorShell}, "no container-credentials listener", "--aws-config"},
 		"desktop, no relay port":    {validConfig, RunnerOptions{Executor: ExecutorDockerDesktop}, "no relay listener port", "listen.relay"},
 		"desktop, port too large":   {validConfig, RunnerOptions{Executor: ExecutorDockerDesktop, RelayPort: 70000}, "no relay listener port", "listen.relay"},
+		"shell, port 0":             {strings.Replace(validConfig, "127.0.0.1:9911", "127.0.0.1:0", 1), RunnerOptions{Executor: ExecutorShell}, "a port the kernel picks", "fixed port"},
+		"docker, port 0":            {strings.Replace(validConfig, "169.254.170.2:80", "169.254.170.2:0", 1), RunnerOptions{Executor: ExecutorDocker}, "a port the kernel picks", "fixed port"},
 		"no GitLab identity":        {noGitLab, RunnerOptions{Executor: ExecutorDocker}, "verifies no GitLab identity", "gitlab.url"},
 		"no GitLab identity, shell": {noGitLab, RunnerOptions{Executor: ExecutorShell}, "verifies no GitLab identity", "gitlab.url"},
 	} {
