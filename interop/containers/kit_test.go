@@ -393,3 +393,46 @@ func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.TrimSpace(lines[len(lines)-1])
 }
+
+// TestDocsRunnerConfigs: the config.toml keys docs/gitlab.md shows (its
+// ```toml blocks: the Docker and the Docker Desktop executor's) are what
+// print-runner-config prints for the page's own agent.yaml, compared as
+// parsed TOML, so the page cannot drift from the command; the Docker
+// Desktop block, which only a Mac can use, is checked this way.
+func TestDocsRunnerConfigs(t *testing.T) {
+	keyless := testkit.Keyless(t)
+	b, err := os.ReadFile(repoFile("/docs/gitlab.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	_, rest, ok := strings.Cut(doc, "<!-- doc-test: file agent.yaml -->\n```yaml\n")
+	yamlText, _, ok2 := strings.Cut(rest, "\n```\n")
+	if !ok || !ok2 {
+		t.Fatal("docs/gitlab.md has no agent.yaml block")
+	}
+	config := filepath.Join(t.TempDir(), "agent.yaml")
+	if err := os.WriteFile(config, []byte(yamlText+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var blocks []string
+	for _, part := range strings.Split(doc, "```toml\n")[1:] {
+		block, _, ok := strings.Cut(part, "\n```\n")
+		if !ok {
+			t.Fatal("an unclosed toml block")
+		}
+		blocks = append(blocks, block+"\n")
+	}
+	if len(blocks) != 2 {
+		t.Fatalf("docs/gitlab.md has %d toml blocks, want the Docker and the Docker Desktop executor's", len(blocks))
+	}
+	for i, args := range [][]string{{"--executor", "docker"}, {"--executor", "docker-desktop", "--relay-port", "9912"}} {
+		out, err := exec.Command(keyless, append([]string{"agent", "print-runner-config", "--config", config}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("print-runner-config %v: %v\n%s", args, err, out)
+		}
+		if got, want := parseRunnerConfig(t, blocks[i]), parseRunnerConfig(t, string(out)); fmt.Sprintf("%#v", got) != fmt.Sprintf("%#v", want) {
+			t.Errorf("docs/gitlab.md's block for %v:\n%#v\nprint-runner-config prints:\n%#v", args, got, want)
+		}
+	}
+}
