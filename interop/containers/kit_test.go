@@ -244,13 +244,54 @@ func TestPrintedDockerConfigAndTemplate(t *testing.T) {
 	t.Run("debian", func(t *testing.T) {
 		runner := newJobRunner(t, rc)
 		tok := k.addJob(4001)
+		// Variables an image or a CI/CD variable may set, which botocore
+		// would prefer to the agent's full URI and token: the runner's
+		// pre_build_script unsets them.
+		vars := append(identity.Variables, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI=/v2/credentials/elsewhere",
+			"AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=/nonexistent/token")
 		res := runner.run(t, job{ID: 4001, ProjectID: projectID, ProjectPath: projectPath, Image: debianImage, Token: tok,
-			Variables: identity.Variables, Script: lines})
+			Variables: vars, Script: lines})
 		if res.ExitCode != 0 || !strings.Contains(res.Stdout, `"Arn": "`+wantARN("gitlab-42-4001")+`"`) {
 			t.Errorf("the aws-identity job: %s", res)
 		}
 		if !strings.Contains(res.Stdout, "keyless: AWS credentials from "+fullURI) {
 			t.Errorf("the template's before_script did not run: %s", res)
+		}
+	})
+	// Each of the two unsets on its own: the runner's pre_build_script
+	// (a job without the template), and the template's (a runner whose
+	// pre_build_script lacks it). The Go SDK reads a token file in
+	// preference to the token, so a stale AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE
+	// breaks it. (A stale RELATIVE_URI, which botocore prefers, is unset
+	// too, but breaks nothing here: it means 169.254.170.2, where the
+	// agent answers whatever the path.)
+	t.Run("preferred-variables-unset", func(t *testing.T) {
+		vars := append(identity.Variables, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI=/v2/credentials/elsewhere",
+			"AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=/nonexistent/token")
+		const unset = "unset AWS_CONTAINER_CREDENTIALS_RELATIVE_URI AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE\n"
+		if !strings.Contains(rc.PreBuildScript, unset) {
+			t.Fatalf("the printed pre_build_script does not unset them:\n%s", rc.PreBuildScript)
+		}
+		withoutUnset := rc
+		withoutUnset.PreBuildScript = strings.Replace(rc.PreBuildScript, unset, "", 1)
+		sdk := "sdkclient -endpoint " + k.emu.STSURL
+		for i, c := range []struct {
+			name   string
+			config runnerConfig
+			script []string
+		}{
+			{"printed pre_build_script, no template", rc, []string{sdk}},
+			{"template, pre_build_script without the unset", withoutUnset, append(identity.BeforeScript, sdk)},
+			{"neither (the control)", withoutUnset, []string{sdk}},
+		} {
+			id := int64(4010 + i)
+			tok := k.addJob(id)
+			res := newJobRunner(t, c.config).run(t, job{ID: id, ProjectID: projectID, ProjectPath: projectPath, Image: staticImage, Token: tok,
+				Variables: vars, Script: c.script})
+			ok := res.ExitCode == 0 && lastLine(res.Stdout) == wantARN(fmt.Sprintf("gitlab-42-%d", id))
+			if control := i == 2; ok == control {
+				t.Errorf("%s: got credentials %v, want %v: %s", c.name, ok, !control, res)
+			}
 		}
 	})
 	t.Run("static-per-build", func(t *testing.T) {
@@ -285,6 +326,15 @@ func TestPrintedDockerConfigAndTemplate(t *testing.T) {
 			Script: append(identity.BeforeScript, "echo script-ran")})
 		if res.ExitCode == 0 || strings.Contains(res.Stdout, "script-ran") || !strings.Contains(res.Stderr, "keyless: no token for the agent") {
 			t.Errorf("a runner without the pre_build_script: the template must fail before the script, saying why: %s", res)
+		}
+		// A token with a line break, which the SDKs refuse with a
+		// message that does not say where it came from.
+		runner = newJobRunner(t, rc)
+		res = runner.run(t, job{ID: 4003, ProjectID: projectID, ProjectPath: projectPath, Image: staticImage, Token: k.useToken("glcbt-unused"),
+			Variables: []string{"KEYLESS_ID_TOKEN=" + k.useToken("eyJhbGciOiJSUzI1NiJ9.e30.c2ln") + "\n"},
+			Script:    append(identity.BeforeScript, "echo script-ran")})
+		if res.ExitCode == 0 || strings.Contains(res.Stdout, "script-ran") || !strings.Contains(res.Stderr, "keyless: the token holds a line break") {
+			t.Errorf("a token with a line break: the template must fail before the script, saying why: %s", res)
 		}
 	})
 }
