@@ -3,7 +3,6 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -93,7 +92,7 @@ docs/gitlab.md has the whole setup.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&configFile, "config", "", "the agent's configuration `file` (YAML; docs/agent.md)")
-	f.StringVar(&executor, "executor", "", "the runner's `executor`: "+strings.Join([]string{"docker", "docker-desktop", "shell"}, ", "))
+	f.StringVar(&executor, "executor", "", "the runner's `executor`: docker, docker-desktop or shell")
 	f.IntVar(&relayPort, "relay-port", 0, "docker-desktop: the port of the agent's relay listener on the host (default: listen.relay in agent.yaml)")
 	f.BoolVar(&awsConfig, "aws-config", false, "shell: print the AWS config (~/.aws/config) whose profile asks the agent's socket, instead of config.toml")
 	return cmd
