@@ -111,6 +111,7 @@ itself holds at most CAP_NET_BIND_SERVICE, for port 80.`,
 	logs = registerLogFlags(cmd, "")
 	cmd.AddCommand(newAgentStatusCommand(s), newAgentHashTokenCommand(s))
 	cmd.AddCommand(newAgentSetupNetworkCommand(s))
+	cmd.AddCommand(newAgentPrintRunnerConfigCommand(s))
 	return cmd
 }
 

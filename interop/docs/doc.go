@@ -7,8 +7,9 @@
 // add users and start services.
 //
 // A block is left out only when the HTML comment on the line before its
-// fence says why, in one of the forms Parse accepts: it needs real AWS, or
-// a real GitLab. Other forms say how to run a block (see Directive);
+// fence says why, in one of the forms Parse accepts: it needs real AWS,
+// a real GitLab, or it is macOS only (then its shell syntax is checked).
+// Other forms say how to run a block (see Directive);
 // anything else is an error, so a typo cannot skip a block.
 //
 // It is a separate module, like every peer under interop/: its peer is

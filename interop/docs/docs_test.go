@@ -83,6 +83,7 @@ func TestDirectives(t *testing.T) {
 	names, all := documents(t, root)
 	_, steps := plans(t, names, all)
 	checkSelf(t, root, all)
+	checkMacOSOnly(t, names, all)
 	logNotRun(t, names, steps)
 }
 

@@ -78,6 +78,11 @@ const (
 	// to the block's process group, as a terminal's Ctrl-C does. Its
 	// variables do not reach later blocks.
 	Interrupt
+	// MacOSOnly, "macOS only": the block runs on a Mac (Docker Desktop,
+	// launchd), never on the Linux machine the test runs on. It is
+	// skipped and listed, and checked by parsing: its shell syntax
+	// (bash -n) in TestDirectives.
+	MacOSOnly
 )
 
 // Directive is a parsed doc-test comment.
@@ -94,6 +99,8 @@ func (d Directive) SkipReason() string {
 		return "needs real AWS"
 	case NeedsGitLab:
 		return "needs a real GitLab"
+	case MacOSOnly:
+		return "macOS only (checked by parsing)"
 	}
 	return ""
 }
@@ -111,6 +118,8 @@ func parseDirective(s string) (Directive, bool) {
 		return Directive{Kind: NeedsAWS}, true
 	case "needs a real GitLab":
 		return Directive{Kind: NeedsGitLab}, true
+	case "macOS only":
+		return Directive{Kind: MacOSOnly}, true
 	}
 	if m := interruptRE.FindStringSubmatch(s); m != nil {
 		return Directive{Kind: Interrupt, Arg: m[1]}, true
@@ -190,7 +199,7 @@ func directive(file string, line int, s string) (Directive, error) {
 	}
 	d, ok := parseDirective(m[1])
 	if !ok {
-		return Directive{}, fmt.Errorf(`%s:%d: unknown doc-test directive %q: want "needs real AWS", "needs a real GitLab", "after FILE", "file PATH" or 'Ctrl-C once it prints "TEXT"'`, file, line, m[1])
+		return Directive{}, fmt.Errorf(`%s:%d: unknown doc-test directive %q: want "needs real AWS", "needs a real GitLab", "macOS only", "after FILE", "file PATH" or 'Ctrl-C once it prints "TEXT"'`, file, line, m[1])
 	}
 	return d, nil
 }

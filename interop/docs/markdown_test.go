@@ -75,6 +75,7 @@ func TestParseRefuses(t *testing.T) {
 		"trailing text": {"<!-- doc-test: needs real AWS --> because\n```sh\nx\n```\n", "malformed doc-test comment"},
 		"not before":    {"<!-- doc-test: needs real AWS -->\n\n```sh\nx\n```\n", "doc.md:1: a doc-test comment must be on the line right before a fence"},
 		"at the end":    {"text\n<!-- doc-test: needs real AWS -->\n", "doc.md:2: a doc-test comment must be on the line right before a fence"},
+		"macOS yaml":    {"<!-- doc-test: macOS only -->\n```yaml\nx: 1\n```\n", "a ```yaml block is not run"},
 		"skip a file":   {"<!-- doc-test: needs real AWS -->\n```yaml\nx: 1\n```\n", "a ```yaml block is not run"},
 		"file a script": {"<!-- doc-test: file x.sh -->\n```sh\nx\n```\n", `"file" is for blocks a reader saves`},
 		"unclosed":      {"```sh\nx\n", "doc.md:1: the fence is never closed"},
@@ -96,7 +97,8 @@ func TestPlan(t *testing.T) {
 		"README.md": "```sh\nscripts/test\n```\n" +
 			"<!-- doc-test: after docs/ca.md -->\n```sh\nkeyless ca token x\n```\n" +
 			"<!-- doc-test: after docs/ca.md -->\n```sh\nagain\n```\n" +
-			"<!-- doc-test: needs a real GitLab -->\n```sh\ngitlab-runner register\n```\n",
+			"<!-- doc-test: needs a real GitLab -->\n```sh\ngitlab-runner register\n```\n" +
+			"<!-- doc-test: macOS only -->\n```sh\nlaunchctl list\n```\n",
 		"docs/ca.md": "<!-- doc-test: file ca.yaml -->\n```yaml\na: 1\n```\n```sh\nkeyless ca init\n```\n",
 		"a.md":       "<!-- doc-test: after b.md -->\n```sh\na\n```\n",
 		"b.md":       "<!-- doc-test: after a.md -->\n```sh\nb\n```\n",
@@ -124,6 +126,7 @@ func TestPlan(t *testing.T) {
 		"README.md:5 run",
 		"README.md:9 run",
 		"README.md:13 skip",
+		"README.md:17 skip",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Plan (-want +got):\n%s", diff)

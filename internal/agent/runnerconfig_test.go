@@ -1,0 +1,197 @@
+package agent
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// tomlKeys returns the snippet's non-comment lines, which must be exactly
+// the keys GitLab Runner reads (the interop test parses them as TOML).
+func tomlKeys(s string) []string {
+	var out []string
+	inString := false
+	for _, l := range strings.Split(s, "\n") {
+		switch {
+		case inString:
+			if l == "'''" {
+				inString = false
+			}
+			continue
+		case strings.HasSuffix(l, "= '''"):
+			inString = true
+		case l == "" || strings.HasPrefix(l, "#"):
+			continue
+		}
+		out = append(out, strings.TrimSpace(l))
+	}
+	return out
+}
+
+func mustConfig(t *testing.T, yaml string) *Config {
+	t.Helper()
+	c, err := ParseConfig([]byte(yaml), "agent.yaml", "/etc/keyless")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestRunnerConfig: each executor gets the full URI of a listener it can
+// reach, the job's token only in pre_build_script, no volumes, and (Docker
+// Desktop) the relay's network.
+func TestRunnerConfig(t *testing.T) {
+	cfg := mustConfig(t, validConfig)
+	for _, tc := range []struct {
+		executor Executor
+		uri      string
+		keys     []string
+	}{
+		{ExecutorDocker, "http://169.254.170.2/v1/credentials", nil},
+		{ExecutorDockerDesktop, "http://169.254.170.2/v1/credentials", []string{"[runners.docker]", `network_mode = "keyless"`}},
+		{ExecutorShell, "http://127.0.0.1:9911/v1/credentials", nil},
+	} {
+		t.Run(string(tc.executor), func(t *testing.T) {
+			out, err := RunnerConfig(cfg, RunnerOptions{Executor: tc.executor, RelayPort: 9912})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := append([]string{"[[runners]]",
+				`environment = ["AWS_CONTAINER_CREDENTIALS_FULL_URI=` + tc.uri + `"]`,
+				"pre_build_script = '''"}, tc.keys...)
+			if got := tomlKeys(out); strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Errorf("keys:\n%s\nwant:\n%s\nin:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"), out)
+			}
+			script := PreBuildScript(`"${KEYLESS_ID_TOKEN:-$CI_JOB_TOKEN}"`)
+			if !strings.Contains(out, "pre_build_script = '''\n"+script+"'''\n") {
+				t.Errorf("no pre_build_script %q in:\n%s", script, out)
+			}
+			if strings.Contains(out, "volumes =") || strings.Contains(out, "runner.key") {
+				t.Errorf("the snippet mounts something or names the key:\n%s", out)
+			}
+			if tc.executor == ExecutorDockerDesktop && !strings.Contains(out, "--upstream http://host.docker.internal:9912\n") {
+				t.Errorf("no relay command for port 9912:\n%s", out)
+			}
+		})
+	}
+}
+
+// TestRunnerConfigToken: the token a job shows follows what agent.yaml
+// verifies.
+func TestRunnerConfigToken(t *testing.T) {
+	idOnly := strings.Replace(validConfig, "  url: https://gitlab.example.com\n", "", 1)
+	idOnly = strings.Replace(idOnly, "identity: [gitlab-job-token, gitlab-id-token]", "identity: gitlab-id-token", 1)
+	jobOnly := strings.Replace(validConfig, "  idTokens:\n    issuer: https://gitlab.example.com\n    audience: keyless\n", "", 1)
+	jobOnly = strings.Replace(jobOnly, "identity: [gitlab-job-token, gitlab-id-token]", "identity: gitlab-job-token", 1)
+	jobOnly = strings.Replace(jobOnly, "identity: gitlab-id-token\n    match: {project_path: infra/site, ref_protected: \"true\"}", "identity: gitlab-job-token\n    match: {project_path: infra/site}", 1)
+	for name, tc := range map[string]struct{ yaml, want string }{
+		"both":     {validConfig, `export AWS_CONTAINER_AUTHORIZATION_TOKEN="${KEYLESS_ID_TOKEN:-$CI_JOB_TOKEN}"`},
+		"id only":  {idOnly, `export AWS_CONTAINER_AUTHORIZATION_TOKEN="$KEYLESS_ID_TOKEN"`},
+		"job only": {jobOnly, `export AWS_CONTAINER_AUTHORIZATION_TOKEN="$CI_JOB_TOKEN"`},
+	} {
+		out, err := RunnerConfig(mustConfig(t, tc.yaml), RunnerOptions{Executor: ExecutorDocker})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !strings.Contains(out, "\n"+tc.want+"\n") {
+			t.Errorf("%s: no %q in:\n%s", name, tc.want, out)
+		}
+		if strings.Contains(out, "aud: keyless") != (name != "job only") {
+			t.Errorf("%s: the id_tokens note is wrong:\n%s", name, out)
+		}
+	}
+}
+
+// TestRunnerConfigRefuses: an agent.yaml the executor's jobs cannot use
+// is an error saying what to add, never a snippet that would not work.
+func TestRunnerConfigRefuses(t *testing.T) {
+	loopbackOnly := strings.Replace(validConfig, `["169.254.170.2:80", "127.0.0.1:9911"]`, `["127.0.0.1:9911"]`, 1)
+	socketOnly := strings.Replace(validConfig, `  containerCredentials: ["169.254.170.2:80", "127.0.0.1:9911"]`+"\n", "", 1)
+	noGitLab := `identity: {certificate: runner.crt, key: runner.key}
+aws: {trustAnchorArn: ` + testAnchor + `}
+listen:
+  containerCredentials: ["169.254.170.2:80"]
+  socket: {path: /run/keyless/agent.sock}
+rules:
+  - {name: host, identity: unix-peer, match: {uid: "1000"}, roleArn: ` + testRole + `, profileArn: ` + testProfile + `}
+`
+	for name, tc := range map[string]struct {
+		yaml     string
+		o        RunnerOptions
+		err, fix string
+	}{
+		"docker, loopback only":     {loopbackOnly, RunnerOptions{Executor: ExecutorDocker}, "no listener a job container can reach", `"169.254.170.2:80"`},
+		"shell, socket only":        {socketOnly, RunnerOptions{Executor: ExecutorShell}, "no container-credentials listener", "--aws-config"},
+		"desktop, no relay port":    {validConfig, RunnerOptions{Executor: ExecutorDockerDesktop}, "no relay listener port", "listen.relay"},
+		"desktop, port too large":   {validConfig, RunnerOptions{Executor: ExecutorDockerDesktop, RelayPort: 70000}, "no relay listener port", "listen.relay"},
+		"shell, port 0":             {strings.Replace(validConfig, "127.0.0.1:9911", "127.0.0.1:0", 1), RunnerOptions{Executor: ExecutorShell}, "a port the kernel picks", "fixed port"},
+		"docker, port 0":            {strings.Replace(validConfig, "169.254.170.2:80", "169.254.170.2:0", 1), RunnerOptions{Executor: ExecutorDocker}, "a port the kernel picks", "fixed port"},
+		"no GitLab identity":        {noGitLab, RunnerOptions{Executor: ExecutorDocker}, "verifies no GitLab identity", "gitlab.url"},
+		"no GitLab identity, shell": {noGitLab, RunnerOptions{Executor: ExecutorShell}, "verifies no GitLab identity", "gitlab.url"},
+	} {
+		_, err := RunnerConfig(mustConfig(t, tc.yaml), tc.o)
+		var re *RunnerConfigError
+		if !errors.As(err, &re) || !strings.Contains(err.Error(), tc.err) || !strings.Contains(re.Fix, tc.fix) {
+			t.Errorf("%s: got %v (fix %q), want %q with a fix naming %s", name, err, re, tc.err, tc.fix)
+		}
+	}
+	if _, err := RunnerConfig(mustConfig(t, validConfig), RunnerOptions{Executor: "kubernetes"}); err == nil {
+		t.Error("an unknown executor got a snippet")
+	}
+	if _, err := ParseExecutor("kubernetes"); err == nil {
+		t.Error("ParseExecutor accepted kubernetes")
+	}
+}
+
+func TestSocketAWSConfig(t *testing.T) {
+	out, err := SocketAWSConfig(mustConfig(t, validConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^\[profile keyless\]\ncredential_process = keyless credential-process --agent /run/keyless/agent.sock\n$`).MatchString(out) {
+		t.Errorf("AWS config:\n%s", out)
+	}
+	noSocket := strings.Replace(validConfig, "  socket: {path: /run/keyless/agent.sock, mode: \"0660\"}\n", "", 1)
+	noSocket = strings.Replace(noSocket, "  - name: host\n    identity: unix-peer\n    match: {uid: \"1000\"}\n    roleArn: "+testRole+"\n    profileArn: "+testProfile+"\n", "", 1)
+	if _, err := SocketAWSConfig(mustConfig(t, noSocket)); err == nil {
+		t.Error("an AWS config for an agent with no socket")
+	}
+}
+
+func TestContainerURI(t *testing.T) {
+	for ls, want := range map[string]string{
+		"169.254.170.23:80,169.254.170.2:8080": "http://169.254.170.2:8080/v1/credentials",
+		"[fd00:ec2::23]:80":                    "http://[fd00:ec2::23]/v1/credentials",
+		"169.254.170.23:80":                    "http://169.254.170.23/v1/credentials",
+	} {
+		l, ok := containerListener(strings.Split(ls, ","))
+		if got := containerURI(l); !ok || got != want {
+			t.Errorf("%s: %s, want %s", ls, got, want)
+		}
+	}
+}
+
+func TestConfiguredRelayPort(t *testing.T) {
+	dir := t.TempDir()
+	for body, want := range map[string]int{
+		validConfig: 0,
+		"listen:\n  relay: [\"127.0.0.1:9912\"]\n": 9912,
+		"listen:\n  relay: 127.0.0.1:9999\n":       9999,
+	} {
+		p := filepath.Join(dir, "agent.yaml")
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := ConfiguredRelayPort(p); err != nil || got != want {
+			t.Errorf("%q: %d %v, want %d", body, got, err, want)
+		}
+	}
+	p := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(p, []byte("listen:\n  relay: nonsense\n"), 0o600)
+	if _, err := ConfiguredRelayPort(p); err == nil || !strings.Contains(err.Error(), "listen.relay") {
+		t.Errorf("a bad relay address: %v", err)
+	}
+}

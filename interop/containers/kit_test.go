@@ -1,0 +1,488 @@
+//go:build linux
+
+package containers_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/keyless-dev/keyless/internal/emulator/emulatortest"
+	"github.com/keyless-dev/keyless/internal/gitlab/gitlabfake"
+	"github.com/keyless-dev/keyless/internal/pki"
+	"github.com/keyless-dev/keyless/internal/pki/pkitest"
+	"github.com/keyless-dev/keyless/internal/testkit"
+)
+
+// The GitLab kit (deploy/gitlab and keyless agent print-runner-config),
+// tested as a runner operator uses it: the runner's config.toml keys are
+// the command's output, parsed as TOML and given to the job harness
+// (harness_test.go, which says which of the Docker executor's behaviours
+// it reproduces: environment, pre_build_script before the job's lines in
+// the job's shell, volumes, network_mode, extra_hosts, per-build
+// networks); the jobs' lines are the CI template's, read from
+// deploy/gitlab/*.yml and merged as GitLab merges them (ciJob: extends,
+// !reference, global and job variables; id_tokens minted by the fake
+// GitLab with the template's aud, as GitLab mints them). GitLab itself is
+// the fake one; the one liberty taken with the template's lines is that
+// the test adds --endpoint-url (the emulator's STS) to its aws commands,
+// because Debian's AWS CLI 2.9 has no endpoint variable.
+
+// kitAgent is keyless agent as startAgent starts it, with the settings
+// the kit uses as well: id_tokens verified (aud keyless), a loopback
+// listener for the shell executor, and a unix-peer rule for this test's
+// user (standing in for the runner's user).
+type kitAgent struct {
+	*agentEnv
+	config   string // agent.yaml
+	loopback string // 127.0.0.1:PORT
+	keyless  string
+}
+
+const kitAudience = "keyless"
+
+func startKitAgent(t *testing.T) *kitAgent {
+	t.Helper()
+	buildImages(t)
+	keyless := testkit.Keyless(t)
+	claimHostNet(t)
+	root := pkitest.NewRoot(t, "kit-root")
+	inter := root.Intermediate(t, "kit-int")
+	e := &agentEnv{emu: startEmulator(t, root.Cert), dir: t.TempDir(), log: &testkit.Buffer{}}
+	key := pkitest.Key(t, pkitest.P256)
+	leaf := inter.Leaf(t, pkitest.LeafOptions{Key: key, CommonName: emulatortest.CommonName})
+	keyPEM, err := pki.EncodePrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := pkitest.WriteFile(t, e.dir, "runner.crt", pki.EncodeCertificates(leaf, inter.Cert))
+	e.key = filepath.Join(e.dir, "runner.key")
+	if err := os.WriteFile(e.key, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.sock = filepath.Join(e.dir, "agent.sock")
+	e.gitlab = gitlabfake.New(gitlabfake.Options{})
+	gl := httptest.NewServer(e.gitlab)
+	t.Cleanup(gl.Close)
+	e.gitlab.SetIssuer(gl.URL)
+	k := &kitAgent{agentEnv: e, config: filepath.Join(e.dir, "agent.yaml"), loopback: testkit.Addr(t), keyless: keyless}
+
+	config := fmt.Sprintf(`identity:
+  certificate: %s
+  key: %s
+aws:
+  trustAnchorArn: %s
+  endpoint: %s
+gitlab:
+  url: %s
+  jobTokenCache: 1s
+  idTokens: { issuer: %s, audience: %s }
+listen:
+  containerCredentials: ["169.254.170.2:80", "169.254.170.23:80", "%s"]
+  socket: { path: %s, mode: "0600" }
+rules:
+  - name: app-jobs
+    identity: [gitlab-job-token, gitlab-id-token]
+    match: { project_id: "%d" }
+    roleArn: %s
+    profileArn: %s
+    sessionName: gitlab-{project_id}-{job_id}
+  - name: runner-user
+    identity: unix-peer
+    match: { uid: "%d" }
+    roleArn: %s
+    profileArn: %s
+`, cert, e.key, e.emu.TrustAnchorARN, e.emu.URL, gl.URL, gl.URL, kitAudience, k.loopback, e.sock, projectID,
+		e.emu.RoleARN, e.emu.ProfileARN, os.Getuid(), e.emu.RoleARN, e.emu.ProfileARN)
+	if err := os.WriteFile(k.config, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, keyless, "agent", "--config", k.config, "--log-level", "debug")
+	cmd.Stdout, cmd.Stderr = e.log, e.log
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 10 * time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cancel()
+		<-exited
+		log := e.log.String()
+		for _, tok := range e.tokens {
+			if w := tokenInLog(log, tok); w != "" {
+				t.Errorf("the agent's log holds %q, part of a token used", w)
+			}
+		}
+		if t.Failed() {
+			t.Logf("agent log:\n%s", log)
+		}
+	})
+	client := &http.Client{Timeout: 2 * time.Second}
+	for _, u := range []string{fullURI, "http://" + k.loopback + "/v1/credentials"} {
+		testkit.WaitFor(t, 30*time.Second, "the agent to answer at "+u, func() (bool, string) {
+			select {
+			case <-exited:
+				t.Fatalf("keyless agent exited: %v\n%s", cmd.ProcessState, e.log)
+			default:
+			}
+			resp, err := client.Get(u)
+			if err != nil {
+				return false, err.Error()
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			return resp.StatusCode == http.StatusUnauthorized, resp.Status
+		})
+	}
+	return k
+}
+
+// printRunnerConfig runs keyless agent print-runner-config and returns
+// its output.
+func (k *kitAgent) print(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(k.keyless, append([]string{"agent", "print-runner-config", "--config", k.config}, args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("keyless agent print-runner-config %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return string(out)
+}
+
+// tomlRunners is the part of config.toml the printed snippet may set;
+// anything else in it is an error (a key the harness would not honour).
+type tomlRunners struct {
+	Runners []struct {
+		Environment    []string `toml:"environment"`
+		PreBuildScript string   `toml:"pre_build_script"`
+		Docker         struct {
+			Volumes     []string `toml:"volumes"`
+			NetworkMode string   `toml:"network_mode"`
+			ExtraHosts  []string `toml:"extra_hosts"`
+		} `toml:"docker"`
+	} `toml:"runners"`
+}
+
+// parseRunnerConfig parses a printed snippet as GitLab Runner parses
+// config.toml, and maps its one [[runners]] onto the harness's config.
+func parseRunnerConfig(t *testing.T, snippet string) runnerConfig {
+	t.Helper()
+	var c tomlRunners
+	md, err := toml.Decode(snippet, &c)
+	if err != nil {
+		t.Fatalf("the printed config.toml does not parse: %v\n%s", err, snippet)
+	}
+	if u := md.Undecoded(); len(u) > 0 {
+		t.Fatalf("the printed config.toml sets keys the harness does not honour: %v\n%s", u, snippet)
+	}
+	if len(c.Runners) != 1 {
+		t.Fatalf("the printed config.toml has %d [[runners]], want 1", len(c.Runners))
+	}
+	r := c.Runners[0]
+	return runnerConfig{Environment: r.Environment, PreBuildScript: r.PreBuildScript,
+		Volumes: r.Docker.Volumes, NetworkMode: r.Docker.NetworkMode, ExtraHosts: r.Docker.ExtraHosts}
+}
+
+// withEndpoint adds the emulator's STS to the aws commands of a job's
+// lines (the only change the test makes to the template's lines).
+func withEndpoint(lines []string, stsURL string) []string {
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		if strings.HasPrefix(l, "aws ") {
+			l += " --endpoint-url " + stsURL
+		}
+		out[i] = l
+	}
+	return out
+}
+
+func wantARN(session string) string {
+	return fmt.Sprintf("arn:aws:sts::%s:assumed-role/%s/%s", emulatortest.Account, emulatortest.Role, session)
+}
+
+// TestPrintedDockerConfigAndTemplate: the Docker executor's config.toml
+// keys, as printed, parse as TOML and mount nothing; a job started from
+// them runs the example's aws-identity job (the CI template's
+// before_script, then aws sts get-caller-identity) in the Debian image,
+// with no key and no helper inside, and gets a session named after the
+// job; a busybox job on a per-build network runs the same before_script
+// and the Go SDK. Without the runner's keys, the template fails early and
+// says what to fix.
+func TestPrintedDockerConfigAndTemplate(t *testing.T) {
+	k := startKitAgent(t)
+	out := k.print(t, "--executor", "docker")
+	rc := parseRunnerConfig(t, out)
+	if rc.Volumes != nil || rc.ExtraHosts != nil || rc.NetworkMode != "" {
+		t.Errorf("the Docker executor's keys set volumes, extra_hosts or network_mode: %+v", rc)
+	}
+	if strings.Contains(strings.Join(rc.Environment, "\n"), "TOKEN") {
+		t.Errorf("a token in runner-level environment, which reaches service containers: %v", rc.Environment)
+	}
+	ci := loadCI(t, "examples/terraform.gitlab-ci.yml")
+	identity := ci.job(t, "aws-identity")
+	if len(identity.IDTokens) != 0 {
+		t.Fatalf("aws-identity asks for id_tokens: %v", identity.IDTokens)
+	}
+	lines := append(identity.BeforeScript, withEndpoint(identity.Script, k.emu.STSURL)...)
+
+	t.Run("debian", func(t *testing.T) {
+		runner := newJobRunner(t, rc)
+		tok := k.addJob(4001)
+		// Variables an image or a CI/CD variable may set, which botocore
+		// would prefer to the agent's full URI and token: the runner's
+		// pre_build_script unsets them.
+		vars := append(identity.Variables, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI=/v2/credentials/elsewhere",
+			"AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=/nonexistent/token")
+		res := runner.run(t, job{ID: 4001, ProjectID: projectID, ProjectPath: projectPath, Image: debianImage, Token: tok,
+			Variables: vars, Script: lines})
+		if res.ExitCode != 0 || !strings.Contains(res.Stdout, `"Arn": "`+wantARN("gitlab-42-4001")+`"`) {
+			t.Errorf("the aws-identity job: %s", res)
+		}
+		if !strings.Contains(res.Stdout, "keyless: AWS credentials from "+fullURI) {
+			t.Errorf("the template's before_script did not run: %s", res)
+		}
+	})
+	// Each of the two unsets on its own: the runner's pre_build_script
+	// (a job without the template), and the template's (a runner whose
+	// pre_build_script lacks it). The Go SDK reads a token file in
+	// preference to the token, so a stale AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE
+	// breaks it. (A stale RELATIVE_URI, which botocore prefers, is unset
+	// too, but breaks nothing here: it means 169.254.170.2, where the
+	// agent answers whatever the path.)
+	t.Run("preferred-variables-unset", func(t *testing.T) {
+		vars := append(identity.Variables, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI=/v2/credentials/elsewhere",
+			"AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=/nonexistent/token")
+		const unset = "unset AWS_CONTAINER_CREDENTIALS_RELATIVE_URI AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE\n"
+		if !strings.Contains(rc.PreBuildScript, unset) {
+			t.Fatalf("the printed pre_build_script does not unset them:\n%s", rc.PreBuildScript)
+		}
+		withoutUnset := rc
+		withoutUnset.PreBuildScript = strings.Replace(rc.PreBuildScript, unset, "", 1)
+		sdk := "sdkclient -endpoint " + k.emu.STSURL
+		for i, c := range []struct {
+			name   string
+			config runnerConfig
+			script []string
+		}{
+			{"printed pre_build_script, no template", rc, []string{sdk}},
+			{"template, pre_build_script without the unset", withoutUnset, append(identity.BeforeScript, sdk)},
+			{"neither (the control)", withoutUnset, []string{sdk}},
+		} {
+			id := int64(4010 + i)
+			tok := k.addJob(id)
+			res := newJobRunner(t, c.config).run(t, job{ID: id, ProjectID: projectID, ProjectPath: projectPath, Image: staticImage, Token: tok,
+				Variables: vars, Script: c.script})
+			ok := res.ExitCode == 0 && lastLine(res.Stdout) == wantARN(fmt.Sprintf("gitlab-42-%d", id))
+			if control := i == 2; ok == control {
+				t.Errorf("%s: got credentials %v, want %v: %s", c.name, ok, !control, res)
+			}
+		}
+	})
+	t.Run("static-per-build", func(t *testing.T) {
+		perBuild := rc
+		perBuild.NetworkPerBuild = true
+		runner := newJobRunner(t, perBuild)
+		tok := k.addJob(4002)
+		// A CI/CD variable left over from static keys: the template
+		// unsets it, or the SDK would use it instead of the agent.
+		vars := append(identity.Variables, "AWS_ACCESS_KEY_ID=AKIAOLDSTATICKEY0000", "AWS_SECRET_ACCESS_KEY=old")
+		res := runner.run(t, job{ID: 4002, ProjectID: projectID, ProjectPath: projectPath, Image: staticImage, Token: tok,
+			Variables: vars, Script: append(identity.BeforeScript, "sdkclient -endpoint "+k.emu.STSURL)})
+		if got := strings.TrimSpace(lastLine(res.Stdout)); res.ExitCode != 0 || got != wantARN("gitlab-42-4002") {
+			t.Errorf("the template's before_script and the Go SDK in busybox: got %q\n%s", got, res)
+		}
+		if !strings.Contains(res.Stdout, "keyless: unsetting AWS_ACCESS_KEY_ID") {
+			t.Errorf("the template did not say it unset the static key: %s", res)
+		}
+	})
+	t.Run("runner-not-configured", func(t *testing.T) {
+		runner := newJobRunner(t, runnerConfig{})
+		res := runner.run(t, job{ID: 4003, ProjectID: projectID, ProjectPath: projectPath, Image: staticImage, Token: k.useToken("glcbt-unused"),
+			Script: append(identity.BeforeScript, "echo script-ran")})
+		if res.ExitCode == 0 || strings.Contains(res.Stdout, "script-ran") ||
+			!strings.Contains(res.Stderr, "keyless: this runner is not set up for keyless agent: AWS_CONTAINER_CREDENTIALS_FULL_URI is not set") {
+			t.Errorf("a runner without keyless's keys: the template must fail before the script, saying why: %s", res)
+		}
+		noToken := rc
+		noToken.PreBuildScript = ""
+		runner = newJobRunner(t, noToken)
+		res = runner.run(t, job{ID: 4003, ProjectID: projectID, ProjectPath: projectPath, Image: staticImage, Token: k.useToken("glcbt-unused"),
+			Script: append(identity.BeforeScript, "echo script-ran")})
+		if res.ExitCode == 0 || strings.Contains(res.Stdout, "script-ran") || !strings.Contains(res.Stderr, "keyless: no token for the agent") {
+			t.Errorf("a runner without the pre_build_script: the template must fail before the script, saying why: %s", res)
+		}
+		// A token with a line break, which the SDKs refuse with a
+		// message that does not say where it came from.
+		runner = newJobRunner(t, rc)
+		res = runner.run(t, job{ID: 4003, ProjectID: projectID, ProjectPath: projectPath, Image: staticImage, Token: k.useToken("glcbt-unused"),
+			Variables: []string{"KEYLESS_ID_TOKEN=" + k.useToken("eyJhbGciOiJSUzI1NiJ9.e30.c2ln") + "\n"},
+			Script:    append(identity.BeforeScript, "echo script-ran")})
+		if res.ExitCode == 0 || strings.Contains(res.Stdout, "script-ran") || !strings.Contains(res.Stderr, "keyless: the token holds a line break") {
+			t.Errorf("a token with a line break: the template must fail before the script, saying why: %s", res)
+		}
+	})
+}
+
+// TestTemplateIDToken: a job extending .keyless_aws_id_token gets the
+// JWT GitLab mints for the template's id_tokens (here the fake GitLab,
+// with the aud the template names), and the agent verifies it offline:
+// the job's session, granted as gitlab-id-token, with no call to GitLab's
+// job API, while the job's CI_JOB_TOKEN is one GitLab would refuse.
+func TestTemplateIDToken(t *testing.T) {
+	k := startKitAgent(t)
+	rc := parseRunnerConfig(t, k.print(t, "--executor", "docker"))
+	ci := loadCI(t, "examples/terraform.gitlab-ci.yml")
+	// The example's apply job uses the id_tokens variant's variable; a
+	// job extending the variant itself is what the template offers.
+	ci.add(t, "id-token-identity", "extends: [.keyless_aws_id_token]\nscript: [aws sts get-caller-identity --query Arn --output text]\n")
+	j := ci.job(t, "id-token-identity")
+	aud, ok := j.IDTokens["KEYLESS_ID_TOKEN"]
+	if !ok || aud != kitAudience {
+		t.Fatalf("the id_tokens variant asks for %v, want KEYLESS_ID_TOKEN with aud %s", j.IDTokens, kitAudience)
+	}
+	if apply := ci.job(t, "apply"); apply.IDTokens["KEYLESS_ID_TOKEN"] != kitAudience {
+		t.Errorf("the example's apply job asks for %v", apply.IDTokens)
+	}
+	k.addJob(5001)
+	jwt := k.gitlab.JobIDToken(5001, aud, time.Hour)
+	k.tokens = append(k.tokens, jwt)
+	k.gitlab.ResetCalls()
+	runner := newJobRunner(t, rc)
+	res := runner.run(t, job{ID: 5001, ProjectID: projectID, ProjectPath: projectPath, Image: debianImage,
+		Token:     k.useToken("glcbt-not-a-job-of-this-gitlab-0000"),
+		Variables: append(j.Variables, "KEYLESS_ID_TOKEN="+jwt),
+		Script:    append(j.BeforeScript, withEndpoint(j.Script, k.emu.STSURL)...)})
+	if got := lastLine(res.Stdout); res.ExitCode != 0 || got != wantARN("gitlab-42-5001") {
+		t.Errorf("the id_tokens job: got %q\n%s", got, res)
+	}
+	if !k.decided("identity=gitlab-id-token", "job=5001", "outcome=granted") {
+		t.Errorf("the agent logged no id_tokens grant for job 5001")
+	}
+	if n := k.gitlab.Calls(gitlabfake.EndpointJob); n != 0 {
+		t.Errorf("the agent called GitLab's job API %d times for an id_tokens job", n)
+	}
+}
+
+// TestPrintedShellConfig: the shell executor's keys, as printed, parse as
+// TOML; a job run as the shell executor runs it (a shell on this host, as
+// this test's user, standing in for the runner's, with the environment
+// and then the pre_build_script and the job's lines) gets its own session
+// from the host's AWS CLI through the agent's loopback listener. The
+// printed AWS config (--aws-config) gets the AWS CLI credentials through
+// the agent's socket, for this user's uid.
+func TestPrintedShellConfig(t *testing.T) {
+	k := startKitAgent(t)
+	aws := mustLookPath(t, "/usr/bin/aws", "Debian's awscli")
+	rc := parseRunnerConfig(t, k.print(t, "--executor", "shell"))
+	if want := "AWS_CONTAINER_CREDENTIALS_FULL_URI=http://" + k.loopback + "/v1/credentials"; len(rc.Environment) != 1 || rc.Environment[0] != want {
+		t.Fatalf("environment %v, want [%s]", rc.Environment, want)
+	}
+	home := t.TempDir()
+	base := []string{"PATH=" + filepath.Dir(k.keyless) + ":/usr/bin:/bin", "HOME=" + home, "AWS_DEFAULT_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true"}
+
+	tok := k.addJob(6001)
+	script := rc.PreBuildScript + "aws sts get-caller-identity --query Arn --output text --endpoint-url " + k.emu.STSURL + "\n"
+	cmd := exec.Command("/bin/sh", "-ec", script)
+	cmd.Env = append(append(base, "CI_JOB_TOKEN="+tok, "CI_JOB_ID=6001", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI=/wrong"), rc.Environment...)
+	out, err := cmd.CombinedOutput()
+	if got := lastLine(string(out)); err != nil || got != wantARN("gitlab-42-6001") {
+		t.Errorf("a shell-executor job: got %q (%v)\n%s", got, err, out)
+	}
+
+	cfg := filepath.Join(home, "aws-config")
+	if err := os.WriteFile(cfg, []byte(k.print(t, "--executor", "shell", "--aws-config")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd = exec.Command(aws, "sts", "get-caller-identity", "--query", "Arn", "--output", "text", "--endpoint-url", k.emu.STSURL)
+	cmd.Env = append(base, "AWS_CONFIG_FILE="+cfg, "AWS_PROFILE=keyless")
+	out, err = cmd.CombinedOutput()
+	if got := lastLine(string(out)); err != nil || got != wantARN(fmt.Sprintf("keyless-uid-%d", os.Getuid())) {
+		t.Errorf("the printed AWS config: got %q (%v)\n%s", got, err, out)
+	}
+}
+
+// TestPrintedDockerDesktopConfig: the Docker Desktop keys parse as TOML,
+// put jobs on the relay's network ("keyless", where the relay owns
+// 169.254.170.2) and mount nothing; their comments hold the commands that
+// create that network and start the relay towards the agent's relay port.
+// (The relay itself, and a job through it, are the relay's tests.)
+func TestPrintedDockerDesktopConfig(t *testing.T) {
+	k := startKitAgent(t)
+	out := k.print(t, "--executor", "docker-desktop", "--relay-port", "9912")
+	rc := parseRunnerConfig(t, out)
+	if rc.NetworkMode != "keyless" || rc.Volumes != nil || len(rc.Environment) != 1 || rc.Environment[0] != "AWS_CONTAINER_CREDENTIALS_FULL_URI="+fullURI {
+		t.Errorf("Docker Desktop keys: %+v", rc)
+	}
+	for _, want := range []string{
+		"#   docker network create --subnet 169.254.170.0/24 --gateway 169.254.170.1 keyless\n",
+		"--ip 169.254.170.2 keyless-relay agent relay --upstream http://host.docker.internal:9912\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in:\n%s", want, out)
+		}
+	}
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
+}
+
+// TestDocsRunnerConfigs: the config.toml keys docs/gitlab.md shows (its
+// ```toml blocks: the Docker and the Docker Desktop executor's) are what
+// print-runner-config prints for the page's own agent.yaml, compared as
+// parsed TOML, so the page cannot drift from the command; the Docker
+// Desktop block, which only a Mac can use, is checked this way.
+func TestDocsRunnerConfigs(t *testing.T) {
+	keyless := testkit.Keyless(t)
+	b, err := os.ReadFile(repoFile("/docs/gitlab.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	_, rest, ok := strings.Cut(doc, "<!-- doc-test: file agent.yaml -->\n```yaml\n")
+	yamlText, _, ok2 := strings.Cut(rest, "\n```\n")
+	if !ok || !ok2 {
+		t.Fatal("docs/gitlab.md has no agent.yaml block")
+	}
+	config := filepath.Join(t.TempDir(), "agent.yaml")
+	if err := os.WriteFile(config, []byte(yamlText+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var blocks []string
+	for _, part := range strings.Split(doc, "```toml\n")[1:] {
+		block, _, ok := strings.Cut(part, "\n```\n")
+		if !ok {
+			t.Fatal("an unclosed toml block")
+		}
+		blocks = append(blocks, block+"\n")
+	}
+	if len(blocks) != 2 {
+		t.Fatalf("docs/gitlab.md has %d toml blocks, want the Docker and the Docker Desktop executor's", len(blocks))
+	}
+	for i, args := range [][]string{{"--executor", "docker"}, {"--executor", "docker-desktop", "--relay-port", "9912"}} {
+		out, err := exec.Command(keyless, append([]string{"agent", "print-runner-config", "--config", config}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("print-runner-config %v: %v\n%s", args, err, out)
+		}
+		if got, want := parseRunnerConfig(t, blocks[i]), parseRunnerConfig(t, string(out)); fmt.Sprintf("%#v", got) != fmt.Sprintf("%#v", want) {
+			t.Errorf("docs/gitlab.md's block for %v:\n%#v\nprint-runner-config prints:\n%#v", args, got, want)
+		}
+	}
+}
