@@ -150,6 +150,7 @@ it (--role-arn is KEYLESS_ROLE_ARN); a flag on the command line wins.`,
 		newRevokeCommand(s),
 		newDevCommand(s),
 		newAgentCommand(s),
+		newUpdateCommand(s),
 	)
 	argsAreUsage(root)
 	return root
