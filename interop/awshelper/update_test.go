@@ -66,7 +66,7 @@ func TestUpdateEditsLikeTheHelper(t *testing.T) {
 			helper: "[ci]\n" + keys + "[other]\nk = v\n", why: "the helper rewrites the credential lines in its own spacing; keyless keeps the user's"},
 		{name: "a key whose name starts like a credential key", in: "[ci]\naws_session_token_ttl = 3600\naws_access_key_id = OLD\naws_secret_access_key = OLD\naws_session_token = OLD\n[other]\nk = v\n",
 			helper: "[ci]\naws_session_token = tokenNEW\naws_access_key_id = ASIANEW\naws_secret_access_key = secretNEW\naws_session_token = tokenNEW\n[other]\nk = v\n",
-			why: "the helper matches keys by prefix, so it overwrites aws_session_token_ttl and writes aws_session_token twice, which the AWS CLI refuses"},
+			why:    "the helper matches keys by prefix, so it overwrites aws_session_token_ttl and writes aws_session_token twice, which the AWS CLI refuses"},
 		{name: "header with a comment", in: "[ci] # keyless\naws_access_key_id = OLD\n",
 			helper: "[ci] # keyless\naws_access_key_id = OLD\n[ci]\n" + keys + "\n",
 			why:    "the helper matches only the exact line [ci], so it appends a second [ci], which the AWS CLI refuses; botocore reads [ci] # keyless as [ci], and so does keyless"},
