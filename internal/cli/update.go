@@ -13,6 +13,7 @@ import (
 	"github.com/keyless-dev/keyless/internal/buildinfo"
 	"github.com/keyless-dev/keyless/internal/credfile"
 	"github.com/keyless-dev/keyless/internal/credupdate"
+	"github.com/keyless-dev/keyless/internal/identity"
 	"github.com/keyless-dev/keyless/internal/sdnotify"
 )
 
@@ -82,6 +83,9 @@ command exits 1. SIGHUP refreshes at once; SIGINT or SIGTERM stops it
 				return err
 			}
 			r.Files, r.Password = keys.files(), keys.passwordFunc()
+			if !once {
+				r.Password = rememberPassword(r.Password)
+			}
 			f := &awscreds.Fetcher{Name: flagName, Logger: logger, UserAgent: buildinfo.UserAgent()}
 			// Flag mistakes are usage errors before anything is read.
 			if _, err := f.Check(r); err != nil {
@@ -176,4 +180,24 @@ func updateHint(err error) error {
 		return withHint(err, "convert its old Mac line endings, for example with mac2unix %s (from dos2unix)", fe.Path)
 	}
 	return err
+}
+
+// rememberPassword keeps the first password ask gives (the first write,
+// which must succeed, proves it right) for the daemon's later refreshes:
+// each reloads the key, so a renewed certificate and key are picked up,
+// but a terminal prompt in the background would stop the process, and
+// standard input (--pkcs8-password-file -) can be read only once. AWS's
+// helper keeps the decrypted key itself for as long.
+func rememberPassword(ask identity.PasswordFunc) identity.PasswordFunc {
+	var kept []byte
+	return func(path string) ([]byte, error) {
+		if kept != nil {
+			return kept, nil
+		}
+		pw, err := ask(path)
+		if err == nil {
+			kept = pw
+		}
+		return pw, err
+	}
 }

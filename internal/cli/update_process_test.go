@@ -19,14 +19,24 @@ import (
 // TestUpdateDaemonSignals runs keyless update as a service would: it is
 // ready once the profile is written, SIGHUP writes new credentials, and
 // SIGTERM stops it with exit 0, leaving the file 0600, the other profile
-// as it was, and no temporary file.
+// as it was, and no temporary file. With an encrypted key whose password
+// comes on standard input, which can be read once, the refresh works too:
+// the daemon keeps the password.
 func TestUpdateDaemonSignals(t *testing.T) {
+	t.Run("plain key", func(t *testing.T) { updateDaemon(t, false) })
+	t.Run("encrypted key, password on stdin", func(t *testing.T) { updateDaemon(t, true) })
+}
+
+func updateDaemon(t *testing.T, encrypted bool) {
 	root := pkitest.NewRoot(t, "update-root")
 	inter := root.Intermediate(t, "update-int")
 	emu := emulatortest.New(t, nil, root.Cert)
 	dir := t.TempDir()
 	key := pkitest.Key(t, pkitest.P256)
 	keyPEM, err := pki.EncodePrivateKey(key)
+	if encrypted {
+		keyPEM, err = pki.EncryptPrivateKey(key, []byte("correct horse battery"))
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,6 +52,10 @@ func TestUpdateDaemonSignals(t *testing.T) {
 	var stderr bytes.Buffer
 	d := exec.Command("keyless", "update", "--profile", "ci", "--certificate", crt, "--private-key", keyFile,
 		"--trust-anchor-arn", emu.TrustAnchorARN, "--profile-arn", emu.ProfileARN, "--role-arn", emu.RoleARN, "--endpoint", emu.URL)
+	if encrypted {
+		d.Args = append(d.Args, "--pkcs8-password-file", "-")
+		d.Stdin = strings.NewReader("correct horse battery\n")
+	}
 	d.Stderr, d.Env = &stderr, append(os.Environ(), n.Env, "AWS_SHARED_CREDENTIALS_FILE="+file)
 	if err := d.Start(); err != nil {
 		t.Fatal(err)
@@ -68,7 +82,9 @@ func TestUpdateDaemonSignals(t *testing.T) {
 	if err := d.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	n.WaitFor(t, "STATUS=profile ci: credentials until")
+	if m := n.WaitFor(t, "STATUS="); !strings.HasPrefix(m, "STATUS=profile ci: credentials until") {
+		t.Fatalf("after SIGHUP: %s\n%s", m, stderr.Bytes())
+	}
 	if c := read(); c == first {
 		t.Fatal("SIGHUP did not write new credentials")
 	}

@@ -139,10 +139,14 @@ func (u *Updater) RefreshNow() {
 // an expired token tells a tool more than a missing profile). The first
 // write must succeed: its error is returned, as a wrong flag or an
 // unreachable endpoint should stop a service at start. Run returns nil
-// when ctx ends.
+// when ctx ends, even during the first write.
 func (u *Updater) Run(ctx context.Context) error {
 	last, err := u.Once(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			u.cfg.Events(Stopping{})
+			return nil
+		}
 		return err
 	}
 	u.cfg.Events(last)

@@ -356,3 +356,19 @@ func TestNewRefuses(t *testing.T) {
 		}
 	}
 }
+
+// TestStopDuringFirstWrite: a context that ends before the first write
+// (SIGTERM while starting) stops Run cleanly, with nothing written.
+func TestStopDuringFirstWrite(t *testing.T) {
+	e := newEnv(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, done := e.run(ctx)
+	next[credupdate.Stopping](e)
+	if err := <-done; err != nil {
+		t.Fatalf("Run returned %v", err)
+	}
+	if data, _ := os.ReadFile(e.file); string(data) != before+after {
+		t.Fatalf("file changed: %q", data)
+	}
+}
