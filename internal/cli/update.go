@@ -48,8 +48,10 @@ minutes of an hour; AWS's helper waits for the last 5), so a tool that
 reads the file just before a refresh still has time. A failed refresh is
 logged and retried after 30 seconds, doubling up to 5 minutes, and never
 touches the credentials in the file. The first write must succeed, or the
-command exits 1. SIGHUP refreshes at once; SIGINT or SIGTERM stops it
-(exit 0). --once writes once and exits.`,
+command exits 1. The certificate and key are read again at each refresh,
+so a renewed certificate is used from the next one; an encrypted key's
+password is asked once. SIGHUP refreshes at once; SIGINT or SIGTERM stops
+it (exit 0). --once writes once and exits. docs/update.md has the details.`,
 		Example: `  # Keep [ci] in ~/.aws/credentials fresh (as a service, or in the background):
   keyless update --profile ci --certificate /etc/keyless/runner.crt --private-key /etc/keyless/runner.key \
       --trust-anchor-arn arn:aws:rolesanywhere:us-east-1:111122223333:trust-anchor/3f7c1a0e-0000-4000-8000-000000000001 \
