@@ -64,3 +64,25 @@ func TestWriteRefusesAHugeFile(t *testing.T) {
 		t.Fatal("the file was changed")
 	}
 }
+
+// TestWriteThroughALinkedDirectory: ~/.aws as a link to a directory of
+// one's own is fine: the file is replaced in the real directory, and the
+// link stays.
+func TestWriteThroughALinkedDirectory(t *testing.T) {
+	base := t.TempDir()
+	real := filepath.Join(base, "dotfiles-aws")
+	os.Mkdir(real, 0o700)
+	link := filepath.Join(base, ".aws")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&Writer{Path: filepath.Join(link, "credentials")}).Write("default", testCreds); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := os.Lstat(link); err != nil || info.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("the directory link was replaced: %v %v", info, err)
+	}
+	if data, err := os.ReadFile(filepath.Join(real, "credentials")); err != nil || !strings.Contains(string(data), "[default]") {
+		t.Fatalf("not written in the real directory: %q %v", data, err)
+	}
+}
