@@ -151,6 +151,7 @@ it (--role-arn is KEYLESS_ROLE_ARN); a flag on the command line wins.`,
 		newDevCommand(s),
 		newAgentCommand(s),
 		newServeCommand(s),
+		newUpdateCommand(s),
 	)
 	argsAreUsage(root)
 	return root
