@@ -13,6 +13,10 @@ import (
 // TestBridges: loopback and the subnets of bridge interfaces are allowed;
 // an address on a non-bridge interface's subnet (the LAN) is not.
 func TestBridges(t *testing.T) {
+	// The test reads the interfaces twice (here and in Allow): a Docker
+	// network another test adds or removes in between would look like a
+	// refusal.
+	lockHostNetwork(t)
 	sys := t.TempDir()
 	ifaces, err := net.Interfaces()
 	if err != nil {
