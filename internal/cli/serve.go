@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 
 	"github.com/spf13/cobra"
 
@@ -14,13 +15,14 @@ import (
 
 func newServeCommand(s streams) *cobra.Command {
 	var (
-		keys     keyFlags
-		r        awscreds.Request
-		address  string
-		port     int
-		hopLimit int
-		debug    bool
-		logs     *logFlags
+		keys      keyFlags
+		r         awscreds.Request
+		address   string
+		allowFrom []string
+		port      int
+		hopLimit  int
+		debug     bool
+		logs      *logFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -40,9 +42,10 @@ Unlike the helper it:
 - listens on --address, 127.0.0.1 by default. On any other address (a
   container bridge such as 172.17.0.1, or 0.0.0.0) the hop limit defaults to
   1, so no answer crosses a router; an explicit --hop-limit there is obeyed
-  and logged as a warning. IMDS has no per-caller authentication: whoever
-  reaches the address gets the credentials (keyless agent gives each CI job
-  its own instead);
+  and logged as a warning. IMDS has no per-caller authentication, so off
+  loopback it answers only this host and the subnets of its bridges
+  (Docker's networks), plus --allow-from; every container there gets the
+  credentials (keyless agent gives each CI job its own instead);
 - answers only requests addressed to an IP address or localhost (a
   DNS-rebinding page in a browser cannot reach it), and 404 for role names
   it does not serve;
@@ -87,7 +90,15 @@ flight finish. docs/serve.md has more.`,
 				return err
 			}
 			r.Files, r.Password = keys.files(), keys.passwordFunc()
-			srv, err := credserve.New(credserve.Options{Request: r, Address: address, Port: port, HopLimit: hop, Logger: logger,
+			var from []netip.Prefix
+			for _, c := range allowFrom {
+				p, err := netip.ParsePrefix(c)
+				if err != nil {
+					return usageErrorf("--allow-from %q: want a CIDR range such as 10.8.0.0/24", c)
+				}
+				from = append(from, p.Masked())
+			}
+			srv, err := credserve.New(credserve.Options{Request: r, Address: address, Port: port, HopLimit: hop, Logger: logger, AllowFrom: from,
 				Fetcher: awscreds.Fetcher{Name: flagName, Logger: logger, UserAgent: buildinfo.UserAgent()},
 				Events: func(e credserve.Event) {
 					switch e := e.(type) {
@@ -118,6 +129,7 @@ flight finish. docs/serve.md has more.`,
 	fs := cmd.Flags()
 	registerSessionFlags(fs, s.in, &keys, &r)
 	fs.StringVar(&address, "address", credserve.DefaultAddress, "IP `address` to listen on; on any address but loopback the hop limit defaults to 1")
+	fs.StringArrayVar(&allowFrom, "allow-from", nil, "off loopback, also answer sources in this `CIDR` range (repeatable; default: only this host and its bridges' subnets)")
 	fs.IntVar(&port, "port", credserve.DefaultPort, "port to listen on (0 picks a free one, printed at start)")
 	fs.IntVar(&hopLimit, "hop-limit", 0, "IP TTL of the answers, 1 to 255 (default 64 on loopback, 1 on any other --address)")
 	fs.BoolVar(&debug, "debug", false, "log each step (the same as --log-level debug; never keys or credentials)")

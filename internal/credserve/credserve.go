@@ -27,6 +27,7 @@ import (
 	"github.com/keyless-dev/keyless/internal/broker"
 	"github.com/keyless-dev/keyless/internal/clock"
 	"github.com/keyless-dev/keyless/internal/identity"
+	"github.com/keyless-dev/keyless/internal/hostnet"
 	"github.com/keyless-dev/keyless/internal/imds"
 	"github.com/keyless-dev/keyless/internal/logline"
 	"github.com/keyless-dev/keyless/internal/rolesanywhere"
@@ -49,6 +50,15 @@ type Options struct {
 	// name); Port the port (0 picks one).
 	Address string
 	Port    int
+	// AllowFrom are source prefixes answered off loopback besides this
+	// host's own addresses and its container bridges' subnets (the
+	// default, because every host on the link reaches any address of
+	// this host, and IMDS has no per-caller secret). Ignored on
+	// loopback, which only this host reaches.
+	AllowFrom []netip.Prefix
+	// HostSources says which sources are this host or its containers;
+	// nil means hostnet's bridges (tests replace it).
+	HostSources func(netip.Addr) bool
 	// HopLimit is the IP TTL of the answers, 1 to 255; 0 means the
 	// default: 64 on loopback, 1 on any other address (unspecified
 	// ones included), so that no answer crosses a router.
@@ -240,9 +250,36 @@ func (s *Server) Credentials(ctx context.Context) (imds.Credentials, error) {
 	return out, nil
 }
 
-// Handler is the IMDSv2 handler over Credentials.
+// Handler is the IMDSv2 handler over Credentials; off loopback it
+// answers only the sources Allow accepts.
 func (s *Server) Handler() (*imds.Handler, error) {
-	return imds.New(imds.Config{RoleName: s.role, Source: s.Credentials, Clock: s.clock, Logger: s.log})
+	return imds.New(imds.Config{RoleName: s.role, Source: s.Credentials, Clock: s.clock, Logger: s.log, Allow: s.Allow()})
+}
+
+// Allow says which callers are answered: nil (all) on loopback, else
+// the host's own addresses, its container bridges' subnets and
+// Options.AllowFrom.
+func (s *Server) Allow() func(netip.Addr) bool {
+	if s.addr.IsLoopback() {
+		return nil
+	}
+	host := s.o.HostSources
+	if host == nil {
+		host = hostnet.NewBridges().Allow
+	}
+	from := s.o.AllowFrom
+	return func(a netip.Addr) bool {
+		a = a.Unmap()
+		if host(a) {
+			return true
+		}
+		for _, p := range from {
+			if p.Contains(a) {
+				return true
+			}
+		}
+		return false
+	}
 }
 
 // StartError is a server that could not start: Listen says whether the
@@ -275,8 +312,8 @@ func (s *Server) Run(ctx context.Context) error {
 			s.log.Warn("serving off loopback with a hop limit above 1: hosts behind routers can get these credentials too",
 				"address", addr, "hop_limit", s.hopLimit)
 		} else {
-			s.log.Info("serving off loopback: every host on the same link that reaches this address gets these credentials; IMDS has no per-caller authentication",
-				"address", addr, "hop_limit", s.hopLimit)
+			s.log.Info("serving off loopback: answering this host and its containers' bridges only, as IMDS has no per-caller authentication",
+				"address", addr, "hop_limit", s.hopLimit, "allow_from", fmt.Sprint(s.o.AllowFrom))
 		}
 	}
 	// Requests that come meanwhile wait for the same fetch.

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -406,6 +407,43 @@ func TestOptions(t *testing.T) {
 	}
 	if e.calls.Load() != 0 {
 		t.Error("New called CreateSession")
+	}
+}
+
+// TestAllow: on loopback everyone who reaches it is answered; off
+// loopback only the host and its bridges, plus AllowFrom, and the
+// handler refuses the rest.
+func TestAllow(t *testing.T) {
+	e := newEnv(t)
+	o := e.options()
+	if s := e.server(o); s.Allow() != nil {
+		t.Error("loopback: a source filter")
+	}
+	container := netip.MustParseAddr("172.17.0.5")
+	o.Address = "172.17.0.1"
+	o.HostSources = func(a netip.Addr) bool { return a == container }
+	o.AllowFrom = []netip.Prefix{netip.MustParsePrefix("10.20.0.0/16")}
+	allow := e.server(o).Allow()
+	if allow == nil {
+		t.Fatal("off loopback: no source filter")
+	}
+	for addr, want := range map[string]bool{"172.17.0.5": true, "::ffff:172.17.0.5": true, "10.20.3.4": true,
+		"192.168.1.20": false, "172.17.0.6": false, "10.21.0.1": false} {
+		if got := allow(netip.MustParseAddr(addr)); got != want {
+			t.Errorf("%s: allowed %v, want %v", addr, got, want)
+		}
+	}
+	h, err := e.server(o).Handler()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest("PUT", "http://172.17.0.1:9911/latest/api/token", nil)
+	r.RemoteAddr = "192.168.1.20:5555"
+	r.Header.Set("X-aws-ec2-metadata-token-ttl-seconds", "60")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code != http.StatusForbidden {
+		t.Errorf("a LAN neighbour's token request: %d", w.Code)
 	}
 }
 

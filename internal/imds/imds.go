@@ -83,6 +83,10 @@ type Config struct {
 	Logger   *slog.Logger // refusals (Info) and answers (Debug); nil discards
 	// MaxTokens bounds the token store; 0 means DefaultMaxTokens.
 	MaxTokens int
+	// Allow, if set, says which callers (by source address) are
+	// answered; the others get 403 before anything else is looked at.
+	// Nil answers everyone who reaches the listener.
+	Allow func(netip.Addr) bool
 }
 
 // Handler serves the IMDSv2 credential paths. It is safe for concurrent
@@ -94,6 +98,7 @@ type Handler struct {
 	rand   io.Reader
 	log    *slog.Logger
 	max    int
+	allow  func(netip.Addr) bool
 	mux    *http.ServeMux
 
 	mu     sync.Mutex
@@ -112,7 +117,7 @@ func New(c Config) (*Handler, error) {
 		return nil, errors.New("imds: MaxTokens cannot be negative")
 	}
 	h := &Handler{role: c.RoleName, source: c.Source, clock: clock.Or(c.Clock), rand: c.Rand, log: logline.Or(c.Logger),
-		max: c.MaxTokens, tokens: map[string]time.Time{}}
+		max: c.MaxTokens, allow: c.Allow, tokens: map[string]time.Time{}}
 	if h.rand == nil {
 		h.rand = rand.Reader
 	}
@@ -132,6 +137,15 @@ func New(c Config) (*Handler, error) {
 // ServeHTTP refuses a Host that is a name other than localhost (403),
 // then serves the IMDSv2 paths.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.allow != nil {
+		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err != nil || !h.allow(ap.Addr().Unmap()) {
+			// Off loopback, every host on the link can reach the
+			// address (Linux answers ARP for any of its addresses on
+			// every interface), and IMDS has no per-caller secret.
+			h.refuse(w, r, http.StatusForbidden, "this endpoint answers only this host and its containers", "source not allowed")
+			return
+		}
+	}
 	if !hostAllowed(r.Host) {
 		// A name means a DNS rebinding page in a browser on this host
 		// could be same-origin with the endpoint, and read the

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/http/httptest"
 	"strconv"
 	"strings"
@@ -320,6 +321,50 @@ func TestHostCheck(t *testing.T) {
 		if w.Code != want {
 			t.Errorf("Host %q: %d, want %d", host, w.Code, want)
 		}
+	}
+}
+
+// TestSourceAllow: with Allow set, a caller it refuses gets 403 for the
+// token and for the credentials, before a token is checked or the
+// source asked; an allowed caller is served.
+func TestSourceAllow(t *testing.T) {
+	src := &source{creds: goodCreds()}
+	allowed := netip.MustParseAddr("172.17.0.5")
+	h, err := New(Config{RoleName: "ci-deployer", Source: src.get, Clock: testkit.NewClock(t0),
+		Allow: func(a netip.Addr) bool { return a == allowed }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve := func(remote, method, path, token string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(method, "http://172.17.0.1:9911"+path, nil)
+		r.RemoteAddr = remote
+		r.Header.Set("X-aws-ec2-metadata-token-ttl-seconds", "60")
+		if token != "" {
+			r.Header.Set("X-aws-ec2-metadata-token", token)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w
+	}
+	w := serve("172.17.0.5:40000", "PUT", TokenPath, "")
+	if w.Code != 200 {
+		t.Fatalf("allowed caller's token: %d %s", w.Code, w.Body)
+	}
+	token := w.Body.String()
+	if w := serve("[::ffff:172.17.0.5]:40000", "GET", CredentialsPath+"ci-deployer", token); w.Code != 200 {
+		t.Fatalf("allowed caller (v4-mapped) credentials: %d %s", w.Code, w.Body)
+	}
+	calls := src.calls
+	for _, remote := range []string{"192.168.1.20:40000", "[fe80::1]:40000", "garbage"} {
+		if w := serve(remote, "PUT", TokenPath, ""); w.Code != 403 {
+			t.Errorf("%s: token request answered %d", remote, w.Code)
+		}
+		if w := serve(remote, "GET", CredentialsPath+"ci-deployer", token); w.Code != 403 || strings.Contains(w.Body.String(), goodCreds().SecretAccessKey) {
+			t.Errorf("%s, with a valid token: credentials answered %d", remote, w.Code)
+		}
+	}
+	if src.calls != calls {
+		t.Errorf("the source was asked for refused callers")
 	}
 }
 
