@@ -510,7 +510,21 @@ func (c *Config) LinkLocal() []netip.Addr {
 // --setup-network. A configuration without link-local listeners needs
 // nothing: the result has no addresses.
 func SetupNetwork(cfg *Config) (NetworkReady, error) {
-	addrs := cfg.LinkLocal()
+	return SetupAddresses(cfg.LinkLocal())
+}
+
+// SetupAddresses is SetupNetwork for addresses given directly, as the
+// systemd unit's privileged pre-start step gives them, so that the step
+// running as root reads no file the agent's user may write. Only the
+// container-credentials link-local addresses (169.254.170.2,
+// 169.254.170.23, fd00:ec2::23) are accepted: an *AddressError names
+// any other.
+func SetupAddresses(addrs []netip.Addr) (NetworkReady, error) {
+	for _, a := range addrs {
+		if !slices.Contains(containerHosts, a) {
+			return NetworkReady{}, &AddressError{Address: a}
+		}
+	}
 	if len(addrs) == 0 {
 		return NetworkReady{}, nil
 	}
@@ -519,6 +533,13 @@ func SetupNetwork(cfg *Config) (NetworkReady, error) {
 		return NetworkReady{}, &NetworkError{Addresses: addrs, Err: err}
 	}
 	return NetworkReady{Interface: iface, Addresses: addrs}, nil
+}
+
+// AddressError is an address SetupAddresses will not add.
+type AddressError struct{ Address netip.Addr }
+
+func (e *AddressError) Error() string {
+	return fmt.Sprintf("%s: only the container-credentials addresses 169.254.170.2, 169.254.170.23 and fd00:ec2::23 are set up", e.Address)
 }
 
 // NetworkError is a link-local address the agent cannot listen on;

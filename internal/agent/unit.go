@@ -99,7 +99,12 @@ func (u Unit) Service(f svcunit.Format) (svcunit.Service, error) {
 		return s, nil
 	}
 	if len(linkLocal) > 0 {
-		s.PreStart = []string{u.Executable, "agent", "setup-network", "--config", conf}
+		// The addresses, not the file: this step runs as root, and
+		// must not read a file the agent's user may be able to write.
+		s.PreStart = []string{u.Executable, "agent", "setup-network"}
+		for _, a := range linkLocal {
+			s.PreStart = append(s.PreStart, a.String())
+		}
 		// The bridges a caller may come from, and whether the
 		// addresses are there, are read over netlink.
 		s.ReadsInterfaces = true

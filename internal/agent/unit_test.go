@@ -71,7 +71,7 @@ func TestUnitSystemd(t *testing.T) {
 		want         svcunit.Service
 	}{
 		{"link-local", linkLocal, svcunit.Service{
-			PreStart:         []string{exe, "agent", "setup-network", "--config", "/etc/keyless/agent.yaml"},
+			PreStart:         []string{exe, "agent", "setup-network", "169.254.170.2", "169.254.170.23"},
 			Capabilities:     []string{"CAP_NET_BIND_SERVICE"},
 			ReadsInterfaces:  true,
 			RuntimeDirectory: "keyless",

@@ -3,6 +3,8 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -13,7 +15,7 @@ import (
 func newAgentSetupNetworkCommand(s streams) *cobra.Command {
 	var configFile string
 	cmd := &cobra.Command{
-		Use:   "setup-network --config agent.yaml",
+		Use:   "setup-network {--config agent.yaml | ADDRESS...}",
 		Short: "Add the agent's link-local listener addresses to this host, then exit",
 		Long: `Put the link-local addresses of agent.yaml's container-credentials
 listeners (169.254.170.2, 169.254.170.23, fd00:ec2::23) on this host: on a
@@ -22,20 +24,47 @@ Addresses already there are left as they are, so running it again
 changes nothing. A configuration with only loopback listeners needs
 nothing, and it says so and exits 0.
 
-It needs CAP_NET_ADMIN; it reads agent.yaml only and starts nothing. The systemd unit
-runs it as root before the agent (ExecStartPre=+), so that the agent
-itself never holds CAP_NET_ADMIN. Linux only.`,
-		Example: `  keyless agent setup-network --config /etc/keyless/agent.yaml`,
-		Args:    cobra.NoArgs,
+The addresses can be given instead of the file: only those three are
+accepted. The systemd unit does that: it runs this command as root before
+the agent (ExecStartPre=+), so that the agent itself never holds
+CAP_NET_ADMIN, and a step running as root must not read a file the
+agent's user might be able to write. It needs CAP_NET_ADMIN and starts
+nothing. Linux only.`,
+		Example: `  keyless agent setup-network --config /etc/keyless/agent.yaml
+  keyless agent setup-network 169.254.170.2 169.254.170.23`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if configFile == "" {
-				return usageErrorf("--config is required: the agent's agent.yaml (docs/agent.md)")
+			var (
+				ready agent.NetworkReady
+				err   error
+			)
+			switch {
+			case configFile != "" && len(args) > 0:
+				return usageErrorf("give --config or the addresses, not both")
+			case configFile == "" && len(args) == 0:
+				return usageErrorf("--config is required: the agent's agent.yaml (docs/agent.md), or the addresses to add")
+			case len(args) > 0:
+				var addrs []netip.Addr
+				for _, a := range args {
+					ip, perr := netip.ParseAddr(a)
+					if perr != nil {
+						return usageErrorf("%q: want an IP address such as 169.254.170.2", a)
+					}
+					if !slices.Contains(addrs, ip) {
+						addrs = append(addrs, ip)
+					}
+				}
+				ready, err = agent.SetupAddresses(addrs)
+				var ae *agent.AddressError
+				if errors.As(err, &ae) {
+					return usageErrorf("%v", err)
+				}
+			default:
+				cfg, lerr := agent.LoadConfig(configFile)
+				if lerr != nil {
+					return lerr
+				}
+				ready, err = agent.SetupNetwork(cfg)
 			}
-			cfg, err := agent.LoadConfig(configFile)
-			if err != nil {
-				return err
-			}
-			ready, err := agent.SetupNetwork(cfg)
 			var ne *agent.NetworkError
 			if errors.As(err, &ne) {
 				return withHint(err, "it needs CAP_NET_ADMIN: run it as root (the systemd unit runs it with ExecStartPre=+), or add them yourself:\n  %s",

@@ -85,7 +85,7 @@ func TestSystemdUnits(t *testing.T) {
 		caps  string
 		pre   []string
 	}{
-		{"keyless-agent", 3.5, deploygen.LinuxUser, "cap_net_bind_service", []string{exe, "agent", "setup-network", "--config", deploygen.AgentConfig}},
+		{"keyless-agent", 3.5, deploygen.LinuxUser, "cap_net_bind_service", []string{exe, "agent", "setup-network", "169.254.170.2", "169.254.170.23"}},
 		{"keyless-ca", 2.5, deploygen.LinuxCAUser, "", nil},
 		{"keyless-renew", 2.5, deploygen.LinuxUser, "", nil},
 	} {
