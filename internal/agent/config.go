@@ -111,10 +111,10 @@ type ListenConfig struct {
 	// Relay are container-credentials listeners for keyless agent relay
 	// (Docker Desktop): loopback, or an address of one of this host's
 	// bridges (checked at start, when the interfaces are known).
-	Relay []string
-	SetupNetwork         bool
-	Socket               *SocketConfig
-	Metrics              string
+	Relay        []string
+	SetupNetwork bool
+	Socket       *SocketConfig
+	Metrics      string
 }
 
 // SocketConfig is the unix socket of the local API.
