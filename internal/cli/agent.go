@@ -94,6 +94,7 @@ configuration, the threat model and the network setup.`,
 	f.BoolVar(&check, "check", false, "check the configuration, print what it does, and exit")
 	logs = registerLogFlags(cmd, "")
 	cmd.AddCommand(newAgentStatusCommand(s), newAgentHashTokenCommand(s))
+	cmd.AddCommand(newAgentRelayCommand(s))
 	return cmd
 }
 
@@ -122,6 +123,9 @@ func printConfigSummary(w io.Writer, cfg *agent.Config) {
 	for _, l := range cfg.Listen.ContainerCredentials {
 		// As a job writes it in AWS_CONTAINER_CREDENTIALS_FULL_URI.
 		fmt.Fprintf(w, "container credentials: http://%s%s\n", strings.TrimSuffix(l, ":80"), agent.ContainerPath)
+	}
+	for _, l := range cfg.Listen.Relay {
+		fmt.Fprintf(w, "relay listener: http://%s (keyless agent relay --upstream)\n", l)
 	}
 	if s := cfg.Listen.Socket; s != nil {
 		fmt.Fprintf(w, "socket: %s (mode %04o)\n", s.Path, s.Mode)
