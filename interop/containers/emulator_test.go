@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"net"
 	"net/http/httptest"
+	"net/netip"
 	"testing"
 
 	"github.com/keyless-dev/keyless/internal/emulator"
@@ -26,6 +27,13 @@ type linkLocalEmulator struct {
 // startEmulator needs claimHostNet first.
 func startEmulator(t *testing.T, bundle ...*x509.Certificate) *linkLocalEmulator {
 	t.Helper()
+	return startEmulatorOn(t, ecsAddr, bundle...)
+}
+
+// startEmulatorOn is startEmulator with STS on stsAddr, an address of this
+// host that containers reach.
+func startEmulatorOn(t *testing.T, stsAddr netip.Addr, bundle ...*x509.Certificate) *linkLocalEmulator {
+	t.Helper()
 	ref := emulatortest.Reference(pki.EncodeCertificates(bundle...))
 	ref.AcceptRoleSessionName = true
 	seed, err := emulator.ParseSeed([]byte(ref.Seed()), emulator.SeedSource{Name: "containers.yaml"})
@@ -35,7 +43,7 @@ func startEmulator(t *testing.T, bundle ...*x509.Certificate) *linkLocalEmulator
 	emu := emulator.New(emulator.Config{Seed: seed})
 	srv := httptest.NewServer(emu)
 	t.Cleanup(srv.Close)
-	ln, err := net.Listen("tcp", net.JoinHostPort(ecsAddr.String(), "0"))
+	ln, err := net.Listen("tcp", net.JoinHostPort(stsAddr.String(), "0"))
 	if err != nil {
 		t.Fatal(err)
 	}
