@@ -38,7 +38,7 @@ it with listen.relay (127.0.0.1:9912 on the Mac; docker0's address on
 Linux). Plain http goes only to host.docker.internal, localhost, or a
 loopback, private or link-local address; use https for anything else.
 docs/gitlab.md has the whole setup.`,
-		Example: `  docker network create --subnet 169.254.170.0/24 --gateway 169.254.170.1 keyless
+		Example: `  docker network create --subnet 169.254.170.0/24 --ip-range 169.254.170.128/25 --gateway 169.254.170.1 keyless
   docker run -d --name keyless-relay --restart unless-stopped --network keyless --ip 169.254.170.2 \
     keyless-relay agent relay --upstream http://host.docker.internal:9912
   keyless agent relay --upstream http://host.docker.internal:9912 --listen 169.254.170.2:80`,
@@ -87,7 +87,7 @@ func relayError(err error) error {
 			"or CAP_NET_BIND_SERVICE")
 	case errors.As(err, &le) && errors.Is(err, syscall.EADDRNOTAVAIL):
 		return withHint(err, "the relay's container must own the address: docker run --network keyless --ip 169.254.170.2 "+
-			"on a network made with docker network create --subnet 169.254.170.0/24 --gateway 169.254.170.1 keyless")
+			"on a network made with docker network create --subnet 169.254.170.0/24 --ip-range 169.254.170.128/25 --gateway 169.254.170.1 keyless")
 	}
 	return err
 }

@@ -221,6 +221,23 @@ func buildRelayImage(t *testing.T, keyless string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The commands in its comments are the ones this test runs, but
+	// for the names.
+	text, err := os.ReadFile(dockerfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"docker network create --subnet " + relaySubnet + " --ip-range " + relayIPRange + " --gateway " + relayGateway + " keyless\n",
+		"--network keyless --ip 169.254.170.2 \\\n#     keyless-relay agent relay --upstream http://host.docker.internal:9912\n",
+		"--add-host host.docker.internal:host-gateway",
+		"network_mode = \"keyless\"",
+		preBuildScript[len("export "):len("export ")+len("AWS_CONTAINER_CREDENTIALS_FULL_URI=")] + fullURI,
+	} {
+		if !strings.Contains(string(text), want) {
+			t.Errorf("%s does not say %q", dockerfile, want)
+		}
+	}
 	ctx := t.TempDir()
 	bin, err := os.ReadFile(keyless)
 	if err != nil {
