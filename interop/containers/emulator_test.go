@@ -24,14 +24,8 @@ type linkLocalEmulator struct {
 	TrustAnchorARN, ProfileARN, RoleARN string
 }
 
-// startEmulator needs claimHostNet first.
-func startEmulator(t *testing.T, bundle ...*x509.Certificate) *linkLocalEmulator {
-	t.Helper()
-	return startEmulatorOn(t, ecsAddr, bundle...)
-}
-
-// startEmulatorOn is startEmulator with STS on stsAddr, an address of this
-// host that containers reach.
+// startEmulatorOn serves STS for containers on stsAddr, an address of
+// this host that they reach (169.254.170.2 needs claimHostNet first).
 func startEmulatorOn(t *testing.T, stsAddr netip.Addr, bundle ...*x509.Certificate) *linkLocalEmulator {
 	t.Helper()
 	ref := emulatortest.Reference(pki.EncodeCertificates(bundle...))
