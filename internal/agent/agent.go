@@ -85,7 +85,7 @@ type NetworkReady struct {
 }
 
 // Listening is a listener serving: Kind is "container-credentials",
-// "socket" or "metrics"; Address a URL or a socket path.
+// "relay", "socket" or "metrics"; Address a URL or a socket path.
 type Listening struct{ Kind, Address string }
 
 // Ready means every listener serves.
@@ -292,6 +292,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	// The network first: enrolling spends the one-time token, which is
 	// wasted if the agent then cannot listen.
 	if err := a.setupNetwork(); err != nil {
+		return err
+	}
+	if err := a.checkRelayListeners(hostnet.NewBridges().Holding); err != nil {
 		return err
 	}
 	if err := a.ensureIdentity(ctx); err != nil {
@@ -584,6 +587,13 @@ func (a *Agent) listen() ([]*serve.Server, error) {
 		h.Store(&handler)
 		servers = append(servers, s)
 		a.addListener("container-credentials", s.URL()+ContainerPath)
+	}
+	for _, addr := range a.cfg.Listen.Relay {
+		s, err := a.startRelayListener(addr, bridges)
+		if err != nil {
+			return servers, err
+		}
+		servers = append(servers, s)
 	}
 	if sc := a.cfg.Listen.Socket; sc != nil {
 		s, err := agentapi.StartUnix(sc.Path, sc.Mode, a.gid, agentapi.LocalHandler(a, a), a.log)

@@ -108,9 +108,13 @@ type IDTokensConfig struct {
 // ListenConfig names the agent's listeners; each is optional.
 type ListenConfig struct {
 	ContainerCredentials []string
-	SetupNetwork         bool
-	Socket               *SocketConfig
-	Metrics              string
+	// Relay are container-credentials listeners for keyless agent relay
+	// (Docker Desktop): loopback, or an address of one of this host's
+	// bridges (checked at start, when the interfaces are known).
+	Relay        []string
+	SetupNetwork bool
+	Socket       *SocketConfig
+	Metrics      string
 }
 
 // SocketConfig is the unix socket of the local API.
@@ -181,6 +185,7 @@ type rawStaticToken struct {
 
 type rawListen struct {
 	ContainerCredentials stringOrSeq `yaml:"containerCredentials"`
+	Relay                stringOrSeq `yaml:"relay"`
 	SetupNetwork         bool        `yaml:"setupNetwork"`
 	Socket               *rawSocket  `yaml:"socket"`
 	Metrics              string      `yaml:"metrics"`
@@ -294,7 +299,7 @@ func allowedFields(typ string) string {
 	case "rawStaticToken":
 		return "name, sha256"
 	case "rawListen":
-		return "containerCredentials, setupNetwork, socket, metrics"
+		return "containerCredentials, relay, setupNetwork, socket, metrics"
 	case "rawSocket":
 		return "path, mode, group"
 	case "rawRule":
@@ -532,6 +537,28 @@ func (p *configParser) listen(r *rawListen) (ListenConfig, error) {
 		seen[ap.String()] = true
 		l.ContainerCredentials = append(l.ContainerCredentials, ap.String())
 	}
+	for i, a := range r.Relay {
+		ap, err := netip.ParseAddrPort(a)
+		if err != nil {
+			return l, p.failf("%q: an IP address and port for keyless agent relay to reach, such as 127.0.0.1:9912 (Docker Desktop) or 172.17.0.1:9912 (docker0 on Linux)", a)("listen", "relay", i)
+		}
+		ad := ap.Addr().Unmap()
+		if ad.IsUnspecified() || ad.IsMulticast() || ad.Zone() != "" {
+			// Every interface would include the LAN's: the relay
+			// listener belongs on loopback or a bridge only.
+			return l, p.failf("%s: not every interface: loopback (127.0.0.1:9912, which Docker Desktop's host.docker.internal reaches) "+
+				"or this host's address on a Docker bridge (docker0's, 172.17.0.1:9912 by default), never one the LAN reaches", a)("listen", "relay", i)
+		}
+		if slices.Contains(containerHosts, ad) {
+			return l, p.failf("%s is a container-credentials address: list it under containerCredentials; the relay listener is where keyless agent relay forwards to, "+
+				"loopback or a bridge's address", a)("listen", "relay", i)
+		}
+		if seen[ap.String()] {
+			return l, p.failf("%s is listed twice", a)("listen", "relay", i)
+		}
+		seen[ap.String()] = true
+		l.Relay = append(l.Relay, ap.String())
+	}
 	if r.SetupNetwork && !slices.ContainsFunc(l.ContainerCredentials, func(a string) bool { return !netip.MustParseAddrPort(a).Addr().IsLoopback() }) {
 		return l, p.failf("there is no link-local listener to set up: add 169.254.170.2:80 to containerCredentials")("listen", "setupNetwork")
 	}
@@ -558,8 +585,8 @@ func (p *configParser) listen(r *rawListen) (ListenConfig, error) {
 		}
 		l.Metrics = ap.String()
 	}
-	if len(l.ContainerCredentials) == 0 && l.Socket == nil {
-		return l, p.failf("no listener: add containerCredentials (jobs) or socket (host tools), or both")("listen")
+	if len(l.ContainerCredentials) == 0 && len(l.Relay) == 0 && l.Socket == nil {
+		return l, p.failf("no listener: add containerCredentials (jobs), relay (jobs through keyless agent relay) or socket (host tools)")("listen")
 	}
 	return l, nil
 }

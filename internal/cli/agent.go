@@ -112,6 +112,7 @@ itself holds at most CAP_NET_BIND_SERVICE, for port 80.`,
 	cmd.AddCommand(newAgentStatusCommand(s), newAgentHashTokenCommand(s))
 	cmd.AddCommand(newAgentSetupNetworkCommand(s))
 	cmd.AddCommand(newAgentPrintRunnerConfigCommand(s))
+	cmd.AddCommand(newAgentRelayCommand(s))
 	return cmd
 }
 
@@ -140,6 +141,9 @@ func printConfigSummary(w io.Writer, cfg *agent.Config) {
 	for _, l := range cfg.Listen.ContainerCredentials {
 		// As a job writes it in AWS_CONTAINER_CREDENTIALS_FULL_URI.
 		fmt.Fprintf(w, "container credentials: http://%s%s\n", strings.TrimSuffix(l, ":80"), agent.ContainerPath)
+	}
+	for _, l := range cfg.Listen.Relay {
+		fmt.Fprintf(w, "relay listener: http://%s (keyless agent relay --upstream)\n", l)
 	}
 	if s := cfg.Listen.Socket; s != nil {
 		fmt.Fprintf(w, "socket: %s (mode %04o)\n", s.Path, s.Mode)

@@ -93,3 +93,34 @@ func (b *Bridges) snapshot() []netip.Prefix {
 	}
 	return out
 }
+
+// Holding names the bridge interface (docker0, a br-* of a user-defined
+// network) that has addr as one of its own addresses, or "" when no
+// bridge has. The agent's relay listener may listen only there or on
+// loopback: a bridge's address faces containers, any other faces a
+// network.
+func (b *Bridges) Holding(addr netip.Addr) string {
+	addr = addr.Unmap()
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return ""
+	}
+	for _, ifi := range ifaces {
+		fi, err := os.Stat(filepath.Join(b.sysfs, ifi.Name, "bridge"))
+		if err != nil || !fi.IsDir() {
+			continue
+		}
+		addrs, err := ifi.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok {
+				if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Unmap() == addr {
+					return ifi.Name
+				}
+			}
+		}
+	}
+	return ""
+}

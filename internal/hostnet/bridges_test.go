@@ -64,3 +64,41 @@ func TestBridges(t *testing.T) {
 		t.Error("an address on no interface allowed")
 	}
 }
+
+// TestBridgesHolding: an address of an interface that is a bridge (in a
+// fake sysfs) is found with its interface's name; the same address when
+// the interface is not a bridge, and an address on no interface, are
+// not.
+func TestBridgesHolding(t *testing.T) {
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var name string
+	var ip netip.Addr
+	for _, ifi := range ifaces {
+		addrs, _ := ifi.Addrs()
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil && name == "" {
+				name, ip = ifi.Name, netip.AddrFrom4([4]byte(n.IP.To4()))
+			}
+		}
+	}
+	if name == "" {
+		t.Skip("this machine has no IPv4 address besides loopback")
+	}
+	sys := t.TempDir()
+	b := &Bridges{sysfs: sys}
+	if got := b.Holding(ip); got != "" {
+		t.Errorf("%s on %s, not a bridge: Holding says %q", ip, name, got)
+	}
+	if err := os.MkdirAll(filepath.Join(sys, name, "bridge"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.Holding(ip); got != name {
+		t.Errorf("%s on the bridge %s: Holding says %q", ip, name, got)
+	}
+	if got := b.Holding(netip.MustParseAddr("203.0.113.7")); got != "" {
+		t.Errorf("an address on no interface: Holding says %q", got)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -45,14 +46,50 @@ type agentEnv struct {
 	tokens    []string
 }
 
+// agentOptions change startAgent's setup; the zero value is the Linux
+// Docker executor's: the agent on 169.254.170.2 and .23.
+type agentOptions struct {
+	// network prepares the host's addresses; nil means claimHostNet.
+	network func(t *testing.T)
+	// sts is the address of this host where the emulator's STS listens
+	// for containers; the zero value means 169.254.170.2.
+	sts netip.Addr
+	// listen are agent.yaml's listen lines besides the socket; empty
+	// means the two link-local listeners.
+	listen string
+	// gitlab are more agent.yaml lines under gitlab.
+	gitlab string
+	// ready are the container-credentials URLs that must refuse a
+	// request without a token before the agent counts as ready; nil
+	// means fullURI and fullURIEKS.
+	ready []string
+}
+
 func startAgent(t *testing.T) *agentEnv {
 	t.Helper()
+	return startAgentWith(t, agentOptions{})
+}
+
+func startAgentWith(t *testing.T, o agentOptions) *agentEnv {
+	t.Helper()
+	if o.network == nil {
+		o.network = claimHostNet
+	}
+	if !o.sts.IsValid() {
+		o.sts = ecsAddr
+	}
+	if o.listen == "" {
+		o.listen = `  containerCredentials: ["169.254.170.2:80", "169.254.170.23:80"]` + "\n"
+	}
+	if o.ready == nil {
+		o.ready = []string{fullURI, fullURIEKS}
+	}
 	buildImages(t) // a missing peer skips the test before anything starts
 	keyless := testkit.Keyless(t)
-	claimHostNet(t)
+	o.network(t)
 	root := pkitest.NewRoot(t, "containers-root")
 	inter := root.Intermediate(t, "containers-int")
-	e := &agentEnv{emu: startEmulator(t, root.Cert), dir: t.TempDir(), log: &testkit.Buffer{}}
+	e := &agentEnv{emu: startEmulatorOn(t, o.sts, root.Cert), dir: t.TempDir(), log: &testkit.Buffer{}}
 
 	key := pkitest.Key(t, pkitest.P256)
 	leaf := inter.Leaf(t, pkitest.LeafOptions{Key: key, CommonName: emulatortest.CommonName})
@@ -81,9 +118,8 @@ aws:
 gitlab:
   url: %s
   jobTokenCache: 1s
-listen:
-  containerCredentials: ["169.254.170.2:80", "169.254.170.23:80"]
-  socket: { path: %s, mode: "0600" }
+%slisten:
+%s  socket: { path: %s, mode: "0600" }
 rules:
   - name: app-jobs
     identity: gitlab-job-token
@@ -91,7 +127,7 @@ rules:
     roleArn: %s
     profileArn: %s
     sessionName: gitlab-{project_id}-{job_id}
-`, cert, e.key, e.emu.TrustAnchorARN, e.emu.URL, gl.URL, e.sock, projectID, e.emu.RoleARN, e.emu.ProfileARN)
+`, cert, e.key, e.emu.TrustAnchorARN, e.emu.URL, gl.URL, o.gitlab, o.listen, e.sock, projectID, e.emu.RoleARN, e.emu.ProfileARN)
 	configFile := filepath.Join(e.dir, "agent.yaml")
 	if err := os.WriteFile(configFile, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
@@ -125,7 +161,7 @@ rules:
 		}
 	})
 	client := &http.Client{Timeout: 2 * time.Second}
-	for _, u := range []string{fullURI, fullURIEKS} {
+	for _, u := range o.ready {
 		testkit.WaitFor(t, 30*time.Second, "the agent to answer at "+u, func() (bool, string) {
 			select {
 			case <-exited:

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"net"
 	"net/http/httptest"
+	"net/netip"
 	"testing"
 
 	"github.com/keyless-dev/keyless/internal/emulator"
@@ -23,8 +24,9 @@ type linkLocalEmulator struct {
 	TrustAnchorARN, ProfileARN, RoleARN string
 }
 
-// startEmulator needs claimHostNet first.
-func startEmulator(t *testing.T, bundle ...*x509.Certificate) *linkLocalEmulator {
+// startEmulatorOn serves STS for containers on stsAddr, an address of
+// this host that they reach (169.254.170.2 needs claimHostNet first).
+func startEmulatorOn(t *testing.T, stsAddr netip.Addr, bundle ...*x509.Certificate) *linkLocalEmulator {
 	t.Helper()
 	ref := emulatortest.Reference(pki.EncodeCertificates(bundle...))
 	ref.AcceptRoleSessionName = true
@@ -35,7 +37,7 @@ func startEmulator(t *testing.T, bundle ...*x509.Certificate) *linkLocalEmulator
 	emu := emulator.New(emulator.Config{Seed: seed})
 	srv := httptest.NewServer(emu)
 	t.Cleanup(srv.Close)
-	ln, err := net.Listen("tcp", net.JoinHostPort(ecsAddr.String(), "0"))
+	ln, err := net.Listen("tcp", net.JoinHostPort(stsAddr.String(), "0"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,15 +28,7 @@ var (
 // and removes, when t ends, only the ones it added.
 func claimHostNet(t *testing.T) {
 	t.Helper()
-	f, err := os.OpenFile(hostLock, os.O_RDWR|os.O_CREATE, 0o666)
-	if err != nil {
-		t.Fatalf("opening the host lock: %v", err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		t.Fatalf("locking %s: %v", hostLock, err)
-	}
-	t.Cleanup(func() { f.Close() }) // closing releases the lock; cleanups run last first, so after the ones below
+	lockHostNet(t)
 	for _, a := range []netip.Addr{ecsAddr, eksAddr} {
 		if hasAddr(t, a) {
 			continue
@@ -51,6 +43,20 @@ func claimHostNet(t *testing.T) {
 			}
 		})
 	}
+}
+
+// lockHostNet takes the machine-wide lock until t ends.
+func lockHostNet(t *testing.T) {
+	t.Helper()
+	f, err := os.OpenFile(hostLock, os.O_RDWR|os.O_CREATE, 0o666)
+	if err != nil {
+		t.Fatalf("opening the host lock: %v", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		t.Fatalf("locking %s: %v", hostLock, err)
+	}
+	t.Cleanup(func() { f.Close() }) // closing releases the lock; cleanups run last first, so after the ones the caller adds
 }
 
 func hasAddr(t *testing.T, a netip.Addr) bool {
