@@ -33,7 +33,7 @@ import (
 // the command's output, parsed as TOML and given to the job harness
 // (harness_test.go, which says which of the Docker executor's behaviours
 // it reproduces: environment, pre_build_script before the job's lines in
-// the job's shell, volumes, network_mode, extra_hosts, per-build
+// the job's shell, volumes, network_mode, extra_hosts, cap_drop, per-build
 // networks); the jobs' lines are the CI template's, read from
 // deploy/gitlab/*.yml and merged as GitLab merges them (ciJob: extends,
 // !reference, global and job variables; id_tokens minted by the fake
