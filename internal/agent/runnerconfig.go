@@ -75,37 +75,47 @@ func (e *RunnerConfigError) Unwrap() error { return e.Err }
 
 // RunnerConfig returns the [[runners]] snippet of GitLab Runner's
 // config.toml for cfg and an executor: TOML whose comments say where it
-// goes and what else to set up. Only non-secret values go into
-// environment (which also reaches service containers); the job's token
-// goes into AWS_CONTAINER_AUTHORIZATION_TOKEN in pre_build_script, which
-// runs in the job's shell only. Nothing of the host is mounted.
-func RunnerConfig(cfg *Config, o RunnerOptions) (string, error) {
+// goes and what else to set up, and warnings about risks the operator
+// should fix in agent.yaml (also written into the snippet's comments).
+// Everything goes into pre_build_script, which runs in the job's shell
+// after the job's variables are set and which no job variable or dotenv
+// report can change: the endpoint (so a variable cannot point the SDKs
+// elsewhere) and the job's token. Docker jobs lose CAP_NET_RAW (cap_drop),
+// so a job cannot forge ARP on a shared network and catch its neighbours'
+// tokens. Nothing of the host is mounted.
+func RunnerConfig(cfg *Config, o RunnerOptions) (string, []string, error) {
 	fail := func(fix string, format string, args ...any) error {
 		return &RunnerConfigError{Executor: o.Executor, Err: fmt.Errorf(format, args...), Fix: fix}
 	}
-	tokenExpr, err := jobTokenExpr(cfg)
-	if err != nil {
-		return "", fail("add gitlab.url (job tokens) or gitlab.idTokens (id_tokens JWTs) to agent.yaml, and a rule for gitlab-job-token or gitlab-id-token", "%v", err)
+	g := cfg.GitLab
+	jobTokens := g != nil && g.URL != ""
+	idTokens := g != nil && g.IDTokens != nil
+	if !jobTokens && !idTokens {
+		return "", nil, fail("add gitlab.url (job tokens) or gitlab.idTokens (id_tokens JWTs) to agent.yaml, and a rule for gitlab-job-token or gitlab-id-token",
+			"agent.yaml verifies no GitLab identity, so no job could show who it is")
 	}
 	var b strings.Builder
+	var warnings []string
 	file := o.ConfigFile
 	if file == "" {
 		file = cfg.File
 	}
 	fmt.Fprintf(&b, "# GitLab Runner config.toml for keyless agent (%s), from keyless agent\n", file)
 	fmt.Fprintf(&b, "# print-runner-config --executor %s. Merge these keys into your runner's\n", o.Executor)
-	b.WriteString("# [[runners]] section (keep its name, url, token and executor); if it has an\n")
-	b.WriteString("# environment or pre_build_script already, add these lines to them.\n")
+	b.WriteString("# [[runners]] section (keep its name, url, token and executor); if it has a\n")
+	b.WriteString("# pre_build_script or a [runners.docker] section already, add these lines to\n")
+	b.WriteString("# them. Never set privileged = true on this runner: a privileged job is root\n")
+	b.WriteString("# on this host, and so holds the runner's key.\n")
 	var uri string
 	switch o.Executor {
 	case ExecutorDocker:
 		l, ok := containerListener(cfg.Listen.ContainerCredentials)
 		if !ok {
-			return "", fail(`add "169.254.170.2:80" to listen.containerCredentials, and start the agent with --setup-network (or listen.setupNetwork: true)`,
+			return "", nil, fail(`add "169.254.170.2:80" to listen.containerCredentials, and start the agent with --setup-network (or listen.setupNetwork: true)`,
 				"agent.yaml has no listener a job container can reach: containers reach the host's 169.254.170.2, 169.254.170.23 or fd00:ec2::23, never its loopback")
 		}
 		if l.Port() == 0 {
-			return "", fail(`give the listener a fixed port, such as "169.254.170.2:80"`, "the listener %s has a port the kernel picks at start, which jobs cannot know", l)
+			return "", nil, fail(`give the listener a fixed port, such as "169.254.170.2:80"`, "the listener %s has a port the kernel picks at start, which jobs cannot know", l)
 		}
 		uri = containerURI(l)
 		b.WriteString("#\n# Jobs reach the agent on this host's " + l.Addr().String() + "; the host firewall must let\n")
@@ -116,11 +126,13 @@ func RunnerConfig(cfg *Config, o RunnerOptions) (string, error) {
 			b.WriteString("# Debian 12's AWS CLI and boto3 (botocore 1.29) accept only 169.254.170.2;\n")
 			b.WriteString("# add \"169.254.170.2:80\" to listen.containerCredentials for them.\n")
 		}
+		b.WriteString("# Set FF_NETWORK_PER_BUILD (a network per job) in the runner's environment\n")
+		b.WriteString("# too: on Docker's default bridge, all jobs share one network.\n")
 	case ExecutorDockerDesktop:
 		uri = "http://169.254.170.2" + ContainerPath
 		port := o.RelayPort
 		if port <= 0 || port > 65535 {
-			return "", fail(`add listen.relay: ["127.0.0.1:9912"] to agent.yaml, or give the relay listener's port`, "no relay listener port: the relay forwards to the agent's relay listener on the host")
+			return "", nil, fail(`add listen.relay: ["127.0.0.1:9912"] to agent.yaml, or give the relay listener's port`, "no relay listener port: the relay forwards to the agent's relay listener on the host")
 		}
 		upstream := "http://host.docker.internal:" + strconv.Itoa(port)
 		b.WriteString("#\n# Docker Desktop (macOS, Windows): containers cannot reach the host over any\n")
@@ -136,20 +148,29 @@ func RunnerConfig(cfg *Config, o RunnerOptions) (string, error) {
 	case ExecutorShell:
 		l, ok := shellListener(cfg.Listen.ContainerCredentials)
 		if !ok {
-			fix := `add a loopback listener such as "127.0.0.1:9911" to listen.containerCredentials`
+			fix := `add a listener on a port below 1024, such as "169.254.170.2:80" (with --setup-network), to listen.containerCredentials`
 			if cfg.Listen.Socket != nil {
 				fix += ", or give the runner's user the socket's AWS config (--aws-config), whose callers are known by their uid, not their job"
 			}
-			return "", fail(fix, "agent.yaml has no container-credentials listener on this host, so jobs cannot show their job token")
+			return "", nil, fail(fix, "agent.yaml has no container-credentials listener on this host, so jobs cannot show their job token")
 		}
 		if l.Port() == 0 {
-			return "", fail(`give the listener a fixed port, such as "127.0.0.1:9911"`, "the listener %s has a port the kernel picks at start, which jobs cannot know", l)
+			return "", nil, fail(`give the listener a fixed port, such as "169.254.170.2:80"`, "the listener %s has a port the kernel picks at start, which jobs cannot know", l)
 		}
 		uri = containerURI(l)
 		b.WriteString("#\n# Shell executor: jobs run on this host as the runner's user and reach the\n")
 		b.WriteString("# agent at " + l.String() + " with their own job token, so each job gets a\n")
 		b.WriteString("# session of its own. Jobs of one user can read each other's environment:\n")
 		b.WriteString("# give such a runner only roles any of its jobs may have (docs/gitlab.md).\n")
+		if l.Port() >= 1024 {
+			warnings = append(warnings, fmt.Sprintf("jobs send their tokens to %s, a port any user of this host (or a job's leftover process) can listen on while the agent is down, and so receive later jobs' tokens; "+
+				`add "169.254.170.2:80" (a port only root may open; start the agent with --setup-network) to listen.containerCredentials`, l))
+			fmt.Fprintf(&b, "#\n# WARNING: port %d is one any user of this host (or a job's leftover\n", l.Port())
+			b.WriteString("# process) can listen on while the agent is down (boot, restart), and so\n")
+			b.WriteString("# receive later jobs' tokens. Add \"169.254.170.2:80\" (a port only root may\n")
+			b.WriteString("# open; start the agent with --setup-network) to listen.containerCredentials\n")
+			b.WriteString("# and print this again.\n")
+		}
 		if s := cfg.Listen.Socket; s != nil {
 			b.WriteString("# Tools of the runner's user outside jobs can use the agent's socket\n")
 			b.WriteString("# instead (known by their uid); --aws-config prints that AWS config:\n")
@@ -157,54 +178,83 @@ func RunnerConfig(cfg *Config, o RunnerOptions) (string, error) {
 			fmt.Fprintf(&b, "#   credential_process = keyless credential-process --agent %s\n", s.Path)
 		}
 	default:
-		return "", fmt.Errorf("unknown executor %q: one of %s", o.Executor, executorList())
+		return "", nil, fmt.Errorf("unknown executor %q: one of %s", o.Executor, executorList())
 	}
-	b.WriteString("#\n# AWS_CONTAINER_CREDENTIALS_FULL_URI is not secret, so environment carries it\n")
-	b.WriteString("# (it reaches service containers too; without a token they get nothing).\n")
-	b.WriteString("# The token is the job's own and goes only into the job's shell, through\n")
-	b.WriteString("# pre_build_script, which also unsets the variables the SDKs would prefer:\n")
-	b.WriteString("# RELATIVE_URI (botocore takes it over FULL_URI) and the token file.\n")
-	b.WriteString("# No region is set: jobs choose theirs (AWS_REGION, or the tool's own).\n")
-	if g := cfg.GitLab; g != nil && g.IDTokens != nil {
+	b.WriteString("#\n# pre_build_script runs in the job's shell after the job's variables (and\n")
+	b.WriteString("# earlier jobs' dotenv reports) are set, and they cannot change it: it pins\n")
+	b.WriteString("# AWS_CONTAINER_CREDENTIALS_FULL_URI (a job variable would override the\n")
+	b.WriteString("# runner's environment), exports the job's own token, and unsets the\n")
+	b.WriteString("# variables the SDKs would prefer: RELATIVE_URI (botocore takes it over\n")
+	b.WriteString("# FULL_URI) and the token file. Service containers get neither. No region\n")
+	b.WriteString("# is set: jobs choose theirs (AWS_REGION, or the tool's own).\n")
+	if idTokens {
 		fmt.Fprintf(&b, "# A job with id_tokens: {%s: {aud: %s}} (the CI template's\n", IDTokenVariable, g.IDTokens.Audiences[0])
-		b.WriteString("# .keyless_aws_id_token, deploy/gitlab) sends that JWT instead of its CI_JOB_TOKEN.\n")
+		b.WriteString("# .keyless_aws_id_token, deploy/gitlab) sends that JWT instead of its\n")
+		b.WriteString("# CI_JOB_TOKEN, only when the JWT's job_id is the job's CI_JOB_ID (so an\n")
+		b.WriteString("# earlier job's JWT, passed on in a dotenv report, is not used).\n")
+	}
+	if o.Executor != ExecutorShell {
+		b.WriteString("# cap_drop: jobs cannot open raw or packet sockets, so a job cannot forge\n")
+		b.WriteString("# ARP on a shared network and catch the tokens its neighbours send.\n")
 	}
 	b.WriteString("[[runners]]\n")
-	fmt.Fprintf(&b, "  environment = [%s]\n", tomlString("AWS_CONTAINER_CREDENTIALS_FULL_URI="+uri))
 	b.WriteString("  pre_build_script = '''\n")
-	b.WriteString(PreBuildScript(tokenExpr))
+	b.WriteString(PreBuildScript(uri, jobTokens, idTokens))
 	b.WriteString("'''\n")
-	if o.Executor == ExecutorDockerDesktop {
+	if o.Executor != ExecutorShell {
 		b.WriteString("  [runners.docker]\n")
+		b.WriteString("    cap_drop = [\"NET_RAW\"]\n")
+	}
+	if o.Executor == ExecutorDockerDesktop {
 		fmt.Fprintf(&b, "    network_mode = %s\n", tomlString(RelayNetwork))
 	}
-	return b.String(), nil
+	return b.String(), warnings, nil
 }
 
-// PreBuildScript is the runner's pre_build_script: it hands the job its
-// token (tokenExpr, a shell word) for the agent.
-func PreBuildScript(tokenExpr string) string {
-	return "unset AWS_CONTAINER_CREDENTIALS_RELATIVE_URI AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE\n" +
-		"export AWS_CONTAINER_AUTHORIZATION_TOKEN=" + tokenExpr + "\n"
-}
-
-// jobTokenExpr is the shell word that gives a job's token: its id_tokens
-// JWT when the agent verifies those and the job asked for one, else its
-// CI_JOB_TOKEN when the agent verifies those.
-func jobTokenExpr(cfg *Config) (string, error) {
-	g := cfg.GitLab
-	jobTokens := g != nil && g.URL != ""
-	idTokens := g != nil && g.IDTokens != nil
-	switch {
-	case jobTokens && idTokens:
-		return `"${` + IDTokenVariable + `:-$CI_JOB_TOKEN}"`, nil
-	case jobTokens:
-		return `"$CI_JOB_TOKEN"`, nil
-	case idTokens:
-		return `"$` + IDTokenVariable + `"`, nil
+// PreBuildScript is the runner's pre_build_script for the agent at uri:
+// it unsets the variables the SDKs prefer to the full URI and the token,
+// pins the full URI, and exports the job's token: its CI_JOB_TOKEN when
+// jobTokens, and its KEYLESS_ID_TOKEN JWT instead when idTokens and the
+// JWT's job_id claim is the job's CI_JOB_ID. The JWT's payload is read
+// with the shell, tr and base64 only (busybox and coreutils have both);
+// a JWT whose payload does not say so, or an image without base64, means
+// the JWT is not used, with a line on standard error.
+func PreBuildScript(uri string, jobTokens, idTokens bool) string {
+	var b strings.Builder
+	b.WriteString("unset AWS_CONTAINER_CREDENTIALS_RELATIVE_URI AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE\n")
+	b.WriteString("export AWS_CONTAINER_CREDENTIALS_FULL_URI=" + uri + "\n")
+	if jobTokens {
+		b.WriteString("export AWS_CONTAINER_AUTHORIZATION_TOKEN=\"$CI_JOB_TOKEN\"\n")
+	} else {
+		b.WriteString("export AWS_CONTAINER_AUTHORIZATION_TOKEN=\n")
 	}
-	return "", errors.New("agent.yaml verifies no GitLab identity, so no job could show who it is")
+	if idTokens {
+		b.WriteString(idTokenGuard)
+	}
+	return b.String()
 }
+
+// IDTokenJobCheck is the pattern in pre_build_script that matches the
+// JWT's job_id claim against the job's CI_JOB_ID (tests break it to show
+// the check is what refuses another job's JWT).
+const IDTokenJobCheck = `*'"job_id":"'"${CI_JOB_ID:-none}"'"'*)`
+
+// idTokenGuard uses KEYLESS_ID_TOKEN only when its payload (the JWT's
+// second part, base64url without padding) holds "job_id":"$CI_JOB_ID".
+// That text cannot occur inside a JSON string (its quotes would be
+// escaped), so only the claim itself matches, and the signature the agent
+// verifies makes the claim GitLab's. No command in it ends the job under
+// the runner's set -e.
+const idTokenGuard = `if [ -n "${` + IDTokenVariable + `:-}" ]; then
+  keyless_p="${` + IDTokenVariable + `#*.}"; keyless_p="${keyless_p%%.*}"
+  case $((${#keyless_p} % 4)) in 2) keyless_p="$keyless_p==";; 3) keyless_p="$keyless_p=";; esac
+  case "$(printf '%s' "$keyless_p" | tr '_-' '/+' | base64 -d 2>/dev/null || :)" in
+  ` + IDTokenJobCheck + ` export AWS_CONTAINER_AUTHORIZATION_TOKEN="$` + IDTokenVariable + `";;
+  *) echo "keyless: not using ` + IDTokenVariable + `: its job_id is not this job's CI_JOB_ID ($CI_JOB_ID), or this image has no base64" >&2;;
+  esac
+  unset keyless_p
+fi
+`
 
 // SocketAWSConfig returns an AWS config file (~/.aws/config) whose profile
 // keyless gets credentials from the agent's socket, for the runner's user
@@ -237,15 +287,33 @@ func containerListener(ls []string) (netip.AddrPort, bool) {
 	return netip.AddrPort{}, false
 }
 
-// shellListener is the listener a process on the host uses: loopback
-// first, else a link-local one (the host holds those addresses).
+// shellListener is the listener a process on the host uses: one on a
+// port below 1024 first (only root may open those, so no other user can
+// take the port while the agent is down), loopback before link-local;
+// else the first loopback or link-local one.
 func shellListener(ls []string) (netip.AddrPort, bool) {
+	var all []netip.AddrPort
 	for _, l := range ls {
 		if ap := netip.MustParseAddrPort(l); ap.Addr().IsLoopback() {
+			all = append(all, ap)
+		}
+	}
+	for _, h := range containerHosts {
+		for _, l := range ls {
+			if ap := netip.MustParseAddrPort(l); ap.Addr() == h {
+				all = append(all, ap)
+			}
+		}
+	}
+	for _, ap := range all {
+		if p := ap.Port(); p != 0 && p < 1024 {
 			return ap, true
 		}
 	}
-	return containerListener(ls)
+	if len(all) == 0 {
+		return netip.AddrPort{}, false
+	}
+	return all[0], true
 }
 
 func containerURI(l netip.AddrPort) string {

@@ -41,33 +41,39 @@ func mustConfig(t *testing.T, yaml string) *Config {
 }
 
 // TestRunnerConfig: each executor gets the full URI of a listener it can
-// reach, the job's token only in pre_build_script, no volumes, and (Docker
-// Desktop) the relay's network.
+// reach, pinned in pre_build_script with the job's token (nothing in
+// environment, which job variables override), no volumes, cap_drop
+// NET_RAW for Docker jobs and (Docker Desktop) the relay's network.
 func TestRunnerConfig(t *testing.T) {
 	cfg := mustConfig(t, validConfig)
+	docker := []string{"[runners.docker]", `cap_drop = ["NET_RAW"]`}
 	for _, tc := range []struct {
 		executor Executor
 		uri      string
 		keys     []string
 	}{
-		{ExecutorDocker, "http://169.254.170.2/v1/credentials", nil},
-		{ExecutorDockerDesktop, "http://169.254.170.2/v1/credentials", []string{"[runners.docker]", `network_mode = "keyless"`}},
-		{ExecutorShell, "http://127.0.0.1:9911/v1/credentials", nil},
+		{ExecutorDocker, "http://169.254.170.2/v1/credentials", docker},
+		{ExecutorDockerDesktop, "http://169.254.170.2/v1/credentials", append(docker, `network_mode = "keyless"`)},
+		{ExecutorShell, "http://169.254.170.2/v1/credentials", nil},
 	} {
 		t.Run(string(tc.executor), func(t *testing.T) {
-			out, err := RunnerConfig(cfg, RunnerOptions{Executor: tc.executor, RelayPort: 9912})
+			out, warnings, err := RunnerConfig(cfg, RunnerOptions{Executor: tc.executor, RelayPort: 9912})
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := append([]string{"[[runners]]",
-				`environment = ["AWS_CONTAINER_CREDENTIALS_FULL_URI=` + tc.uri + `"]`,
-				"pre_build_script = '''"}, tc.keys...)
+			if len(warnings) != 0 {
+				t.Errorf("warnings: %q", warnings)
+			}
+			want := append([]string{"[[runners]]", "pre_build_script = '''"}, tc.keys...)
 			if got := tomlKeys(out); strings.Join(got, "\n") != strings.Join(want, "\n") {
 				t.Errorf("keys:\n%s\nwant:\n%s\nin:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"), out)
 			}
-			script := PreBuildScript(`"${KEYLESS_ID_TOKEN:-$CI_JOB_TOKEN}"`)
+			script := PreBuildScript(tc.uri, true, true)
 			if !strings.Contains(out, "pre_build_script = '''\n"+script+"'''\n") {
 				t.Errorf("no pre_build_script %q in:\n%s", script, out)
+			}
+			if !strings.Contains(script, "\nexport AWS_CONTAINER_CREDENTIALS_FULL_URI="+tc.uri+"\n") {
+				t.Errorf("the pre_build_script does not pin the full URI:\n%s", script)
 			}
 			if strings.Contains(out, "volumes =") || strings.Contains(out, "runner.key") {
 				t.Errorf("the snippet mounts something or names the key:\n%s", out)
@@ -79,27 +85,64 @@ func TestRunnerConfig(t *testing.T) {
 	}
 }
 
+// TestRunnerConfigShellListener: the shell executor's jobs use a listener
+// on a port below 1024 (which only root may open) when agent.yaml has
+// one, loopback first; a port of 1024 or more, which any user may take
+// while the agent is down, is printed with a warning.
+func TestRunnerConfigShellListener(t *testing.T) {
+	const listeners = `["169.254.170.2:80", "127.0.0.1:9911"]`
+	for ls, want := range map[string]struct {
+		uri  string
+		warn bool
+	}{
+		listeners: {"http://169.254.170.2/v1/credentials", false},
+		`["127.0.0.1:9911", "169.254.170.23:80"]`:  {"http://169.254.170.23/v1/credentials", false},
+		`["127.0.0.1:80", "169.254.170.2:80"]`:     {"http://127.0.0.1/v1/credentials", false},
+		`["127.0.0.1:9911"]`:                       {"http://127.0.0.1:9911/v1/credentials", true},
+		`["169.254.170.2:8080", "127.0.0.1:9911"]`: {"http://127.0.0.1:9911/v1/credentials", true},
+	} {
+		out, warnings, err := RunnerConfig(mustConfig(t, strings.Replace(validConfig, listeners, ls, 1)), RunnerOptions{Executor: ExecutorShell})
+		if err != nil {
+			t.Fatalf("%s: %v", ls, err)
+		}
+		if !strings.Contains(out, "\nexport AWS_CONTAINER_CREDENTIALS_FULL_URI="+want.uri+"\n") {
+			t.Errorf("%s: not %s:\n%s", ls, want.uri, out)
+		}
+		warned := len(warnings) == 1 && strings.Contains(warnings[0], "any user of this host") && strings.Contains(warnings[0], `"169.254.170.2:80"`)
+		if commented := strings.Contains(out, "# WARNING: port "); warned != want.warn || commented != want.warn {
+			t.Errorf("%s: warnings %q, comment %v; want a warning: %v\n%s", ls, warnings, commented, want.warn, out)
+		}
+	}
+}
+
 // TestRunnerConfigToken: the token a job shows follows what agent.yaml
-// verifies.
+// verifies; an id_tokens JWT is used only behind the job_id check.
 func TestRunnerConfigToken(t *testing.T) {
 	idOnly := strings.Replace(validConfig, "  url: https://gitlab.example.com\n", "", 1)
 	idOnly = strings.Replace(idOnly, "identity: [gitlab-job-token, gitlab-id-token]", "identity: gitlab-id-token", 1)
 	jobOnly := strings.Replace(validConfig, "  idTokens:\n    issuer: https://gitlab.example.com\n    audience: keyless\n", "", 1)
 	jobOnly = strings.Replace(jobOnly, "identity: [gitlab-job-token, gitlab-id-token]", "identity: gitlab-job-token", 1)
 	jobOnly = strings.Replace(jobOnly, "identity: gitlab-id-token\n    match: {project_path: infra/site, ref_protected: \"true\"}", "identity: gitlab-job-token\n    match: {project_path: infra/site}", 1)
-	for name, tc := range map[string]struct{ yaml, want string }{
-		"both":     {validConfig, `export AWS_CONTAINER_AUTHORIZATION_TOKEN="${KEYLESS_ID_TOKEN:-$CI_JOB_TOKEN}"`},
-		"id only":  {idOnly, `export AWS_CONTAINER_AUTHORIZATION_TOKEN="$KEYLESS_ID_TOKEN"`},
-		"job only": {jobOnly, `export AWS_CONTAINER_AUTHORIZATION_TOKEN="$CI_JOB_TOKEN"`},
+	const useJWT = IDTokenJobCheck + ` export AWS_CONTAINER_AUTHORIZATION_TOKEN="$KEYLESS_ID_TOKEN";;`
+	for name, tc := range map[string]struct {
+		yaml, want string
+		jwt        bool
+	}{
+		"both":     {validConfig, `export AWS_CONTAINER_AUTHORIZATION_TOKEN="$CI_JOB_TOKEN"`, true},
+		"id only":  {idOnly, `export AWS_CONTAINER_AUTHORIZATION_TOKEN=`, true},
+		"job only": {jobOnly, `export AWS_CONTAINER_AUTHORIZATION_TOKEN="$CI_JOB_TOKEN"`, false},
 	} {
-		out, err := RunnerConfig(mustConfig(t, tc.yaml), RunnerOptions{Executor: ExecutorDocker})
+		out, _, err := RunnerConfig(mustConfig(t, tc.yaml), RunnerOptions{Executor: ExecutorDocker})
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
 		if !strings.Contains(out, "\n"+tc.want+"\n") {
 			t.Errorf("%s: no %q in:\n%s", name, tc.want, out)
 		}
-		if strings.Contains(out, "aud: keyless") != (name != "job only") {
+		if strings.Contains(out, "\n  "+useJWT+"\n") != tc.jwt || strings.Count(out, `="$KEYLESS_ID_TOKEN"`) > 1 {
+			t.Errorf("%s: the JWT is used (%v) other than behind the job_id check:\n%s", name, tc.jwt, out)
+		}
+		if strings.Contains(out, "aud: keyless") != tc.jwt {
 			t.Errorf("%s: the id_tokens note is wrong:\n%s", name, out)
 		}
 	}
@@ -125,20 +168,20 @@ rules:
 	}{
 		"docker, loopback only":     {loopbackOnly, RunnerOptions{Executor: ExecutorDocker}, "no listener a job container can reach", `"169.254.170.2:80"`},
 		"shell, socket only":        {socketOnly, RunnerOptions{Executor: ExecutorShell}, "no container-credentials listener", "--aws-config"},
+		"shell, only a kernel port": {strings.Replace(validConfig, `["169.254.170.2:80", "127.0.0.1:9911"]`, `["127.0.0.1:0"]`, 1), RunnerOptions{Executor: ExecutorShell}, "a port the kernel picks", "fixed port"},
 		"desktop, no relay port":    {validConfig, RunnerOptions{Executor: ExecutorDockerDesktop}, "no relay listener port", "listen.relay"},
 		"desktop, port too large":   {validConfig, RunnerOptions{Executor: ExecutorDockerDesktop, RelayPort: 70000}, "no relay listener port", "listen.relay"},
-		"shell, port 0":             {strings.Replace(validConfig, "127.0.0.1:9911", "127.0.0.1:0", 1), RunnerOptions{Executor: ExecutorShell}, "a port the kernel picks", "fixed port"},
 		"docker, port 0":            {strings.Replace(validConfig, "169.254.170.2:80", "169.254.170.2:0", 1), RunnerOptions{Executor: ExecutorDocker}, "a port the kernel picks", "fixed port"},
 		"no GitLab identity":        {noGitLab, RunnerOptions{Executor: ExecutorDocker}, "verifies no GitLab identity", "gitlab.url"},
 		"no GitLab identity, shell": {noGitLab, RunnerOptions{Executor: ExecutorShell}, "verifies no GitLab identity", "gitlab.url"},
 	} {
-		_, err := RunnerConfig(mustConfig(t, tc.yaml), tc.o)
+		_, _, err := RunnerConfig(mustConfig(t, tc.yaml), tc.o)
 		var re *RunnerConfigError
 		if !errors.As(err, &re) || !strings.Contains(err.Error(), tc.err) || !strings.Contains(re.Fix, tc.fix) {
 			t.Errorf("%s: got %v (fix %q), want %q with a fix naming %s", name, err, re, tc.err, tc.fix)
 		}
 	}
-	if _, err := RunnerConfig(mustConfig(t, validConfig), RunnerOptions{Executor: "kubernetes"}); err == nil {
+	if _, _, err := RunnerConfig(mustConfig(t, validConfig), RunnerOptions{Executor: "kubernetes"}); err == nil {
 		t.Error("an unknown executor got a snippet")
 	}
 	if _, err := ParseExecutor("kubernetes"); err == nil {

@@ -26,13 +26,17 @@ goes and what else to set up:
 - docker-desktop: jobs join the relay's network ("keyless"), where a relay
   container owns 169.254.170.2 and forwards to the agent's relay listener
   (listen.relay in agent.yaml, or --relay-port);
-- shell: jobs reach the agent's loopback (or link-local) listener.
+- shell: jobs reach the agent's listener on a port below 1024 (link-local
+  169.254.170.2:80), else its loopback one, with a warning: any user may
+  listen on a port of 1024 or more while the agent is down.
 
-environment carries only AWS_CONTAINER_CREDENTIALS_FULL_URI, which is not
-secret; pre_build_script, which runs in the job's shell and not in service
-containers, exports the job's own token (its KEYLESS_ID_TOKEN id_tokens JWT
-when agent.yaml verifies those and the job has one, else CI_JOB_TOKEN) as
-AWS_CONTAINER_AUTHORIZATION_TOKEN. Nothing of the host is mounted.
+pre_build_script, which runs in the job's shell after the job's variables
+and which they cannot change, pins AWS_CONTAINER_CREDENTIALS_FULL_URI and
+exports the job's own token (its KEYLESS_ID_TOKEN id_tokens JWT when
+agent.yaml verifies those and the JWT's job_id is the job's, else
+CI_JOB_TOKEN) as AWS_CONTAINER_AUTHORIZATION_TOKEN. Docker jobs get
+cap_drop = ["NET_RAW"], so no job can forge ARP on a shared network and
+catch another job's token. Nothing of the host is mounted.
 --aws-config prints instead the AWS config whose profile asks the agent's
 socket (the caller known by its uid), for the runner's user.
 docs/gitlab.md has the whole setup.`,
@@ -82,9 +86,12 @@ docs/gitlab.md has the whole setup.`,
 						`add listen.relay: ["127.0.0.1:%d"] to agent.yaml, or give --relay-port`, agent.DefaultRelayPort)
 				}
 			}
-			out, err := agent.RunnerConfig(cfg, agent.RunnerOptions{Executor: ex, ConfigFile: configFile, RelayPort: relayPort})
+			out, warnings, err := agent.RunnerConfig(cfg, agent.RunnerOptions{Executor: ex, ConfigFile: configFile, RelayPort: relayPort})
 			if err != nil {
 				return runnerConfigError(err)
+			}
+			for _, w := range warnings {
+				fmt.Fprintf(s.err, "keyless: warning: %s\n", w)
 			}
 			fmt.Fprint(s.out, out)
 			return nil

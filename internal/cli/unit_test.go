@@ -35,7 +35,7 @@ func TestPrintUnitSystemd(t *testing.T) {
 		"\nExecStartPre=+" + exe + " agent setup-network --config " + conf + "\n",
 		"\nExecStart=" + exe + " agent --config " + conf + " --log-format json\n",
 		"\nUser=keyless\n",
-		"\nSupplementaryGroups=gitlab-runner\n",
+		"\nSupplementaryGroups=keyless\n",
 		"\nRuntimeDirectory=keyless\n",
 		"\nReadWritePaths=/var/lib/keyless\n",
 		"\nCapabilityBoundingSet=CAP_NET_BIND_SERVICE\n",

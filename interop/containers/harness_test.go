@@ -46,10 +46,12 @@ import (
 //     the host is mounted, except that the Debian image, which this
 //     machine cannot pull, is this machine's /usr bind-mounted read-only
 //     in place of the image's own /usr;
-//   - privileges: not privileged, no cap_add (Docker's default
-//     capabilities), no devices, and the image's own user, which is not
-//     root (nobody, 65534) in both images, as [runners.docker] user
-//     would set it.
+//   - privileges: not privileged, no cap_add, no devices; Docker's
+//     default capabilities less the config's cap_drop ([runners.docker]
+//     cap_drop, --cap-drop); the image's own user, which is not root
+//     (nobody, 65534) in both images, as [runners.docker] user would set
+//     it, unless the job's image runs as another (job.User: an image of
+//     the job's choosing may well run as root).
 //
 // It does not clone a repository, run helper or service containers,
 // stream the job log to GitLab, or echo the script's lines: the tests
@@ -78,6 +80,9 @@ type runnerConfig struct {
 	// ExtraHosts is [runners.docker] extra_hosts, "name:address" each
 	// ("host.docker.internal:host-gateway" on Linux).
 	ExtraHosts []string
+	// CapDrop is [runners.docker] cap_drop: capabilities the job's
+	// container does not get.
+	CapDrop []string
 }
 
 // imageKind names the two job images.
@@ -105,6 +110,9 @@ type job struct {
 	Variables []string
 	// Script is the job's script, one shell line each.
 	Script []string
+	// User is the user the job's image runs as ("0" for root), when not
+	// the image's own (nobody).
+	User string
 }
 
 // result is what a job printed and its exit code.
@@ -184,6 +192,12 @@ func (r *jobRunner) run(t *testing.T, j job) result {
 	}
 	for _, h := range r.config.ExtraHosts {
 		args = append(args, "--add-host", h)
+	}
+	for _, c := range r.config.CapDrop {
+		args = append(args, "--cap-drop", c)
+	}
+	if j.User != "" {
+		args = append(args, "--user", j.User)
 	}
 	for _, v := range r.config.Volumes {
 		args = append(args, "-v", v)

@@ -12,12 +12,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/keyless-dev/keyless/internal/agent"
 	"github.com/keyless-dev/keyless/internal/emulator/emulatortest"
 	"github.com/keyless-dev/keyless/internal/gitlab/gitlabfake"
 	"github.com/keyless-dev/keyless/internal/pki"
@@ -30,7 +33,7 @@ import (
 // the command's output, parsed as TOML and given to the job harness
 // (harness_test.go, which says which of the Docker executor's behaviours
 // it reproduces: environment, pre_build_script before the job's lines in
-// the job's shell, volumes, network_mode, extra_hosts, per-build
+// the job's shell, volumes, network_mode, extra_hosts, cap_drop, per-build
 // networks); the jobs' lines are the CI template's, read from
 // deploy/gitlab/*.yml and merged as GitLab merges them (ciJob: extends,
 // !reference, global and job variables; id_tokens minted by the fake
@@ -175,6 +178,7 @@ type tomlRunners struct {
 			Volumes     []string `toml:"volumes"`
 			NetworkMode string   `toml:"network_mode"`
 			ExtraHosts  []string `toml:"extra_hosts"`
+			CapDrop     []string `toml:"cap_drop"`
 		} `toml:"docker"`
 	} `toml:"runners"`
 }
@@ -196,7 +200,7 @@ func parseRunnerConfig(t *testing.T, snippet string) runnerConfig {
 	}
 	r := c.Runners[0]
 	return runnerConfig{Environment: r.Environment, PreBuildScript: r.PreBuildScript,
-		Volumes: r.Docker.Volumes, NetworkMode: r.Docker.NetworkMode, ExtraHosts: r.Docker.ExtraHosts}
+		Volumes: r.Docker.Volumes, NetworkMode: r.Docker.NetworkMode, ExtraHosts: r.Docker.ExtraHosts, CapDrop: r.Docker.CapDrop}
 }
 
 // withEndpoint adds the emulator's STS to the aws commands of a job's
@@ -231,8 +235,8 @@ func TestPrintedDockerConfigAndTemplate(t *testing.T) {
 	if rc.Volumes != nil || rc.ExtraHosts != nil || rc.NetworkMode != "" {
 		t.Errorf("the Docker executor's keys set volumes, extra_hosts or network_mode: %+v", rc)
 	}
-	if strings.Contains(strings.Join(rc.Environment, "\n"), "TOKEN") {
-		t.Errorf("a token in runner-level environment, which reaches service containers: %v", rc.Environment)
+	if rc.Environment != nil {
+		t.Errorf("runner-level environment, which job variables override and service containers get: %v", rc.Environment)
 	}
 	ci := loadCI(t, "examples/terraform.gitlab-ci.yml")
 	identity := ci.job(t, "aws-identity")
@@ -294,6 +298,66 @@ func TestPrintedDockerConfigAndTemplate(t *testing.T) {
 			}
 		}
 	})
+	// A job variable (or an earlier job's dotenv report) that points the
+	// SDKs elsewhere: the pre_build_script pins the agent's URI after
+	// the job's variables, so the job still gets its credentials from
+	// the agent. The control is the runner's old keys, the URI in
+	// environment, which the job's variable overrides.
+	t.Run("full-uri-pinned", func(t *testing.T) {
+		const pin = "export AWS_CONTAINER_CREDENTIALS_FULL_URI=" + fullURI + "\n"
+		if !strings.Contains(rc.PreBuildScript, pin) {
+			t.Fatalf("the printed pre_build_script does not pin the full URI:\n%s", rc.PreBuildScript)
+		}
+		unpinned := rc
+		unpinned.PreBuildScript = strings.Replace(rc.PreBuildScript, pin, "", 1)
+		unpinned.Environment = []string{"AWS_CONTAINER_CREDENTIALS_FULL_URI=" + fullURI}
+		// Nothing listens on the container's own port 1: were the SDK
+		// to use it, it would get nothing.
+		vars := append(identity.Variables, "AWS_CONTAINER_CREDENTIALS_FULL_URI=http://127.0.0.1:1/v1/credentials")
+		for i, c := range []struct {
+			name   string
+			config runnerConfig
+		}{{"printed", rc}, {"URI in environment (the control)", unpinned}} {
+			id := int64(4020 + i)
+			tok := k.addJob(id)
+			res := newJobRunner(t, c.config).run(t, job{ID: id, ProjectID: projectID, ProjectPath: projectPath, Image: staticImage, Token: tok,
+				Variables: vars, Script: append(identity.BeforeScript, "sdkclient -endpoint "+k.emu.STSURL)})
+			ok := res.ExitCode == 0 && lastLine(res.Stdout) == wantARN(fmt.Sprintf("gitlab-42-%d", id))
+			if control := i == 1; ok == control {
+				t.Errorf("%s: got credentials %v, want %v: %s", c.name, ok, !control, res)
+			}
+		}
+	})
+	// ARP spoofing between jobs on a shared network (here Docker's
+	// default bridge): a job whose image runs as root would need a packet
+	// socket to forge ARP for 169.254.170.2 or the gateway and catch its
+	// neighbours' tokens. With the printed cap_drop it cannot open one;
+	// the control, the same keys without cap_drop, can (arping gets the
+	// gateway's answer).
+	t.Run("no-packet-sockets", func(t *testing.T) {
+		if !slices.Equal(rc.CapDrop, []string{"NET_RAW"}) {
+			t.Fatalf("the printed keys drop %v, want [NET_RAW]", rc.CapDrop)
+		}
+		withRaw := rc
+		withRaw.CapDrop = nil
+		script := []string{`gw=$(ip route | awk '$1 == "default" {print $3}')`, `echo "gateway $gw"`, `arping -c 1 -w 5 -I eth0 "$gw"`}
+		for i, c := range []struct {
+			name   string
+			config runnerConfig
+		}{{"printed", rc}, {"without cap_drop (the control)", withRaw}} {
+			id := int64(4030 + i)
+			res := newJobRunner(t, c.config).run(t, job{ID: id, ProjectID: projectID, ProjectPath: projectPath, Image: staticImage,
+				Token: k.useToken("glcbt-unused"), User: "0", Script: script})
+			if !regexp.MustCompile(`(?m)^gateway [0-9.]+$`).MatchString(res.Stdout) {
+				t.Fatalf("%s: no gateway: %s", c.name, res)
+			}
+			refused := res.ExitCode != 0 && strings.Contains(res.Stderr, "Operation not permitted")
+			sent := res.ExitCode == 0 && strings.Contains(res.Stdout, "Received 1 response")
+			if control := i == 1; control != sent || control == refused {
+				t.Errorf("%s: packet socket refused %v, ARP answered %v; want the control to send: %s", c.name, refused, sent, res)
+			}
+		}
+	})
 	t.Run("static-per-build", func(t *testing.T) {
 		perBuild := rc
 		perBuild.NetworkPerBuild = true
@@ -320,7 +384,7 @@ func TestPrintedDockerConfigAndTemplate(t *testing.T) {
 			t.Errorf("a runner without keyless's keys: the template must fail before the script, saying why: %s", res)
 		}
 		noToken := rc
-		noToken.PreBuildScript = ""
+		noToken.PreBuildScript = "export AWS_CONTAINER_CREDENTIALS_FULL_URI=" + fullURI + "\n"
 		runner = newJobRunner(t, noToken)
 		res = runner.run(t, job{ID: 4003, ProjectID: projectID, ProjectPath: projectPath, Image: staticImage, Token: k.useToken("glcbt-unused"),
 			Script: append(identity.BeforeScript, "echo script-ran")})
@@ -330,9 +394,8 @@ func TestPrintedDockerConfigAndTemplate(t *testing.T) {
 		// A token with a line break, which the SDKs refuse with a
 		// message that does not say where it came from.
 		runner = newJobRunner(t, rc)
-		res = runner.run(t, job{ID: 4003, ProjectID: projectID, ProjectPath: projectPath, Image: staticImage, Token: k.useToken("glcbt-unused"),
-			Variables: []string{"KEYLESS_ID_TOKEN=" + k.useToken("eyJhbGciOiJSUzI1NiJ9.e30.c2ln") + "\n"},
-			Script:    append(identity.BeforeScript, "echo script-ran")})
+		res = runner.run(t, job{ID: 4003, ProjectID: projectID, ProjectPath: projectPath, Image: staticImage, Token: k.useToken("glcbt-unused") + "\n",
+			Script: append(identity.BeforeScript, "echo script-ran")})
 		if res.ExitCode == 0 || strings.Contains(res.Stdout, "script-ran") || !strings.Contains(res.Stderr, "keyless: the token holds a line break") {
 			t.Errorf("a token with a line break: the template must fail before the script, saying why: %s", res)
 		}
@@ -377,41 +440,97 @@ func TestTemplateIDToken(t *testing.T) {
 	if n := k.gitlab.Calls(gitlabfake.EndpointJob); n != 0 {
 		t.Errorf("the agent called GitLab's job API %d times for an id_tokens job", n)
 	}
+
+	// An earlier job's JWT, passed on to a later job in a dotenv report
+	// (a plain variable, KEYLESS_ID_TOKEN): the pre_build_script uses a
+	// JWT only when its job_id is the job's CI_JOB_ID, so job 5002 shows
+	// its own CI_JOB_TOKEN instead, and says why, in busybox's shell and
+	// base64 here (Debian's above). The control, the same script with
+	// the job_id check broken (any JWT matches), runs as job 5001.
+	tok := k.addJob(5002)
+	broken := rc
+	broken.PreBuildScript = strings.Replace(rc.PreBuildScript, agent.IDTokenJobCheck, "*)", 1)
+	if broken.PreBuildScript == rc.PreBuildScript {
+		t.Fatalf("the printed pre_build_script has no job_id check:\n%s", rc.PreBuildScript)
+	}
+	for i, c := range []struct {
+		name    string
+		config  runnerConfig
+		session string
+	}{{"printed", rc, "gitlab-42-5002"}, {"job_id check broken (the control)", broken, "gitlab-42-5001"}} {
+		res := newJobRunner(t, c.config).run(t, job{ID: 5002, ProjectID: projectID, ProjectPath: projectPath, Image: staticImage, Token: tok,
+			Variables: append(j.Variables, "KEYLESS_ID_TOKEN="+jwt),
+			Script:    append(j.BeforeScript, "sdkclient -endpoint "+k.emu.STSURL)})
+		if got := lastLine(res.Stdout); res.ExitCode != 0 || got != wantARN(c.session) {
+			t.Errorf("%s: job 5002 with job 5001's JWT: got %q, want the session %s\n%s", c.name, got, c.session, res)
+		}
+		if warned := strings.Contains(res.Stderr, "keyless: not using KEYLESS_ID_TOKEN: its job_id is not this job's CI_JOB_ID (5002)"); warned != (i == 0) {
+			t.Errorf("%s: said it did not use the JWT: %v\n%s", c.name, warned, res)
+		}
+	}
 }
 
 // TestPrintedShellConfig: the shell executor's keys, as printed, parse as
 // TOML; a job run as the shell executor runs it (a shell on this host, as
-// this test's user, standing in for the runner's, with the environment
-// and then the pre_build_script and the job's lines) gets its own session
-// from the host's AWS CLI through the agent's loopback listener. The
-// printed AWS config (--aws-config) gets the AWS CLI credentials through
-// the agent's socket, for this user's uid.
+// this test's user, standing in for the runner's, with the job's
+// variables and then the pre_build_script and the job's lines) gets its
+// own session from the host's AWS CLI through the agent's listener on
+// 169.254.170.2:80, a port only root may open. An agent.yaml with only
+// the loopback listener (port 1024 or more) gets that, with a warning.
+// The printed AWS config (--aws-config) gets the AWS CLI credentials
+// through the agent's socket, for this user's uid.
 func TestPrintedShellConfig(t *testing.T) {
 	k := startKitAgent(t)
 	aws := mustLookPath(t, "/usr/bin/aws", "Debian's awscli")
-	rc := parseRunnerConfig(t, k.print(t, "--executor", "shell"))
-	if want := "AWS_CONTAINER_CREDENTIALS_FULL_URI=http://" + k.loopback + "/v1/credentials"; len(rc.Environment) != 1 || rc.Environment[0] != want {
-		t.Fatalf("environment %v, want [%s]", rc.Environment, want)
+	loopbackOnly := filepath.Join(t.TempDir(), "agent.yaml")
+	b, err := os.ReadFile(k.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(loopbackOnly, bytes.Replace(b, []byte(`"169.254.170.2:80", "169.254.170.23:80", `), nil, 1), 0o600); err != nil {
+		t.Fatal(err)
 	}
 	home := t.TempDir()
 	base := []string{"PATH=" + filepath.Dir(k.keyless) + ":/usr/bin:/bin", "HOME=" + home, "AWS_DEFAULT_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true"}
-
-	tok := k.addJob(6001)
-	script := rc.PreBuildScript + "aws sts get-caller-identity --query Arn --output text --endpoint-url " + k.emu.STSURL + "\n"
-	cmd := exec.Command("/bin/sh", "-ec", script)
-	cmd.Env = append(append(base, "CI_JOB_TOKEN="+tok, "CI_JOB_ID=6001", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI=/wrong"), rc.Environment...)
-	out, err := cmd.CombinedOutput()
-	if got := lastLine(string(out)); err != nil || got != wantARN("gitlab-42-6001") {
-		t.Errorf("a shell-executor job: got %q (%v)\n%s", got, err, out)
+	for i, c := range []struct {
+		config, uri string
+		warn        bool
+	}{
+		{k.config, fullURI, false},
+		{loopbackOnly, "http://" + k.loopback + "/v1/credentials", true},
+	} {
+		cmd := exec.Command(k.keyless, "agent", "print-runner-config", "--config", c.config, "--executor", "shell")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("print-runner-config: %v\n%s", err, stderr.String())
+		}
+		rc := parseRunnerConfig(t, string(out))
+		if want := "\nexport AWS_CONTAINER_CREDENTIALS_FULL_URI=" + c.uri + "\n"; rc.Environment != nil || !strings.Contains(rc.PreBuildScript, want) {
+			t.Fatalf("environment %v, pre_build_script without %q:\n%s", rc.Environment, want, rc.PreBuildScript)
+		}
+		if warned := strings.Contains(stderr.String(), "keyless: warning: jobs send their tokens to "+k.loopback); warned != c.warn {
+			t.Errorf("%s: warned %v, want %v: %s", c.uri, warned, c.warn, stderr.String())
+		}
+		id := int64(6001 + i)
+		tok := k.addJob(id)
+		script := rc.PreBuildScript + "aws sts get-caller-identity --query Arn --output text --endpoint-url " + k.emu.STSURL + "\n"
+		cmd = exec.Command("/bin/sh", "-ec", script)
+		cmd.Env = append(base, "CI_JOB_TOKEN="+tok, fmt.Sprintf("CI_JOB_ID=%d", id), "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI=/wrong")
+		out, err = cmd.CombinedOutput()
+		if got := lastLine(string(out)); err != nil || got != wantARN(fmt.Sprintf("gitlab-42-%d", id)) {
+			t.Errorf("a shell-executor job through %s: got %q (%v)\n%s", c.uri, got, err, out)
+		}
 	}
 
 	cfg := filepath.Join(home, "aws-config")
 	if err := os.WriteFile(cfg, []byte(k.print(t, "--executor", "shell", "--aws-config")), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd = exec.Command(aws, "sts", "get-caller-identity", "--query", "Arn", "--output", "text", "--endpoint-url", k.emu.STSURL)
+	cmd := exec.Command(aws, "sts", "get-caller-identity", "--query", "Arn", "--output", "text", "--endpoint-url", k.emu.STSURL)
 	cmd.Env = append(base, "AWS_CONFIG_FILE="+cfg, "AWS_PROFILE=keyless")
-	out, err = cmd.CombinedOutput()
+	out, err := cmd.CombinedOutput()
 	if got := lastLine(string(out)); err != nil || got != wantARN(fmt.Sprintf("keyless-uid-%d", os.Getuid())) {
 		t.Errorf("the printed AWS config: got %q (%v)\n%s", got, err, out)
 	}
@@ -419,14 +538,16 @@ func TestPrintedShellConfig(t *testing.T) {
 
 // TestPrintedDockerDesktopConfig: the Docker Desktop keys parse as TOML,
 // put jobs on the relay's network ("keyless", where the relay owns
-// 169.254.170.2) and mount nothing; their comments hold the commands that
+// 169.254.170.2) without CAP_NET_RAW (the network is shared by every
+// job) and mount nothing; their comments hold the commands that
 // create that network and start the relay towards the agent's relay port.
 // (The relay itself, and a job through it, are the relay's tests.)
 func TestPrintedDockerDesktopConfig(t *testing.T) {
 	k := startKitAgent(t)
 	out := k.print(t, "--executor", "docker-desktop", "--relay-port", "9912")
 	rc := parseRunnerConfig(t, out)
-	if rc.NetworkMode != "keyless" || rc.Volumes != nil || len(rc.Environment) != 1 || rc.Environment[0] != "AWS_CONTAINER_CREDENTIALS_FULL_URI="+fullURI {
+	if rc.NetworkMode != "keyless" || rc.Volumes != nil || rc.Environment != nil || !slices.Equal(rc.CapDrop, []string{"NET_RAW"}) ||
+		!strings.Contains(rc.PreBuildScript, "\nexport AWS_CONTAINER_CREDENTIALS_FULL_URI="+fullURI+"\n") {
 		t.Errorf("Docker Desktop keys: %+v", rc)
 	}
 	for _, want := range []string{
