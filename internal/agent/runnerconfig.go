@@ -4,12 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
 
-	"go.yaml.in/yaml/v3"
 )
 
 // Executor is a GitLab Runner executor that RunnerConfig writes a
@@ -140,7 +138,7 @@ func RunnerConfig(cfg *Config, o RunnerOptions) (string, []string, error) {
 		b.WriteString("# on a Docker network of its own and forwards each request, with its token,\n")
 		fmt.Fprintf(&b, "# to the agent's relay listener (port %d on the host's loopback). Jobs join\n", port)
 		b.WriteString("# that network (network_mode). Set it up once (the image: deploy/docker/relay):\n")
-		fmt.Fprintf(&b, "#   docker network create --subnet 169.254.170.0/24 --gateway 169.254.170.1 %s\n", RelayNetwork)
+		fmt.Fprintf(&b, "#   docker network create --subnet 169.254.170.0/24 --ip-range 169.254.170.128/25 --gateway 169.254.170.1 %s\n", RelayNetwork)
 		fmt.Fprintf(&b, "#   docker run -d --name keyless-relay --restart unless-stopped --network %s \\\n", RelayNetwork)
 		fmt.Fprintf(&b, "#     --ip 169.254.170.2 keyless-relay agent relay --upstream %s\n", upstream)
 		b.WriteString("# Nothing of the host is mounted: remove any volume that held the runner's\n")
@@ -362,29 +360,11 @@ func ParseExecutor(s string) (Executor, error) {
 	return "", fmt.Errorf("%q: one of %s", s, executorList())
 }
 
-// ConfiguredRelayPort reads the port of listen.relay's first address from
-// the configuration file, 0 when it has none. It reads the file loosely,
-// by itself, so it works with configurations from before the relay
-// listener existed in Config.
-func ConfiguredRelayPort(file string) (int, error) {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return 0, fmt.Errorf("reading the agent configuration: %w", err)
+// ConfiguredRelayPort is the port of the configuration's first relay
+// listener (listen.relay), 0 when it has none.
+func ConfiguredRelayPort(cfg *Config) int {
+	if len(cfg.Listen.Relay) == 0 {
+		return 0
 	}
-	var raw struct {
-		Listen struct {
-			Relay stringOrSeq `yaml:"relay"`
-		} `yaml:"listen"`
-	}
-	if err := yaml.Unmarshal(data, &raw); err != nil {
-		return 0, &ConfigError{File: file, Err: err}
-	}
-	if len(raw.Listen.Relay) == 0 {
-		return 0, nil
-	}
-	ap, err := netip.ParseAddrPort(raw.Listen.Relay[0])
-	if err != nil {
-		return 0, &ConfigError{File: file, Field: "listen.relay", Err: fmt.Errorf("%q: an address and port, such as 127.0.0.1:9912", raw.Listen.Relay[0])}
-	}
-	return int(ap.Port()), nil
+	return int(netip.MustParseAddrPort(cfg.Listen.Relay[0]).Port())
 }

@@ -78,10 +78,7 @@ docs/gitlab.md has the whole setup.`,
 				return nil
 			}
 			if ex == agent.ExecutorDockerDesktop && relayPort == 0 {
-				if relayPort, err = agent.ConfiguredRelayPort(configFile); err != nil {
-					return err
-				}
-				if relayPort == 0 {
+				if relayPort = agent.ConfiguredRelayPort(cfg); relayPort == 0 {
 					return withHint(errors.New("agent.yaml has no relay listener (listen.relay) for the Docker Desktop relay to forward to"),
 						`add listen.relay: ["127.0.0.1:%d"] to agent.yaml, or give --relay-port`, agent.DefaultRelayPort)
 				}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -62,7 +63,7 @@ func startKitAgent(t *testing.T) *kitAgent {
 	claimHostNet(t)
 	root := pkitest.NewRoot(t, "kit-root")
 	inter := root.Intermediate(t, "kit-int")
-	e := &agentEnv{emu: startEmulator(t, root.Cert), dir: t.TempDir(), log: &testkit.Buffer{}}
+	e := &agentEnv{emu: startEmulatorOn(t, netip.MustParseAddr("169.254.170.2"), root.Cert), dir: t.TempDir(), log: &testkit.Buffer{}}
 	key := pkitest.Key(t, pkitest.P256)
 	leaf := inter.Leaf(t, pkitest.LeafOptions{Key: key, CommonName: emulatortest.CommonName})
 	keyPEM, err := pki.EncodePrivateKey(key)

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -291,6 +292,40 @@ func TestJobsThroughTheRelay(t *testing.T) {
 				fmt.Sprintf("session=gitlab-%d-%d", projectID, jobID), "outcome=granted") {
 				t.Errorf("the agent logged no grant to job %d through the relay (listener=relay:%s, remote=169.254.170.2)", jobID, r.listener)
 			}
+		}
+	})
+
+	// The judged path: the runner keys keyless prints for Docker
+	// Desktop (from this agent's agent.yaml, so its relay listener's
+	// port) and the CI template's lines, as the Docker executor runs
+	// them. The one change: the printed network_mode is "keyless", this
+	// test's network has a name of its own.
+	t.Run("printed-config-and-template", func(t *testing.T) {
+		out, err := exec.Command(testkit.Keyless(t), "agent", "print-runner-config", "--config", filepath.Join(r.dir, "agent.yaml"),
+			"--executor", "docker-desktop").Output()
+		if err != nil {
+			t.Fatalf("print-runner-config --executor docker-desktop: %v", err)
+		}
+		_, port, _ := net.SplitHostPort(r.listener)
+		if !strings.Contains(string(out), "--upstream http://host.docker.internal:"+port) {
+			t.Errorf("the printed relay command does not forward to the agent's relay listener (port %s):\n%s", port, out)
+		}
+		rc := parseRunnerConfig(t, string(out))
+		if rc.NetworkMode != "keyless" || !slices.Equal(rc.CapDrop, []string{"NET_RAW"}) || rc.Volumes != nil || rc.Environment != nil {
+			t.Fatalf("the printed Docker Desktop keys: %+v", rc)
+		}
+		rc.NetworkMode = r.network
+		ci := loadCI(t, "examples/terraform.gitlab-ci.yml")
+		identity := ci.job(t, "aws-identity")
+		const id = 8003
+		tok := r.addJob(id)
+		res := newJobRunner(t, rc).run(t, job{ID: id, ProjectID: projectID, ProjectPath: projectPath, Image: debianImage, Token: tok,
+			Variables: identity.Variables, Script: append(identity.BeforeScript, withEndpoint(identity.Script, stsURL)...)})
+		if res.ExitCode != 0 || !strings.Contains(res.Stdout, `"Arn": "`+wantARN(fmt.Sprintf("gitlab-%d-%d", projectID, id))+`"`) {
+			t.Errorf("the aws-identity job through the relay: %s", res)
+		}
+		if !r.decided("listener=relay:"+r.listener, "remote=169.254.170.2:", "job="+strconv.Itoa(id), "outcome=granted") {
+			t.Errorf("the agent logged no grant to job %d through the relay", id)
 		}
 	})
 
