@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-
 )
 
 // Executor is a GitLab Runner executor that RunnerConfig writes a
