@@ -615,7 +615,7 @@ func (a *Agent) listen() ([]*serve.Server, error) {
 }
 
 // ContainerPath is the path jobs put in AWS_CONTAINER_CREDENTIALS_FULL_URI.
-const ContainerPath = "/v1/credentials"
+const ContainerPath = agentapi.ContainerPath
 
 func (a *Agent) addListener(kind, address string) {
 	a.mu.Lock()

@@ -202,13 +202,17 @@ func vend(w http.ResponseWriter, r *http.Request, v Vendor, req Request, now fun
 	return c
 }
 
+// ContainerPath is the one path the container-credentials endpoint
+// answers: the path of AWS_CONTAINER_CREDENTIALS_FULL_URI.
+const ContainerPath = "/v1/credentials"
+
 // ContainerHandler serves the container-credentials protocol on one
 // listener. In this order: the Host header must be one of hosts, exactly
 // but for case (so a page in a browser on this host cannot rebind a
 // name of its own to the agent), else 403; a request whose headers pass
 // MaxHeaderBytes gets 431 (StartContainer's server refuses those before
-// any handler runs: this is for a handler served elsewhere); GET only,
-// else 405; one Authorization header at most, else 400. The
+// any handler runs: this is for a handler served elsewhere); the path
+// must be ContainerPath, else 404; GET only, else 405; one Authorization header at most, else 400. The
 // Authorization header then goes verbatim to v, which decides. The
 // answer is the four fields (and AccountId), or {"code","message"}:
 // a *Refusal's status, or 500 with no detail for any other error and
@@ -225,6 +229,13 @@ func ContainerHandler(v Vendor, hosts []string, listener string) http.Handler {
 		}
 		if headerSize(r) > MaxHeaderBytes {
 			writeError(w, http.StatusRequestHeaderFieldsTooLarge, "RequestHeaderFieldsTooLarge", "request headers over 8 KiB")
+			return
+		}
+		if r.URL.Path != ContainerPath {
+			// One path, so that a stale RELATIVE_URI meant for another
+			// endpoint fails here instead of getting this job's
+			// credentials by accident.
+			writeError(w, http.StatusNotFound, "NotFound", "the container-credentials endpoint is GET "+ContainerPath)
 			return
 		}
 		if r.Method != http.MethodGet {

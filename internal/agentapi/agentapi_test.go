@@ -119,29 +119,29 @@ func TestContainerRefusals(t *testing.T) {
 		asked   bool
 	}{
 		{"wrong host", goodCreds(), nil, func(addr string) string {
-			return "GET / HTTP/1.1\r\nHost: evil.example:80\r\nConnection: close\r\n\r\n"
+			return "GET /v1/credentials HTTP/1.1\r\nHost: evil.example:80\r\nConnection: close\r\n\r\n"
 		}, 403, "WrongHost", false},
-		{"host without the port", goodCreds(), nil, func(addr string) string { return "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" }, 403, "WrongHost", false},
+		{"host without the port", goodCreds(), nil, func(addr string) string { return "GET /v1/credentials HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" }, 403, "WrongHost", false},
 		{"post", goodCreds(), nil, func(addr string) string {
-			return "POST / HTTP/1.1\r\nHost: " + addr + "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+			return "POST /v1/credentials HTTP/1.1\r\nHost: " + addr + "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 		}, 405, "MethodNotAllowed", false},
 		{"refused", nil, &Refusal{Status: 401, Code: "Unauthorized", Message: "no token"}, func(addr string) string {
-			return "GET / HTTP/1.1\r\nHost: " + addr + "\r\nConnection: close\r\n\r\n"
+			return "GET /v1/credentials HTTP/1.1\r\nHost: " + addr + "\r\nConnection: close\r\n\r\n"
 		}, 401, "Unauthorized", true},
 		{"forbidden", nil, fmt.Errorf("wrapped: %w", &Refusal{Status: 403, Code: "AccessDenied", Message: "no rule"}), func(addr string) string {
-			return "GET / HTTP/1.1\r\nHost: " + addr + "\r\nConnection: close\r\n\r\n"
+			return "GET /v1/credentials HTTP/1.1\r\nHost: " + addr + "\r\nConnection: close\r\n\r\n"
 		}, 403, "AccessDenied", true},
 		{"internal error hides its detail", nil, errors.New("secret detail"), func(addr string) string {
-			return "GET / HTTP/1.1\r\nHost: " + addr + "\r\nConnection: close\r\n\r\n"
+			return "GET /v1/credentials HTTP/1.1\r\nHost: " + addr + "\r\nConnection: close\r\n\r\n"
 		}, 500, "InternalError", true},
 		{"expired credentials", expired, nil, func(addr string) string {
-			return "GET / HTTP/1.1\r\nHost: " + addr + "\r\nConnection: close\r\n\r\n"
+			return "GET /v1/credentials HTTP/1.1\r\nHost: " + addr + "\r\nConnection: close\r\n\r\n"
 		}, 500, "InternalError", true},
 		{"empty credentials", &Credentials{Expiration: time.Now().Add(time.Hour)}, nil, func(addr string) string {
-			return "GET / HTTP/1.1\r\nHost: " + addr + "\r\nConnection: close\r\n\r\n"
+			return "GET /v1/credentials HTTP/1.1\r\nHost: " + addr + "\r\nConnection: close\r\n\r\n"
 		}, 500, "InternalError", true},
 		{"no credentials", nil, nil, func(addr string) string {
-			return "GET / HTTP/1.1\r\nHost: " + addr + "\r\nConnection: close\r\n\r\n"
+			return "GET /v1/credentials HTTP/1.1\r\nHost: " + addr + "\r\nConnection: close\r\n\r\n"
 		}, 500, "InternalError", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -171,7 +171,7 @@ func TestHeaderLimit(t *testing.T) {
 	v := &vendor{creds: goodCreds()}
 	addr := startContainer(t, v)
 	build := func(total int) string {
-		head := "GET / HTTP/1.1\r\nHost: " + addr + "\r\nConnection: close\r\nAuthorization: "
+		head := "GET /v1/credentials HTTP/1.1\r\nHost: " + addr + "\r\nConnection: close\r\nAuthorization: "
 		pad := total - len(head) - len("\r\n\r\n")
 		return head + strings.Repeat("a", pad) + "\r\n\r\n"
 	}

@@ -61,7 +61,7 @@ func TestContainerHostCheck(t *testing.T) {
 		{"a trailing dot", "GET /v1/credentials HTTP/1.1\r\nHost: localhost.:" + port + "\r\n", 403},
 		{"a prefix of the host", "GET /v1/credentials HTTP/1.1\r\nHost: 127.0.0.1:" + port + "0\r\n", 403},
 		{"absolute URI to another host", "GET http://attacker.example/v1/credentials HTTP/1.1\r\nHost: " + addr + "\r\n", 403},
-		{"wrong host and a wrong method", "DELETE / HTTP/1.1\r\nHost: attacker.example\r\n", 403},
+		{"wrong host and a wrong method", "DELETE /v1/credentials HTTP/1.1\r\nHost: attacker.example\r\n", 403},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(v.requests())
@@ -86,7 +86,7 @@ func TestContainerAnswerShape(t *testing.T) {
 	c.Expiration = time.Date(2099, 1, 2, 3, 4, 5, 600, time.FixedZone("x", 5*3600))
 	v := &vendor{creds: c}
 	addr := startContainer(t, v)
-	resp, body := rawDo(t, addr, "GET /anything?x=1 HTTP/1.1\r\nHost: "+addr+"\r\nConnection: close\r\n\r\n")
+	resp, body := rawDo(t, addr, "GET /v1/credentials?x=1 HTTP/1.1\r\nHost: "+addr+"\r\nConnection: close\r\n\r\n")
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" || resp.Header.Get("Cache-Control") != "no-store" {
 		t.Fatalf("%d %v: %s", resp.StatusCode, resp.Header, body)
 	}
@@ -102,7 +102,7 @@ func TestContainerAnswerShape(t *testing.T) {
 	}
 	// No AccountId: the field is left out, not empty.
 	c.AccountID = ""
-	_, body = rawDo(t, addr, "GET / HTTP/1.1\r\nHost: "+addr+"\r\nConnection: close\r\n\r\n")
+	_, body = rawDo(t, addr, "GET /v1/credentials HTTP/1.1\r\nHost: "+addr+"\r\nConnection: close\r\n\r\n")
 	if strings.Contains(string(body), "AccountId") {
 		t.Errorf("empty AccountId sent: %s", body)
 	}
@@ -119,7 +119,7 @@ func TestContainerTokenVerbatim(t *testing.T) {
 	v := &vendor{creds: goodCreds()}
 	addr := startContainer(t, v)
 	for _, tok := range []string{"Bearer abc", "glcbt-64_abc.def", "eyJhbGciOiJSUzI1NiJ9.e30.c2ln", "a  b"} {
-		resp, body := rawDo(t, addr, "GET / HTTP/1.1\r\nHost: "+addr+"\r\nAuthorization: "+tok+"\r\nConnection: close\r\n\r\n")
+		resp, body := rawDo(t, addr, "GET /v1/credentials HTTP/1.1\r\nHost: "+addr+"\r\nAuthorization: "+tok+"\r\nConnection: close\r\n\r\n")
 		if resp.StatusCode != 200 {
 			t.Fatalf("%d %s", resp.StatusCode, body)
 		}
@@ -132,7 +132,7 @@ func TestContainerTokenVerbatim(t *testing.T) {
 func TestContainerTwoAuthorizations(t *testing.T) {
 	v := &vendor{creds: goodCreds()}
 	addr := startContainer(t, v)
-	resp, body := rawDo(t, addr, "GET / HTTP/1.1\r\nHost: "+addr+"\r\nAuthorization: a\r\nAuthorization: b\r\nConnection: close\r\n\r\n")
+	resp, body := rawDo(t, addr, "GET /v1/credentials HTTP/1.1\r\nHost: "+addr+"\r\nAuthorization: a\r\nAuthorization: b\r\nConnection: close\r\n\r\n")
 	wantError(t, resp, body, 400, "BadRequest")
 	if len(v.requests()) != 0 {
 		t.Error("the vendor was asked")
@@ -159,7 +159,7 @@ func TestContainerRefusalStatuses(t *testing.T) {
 	} {
 		v := &vendor{creds: goodCreds(), err: tc.ref}
 		addr := startContainer(t, v)
-		resp, body := rawDo(t, addr, "GET / HTTP/1.1\r\nHost: "+addr+"\r\nConnection: close\r\n\r\n")
+		resp, body := rawDo(t, addr, "GET /v1/credentials HTTP/1.1\r\nHost: "+addr+"\r\nConnection: close\r\n\r\n")
 		wantError(t, resp, body, tc.status, tc.code)
 		if strings.Contains(string(body), "ASIA") {
 			t.Errorf("credentials with a refusal: %s", body)
@@ -182,7 +182,7 @@ func TestContainerNeverUnusable(t *testing.T) {
 			c := goodCreds()
 			mutate(c)
 			addr := startContainer(t, &vendor{creds: c})
-			resp, body := rawDo(t, addr, "GET / HTTP/1.1\r\nHost: "+addr+"\r\nConnection: close\r\n\r\n")
+			resp, body := rawDo(t, addr, "GET /v1/credentials HTTP/1.1\r\nHost: "+addr+"\r\nConnection: close\r\n\r\n")
 			wantError(t, resp, body, 500, "InternalError")
 			if strings.Contains(string(body), "secret") || strings.Contains(string(body), "session") {
 				t.Errorf("leaks: %s", body)
@@ -198,7 +198,7 @@ func TestHeaderLimitBoundary(t *testing.T) {
 	v := &vendor{creds: goodCreds()}
 	addr := startContainer(t, v)
 	build := func(host string, total int) string {
-		head := "GET / HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\nAuthorization: "
+		head := "GET /v1/credentials HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\nAuthorization: "
 		r := head + strings.Repeat("a", total-len(head)-4) + "\r\n\r\n"
 		if len(r) != total {
 			t.Fatalf("built %d bytes", len(r))
@@ -217,7 +217,7 @@ func TestHeaderLimitBoundary(t *testing.T) {
 		}
 	}
 	// Many small headers add up the same way.
-	many := "GET / HTTP/1.1\r\nHost: " + addr + "\r\nConnection: close\r\n" + strings.Repeat("X-A: b\r\n", MaxHeaderBytes/8) + "\r\n"
+	many := "GET /v1/credentials HTTP/1.1\r\nHost: " + addr + "\r\nConnection: close\r\n" + strings.Repeat("X-A: b\r\n", MaxHeaderBytes/8) + "\r\n"
 	if resp, _ := rawDo(t, addr, many); resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
 		t.Errorf("many headers: %d, want 431", resp.StatusCode)
 	}
@@ -235,10 +235,24 @@ func TestHandlerHeaderLimitElsewhere(t *testing.T) {
 	host := srv.Listener.Addr().String()
 	srv.Config.Handler = ContainerHandler(v, []string{host}, "test")
 	big := strings.Repeat("a", MaxHeaderBytes)
-	resp, body := rawDo(t, host, "GET / HTTP/1.1\r\nHost: "+host+"\r\nAuthorization: "+big+"\r\nConnection: close\r\n\r\n")
+	resp, body := rawDo(t, host, "GET /v1/credentials HTTP/1.1\r\nHost: "+host+"\r\nAuthorization: "+big+"\r\nConnection: close\r\n\r\n")
 	wantError(t, resp, body, 431, "RequestHeaderFieldsTooLarge")
-	resp, body = rawDo(t, host, "GET / HTTP/1.1\r\nHost: elsewhere\r\nAuthorization: "+big+"\r\nConnection: close\r\n\r\n")
+	resp, body = rawDo(t, host, "GET /v1/credentials HTTP/1.1\r\nHost: elsewhere\r\nAuthorization: "+big+"\r\nConnection: close\r\n\r\n")
 	wantError(t, resp, body, 403, "WrongHost")
+	if len(v.requests()) != 0 {
+		t.Error("the vendor was asked")
+	}
+}
+
+// TestContainerPath: any path but ContainerPath is 404, before the
+// vendor is asked, whatever the token.
+func TestContainerPath(t *testing.T) {
+	v := &vendor{creds: goodCreds()}
+	addr := startContainer(t, v)
+	for _, p := range []string{"/", "/anything?x=1", "/v1/credentials/", "/V1/credentials", "/v2/credentials/abc", "//v1/credentials"} {
+		resp, body := rawDo(t, addr, "GET "+p+" HTTP/1.1\r\nHost: "+addr+"\r\nAuthorization: tok\r\nConnection: close\r\n\r\n")
+		wantError(t, resp, body, 404, "NotFound")
+	}
 	if len(v.requests()) != 0 {
 		t.Error("the vendor was asked")
 	}
@@ -248,7 +262,7 @@ func TestContainerMethods(t *testing.T) {
 	v := &vendor{creds: goodCreds()}
 	addr := startContainer(t, v)
 	for _, m := range []string{"POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"} {
-		resp, body := rawDo(t, addr, m+" / HTTP/1.1\r\nHost: "+addr+"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+		resp, body := rawDo(t, addr, m+" /v1/credentials HTTP/1.1\r\nHost: "+addr+"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 		if m == "HEAD" {
 			// No body to check on a HEAD answer.
 			if resp.StatusCode != 405 {
@@ -354,8 +368,8 @@ func TestMetricsAddresses(t *testing.T) {
 }
 
 // FuzzContainerHandler: whatever the Host, method and headers, the answer
-// is JSON, and 200 only for a GET to an allowed Host with one
-// Authorization at most, with all four fields.
+// is JSON, and 200 only for a GET of ContainerPath to an allowed Host
+// with one Authorization at most, with all four fields.
 func FuzzContainerHandler(f *testing.F) {
 	f.Add("GET", "169.254.170.2", "tok", "/v1/credentials", false)
 	f.Add("GET", "169.254.170.2:80", "", "/", true)
@@ -392,7 +406,7 @@ func FuzzContainerHandler(f *testing.F) {
 		}
 		if w.Code == 200 {
 			// net/http reads an empty method as GET.
-			if !allowed || (method != "GET" && method != "") || (twice && auth != "") {
+			if !allowed || (method != "GET" && method != "") || (twice && auth != "") || req.URL.Path != ContainerPath {
 				t.Fatalf("200 for %q %q twice=%v", method, host, twice)
 			}
 			for _, k := range []string{"AccessKeyId", "SecretAccessKey", "Token", "Expiration"} {

@@ -32,6 +32,8 @@ agent's user might be able to write. It needs CAP_NET_ADMIN and starts
 nothing. Linux only.`,
 		Example: `  keyless agent setup-network --config /etc/keyless/agent.yaml
   keyless agent setup-network 169.254.170.2 169.254.170.23`,
+		// There are three addresses to set up at most.
+		Args: cobra.MaximumNArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var (
 				ready agent.NetworkReady

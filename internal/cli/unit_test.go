@@ -32,7 +32,7 @@ func TestPrintUnitSystemd(t *testing.T) {
 	}
 	unit := stdout.String()
 	for _, want := range []string{
-		"\nExecStartPre=+" + exe + " agent setup-network --config " + conf + "\n",
+		"\nExecStartPre=+" + exe + " agent setup-network 169.254.170.2\n",
 		"\nExecStart=" + exe + " agent --config " + conf + " --log-format json\n",
 		"\nUser=keyless\n",
 		"\nSupplementaryGroups=keyless\n",

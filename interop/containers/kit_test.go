@@ -268,8 +268,8 @@ func TestPrintedDockerConfigAndTemplate(t *testing.T) {
 	// pre_build_script lacks it). The Go SDK reads a token file in
 	// preference to the token, so a stale AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE
 	// breaks it. (A stale RELATIVE_URI, which botocore prefers, is unset
-	// too, but breaks nothing here: it means 169.254.170.2, where the
-	// agent answers whatever the path.)
+	// too; the debian job above proves that one: the agent answers only
+	// /v1/credentials, so botocore following it would get a 404.)
 	t.Run("preferred-variables-unset", func(t *testing.T) {
 		vars := append(identity.Variables, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI=/v2/credentials/elsewhere",
 			"AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=/nonexistent/token")
@@ -542,7 +542,7 @@ func TestPrintedShellConfig(t *testing.T) {
 // 169.254.170.2) without CAP_NET_RAW (the network is shared by every
 // job) and mount nothing; their comments hold the commands that
 // create that network and start the relay towards the agent's relay port.
-// (The relay itself, and a job through it, are the relay's tests.)
+// (A job through the relay from these keys is TestJobsThroughTheRelay.)
 func TestPrintedDockerDesktopConfig(t *testing.T) {
 	k := startKitAgent(t)
 	out := k.print(t, "--executor", "docker-desktop", "--relay-port", "9912")
@@ -552,7 +552,7 @@ func TestPrintedDockerDesktopConfig(t *testing.T) {
 		t.Errorf("Docker Desktop keys: %+v", rc)
 	}
 	for _, want := range []string{
-		"#   docker network create --subnet 169.254.170.0/24 --gateway 169.254.170.1 keyless\n",
+		"#   docker network create --subnet 169.254.170.0/24 --ip-range 169.254.170.128/25 --gateway 169.254.170.1 keyless\n",
 		"--ip 169.254.170.2 keyless-relay agent relay --upstream http://host.docker.internal:9912\n",
 	} {
 		if !strings.Contains(out, want) {
