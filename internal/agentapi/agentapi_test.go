@@ -121,7 +121,9 @@ func TestContainerRefusals(t *testing.T) {
 		{"wrong host", goodCreds(), nil, func(addr string) string {
 			return "GET /v1/credentials HTTP/1.1\r\nHost: evil.example:80\r\nConnection: close\r\n\r\n"
 		}, 403, "WrongHost", false},
-		{"host without the port", goodCreds(), nil, func(addr string) string { return "GET /v1/credentials HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" }, 403, "WrongHost", false},
+		{"host without the port", goodCreds(), nil, func(addr string) string {
+			return "GET /v1/credentials HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+		}, 403, "WrongHost", false},
 		{"post", goodCreds(), nil, func(addr string) string {
 			return "POST /v1/credentials HTTP/1.1\r\nHost: " + addr + "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 		}, 405, "MethodNotAllowed", false},
