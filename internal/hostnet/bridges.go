@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 )
@@ -13,7 +14,10 @@ import (
 // one of the host's own addresses (a process on the host connecting to
 // 169.254.170.2 comes from it), or inside the subnet of one of its Linux
 // bridges (docker0, the br-* of per-build networks): where job
-// containers are. The link-local
+// containers are. A bridge counts only when none of its ports reaches a
+// physical network device (directly, as eth0 in a br0 a hypervisor
+// host bridges its uplink with, or below a bond or VLAN): such a bridge
+// is the LAN, not containers. The link-local
 // addresses the agent listens on answer ARP on every interface, so a
 // machine on the LAN that routes 169.254.170.2 to this host reaches them;
 // this is how the agent tells such a caller from a container.
@@ -67,8 +71,7 @@ func (b *Bridges) snapshot() []netip.Prefix {
 	}
 	var out []netip.Prefix
 	for _, ifi := range ifaces {
-		fi, err := os.Stat(filepath.Join(b.sysfs, ifi.Name, "bridge"))
-		bridge := err == nil && fi.IsDir()
+		bridge := b.containerBridge(ifi.Name)
 		addrs, err := ifi.Addrs()
 		if err != nil {
 			continue
@@ -106,8 +109,7 @@ func (b *Bridges) Holding(addr netip.Addr) string {
 		return ""
 	}
 	for _, ifi := range ifaces {
-		fi, err := os.Stat(filepath.Join(b.sysfs, ifi.Name, "bridge"))
-		if err != nil || !fi.IsDir() {
+		if !b.containerBridge(ifi.Name) {
 			continue
 		}
 		addrs, err := ifi.Addrs()
@@ -123,4 +125,46 @@ func (b *Bridges) Holding(addr netip.Addr) string {
 		}
 	}
 	return ""
+}
+
+// containerBridge reports whether the interface name is a Linux bridge
+// whose ports are all virtual (veths of containers, taps of local VMs),
+// so its subnet is this host's containers and not a network outside.
+func (b *Bridges) containerBridge(name string) bool {
+	fi, err := os.Stat(filepath.Join(b.sysfs, name, "bridge"))
+	if err != nil || !fi.IsDir() {
+		return false
+	}
+	ports, err := os.ReadDir(filepath.Join(b.sysfs, name, "brif"))
+	if err != nil {
+		return false // a bridge whose ports cannot be read is not known to be safe
+	}
+	for _, p := range ports {
+		if b.uplink(p.Name(), 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// uplink reports whether the interface is a physical device (it has a
+// device link in sysfs) or is stacked on one (a bond, a VLAN: its lower_*
+// links lead to one).
+func (b *Bridges) uplink(name string, depth int) bool {
+	if depth > 8 {
+		return true // a loop, or a stack too deep to be a container's: not safe
+	}
+	if _, err := os.Lstat(filepath.Join(b.sysfs, name, "device")); err == nil {
+		return true
+	}
+	entries, err := os.ReadDir(filepath.Join(b.sysfs, name))
+	if err != nil {
+		return false
+	}
+	for _, e := range entries {
+		if lower, ok := strings.CutPrefix(e.Name(), "lower_"); ok && b.uplink(lower, depth+1) {
+			return true
+		}
+	}
+	return false
 }

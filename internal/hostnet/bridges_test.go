@@ -41,8 +41,10 @@ func TestBridges(t *testing.T) {
 				lan, lanIP = p, ip
 			case !bridge.IsValid() && p != lan:
 				bridge = p
-				if err := os.MkdirAll(filepath.Join(sys, ifi.Name, "bridge"), 0o755); err != nil {
-					t.Fatal(err)
+				for _, d := range []string{"bridge", "brif/veth0"} {
+					if err := os.MkdirAll(filepath.Join(sys, ifi.Name, d), 0o755); err != nil {
+						t.Fatal(err)
+					}
 				}
 			}
 		}
@@ -92,13 +94,70 @@ func TestBridgesHolding(t *testing.T) {
 	if got := b.Holding(ip); got != "" {
 		t.Errorf("%s on %s, not a bridge: Holding says %q", ip, name, got)
 	}
-	if err := os.MkdirAll(filepath.Join(sys, name, "bridge"), 0o755); err != nil {
-		t.Fatal(err)
+	for _, d := range []string{"bridge", "brif/veth0"} {
+		if err := os.MkdirAll(filepath.Join(sys, name, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if got := b.Holding(ip); got != name {
 		t.Errorf("%s on the bridge %s: Holding says %q", ip, name, got)
 	}
+	// The same bridge with a physical port is the LAN's.
+	if err := os.MkdirAll(filepath.Join(sys, "eth9", "device"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(sys, name, "brif", "eth9"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.Holding(ip); got != "" {
+		t.Errorf("%s on %s, a bridge with a physical port: Holding says %q", ip, name, got)
+	}
 	if got := b.Holding(netip.MustParseAddr("203.0.113.7")); got != "" {
 		t.Errorf("an address on no interface: Holding says %q", got)
+	}
+}
+
+// TestContainerBridge: a bridge counts as containers' only when no port
+// is, or is stacked on, a physical device; a bridged uplink (br0 with
+// eth0, or with a bond or VLAN over it) is the LAN.
+func TestContainerBridge(t *testing.T) {
+	sys := t.TempDir()
+	mk := func(parts ...string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Join(append([]string{sys}, parts...)...), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Interfaces: eth0 is physical; bond0 and vlan10 sit on it; veths
+	// and a tap are virtual.
+	mk("eth0", "device")
+	mk("bond0", "lower_eth0")
+	mk("vlan10", "lower_bond0")
+	mk("veth1")
+	mk("veth2")
+	mk("tap0")
+	mk("loop1", "lower_loop2")
+	mk("loop2", "lower_loop1")
+	bridges := map[string][]string{
+		"docker0": {"veth1", "veth2"}, "virbr0": {"tap0"}, "br-empty": nil,
+		"br0": {"veth1", "eth0"}, "br1": {"bond0"}, "br2": {"vlan10"}, "br3": {"loop1"},
+	}
+	for br, ports := range bridges {
+		mk(br, "bridge")
+		mk(br, "brif")
+		for _, p := range ports {
+			mk(br, "brif", p)
+		}
+	}
+	mk("notabridge")
+	mk("noports", "bridge") // no brif: cannot tell, so not counted
+	b := &Bridges{sysfs: sys}
+	for name, want := range map[string]bool{
+		"docker0": true, "virbr0": true, "br-empty": true,
+		"br0": false, "br1": false, "br2": false, "br3": false, "notabridge": false, "noports": false, "eth0": false,
+	} {
+		if got := b.containerBridge(name); got != want {
+			t.Errorf("%s: a container bridge: %v, want %v", name, got, want)
+		}
 	}
 }
