@@ -37,9 +37,12 @@ const DefaultRelayListen = "169.254.170.2:80"
 // relayHosts are the Host values a relay listener bound at addr accepts:
 // its own address (as a container-credentials listener) and DockerHost
 // with its port, which is what keyless agent relay sends with the
-// documented --upstream http://host.docker.internal:PORT. Both are names
-// nobody outside this machine controls, so a page in a browser on the
-// host still cannot rebind a name of its own to the listener.
+// documented --upstream http://host.docker.internal:PORT. A page in a
+// browser could still reach the listener under host.docker.internal
+// where DNS, not Docker, answers that name (on a Mac it is not in
+// /etc/hosts), so the Host check alone does not stop rebinding here;
+// what does is that nothing is vended without a job's token, which a
+// page does not have.
 func relayHosts(addr string) []string {
 	hosts := agentapi.Hosts(addr)
 	if ap, err := netip.ParseAddrPort(addr); err == nil {

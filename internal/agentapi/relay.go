@@ -193,8 +193,11 @@ func relayTransport() *http.Transport {
 		MaxResponseHeaderBytes: MaxHeaderBytes,
 		DisableCompression:     true,
 		MaxIdleConns:           4,
-		IdleConnTimeout:        90 * time.Second,
-		ForceAttemptHTTP2:      true,
+		// Jobs share the relay: one that opens connections by the
+		// hundred waits its turn instead of taking the agent's.
+		MaxConnsPerHost:   64,
+		IdleConnTimeout:   90 * time.Second,
+		ForceAttemptHTTP2: true,
 	}
 }
 
