@@ -28,6 +28,10 @@ import (
 // TempPrefix begins the name of every temporary file WriteFile makes.
 const TempPrefix = ".tmp-"
 
+// ErrLockTimeout is LockWait's answer when another process held the lock
+// for the whole wait.
+var ErrLockTimeout = errors.New("the lock was held by another process for the whole wait")
+
 // StaleAfter is how old a temporary file must be for Cleanup to remove
 // it where there is no flock to tell whether its writer is alive.
 const StaleAfter = time.Hour

@@ -10,7 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
-	"time"
+
+	"github.com/keyless-dev/keyless/internal/atomicfile"
 )
 
 // checkDir makes sure the cache directory is safe to trust: a directory
@@ -91,32 +92,14 @@ func (c *Cache) lock(ctx context.Context) (func(), error) {
 	if timeout <= 0 {
 		timeout = DefaultLockTimeout
 	}
-	deadline := time.Now().Add(timeout)
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() {
-				_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-				f.Close()
-			}, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
-			return nil, err
-		}
-		if c.waiting != nil {
-			c.waiting()
-			c.waiting = nil
-		}
-		if time.Now().After(deadline) {
-			f.Close()
+	unlock, err := atomicfile.LockWait(ctx, f, timeout, c.waiting)
+	c.waiting = nil
+	if err != nil {
+		f.Close()
+		if errors.Is(err, atomicfile.ErrLockTimeout) {
 			return nil, fmt.Errorf("another keyless process held the cache lock for over %s", timeout)
 		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, ctx.Err()
-		case <-time.After(10 * time.Millisecond):
-		}
+		return nil, err
 	}
+	return func() { unlock(); f.Close() }, nil
 }

@@ -3,10 +3,12 @@
 package credfile
 
 import (
+	"context"
 	"errors"
 	"os"
 	"syscall"
-	"time"
+
+	"github.com/keyless-dev/keyless/internal/atomicfile"
 )
 
 // lock takes an exclusive flock on the directory itself, so that two
@@ -27,31 +29,19 @@ func (w *Writer) lock(dir string) func() {
 	if timeout <= 0 {
 		timeout = DefaultLockTimeout
 	}
-	deadline := time.Now().Add(timeout)
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() {
-				_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-				f.Close()
-			}
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
-			f.Close()
-			w.logger().Warn("writing the credentials file without its lock", "dir", dir, "reason", err.Error())
-			return func() {}
-		}
-		if w.waiting != nil {
-			w.waiting()
-			w.waiting = nil
-		}
-		if time.Now().After(deadline) {
-			f.Close()
-			w.logger().Warn("writing the credentials file without its lock: another process has held it too long", "dir", dir, "waited", timeout.String())
-			return func() {}
-		}
-		time.Sleep(10 * time.Millisecond)
+	unlock, err := atomicfile.LockWait(context.Background(), f, timeout, w.waiting)
+	w.waiting = nil
+	switch {
+	case errors.Is(err, atomicfile.ErrLockTimeout):
+		f.Close()
+		w.logger().Warn("writing the credentials file without its lock: another process has held it too long", "dir", dir, "waited", timeout.String())
+		return func() {}
+	case err != nil:
+		f.Close()
+		w.logger().Warn("writing the credentials file without its lock", "dir", dir, "reason", err.Error())
+		return func() {}
 	}
+	return func() { unlock(); f.Close() }
 }
 
 func openNoFollow(path string) (*os.File, error) {
