@@ -564,29 +564,19 @@ func (a *Agent) listen() ([]*serve.Server, error) {
 	var servers []*serve.Server
 	bridges := hostnet.NewBridges()
 	for _, addr := range a.cfg.Listen.ContainerCredentials {
-		// The Host check needs the port, known only once listening
-		// when the configuration says 0; until then nothing is served.
-		var h atomic.Pointer[http.Handler]
-		s, err := agentapi.StartContainer(addr, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if hp := h.Load(); hp != nil {
-				(*hp).ServeHTTP(w, r)
-				return
+		s, err := a.startContainerListener(addr, "container-credentials", func(bound string) http.Handler {
+			handler := agentapi.ContainerHandler(a, agentapi.Hosts(bound), "container:"+bound)
+			if !netip.MustParseAddrPort(addr).Addr().IsLoopback() {
+				// A link-local address answers the LAN too (ARP): only
+				// loopback and the host's container bridges may ask.
+				handler = agentapi.FromOnly(handler, bridges.Allow)
 			}
-			http.Error(w, "starting", http.StatusServiceUnavailable)
-		}), a.log)
+			return handler
+		})
 		if err != nil {
 			return servers, fmt.Errorf("listening for container credentials on %s: %w", addr, err)
 		}
-		bound := s.Addr().String()
-		handler := agentapi.ContainerHandler(a, agentapi.Hosts(bound), "container:"+bound)
-		if !netip.MustParseAddrPort(addr).Addr().IsLoopback() {
-			// A link-local address answers the LAN too (ARP): only
-			// loopback and the host's container bridges may ask.
-			handler = agentapi.FromOnly(handler, bridges.Allow)
-		}
-		h.Store(&handler)
 		servers = append(servers, s)
-		a.addListener("container-credentials", s.URL()+ContainerPath)
 	}
 	for _, addr := range a.cfg.Listen.Relay {
 		s, err := a.startRelayListener(addr, bridges)
@@ -612,6 +602,28 @@ func (a *Agent) listen() ([]*serve.Server, error) {
 		a.addListener("metrics", s.URL()+"/metrics")
 	}
 	return servers, nil
+}
+
+// startContainerListener listens on addr and serves the handler handler
+// makes for the bound address (the Host check needs the port, known
+// only once listening when the configuration says 0; until then nothing
+// is served), and lists it as a listener of kind.
+func (a *Agent) startContainerListener(addr, kind string, handler func(bound string) http.Handler) (*serve.Server, error) {
+	var h atomic.Pointer[http.Handler]
+	s, err := agentapi.StartContainer(addr, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hp := h.Load(); hp != nil {
+			(*hp).ServeHTTP(w, r)
+			return
+		}
+		http.Error(w, "starting", http.StatusServiceUnavailable)
+	}), a.log)
+	if err != nil {
+		return nil, err
+	}
+	hd := handler(s.Addr().String())
+	h.Store(&hd)
+	a.addListener(kind, s.URL()+ContainerPath)
+	return s, nil
 }
 
 // ContainerPath is the path jobs put in AWS_CONTAINER_CREDENTIALS_FULL_URI.

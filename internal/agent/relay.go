@@ -78,21 +78,12 @@ func (a *Agent) checkRelayListeners(holding func(netip.Addr) string) error {
 // loopback, the host's own addresses and its bridges' subnets may ask
 // (where the relay's container is), as on the link-local listeners.
 func (a *Agent) startRelayListener(addr string, bridges *hostnet.Bridges) (*serve.Server, error) {
-	var h atomic.Pointer[http.Handler]
-	s, err := agentapi.StartContainer(addr, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if hp := h.Load(); hp != nil {
-			(*hp).ServeHTTP(w, r)
-			return
-		}
-		http.Error(w, "starting", http.StatusServiceUnavailable)
-	}), a.log)
+	s, err := a.startContainerListener(addr, "relay", func(bound string) http.Handler {
+		return agentapi.FromOnly(agentapi.ContainerHandler(a, relayHosts(bound), "relay:"+bound), bridges.Allow)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("listening for keyless agent relay on %s (listen.relay): %w", addr, err)
 	}
-	bound := s.Addr().String()
-	handler := agentapi.FromOnly(agentapi.ContainerHandler(a, relayHosts(bound), "relay:"+bound), bridges.Allow)
-	h.Store(&handler)
-	a.addListener("relay", s.URL()+ContainerPath)
 	return s, nil
 }
 
