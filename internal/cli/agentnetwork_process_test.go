@@ -21,22 +21,7 @@ import (
 	"github.com/keyless-dev/keyless/internal/testkit"
 )
 
-// hostLock is the machine-wide lock of every test that adds the
-// link-local addresses (internal/hostnet, interop/containers).
-const hostLock = "/tmp/keyless-hostnet.lock"
-
-func lockHostNetwork(t *testing.T) {
-	t.Helper()
-	f, err := os.OpenFile(hostLock, os.O_CREATE|os.O_RDWR, 0o666)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		f.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-}
+func lockHostNetwork(t *testing.T) { testkit.LockHostNetwork(t) }
 
 // netAdmin reports whether this process has CAP_NET_ADMIN.
 func netAdmin() bool {

@@ -17,23 +17,7 @@ import (
 	"github.com/keyless-dev/keyless/internal/testkit"
 )
 
-// hostLock is the machine-wide lock every test that claims the
-// link-local addresses takes (interop/containers too), since go test runs
-// packages in parallel.
-const hostLock = "/tmp/keyless-hostnet.lock"
-
-func lockHostNetwork(t *testing.T) {
-	t.Helper()
-	f, err := os.OpenFile(hostLock, os.O_CREATE|os.O_RDWR, 0o666)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		f.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() }) // closing releases the lock
-}
+func lockHostNetwork(t *testing.T) { testkit.LockHostNetwork(t) }
 
 // netAdmin reports whether this process has CAP_NET_ADMIN (bit 12 of
 // CapEff), which root usually has and a container's root may lack.

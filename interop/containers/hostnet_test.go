@@ -5,17 +5,12 @@ package containers_test
 import (
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
-)
 
-// hostLock is the machine-wide lock of the host's link-local addresses
-// and Docker networks: the file internal/hostnet's tests lock too, since
-// go test runs packages (and modules run by scripts/test) side by side.
-const hostLock = "/tmp/keyless-hostnet.lock"
+	"github.com/keyless-dev/keyless/internal/testkit"
+)
 
 // The addresses the agent listens on for containers.
 var (
@@ -46,18 +41,7 @@ func claimHostNet(t *testing.T) {
 }
 
 // lockHostNet takes the machine-wide lock until t ends.
-func lockHostNet(t *testing.T) {
-	t.Helper()
-	f, err := os.OpenFile(hostLock, os.O_RDWR|os.O_CREATE, 0o666)
-	if err != nil {
-		t.Fatalf("opening the host lock: %v", err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		t.Fatalf("locking %s: %v", hostLock, err)
-	}
-	t.Cleanup(func() { f.Close() }) // closing releases the lock; cleanups run last first, so after the ones the caller adds
-}
+func lockHostNet(t *testing.T) { testkit.LockHostNetwork(t) }
 
 func hasAddr(t *testing.T, a netip.Addr) bool {
 	t.Helper()
