@@ -84,13 +84,7 @@ func TestFetchThroughTheCache(t *testing.T) {
 	clock := testkit.NewClock(time.Now())
 	emu := emulatortest.NewAt(t, clock.Now, nil, root.Cert)
 	dir := t.TempDir()
-	key := pkitest.Key(t, pkitest.P256)
-	keyPEM, err := pki.EncodePrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	crt := pkitest.WriteFile(t, dir, "runner.crt", pki.EncodeCertificates(inter.Leaf(t, pkitest.LeafOptions{Key: key}), inter.Cert))
-	keyFile := pkitest.WriteFile(t, dir, "runner.key", keyPEM)
+	crt, keyFile := inter.WriteIdentity(t, dir)
 	f := &awscreds.Fetcher{Clock: clock, Getenv: func(string) string { return "" }}
 	r := awscreds.Request{Files: identity.Files{Certificate: crt, PrivateKey: keyFile}, TrustAnchorARN: emu.TrustAnchorARN,
 		ProfileARN: emu.ProfileARN, RoleARN: emu.RoleARN, DurationSeconds: 3600, Endpoint: emu.URL, CacheDir: filepath.Join(dir, "cache")}

@@ -20,7 +20,6 @@ import (
 	"github.com/keyless-dev/keyless/internal/emulator/emulatortest"
 	"github.com/keyless-dev/keyless/internal/identity"
 	"github.com/keyless-dev/keyless/internal/imds"
-	"github.com/keyless-dev/keyless/internal/pki"
 	"github.com/keyless-dev/keyless/internal/pki/pkitest"
 	"github.com/keyless-dev/keyless/internal/sigv4"
 	"github.com/keyless-dev/keyless/internal/sts"
@@ -68,13 +67,7 @@ func newEnv(t *testing.T) *env {
 	t.Cleanup(switched.Close)
 	e.url = switched.URL
 	dir := t.TempDir()
-	key := pkitest.Key(t, pkitest.P256)
-	keyPEM, err := pki.EncodePrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	crt := pkitest.WriteFile(t, dir, "runner.crt", pki.EncodeCertificates(inter.Leaf(t, pkitest.LeafOptions{Key: key}), inter.Cert))
-	keyFile := pkitest.WriteFile(t, dir, "runner.key", keyPEM)
+	crt, keyFile := inter.WriteIdentity(t, dir)
 	e.req = awscreds.Request{Files: identity.Files{Certificate: crt, PrivateKey: keyFile}, TrustAnchorARN: e.emu.TrustAnchorARN,
 		ProfileARN: e.emu.ProfileARN, RoleARN: e.emu.RoleARN, DurationSeconds: 3600, Endpoint: e.url}
 	return e

@@ -17,7 +17,6 @@ import (
 	"github.com/keyless-dev/keyless/internal/credupdate"
 	"github.com/keyless-dev/keyless/internal/emulator/emulatortest"
 	"github.com/keyless-dev/keyless/internal/identity"
-	"github.com/keyless-dev/keyless/internal/pki"
 	"github.com/keyless-dev/keyless/internal/pki/pkitest"
 	"github.com/keyless-dev/keyless/internal/rolesanywhere"
 	"github.com/keyless-dev/keyless/internal/testkit"
@@ -58,13 +57,7 @@ func newEnv(t *testing.T) *env {
 	}))
 	t.Cleanup(front.Close)
 	dir := t.TempDir()
-	key := pkitest.Key(t, pkitest.P256)
-	keyPEM, err := pki.EncodePrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	crt := pkitest.WriteFile(t, dir, "runner.crt", pki.EncodeCertificates(inter.Leaf(t, pkitest.LeafOptions{Key: key}), inter.Cert))
-	keyFile := pkitest.WriteFile(t, dir, "runner.key", keyPEM)
+	crt, keyFile := inter.WriteIdentity(t, dir)
 	e.file = filepath.Join(dir, "aws", "credentials")
 	os.MkdirAll(filepath.Dir(e.file), 0o700)
 	if err := os.WriteFile(e.file, []byte(before+after), 0o600); err != nil {

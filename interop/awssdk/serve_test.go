@@ -12,7 +12,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/keyless-dev/keyless/internal/emulator/emulatortest"
-	"github.com/keyless-dev/keyless/internal/pki"
 	"github.com/keyless-dev/keyless/internal/pki/pkitest"
 	"github.com/keyless-dev/keyless/internal/testkit"
 )
@@ -26,13 +25,7 @@ func TestCredentialsFromServe(t *testing.T) {
 	root := pkitest.NewRoot(t, "serve-root")
 	inter := root.Intermediate(t, "serve-int")
 	emu := emulatortest.New(t, nil, root.Cert)
-	key := pkitest.Key(t, pkitest.P256)
-	keyPEM, err := pki.EncodePrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	crt := pkitest.WriteFile(t, dir, "runner.crt", pki.EncodeCertificates(inter.Leaf(t, pkitest.LeafOptions{Key: key}), inter.Cert))
-	keyFile := pkitest.WriteFile(t, dir, "runner.key", keyPEM)
+	crt, keyFile := inter.WriteIdentity(t, dir)
 	url, _, _ := testkit.Serve(t, testkit.Keyless(t), nil, "--certificate", crt, "--private-key", keyFile,
 		"--trust-anchor-arn", emu.TrustAnchorARN, "--profile-arn", emu.ProfileARN, "--role-arn", emu.RoleARN,
 		"--endpoint", emu.URL, "--port", "0")

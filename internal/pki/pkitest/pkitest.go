@@ -18,6 +18,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/keyless-dev/keyless/internal/pki"
 )
 
 // Fataler is what the package needs of a test: *testing.T, *testing.B and
@@ -236,6 +238,21 @@ func (ca *CA) CRL(t Fataler, serials ...*big.Int) []byte {
 		t.Fatalf("pkitest: creating CRL: %v", err)
 	}
 	return der
+}
+
+// WriteIdentity makes a P-256 key and a leaf for it from ca, and writes
+// them as a runner keeps them: dir/runner.crt (the leaf, then ca's
+// certificate) and dir/runner.key (PKCS#8 PEM), 0600. It returns the
+// two paths.
+func (ca *CA) WriteIdentity(t Fataler, dir string) (cert, key string) {
+	helper(t)
+	k := Key(t, P256)
+	keyPEM, err := pki.EncodePrivateKey(k)
+	if err != nil {
+		t.Fatalf("pkitest: %v", err)
+	}
+	cert = WriteFile(t, dir, "runner.crt", pki.EncodeCertificates(ca.Leaf(t, LeafOptions{Key: k}), ca.Cert))
+	return cert, WriteFile(t, dir, "runner.key", keyPEM)
 }
 
 // WriteFile writes data to dir/name with mode 0600 and returns the path.
