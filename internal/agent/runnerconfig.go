@@ -147,7 +147,8 @@ func RunnerConfig(cfg *Config, o RunnerOptions) (string, []string, error) {
 		b.WriteString("# with Docker's default capabilities, NET_RAW included, so a job's service\n")
 		b.WriteString("# running as root could forge ARP on that network and catch other jobs'\n")
 		b.WriteString("# tokens. Allow only service images you trust (allowed_services, below),\n")
-		b.WriteString("# or run no services on this runner (services_limit = 0 in recent runners).\n")
+		b.WriteString("# or keep jobs with services off this runner (a Linux runner with\n")
+		b.WriteString("# per-build networks suits them).\n")
 	case ExecutorShell:
 		l, ok := shellListener(cfg.Listen.ContainerCredentials)
 		if !ok {
