@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -123,8 +124,6 @@ func RunnerConfig(cfg *Config, o RunnerOptions) (string, []string, error) {
 			b.WriteString("# Debian 12's AWS CLI and boto3 (botocore 1.29) accept only 169.254.170.2;\n")
 			b.WriteString("# add \"169.254.170.2:80\" to listen.containerCredentials for them.\n")
 		}
-		b.WriteString("# Set FF_NETWORK_PER_BUILD (a network per job) in the runner's environment\n")
-		b.WriteString("# too: on Docker's default bridge, all jobs share one network.\n")
 	case ExecutorDockerDesktop:
 		uri = "http://169.254.170.2" + ContainerPath
 		port := o.RelayPort
@@ -142,6 +141,14 @@ func RunnerConfig(cfg *Config, o RunnerOptions) (string, []string, error) {
 		fmt.Fprintf(&b, "#     --ip 169.254.170.2 keyless-relay agent relay --upstream %s\n", upstream)
 		b.WriteString("# Nothing of the host is mounted: remove any volume that held the runner's\n")
 		b.WriteString("# certificate or key (the reference setup's \"...:/certs:ro\").\n")
+		b.WriteString("# Every job shares the keyless network (the relay's address must be on it),\n")
+		b.WriteString("# so FF_NETWORK_PER_BUILD cannot be used here. cap_drop reaches only the\n")
+		b.WriteString("# job's own container: GitLab Runner starts service containers (services:)\n")
+		b.WriteString("# with Docker's default capabilities, NET_RAW included, so a job's service\n")
+		b.WriteString("# running as root could forge ARP on that network and catch other jobs'\n")
+		b.WriteString("# tokens. Allow only service images you trust (allowed_services, below),\n")
+		b.WriteString("# or keep jobs with services off this runner (a Linux runner with\n")
+		b.WriteString("# per-build networks suits them).\n")
 	case ExecutorShell:
 		l, ok := shellListener(cfg.Listen.ContainerCredentials)
 		if !ok {
@@ -190,9 +197,21 @@ func RunnerConfig(cfg *Config, o RunnerOptions) (string, []string, error) {
 		b.WriteString("# CI_JOB_TOKEN, only when the JWT's job_id is the job's CI_JOB_ID (so an\n")
 		b.WriteString("# earlier job's JWT, passed on in a dotenv report, is not used).\n")
 	}
+	b.WriteString("# It unsets, naming each in the job's log, the credentials and files an\n")
+	b.WriteString("# earlier job's dotenv report could set, which every SDK prefers to the\n")
+	b.WriteString("# agent (static keys, web identity, config and credentials files, profile):\n")
+	b.WriteString("# a job that wants them sets them in its own script. It adds the agent's\n")
+	b.WriteString("# address to NO_PROXY, so an HTTP_PROXY (the runner's or a variable) never\n")
+	b.WriteString("# receives the job's token.\n")
 	if o.Executor != ExecutorShell {
 		b.WriteString("# cap_drop: jobs cannot open raw or packet sockets, so a job cannot forge\n")
-		b.WriteString("# ARP on a shared network and catch the tokens its neighbours send.\n")
+		b.WriteString("# ARP on a shared network and catch the tokens its neighbours send. The\n")
+		b.WriteString("# runner applies it to the job's container only, not to its services.\n")
+	}
+	if o.Executor == ExecutorDocker {
+		b.WriteString("# FF_NETWORK_PER_BUILD: each job and its services get a network of their\n")
+		b.WriteString("# own, so a service container (which keeps NET_RAW) reaches only its own\n")
+		b.WriteString("# job, and no job sees another's traffic.\n")
 	}
 	b.WriteString("[[runners]]\n")
 	b.WriteString("  pre_build_script = '''\n")
@@ -204,13 +223,23 @@ func RunnerConfig(cfg *Config, o RunnerOptions) (string, []string, error) {
 	}
 	if o.Executor == ExecutorDockerDesktop {
 		fmt.Fprintf(&b, "    network_mode = %s\n", tomlString(RelayNetwork))
+		b.WriteString("    # Service containers keep NET_RAW on the shared network: list the\n")
+		b.WriteString("    # service images you trust, for example\n")
+		b.WriteString("    # allowed_services = [\"postgres:16\", \"redis:7\"]\n")
+	}
+	if o.Executor == ExecutorDocker {
+		b.WriteString("  [runners.feature_flags]\n")
+		b.WriteString("    FF_NETWORK_PER_BUILD = true\n")
 	}
 	return b.String(), warnings, nil
 }
 
 // PreBuildScript is the runner's pre_build_script for the agent at uri:
 // it unsets the variables the SDKs prefer to the full URI and the token,
-// pins the full URI, and exports the job's token: its CI_JOB_TOKEN when
+// and those they prefer to container credentials altogether (which an
+// earlier job's dotenv report could set), pins the full URI, keeps the
+// agent's host out of any HTTP proxy (NO_PROXY), and exports the job's
+// token: its CI_JOB_TOKEN when
 // jobTokens, and its KEYLESS_ID_TOKEN JWT instead when idTokens and the
 // JWT's job_id claim is the job's CI_JOB_ID. The JWT's payload is read
 // with the shell, tr and base64 only (busybox and coreutils have both);
@@ -219,7 +248,11 @@ func RunnerConfig(cfg *Config, o RunnerOptions) (string, []string, error) {
 func PreBuildScript(uri string, jobTokens, idTokens bool) string {
 	var b strings.Builder
 	b.WriteString("unset AWS_CONTAINER_CREDENTIALS_RELATIVE_URI AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE\n")
+	b.WriteString(CredentialVariablesUnset)
 	b.WriteString("export AWS_CONTAINER_CREDENTIALS_FULL_URI=" + uri + "\n")
+	if u, err := url.Parse(uri); err == nil && u.Hostname() != "" {
+		b.WriteString(NoProxy(u.Hostname()))
+	}
 	if jobTokens {
 		b.WriteString("export AWS_CONTAINER_AUTHORIZATION_TOKEN=\"$CI_JOB_TOKEN\"\n")
 	} else {
@@ -229,6 +262,36 @@ func PreBuildScript(uri string, jobTokens, idTokens bool) string {
 		b.WriteString(idTokenGuard)
 	}
 	return b.String()
+}
+
+// CredentialVariables are what every AWS SDK prefers to container
+// credentials: static keys, web identity, the config and credentials
+// files (which may hold keys or a credential_process) and the profile
+// that picks from them. A job's variables, and an earlier job's dotenv
+// report, can set them; pre_build_script unsets them.
+var CredentialVariables = []string{
+	"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
+	"AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_ROLE_SESSION_NAME",
+	"AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
+}
+
+// CredentialVariablesUnset is the part of pre_build_script that unsets
+// CredentialVariables, naming each it unsets (never its value) on the
+// job's log (tests remove it to show it is what keeps a dotenv report's
+// credentials out). The job's own script runs after it, so a job can
+// still set them deliberately.
+var CredentialVariablesUnset = "for keyless_v in " + strings.Join(CredentialVariables, " ") + `; do
+  if eval "[ -n \"\${$keyless_v+set}\" ]"; then echo "keyless: unsetting $keyless_v (a CI/CD variable or an earlier job's dotenv report), which the AWS SDKs would use instead of the agent"; unset "$keyless_v"; fi
+done
+unset keyless_v
+`
+
+// NoProxy is the pre_build_script line that adds host, the agent's, to
+// NO_PROXY and no_proxy: the SDKs' HTTP clients honour HTTP_PROXY for
+// 169.254.170.2 (only loopback is exempt), so a proxy set for the runner
+// or by a variable would otherwise receive every job's token.
+func NoProxy(host string) string {
+	return `export NO_PROXY="${NO_PROXY:+$NO_PROXY,}` + host + `" no_proxy="${no_proxy:+$no_proxy,}` + host + `"` + "\n"
 }
 
 // IDTokenJobCheck is the pattern in pre_build_script that matches the

@@ -21,7 +21,7 @@ func tomlKeys(s string) []string {
 			continue
 		case strings.HasSuffix(l, "= '''"):
 			inString = true
-		case l == "" || strings.HasPrefix(l, "#"):
+		case strings.TrimSpace(l) == "" || strings.HasPrefix(strings.TrimSpace(l), "#"):
 			continue
 		}
 		out = append(out, strings.TrimSpace(l))
@@ -50,7 +50,7 @@ func TestRunnerConfig(t *testing.T) {
 		uri      string
 		keys     []string
 	}{
-		{ExecutorDocker, "http://169.254.170.2/v1/credentials", docker},
+		{ExecutorDocker, "http://169.254.170.2/v1/credentials", append(docker, "[runners.feature_flags]", "FF_NETWORK_PER_BUILD = true")},
 		{ExecutorDockerDesktop, "http://169.254.170.2/v1/credentials", append(docker, `network_mode = "keyless"`)},
 		{ExecutorShell, "http://169.254.170.2/v1/credentials", nil},
 	} {
@@ -80,6 +80,43 @@ func TestRunnerConfig(t *testing.T) {
 				t.Errorf("no relay command for port 9912:\n%s", out)
 			}
 		})
+	}
+}
+
+// TestRunnerConfigGuards: every executor's pre_build_script unsets the
+// credentials a dotenv report could set and keeps the agent's host out of
+// any proxy (the interop tests run them); Docker Desktop's comments say
+// that services keep NET_RAW on the shared network, with the
+// allowed_services example.
+func TestRunnerConfigGuards(t *testing.T) {
+	cfg := mustConfig(t, validConfig)
+	for _, ex := range Executors {
+		out, _, err := RunnerConfig(cfg, RunnerOptions{Executor: ex, RelayPort: 9912})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{CredentialVariablesUnset, NoProxy("169.254.170.2")} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%s: no %q in:\n%s", ex, want, out)
+			}
+		}
+		services := strings.Contains(out, "service containers (services:)\n# with Docker's default capabilities, NET_RAW included") &&
+			strings.Contains(out, `# allowed_services = [`)
+		if services != (ex == ExecutorDockerDesktop) {
+			t.Errorf("%s: says services keep NET_RAW on the shared network: %v\n%s", ex, services, out)
+		}
+	}
+	for _, v := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN",
+		"AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"} {
+		if !strings.Contains(CredentialVariablesUnset, " "+v+" ") && !strings.Contains(CredentialVariablesUnset, " "+v+";") {
+			t.Errorf("pre_build_script does not unset %s", v)
+		}
+	}
+	if got := PreBuildScript("http://[fd00:ec2::23]/v1/credentials", true, false); !strings.Contains(got, NoProxy("fd00:ec2::23")) {
+		t.Errorf("no NO_PROXY for fd00:ec2::23:\n%s", got)
+	}
+	if got := PreBuildScript("http://127.0.0.1:9911/v1/credentials", true, false); !strings.Contains(got, NoProxy("127.0.0.1")) {
+		t.Errorf("no NO_PROXY for the loopback listener:\n%s", got)
 	}
 }
 

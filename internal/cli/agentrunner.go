@@ -34,9 +34,16 @@ pre_build_script, which runs in the job's shell after the job's variables
 and which they cannot change, pins AWS_CONTAINER_CREDENTIALS_FULL_URI and
 exports the job's own token (its KEYLESS_ID_TOKEN id_tokens JWT when
 agent.yaml verifies those and the JWT's job_id is the job's, else
-CI_JOB_TOKEN) as AWS_CONTAINER_AUTHORIZATION_TOKEN. Docker jobs get
-cap_drop = ["NET_RAW"], so no job can forge ARP on a shared network and
-catch another job's token. Nothing of the host is mounted.
+CI_JOB_TOKEN) as AWS_CONTAINER_AUTHORIZATION_TOKEN, unsets the credentials
+and files an earlier job's dotenv report could set (AWS_ACCESS_KEY_ID,
+AWS_CONFIG_FILE, AWS_PROFILE, ...; the SDKs prefer them to the agent), and
+adds the agent's address to NO_PROXY, so no HTTP proxy receives the token.
+Docker jobs get cap_drop = ["NET_RAW"], so no job can forge ARP on a shared
+network and catch another job's token; the runner does not apply it to
+service containers, so the docker executor also gets FF_NETWORK_PER_BUILD
+(each job and its services alone on a network), and docker-desktop, whose
+jobs must share the relay's network, says to allow only trusted services.
+Nothing of the host is mounted.
 --aws-config prints instead the AWS config whose profile asks the agent's
 socket (the caller known by its uid), for the runner's user.
 docs/gitlab.md has the whole setup.`,

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -16,6 +17,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -181,6 +183,9 @@ type tomlRunners struct {
 			ExtraHosts  []string `toml:"extra_hosts"`
 			CapDrop     []string `toml:"cap_drop"`
 		} `toml:"docker"`
+		FeatureFlags struct {
+			NetworkPerBuild bool `toml:"FF_NETWORK_PER_BUILD"`
+		} `toml:"feature_flags"`
 	} `toml:"runners"`
 }
 
@@ -201,7 +206,8 @@ func parseRunnerConfig(t *testing.T, snippet string) runnerConfig {
 	}
 	r := c.Runners[0]
 	return runnerConfig{Environment: r.Environment, PreBuildScript: r.PreBuildScript,
-		Volumes: r.Docker.Volumes, NetworkMode: r.Docker.NetworkMode, ExtraHosts: r.Docker.ExtraHosts, CapDrop: r.Docker.CapDrop}
+		Volumes: r.Docker.Volumes, NetworkMode: r.Docker.NetworkMode, ExtraHosts: r.Docker.ExtraHosts, CapDrop: r.Docker.CapDrop,
+		NetworkPerBuild: r.FeatureFlags.NetworkPerBuild}
 }
 
 // withEndpoint adds the emulator's STS to the aws commands of a job's
@@ -238,6 +244,9 @@ func TestPrintedDockerConfigAndTemplate(t *testing.T) {
 	}
 	if rc.Environment != nil {
 		t.Errorf("runner-level environment, which job variables override and service containers get: %v", rc.Environment)
+	}
+	if !rc.NetworkPerBuild {
+		t.Errorf("the Docker executor's keys do not turn on FF_NETWORK_PER_BUILD:\n%s", out)
 	}
 	ci := loadCI(t, "examples/terraform.gitlab-ci.yml")
 	identity := ci.job(t, "aws-identity")
@@ -356,6 +365,116 @@ func TestPrintedDockerConfigAndTemplate(t *testing.T) {
 			sent := res.ExitCode == 0 && strings.Contains(res.Stdout, "Received 1 response")
 			if control := i == 1; control != sent || control == refused {
 				t.Errorf("%s: packet socket refused %v, ARP answered %v; want the control to send: %s", c.name, refused, sent, res)
+			}
+		}
+	})
+	// Service containers: GitLab Runner applies cap_drop to the job's
+	// container only, so a job's service (an image of its choosing,
+	// perhaps running as root) keeps NET_RAW. With the printed
+	// FF_NETWORK_PER_BUILD it shares a network with its own job only:
+	// another job's container, on that job's network, does not answer
+	// its ARP. The control, the same keys on Docker's default bridge
+	// (the flag off), reaches the neighbour.
+	t.Run("services-isolated", func(t *testing.T) {
+		if !rc.NetworkPerBuild {
+			t.Fatal("the printed keys do not turn on FF_NETWORK_PER_BUILD")
+		}
+		shared := rc
+		shared.NetworkPerBuild = false
+		for i, c := range []struct {
+			name   string
+			config runnerConfig
+		}{{"printed", rc}, {"default bridge (the control)", shared}} {
+			ip := startNeighbour(t, c.config.NetworkPerBuild)
+			service := c.config
+			service.CapDrop = nil // as the runner starts a service container
+			id := int64(4040 + i)
+			res := newJobRunner(t, service).run(t, job{ID: id, ProjectID: projectID, ProjectPath: projectPath, Image: staticImage,
+				Token: k.useToken("glcbt-unused"), User: "0", Script: []string{"arping -c 1 -w 5 -I eth0 " + ip + " || echo arping-failed"}})
+			reached := strings.Contains(res.Stdout, "Received 1 response")
+			if control := i == 1; reached != control || (!control && !strings.Contains(res.Stdout, "arping-failed")) {
+				t.Errorf("%s: a service container with NET_RAW reached another job's container %s: %v, want %v: %s", c.name, ip, reached, control, res)
+			}
+		}
+	})
+	// An HTTP proxy for the job (a runner-level or dotenv HTTP_PROXY):
+	// the Go SDK's HTTP client honours it for 169.254.170.2, so without
+	// the pre_build_script's NO_PROXY line the proxy receives the job's
+	// token (the control). With it, the job gets its session straight
+	// from the agent and the proxy receives nothing; the job's own
+	// NO_PROXY is kept.
+	t.Run("no-proxy", func(t *testing.T) {
+		line := agent.NoProxy("169.254.170.2")
+		if !strings.Contains(rc.PreBuildScript, line) {
+			t.Fatalf("the printed pre_build_script has no %q:\n%s", line, rc.PreBuildScript)
+		}
+		withoutLine := rc
+		withoutLine.PreBuildScript = strings.Replace(rc.PreBuildScript, line, "", 1)
+		p := startProxy(t)
+		vars := append(identity.Variables, "HTTP_PROXY=http://"+p.addr, "http_proxy=http://"+p.addr, "NO_PROXY=gitlab.example.com")
+		for i, c := range []struct {
+			name   string
+			config runnerConfig
+		}{{"printed", rc}, {"without the NO_PROXY line (the control)", withoutLine}} {
+			id := int64(4050 + i)
+			tok := k.addJob(id)
+			res := newJobRunner(t, c.config).run(t, job{ID: id, ProjectID: projectID, ProjectPath: projectPath, Image: staticImage, Token: tok,
+				Variables: vars, Script: []string{"sdkclient -endpoint " + k.emu.STSURL}})
+			ok := res.ExitCode == 0 && lastLine(res.Stdout) == wantARN(fmt.Sprintf("gitlab-42-%d", id))
+			leaked := p.sawToken(tok)
+			if control := i == 1; ok == control || leaked != control {
+				t.Errorf("%s: got credentials %v, the proxy received the token %v; want %v, %v: %s", c.name, ok, leaked, !control, control, res)
+			}
+		}
+	})
+	// An earlier job's dotenv report (or a CI/CD variable) with
+	// credentials every SDK prefers to the agent's: static keys, or a
+	// config file with a profile of its own. The printed
+	// pre_build_script unsets them, naming each, so the job runs on its
+	// own session; the control, without that loop, runs on the planted
+	// keys, which the emulator's STS refuses.
+	t.Run("dotenv-credentials-unset", func(t *testing.T) {
+		if !strings.Contains(rc.PreBuildScript, agent.CredentialVariablesUnset) {
+			t.Fatalf("the printed pre_build_script does not unset the credential variables:\n%s", rc.PreBuildScript)
+		}
+		withoutUnset := rc
+		withoutUnset.PreBuildScript = strings.Replace(rc.PreBuildScript, agent.CredentialVariablesUnset, "", 1)
+		const secret = "dotenvSecretKeyNotToBeLogged0000"
+		planted := []struct {
+			name   string
+			vars   []string
+			script []string
+			unset  []string
+		}{
+			{"static keys", []string{"AWS_ACCESS_KEY_ID=AKIADOTENVPLANTED000", "AWS_SECRET_ACCESS_KEY=" + secret, "AWS_SESSION_TOKEN=planted"}, nil,
+				[]string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}},
+			{"config file and profile", []string{"AWS_CONFIG_FILE=/tmp/planted-config", "AWS_PROFILE=planted"},
+				[]string{`printf '[profile planted]\naws_access_key_id = AKIADOTENVPLANTED000\naws_secret_access_key = ` + secret + `\n' > /tmp/planted-config`},
+				[]string{"AWS_CONFIG_FILE", "AWS_PROFILE"}},
+		}
+		for pi, pl := range planted {
+			for i, c := range []struct {
+				name   string
+				config runnerConfig
+			}{{"printed", rc}, {"without the unset (the control)", withoutUnset}} {
+				id := int64(4060 + 2*pi + i)
+				tok := k.addJob(id)
+				res := newJobRunner(t, c.config).run(t, job{ID: id, ProjectID: projectID, ProjectPath: projectPath, Image: staticImage, Token: tok,
+					Variables: append(append([]string{}, identity.Variables...), pl.vars...), Script: append(pl.script, "sdkclient -endpoint "+k.emu.STSURL)})
+				ok := res.ExitCode == 0 && lastLine(res.Stdout) == wantARN(fmt.Sprintf("gitlab-42-%d", id))
+				if control := i == 1; ok == control {
+					t.Errorf("%s, %s: got the job's session %v, want %v: %s", pl.name, c.name, ok, !control, res)
+				}
+				if i == 0 {
+					for _, v := range pl.unset {
+						if !strings.Contains(res.Stdout, "keyless: unsetting "+v+" ") {
+							t.Errorf("%s: the job's log does not name %s: %s", pl.name, v, res)
+						}
+					}
+					if strings.Contains(res.Stdout+res.Stderr, secret) {
+						t.Errorf("%s: the job's log holds the planted secret: %s", pl.name, res)
+					}
+				}
 			}
 		}
 	})
@@ -547,18 +666,93 @@ func TestPrintedDockerDesktopConfig(t *testing.T) {
 	k := startKitAgent(t)
 	out := k.print(t, "--executor", "docker-desktop", "--relay-port", "9912")
 	rc := parseRunnerConfig(t, out)
-	if rc.NetworkMode != "keyless" || rc.Volumes != nil || rc.Environment != nil || !slices.Equal(rc.CapDrop, []string{"NET_RAW"}) ||
+	if rc.NetworkMode != "keyless" || rc.NetworkPerBuild || rc.Volumes != nil || rc.Environment != nil || !slices.Equal(rc.CapDrop, []string{"NET_RAW"}) ||
 		!strings.Contains(rc.PreBuildScript, "\nexport AWS_CONTAINER_CREDENTIALS_FULL_URI="+fullURI+"\n") {
 		t.Errorf("Docker Desktop keys: %+v", rc)
 	}
 	for _, want := range []string{
 		"#   docker network create --subnet 169.254.170.0/24 --ip-range 169.254.170.128/25 --gateway 169.254.170.1 keyless\n",
 		"--ip 169.254.170.2 keyless-relay agent relay --upstream http://host.docker.internal:9912\n",
+		// No per-build networks (every job must be on the relay's), so
+		// the comments say what the services keep, and what to do.
+		"service containers (services:)\n# with Docker's default capabilities, NET_RAW included",
+		"    # allowed_services = [",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("no %q in:\n%s", want, out)
 		}
 	}
+}
+
+// startNeighbour starts another job's container, sleeping, where the
+// runner puts it: on a network of its own (FF_NETWORK_PER_BUILD) or on
+// Docker's default bridge; it returns the container's address.
+func startNeighbour(t *testing.T, perBuild bool) string {
+	t.Helper()
+	im := buildImages(t)
+	args := []string{"run", "-d", "--label", keylessLabel}
+	if perBuild {
+		network := "keyless-interop-neighbour-" + nonce(t)
+		if _, err := docker(nil, "network", "create", "--driver", "bridge", "--label", keylessLabel, network); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if _, err := docker(nil, "network", "rm", network); err != nil {
+				t.Errorf("removing the neighbour's network: %v", err)
+			}
+		})
+		args = append(args, "--network", network)
+	}
+	name := "keyless-interop-neighbour-" + nonce(t)
+	if _, err := docker(nil, append(args, "--name", name, im.name[staticImage], "sleep", "600")...); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { docker(nil, "rm", "-f", name) })
+	out, err := docker(nil, "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ips := strings.Fields(out)
+	if len(ips) != 1 {
+		t.Fatalf("the neighbour's addresses: %q", out)
+	}
+	return ips[0]
+}
+
+// proxy is an HTTP proxy that refuses every request (502) and remembers
+// the Authorization headers it received, on 169.254.170.2, which jobs
+// reach.
+type proxy struct {
+	addr string
+	mu   sync.Mutex
+	auth []string
+}
+
+func startProxy(t *testing.T) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "169.254.170.2:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{addr: ln.Addr().String()}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.mu.Lock()
+		p.auth = append(p.auth, r.Header.Get("Authorization"))
+		p.mu.Unlock()
+		http.Error(w, "a proxy", http.StatusBadGateway)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return p
+}
+
+// sawToken says whether a request with tok as its Authorization reached
+// the proxy (it answers before the job goes on, so a job that has ended
+// has been recorded).
+func (p *proxy) sawToken(tok string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Contains(p.auth, tok)
 }
 
 func lastLine(s string) string {

@@ -233,11 +233,17 @@ func buildRelayImage(t *testing.T, keyless string) string {
 		"--network keyless --ip 169.254.170.2 \\\n#     keyless-relay agent relay --upstream http://host.docker.internal:9912\n",
 		"--add-host host.docker.internal:host-gateway",
 		"network_mode = \"keyless\"",
-		preBuildScript[len("export "):len("export ")+len("AWS_CONTAINER_CREDENTIALS_FULL_URI=")] + fullURI,
+		"keyless agent print-runner-config --config agent.yaml --executor docker-desktop\n",
 	} {
 		if !strings.Contains(string(text), want) {
 			t.Errorf("%s does not say %q", dockerfile, want)
 		}
+	}
+	// Its comments point at the printed keys instead of a recipe of
+	// their own, which would lack cap_drop, the unsets and the
+	// id_tokens check.
+	if strings.Contains(string(text), "pre_build_script =") || strings.Contains(string(text), "[runners.docker]") {
+		t.Errorf("%s holds a config.toml recipe of its own; point at print-runner-config instead", dockerfile)
 	}
 	ctx := t.TempDir()
 	bin, err := os.ReadFile(keyless)
