@@ -1,19 +1,23 @@
 //go:build linux
 
-// Command vendbench measures keyless agent against AWS's credential helper
-// serve (v1.4.0, IMDSv2), side by side in one run, on loopback: each
-// serves credentials it already holds, the agent to a caller whose GitLab
-// job token it verifies (GitLab's answer cached, as configured by
-// default), the helper to anyone holding its IMDSv2 session token.
+// Command vendbench measures keyless agent and keyless serve against AWS's
+// credential helper serve (v1.4.0, IMDSv2), side by side in one run, on
+// loopback: each serves credentials it already holds, the agent to a
+// caller whose GitLab job token it verifies (GitLab's answer cached, as
+// configured by default), keyless serve and the helper to anyone holding
+// their IMDSv2 session token.
 //
 // It starts, in this process, the Roles Anywhere emulator (the reference
 // deployment, accepting session names), a throwaway CA and the runner's
 // certificate and key, and the fake GitLab with one running job; then the
-// two servers as processes: keyless agent --config agent.yaml (a
+// three servers as processes: keyless agent --config agent.yaml (a
 // container-credentials listener on 127.0.0.1, one rule for the job's
-// project) and aws_signing_helper serve. After one vend each (both then
-// answer from their cache) and a short idle, it reads both processes'
-// resident memory, then measures for each:
+// project), and keyless serve and aws_signing_helper serve with the same
+// session flags. Both IMDSv2 servers are measured by the same client
+// path, as an SDK uses them: one token (PUT /latest/api/token), then GETs
+// of the role's credentials with it. After one vend each (all then answer
+// from their cache) and a short idle, it reads the processes' resident
+// memory, then measures for each:
 //
 //   - throughput: -concurrency keep-alive connections, each sending a
 //     vend as soon as the previous answer is in, for -duration;
@@ -23,8 +27,9 @@
 //     sent more than -late after their time are counted as late.
 //
 // Every answer must be 200 with AccessKeyId, SecretAccessKey, Token and
-// Expiration. It prints a markdown section (or JSON with -json). Run it
-// with scripts/bench-agent; it is Linux-only (/proc, nanosleep).
+// Expiration. It prints a markdown section (or JSON with -json), with the
+// ratios of each keyless server's figures to the helper's. Run it with
+// scripts/bench-agent; it is Linux-only (/proc, nanosleep).
 package main
 
 import (
@@ -80,8 +85,13 @@ type Result struct {
 	Rate        float64 `json:"rate"`
 	Concurrency int     `json:"concurrency"`
 	Agent       *Side   `json:"keyless_agent"`
+	Serve       *Side   `json:"keyless_serve"`
 	Helper      *Side   `json:"aws_helper_serve"`
-	Targets     Targets `json:"targets"`
+	// CreateSessions is the emulator's count during the measurements
+	// (after the warm-up), of all three servers: it cannot tell them
+	// apart, and none should need one.
+	CreateSessions int64   `json:"create_sessions"`
+	Targets        Targets `json:"targets"`
 }
 
 // Machine is where it ran.
@@ -103,7 +113,6 @@ type Side struct {
 	Throughput  *Throughput `json:"throughput"`
 	Latency     *Latency    `json:"latency"`
 	// During the measurements (after the warm-up vend).
-	CreateSessions int64 `json:"create_sessions"`
 	GitLabJobCalls int64 `json:"gitlab_job_calls,omitempty"`
 	LogBytes       int64 `json:"log_bytes"`
 
@@ -169,21 +178,11 @@ func main() {
 	agent.target = &target{name: agent.Name, addr: agentAddr, pid: agent.process.Process.Pid,
 		req: []byte("GET /v1/credentials HTTP/1.1\r\nHost: " + agentAddr + "\r\nAuthorization: " + f.jobToken + "\r\nUser-Agent: vendbench\r\n\r\n")}
 
-	// AWS's helper serve, IMDSv2, for the same role.
-	helperAddr := freeAddr(e)
-	_, port, _ := net.SplitHostPort(helperAddr)
-	helper := &Side{Name: "AWS helper serve", Version: "aws_signing_helper " + helperVersion(e, *helperBin),
-		Vend: "GET /latest/meta-data/iam/security-credentials/ROLE, x-aws-ec2-metadata-token (fetched once), cached credentials",
-		log:  filepath.Join(dir, "helper.log")}
-	helper.process = start(e, helper.log, *helperBin, "serve", "--certificate", f.certFile, "--private-key", f.keyFile,
-		"--trust-anchor-arn", f.anchorARN, "--profile-arn", f.profileARN, "--role-arn", f.roleARN, "--endpoint", f.emulatorURL, "--port", port)
-	roleName := f.roleARN[strings.LastIndexByte(f.roleARN, '/')+1:]
-	imdsToken := imdsv2Token(e, helperAddr)
-	helper.target = &target{name: helper.Name, addr: helperAddr, pid: helper.process.Process.Pid,
-		req: []byte("GET /latest/meta-data/iam/security-credentials/" + roleName + " HTTP/1.1\r\nHost: " + helperAddr +
-			"\r\nx-aws-ec2-metadata-token: " + imdsToken + "\r\nUser-Agent: vendbench\r\n\r\n")}
-	res.Agent, res.Helper = agent, helper
-	sides := []*Side{agent, helper}
+	// keyless serve and AWS's helper serve, IMDSv2, for the same role.
+	serve := imdsSide(e, f, filepath.Join(dir, "serve.log"), *keylessBin, "keyless serve", firstLine(e, *keylessBin, "version"))
+	helper := imdsSide(e, f, filepath.Join(dir, "helper.log"), *helperBin, "AWS helper serve", "aws_signing_helper "+helperVersion(e, *helperBin))
+	res.Agent, res.Serve, res.Helper = agent, serve, helper
+	sides := []*Side{agent, serve, helper}
 
 	// Warm-up: one vend each, then both answer from their cache.
 	for _, s := range sides {
@@ -203,8 +202,8 @@ func main() {
 		}
 		pause()
 	}
-	// The other order for latency, so neither always goes first.
-	for _, s := range []*Side{helper, agent} {
+	// The other order for latency, so none always goes first.
+	for _, s := range []*Side{helper, serve, agent} {
 		progress("latency: %s, %.0f/s, %s", s.Name, *rate, *duration)
 		if s.Latency, err = openLoop(s.target, *rate, *duration, *openConns, *late); err != nil {
 			e.Fatalf("%s: %v", s.Name, err)
@@ -216,10 +215,9 @@ func main() {
 		s.AfterMemory = memory(s.target.pid)
 		s.LogBytes = fileSize(s.log)
 	}
-	// Only the agent calls GitLab; the emulator cannot tell the two apart,
-	// and neither should need a CreateSession during the run.
+	// Only the agent calls GitLab.
 	agent.GitLabJobCalls = int64(f.gitlab.Calls(gitlabfake.EndpointJob)) - jobCalls0
-	agent.CreateSessions = f.sessions.Load() - sessions0
+	res.CreateSessions = f.sessions.Load() - sessions0
 	for _, s := range sides {
 		if err := s.process.Process.Signal(syscall.Signal(0)); err != nil {
 			e.Fatalf("%s exited during the run; its log:\n%s", s.Name, tail(s.log))
@@ -349,9 +347,28 @@ func start(e *env, logFile, bin string, args ...string) *exec.Cmd {
 	return cmd
 }
 
-// imdsv2Token waits for the helper to listen and gets a session token
-// (PUT /latest/api/token), as SDKs do once.
-func imdsv2Token(e *env, addr string) string {
+// imdsSide starts an IMDSv2 server, keyless serve or AWS's helper serve
+// (both take the subcommand serve and the same flags), for the fixture's
+// role on a free loopback port, logging to logFile, and targets it as an
+// SDK does: one session token, then GETs of the role's credentials.
+func imdsSide(e *env, f *fixture, logFile, bin, name, version string) *Side {
+	addr := freeAddr(e)
+	_, port, _ := net.SplitHostPort(addr)
+	s := &Side{Name: name, Version: version, log: logFile,
+		Vend: "GET /latest/meta-data/iam/security-credentials/ROLE, x-aws-ec2-metadata-token (fetched once), cached credentials"}
+	s.process = start(e, s.log, bin, "serve", "--certificate", f.certFile, "--private-key", f.keyFile,
+		"--trust-anchor-arn", f.anchorARN, "--profile-arn", f.profileARN, "--role-arn", f.roleARN, "--endpoint", f.emulatorURL, "--port", port)
+	roleName := f.roleARN[strings.LastIndexByte(f.roleARN, '/')+1:]
+	token := imdsv2Token(e, name, addr)
+	s.target = &target{name: name, addr: addr, pid: s.process.Process.Pid,
+		req: []byte("GET /latest/meta-data/iam/security-credentials/" + roleName + " HTTP/1.1\r\nHost: " + addr +
+			"\r\nx-aws-ec2-metadata-token: " + token + "\r\nUser-Agent: vendbench\r\n\r\n")}
+	return s
+}
+
+// imdsv2Token waits for an IMDSv2 server to listen and gets a session
+// token (PUT /latest/api/token), as SDKs do once.
+func imdsv2Token(e *env, name, addr string) string {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		req, _ := http.NewRequest(http.MethodPut, "http://"+addr+"/latest/api/token", nil)
@@ -366,7 +383,7 @@ func imdsv2Token(e *env, addr string) string {
 			err = fmt.Errorf("status %d: %s", resp.StatusCode, b)
 		}
 		if time.Now().After(deadline) {
-			e.Fatalf("AWS's helper serve did not give an IMDSv2 token on %s: %v", addr, err)
+			e.Fatalf("%s did not give an IMDSv2 token on %s: %v", name, addr, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -409,46 +426,81 @@ func tail(path string) string {
 	return string(b)
 }
 
-// printMarkdown prints the section for docs/benchmarks.md.
+// printMarkdown prints the section for docs/benchmarks.md: one row a
+// server, each keyless figure followed by its ratio to the helper's.
 func printMarkdown(w io.Writer, r *Result, openConns int, late time.Duration) {
-	a, h := r.Agent, r.Helper
+	a, sv, h := r.Agent, r.Serve, r.Helper
+	sides := []*Side{a, sv, h}
 	ms := func(us float64) string { return strconv.FormatFloat(us/1000, 'f', 3, 64) }
 	mb := func(m float64) string { return strconv.FormatFloat(m, 'f', 1, 64) + " MB" }
 	n := func(f float64) string { return group(int64(f + 0.5)) }
+	size := func(b int64) string {
+		if b < 1<<20 {
+			return group(b) + " bytes"
+		}
+		return mb(float64(b) / (1 << 20))
+	}
 	yes := func(ok bool) string {
 		if ok {
 			return "met"
 		}
 		return "**missed**"
 	}
-	row := func(name, av, hv string) { fmt.Fprintf(w, "| %s | %s | %s |\n", name, av, hv) }
-	fmt.Fprintf(w, "### keyless agent and AWS's helper `serve`: vending cached credentials on loopback\n\n")
-	fmt.Fprintf(w, "%s; %s (IMDSv2); %d CPUs (%s), shared by both servers, the load generator and the emulator; %s, load average before the run %s.\n\n",
+	// cell is s's figure (by get) as format writes it, with its ratio to
+	// the helper's unless s is the helper.
+	cell := func(s *Side, get func(*Side) float64, format func(float64) string) string {
+		v, hv := get(s), get(h)
+		if s == h || hv == 0 {
+			return format(v)
+		}
+		return fmt.Sprintf("%s (%.2f×)", format(v), v/hv)
+	}
+	table := func(header []string, cells func(*Side) []string) {
+		fmt.Fprintf(w, "| | %s |\n|---|%s\n", strings.Join(header, " | "), strings.Repeat("---:|", len(header)))
+		for _, s := range sides {
+			fmt.Fprintf(w, "| %s | %s |\n", s.Name, strings.Join(cells(s), " | "))
+		}
+		fmt.Fprintln(w)
+	}
+	rate := group(int64(r.Rate))
+	fmt.Fprintf(w, "### keyless agent, keyless serve and AWS's helper `serve`: vending cached credentials on loopback\n\n")
+	fmt.Fprintf(w, "%s (agent and serve); %s (IMDSv2); %d CPUs (%s), shared by the three servers, the load generator and the emulator; %s, load average before the run %s.\n\n",
 		a.Version, h.Version, r.Machine.CPUs, r.Machine.CPUModel, r.Machine.GoVersion, r.Machine.LoadAvg)
-	row("", "keyless agent", "AWS helper serve")
-	fmt.Fprintln(w, "|---|---:|---:|")
-	row(fmt.Sprintf("throughput, %d keep-alive clients, %s (vends/s)", r.Concurrency, r.Duration), n(a.Throughput.PerSecond), n(h.Throughput.PerSecond))
-	row("server CPU per vend (µs), throughput run", n(a.Throughput.ServerCPUPerOp), n(h.Throughput.ServerCPUPerOp))
-	row(fmt.Sprintf("latency at %s vends/s for %s, p50 (ms)", group(int64(r.Rate)), r.Duration), ms(a.Latency.FromSchedule.P50), ms(h.Latency.FromSchedule.P50))
-	row("p99 (ms)", ms(a.Latency.FromSchedule.P99), ms(h.Latency.FromSchedule.P99))
-	row("p99.9 (ms)", ms(a.Latency.FromSchedule.P999), ms(h.Latency.FromSchedule.P999))
-	row("max (ms)", ms(a.Latency.FromSchedule.Max), ms(h.Latency.FromSchedule.Max))
-	row(fmt.Sprintf("failed / late (sent > %s after schedule)", late), fmt.Sprintf("%d / %d", a.Latency.Failed+a.Throughput.Failed, a.Latency.Late),
-		fmt.Sprintf("%d / %d", h.Latency.Failed+h.Throughput.Failed, h.Latency.Late))
-	row(fmt.Sprintf("server CPU per vend (µs), at %s/s", group(int64(r.Rate))), n(a.Latency.ServerCPUPerOp), n(h.Latency.ServerCPUPerOp))
-	row("idle RSS after the warm-up", mb(a.IdleMemory.RSS), mb(h.IdleMemory.RSS))
-	row("RSS after the load / peak", mb(a.AfterMemory.RSS)+" / "+mb(a.AfterMemory.Peak), mb(h.AfterMemory.RSS)+" / "+mb(h.AfterMemory.Peak))
-	fmt.Fprintln(w)
-	fmt.Fprintf(w, "Targets (issue 12): throughput at least the helper's: %s; p99 ≤ 1 ms at %s/s: %s; idle RSS ≤ 20 MB: %s.\n\n",
-		yes(r.Targets.Throughput), group(int64(r.Rate)), yes(r.Targets.P99), yes(r.Targets.IdleRSS))
-	fmt.Fprintf(w, "A vend is, for the agent, %s; for the helper, %s. Latency is open loop on %d connections: each request has its time on a fixed timeline "+
+	fmt.Fprintf(w, "Throughput (closed loop, %d keep-alive clients, %s) and memory:\n\n", r.Concurrency, r.Duration)
+	table([]string{"vends/s", "server CPU per vend (µs)", "idle RSS after the warm-up", "RSS after the load / peak"}, func(s *Side) []string {
+		return []string{
+			cell(s, func(s *Side) float64 { return s.Throughput.PerSecond }, n),
+			cell(s, func(s *Side) float64 { return s.Throughput.ServerCPUPerOp }, n),
+			cell(s, func(s *Side) float64 { return s.IdleMemory.RSS }, mb),
+			mb(s.AfterMemory.RSS) + " / " + mb(s.AfterMemory.Peak),
+		}
+	})
+	fmt.Fprintf(w, "Latency at %s vends/s for %s (open loop, %d connections), in ms:\n\n", rate, r.Duration, openConns)
+	table([]string{"p50", "p99", "p99.9", "max", fmt.Sprintf("failed / late (sent > %s after schedule)", late), "server CPU per vend (µs)"}, func(s *Side) []string {
+		l := func(get func(Percentiles) float64) string {
+			return cell(s, func(s *Side) float64 { return get(s.Latency.FromSchedule) }, ms)
+		}
+		return []string{
+			l(func(p Percentiles) float64 { return p.P50 }),
+			l(func(p Percentiles) float64 { return p.P99 }),
+			l(func(p Percentiles) float64 { return p.P999 }),
+			l(func(p Percentiles) float64 { return p.Max }),
+			fmt.Sprintf("%d / %d", s.Latency.Failed+s.Throughput.Failed, s.Latency.Late),
+			cell(s, func(s *Side) float64 { return s.Latency.ServerCPUPerOp }, n),
+		}
+	})
+	fmt.Fprintf(w, "In parentheses, the figure over the helper's (above 1: more vends, or more time, CPU or memory). "+
+		"Issue 12's targets for the agent: throughput at least the helper's: %s; p99 ≤ 1 ms at %s/s: %s; idle RSS ≤ 20 MB: %s.\n\n",
+		yes(r.Targets.Throughput), rate, yes(r.Targets.P99), yes(r.Targets.IdleRSS))
+	fmt.Fprintf(w, "A vend is, for the agent, %s; for keyless serve and the helper, the same request: %s. Latency is open loop: each request has its time on a fixed timeline "+
 		"and is measured from it to the last byte of its answer, so a stall counts against every request it delays (service time alone, from the write: "+
-		"agent p99 %s ms, helper p99 %s ms; the generator's own lag p99 %s / %s ms). During the measurements the agent made %d GitLab job API call(s) "+
-		"(a confirmed job token is trusted for 30 s) and %d CreateSession call(s); the agent wrote %s of audit log (one line a vend). "+
+		"p99 %s / %s / %s ms for agent / keyless serve / helper; the generator's own lag p99 %s / %s / %s ms). During the measurements the agent made %d GitLab job API call(s) "+
+		"(a confirmed job token is trusted for 30 s), the three servers together %d CreateSession call(s); the agent wrote %s of audit log (one line a vend), keyless serve %s of log. "+
 		"Every answer was checked: 200, with AccessKeyId, SecretAccessKey, Token and Expiration.\n",
-		a.Vend, h.Vend, openConns, ms(a.Latency.Service.P99), ms(h.Latency.Service.P99), ms(a.Latency.Lag.P99), ms(h.Latency.Lag.P99),
-		a.GitLabJobCalls, a.CreateSessions, mb(float64(a.LogBytes)/(1<<20)))
-	for _, s := range []*Side{a, h} {
+		a.Vend, h.Vend, ms(a.Latency.Service.P99), ms(sv.Latency.Service.P99), ms(h.Latency.Service.P99),
+		ms(a.Latency.Lag.P99), ms(sv.Latency.Lag.P99), ms(h.Latency.Lag.P99),
+		a.GitLabJobCalls, r.CreateSessions, size(a.LogBytes), size(sv.LogBytes))
+	for _, s := range sides {
 		for _, err := range append(s.Throughput.Errors, s.Latency.Errors...) {
 			fmt.Fprintf(w, "\n%s error: %s", s.Name, err)
 		}
