@@ -273,6 +273,10 @@ var CredentialVariables = []string{
 	"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
 	"AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_ROLE_SESSION_NAME",
 	"AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
+	// Older names some SDKs still read before container credentials:
+	// botocore's, Java v1's and Ruby's.
+	"AWS_CREDENTIAL_FILE", "BOTO_CONFIG", "AWS_ACCESS_KEY", "AWS_SECRET_KEY",
+	"AMAZON_ACCESS_KEY_ID", "AMAZON_SECRET_ACCESS_KEY", "AMAZON_SESSION_TOKEN",
 }
 
 // CredentialVariablesUnset is the part of pre_build_script that unsets
@@ -290,8 +294,15 @@ unset keyless_v
 // NO_PROXY and no_proxy: the SDKs' HTTP clients honour HTTP_PROXY for
 // 169.254.170.2 (only loopback is exempt), so a proxy set for the runner
 // or by a variable would otherwise receive every job's token.
+//
+// Tools read one spelling or the other first (Go NO_PROXY, curl and
+// Python no_proxy), so both get the union of what either held, and "*"
+// (no proxy for anything) is left alone.
 func NoProxy(host string) string {
-	return `export NO_PROXY="${NO_PROXY:+$NO_PROXY,}` + host + `" no_proxy="${no_proxy:+$no_proxy,}` + host + `"` + "\n"
+	return `keyless_np="${NO_PROXY:-}"; [ -z "${no_proxy:-}" ] || [ "$no_proxy" = "$keyless_np" ] || keyless_np="${keyless_np:+$keyless_np,}$no_proxy"
+case "$keyless_np" in '*') ;; *) keyless_np="${keyless_np:+$keyless_np,}` + host + `";; esac
+export NO_PROXY="$keyless_np" no_proxy="$keyless_np"; unset keyless_np
+`
 }
 
 // IDTokenJobCheck is the pattern in pre_build_script that matches the

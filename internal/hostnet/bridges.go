@@ -3,9 +3,7 @@ package hostnet
 import (
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
-	"strings"
+	"slices"
 	"sync"
 	"time"
 )
@@ -14,10 +12,10 @@ import (
 // one of the host's own addresses (a process on the host connecting to
 // 169.254.170.2 comes from it), or inside the subnet of one of its Linux
 // bridges (docker0, the br-* of per-build networks): where job
-// containers are. A bridge counts only when none of its ports reaches a
-// physical network device (directly, as eth0 in a br0 a hypervisor
-// host bridges its uplink with, or below a bond or VLAN): such a bridge
-// is the LAN, not containers. The link-local
+// containers are. A bridge counts only when every port is a veth (a
+// container) or a tap (a local VM): one with a physical NIC (a
+// hypervisor's br0 holding eth0), a bond or VLAN, a tunnel or an L2 VPN
+// carries other machines, so it is the LAN. The link-local
 // addresses the agent listens on answer ARP on every interface, so a
 // machine on the LAN that routes 169.254.170.2 to this host reaches them;
 // this is how the agent tells such a caller from a container.
@@ -29,12 +27,12 @@ type Bridges struct {
 	mu      sync.Mutex
 	nets    []netip.Prefix
 	taken   time.Time
-	sysfs   string // /sys/class/net
 	refresh time.Duration
+	links   func() ([]link, error) // nil: listLinks (tests replace it)
 }
 
 // NewBridges returns a Bridges for this host.
-func NewBridges() *Bridges { return &Bridges{sysfs: "/sys/class/net", refresh: 100 * time.Millisecond} }
+func NewBridges() *Bridges { return &Bridges{refresh: 100 * time.Millisecond} }
 
 // Allow reports whether addr is loopback or on a bridge's subnet.
 func (b *Bridges) Allow(addr netip.Addr) bool {
@@ -70,8 +68,9 @@ func (b *Bridges) snapshot() []netip.Prefix {
 		return nil
 	}
 	var out []netip.Prefix
+	bridges := b.containerBridges()
 	for _, ifi := range ifaces {
-		bridge := b.containerBridge(ifi.Name)
+		bridge := bridges[ifi.Name]
 		addrs, err := ifi.Addrs()
 		if err != nil {
 			continue
@@ -108,8 +107,9 @@ func (b *Bridges) Holding(addr netip.Addr) string {
 	if err != nil {
 		return ""
 	}
+	bridges := b.containerBridges()
 	for _, ifi := range ifaces {
-		if !b.containerBridge(ifi.Name) {
+		if !bridges[ifi.Name] {
 			continue
 		}
 		addrs, err := ifi.Addrs()
@@ -127,44 +127,46 @@ func (b *Bridges) Holding(addr netip.Addr) string {
 	return ""
 }
 
-// containerBridge reports whether the interface name is a Linux bridge
-// whose ports are all virtual (veths of containers, taps of local VMs),
-// so its subnet is this host's containers and not a network outside.
-func (b *Bridges) containerBridge(name string) bool {
-	fi, err := os.Stat(filepath.Join(b.sysfs, name, "bridge"))
-	if err != nil || !fi.IsDir() {
-		return false
-	}
-	ports, err := os.ReadDir(filepath.Join(b.sysfs, name, "brif"))
-	if err != nil {
-		return false // a bridge whose ports cannot be read is not known to be safe
-	}
-	for _, p := range ports {
-		if b.uplink(p.Name(), 0) {
-			return false
-		}
-	}
-	return true
+// link is what the kernel says of one interface: its kind
+// (IFLA_INFO_KIND, "" for a physical device) and the bridge it is a port
+// of (master, an interface index; 0 for none).
+type link struct {
+	name, kind    string
+	index, master int
 }
 
-// uplink reports whether the interface is a physical device (it has a
-// device link in sysfs) or is stacked on one (a bond, a VLAN: its lower_*
-// links lead to one).
-func (b *Bridges) uplink(name string, depth int) bool {
-	if depth > 8 {
-		return true // a loop, or a stack too deep to be a container's: not safe
+// containerPortKinds are the ports a container bridge may have: the veth
+// pairs of containers and the taps (tun) of local VMs. Any other port (a
+// physical NIC, a bond or VLAN over one, a VXLAN, geneve or GRE tunnel,
+// an L2 VPN) carries other machines' traffic into the bridge.
+var containerPortKinds = []string{"veth", "tun"}
+
+// containerBridges names the Linux bridges whose ports are all of
+// containerPortKinds, so their subnets are this host's containers and not
+// a network outside. When the interfaces cannot be listed, none counts.
+func (b *Bridges) containerBridges() map[string]bool {
+	links := b.links
+	if links == nil {
+		links = listLinks
 	}
-	if _, err := os.Lstat(filepath.Join(b.sysfs, name, "device")); err == nil {
-		return true
-	}
-	entries, err := os.ReadDir(filepath.Join(b.sysfs, name))
+	all, err := links()
 	if err != nil {
-		return false
+		return nil
 	}
-	for _, e := range entries {
-		if lower, ok := strings.CutPrefix(e.Name(), "lower_"); ok && b.uplink(lower, depth+1) {
-			return true
+	out := map[string]bool{}
+	for _, br := range all {
+		if br.kind != "bridge" {
+			continue
+		}
+		ok := true
+		for _, l := range all {
+			if l.master == br.index && !slices.Contains(containerPortKinds, l.kind) {
+				ok = false
+			}
+		}
+		if ok {
+			out[br.name] = true
 		}
 	}
-	return false
+	return out
 }

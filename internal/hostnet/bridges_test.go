@@ -3,10 +3,9 @@
 package hostnet
 
 import (
+	"errors"
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"testing"
 )
 
@@ -17,7 +16,7 @@ func TestBridges(t *testing.T) {
 	// network another test adds or removes in between would look like a
 	// refusal.
 	lockHostNetwork(t)
-	sys := t.TempDir()
+	var links []link
 	ifaces, err := net.Interfaces()
 	if err != nil {
 		t.Fatal(err)
@@ -41,15 +40,12 @@ func TestBridges(t *testing.T) {
 				lan, lanIP = p, ip
 			case !bridge.IsValid() && p != lan:
 				bridge = p
-				for _, d := range []string{"bridge", "brif/veth0"} {
-					if err := os.MkdirAll(filepath.Join(sys, ifi.Name, d), 0o755); err != nil {
-						t.Fatal(err)
-					}
-				}
+				links = append(links, link{name: ifi.Name, kind: "bridge", index: ifi.Index},
+					link{name: "veth-test", kind: "veth", index: 1 << 30, master: ifi.Index})
 			}
 		}
 	}
-	b := &Bridges{sysfs: sys, refresh: 0}
+	b := &Bridges{links: func() ([]link, error) { return links, nil }}
 	if !b.Allow(netip.MustParseAddr("127.0.0.1")) || !b.Allow(netip.MustParseAddr("::1")) {
 		t.Error("loopback refused")
 	}
@@ -89,26 +85,17 @@ func TestBridgesHolding(t *testing.T) {
 	if name == "" {
 		t.Skip("this machine has no IPv4 address besides loopback")
 	}
-	sys := t.TempDir()
-	b := &Bridges{sysfs: sys}
+	var links []link
+	b := &Bridges{links: func() ([]link, error) { return links, nil }}
 	if got := b.Holding(ip); got != "" {
 		t.Errorf("%s on %s, not a bridge: Holding says %q", ip, name, got)
 	}
-	for _, d := range []string{"bridge", "brif/veth0"} {
-		if err := os.MkdirAll(filepath.Join(sys, name, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	links = []link{{name: name, kind: "bridge", index: 7}, {name: "veth0", kind: "veth", index: 8, master: 7}}
 	if got := b.Holding(ip); got != name {
 		t.Errorf("%s on the bridge %s: Holding says %q", ip, name, got)
 	}
 	// The same bridge with a physical port is the LAN's.
-	if err := os.MkdirAll(filepath.Join(sys, "eth9", "device"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Join(sys, name, "brif", "eth9"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	links = append(links, link{name: "eth9", index: 9, master: 7})
 	if got := b.Holding(ip); got != "" {
 		t.Errorf("%s on %s, a bridge with a physical port: Holding says %q", ip, name, got)
 	}
@@ -117,47 +104,70 @@ func TestBridgesHolding(t *testing.T) {
 	}
 }
 
-// TestContainerBridge: a bridge counts as containers' only when no port
-// is, or is stacked on, a physical device; a bridged uplink (br0 with
-// eth0, or with a bond or VLAN over it) is the LAN.
-func TestContainerBridge(t *testing.T) {
-	sys := t.TempDir()
-	mk := func(parts ...string) {
-		t.Helper()
-		if err := os.MkdirAll(filepath.Join(append([]string{sys}, parts...)...), 0o755); err != nil {
-			t.Fatal(err)
+// TestContainerBridges: a bridge counts as containers' only when every
+// port is a veth or a tap; a physical port, a bond, a VLAN, a tunnel or
+// an L2 VPN makes it the LAN; when the interfaces cannot be listed, no
+// bridge counts.
+func TestContainerBridges(t *testing.T) {
+	var links []link
+	n := 100
+	bridge := func(name string, portKinds ...string) {
+		n++
+		br := n
+		links = append(links, link{name: name, kind: "bridge", index: br})
+		for _, k := range portKinds {
+			n++
+			links = append(links, link{name: name + "-port" + k, kind: k, index: n, master: br})
 		}
 	}
-	// Interfaces: eth0 is physical; bond0 and vlan10 sit on it; veths
-	// and a tap are virtual.
-	mk("eth0", "device")
-	mk("bond0", "lower_eth0")
-	mk("vlan10", "lower_bond0")
-	mk("veth1")
-	mk("veth2")
-	mk("tap0")
-	mk("loop1", "lower_loop2")
-	mk("loop2", "lower_loop1")
-	bridges := map[string][]string{
-		"docker0": {"veth1", "veth2"}, "virbr0": {"tap0"}, "br-empty": nil,
-		"br0": {"veth1", "eth0"}, "br1": {"bond0"}, "br2": {"vlan10"}, "br3": {"loop1"},
-	}
-	for br, ports := range bridges {
-		mk(br, "bridge")
-		mk(br, "brif")
-		for _, p := range ports {
-			mk(br, "brif", p)
-		}
-	}
-	mk("notabridge")
-	mk("noports", "bridge") // no brif: cannot tell, so not counted
-	b := &Bridges{sysfs: sys}
+	bridge("docker0", "veth", "veth")
+	bridge("virbr0", "tun")
+	bridge("br-empty")
+	bridge("br0", "veth", "")   // a physical NIC
+	bridge("br1", "bond")       // a bond over NICs
+	bridge("br2", "vlan")       // a VLAN
+	bridge("vmbr-sdn", "vxlan") // a VXLAN fabric
+	bridge("br-gre", "gretap")  // a GRE tunnel
+	bridge("br-geneve", "veth", "geneve")
+	links = append(links, link{name: "eth0", index: 1}, link{name: "dummy0", kind: "dummy", index: 2})
+	b := &Bridges{links: func() ([]link, error) { return links, nil }}
+	got := b.containerBridges()
 	for name, want := range map[string]bool{
 		"docker0": true, "virbr0": true, "br-empty": true,
-		"br0": false, "br1": false, "br2": false, "br3": false, "notabridge": false, "noports": false, "eth0": false,
+		"br0": false, "br1": false, "br2": false, "vmbr-sdn": false, "br-gre": false, "br-geneve": false, "eth0": false, "dummy0": false,
 	} {
-		if got := b.containerBridge(name); got != want {
-			t.Errorf("%s: a container bridge: %v, want %v", name, got, want)
+		if got[name] != want {
+			t.Errorf("%s: a container bridge: %v, want %v", name, got[name], want)
+		}
+	}
+	b = &Bridges{links: func() ([]link, error) { return nil, errors.New("no netlink") }}
+	if got := b.containerBridges(); len(got) != 0 {
+		t.Errorf("without the interfaces' list: %v", got)
+	}
+}
+
+// TestListLinks: the kernel's own list has lo, and on a machine with
+// Docker, docker0 as a bridge whose ports are veths.
+func TestListLinks(t *testing.T) {
+	links, err := listLinks()
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]link{}
+	for _, l := range links {
+		byName[l.name] = l
+	}
+	if lo, ok := byName["lo"]; !ok || lo.index <= 0 || lo.kind != "" {
+		t.Errorf("lo: %+v (in %+v)", lo, links)
+	}
+	if d, ok := byName["docker0"]; ok {
+		if d.kind != "bridge" {
+			t.Errorf("docker0's kind %q", d.kind)
+		}
+		for _, l := range links {
+			if l.master == d.index && l.kind != "veth" {
+				t.Errorf("a port of docker0 that is not a veth: %+v", l)
+			}
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"syscall"
 	"time"
 
@@ -202,4 +203,107 @@ func addrBody(index int, a netip.Addr) []byte {
 	raw := a.AsSlice()
 	body = append(body, attr(unix.IFA_LOCAL, raw)...)
 	return append(body, attr(unix.IFA_ADDRESS, raw)...)
+}
+
+// listLinks dumps the host's interfaces over netlink (RTM_GETLINK): name,
+// kind (IFLA_INFO_KIND: "bridge", "veth", "tun", "vxlan", ...; "" for a
+// physical device) and master (the bridge a port belongs to).
+func listLinks() ([]link, error) {
+	c, err := dial()
+	if err != nil {
+		return nil, err
+	}
+	defer c.close()
+	c.seq++
+	seq := c.seq
+	body := make([]byte, unix.SizeofIfInfomsg)
+	body[0] = unix.AF_UNSPEC
+	msg := message(unix.RTM_GETLINK, unix.NLM_F_DUMP, seq, body)
+	// A dump answers with its messages and NLMSG_DONE, not an ack.
+	binary.NativeEndian.PutUint16(msg[6:8], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
+	if err := unix.Sendto(c.fd, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return nil, err
+	}
+	var links []link
+	buf := make([]byte, 1<<16)
+	for {
+		n, from, err := unix.Recvfrom(c.fd, buf, 0)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading netlink: %w", err)
+		}
+		if sa, ok := from.(*unix.SockaddrNetlink); !ok || sa.Pid != 0 {
+			continue
+		}
+		msgs, err := syscall.ParseNetlinkMessage(buf[:n])
+		if err != nil {
+			return nil, fmt.Errorf("reading netlink: %w", err)
+		}
+		for _, m := range msgs {
+			if m.Header.Seq != seq {
+				continue
+			}
+			switch m.Header.Type {
+			case unix.NLMSG_DONE:
+				return links, nil
+			case unix.NLMSG_ERROR:
+				if len(m.Data) >= 4 {
+					if code := int32(binary.NativeEndian.Uint32(m.Data[0:4])); code != 0 {
+						return nil, unix.Errno(-code)
+					}
+				}
+				return nil, errors.New("reading netlink: an error answer to the link dump")
+			case unix.RTM_NEWLINK:
+				if l, ok := parseLink(m.Data); ok {
+					links = append(links, l)
+				}
+			}
+		}
+	}
+}
+
+// parseLink reads one RTM_NEWLINK message's body.
+func parseLink(data []byte) (link, bool) {
+	if len(data) < unix.SizeofIfInfomsg {
+		return link{}, false
+	}
+	l := link{index: int(int32(binary.NativeEndian.Uint32(data[4:8])))}
+	for _, a := range attrs(data[unix.SizeofIfInfomsg:]) {
+		switch a.typ &^ unix.NLA_F_NESTED {
+		case unix.IFLA_IFNAME:
+			l.name = strings.TrimRight(string(a.data), "\x00")
+		case unix.IFLA_MASTER:
+			if len(a.data) >= 4 {
+				l.master = int(binary.NativeEndian.Uint32(a.data[:4]))
+			}
+		case unix.IFLA_LINKINFO:
+			for _, in := range attrs(a.data) {
+				if in.typ&^unix.NLA_F_NESTED == unix.IFLA_INFO_KIND {
+					l.kind = strings.TrimRight(string(in.data), "\x00")
+				}
+			}
+		}
+	}
+	return l, l.name != ""
+}
+
+type rtattr struct {
+	typ  uint16
+	data []byte
+}
+
+// attrs splits a run of rtattrs; a malformed one ends it.
+func attrs(b []byte) []rtattr {
+	var out []rtattr
+	for len(b) >= unix.SizeofRtAttr {
+		l := int(binary.NativeEndian.Uint16(b[0:2]))
+		if l < unix.SizeofRtAttr || l > len(b) {
+			break
+		}
+		out = append(out, rtattr{typ: binary.NativeEndian.Uint16(b[2:4]), data: b[unix.SizeofRtAttr:l]})
+		b = b[min((l+3)&^3, len(b)):]
+	}
+	return out
 }

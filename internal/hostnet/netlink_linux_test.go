@@ -241,3 +241,16 @@ func TestAck(t *testing.T) {
 		t.Errorf("two in one datagram: %v %v", done, err)
 	}
 }
+
+// FuzzParseLink: whatever the bytes of an RTM_NEWLINK body, parsing
+// neither panics nor reads past them, and a name it returns is not empty.
+func FuzzParseLink(f *testing.F) {
+	f.Add(append(make([]byte, 16), attr(3, []byte("eth0\x00"))...))
+	f.Add(append(make([]byte, 16), attr(18|1<<15, attr(1, []byte("bridge")))...))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if l, ok := parseLink(data); ok && l.name == "" {
+			t.Fatalf("ok without a name: %+v", l)
+		}
+	})
+}

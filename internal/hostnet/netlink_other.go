@@ -16,3 +16,9 @@ func AddAddresses(addrs []netip.Addr) (string, error) {
 	}
 	return "", fmt.Errorf("adding the addresses %v is supported on Linux only, not %s", addrs, runtime.GOOS)
 }
+
+// listLinks is Linux only: elsewhere no interface counts as a container
+// bridge.
+func listLinks() ([]link, error) {
+	return nil, fmt.Errorf("listing interfaces is supported on Linux only, not %s", runtime.GOOS)
+}

@@ -511,6 +511,19 @@ func TestPrintedDockerConfigAndTemplate(t *testing.T) {
 		if res.ExitCode == 0 || strings.Contains(res.Stdout, "script-ran") || !strings.Contains(res.Stderr, "keyless: no token for the agent") {
 			t.Errorf("a runner without the pre_build_script: the template must fail before the script, saying why: %s", res)
 		}
+		// A runner configured by hand, with the endpoint in its
+		// environment (which job variables and dotenv reports override)
+		// and no pin in pre_build_script: a job variable pointing the
+		// SDKs elsewhere makes the template fail before the job's token
+		// could go there.
+		byHand := runnerConfig{Environment: []string{"AWS_CONTAINER_CREDENTIALS_FULL_URI=" + fullURI},
+			PreBuildScript: "export AWS_CONTAINER_AUTHORIZATION_TOKEN=\"$CI_JOB_TOKEN\"\n"}
+		res = newJobRunner(t, byHand).run(t, job{ID: 4003, ProjectID: projectID, ProjectPath: projectPath, Image: staticImage, Token: k.useToken("glcbt-unused"),
+			Variables: []string{"AWS_CONTAINER_CREDENTIALS_FULL_URI=https://collector.invalid/v1/credentials"},
+			Script:    append(identity.BeforeScript, "echo script-ran")})
+		if res.ExitCode == 0 || strings.Contains(res.Stdout, "script-ran") || !strings.Contains(res.Stderr, "not the agent on this host") {
+			t.Errorf("an endpoint a job variable moved: the template must fail before the script, saying why: %s", res)
+		}
 		// A token with a line break, which the SDKs refuse with a
 		// message that does not say where it came from.
 		runner = newJobRunner(t, rc)
