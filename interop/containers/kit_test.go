@@ -4,13 +4,9 @@ package containers_test
 
 import (
 	"bytes"
-	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,8 +22,6 @@ import (
 	"github.com/keyless-dev/keyless/internal/agent"
 	"github.com/keyless-dev/keyless/internal/emulator/emulatortest"
 	"github.com/keyless-dev/keyless/internal/gitlab/gitlabfake"
-	"github.com/keyless-dev/keyless/internal/pki"
-	"github.com/keyless-dev/keyless/internal/pki/pkitest"
 	"github.com/keyless-dev/keyless/internal/testkit"
 )
 
@@ -60,101 +54,20 @@ const kitAudience = "keyless"
 
 func startKitAgent(t *testing.T) *kitAgent {
 	t.Helper()
-	buildImages(t)
-	keyless := testkit.Keyless(t)
-	claimHostNet(t)
-	root := pkitest.NewRoot(t, "kit-root")
-	inter := root.Intermediate(t, "kit-int")
-	e := &agentEnv{emu: startEmulatorOn(t, netip.MustParseAddr("169.254.170.2"), root.Cert), dir: t.TempDir(), log: &testkit.Buffer{}}
-	key := pkitest.Key(t, pkitest.P256)
-	leaf := inter.Leaf(t, pkitest.LeafOptions{Key: key, CommonName: emulatortest.CommonName})
-	keyPEM, err := pki.EncodePrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert := pkitest.WriteFile(t, e.dir, "runner.crt", pki.EncodeCertificates(leaf, inter.Cert))
-	e.key = filepath.Join(e.dir, "runner.key")
-	if err := os.WriteFile(e.key, keyPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	e.sock = filepath.Join(e.dir, "agent.sock")
-	e.gitlab = gitlabfake.New(gitlabfake.Options{})
-	gl := httptest.NewServer(e.gitlab)
-	t.Cleanup(gl.Close)
-	e.gitlab.SetIssuer(gl.URL)
-	k := &kitAgent{agentEnv: e, config: filepath.Join(e.dir, "agent.yaml"), loopback: testkit.Addr(t), keyless: keyless}
-
-	config := fmt.Sprintf(`identity:
-  certificate: %s
-  key: %s
-aws:
-  trustAnchorArn: %s
-  endpoint: %s
-gitlab:
-  url: %s
-  jobTokenCache: 1s
-  idTokens: { issuer: %s, audience: %s }
-listen:
-  containerCredentials: ["169.254.170.2:80", "169.254.170.23:80", "%s"]
-  socket: { path: %s, mode: "0600" }
-rules:
-  - name: app-jobs
-    identity: [gitlab-job-token, gitlab-id-token]
-    match: { project_id: "%d" }
-    roleArn: %s
-    profileArn: %s
-    sessionName: gitlab-{project_id}-{job_id}
-  - name: runner-user
-    identity: unix-peer
-    match: { uid: "%d" }
-    roleArn: %s
-    profileArn: %s
-`, cert, e.key, e.emu.TrustAnchorARN, e.emu.URL, gl.URL, gl.URL, kitAudience, k.loopback, e.sock, projectID,
-		e.emu.RoleARN, e.emu.ProfileARN, os.Getuid(), e.emu.RoleARN, e.emu.ProfileARN)
-	if err := os.WriteFile(k.config, []byte(config), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, keyless, "agent", "--config", k.config, "--log-level", "debug")
-	cmd.Stdout, cmd.Stderr = e.log, e.log
-	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
-	cmd.WaitDelay = 10 * time.Second
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cancel()
-		<-exited
-		log := e.log.String()
-		for _, tok := range e.tokens {
-			if w := tokenInLog(log, tok); w != "" {
-				t.Errorf("the agent's log holds %q, part of a token used", w)
-			}
-		}
-		if t.Failed() {
-			t.Logf("agent log:\n%s", log)
-		}
+	loopback := testkit.Addr(t)
+	e := startAgentWith(t, agentOptions{
+		listen: fmt.Sprintf("  containerCredentials: [\"169.254.170.2:80\", \"169.254.170.23:80\", %q]\n", loopback),
+		gitlab: func(url string) string {
+			return fmt.Sprintf("  idTokens: { issuer: %s, audience: %s }\n", url, kitAudience)
+		},
+		identity: "[gitlab-job-token, gitlab-id-token]",
+		rules: func(e *agentEnv) string {
+			return fmt.Sprintf("  - name: runner-user\n    identity: unix-peer\n    match: { uid: \"%d\" }\n    roleArn: %s\n    profileArn: %s\n",
+				os.Getuid(), e.emu.RoleARN, e.emu.ProfileARN)
+		},
+		ready: []string{fullURI, "http://" + loopback + "/v1/credentials"},
 	})
-	client := &http.Client{Timeout: 2 * time.Second}
-	for _, u := range []string{fullURI, "http://" + k.loopback + "/v1/credentials"} {
-		testkit.WaitFor(t, 30*time.Second, "the agent to answer at "+u, func() (bool, string) {
-			select {
-			case <-exited:
-				t.Fatalf("keyless agent exited: %v\n%s", cmd.ProcessState, e.log)
-			default:
-			}
-			resp, err := client.Get(u)
-			if err != nil {
-				return false, err.Error()
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			return resp.StatusCode == http.StatusUnauthorized, resp.Status
-		})
-	}
-	return k
+	return &kitAgent{agentEnv: e, config: e.config, loopback: loopback, keyless: testkit.Keyless(t)}
 }
 
 // printRunnerConfig runs keyless agent print-runner-config and returns

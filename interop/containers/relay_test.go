@@ -66,7 +66,7 @@ func startRelay(t *testing.T) *relayEnv {
 		sts:    gw,
 		listen: fmt.Sprintf("  relay: [%q]\n", listener),
 		// Only runner 1's jobs (the fake GitLab's default runner).
-		gitlab: "  runnerIds: [1]\n",
+		gitlab: func(string) string { return "  runnerIds: [1]\n" },
 		ready:  []string{"http://" + listener + "/v1/credentials"},
 	})
 	r := &relayEnv{agentEnv: e, gateway: gw, listener: listener, network: "keyless-interop-relay-" + nonce(t)}
