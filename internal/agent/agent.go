@@ -604,11 +604,23 @@ func (a *Agent) listen() ([]*serve.Server, error) {
 	return servers, nil
 }
 
-// startContainerListener listens on addr and serves the handler handler
-// makes for the bound address (the Host check needs the port, known
-// only once listening when the configuration says 0; until then nothing
-// is served), and lists it as a listener of kind.
+// startContainerListener listens on addr, serves the handler handler
+// makes for the bound address (startBound), and lists it as a listener
+// of kind.
 func (a *Agent) startContainerListener(addr, kind string, handler func(bound string) http.Handler) (*serve.Server, error) {
+	s, err := startBound(addr, a.log, handler)
+	if err != nil {
+		return nil, err
+	}
+	a.addListener(kind, s.URL()+ContainerPath)
+	return s, nil
+}
+
+// startBound listens on addr with the container endpoint's bounds and
+// serves the handler handler makes for the bound address: the Host check
+// needs the port, known only once listening when addr says 0, and until
+// then nothing is served (503).
+func startBound(addr string, log *slog.Logger, handler func(bound string) http.Handler) (*serve.Server, error) {
 	var h atomic.Pointer[http.Handler]
 	s, err := agentapi.StartContainer(addr, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if hp := h.Load(); hp != nil {
@@ -616,13 +628,12 @@ func (a *Agent) startContainerListener(addr, kind string, handler func(bound str
 			return
 		}
 		http.Error(w, "starting", http.StatusServiceUnavailable)
-	}), a.log)
+	}), log)
 	if err != nil {
 		return nil, err
 	}
 	hd := handler(s.Addr().String())
 	h.Store(&hd)
-	a.addListener(kind, s.URL()+ContainerPath)
 	return s, nil
 }
 

@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/keyless-dev/keyless/internal/agentapi"
@@ -205,22 +204,15 @@ func RunRelay(ctx context.Context, o RelayOptions) error {
 		return &RelayOptionError{Option: "upstream", Err: fmt.Errorf("%q is the relay's own address: give the agent's", o.Upstream)}
 	}
 	log := orDiscard(o.Logger)
-	var h atomic.Pointer[http.Handler]
-	s, err := agentapi.StartRelay(ap.String(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if hp := h.Load(); hp != nil {
-			(*hp).ServeHTTP(w, r)
-			return
-		}
-		http.Error(w, "starting", http.StatusServiceUnavailable)
-	}), log)
+	s, err := startBound(ap.String(), log, func(bound string) http.Handler {
+		return agentapi.Relay(agentapi.RelayConfig{Target: target, Path: ContainerPath, Hosts: agentapi.Hosts(bound),
+			Timeout: o.Timeout, UserAgent: o.UserAgent, Logger: log})
+	})
 	if err != nil {
 		return &RelayListenError{Address: ap.String(), Err: err}
 	}
 	defer s.Close()
 	bound := s.Addr().String()
-	handler := agentapi.Relay(agentapi.RelayConfig{Target: target, Path: ContainerPath, Hosts: agentapi.Hosts(bound),
-		Timeout: o.Timeout, UserAgent: o.UserAgent, Logger: log})
-	h.Store(&handler)
 	address := s.URL() + ContainerPath
 	log.Info("relaying", "listen", address, "agent", target)
 	if o.Events != nil {

@@ -59,7 +59,14 @@ func rawGet(t *testing.T, addr, request string) (int, string, []byte) {
 
 func startContainer(t *testing.T, v Vendor) string {
 	t.Helper()
-	// The handler is built for the bound port, as the agent does.
+	return serveBound(t, func(bound string) http.Handler { return ContainerHandler(v, Hosts(bound), "test") })
+}
+
+// serveBound serves, with StartContainer on a loopback port, the handler
+// handler makes for the bound address (as the agent builds its handlers
+// for the port it got), and returns that address.
+func serveBound(t *testing.T, handler func(bound string) http.Handler) string {
+	t.Helper()
 	var h http.Handler
 	ready := make(chan struct{})
 	s, err := StartContainer("127.0.0.1:0", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -70,7 +77,7 @@ func startContainer(t *testing.T, v Vendor) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	h = ContainerHandler(v, Hosts(s.Addr().String()), "test")
+	h = handler(s.Addr().String())
 	close(ready)
 	return s.Addr().String()
 }

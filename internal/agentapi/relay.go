@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/keyless-dev/keyless/internal/logline"
-	"github.com/keyless-dev/keyless/internal/serve"
 )
 
 // The relay's bounds.
@@ -199,10 +198,4 @@ func relayTransport() *http.Transport {
 		IdleConnTimeout:   90 * time.Second,
 		ForceAttemptHTTP2: true,
 	}
-}
-
-// StartRelay serves h (a Relay) on addr with the container endpoint's
-// bounds.
-func StartRelay(addr string, h http.Handler, logger *slog.Logger) (*serve.Server, error) {
-	return StartContainer(addr, h, logger)
 }

@@ -42,20 +42,10 @@ func (u *upstream) requests() []*http.Request {
 // address.
 func startRelay(t *testing.T, target string, log *slog.Logger, timeout time.Duration) string {
 	t.Helper()
-	var h http.Handler
-	ready := make(chan struct{})
-	s, err := StartRelay("127.0.0.1:0", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		<-ready
-		h.ServeHTTP(w, r)
-	}), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	h = Relay(RelayConfig{Target: target, Path: "/v1/credentials", Hosts: Hosts(s.Addr().String()), UserAgent: "keyless-relay-test",
-		Logger: log, Timeout: timeout})
-	close(ready)
-	return s.Addr().String()
+	return serveBound(t, func(bound string) http.Handler {
+		return Relay(RelayConfig{Target: target, Path: "/v1/credentials", Hosts: Hosts(bound), UserAgent: "keyless-relay-test",
+			Logger: log, Timeout: timeout})
+	})
 }
 
 func relayGet(t *testing.T, addr, token string, extra map[string]string) (*http.Response, []byte) {
@@ -202,7 +192,7 @@ func TestRelayRefusesBeforeForwarding(t *testing.T) {
 }
 
 // TestRelayHeaderSizeInHandler: the handler's own 8 KiB check, for a
-// relay served elsewhere than StartRelay.
+// relay served elsewhere than StartContainer.
 func TestRelayHeaderSizeInHandler(t *testing.T) {
 	h := Relay(RelayConfig{Target: "http://127.0.0.1:1/v1/credentials", Path: "/v1/credentials", Hosts: []string{"169.254.170.2"}})
 	r := httptest.NewRequest(http.MethodGet, "http://169.254.170.2/v1/credentials", nil)
