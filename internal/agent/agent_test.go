@@ -60,7 +60,10 @@ func newEnv(t *testing.T, edit func(cfg string) string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	emu := emulator.New(emulator.Config{Seed: seed, Now: e.clock.Now})
+	emu, err := emulator.New(emulator.Config{Seed: seed, Now: e.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
 	e.emu = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if e.down.Load() {
 			// As when the network is gone: the connection drops.

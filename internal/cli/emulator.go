@@ -16,11 +16,12 @@ import (
 func newEmulatorCommand(s streams) *cobra.Command {
 	var (
 		configPath, listen, outputs string
+		statePath                   string
 		tlsCert, tlsKey             string
 		logs                        *logFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "emulator --config emulator.yaml",
+		Use:   "emulator --config emulator.yaml [--state state.json]",
 		Short: "Serve a local IAM Roles Anywhere + STS endpoint that verifies what AWS verifies",
 		Long: `Serve CreateSession (POST /sessions), STS GetCallerIdentity (POST /) and
 GET /health from in-memory state seeded from a YAML file, so a whole Roles
@@ -37,6 +38,11 @@ and in the log.
 It serves plain HTTP on loopback only; give --tls-cert and --tls-key to
 serve HTTPS, which may listen on any address. Credentials it issues are
 random and accepted only by this process's STS, until they expire.
+
+The control plane (IAM Roles Anywhere's API and IAM's role operations, for
+Terraform, the AWS CLI and the SDKs) answers requests signed with an
+operator key from the seed's operators. With --state FILE, what the control
+plane creates survives restarts.
 
 The seed file's format is in docs/emulator.md.`,
 		Example: `  keyless emulator --config emulator.yaml --listen 127.0.0.1:8443 --outputs outputs.json
@@ -72,7 +78,11 @@ The seed file's format is in docs/emulator.md.`,
 			if _, _, err := net.SplitHostPort(listen); err != nil {
 				return usageErrorf("--listen %q: %v (want HOST:PORT such as 127.0.0.1:8443)", listen, err)
 			}
-			srv, err := emulator.Start(listen, emulator.New(emulator.Config{Seed: seed, Logger: logger}), tlsConfig, logger)
+			emu, err := emulator.New(emulator.Config{Seed: seed, Logger: logger, StatePath: statePath})
+			if err != nil {
+				return withHint(fmt.Errorf("--state %w", err), "the state file is the emulator's own; move it away to start again from the seed")
+			}
+			srv, err := emulator.Start(listen, emu, tlsConfig, logger)
 			if errors.Is(err, emulator.ErrPlainHTTP) {
 				return withHint(&usageError{err: fmt.Errorf("--listen %w", err)}, "listen on 127.0.0.1, or give --tls-cert and --tls-key to serve HTTPS on other addresses")
 			}
@@ -84,9 +94,9 @@ The seed file's format is in docs/emulator.md.`,
 				logger.Warn(w)
 			}
 			fmt.Fprintf(s.out, "keyless emulator: serving %s for account %s in %s\n", srv.URL(), seed.Account, seed.Region)
-			fmt.Fprint(s.out, seed.Summary())
+			fmt.Fprint(s.out, emu.Summary())
 			if outputs != "" {
-				data, err := json.MarshalIndent(seed.Outputs(srv.URL()), "", "  ")
+				data, err := json.MarshalIndent(emu.Outputs(srv.URL()), "", "  ")
 				if err != nil {
 					return err
 				}
@@ -109,6 +119,7 @@ The seed file's format is in docs/emulator.md.`,
 	f := cmd.Flags()
 	f.StringVar(&configPath, "config", "", "seed `file` (YAML): account, region, trustAnchors, roles, profiles")
 	f.StringVar(&listen, "listen", "127.0.0.1:8443", "`address` to serve on; port 0 picks a free port")
+	f.StringVar(&statePath, "state", "", "keep the resources in this JSON `file` across restarts: loaded at start when it exists (in place of the seed's resources), rewritten atomically before every change is answered")
 	f.StringVar(&outputs, "outputs", "", "write the endpoint and every resource's ARN to this JSON `file` once serving")
 	f.StringVar(&tlsCert, "tls-cert", "", "serve HTTPS with this certificate `file` (PEM, with its chain)")
 	f.StringVar(&tlsKey, "tls-key", "", "private key `file` for --tls-cert")

@@ -237,7 +237,11 @@ func (s *Stack) StartEmulator() error {
 	if err != nil {
 		return err
 	}
-	if s.emuServer, err = emulator.Start(s.cfg.ListenAWS, emulator.New(emulator.Config{Seed: parsed, Logger: s.logger}), nil, s.logger); err != nil {
+	emu, err := emulator.New(emulator.Config{Seed: parsed, Logger: s.logger})
+	if err != nil {
+		return err
+	}
+	if s.emuServer, err = emulator.Start(s.cfg.ListenAWS, emu, nil, s.logger); err != nil {
 		return err
 	}
 	s.AWSURL = s.emuServer.URL()

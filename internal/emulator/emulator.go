@@ -17,6 +17,8 @@ package emulator
 import (
 	"crypto/rand"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -42,6 +44,12 @@ type Config struct {
 	// MaxSkew is the allowed distance between a request's date and Now;
 	// zero means 5 minutes, standard SigV4's window.
 	MaxSkew time.Duration
+	// StatePath, when set, keeps the resources in this file across
+	// restarts: every change is written to it (atomically, fsynced)
+	// before it is answered, and at start an existing file is loaded in
+	// place of the seed's resources (the seed's account, region and
+	// operators still apply). See docs/emulator.md.
+	StatePath string
 	// MaxCredentials bounds the issued credentials kept for STS; when it
 	// is reached, the credentials closest to expiry are forgotten first.
 	// Zero means DefaultMaxCredentials.
@@ -52,8 +60,9 @@ type Config struct {
 // default caps the store near 100 MB even under a flood of sessions.
 const DefaultMaxCredentials = 100_000
 
-// Emulator serves Roles Anywhere CreateSession, STS GetCallerIdentity and
-// GET /health. It is safe for concurrent use.
+// Emulator serves Roles Anywhere CreateSession, STS GetCallerIdentity,
+// the control plane (Roles Anywhere's and IAM's APIs) and GET /health.
+// It is safe for concurrent use.
 type Emulator struct {
 	seed    *Seed
 	now     func() time.Time
@@ -61,28 +70,31 @@ type Emulator struct {
 	log     *slog.Logger
 	maxSkew time.Duration
 
-	anchorsByARN  map[string]*TrustAnchor
-	profilesByARN map[string]*Profile
-	rolesByARN    map[string]*Role
+	st        *state
+	operators map[string]*Operator // by access key id
 
 	creds  *credentialStore
 	chains chainCache
 	// crlChecks caches CRL signature checks by CRL and issuer; see
 	// crlSignedBy.
 	crlChecks sync.Map
+	// subjects records who has had sessions, for ListSubjects.
+	subjects subjectLog
 }
 
-// New returns an Emulator over cfg.Seed.
-func New(cfg Config) *Emulator {
+// New returns an Emulator over cfg.Seed, or, when cfg.StatePath names an
+// existing state file, over the resources recorded there.
+func New(cfg Config) (*Emulator, error) {
+	if cfg.Seed == nil {
+		return nil, errors.New("emulator: no seed")
+	}
 	e := &Emulator{
-		seed:          cfg.Seed,
-		now:           cfg.Now,
-		rand:          cfg.Rand,
-		log:           cfg.Logger,
-		maxSkew:       cfg.MaxSkew,
-		anchorsByARN:  map[string]*TrustAnchor{},
-		profilesByARN: map[string]*Profile{},
-		rolesByARN:    map[string]*Role{},
+		seed:      cfg.Seed,
+		now:       cfg.Now,
+		rand:      cfg.Rand,
+		log:       cfg.Logger,
+		maxSkew:   cfg.MaxSkew,
+		operators: map[string]*Operator{},
 	}
 	if e.now == nil {
 		e.now = time.Now
@@ -99,16 +111,82 @@ func New(cfg Config) *Emulator {
 		max = DefaultMaxCredentials
 	}
 	e.creds = newCredentialStore(max)
+	for _, op := range e.seed.Operators {
+		e.operators[op.AccessKeyID] = op
+	}
+	e.st = &state{account: e.seed.Account, region: e.seed.Region, partition: e.seed.Partition}
+	res, err := e.seedResources()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.StatePath != "" {
+		loaded, err := e.openState(cfg.StatePath, res)
+		if err != nil {
+			return nil, err
+		}
+		res = loaded
+	}
+	e.st.cur.Store(res)
+	return e, nil
+}
+
+// seedResources makes the seed's resources, as the control plane's calls
+// would: the same objects, ids and ARNs, created now.
+func (e *Emulator) seedResources() (*resources, error) {
+	now := e.now().UTC()
+	res := newResources()
 	for _, ta := range e.seed.TrustAnchors {
-		e.anchorsByARN[ta.ARN] = ta
+		c := *ta
+		c.CreatedAt, c.UpdatedAt = now, now
+		c.CRLs = nil
+		res.anchors[c.ID] = &c
+		for _, crl := range ta.CRLs {
+			id, err := e.newID()
+			if err != nil {
+				return nil, err
+			}
+			cc := *crl
+			cc.ID, cc.ARN, cc.TrustAnchorARN = id, e.st.arn("rolesanywhere", e.st.region, "crl/"+id), ta.ARN
+			cc.CreatedAt, cc.UpdatedAt = now, now
+			res.crls[id] = &cc
+		}
 	}
 	for _, p := range e.seed.Profiles {
-		e.profilesByARN[p.ARN] = p
+		c := *p
+		c.CreatedAt, c.UpdatedAt = now, now
+		c.CreatedBy = e.seedCreator()
+		res.profiles[c.ID] = &c
 	}
 	for _, r := range e.seed.Roles {
-		e.rolesByARN[r.ARN] = r
+		c := *r
+		c.CreatedAt = now
+		res.roles[c.Name] = &c
 	}
-	return e
+	return res, nil
+}
+
+// seedCreator is the createdBy of resources the seed makes: its first
+// operator, or the account's root.
+func (e *Emulator) seedCreator() string {
+	if len(e.seed.Operators) > 0 {
+		return e.operatorARN(e.seed.Operators[0])
+	}
+	return "arn:" + e.seed.Partition + ":iam::" + e.seed.Account + ":root"
+}
+
+func (e *Emulator) operatorARN(op *Operator) string {
+	return "arn:" + e.seed.Partition + ":iam::" + e.seed.Account + ":user/" + op.Name
+}
+
+// newID makes a random (version 4) UUID, as AWS's resource ids are.
+func (e *Emulator) newID() (string, error) {
+	var b [16]byte
+	if _, err := io.ReadFull(e.rand, b[:]); err != nil {
+		return "", fmt.Errorf("generating an id: %w", err)
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:]), nil
 }
 
 // Seed returns the resources the emulator serves.
@@ -139,13 +217,30 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == "/sessions":
 		e.createSession(w, r)
 	case r.URL.Path == "/":
+		if signedFor(r) == "iam" {
+			e.iam(w, r)
+			return
+		}
 		e.sts(w, r)
+	case isRolesAnywherePath(r.URL.EscapedPath()):
+		e.rolesAnywhere(w, r)
 	default:
 		writeJSONError(w, &apiError{
 			status: http.StatusNotFound, code: "UnknownOperationException",
-			message: "Unknown operation", rule: "no operation at " + truncate(r.URL.Path) + " (the emulator serves POST /sessions, STS at /, GET /health)",
+			message: "Unknown operation", rule: "no operation at " + truncate(r.URL.Path) + " (the emulator serves POST /sessions, STS and IAM at /, Roles Anywhere's control plane, GET /health)",
 		})
 	}
+}
+
+// signedFor returns the service a SigV4 Authorization header is scoped
+// to ("" when there is none or it does not parse): IAM and STS share the
+// Query protocol and the path /, and only the scope tells them apart.
+func signedFor(r *http.Request) string {
+	a, err := sigv4.ParseAuthorization(r.Header.Get("Authorization"), sigv4.AlgorithmHMAC)
+	if err != nil {
+		return ""
+	}
+	return a.Service
 }
 
 // Outputs is what `keyless emulator --outputs` writes, shaped like
@@ -157,6 +252,51 @@ type Outputs struct {
 	TrustAnchors map[string]string `json:"trustAnchors"`
 	Profiles     map[string]string `json:"profiles"`
 	Roles        map[string]string `json:"roles"`
+}
+
+// Outputs returns the ARNs of every resource the emulator serves now, by
+// name (when names repeat, the most recently created wins).
+func (e *Emulator) Outputs(endpoint string) Outputs {
+	r := e.st.snapshot()
+	o := Outputs{Endpoint: endpoint, Account: e.st.account, Region: e.st.region,
+		TrustAnchors: map[string]string{}, Profiles: map[string]string{}, Roles: map[string]string{}}
+	for _, t := range sortedByCreation(r.anchors, func(t *TrustAnchor) (int64, string) { return t.CreatedAt.UnixNano(), t.ID }) {
+		o.TrustAnchors[t.Name] = t.ARN
+	}
+	for _, p := range sortedByCreation(r.profiles, func(p *Profile) (int64, string) { return p.CreatedAt.UnixNano(), p.ID }) {
+		o.Profiles[p.Name] = p.ARN
+	}
+	for _, ro := range r.roles {
+		o.Roles[ro.Name] = ro.ARN
+	}
+	return o
+}
+
+// Summary lists each resource the emulator serves now with its ARN, one
+// per line, for people.
+func (e *Emulator) Summary() string {
+	r := e.st.snapshot()
+	var lines []string
+	for _, t := range sortedByCreation(r.anchors, func(t *TrustAnchor) (int64, string) { return t.CreatedAt.UnixNano(), t.ID }) {
+		lines = append(lines, "trust anchor "+t.Name+": "+t.ARN+disabled(t.Enabled))
+	}
+	for _, p := range sortedByCreation(r.profiles, func(p *Profile) (int64, string) { return p.CreatedAt.UnixNano(), p.ID }) {
+		lines = append(lines, "profile "+p.Name+": "+p.ARN+disabled(p.Enabled))
+	}
+	for _, name := range sortedKeys(r.roles) {
+		lines = append(lines, "role "+name+": "+r.roles[name].ARN)
+	}
+	if len(e.operators) > 0 {
+		lines = append(lines, fmt.Sprintf("control plane: %d operator key(s) from the seed", len(e.operators)))
+	}
+	return strings.Join(lines, "\n") + "\n"
+}
+
+func disabled(enabled bool) string {
+	if enabled {
+		return ""
+	}
+	return " (disabled)"
 }
 
 // Outputs returns the ARNs of every resource by name.
@@ -207,6 +347,8 @@ type apiError struct {
 	message string
 	rule    string
 }
+
+func (e *apiError) Error() string { return e.code + ": " + e.clientMessage() }
 
 func (e *apiError) clientMessage() string {
 	if e.rule == "" {

@@ -98,6 +98,10 @@ func newEnv(t testing.TB, s setup) *env {
 	}
 	seed := fmt.Sprintf(`account: "111122223333"
 region: us-east-1
+operators:
+  - name: admin
+    accessKeyId: `+operatorKeyID+`
+    secretAccessKey: `+operatorSecret+`
 trustAnchors:
   - name: gitlab-runner-ca
     id: 3f7c1a0e-0000-4000-8000-000000000001
@@ -131,12 +135,15 @@ profiles:
 	if s.log != nil {
 		logTo = s.log
 	}
-	e.emu = emulator.New(emulator.Config{
+	e.emu, err = emulator.New(emulator.Config{
 		Seed:           parsed,
 		Now:            e.now,
 		MaxCredentials: s.maxCredentials,
 		Logger:         slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	e.srv = httptest.NewServer(e.emu)
 	t.Cleanup(e.srv.Close)
 	e.out = parsed.Outputs(e.srv.URL)

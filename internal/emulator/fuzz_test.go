@@ -74,7 +74,11 @@ profiles:
 		f.Fatal(err)
 	}
 	now := time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC)
-	return New(Config{Seed: seed, Now: func() time.Time { return now }})
+	e, err := New(Config{Seed: seed, Now: func() time.Time { return now }})
+	if err != nil {
+		f.Fatal(err)
+	}
+	return e
 }
 
 // FuzzHandler sends arbitrary CreateSession and STS requests through the

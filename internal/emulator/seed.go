@@ -14,7 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
+	"time"
 
 	"github.com/keyless-dev/keyless/internal/iampolicy"
 	"github.com/keyless-dev/keyless/internal/pki"
@@ -47,48 +47,97 @@ type Seed struct {
 	TrustAnchors []*TrustAnchor
 	Roles        []*Role
 	Profiles     []*Profile
+	// Operators are the access keys that may call the control plane
+	// (Roles Anywhere's and IAM's APIs, and STS as themselves).
+	Operators []*Operator
 	// Warnings are things that load but may not do what the author
 	// meant; the emulator command prints them at start.
 	Warnings []string
 }
 
 // TrustAnchor is a Roles Anywhere trust anchor with a CERTIFICATE_BUNDLE
-// source and its imported CRLs.
+// source. A TrustAnchor is never changed once the emulator serves it: a
+// change makes a new one (see resources).
 type TrustAnchor struct {
 	Name, ID, ARN string
 	Enabled       bool
 	Certificates  []*x509.Certificate
-	CRLs          []*CRL
+	// BundlePEM is the x509CertificateData as given, which GetTrustAnchor
+	// answers with.
+	BundlePEM string
+	// CRLs are the seed's CRLs for this anchor; the emulator keeps them,
+	// and CRLs imported later, as CRL resources of its own.
+	CRLs                 []*CRL
+	CreatedAt, UpdatedAt time.Time
+	// NotificationSettings are the anchor's, as PutNotificationSettings
+	// left them (nil: AWS's defaults).
+	NotificationSettings []NotificationSetting
 
-	rootsOnce sync.Once
-	roots     *x509.CertPool
+	roots  *x509.CertPool
+	digest [32]byte
 }
 
-// pool returns the bundle as a certificate pool, built once. Never nil:
-// a nil pool would make x509 verification trust the system's CAs.
+// NotificationSetting is a trust anchor's notification setting.
+type NotificationSetting struct {
+	Enabled      bool   `json:"enabled"`
+	Event        string `json:"event"`
+	Threshold    int    `json:"threshold,omitempty"`
+	Channel      string `json:"channel,omitempty"`
+	ConfiguredBy string `json:"configuredBy,omitempty"`
+}
+
+// setCertificates sets the bundle and what is derived from it. Called
+// only on an anchor not yet published.
+func (ta *TrustAnchor) setCertificates(certs []*x509.Certificate, pemData string) {
+	ta.Certificates = certs
+	ta.BundlePEM = pemData
+	ta.roots = x509.NewCertPool()
+	for _, c := range certs {
+		ta.roots.AddCert(c)
+	}
+	ta.digest = bundleDigest(ta)
+}
+
+// pool returns the bundle as a certificate pool. Never nil: a nil pool
+// would make x509 verification trust the system's CAs.
 func (ta *TrustAnchor) pool() *x509.CertPool {
-	ta.rootsOnce.Do(func() {
-		ta.roots = x509.NewCertPool()
-		for _, c := range ta.Certificates {
-			ta.roots.AddCert(c)
-		}
-	})
+	if ta.roots == nil {
+		return x509.NewCertPool()
+	}
 	return ta.roots
 }
 
 // CRL is a certificate revocation list imported for a trust anchor.
 type CRL struct {
-	Source  string // file name, or "crls[N]" for inline data
-	List    *x509.RevocationList
-	revoked map[string]bool // serial numbers, decimal
+	Name, ID, ARN  string
+	TrustAnchorARN string
+	Enabled        bool
+	// Source is the seed's file name, or "crls[N]"; for an imported CRL,
+	// its name.
+	Source string
+	// DER is the list as imported.
+	DER                  []byte
+	List                 *x509.RevocationList
+	CreatedAt, UpdatedAt time.Time
+	revoked              map[string]bool // serial numbers, decimal
 }
 
 // Role is an IAM role with its trust policy.
 type Role struct {
 	Name, ID, ARN      string
+	Path               string
+	Description        string
 	MaxSessionDuration int
 	TrustPolicy        *iampolicy.Policy
-	ManagedPolicyARNs  []string
+	// TrustPolicyDocument is the trust policy as given (GetRole answers
+	// with it).
+	TrustPolicyDocument string
+	ManagedPolicyARNs   []string
+	// InlinePolicies are the role's policies by name (PutRolePolicy).
+	InlinePolicies      map[string]string
+	PermissionsBoundary string
+	Tags                []Tag
+	CreatedAt           time.Time
 }
 
 // Profile is a Roles Anywhere profile.
@@ -101,6 +150,29 @@ type Profile struct {
 	RequireInstanceProperties bool
 	ManagedPolicyARNs         []string
 	SessionPolicy             string
+	AttributeMappings         []AttributeMapping
+	CreatedBy                 string
+	CreatedAt, UpdatedAt      time.Time
+}
+
+// AttributeMapping is one certificate field's mapping rules (a profile's
+// attributeMappings).
+type AttributeMapping struct {
+	CertificateField string        `json:"certificateField"`
+	MappingRules     []MappingRule `json:"mappingRules"`
+}
+
+// MappingRule names one specifier of a certificate field.
+type MappingRule struct {
+	Specifier string `json:"specifier"`
+}
+
+// Operator is a long-lived access key allowed to call the control plane,
+// as an IAM user in the seed's account.
+type Operator struct {
+	Name            string
+	AccessKeyID     string
+	SecretAccessKey string
 }
 
 // SeedError is a problem in a seed file, located by file, line and field.
@@ -108,11 +180,19 @@ type SeedError = yamlfile.Error
 
 // The raw seed: exactly the YAML fields, decoded strictly.
 type rawSeed struct {
-	Account      string       `yaml:"account"`
-	Region       string       `yaml:"region"`
-	TrustAnchors []rawAnchor  `yaml:"trustAnchors"`
-	Roles        []rawRole    `yaml:"roles"`
-	Profiles     []rawProfile `yaml:"profiles"`
+	Account      string        `yaml:"account"`
+	Region       string        `yaml:"region"`
+	TrustAnchors []rawAnchor   `yaml:"trustAnchors"`
+	Roles        []rawRole     `yaml:"roles"`
+	Profiles     []rawProfile  `yaml:"profiles"`
+	Operators    []rawOperator `yaml:"operators"`
+}
+
+type rawOperator struct {
+	Name                string `yaml:"name"`
+	AccessKeyID         string `yaml:"accessKeyId"`
+	SecretAccessKey     string `yaml:"secretAccessKey"`
+	SecretAccessKeyFile string `yaml:"secretAccessKeyFile"`
 }
 
 type rawAnchor struct {
@@ -216,7 +296,9 @@ type seedParser struct {
 func allowedFields(typ string) string {
 	switch strings.TrimPrefix(typ, "emulator.") {
 	case "rawSeed":
-		return "account, region, trustAnchors, roles, profiles"
+		return "account, region, operators, trustAnchors, roles, profiles"
+	case "rawOperator":
+		return "name, accessKeyId, secretAccessKey, secretAccessKeyFile"
 	case "rawAnchor":
 		return "name, id, enabled, certificateBundle, certificateBundlePem, crls"
 	case "rawRole":
@@ -240,8 +322,15 @@ func (p *seedParser) build(raw *rawSeed) (*Seed, error) {
 		return nil, p.fail(fmt.Errorf("%q is not an AWS region such as us-east-1", raw.Region), "region")
 	}
 	s.Partition = partition(raw.Region)
-	if len(raw.TrustAnchors) == 0 {
-		return nil, p.fail(errors.New("at least one trust anchor is needed"), "trustAnchors")
+	if len(raw.TrustAnchors) == 0 && len(raw.Operators) == 0 {
+		return nil, p.fail(errors.New("at least one trust anchor is needed, or an operator to create them through the control plane"), "trustAnchors")
+	}
+	for i, ro := range raw.Operators {
+		op, err := p.operator(i, ro, s.Operators)
+		if err != nil {
+			return nil, err
+		}
+		s.Operators = append(s.Operators, op)
 	}
 
 	refs := map[string]string{} // "trustAnchors.NAME.arn" -> ARN
@@ -261,7 +350,7 @@ func (p *seedParser) build(raw *rawSeed) (*Seed, error) {
 		if !rolesanywhere.ValidRoleName(rr.Name) {
 			return nil, p.fail(fmt.Errorf("%q is not an IAM role name (1 to 64 of A-Z a-z 0-9 _+=,.@-)", rr.Name), "roles", i, "name")
 		}
-		r := &Role{Name: rr.Name, ARN: "arn:" + s.Partition + ":iam::" + s.Account + ":role/" + rr.Name, ManagedPolicyARNs: rr.ManagedPolicyArns}
+		r := &Role{Name: rr.Name, Path: "/", ARN: "arn:" + s.Partition + ":iam::" + s.Account + ":role/" + rr.Name, ManagedPolicyARNs: rr.ManagedPolicyArns}
 		r.ID = "AROA" + derivedID(s.Account+"/"+rr.Name, 17)
 		if err := p.addRef(refs, "roles", i, r.Name, r.ARN); err != nil {
 			return nil, err
@@ -319,6 +408,7 @@ func (p *seedParser) build(raw *rawSeed) (*Seed, error) {
 			return nil, p.fail(fmt.Errorf("trust policy of role %s: %w", s.Roles[i].Name, err), "roles", i, field)
 		}
 		s.Roles[i].TrustPolicy = pol
+		s.Roles[i].TrustPolicyDocument = doc
 	}
 	s.Warnings = p.warnings
 	return s, nil
@@ -351,25 +441,11 @@ func (p *seedParser) anchor(i int, ra rawAnchor, ids map[string]bool) (*TrustAnc
 	default:
 		return nil, p.fail(errors.New("a trust anchor needs its CA certificates: certificateBundle (a PEM file) or certificateBundlePem"), "trustAnchors", i)
 	}
-	if n := len(strings.TrimSpace(string(bundle))); n > maxBundleChars {
-		return nil, p.fail(fmt.Errorf("the bundle is %d characters; AWS accepts at most %d (keep only the CA certificates the runners chain to)", n, maxBundleChars), "trustAnchors", i, field)
-	}
-	if !bytes.Contains(bundle, []byte("-----BEGIN")) {
-		return nil, p.fail(errors.New("the bundle must be PEM certificates (AWS takes x509CertificateData as PEM)"), "trustAnchors", i, field)
-	}
-	certs, err := pki.ParseCertificates(bundle)
+	certs, err := parseBundle(bundle)
 	if err != nil {
 		return nil, p.fail(err, "trustAnchors", i, field)
 	}
-	for j, c := range certs {
-		if !c.BasicConstraintsValid || !c.IsCA {
-			return nil, p.fail(fmt.Errorf("certificate %d (%s) is not a CA certificate (basicConstraints CA=true); a trust anchor holds the root or intermediate CA, not a leaf", j+1, c.Subject), "trustAnchors", i, field)
-		}
-		if c.KeyUsage != 0 && c.KeyUsage&x509.KeyUsageCertSign == 0 {
-			return nil, p.fail(fmt.Errorf("certificate %d (%s) lacks keyUsage keyCertSign", j+1, c.Subject), "trustAnchors", i, field)
-		}
-	}
-	ta.Certificates = certs
+	ta.setCertificates(certs, strings.TrimSpace(string(bundle)))
 
 	for j, name := range ra.CRLs {
 		data, err := readLimited(p.path(name))
@@ -381,12 +457,39 @@ func (p *seedParser) anchor(i int, ra rawAnchor, ids map[string]bool) (*TrustAnc
 			return nil, p.fail(fmt.Errorf("%s: %w", name, err), "trustAnchors", i, "crls", j)
 		}
 		crl.Source = name
+		crl.Name = crlName(name)
+		crl.Enabled = true
 		if err := p.checkCRLIssuer(crl, certs); err != nil {
 			return nil, p.fail(fmt.Errorf("%s: %w", name, err), "trustAnchors", i, "crls", j)
 		}
 		ta.CRLs = append(ta.CRLs, crl)
 	}
 	return ta, nil
+}
+
+// parseBundle checks a trust anchor's x509CertificateData as AWS does
+// (size, PEM, CA certificates able to sign certificates) and parses it.
+// The seed and CreateTrustAnchor/UpdateTrustAnchor share it.
+func parseBundle(bundle []byte) ([]*x509.Certificate, error) {
+	if n := len(strings.TrimSpace(string(bundle))); n > maxBundleChars {
+		return nil, fmt.Errorf("the bundle is %d characters; AWS accepts at most %d (keep only the CA certificates the runners chain to)", n, maxBundleChars)
+	}
+	if !bytes.Contains(bundle, []byte("-----BEGIN")) {
+		return nil, errors.New("the bundle must be PEM certificates (AWS takes x509CertificateData as PEM)")
+	}
+	certs, err := pki.ParseCertificates(bundle)
+	if err != nil {
+		return nil, err
+	}
+	for j, c := range certs {
+		if !c.BasicConstraintsValid || !c.IsCA {
+			return nil, fmt.Errorf("certificate %d (%s) is not a CA certificate (basicConstraints CA=true); a trust anchor holds the root or intermediate CA, not a leaf", j+1, c.Subject)
+		}
+		if c.KeyUsage != 0 && c.KeyUsage&x509.KeyUsageCertSign == 0 {
+			return nil, fmt.Errorf("certificate %d (%s) lacks keyUsage keyCertSign", j+1, c.Subject)
+		}
+	}
+	return certs, nil
 }
 
 // checkCRLIssuer refuses a CRL whose issuer is in the bundle but whose
@@ -407,6 +510,87 @@ func (p *seedParser) checkCRLIssuer(crl *CRL, bundle []*x509.Certificate) error 
 	return nil
 }
 
+// crlName makes a CRL resource name from a seed's file name: its base
+// name, with what a name may not hold replaced.
+func crlName(file string) string {
+	base := strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
+	b := []byte(base)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == ' ' || c == '-' || c == '_') {
+			b[i] = '-'
+		}
+	}
+	if len(b) == 0 {
+		return "crl"
+	}
+	if len(b) > 255 {
+		b = b[:255]
+	}
+	return string(b)
+}
+
+func (p *seedParser) operator(i int, ro rawOperator, seen []*Operator) (*Operator, error) {
+	op := &Operator{Name: ro.Name, AccessKeyID: ro.AccessKeyID}
+	if op.Name == "" {
+		op.Name = "keyless-operator"
+	}
+	if !validIAMName(op.Name, 64) {
+		return nil, p.fail(fmt.Errorf("%q is not an IAM user name (1 to 64 of A-Z a-z 0-9 _+=,.@-)", op.Name), "operators", i, "name")
+	}
+	if !validAccessKeyID(op.AccessKeyID) {
+		return nil, p.fail(fmt.Errorf("%q is not an access key id (16 to 128 upper-case letters and digits, such as AKIAIOSFODNN7EXAMPLE)", truncate(op.AccessKeyID)), "operators", i, "accessKeyId")
+	}
+	for _, o := range seen {
+		if o.AccessKeyID == op.AccessKeyID {
+			return nil, p.fail(fmt.Errorf("access key id %s is given twice", op.AccessKeyID), "operators", i, "accessKeyId")
+		}
+	}
+	switch {
+	case ro.SecretAccessKey != "" && ro.SecretAccessKeyFile != "":
+		return nil, p.fail(errors.New("give secretAccessKey or secretAccessKeyFile, not both"), "operators", i, "secretAccessKeyFile")
+	case ro.SecretAccessKeyFile != "":
+		data, err := readLimited(p.path(ro.SecretAccessKeyFile))
+		if err != nil {
+			return nil, p.fail(err, "operators", i, "secretAccessKeyFile")
+		}
+		op.SecretAccessKey = strings.TrimSpace(string(data))
+	default:
+		op.SecretAccessKey = ro.SecretAccessKey
+	}
+	// A short secret would make the operator's signatures guessable; AWS's
+	// are 40 characters.
+	if len(op.SecretAccessKey) < 16 {
+		return nil, p.fail(errors.New("the operator's secret access key is missing or shorter than 16 characters (secretAccessKeyFile names a file holding it)"), "operators", i)
+	}
+	return op, nil
+}
+
+func validAccessKeyID(s string) bool {
+	if len(s) < 16 || len(s) > 128 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// validIAMName reports whether s is an IAM user, role or policy name of
+// at most max characters.
+func validIAMName(s string, max int) bool {
+	if len(s) == 0 || len(s) > max {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("_+=,.@-", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
 func parseCRL(data []byte) (*CRL, error) {
 	der := data
 	if block, _ := pem.Decode(data); block != nil {
@@ -419,7 +603,7 @@ func parseCRL(data []byte) (*CRL, error) {
 	if err != nil {
 		return nil, fmt.Errorf("not a CRL (PEM or DER): %w", err)
 	}
-	crl := &CRL{List: list, revoked: map[string]bool{}}
+	crl := &CRL{List: list, DER: list.Raw, revoked: map[string]bool{}}
 	for _, e := range list.RevokedCertificateEntries {
 		crl.revoked[e.SerialNumber.String()] = true
 	}

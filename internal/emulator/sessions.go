@@ -258,18 +258,19 @@ func (e *Emulator) handleSession(r *http.Request, body []byte, now time.Time) (*
 	if fail != nil {
 		return nil, "", fail
 	}
-	ta := e.anchorsByARN[req.TrustAnchorARN]
+	res := e.st.snapshot()
+	ta := res.anchorByARN(req.TrustAnchorARN)
 	if ta == nil {
 		return nil, "", &apiError{status: http.StatusNotFound, code: "ResourceNotFoundException", message: "Trust anchor not found",
-			rule: fmt.Sprintf("no trust anchor %s in account %s, region %s", req.TrustAnchorARN, e.seed.Account, e.seed.Region)}
+			rule: fmt.Sprintf("no trust anchor %s in account %s, region %s", req.TrustAnchorARN, e.st.account, e.st.region)}
 	}
-	profile := e.profilesByARN[req.ProfileARN]
+	profile := res.profileByARN(req.ProfileARN)
 	if profile == nil {
 		return nil, "", &apiError{status: http.StatusNotFound, code: "ResourceNotFoundException", message: "Profile not found",
-			rule: fmt.Sprintf("no profile %s in account %s, region %s", req.ProfileARN, e.seed.Account, e.seed.Region)}
+			rule: fmt.Sprintf("no profile %s in account %s, region %s", req.ProfileARN, e.st.account, e.st.region)}
 	}
 
-	v, err := sigv4.VerifyX509(r, body, sigv4.X509VerifyOptions{Now: now, MaxSkew: e.maxSkew, Region: e.seed.Region})
+	v, err := sigv4.VerifyX509(r, body, sigv4.X509VerifyOptions{Now: now, MaxSkew: e.maxSkew, Region: e.st.region})
 	if err != nil {
 		return nil, "", signatureError(err)
 	}
@@ -280,20 +281,20 @@ func (e *Emulator) handleSession(r *http.Request, body []byte, now time.Time) (*
 	if err := pki.CheckLeaf(leaf, now); err != nil {
 		return nil, "", accessDenied(untrusted, "leaf certificate serial %s: %v", leaf.SerialNumber, err)
 	}
-	chain, fail := e.verifyChain(ta, leaf, v.Intermediates, now)
+	chain, fail := e.verifyChain(res, ta, leaf, v.Intermediates, now)
 	if fail != nil {
 		return nil, "", fail
 	}
-	if fail := e.checkRevocation(ta, chain); fail != nil {
+	if fail := e.checkRevocation(res, ta, chain); fail != nil {
 		return nil, "", fail
 	}
 	if !ta.Enabled {
-		return nil, "", accessDenied("Trust anchor is disabled", "trust anchor %s (%s) is disabled (enabled: false in the seed)", ta.Name, ta.ARN)
+		return nil, "", accessDenied("Trust anchor is disabled", "trust anchor %s (%s) is disabled (enabled: false in the seed, or DisableTrustAnchor)", ta.Name, ta.ARN)
 	}
 	if !profile.Enabled {
-		return nil, "", accessDenied("Profile is disabled", "profile %s (%s) is disabled (enabled: false in the seed)", profile.Name, profile.ARN)
+		return nil, "", accessDenied("Profile is disabled", "profile %s (%s) is disabled (enabled: false in the seed, or DisableProfile)", profile.Name, profile.ARN)
 	}
-	role := e.rolesByARN[req.RoleARN]
+	role := res.roleByARN(req.RoleARN)
 	inProfile := false
 	for _, a := range profile.RoleARNs {
 		inProfile = inProfile || a == req.RoleARN
@@ -327,7 +328,7 @@ func (e *Emulator) handleSession(r *http.Request, body []byte, now time.Time) (*
 	if cn := leaf.Subject.CommonName; cn != "" {
 		sourceIdentity = "CN=" + cn
 	}
-	ctx := trustContext(ta.ARN, e.seed.Account, tags, sourceIdentity, now)
+	ctx := trustContext(ta.ARN, e.st.account, tags, sourceIdentity, now)
 	for _, action := range trustActions {
 		d := role.TrustPolicy.Evaluate(iampolicy.Request{Principal: rolesAnywherePrincipal, Action: action, Context: ctx})
 		if !d.Allowed() {
@@ -340,7 +341,7 @@ func (e *Emulator) handleSession(r *http.Request, body []byte, now time.Time) (*
 		return nil, "", &apiError{status: http.StatusInternalServerError, code: "InternalServerException", message: "Internal error", rule: err.Error()}
 	}
 	var cs rolesanywhere.CredentialSet
-	cs.AssumedRoleUser.Arn = "arn:" + e.seed.Partition + ":sts::" + e.seed.Account + ":assumed-role/" + role.Name + "/" + sessionName
+	cs.AssumedRoleUser.Arn = "arn:" + e.st.partition + ":sts::" + e.st.account + ":assumed-role/" + role.Name + "/" + sessionName
 	cs.AssumedRoleUser.AssumedRoleID = role.ID + ":" + sessionName
 	cs.Credentials.AccessKeyID = cred.AccessKeyID
 	cs.Credentials.SecretAccessKey = cred.SecretAccessKey
@@ -350,7 +351,7 @@ func (e *Emulator) handleSession(r *http.Request, body []byte, now time.Time) (*
 	cs.SourceIdentity = sourceIdentity
 	return &rolesanywhere.SessionResponse{
 		CredentialSet: []rolesanywhere.CredentialSet{cs},
-		SubjectArn:    e.seed.arn("rolesanywhere", e.seed.Region, "subject/"+subjectID(ta, leaf)),
+		SubjectArn:    e.subjects.record(e, ta, leaf, cs, req.InstanceProperties, now),
 	}, sessionName, nil
 }
 
@@ -438,7 +439,7 @@ func signatureError(err error) *apiError {
 // verifyChain checks that leaf chains, through the request's
 // intermediates, to a certificate of ta's bundle, and explains the
 // common ways it does not.
-func (e *Emulator) verifyChain(ta *TrustAnchor, leaf *x509.Certificate, intermediates []*x509.Certificate, now time.Time) ([]*x509.Certificate, *apiError) {
+func (e *Emulator) verifyChain(res *resources, ta *TrustAnchor, leaf *x509.Certificate, intermediates []*x509.Certificate, now time.Time) ([]*x509.Certificate, *apiError) {
 	key := chainCacheKey(ta, leaf, intermediates)
 	if chain, ok := e.chains.get(key, now); ok {
 		return chain, nil
@@ -448,8 +449,8 @@ func (e *Emulator) verifyChain(ta *TrustAnchor, leaf *x509.Certificate, intermed
 		e.chains.put(key, chain)
 		return chain, nil
 	}
-	for _, other := range e.seed.TrustAnchors {
-		if other != ta {
+	for _, id := range sortedKeys(res.anchors) {
+		if other := res.anchors[id]; other != ta {
 			if _, err := verifyWith(other, leaf, intermediates, now); err == nil {
 				return nil, accessDenied(untrusted, "leaf %q chains to trust anchor %s, not to %s named in the request", leaf.Subject.String(), other.Name, ta.Name)
 			}
@@ -512,6 +513,7 @@ func chainCacheKey(ta *TrustAnchor, leaf *x509.Certificate, intermediates []*x50
 		h.Write(b)
 	}
 	write([]byte(ta.ARN))
+	write(ta.digest[:])
 	write(leaf.Raw)
 	for _, c := range intermediates {
 		write(c.Raw)
@@ -552,11 +554,12 @@ func (c *chainCache) put(key [32]byte, chain []*x509.Certificate) {
 // checkRevocation refuses a chain with a certificate listed on one of the
 // anchor's CRLs. A CRL applies to a certificate when it was issued, and
 // verifiably signed, by that certificate's issuer in the chain.
-func (e *Emulator) checkRevocation(ta *TrustAnchor, chain []*x509.Certificate) *apiError {
+func (e *Emulator) checkRevocation(res *resources, ta *TrustAnchor, chain []*x509.Certificate) *apiError {
+	crls := res.crlsFor(ta.ARN)
 	for i := 0; i+1 < len(chain); i++ {
 		cert, issuer := chain[i], chain[i+1]
-		for _, crl := range ta.CRLs {
-			if !crl.revoked[cert.SerialNumber.String()] || !bytes.Equal(crl.List.RawIssuer, issuer.RawSubject) {
+		for _, crl := range crls {
+			if !crl.Enabled || !crl.revoked[cert.SerialNumber.String()] || !bytes.Equal(crl.List.RawIssuer, issuer.RawSubject) {
 				continue
 			}
 			if !e.crlSignedBy(crl, issuer) {

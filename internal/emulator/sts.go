@@ -57,23 +57,14 @@ func (e *Emulator) handleSTS(r *http.Request, body []byte) ([]byte, *stsError) {
 	if r.Method != http.MethodPost && r.Method != http.MethodGet {
 		return nil, &stsError{status: http.StatusMethodNotAllowed, typ: "Sender", code: "InvalidAction", message: "STS takes POST or GET"}
 	}
-	params, err := parseQuery(r.URL.RawQuery)
-	if err != nil {
-		return nil, &stsError{status: http.StatusBadRequest, typ: "Sender", code: "MalformedQueryString", message: "The query string is malformed"}
-	}
-	if r.Method == http.MethodPost && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
-		form, err := parseQuery(string(body))
-		if err != nil {
-			return nil, &stsError{status: http.StatusBadRequest, typ: "Sender", code: "MalformedQueryString", message: "The form body is malformed"}
-		}
-		for k, v := range form {
-			params[k] = append(params[k], v...)
-		}
+	params, fail := queryParams(r, body)
+	if fail != nil {
+		return nil, fail
 	}
 	if _, presigned := params["X-Amz-Algorithm"]; presigned {
 		return nil, &stsError{status: http.StatusForbidden, typ: "Sender", code: "AccessDenied", message: "Query-string (presigned) authentication is not supported by the keyless emulator; sign with the Authorization header"}
 	}
-	cred, fail := e.verifySigV4(r, body)
+	who, fail := e.verifySigV4(r, body, "sts", []string{e.st.region, "us-east-1"})
 	if fail != nil {
 		return nil, fail
 	}
@@ -90,9 +81,8 @@ func (e *Emulator) handleSTS(r *http.Request, body []byte) ([]byte, *stsError) {
 	}
 	var resp callerIdentityResponse
 	resp.Xmlns = stsNamespace
-	resp.Result.Arn = "arn:" + e.seed.Partition + ":sts::" + e.seed.Account + ":assumed-role/" + cred.Role.Name + "/" + cred.SessionName
-	resp.Result.UserID = cred.Role.ID + ":" + cred.SessionName
-	resp.Result.Account = e.seed.Account
+	resp.Result.Arn, resp.Result.UserID = who.arn(e), who.userID()
+	resp.Result.Account = e.st.account
 	resp.RequestID = e.requestID()
 	out, err := xml.Marshal(resp)
 	if err != nil {
@@ -109,22 +99,54 @@ func first(v []string) string {
 	return v[0]
 }
 
-// verifySigV4 checks a standard SigV4 (AWS4-HMAC-SHA256) request against
-// the credentials the emulator issued: the access key id is known, the
-// session token matches it, the credentials have not expired, the date
-// is within the skew window, the scope names this region (or us-east-1,
-// STS's global region) and sts, and the signature verifies over the
-// signed headers, which must include host.
-func (e *Emulator) verifySigV4(r *http.Request, body []byte) (*credential, *stsError) {
+// caller is who signed a request: an operator (a long-lived key from the
+// seed) or a session the emulator issued.
+type caller struct {
+	op   *Operator
+	cred *credential
+}
+
+// arn is the caller's ARN as STS GetCallerIdentity gives it.
+func (c caller) arn(e *Emulator) string {
+	if c.op != nil {
+		return e.operatorARN(c.op)
+	}
+	return "arn:" + e.st.partition + ":sts::" + e.st.account + ":assumed-role/" + c.cred.Role.Name + "/" + c.cred.SessionName
+}
+
+// userID is the caller's unique id as STS gives it.
+func (c caller) userID() string {
+	if c.op != nil {
+		return "AIDA" + derivedID("user/"+c.op.Name, 17)
+	}
+	return c.cred.Role.ID + ":" + c.cred.SessionName
+}
+
+// verifySigV4 checks a standard SigV4 (AWS4-HMAC-SHA256) request signed
+// for service: the access key id is an operator's or was issued by the
+// emulator (then the session token must match it and the credentials
+// must not have expired), the date is within the skew window, the scope
+// names one of regions and service, and the signature verifies over the
+// signed headers, which must include host. Its refusals are in STS's
+// terms (Query protocol codes); restError maps them for JSON services.
+func (e *Emulator) verifySigV4(r *http.Request, body []byte, service string, regions []string) (caller, *stsError) {
 	now := e.now()
-	var cred *credential
+	var who caller
 	a, err := sigv4.VerifyHMAC(r, body, sigv4.HMACVerifyOptions{
-		Service: "sts", Regions: []string{e.seed.Region, "us-east-1"}, Now: now, MaxSkew: e.maxSkew,
+		Service: service, Regions: regions, Now: now, MaxSkew: e.maxSkew,
 		Secret: func(r *http.Request, accessKeyID string) (string, error) {
-			cred = e.creds.get(accessKeyID)
+			if op := e.operators[accessKeyID]; op != nil {
+				if r.Header.Get(sigv4.HeaderSecurityToken) != "" {
+					return "", &stsError{status: http.StatusForbidden, typ: "Sender", code: "InvalidClientTokenId", message: "The security token included in the request is invalid.",
+						rule: "access key id " + accessKeyID + " is an operator's long-lived key, and the request carries X-Amz-Security-Token"}
+				}
+				who.op = op
+				return op.SecretAccessKey, nil
+			}
+			cred := e.creds.get(accessKeyID)
 			if cred == nil {
 				return "", &stsError{status: http.StatusForbidden, typ: "Sender", code: "InvalidClientTokenId", message: "The security token included in the request is invalid.",
-					rule: "access key id " + truncate(accessKeyID) + " was not issued by this emulator, or was forgotten after it expired"}
+					rule: "access key id " + truncate(accessKeyID) + " is no operator of the seed and was not issued by this emulator, or was forgotten after it expired"}
 			}
 			if subtle.ConstantTimeCompare([]byte(r.Header.Get(sigv4.HeaderSecurityToken)), []byte(cred.SessionToken)) != 1 {
 				return "", &stsError{status: http.StatusForbidden, typ: "Sender", code: "InvalidClientTokenId", message: "The security token included in the request is invalid.",
@@ -134,11 +156,12 @@ func (e *Emulator) verifySigV4(r *http.Request, body []byte) (*credential, *stsE
 				return "", &stsError{status: http.StatusBadRequest, typ: "Sender", code: "ExpiredToken", message: "The security token included in the request is expired",
 					rule: "credentials expired at " + cred.Expiration.UTC().Format(time.RFC3339)}
 			}
+			who.cred = cred
 			return cred.SecretAccessKey, nil
 		},
 	})
 	if err == nil {
-		return cred, nil
+		return who, nil
 	}
 	var fail *stsError
 	denied := func(message string) *stsError {
@@ -163,9 +186,9 @@ func (e *Emulator) verifySigV4(r *http.Request, body []byte) (*credential, *stsE
 		fail = denied("Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP")
 	case errors.Is(err, sigv4.ErrScopeRegion):
 		fail = denied(fmt.Sprintf("Credential should be scoped to a valid region, not '%s'.", truncate(a.Region)))
-		fail.rule = "this emulator serves " + e.seed.Region + " (set AWS_REGION)"
+		fail.rule = "this emulator serves " + strings.Join(regions, " and ") + " for " + service + " (set AWS_REGION)"
 	case errors.Is(err, sigv4.ErrScopeService):
-		fail = denied("Credential should be scoped to correct service: 'sts'.")
+		fail = denied("Credential should be scoped to correct service: '" + service + "'.")
 	case errors.Is(err, sigv4.ErrSignedHeaders):
 		fail = denied("'Host' must be a 'SignedHeader' in the AWS Authorization.")
 	default:
@@ -174,7 +197,7 @@ func (e *Emulator) verifySigV4(r *http.Request, body []byte) (*credential, *stsE
 	if fail.rule == "" {
 		fail.rule = err.Error()
 	}
-	return nil, fail
+	return caller{}, fail
 }
 
 func (e *Emulator) requestID() string {
@@ -197,8 +220,14 @@ type stsErrorResponse struct {
 }
 
 func (e *Emulator) writeSTSError(w http.ResponseWriter, f *stsError) {
+	e.writeQueryError(w, f, stsNamespace)
+}
+
+// writeQueryError writes a Query-protocol (STS, IAM) error envelope in
+// the service's namespace.
+func (e *Emulator) writeQueryError(w http.ResponseWriter, f *stsError, namespace string) {
 	var resp stsErrorResponse
-	resp.Xmlns = stsNamespace
+	resp.Xmlns = namespace
 	resp.Error.Type = f.typ
 	resp.Error.Code = f.code
 	resp.Error.Message = f.message

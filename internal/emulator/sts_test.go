@@ -193,7 +193,7 @@ func TestConcurrentSessions(t *testing.T) {
 
 func TestHealthAndUnknownPaths(t *testing.T) {
 	e := newEnv(t, setup{})
-	for path, want := range map[string]int{"/health": 200, "/trustanchors": 404, "/sessions/x": 404} {
+	for path, want := range map[string]int{"/health": 200, "/trustanchors": 403, "/certificates": 404, "/sessions/x": 404} {
 		resp, err := e.srv.Client().Get(e.srv.URL + path)
 		if err != nil {
 			t.Fatal(err)

@@ -34,7 +34,10 @@ func startEmulatorOn(t *testing.T, stsAddr netip.Addr, bundle ...*x509.Certifica
 	if err != nil {
 		t.Fatal(err)
 	}
-	emu := emulator.New(emulator.Config{Seed: seed})
+	emu, err := emulator.New(emulator.Config{Seed: seed})
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := httptest.NewServer(emu)
 	t.Cleanup(srv.Close)
 	ln, err := net.Listen("tcp", net.JoinHostPort(stsAddr.String(), "0"))

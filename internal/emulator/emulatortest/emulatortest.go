@@ -74,7 +74,10 @@ func NewReference(t TB, ref emulator.Reference, now func() time.Time, logger *sl
 	if err != nil {
 		t.Fatalf("emulatortest: %v", err)
 	}
-	emu := emulator.New(emulator.Config{Seed: seed, Logger: logger, Now: now})
+	emu, err := emulator.New(emulator.Config{Seed: seed, Logger: logger, Now: now})
+	if err != nil {
+		t.Fatalf("emulatortest: %v", err)
+	}
 	srv := httptest.NewServer(emu)
 	t.Cleanup(srv.Close)
 	out := seed.Outputs(srv.URL)

@@ -46,7 +46,10 @@ func newFixture(t emulatortest.TB, dir string) *fixture {
 	if err != nil {
 		t.Fatalf("emulator seed: %v", err)
 	}
-	emu := emulator.New(emulator.Config{Seed: seed, Logger: slog.New(slog.DiscardHandler)})
+	emu, err := emulator.New(emulator.Config{Seed: seed, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatalf("emulator: %v", err)
+	}
 	emuSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost && r.URL.Path == "/sessions" {
 			f.sessions.Add(1)

@@ -1,0 +1,181 @@
+package emulator
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"maps"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// resources is one version of everything the emulator serves. A version
+// is never modified once published: a change clones the maps (clone),
+// replaces the objects it changes with modified copies, and publishes the
+// result, so CreateSession reads a consistent version without a lock, and
+// a change that fails (a refused call, a state file that cannot be
+// written) is simply not published.
+type resources struct {
+	// anchors, profiles and crls are keyed by id; roles by name.
+	anchors  map[string]*TrustAnchor
+	profiles map[string]*Profile
+	crls     map[string]*CRL
+	roles    map[string]*Role
+	// tags are the Roles Anywhere tags of trust anchors, profiles and
+	// CRLs, by ARN. (IAM role tags live on the Role.)
+	tags map[string][]Tag
+}
+
+// Tag is a key and value on a resource.
+type Tag struct {
+	Key, Value string
+}
+
+func newResources() *resources {
+	return &resources{
+		anchors:  map[string]*TrustAnchor{},
+		profiles: map[string]*Profile{},
+		crls:     map[string]*CRL{},
+		roles:    map[string]*Role{},
+		tags:     map[string][]Tag{},
+	}
+}
+
+// clone copies the maps, not the objects: objects are replaced, never
+// changed in place.
+func (r *resources) clone() *resources {
+	return &resources{
+		anchors:  maps.Clone(r.anchors),
+		profiles: maps.Clone(r.profiles),
+		crls:     maps.Clone(r.crls),
+		roles:    maps.Clone(r.roles),
+		tags:     maps.Clone(r.tags),
+	}
+}
+
+// anchorByARN returns the trust anchor an ARN names, or nil.
+func (r *resources) anchorByARN(arn string) *TrustAnchor {
+	ta := r.anchors[idFromARN(arn, "trust-anchor/")]
+	if ta == nil || ta.ARN != arn {
+		return nil
+	}
+	return ta
+}
+
+// profileByARN returns the profile an ARN names, or nil.
+func (r *resources) profileByARN(arn string) *Profile {
+	p := r.profiles[idFromARN(arn, "profile/")]
+	if p == nil || p.ARN != arn {
+		return nil
+	}
+	return p
+}
+
+// roleByARN returns the role an ARN names (path included), or nil.
+func (r *resources) roleByARN(arn string) *Role {
+	i := strings.LastIndexByte(arn, '/')
+	if i < 0 {
+		return nil
+	}
+	role := r.roles[arn[i+1:]]
+	if role == nil || role.ARN != arn {
+		return nil
+	}
+	return role
+}
+
+// roleByName finds a role as IAM does: names are unique regardless of
+// case, and a lookup ignores case.
+func (r *resources) roleByName(name string) *Role {
+	if role := r.roles[name]; role != nil {
+		return role
+	}
+	for n, role := range r.roles {
+		if strings.EqualFold(n, name) {
+			return role
+		}
+	}
+	return nil
+}
+
+// crlsFor returns the CRLs imported for a trust anchor, enabled or not.
+func (r *resources) crlsFor(anchorARN string) []*CRL {
+	var out []*CRL
+	for _, c := range r.crls {
+		if c.TrustAnchorARN == anchorARN {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func idFromARN(arn, prefix string) string {
+	i := strings.LastIndex(arn, ":"+prefix)
+	if i < 0 {
+		return ""
+	}
+	return arn[i+1+len(prefix):]
+}
+
+// state holds the current version of the resources and serialises
+// changes to them.
+type state struct {
+	account, region, partition string
+
+	cur atomic.Pointer[resources]
+	// mu serialises update; readers never take it.
+	mu sync.Mutex
+	// persist, when set, durably records a version before it is
+	// published (see StateFile); an error refuses the change.
+	persist func(*resources) error
+	// version counts published changes.
+	version uint64
+}
+
+// snapshot returns the current version, for reading only.
+func (st *state) snapshot() *resources { return st.cur.Load() }
+
+// update applies fn to a copy of the current version and publishes the
+// copy if fn succeeds and the copy is recorded (persist). fn must replace
+// the objects it changes with copies, never change them in place.
+func (st *state) update(fn func(r *resources) error) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	next := st.cur.Load().clone()
+	if err := fn(next); err != nil {
+		return err
+	}
+	if st.persist != nil {
+		if err := st.persist(next); err != nil {
+			return &apiError{status: 500, code: "InternalServerException", message: "Internal error",
+				rule: fmt.Sprintf("recording the change in the state file: %v", err)}
+		}
+	}
+	st.cur.Store(next)
+	st.version++
+	return nil
+}
+
+// arn makes an ARN in the state's partition and account.
+func (st *state) arn(service, region, resource string) string {
+	return "arn:" + st.partition + ":" + service + ":" + region + ":" + st.account + ":" + resource
+}
+
+// bundleDigest identifies a trust anchor's certificates, so that a chain
+// verified against an earlier bundle is not taken from the cache after
+// the bundle changes.
+func bundleDigest(ta *TrustAnchor) [32]byte {
+	h := sha256.New()
+	for _, c := range ta.Certificates {
+		h.Write(c.Raw)
+	}
+	var d [32]byte
+	h.Sum(d[:0])
+	return d
+}
+
+// isoTime formats a time as Roles Anywhere's JSON timestamps are.
+func isoTime(t time.Time) string {
+	return t.UTC().Format("2006-01-02T15:04:05.000000Z")
+}
