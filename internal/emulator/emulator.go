@@ -315,29 +315,6 @@ func (s *Seed) Outputs(endpoint string) Outputs {
 	return o
 }
 
-// Summary lists each resource with its ARN, one per line, for people.
-func (s *Seed) Summary() string {
-	var lines []string
-	for _, t := range s.TrustAnchors {
-		state := ""
-		if !t.Enabled {
-			state = " (disabled)"
-		}
-		lines = append(lines, "trust anchor "+t.Name+": "+t.ARN+state)
-	}
-	for _, p := range s.Profiles {
-		state := ""
-		if !p.Enabled {
-			state = " (disabled)"
-		}
-		lines = append(lines, "profile "+p.Name+": "+p.ARN+state)
-	}
-	for _, r := range s.Roles {
-		lines = append(lines, "role "+r.Name+": "+r.ARN)
-	}
-	return strings.Join(lines, "\n") + "\n"
-}
-
 // apiError is a refusal: what the client sees (status, code, message) and
 // the rule that failed, which goes to the log and, after the message, to
 // the client too: the emulator's point is to say why.

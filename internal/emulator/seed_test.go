@@ -79,8 +79,15 @@ func TestParseSeedIssueExample(t *testing.T) {
 	if s.Roles[0].ID != s2.Roles[0].ID || !strings.HasPrefix(s.Roles[0].ID, "AROA") {
 		t.Errorf("role ids %s, %s", s.Roles[0].ID, s2.Roles[0].ID)
 	}
-	if !strings.Contains(s.Summary(), "trust anchor gitlab-runner-ca: arn:aws:rolesanywhere:") {
-		t.Errorf("summary:\n%s", s.Summary())
+	e, err := emulator.New(emulator.Config{Seed: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(e.Summary(), "trust anchor gitlab-runner-ca: arn:aws:rolesanywhere:") {
+		t.Errorf("summary:\n%s", e.Summary())
+	}
+	if diff := cmp.Diff(out, e.Outputs("")); diff != "" {
+		t.Errorf("the emulator's outputs differ from the seed's (-seed +emulator):\n%s", diff)
 	}
 }
 
