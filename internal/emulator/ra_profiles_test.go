@@ -216,7 +216,7 @@ func TestControlPlaneRefusesSessionCredentials(t *testing.T) {
 	}
 	c := a.session.CredentialSet[0].Credentials
 	creds := sigv4.Credentials{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken}
-	for _, op := range []struct{ method, path string }{{"GET", "/profiles"}, {"POST", "/profiles"}, {"GET", "/trustanchors"}} {
+	for _, op := range []struct{ method, path string }{{"GET", "/profiles"}, {"POST", "/profiles"}, {"GET", "/trustanchors"}, {"GET", "/crls"}, {"POST", "/TagResource"}} {
 		status, out := e.ra(creds, op.method, op.path, map[string]any{})
 		msg, _ := out["message"].(string)
 		if status != 403 || out["__type"] != "AccessDeniedException" || !strings.Contains(msg, "session credentials may not") {
