@@ -352,7 +352,9 @@ func raTags(in []jsonTag) ([]Tag, *apiError) {
 
 // notificationSettings applies settings given to CreateTrustAnchor or
 // PutNotificationSettings over current ones (nil: AWS's defaults).
-func notificationSettings(current, in []NotificationSetting) ([]NotificationSetting, *apiError) {
+// configuredBy is the account (AWS's API reference: customized settings
+// show the account ID that configured them).
+func notificationSettings(current, in []NotificationSetting, configuredBy string) ([]NotificationSetting, *apiError) {
 	if len(in) == 0 {
 		return current, nil
 	}
@@ -375,7 +377,7 @@ func notificationSettings(current, in []NotificationSetting) ([]NotificationSett
 		if s.Channel != "ALL" {
 			return nil, validationError("notification channel must be ALL")
 		}
-		s.ConfiguredBy = ""
+		s.ConfiguredBy = configuredBy
 		for i := range out {
 			if out[i].Event == s.Event && out[i].Channel == s.Channel {
 				if s.Threshold == 0 {
