@@ -30,7 +30,6 @@ const (
 	maxRoleARNChars      = 1011
 	maxManagedPolicies   = 50
 	maxPolicyARNChars    = 200
-	maxMappingRules      = 200
 	maxSpecifierChars    = 60
 	maxSessionPolicySize = 2048
 )
@@ -381,13 +380,12 @@ func (e *Emulator) putAttributeMapping(c *raCall) (int, any, *apiError) {
 	if in.MappingRules == nil {
 		return 0, nil, validationError("1 validation error detected: Value null at 'mappingRules' failed to satisfy constraint: Member must not be null")
 	}
-	if len(in.MappingRules) > maxMappingRules {
-		return 0, nil, validationError("1 validation error detected: 'mappingRules' has %d members; at most %d are allowed", len(in.MappingRules), maxMappingRules)
-	}
 	var rules []MappingRule
 	for _, r := range in.MappingRules {
-		if r.Specifier == "" || len(r.Specifier) > maxSpecifierChars {
-			return 0, nil, validationError("1 validation error detected: a specifier in 'mappingRules' is not 1 to %d characters", maxSpecifierChars)
+		// The API allows 0 to 60 characters; an empty specifier maps
+		// nothing.
+		if len(r.Specifier) > maxSpecifierChars {
+			return 0, nil, validationError("1 validation error detected: a specifier in 'mappingRules' is over %d characters", maxSpecifierChars)
 		}
 		s := normalSpecifier(field, r.Specifier)
 		if !slices.Contains(rules, MappingRule{Specifier: s}) {

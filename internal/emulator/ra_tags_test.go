@@ -88,6 +88,8 @@ func TestTagRefusals(t *testing.T) {
 		{"untag unknown ARN", "POST", "/UntagResource", map[string]any{"resourceArn": unknown, "tagKeys": []string{"a"}}, 404, "ResourceNotFoundException", "no trust anchor, profile or CRL"},
 		{"tags missing", "POST", "/TagResource", map[string]any{"resourceArn": arn}, 400, "ValidationException", "'tags'"},
 		{"tagKeys missing", "POST", "/UntagResource", map[string]any{"resourceArn": arn}, 400, "ValidationException", "'tagKeys'"},
+		{"over 200 keys to remove", "POST", "/UntagResource", map[string]any{"resourceArn": arn, "tagKeys": make([]string, 201)}, 400, "ValidationException", "at most 200"},
+		{"resourceArn over 1011 characters", "POST", "/TagResource", map[string]any{"resourceArn": arn + strings.Repeat("x", 1011), "tags": tagList("a", "b")}, 400, "ValidationException", "'resourceArn'"},
 		{"empty tag key to remove", "POST", "/UntagResource", map[string]any{"resourceArn": arn, "tagKeys": []string{""}}, 400, "ValidationException", "'tagKeys'"},
 		{"aws: prefix", "POST", "/TagResource", map[string]any{"resourceArn": arn, "tags": tagList("aws:x", "y")}, 400, "ValidationException", "aws:"},
 		{"key twice", "POST", "/TagResource", map[string]any{"resourceArn": arn, "tags": tagList("k0", "a", "k0", "b")}, 400, "ValidationException", "given twice"},
