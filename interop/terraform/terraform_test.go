@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -400,7 +401,8 @@ const moduleCall = `
 // it created (keyless credential-process with the output line), the
 // agent config fragment accepted by keyless agent --check, the trust
 // policy's CN condition refusing another CN, the profile's
-// acceptRoleSessionName respected, a plan with no changes after the
+// acceptRoleSessionName respected, the printed CRL import command
+// revoking a certificate, a plan with no changes after the
 // emulator restarts from its --state file, and destroy, after which the
 // trust anchor no longer gives credentials.
 func TestModuleAppliesPlansCleanAndDestroys(t *testing.T) {
@@ -477,9 +479,7 @@ listen:
 	} else if !strings.Contains(string(out), o.RoleARNs["ci-deployer"]) {
 		t.Errorf("keyless agent --check does not show the rule for ci-deployer:\n%s", out)
 	}
-	if !strings.Contains(o.CRLImportCommand, "--trust-anchor-arn "+o.TrustAnchorARN) {
-		t.Errorf("crl_import_command = %q", o.CRLImportCommand)
-	}
+	importCRL(t, w, env, inter, o.CRLImportCommand, o.CredentialProcess["ci-deployer"], cert, key)
 
 	// Everything the control plane made survives a restart from --state:
 	// the next plan still has nothing to do.
@@ -499,6 +499,55 @@ listen:
 	if _, _, err := credentialProcess(t, o.CredentialProcess["ci-deployer"]); err == nil {
 		t.Errorf("the trust anchor still gives credentials after terraform destroy")
 	}
+}
+
+// importCRL runs the AWS CLI part of the module's crl_import_command with a
+// CRL that revokes a second gitlab-runner certificate, as the module's
+// README tells users to, and checks that Roles Anywhere then refuses that
+// certificate and still serves the one not revoked. (The CRL stays outside
+// Terraform's state: the AWS provider has no resource for it.)
+func importCRL(t *testing.T, w *workspace, env []string, inter *pkitest.CA, command, line, cert, key string) {
+	t.Helper()
+	_, awsCmd, ok := strings.Cut(command, "&& ")
+	if !ok || !strings.HasPrefix(command, "keyless ca crl --out ca.crl") || !strings.HasPrefix(awsCmd, "aws rolesanywhere import-crl ") {
+		t.Fatalf("crl_import_command = %q, want keyless ca crl --out ca.crl && aws rolesanywhere import-crl ...", command)
+	}
+	aws := testkit.LookPath(t, "aws", "the AWS CLI (Debian's awscli package)")
+	dir := t.TempDir()
+	revokedCert, revokedKey := identity(t, dir, inter, "gitlab-runner")
+	leaf, err := pki.ParseCertificates(mustRead(t, revokedCert))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What keyless ca crl writes: PEM.
+	crl := pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: inter.CRL(t, leaf[0].SerialNumber)})
+	pkitest.WriteFile(t, dir, "ca.crl", crl)
+
+	sh := exec.Command("sh", "-c", awsCmd)
+	sh.Dir = dir
+	sh.Env = append(append(append([]string(nil), w.env...), env...), "AWS_REGION=us-east-1", "AWS_PAGER=",
+		"PATH="+filepath.Dir(aws)+string(os.PathListSeparator)+os.Getenv("PATH"))
+	if out, err := sh.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", awsCmd, err, out)
+	}
+	revoked := strings.NewReplacer(cert, revokedCert, key, revokedKey).Replace(line)
+	if _, stderr, err := credentialProcess(t, revoked); err == nil {
+		t.Errorf("a certificate on the imported CRL still gets credentials")
+	} else if !strings.Contains(stderr, "AccessDenied") {
+		t.Errorf("a revoked certificate: want AccessDenied, got:\n%s", stderr)
+	}
+	if _, stderr, err := credentialProcess(t, line); err != nil {
+		t.Fatalf("the certificate not on the CRL is refused after the import: %v\n%s", err, stderr)
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }
 
 func TestMain(m *testing.M) { os.Exit(testkit.Main(m).Run()) }
