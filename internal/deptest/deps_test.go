@@ -37,7 +37,7 @@ var keyless = deptest.Rules{
 		// errors and events.
 		"internal/awscreds": "usecase", "internal/caops": "usecase", "internal/devstack": "usecase",
 		"internal/enroll": "usecase", "internal/renewal": "usecase", "internal/broker": "usecase", "internal/authz": "usecase",
-		"internal/agent": "usecase", "internal/credserve": "usecase",
+		"internal/agent": "usecase", "internal/credserve": "usecase", "internal/doctor": "usecase",
 		// keyless update's use case.
 		"internal/credupdate": "usecase",
 		// The command line, and main.
