@@ -8,8 +8,8 @@ import (
 	"time"
 )
 
-// ServerDate asks endpoint (unsigned: GET of its root, which the service
-// refuses) for the time in its Date header, over a client made by
+// ServerDate asks endpoint (unsigned: GET /sessions, which the service
+// refuses, as CreateSession is a signed POST) for the time in its Date header, over a client made by
 // NewHTTPClient(o), so that a caller can compare its clock with the
 // service's before it signs: SigV4 refuses requests more than five
 // minutes off. Any HTTP status will do; only an answer without a Date
@@ -26,7 +26,7 @@ func ServerDate(ctx context.Context, endpoint string, o TransportOptions) (time.
 	defer client.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(ctx, DefaultAttemptTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String()+"/", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String()+"/sessions", nil)
 	if err != nil {
 		return time.Time{}, err
 	}
