@@ -49,6 +49,11 @@ It takes the flags of credential-process, so the line from ~/.aws/config
 can be pasted after "keyless doctor" as it is. The CA comes from --ca-url
 and --root, else from what keyless bootstrap stored; the agent from
 --agent-config, else ` + doctor.DefaultAgentConfig + ` when it exists.
+Without --certificate, the agent's configuration says what to check: its
+identity, its CA, its trust anchor and endpoint, and its first rule's
+role and profile (run it as the agent's user, who can read the key). With
+only --agent SOCKET (credential-process --agent, pasted), only the agent
+is checked.
 
 Each failure is followed by the fix: the command or setting to change. A
 check that needs one that failed is skipped, saying which. Nothing secret
@@ -65,6 +70,9 @@ usage.`,
   aws iam get-role --role-name ci-deployer --query Role.AssumeRolePolicyDocument > policy.json
   keyless doctor ... --trust-policy policy.json --agent-config /etc/keyless/agent.yaml
 
+  # The agent's own chain, from its configuration, as the agent's user:
+  sudo -u keyless keyless doctor --agent-config /etc/keyless/agent.yaml
+
   # For scripts:
   keyless doctor ... --json | jq -r '.checks[] | select(.status == "fail") | .id'`,
 		Args: pastedLine,
@@ -76,7 +84,10 @@ usage.`,
 			cfg.Request, cfg.Name = r, flagName
 			cfg.Logger = newLogger(s.err, debug)
 			cfg.UserAgent = buildinfo.UserAgent()
-			cfg.CAURL, cfg.RootFile, cfg.CASource = ca.url, ca.root, "--root"
+			cfg.CAURL, cfg.RootFile = ca.url, ca.root
+			if ca.url != "" || ca.root != "" {
+				cfg.CASource, cfg.CAFromFlags = "--root", true
+			}
 			if cfg.CAURL == "" || cfg.RootFile == "" {
 				dir := enroll.DefaultConfigDir()
 				url, root, err := enroll.Stored(dir)

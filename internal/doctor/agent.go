@@ -9,7 +9,62 @@ import (
 
 	"github.com/keyless-dev/keyless/internal/agent"
 	"github.com/keyless-dev/keyless/internal/agentapi"
+	"github.com/keyless-dev/keyless/internal/awscreds"
+	"github.com/keyless-dev/keyless/internal/identity"
 )
+
+// agentFields name the request's fields as agent.yaml spells them, for
+// messages and fixes when the request comes from it.
+var agentFields = map[string]string{
+	"certificate": "identity.certificate", "private-key": "identity.key", "intermediates": "identity.intermediates",
+	"trust-anchor-arn": "aws.trustAnchorArn", "region": "aws.region", "endpoint": "aws.endpoint",
+	"role-arn": "rules[0].roleArn", "profile-arn": "rules[0].profileArn", "session-duration": "rules[0].duration",
+	"AWS_CA_BUNDLE": "aws.caBundle",
+}
+
+// fromAgent takes what to check from agent.yaml when no certificate was
+// given: the runner's identity, its CA, and the first rule's role and
+// profile.
+func (r *run) fromAgent() error {
+	file := r.cfg.AgentConfig
+	a, err := agent.LoadConfig(file)
+	if err != nil {
+		return &awscreds.InputError{Field: "agent-config", Err: fmt.Errorf("%s %s: %w", r.n("agent-config"), file, err)}
+	}
+	req := &r.cfg.Request
+	req.Files = identity.Files{Certificate: a.Identity.Certificate, PrivateKey: a.Identity.Key, Intermediates: a.Identity.Intermediates}
+	req.TrustAnchorARN, req.Region = a.AWS.TrustAnchorARN, a.AWS.Region
+	if req.Endpoint == "" {
+		req.Endpoint = a.AWS.Endpoint
+	}
+	if len(a.Rules) > 0 {
+		rule := a.Rules[0]
+		req.RoleARN, req.ProfileARN = rule.RoleARN, rule.ProfileARN
+		if rule.Duration > 0 {
+			req.DurationSeconds = int(rule.Duration.Seconds())
+		}
+	}
+	if a.Identity.CAURL != "" && !r.cfg.CAFromFlags {
+		r.cfg.CAURL, r.cfg.RootFile, r.cfg.CASource = a.Identity.CAURL, a.Identity.Root, "identity.ca in "+file
+	}
+	if bundle := a.AWS.CABundle; bundle != "" {
+		getenv := r.cfg.Getenv
+		r.cfg.Getenv = func(k string) string {
+			if k == "AWS_CA_BUNDLE" {
+				return bundle
+			}
+			return getenv(k)
+		}
+	}
+	name := r.cfg.Name
+	r.cfg.Name = func(field string) string {
+		if f, ok := agentFields[field]; ok {
+			return f + " in " + file
+		}
+		return name(field)
+	}
+	return nil
+}
 
 // agentConfig validates agent.yaml as the agent itself would at start.
 func (r *run) agentConfig() {

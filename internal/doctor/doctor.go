@@ -129,6 +129,9 @@ type Config struct {
 	// or keyless bootstrap); empty skips the CA checks. CASource says
 	// where they came from, for messages ("keyless bootstrap").
 	CAURL, RootFile, CASource string
+	// CAFromFlags says CAURL and RootFile were given on the command line;
+	// otherwise an agent configuration's identity.ca replaces them.
+	CAFromFlags bool
 	// STSEndpoint is where GetCallerIdentity goes; empty means
 	// AWS_ENDPOINT_URL_STS, else the region's STS when the Roles Anywhere
 	// endpoint is AWS's, else the Roles Anywhere endpoint itself (the
@@ -161,8 +164,23 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		r.cfg.Name = func(s string) string { return s }
 	}
 	r.now = r.clk.Now()
-	f := &awscreds.Fetcher{Clock: r.clk, Name: cfg.Name, Getenv: r.cfg.Getenv, Logger: cfg.Logger, UserAgent: cfg.UserAgent}
-	plan, err := f.Check(cfg.Request)
+	if r.cfg.Request.Files.Certificate == "" && r.cfg.AgentConfig != "" {
+		if err := r.fromAgent(); err != nil {
+			return nil, err
+		}
+	}
+	if r.cfg.Request.Files.Certificate == "" && r.cfg.AgentSocket != "" {
+		// credential-process --agent SOCKET: the agent holds the key.
+		for _, id := range []string{CheckIdentity, CheckValidity, CheckChain, CheckTrustPolicy, CheckCA, CheckCAClock, CheckCRL,
+			CheckAWSClock, CheckCreateSession, CheckSTS} {
+			r.skip(id, "no %s: only the agent is checked (give credential-process's flags, or --agent-config, to check the chain)", r.n("certificate"))
+		}
+		r.agentConfig()
+		r.agent(ctx)
+		return r.report, nil
+	}
+	f := &awscreds.Fetcher{Clock: r.clk, Name: r.cfg.Name, Getenv: r.cfg.Getenv, Logger: cfg.Logger, UserAgent: cfg.UserAgent}
+	plan, err := f.Check(r.cfg.Request)
 	if err != nil {
 		return nil, err
 	}

@@ -375,3 +375,50 @@ func TestInputErrors(t *testing.T) {
 		t.Fatalf("got %v, want an error naming --certificate", err)
 	}
 }
+
+// TestFromAgentConfig: with no certificate but agent.yaml, the doctor
+// checks the agent's own chain (identity, trust anchor, endpoint, the
+// first rule's role) and names agent.yaml's fields in its fixes.
+func TestFromAgentConfig(t *testing.T) {
+	s := newSetup(t, emulatortest.CommonName, nil)
+	s.cfg.AgentConfig, _ = s.startAgent(true)
+	s.cfg.Request = awscreds.Request{DurationSeconds: 3600}
+	rep := s.run()
+	for _, c := range rep.Results {
+		if c.Status != doctor.OK {
+			t.Errorf("check %s is %s: %s (fix: %s)", c.ID, c.Status, c.Detail, c.Fix)
+		}
+	}
+
+	// The agent's key replaced by another: the fix names identity.key.
+	keyPEM, _ := pki.EncodePrivateKey(pkitest.Key(t, pkitest.P256))
+	pkitest.WriteFile(t, s.dir, "runner.key", keyPEM)
+	rep = s.run()
+	want(t, rep, map[string]doctor.Status{doctor.CheckIdentity: doctor.Fail, doctor.CheckValidity: doctor.Skip, doctor.CheckChain: doctor.Skip,
+		doctor.CheckTrustPolicy: doctor.Skip, doctor.CheckCRL: doctor.Skip, doctor.CheckCreateSession: doctor.Skip, doctor.CheckSTS: doctor.Skip},
+		map[string]string{doctor.CheckIdentity: "identity.key in " + s.cfg.AgentConfig + " must be the key"})
+
+	// A configuration that does not load cannot say what to check.
+	s.cfg.AgentConfig = pkitest.WriteFile(t, s.dir, "broken.yaml", []byte("identity: {colour: blue}\n"))
+	if _, err := doctor.Run(context.Background(), s.cfg); err == nil || !strings.Contains(err.Error(), "broken.yaml") {
+		t.Errorf("a broken agent.yaml: %v", err)
+	}
+}
+
+// TestAgentSocketOnly: credential-process --agent SOCKET pasted after
+// keyless doctor checks the agent alone.
+func TestAgentSocketOnly(t *testing.T) {
+	s := newSetup(t, emulatortest.CommonName, nil)
+	_, s.cfg.AgentSocket = s.startAgent(true)
+	s.cfg.Request = awscreds.Request{DurationSeconds: 3600}
+	rep := s.run()
+	for _, c := range rep.Results {
+		want := doctor.Skip
+		if c.ID == doctor.CheckAgent {
+			want = doctor.OK
+		}
+		if c.Status != want {
+			t.Errorf("check %s is %s (%s), want %s", c.ID, c.Status, c.Detail, want)
+		}
+	}
+}
