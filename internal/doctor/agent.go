@@ -112,6 +112,11 @@ func (r *run) agent(ctx context.Context) {
 		r.skip(CheckAgent, "the agent's configuration has no listen.socket, where keyless doctor asks for its status")
 		return
 	}
+	if strings.Contains(socket, "://") {
+		r.add(CheckAgent, Fail, fmt.Sprintf("%s is the agent's container-credentials URL; its status is on its unix socket", socket),
+			"give the agent's socket with --agent SOCKET (listen.socket.path in agent.yaml), or --agent-config FILE")
+		return
+	}
 	client, err := agentapi.NewClient(socket, "")
 	if err != nil {
 		r.add(CheckAgent, Fail, err.Error(), "give the agent's socket path (listen.socket.path in agent.yaml)")

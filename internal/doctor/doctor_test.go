@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -335,6 +336,13 @@ func TestBroken(t *testing.T) {
 		want:  S{doctor.CheckAgentConfig: ok, doctor.CheckAgent: fail},
 		fixes: F{doctor.CheckAgent: "systemctl start keyless-agent"},
 	}, {
+		name: "agent given as its URL",
+		brk: func(t *testing.T, s *setup) {
+			s.cfg.AgentSocket = "http://127.0.0.1:9911/v1/credentials"
+		},
+		want:  S{doctor.CheckAgent: fail},
+		fixes: F{doctor.CheckAgent: "give the agent's socket with --agent SOCKET"},
+	}, {
 		name: "agent configuration broken",
 		brk: func(t *testing.T, s *setup) {
 			s.cfg.AgentConfig = pkitest.WriteFile(t, s.dir, "agent.yaml", []byte("identity:\n  certificate: runner.crt\n  colour: blue\n"))
@@ -420,5 +428,36 @@ func TestAgentSocketOnly(t *testing.T) {
 		if c.Status != want {
 			t.Errorf("check %s is %s (%s), want %s", c.ID, c.Status, c.Detail, want)
 		}
+	}
+}
+
+// TestForgedCRL: a CRL that names the certificate's issuer but is not
+// signed by it (served by whatever answers at the CA's URL) is not
+// believed: the certificate is neither reported revoked nor cleared.
+func TestForgedCRL(t *testing.T) {
+	s := newSetup(t, emulatortest.CommonName, nil)
+	leaf, err := identity.LoadCertificate(s.cert, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Same name as the CA's intermediate, another key.
+	forger := pkitest.NewRoot(t, s.ca.Intermediate.Cert.Subject.CommonName)
+	if string(forger.Cert.RawSubject) != string(leaf.RawIssuer) {
+		t.Fatal("the forger's name is not the issuer's")
+	}
+	crl := forger.CRL(t, leaf.SerialNumber)
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/1.0/crl" {
+			_, _ = w.Write(crl)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	s.cfg.CAURL = srv.URL
+	s.cfg.RootFile = pkitest.WriteFile(t, s.dir, "fake-root.crt", pki.EncodeCertificates(srv.Certificate()))
+	s.cfg.TrustBundle = s.ca.RootFile
+	rep := s.run()
+	want(t, rep, map[string]doctor.Status{doctor.CheckCRL: doctor.Warn}, nil)
+	if d := rep.Get(doctor.CheckCRL).Detail; !strings.Contains(d, "signature does not verify") {
+		t.Errorf("crl: %s", d)
 	}
 }
