@@ -20,9 +20,18 @@ import (
 // this machine's clock with its Date: SigV4 refuses a request signed
 // more than five minutes off.
 func (r *run) awsClock(ctx context.Context) {
+	ctx, cancel := r.timeout(ctx)
+	defer cancel()
 	date, err := rolesanywhere.ServerDate(ctx, r.plan.Endpoint, r.plan.Transport)
-	if err != nil {
-		r.add(CheckAWSClock, Fail, fmt.Sprintf("cannot reach %s: %v", r.plan.Endpoint, err), r.endpointFix(err))
+	var te *rolesanywhere.TransportError
+	switch {
+	case errors.As(err, &te):
+		r.add(CheckAWSClock, Fail, fmt.Sprintf("cannot reach %s: %v", r.plan.Endpoint, te.Err), r.endpointFix(err))
+		return
+	case err != nil:
+		// An answer without a Date (a proxy's, say): the clock cannot be
+		// compared, and CreateSession will tell.
+		r.add(CheckAWSClock, Warn, err.Error(), "check that "+r.n("endpoint")+" is the Roles Anywhere endpoint, not a proxy or another service")
 		return
 	}
 	r.awsDate = date
@@ -131,6 +140,8 @@ func (r *run) sessionRefusal(err error) (detail, fix string) {
 		fix = fmt.Sprintf("the role must be in the profile's role ARNs, and its trust policy must allow this certificate: check the profile (aws rolesanywhere get-profile --profile-id %s), then run keyless doctor with --trust-policy FILE (aws iam get-role --role-name %s --query Role.AssumeRolePolicyDocument > FILE)", lastPart(profile), lastPart(role))
 	case strings.Contains(lower, "revoked"):
 		fix = r.reenroll()
+	case strings.Contains(lower, "x-amz-x509-chain"):
+		fix = fmt.Sprintf("send the intermediate CA with the certificate: %s FILE (keyless ca bundle has it), or add it to the trust anchor's bundle", r.n("intermediates"))
 	case strings.Contains(lower, "chains to trust anchor"):
 		fix = fmt.Sprintf("the certificate belongs to another trust anchor: use its ARN as %s", r.n("trust-anchor-arn"))
 	case strings.Contains(lower, "untrusted") || strings.Contains(lower, "certificate"):

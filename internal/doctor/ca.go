@@ -133,7 +133,12 @@ func (r *run) crl(ctx context.Context) {
 		r.skip(CheckCRL, "the CA's CRL is issued by %q, not by this certificate's issuer %q", list.Issuer.String(), leaf.Issuer.String())
 		return
 	}
-	if issuer := r.issuerOf(leaf); issuer == nil || list.CheckSignatureFrom(issuer) != nil {
+	issuer := r.issuerOf(leaf)
+	if issuer == nil {
+		r.skip(CheckCRL, "the certificate's issuer %q is neither sent with it nor the CA's root, so the CRL's signature cannot be checked", leaf.Issuer.String())
+		return
+	}
+	if list.CheckSignatureFrom(issuer) != nil {
 		r.add(CheckCRL, Warn, "the CRL's signature does not verify with the certificate's issuer", "check that the CA signs its CRL with the key that issues certificates")
 		return
 	}

@@ -290,6 +290,25 @@ func TestBroken(t *testing.T) {
 		want:  S{doctor.CheckCA: fail, doctor.CheckChain: fail, doctor.CheckCRL: skip},
 		fixes: F{doctor.CheckCA: "does not prove itself with the pinned root", doctor.CheckChain: "not from the CA"},
 	}, {
+		name: "AWS endpoint not listening",
+		brk: func(t *testing.T, s *setup) {
+			s.cfg.Request.Endpoint = "http://" + testkit.Addr(t)
+		},
+		want:  S{doctor.CheckAWSClock: fail, doctor.CheckCreateSession: skip, doctor.CheckSTS: skip},
+		fixes: F{doctor.CheckAWSClock: "nothing listens there: check --endpoint"},
+	}, {
+		name: "intermediate not sent",
+		brk: func(t *testing.T, s *setup) {
+			leaf, err := identity.LoadCertificate(s.cert, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pkitest.WriteFile(t, s.dir, "runner.crt", pki.EncodeCertificates(leaf))
+		},
+		want: S{doctor.CheckChain: fail, doctor.CheckCreateSession: fail, doctor.CheckSTS: skip, doctor.CheckCRL: skip},
+		fixes: F{doctor.CheckChain: "send the intermediate CA with the certificate: --intermediates FILE",
+			doctor.CheckCreateSession: "send the intermediate CA with the certificate: --intermediates FILE"},
+	}, {
 		name:  "wrong trust anchor",
 		other: true,
 		want:  S{doctor.CheckCreateSession: fail, doctor.CheckSTS: skip, doctor.CheckChain: ok},
