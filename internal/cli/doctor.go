@@ -160,19 +160,17 @@ usage.`,
 
 // pastedLine accepts the words before credential-process's flags in a
 // credential_process line ("keyless credential-process", or
-// "/usr/local/bin/aws_signing_helper credential-process"), so the line
-// can be pasted after "keyless doctor" as it is.
+// "/usr/local/bin/aws_signing_helper credential-process": any program
+// before credential-process), so the line can be pasted after "keyless
+// doctor" as it is.
 func pastedLine(cmd *cobra.Command, args []string) error {
-	for i, a := range args {
-		base := filepath.Base(a)
-		switch {
-		case a == "credential-process" && i == len(args)-1:
-		case (base == "keyless" || base == "aws_signing_helper") && i == 0 && len(args) == 2:
-		default:
-			return usageErrorf("keyless doctor takes credential-process's flags, not %q; usage: %s", a, cmd.UseLine())
-		}
+	switch {
+	case len(args) == 0,
+		len(args) == 1 && args[0] == "credential-process",
+		len(args) == 2 && args[1] == "credential-process":
+		return nil
 	}
-	return nil
+	return fmt.Errorf("keyless doctor takes credential-process's flags, not %q", args[0])
 }
 
 // marks are the checklist's status words, one width.
