@@ -53,7 +53,7 @@ var Actions = []string{"sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentit
 //     sourceIdentity is. The CreateSession body cannot set it: the API
 //     has no such field, and unknown keys are ignored.
 //   - aws:CurrentTime (ISO 8601, UTC, to the second) and aws:EpochTime
-//     (seconds since 1970-01-01): now, from the emulator's clock (IAM
+//     (seconds since 1970-01-01): now, from the caller's clock (IAM
 //     global condition keys: always present; Date, and Date or Numeric).
 //   - aws:SecureTransport "true" (IAM: always present): AWS's Roles
 //     Anywhere and STS endpoints answer only over TLS, so the value does
