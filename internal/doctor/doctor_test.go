@@ -41,7 +41,7 @@ type setup struct {
 }
 
 // seedEdit changes the reference seed before the emulator starts.
-type seedEdit func(seed string) string
+type seedEdit func(seed string, s *setup) string
 
 func newSetup(t *testing.T, cn string, edit seedEdit, bundle ...*x509.Certificate) *setup {
 	t.Helper()
@@ -61,7 +61,7 @@ func newSetup(t *testing.T, cn string, edit seedEdit, bundle ...*x509.Certificat
 	}
 	seedText := emulatortest.Seed(pki.EncodeCertificates(bundle...))
 	if edit != nil {
-		seedText = edit(seedText)
+		seedText = edit(seedText, s)
 	}
 	seed, err := emulator.ParseSeed([]byte(seedText), emulator.SeedSource{Name: "seed.yaml"})
 	if err != nil {
@@ -314,6 +314,16 @@ func TestBroken(t *testing.T) {
 		want:  S{doctor.CheckCreateSession: fail, doctor.CheckSTS: skip, doctor.CheckChain: ok},
 		fixes: F{doctor.CheckCreateSession: "must hold the CA that issued this certificate"},
 	}, {
+		name:  "certificate of another trust anchor",
+		other: true,
+		edit: func(seed string, s *setup) string {
+			// A second anchor, which does hold the CA.
+			bundle := pkitest.WriteFile(s.t, s.dir, "ca.pem", pki.EncodeCertificates(s.ca.Root.Cert))
+			return strings.Replace(seed, "roles:\n", "  - name: runners-ca\n    certificateBundle: "+bundle+"\nroles:\n", 1)
+		},
+		want:  S{doctor.CheckCreateSession: fail},
+		fixes: F{doctor.CheckCreateSession: "the certificate belongs to another trust anchor: use its ARN as --trust-anchor-arn"},
+	}, {
 		name:  "wrong trust bundle",
 		other: true,
 		brk: func(t *testing.T, s *setup) {
@@ -323,7 +333,7 @@ func TestBroken(t *testing.T) {
 		fixes: F{doctor.CheckChain: "the trust anchor must hold the CA that issued this certificate", doctor.CheckCreateSession: "update-trust-anchor"},
 	}, {
 		name:  "disabled profile",
-		edit:  func(seed string) string { return seed + "    enabled: false\n" },
+		edit:  func(seed string, _ *setup) string { return seed + "    enabled: false\n" },
 		want:  S{doctor.CheckCreateSession: fail, doctor.CheckSTS: skip},
 		fixes: F{doctor.CheckCreateSession: "aws rolesanywhere enable-profile --profile-id "},
 	}, {
