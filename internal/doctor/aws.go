@@ -189,7 +189,12 @@ func (r *run) sts(ctx context.Context) {
 		return
 	}
 	endpoint := r.stsEndpoint()
-	client := sts.New(endpoint, r.plan.Region)
+	t := r.plan.Transport
+	client, err := sts.NewWithOptions(endpoint, r.plan.Region, sts.Options{RootCAs: t.RootCAs, InsecureSkipVerify: t.InsecureSkipVerify, UseProxy: t.UseProxy})
+	if err != nil {
+		r.add(CheckSTS, Fail, err.Error(), "point AWS_CA_BUNDLE at a PEM file of CA certificates, or unset it")
+		return
+	}
 	client.Now = r.clk.Now
 	ctx, cancel := r.timeout(ctx)
 	defer cancel()

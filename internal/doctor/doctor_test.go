@@ -490,3 +490,32 @@ func TestForgedCRL(t *testing.T) {
 		t.Errorf("crl: %s", d)
 	}
 }
+
+// TestOverTLS: an HTTPS endpoint whose CA is in AWS_CA_BUNDLE is trusted
+// for CreateSession and STS alike; without it, the AWS check fails and
+// says to set AWS_CA_BUNDLE.
+func TestOverTLS(t *testing.T) {
+	s := newSetup(t, emulatortest.CommonName, nil)
+	seed, err := emulator.ParseSeed([]byte(emulatortest.Seed(pki.EncodeCertificates(s.ca.Root.Cert))), emulator.SeedSource{Name: "seed.yaml"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewTLSServer(emulator.New(emulator.Config{Seed: seed}))
+	t.Cleanup(srv.Close)
+	out := seed.Outputs(srv.URL)
+	r := &s.cfg.Request
+	r.Endpoint, r.TrustAnchorARN, r.ProfileARN, r.RoleARN = srv.URL, out.TrustAnchors[emulatortest.TrustAnchor], out.Profiles[emulatortest.Profile], out.Roles[emulatortest.Role]
+	s.cfg.TrustPolicy = ""
+	bundle := pkitest.WriteFile(t, s.dir, "endpoint-ca.pem", pki.EncodeCertificates(srv.Certificate()))
+	s.cfg.Getenv = func(k string) string {
+		if k == "AWS_CA_BUNDLE" {
+			return bundle
+		}
+		return ""
+	}
+	want(t, s.run(), map[string]doctor.Status{doctor.CheckSTS: doctor.OK, doctor.CheckCreateSession: doctor.OK}, nil)
+
+	s.cfg.Getenv = func(string) string { return "" }
+	want(t, s.run(), map[string]doctor.Status{doctor.CheckAWSClock: doctor.Fail, doctor.CheckCreateSession: doctor.Skip},
+		map[string]string{doctor.CheckAWSClock: "point AWS_CA_BUNDLE at that CA's certificate"})
+}
