@@ -263,7 +263,7 @@ func toXMLRole(r *Role, lastUsed bool) xmlRole {
 		AssumeRolePolicyDocument: iamEscape(r.TrustPolicyDocument),
 		Description:              r.Description, MaxSessionDuration: r.MaxSessionDuration, Tags: toXMLTags(r.Tags)}
 	if r.PermissionsBoundary != "" {
-		x.PermissionsBoundary = &xmlBoundary{Type: "Policy", Arn: r.PermissionsBoundary}
+		x.PermissionsBoundary = &xmlBoundary{Type: "PermissionsBoundaryPolicy", Arn: r.PermissionsBoundary}
 	}
 	if lastUsed {
 		x.RoleLastUsed = &struct{}{}

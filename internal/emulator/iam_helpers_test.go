@@ -65,6 +65,7 @@ type xmlRole struct {
 	AssumeRolePolicyDocument, Description   string
 	MaxSessionDuration                      int
 	Boundary                                string                        `xml:"PermissionsBoundary>PermissionsBoundaryArn"`
+	BoundaryType                            string                        `xml:"PermissionsBoundary>PermissionsBoundaryType"`
 	Tags                                    []struct{ Key, Value string } `xml:"Tags>member"`
 	RoleLastUsed                            *struct{}
 }

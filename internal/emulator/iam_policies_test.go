@@ -3,9 +3,15 @@ package emulator_test
 import (
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/keyless-dev/keyless/internal/emulator"
+	"github.com/keyless-dev/keyless/internal/testkit"
 )
 
 func TestIAMInlinePolicies(t *testing.T) {
@@ -226,4 +232,44 @@ func TestIAMRoleTags(t *testing.T) {
 	if str(got) != "env=prod" {
 		t.Errorf("a refused TagRole changed the tags: %s", str(got))
 	}
+}
+
+// TestIAMSeedManagedPolicies: a seed role's managedPolicyArns are its
+// attached policies, detached and attached like any.
+func TestIAMSeedManagedPolicies(t *testing.T) {
+	dir := t.TempDir()
+	seed := `account: "111122223333"
+region: us-east-1
+operators:
+  - name: admin
+    accessKeyId: ` + operatorKeyID + `
+    secretAccessKey: ` + operatorSecret + `
+roles:
+  - name: seeded
+    assumeRolePolicy: '` + rolesAnywhereTrust + `'
+    managedPolicyArns: [arn:aws:iam::aws:policy/ReadOnlyAccess, arn:aws:iam::111122223333:policy/mine]
+`
+	path := filepath.Join(dir, "emulator.yaml")
+	writeFile(t, path, seed)
+	parsed, err := emulator.LoadSeed(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, dir: dir, clock: testkit.NewClock(time.Now().Truncate(time.Second)), logs: &testkit.Buffer{}}
+	e.emu, err = emulator.New(emulator.Config{Seed: parsed, Now: e.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srv = httptest.NewServer(e.emu)
+	t.Cleanup(e.srv.Close)
+
+	var got attached
+	e.iamOK(act("ListAttachedRolePolicies", "RoleName", "seeded"), &got)
+	if want := "mine=arn:aws:iam::111122223333:policy/mine ReadOnlyAccess=arn:aws:iam::aws:policy/ReadOnlyAccess"; got.String() != want {
+		t.Errorf("ListAttachedRolePolicies of a seed role:\n got %s\nwant %s", got, want)
+	}
+	e.iamFails(act("DeleteRole", "RoleName", "seeded"), http.StatusConflict, "DeleteConflict", "must detach all policies first")
+	e.iamOK(act("DetachRolePolicy", "RoleName", "seeded", "PolicyArn", "arn:aws:iam::aws:policy/ReadOnlyAccess"), nil)
+	e.iamOK(act("DetachRolePolicy", "RoleName", "seeded", "PolicyArn", "arn:aws:iam::111122223333:policy/mine"), nil)
+	e.iamOK(act("DeleteRole", "RoleName", "seeded"), nil)
 }

@@ -42,8 +42,8 @@ func TestIAMRoleLifecycle(t *testing.T) {
 	}
 
 	e.iamOK(act("PutRolePermissionsBoundary", "RoleName", "deployer", "PermissionsBoundary", "arn:aws:iam::aws:policy/PowerUserAccess"), nil)
-	if r := e.getRole("deployer"); r.Boundary != "arn:aws:iam::aws:policy/PowerUserAccess" {
-		t.Errorf("boundary after PutRolePermissionsBoundary: %q", r.Boundary)
+	if r := e.getRole("deployer"); r.Boundary != "arn:aws:iam::aws:policy/PowerUserAccess" || r.BoundaryType != "PermissionsBoundaryPolicy" {
+		t.Errorf("boundary after PutRolePermissionsBoundary: %q %q", r.Boundary, r.BoundaryType)
 	}
 	e.iamOK(act("DeleteRolePermissionsBoundary", "RoleName", "deployer"), nil)
 	if r := e.getRole("deployer"); r.Boundary != "" {
@@ -212,4 +212,36 @@ func TestIAMListRoles(t *testing.T) {
 	e.iamFails(act("ListRoles", "MaxItems", "1001"), 400, "ValidationError", "maxItems")
 	e.iamFails(act("ListRoles", "Marker", "!!"), 400, "ValidationError", "Invalid Marker")
 	e.iamFails(act("ListRoles", "PathPrefix", "team"), 400, "ValidationError", "pathPrefix")
+}
+
+// TestIAMRefusalsByOperation breaks, once each, the rules the tests above
+// do not reach.
+func TestIAMRefusalsByOperation(t *testing.T) {
+	e := newEnv(t, setup{})
+	tests := []struct {
+		p              url.Values
+		status         int
+		code, contains string
+	}{
+		{act("UpdateAssumeRolePolicy", "RoleName", "nobody", "PolicyDocument", rolesAnywhereTrust), 404, "NoSuchEntity", "The role with name nobody cannot be found."},
+		{act("UpdateRoleDescription", "RoleName", "nobody", "Description", "d"), 404, "NoSuchEntity", "nobody"},
+		{act("PutRolePermissionsBoundary", "RoleName", "nobody", "PermissionsBoundary", "arn:aws:iam::aws:policy/PowerUserAccess"), 404, "NoSuchEntity", "The role with name nobody"},
+		{act("DetachRolePolicy", "RoleName", "nobody", "PolicyArn", "arn:aws:iam::aws:policy/ReadOnlyAccess"), 404, "NoSuchEntity", "The role with name nobody"},
+		{act("DetachRolePolicy", "RoleName", "ci-deployer", "PolicyArn", "ReadOnlyAccess"), 400, "InvalidInput", "ARN ReadOnlyAccess is not valid."},
+		{act("DeleteRolePolicy", "RoleName", "nobody", "PolicyName", "p"), 404, "NoSuchEntity", "The role with name nobody"},
+		{act("ListAttachedRolePolicies", "RoleName", "ci-deployer", "PathPrefix", "x"), 400, "ValidationError", "pathPrefix"},
+		{act("ListRolePolicies", "RoleName", "ci-deployer", "MaxItems", "x"), 400, "ValidationError", "maxItems"},
+		{act("ListRoleTags", "RoleName", "ci-deployer", "Marker", "%%%"), 400, "ValidationError", "Invalid Marker"},
+		{act("TagRole", "RoleName", "ci-deployer", "Tags.member.1.Key", strings.Repeat("k", 129), "Tags.member.1.Value", "v"), 400, "ValidationError", "length between 1 and 128"},
+		{act("TagRole", "RoleName", "ci-deployer", "Tags.member.1.Key", "k", "Tags.member.1.Value", strings.Repeat("v", 257)), 400, "ValidationError", "256"},
+		{act("TagRole", "RoleName", "ci-deployer", "Tags.member.1.Key", "k", "Tags.member.1.Value", "v", "Tags.member.2.Key", "K", "Tags.member.2.Value", "v"), 400, "InvalidInput", "Duplicate tag keys"},
+		{act("UntagRole", "RoleName", "ci-deployer", "TagKeys.member.1", strings.Repeat("k", 129)), 400, "ValidationError", "tagKeys"},
+		{act("NoSuchAction", "RoleName", "ci-deployer"), 400, "InvalidAction", "Could not find operation NoSuchAction"},
+	}
+	for _, tt := range tests {
+		e.iamFails(tt.p, tt.status, tt.code, tt.contains)
+	}
+	if r := e.getRole("ci-deployer"); len(r.Tags) != 0 || r.Boundary != "" {
+		t.Errorf("refused calls changed the role: %+v", r)
+	}
 }
