@@ -239,7 +239,8 @@ func (e *emulator) start(t *testing.T) {
 	if err := e.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	e.exited = make(chan error, 1)
+	cmd, exited := e.cmd, make(chan error, 1)
+	e.exited = exited
 	serving := make(chan struct{}, 1)
 	go func() {
 		sc := bufio.NewScanner(out)
@@ -248,7 +249,7 @@ func (e *emulator) start(t *testing.T) {
 				serving <- struct{}{}
 			}
 		}
-		e.exited <- e.cmd.Wait()
+		exited <- cmd.Wait()
 	}()
 	limit := time.NewTimer(time.Minute)
 	defer limit.Stop()
@@ -525,7 +526,7 @@ func importCRL(t *testing.T, w *workspace, env []string, inter *pkitest.CA, comm
 
 	sh := exec.Command("sh", "-c", awsCmd)
 	sh.Dir = dir
-	sh.Env = append(append(append([]string(nil), w.env...), env...), "AWS_REGION=us-east-1", "AWS_PAGER=",
+	sh.Env = append(append(append([]string(nil), w.env...), env...), "AWS_PAGER=",
 		"PATH="+filepath.Dir(aws)+string(os.PathListSeparator)+os.Getenv("PATH"))
 	if out, err := sh.CombinedOutput(); err != nil {
 		t.Fatalf("%s: %v\n%s", awsCmd, err, out)

@@ -83,6 +83,8 @@ output "crl_import_command" {
     "keyless ca crl --out ca.crl &&",
     "aws rolesanywhere import-crl --name '${var.crl_name}' --crl-data fileb://ca.crl",
     "--trust-anchor-arn ${aws_rolesanywhere_trust_anchor.this.arn} --enabled",
+    # The trust anchor's region, whatever the caller's AWS CLI defaults to.
+    "--region ${split(":", aws_rolesanywhere_trust_anchor.this.arn)[3]}",
     var.rolesanywhere_endpoint == null ? "" : "--endpoint-url ${var.rolesanywhere_endpoint}",
   ])
 }
