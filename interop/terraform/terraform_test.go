@@ -220,7 +220,12 @@ operators:
 		addr:    testkit.Addr(t),
 	}
 	e.start(t)
-	t.Cleanup(func() { e.stop(t) })
+	t.Cleanup(func() {
+		e.stop(t)
+		if t.Failed() {
+			t.Logf("keyless emulator's log:\n%s", e.stderr)
+		}
+	})
 	return e
 }
 
@@ -230,7 +235,9 @@ func (e *emulator) url() string { return "http://" + e.addr }
 func (e *emulator) start(t *testing.T) {
 	t.Helper()
 	e.cmd = exec.Command(e.keyless, "emulator", "--config", e.seed, "--state", e.state, "--listen", e.addr)
-	e.stderr = &testkit.Buffer{}
+	if e.stderr == nil {
+		e.stderr = &testkit.Buffer{} // one log across restarts
+	}
 	e.cmd.Stderr = e.stderr
 	out, err := e.cmd.StdoutPipe()
 	if err != nil {
@@ -284,11 +291,12 @@ func (e *emulator) stop(t *testing.T) {
 }
 
 // identity writes a runner certificate (with the intermediate after it)
-// and key issued by inter for cn, and returns their paths.
-func identity(t *testing.T, dir string, inter *pkitest.CA, cn string) (cert, key string) {
+// and key issued by inter for cn (and dnsNames, by default cn), and
+// returns their paths.
+func identity(t *testing.T, dir string, inter *pkitest.CA, cn string, dnsNames ...string) (cert, key string) {
 	t.Helper()
 	k := pkitest.Key(t, pkitest.P256)
-	leaf := inter.Leaf(t, pkitest.LeafOptions{CommonName: cn, Key: k})
+	leaf := inter.Leaf(t, pkitest.LeafOptions{CommonName: cn, Key: k, DNSNames: dnsNames})
 	keyPEM, err := pki.EncodePrivateKey(k)
 	if err != nil {
 		t.Fatal(err)
@@ -417,7 +425,8 @@ func TestModuleAppliesPlansCleanAndDestroys(t *testing.T) {
 	// What `keyless ca bundle` prints: the root, then the intermediate.
 	bundle := pkitest.WriteFile(t, w.dir, "bundle.pem", pki.EncodeCertificates(root.Cert, inter.Cert))
 	cert, key := identity(t, w.dir, inter, "gitlab-runner")
-	otherCert, otherKey := identity(t, w.dir, inter, "someone-else")
+	// The right DNS SAN, so that only the CN condition refuses it.
+	otherCert, otherKey := identity(t, w.dir, inter, "someone-else", "gitlab-runner")
 
 	w.writeRoot(t, emu.url(), fmt.Sprintf(moduleCall, bundle, emu.url(), w.keyless, cert, key))
 	w.mustTF(t, env, 0, "init", "-no-color")
@@ -461,6 +470,8 @@ func TestModuleAppliesPlansCleanAndDestroys(t *testing.T) {
 		t.Errorf("a certificate for CN someone-else got credentials for ci-deployer, which allows only gitlab-runner")
 	} else if !strings.Contains(stderr, "AccessDenied") {
 		t.Errorf("CN someone-else for ci-deployer: want AccessDenied, got:\n%s", stderr)
+	} else if !strings.Contains(emu.stderr.String(), "StringEquals aws:PrincipalTag/x509Subject/CN") {
+		t.Errorf("CN someone-else was refused for another reason than the CN condition:\n%s", emu.stderr)
 	}
 
 	// The agent fragment, dropped into an agent.yaml with the sections it
@@ -481,6 +492,7 @@ listen:
 		t.Errorf("keyless agent --check does not show the rule for ci-deployer:\n%s", out)
 	}
 	importCRL(t, w, env, inter, o.CRLImportCommand, o.CredentialProcess["ci-deployer"], cert, key)
+	otherAnchor(t, w, env, emu, bundle, o)
 
 	// Everything the control plane made survives a restart from --state:
 	// the next plan still has nothing to do.
@@ -542,6 +554,56 @@ func importCRL(t *testing.T, w *workspace, env []string, inter *pkitest.CA, comm
 	}
 }
 
+// awsCLI runs the AWS CLI against the emulator with the operator's
+// credentials, and returns its standard output.
+func awsCLI(t *testing.T, w *workspace, env []string, endpoint string, args ...string) []byte {
+	t.Helper()
+	aws := testkit.LookPath(t, "aws", "the AWS CLI (Debian's awscli package)")
+	cmd := exec.Command(aws, append(args, "--region", "us-east-1", "--endpoint-url", endpoint, "--output", "json")...)
+	cmd.Env = append(append(append([]string(nil), w.env...), env...), "AWS_PAGER=")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("aws %s: %v\n%s", strings.Join(args, " "), err, stderr.Bytes())
+	}
+	return out
+}
+
+// otherAnchor makes a second trust anchor for the same CA, outside
+// Terraform, with a profile that lists the module's role, and checks that
+// the role's aws:SourceArn condition refuses sessions through it: without
+// that condition, any trust anchor in the account that trusts a CA
+// issuing the CN would do.
+func otherAnchor(t *testing.T, w *workspace, env []string, emu *emulator, bundle string, o moduleOutputs) {
+	t.Helper()
+	source, err := json.Marshal(map[string]any{"sourceType": "CERTIFICATE_BUNDLE", "sourceData": map[string]string{"x509CertificateData": string(mustRead(t, bundle))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sourceFile := pkitest.WriteFile(t, t.TempDir(), "source.json", source)
+	var ta struct {
+		TrustAnchor struct{ TrustAnchorArn string }
+	}
+	if err := json.Unmarshal(awsCLI(t, w, env, emu.url(), "rolesanywhere", "create-trust-anchor", "--name", "other-anchor", "--enabled", "--source", "file://"+sourceFile), &ta); err != nil {
+		t.Fatal(err)
+	}
+	var prof struct{ Profile struct{ ProfileArn string } }
+	if err := json.Unmarshal(awsCLI(t, w, env, emu.url(), "rolesanywhere", "create-profile", "--name", "other-profile", "--enabled", "--role-arns", o.RoleARNs["ci-deployer"]), &prof); err != nil {
+		t.Fatal(err)
+	}
+	line := strings.NewReplacer(o.TrustAnchorARN, ta.TrustAnchor.TrustAnchorArn, o.ProfileARNs["ci-deployer"], prof.Profile.ProfileArn).Replace(o.CredentialProcess["ci-deployer"])
+	if _, stderr, err := credentialProcess(t, line); err == nil {
+		t.Errorf("ci-deployer's role gave credentials through a trust anchor Terraform did not make")
+	} else if !strings.Contains(stderr, "AccessDenied") {
+		t.Errorf("another trust anchor for ci-deployer: want AccessDenied, got:\n%s", stderr)
+	}
+	// The refusal must be the SourceArn condition's, not some other rule's.
+	if !strings.Contains(emu.stderr.String(), "ArnEquals aws:SourceArn") {
+		t.Errorf("the emulator refused the other trust anchor for another reason than aws:SourceArn:\n%s", emu.stderr)
+	}
+}
+
 func mustRead(t *testing.T, path string) []byte {
 	t.Helper()
 	data, err := os.ReadFile(path)
@@ -585,20 +647,59 @@ func TestModuleRefusesBadVariables(t *testing.T) {
 		{"tag", `ca_bundle_pem = ` + pem + "\nroles = { r = { " + good + " } }\ntags = { \"a!\" = \"b\" }", "tags: at most 50"},
 		{"endpoint", `ca_bundle_pem = ` + pem + "\nroles = { r = { " + good + " } }\nrolesanywhere_endpoint = \"localhost\"", "rolesanywhere_endpoint must be a URL"},
 	}
-	w.writeRoot(t, "http://127.0.0.1:9", "  ca_bundle_pem = "+pem+"\n  roles = { r = { "+good+" } }")
+	// One module call per case, and one good call, validated in one run:
+	// each run starts the 1.27 GB provider, which takes seconds.
+	abs, err := filepath.Abs(moduleDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, err := filepath.Rel(w.dir, abs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var root strings.Builder
+	call := func(name, body string) {
+		fmt.Fprintf(&root, "module %q {\n  source = %q\n%s\n}\n\n", name, rel, body)
+	}
+	call("good", "ca_bundle_pem = "+pem+"\nroles = { r = { "+good+" } }")
+	for i, c := range cases {
+		call(fmt.Sprintf("case%d", i), c.body)
+	}
+	pkitest.WriteFile(t, w.dir, "main.tf", []byte(root.String()))
 	w.mustTF(t, nil, 0, "init", "-no-color")
-	w.mustTF(t, nil, 0, "validate", "-no-color")
-	for _, c := range cases {
+	out := w.mustTF(t, nil, 1, "validate", "-json", "-no-color")
+	var result struct {
+		Diagnostics []struct {
+			Severity, Summary, Detail string
+			Snippet                   struct{ Context string }
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &result); err != nil {
+		t.Fatalf("terraform validate -json: %v\n%s", err, out)
+	}
+	errs := map[string][]string{} // module call => its error details
+	for _, d := range result.Diagnostics {
+		if d.Severity != "error" {
+			continue
+		}
+		name := strings.TrimSuffix(strings.TrimPrefix(d.Snippet.Context, `module "`), `"`)
+		errs[name] = append(errs[name], d.Summary+": "+d.Detail)
+	}
+	if len(errs["good"]) > 0 {
+		t.Errorf("a good module call failed validation: %v", errs["good"])
+	}
+	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			w.writeRoot(t, "http://127.0.0.1:9", c.body)
-			code, out := w.tf(t, nil, "validate", "-no-color")
-			if code == 0 {
+			got := errs[fmt.Sprintf("case%d", i)]
+			if len(got) == 0 {
 				t.Fatalf("terraform validate accepted:\n%s", c.body)
 			}
-			// Terraform wraps messages at 78 columns.
-			if !strings.Contains(strings.Join(strings.Fields(out), " "), c.want) {
-				t.Fatalf("terraform validate failed without %q:\n%s", c.want, out)
+			for _, e := range got {
+				if strings.Contains(strings.Join(strings.Fields(e), " "), c.want) {
+					return
+				}
 			}
+			t.Fatalf("terraform validate refused without %q:\n%s", c.want, strings.Join(got, "\n"))
 		})
 	}
 }
