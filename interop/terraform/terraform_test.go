@@ -704,6 +704,41 @@ func TestModuleRefusesBadVariables(t *testing.T) {
 	}
 }
 
+// TestModuleNeedsOneBundle: the CA bundle is given as a file or as PEM,
+// exactly once, which only a precondition can check (a variable's
+// validation sees no other variable before Terraform 1.9), so terraform
+// plan refuses both and neither.
+func TestModuleNeedsOneBundle(t *testing.T) {
+	w := newWorkspace(t)
+	bundle := pkitest.WriteFile(t, w.dir, "bundle.pem", pki.EncodeCertificates(pkitest.NewRoot(t, "bundle-root").Cert))
+	roles := `roles = { r = { allowed_cn = ["gitlab-runner"] } }`
+	cases := map[string]string{
+		"neither": roles,
+		"both":    fmt.Sprintf("ca_bundle_path = %q\nca_bundle_pem = file(%q)\n%s", bundle, bundle, roles),
+	}
+	for name, body := range cases {
+		t.Run(name, func(t *testing.T) {
+			// Planning creations asks AWS nothing once the provider skips
+			// its own checks, so no endpoint is needed.
+			w.writeRoot(t, "http://127.0.0.1:9", body)
+			main := strings.Replace(mustReadString(t, filepath.Join(w.dir, "main.tf")), "skip_region_validation      = true",
+				"skip_region_validation      = true\n  skip_credentials_validation = true\n  skip_requesting_account_id  = true", 1)
+			pkitest.WriteFile(t, w.dir, "main.tf", []byte(main))
+			env := []string{"AWS_ACCESS_KEY_ID=" + operatorKeyID, "AWS_SECRET_ACCESS_KEY=unused-by-this-plan"}
+			w.mustTF(t, env, 0, "init", "-no-color")
+			code, out := w.tf(t, env, "plan", "-no-color")
+			if code == 0 {
+				t.Fatalf("terraform plan accepted:\n%s", body)
+			}
+			if !strings.Contains(strings.Join(strings.Fields(out), " "), "Give the CA bundle as exactly one of ca_bundle_path") {
+				t.Fatalf("terraform plan failed without the module's message:\n%s", out)
+			}
+		})
+	}
+}
+
+func mustReadString(t *testing.T, path string) string { return string(mustRead(t, path)) }
+
 // TestReferenceTfvars applies the module as a root module with
 // examples/reference.tfvars, the reference setup's variables mapped onto
 // it, against the emulator, gets credentials for the reference's CN
