@@ -406,7 +406,8 @@ const moduleCall = `
 
 // TestModuleAppliesPlansCleanAndDestroys runs the module's whole life
 // against keyless emulator's control plane, through Terraform and the AWS
-// provider: init, apply, plan with no changes, credentials through what
+// provider: init, apply, plan with no changes, updates of every resource
+// in place (plan again with no changes), credentials through what
 // it created (keyless credential-process with the output line), the
 // agent config fragment accepted by keyless agent --check, the trust
 // policy's CN condition refusing another CN, the profile's
@@ -433,6 +434,30 @@ func TestModuleAppliesPlansCleanAndDestroys(t *testing.T) {
 	w.mustTF(t, env, 0, "apply", "-auto-approve", "-no-color")
 	if out := w.mustTF(t, env, 0, "plan", "-detailed-exitcode", "-no-color"); !strings.Contains(out, "No changes") {
 		t.Fatalf("plan after apply:\n%s", out)
+	}
+
+	// A change to every kind of resource is applied in place and leaves
+	// nothing to do: tags on all of them, a longer session (the profile's
+	// duration and the role's maximum), another CN in a trust policy, an
+	// inline policy's document, and the trust anchor switched off and on.
+	changed := strings.NewReplacer(
+		`tags = { team = "platform" }`, `tags = { team = "platform", env = "ci" }`,
+		`session_duration_seconds = 3600`, `session_duration_seconds = 7200`,
+		`allowed_cn               = ["gitlab-runner", "gitlab-runner-2"]`, `allowed_cn               = ["gitlab-runner", "gitlab-runner-2", "gitlab-runner-3"]`,
+		`Action = ["s3:PutObject"]`, `Action = ["s3:PutObject", "s3:DeleteObject"]`,
+	).Replace(moduleCall)
+	if changed == moduleCall {
+		t.Fatal("the changed module call is the same")
+	}
+	for _, step := range []string{"  trust_anchor_enabled = false\n" + changed, changed} {
+		w.writeRoot(t, emu.url(), fmt.Sprintf(step, bundle, emu.url(), w.keyless, cert, key))
+		out := w.mustTF(t, env, 0, "apply", "-auto-approve", "-no-color")
+		if !strings.Contains(out, "0 added") || !strings.Contains(out, "0 destroyed") || strings.Contains(out, " 0 changed") {
+			t.Fatalf("a change was not applied in place:\n%s", out)
+		}
+		if out := w.mustTF(t, env, 0, "plan", "-detailed-exitcode", "-no-color"); !strings.Contains(out, "No changes") {
+			t.Fatalf("plan after an update:\n%s", out)
+		}
 	}
 
 	o := w.outputs(t, env)
