@@ -130,12 +130,21 @@ func New(cfg Config) (*Emulator, error) {
 }
 
 // seedResources makes the seed's resources, as the control plane's calls
-// would: the same objects, ids and ARNs, created now.
+// would: the same objects, ids and ARNs, created now, one microsecond
+// (the precision of Roles Anywhere's timestamps) apart in the seed's
+// order, so that lists, oldest first, follow the seed as they would
+// follow the calls.
 func (e *Emulator) seedResources() (*resources, error) {
-	now := e.now().UTC()
+	start := e.now().UTC()
+	n := 0
+	tick := func() time.Time {
+		n++
+		return start.Add(time.Duration(n-1) * time.Microsecond)
+	}
 	res := newResources()
 	for _, ta := range e.seed.TrustAnchors {
 		c := *ta
+		now := tick()
 		c.CreatedAt, c.UpdatedAt = now, now
 		c.CRLs = nil
 		res.anchors[c.ID] = &c
@@ -146,12 +155,17 @@ func (e *Emulator) seedResources() (*resources, error) {
 			}
 			cc := *crl
 			cc.ID, cc.ARN, cc.TrustAnchorARN = id, e.st.arn("rolesanywhere", e.st.region, "crl/"+id), ta.ARN
+			now := tick()
 			cc.CreatedAt, cc.UpdatedAt = now, now
+			// Refusals name the CRL resource as ListCrls shows it, as for an
+			// imported CRL and after a restart from a state file.
+			cc.Source = cc.Name
 			res.crls[id] = &cc
 		}
 	}
 	for _, p := range e.seed.Profiles {
 		c := *p
+		now := tick()
 		c.CreatedAt, c.UpdatedAt = now, now
 		c.CreatedBy = e.seedCreator()
 		c.AttributeMappings = defaultAttributeMappings()
@@ -159,7 +173,7 @@ func (e *Emulator) seedResources() (*resources, error) {
 	}
 	for _, r := range e.seed.Roles {
 		c := *r
-		c.CreatedAt = now
+		c.CreatedAt = start
 		res.roles[c.Name] = &c
 	}
 	return res, nil

@@ -574,7 +574,11 @@ func (p *seedParser) operator(i int, ro rawOperator, seen []*Operator) (*Operato
 	// A short secret would make the operator's signatures guessable; AWS's
 	// are 40 characters.
 	if len(op.SecretAccessKey) < 16 {
-		return nil, p.fail(errors.New("the operator's secret access key is missing or shorter than 16 characters (secretAccessKeyFile names a file holding it)"), "operators", i)
+		field := "secretAccessKey"
+		if ro.SecretAccessKeyFile != "" {
+			field = "secretAccessKeyFile"
+		}
+		return nil, p.fail(errors.New("the operator's secret access key is missing or shorter than 16 characters (secretAccessKeyFile names a file holding it)"), "operators", i, field)
 	}
 	return op, nil
 }
