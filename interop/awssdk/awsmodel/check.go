@@ -72,6 +72,11 @@ func (m *Model) Check(x *Exchange) []Mismatch {
 		return c.out
 	}
 	c.op = op.Name
+	// Not in the model but in every AWS answer: the SDKs read it into
+	// their errors' RequestID and into response metadata.
+	if x.RespHeader.Get("X-Amzn-Requestid") == "" {
+		c.add("", "no x-amzn-RequestId header (status %d); AWS sends one with every answer", x.Status)
+	}
 	switch m.Protocol {
 	case "rest-json":
 		c.restJSON(op, x)

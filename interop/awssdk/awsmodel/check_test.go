@@ -35,7 +35,7 @@ const anchor = `{"trustAnchor":{"trustAnchorId":"3f7c1a0e-0000-4000-8000-0000000
 "notificationSettings":[{"enabled":true,"event":"CA_CERTIFICATE_EXPIRY","threshold":45,"channel":"ALL","configuredBy":"rolesanywhere.amazonaws.com"}]}}`
 
 func rest(method, path string, status int, body string, header ...string) *Exchange {
-	h, reqH := http.Header{"Content-Type": {"application/json"}}, http.Header{}
+	h, reqH := http.Header{"Content-Type": {"application/json"}, "X-Amzn-Requestid": {"4a0b1c2d-0000-4000-8000-000000000000"}}, http.Header{}
 	for i := 0; i+1 < len(header); i += 2 {
 		if header[i] == "Authorization" {
 			reqH.Set(header[i], header[i+1])
@@ -66,7 +66,7 @@ const errorXML = `<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08
 func query(action, version string, status int, body string) *Exchange {
 	form := url.Values{"Action": {action}, "Version": {version}}
 	return &Exchange{Method: "POST", Path: "/", ReqHeader: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}},
-		ReqBody: []byte(form.Encode()), Status: status, RespHeader: http.Header{"Content-Type": {"text/xml"}}, RespBody: []byte(body)}
+		ReqBody: []byte(form.Encode()), Status: status, RespHeader: http.Header{"Content-Type": {"text/xml"}, "X-Amzn-Requestid": {"4a0b1c2d-0000-4000-8000-000000000000"}}, RespBody: []byte(body)}
 }
 
 // TestCheck: good answers pass, and each way of breaking one is found,
@@ -111,6 +111,11 @@ func TestCheck(t *testing.T) {
 			want: []string{"GetTrustAnchor: error 404 without X-Amzn-ErrorType"}},
 		{name: "error without a message", x: rest("GET", "/trustanchor/x", 404, `{"error":"not found"}`, "X-Amzn-ErrorType", "ResourceNotFoundException"),
 			want: []string{"error ResourceNotFoundException: body has no message"}},
+		{name: "no request id header", x: func() *Exchange {
+			x := rest("GET", "/trustanchor/x", 404, `{"message":"not found"}`, "X-Amzn-ErrorType", "ResourceNotFoundException")
+			x.RespHeader.Del("X-Amzn-Requestid")
+			return x
+		}(), want: []string{"GetTrustAnchor: no x-amzn-RequestId header (status 404)"}},
 		{name: "empty output where the model has one", x: rest("POST", "/trustanchor/x/enable", 200, ``),
 			want: []string{"EnableTrustAnchor: empty body; the model requires trustAnchor"}},
 
@@ -200,6 +205,7 @@ func TestRecorder(t *testing.T) {
 	handler := func(body string, status int) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("X-Amzn-Requestid", "r")
 			w.WriteHeader(status)
 			w.Write([]byte(body))
 		})
