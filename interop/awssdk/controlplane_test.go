@@ -18,148 +18,25 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
-	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 	ra "github.com/aws/aws-sdk-go-v2/service/rolesanywhere"
 	ratypes "github.com/aws/aws-sdk-go-v2/service/rolesanywhere/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 
 	"github.com/keyless-dev/keyless/interop/awssdk/cptest"
+	"github.com/keyless-dev/keyless/interop/awssdk/sdksetup"
 
-	"github.com/keyless-dev/keyless/internal/pki"
-	"github.com/keyless-dev/keyless/internal/pki/pkitest"
 	"github.com/keyless-dev/keyless/internal/testkit"
 )
 
-// cp is the emulator with an empty account, an operator key, and the
-// model check around it, plus a CA whose certificates the test enrolls
-// through the SDK.
+// cp is sdksetup's environment plus the serial of the last identity a
+// refusal test made.
 type cp struct {
-	*cptest.Env
-	root, inter *pkitest.CA
-	dir         string
-	op          aws.CredentialsProvider
-	lastSerial  *big.Int // of the last identity a refusal test made
+	*sdksetup.Env
+	lastSerial *big.Int
 }
 
-func newCP(t *testing.T) *cp {
-	t.Helper()
-	e := &cp{Env: cptest.Start(t), dir: t.TempDir(),
-		op: credentials.NewStaticCredentialsProvider(cptest.AccessKeyID, cptest.SecretAccessKey, "")}
-	e.root = pkitest.NewRoot(t, "sdk-root")
-	e.inter = e.root.Intermediate(t, "sdk-int")
-	return e
-}
-
-func (e *cp) ra(c aws.CredentialsProvider) *ra.Client {
-	return ra.New(ra.Options{Region: cptest.Region, BaseEndpoint: aws.String(e.URL), Credentials: c, HTTPClient: e.Client(), RetryMaxAttempts: 1})
-}
-
-func (e *cp) iam(c aws.CredentialsProvider) *iam.Client {
-	return iam.New(iam.Options{Region: cptest.Region, BaseEndpoint: aws.String(e.URL), Credentials: c, HTTPClient: e.Client(), RetryMaxAttempts: 1})
-}
-
-func (e *cp) sts(c aws.CredentialsProvider) *sts.Client {
-	return sts.New(sts.Options{Region: cptest.Region, BaseEndpoint: aws.String(e.URL), Credentials: c, HTTPClient: e.Client(), RetryMaxAttempts: 1})
-}
-
-// trustPolicy is the reference setup's trust policy, for certificates
-// named cn coming through the trust anchor anchorARN.
-func trustPolicy(anchorARN, cn string) string {
-	return `{"Version":"2012-10-17","Statement":[{"Effect":"Allow",
-  "Principal":{"Service":"rolesanywhere.amazonaws.com"},
-  "Action":["sts:AssumeRole","sts:TagSession","sts:SetSourceIdentity"],
-  "Condition":{"ArnEquals":{"aws:SourceArn":"` + anchorARN + `"},
-               "StringEquals":{"aws:PrincipalTag/x509Subject/CN":"` + cn + `"}}}]}`
-}
-
-// deployment is what setup made.
-type deployment struct {
-	anchorID, anchorARN, profileID, profileARN, roleARN, roleName string
-}
-
-// setup creates a trust anchor for the test's CA, a role trusting
-// certificates named cn through it, and a profile for the role, only
-// through the SDK, the way Terraform's AWS provider calls it.
-func (e *cp) setup(t *testing.T, name, cn string) deployment {
-	t.Helper()
-	ctx := context.Background()
-	rac, iamc := e.ra(e.op), e.iam(e.op)
-	var d deployment
-
-	anchor, err := rac.CreateTrustAnchor(ctx, &ra.CreateTrustAnchorInput{
-		Name:    aws.String(name + "-ca"),
-		Enabled: aws.Bool(true),
-		Source: &ratypes.Source{SourceType: ratypes.TrustAnchorTypeCertificateBundle,
-			SourceData: &ratypes.SourceDataMemberX509CertificateData{Value: string(pki.EncodeCertificates(e.root.Cert))}},
-		Tags: []ratypes.Tag{{Key: aws.String("team"), Value: aws.String("ci")}},
-	})
-	if err != nil {
-		t.Fatalf("CreateTrustAnchor: %v", err)
-	}
-	d.anchorID, d.anchorARN = aws.ToString(anchor.TrustAnchor.TrustAnchorId), aws.ToString(anchor.TrustAnchor.TrustAnchorArn)
-	if _, err := rac.GetTrustAnchor(ctx, &ra.GetTrustAnchorInput{TrustAnchorId: &d.anchorID}); err != nil {
-		t.Fatalf("GetTrustAnchor: %v", err)
-	}
-
-	d.roleName = name + "-deployer"
-	role, err := iamc.CreateRole(ctx, &iam.CreateRoleInput{
-		RoleName:                 aws.String(d.roleName),
-		AssumeRolePolicyDocument: aws.String(trustPolicy(d.anchorARN, cn)),
-		Description:              aws.String("made through the AWS SDK for Go v2"),
-		MaxSessionDuration:       aws.Int32(7200),
-		Tags:                     []iamtypes.Tag{{Key: aws.String("team"), Value: aws.String("ci")}},
-	})
-	if err != nil {
-		t.Fatalf("CreateRole: %v", err)
-	}
-	d.roleARN = aws.ToString(role.Role.Arn)
-	if _, err := iamc.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: &d.roleName, PolicyName: aws.String("read"),
-		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}`)}); err != nil {
-		t.Fatalf("PutRolePolicy: %v", err)
-	}
-	if _, err := iamc.AttachRolePolicy(ctx, &iam.AttachRolePolicyInput{RoleName: &d.roleName, PolicyArn: aws.String("arn:aws:iam::aws:policy/ReadOnlyAccess")}); err != nil {
-		t.Fatalf("AttachRolePolicy: %v", err)
-	}
-
-	profile, err := rac.CreateProfile(ctx, &ra.CreateProfileInput{
-		Name:                  aws.String(name + "-profile"),
-		RoleArns:              []string{d.roleARN},
-		Enabled:               aws.Bool(true),
-		DurationSeconds:       aws.Int32(3600),
-		AcceptRoleSessionName: aws.Bool(true),
-		Tags:                  []ratypes.Tag{{Key: aws.String("team"), Value: aws.String("ci")}},
-	})
-	if err != nil {
-		t.Fatalf("CreateProfile: %v", err)
-	}
-	d.profileID, d.profileARN = aws.ToString(profile.Profile.ProfileId), aws.ToString(profile.Profile.ProfileArn)
-	if _, err := rac.PutAttributeMapping(ctx, &ra.PutAttributeMappingInput{ProfileId: &d.profileID,
-		CertificateField: ratypes.CertificateFieldX509Subject,
-		MappingRules:     []ratypes.MappingRule{{Specifier: aws.String("CN")}, {Specifier: aws.String("OU")}}}); err != nil {
-		t.Fatalf("PutAttributeMapping: %v", err)
-	}
-	return d
-}
-
-// identity writes a key and a certificate for cn from the test's
-// intermediate CA (the file holds the leaf, then the intermediate), and
-// returns the two paths and the serial.
-func (e *cp) identity(t *testing.T, cn string) (cert, key string, serial *big.Int) {
-	t.Helper()
-	k := pkitest.Key(t, pkitest.P256)
-	keyPEM, err := pki.EncodePrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf := e.inter.Leaf(t, pkitest.LeafOptions{CommonName: cn, Key: k})
-	dir := filepath.Join(e.dir, cn+"-"+leaf.SerialNumber.Text(16))
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	return pkitest.WriteFile(t, dir, "runner.crt", pki.EncodeCertificates(leaf, e.inter.Cert)),
-		pkitest.WriteFile(t, dir, "runner.key", keyPEM), leaf.SerialNumber
-}
+func newCP(t *testing.T) *cp { return &cp{Env: sdksetup.New(t)} }
 
 // processCreds is credential_process's output.
 type processCreds struct {
@@ -170,13 +47,13 @@ type processCreds struct {
 // credentialProcess runs keyless credential-process against the emulator
 // for d and returns the credentials, or the error and what keyless
 // printed.
-func (e *cp) credentialProcess(t *testing.T, d deployment, cert, key string, extra ...string) (aws.CredentialsProvider, string, error) {
+func (e *cp) credentialProcess(t *testing.T, d sdksetup.Deployment, cert, key string, extra ...string) (aws.CredentialsProvider, string, error) {
 	t.Helper()
 	args := append([]string{"credential-process", "--certificate", cert, "--private-key", key,
-		"--trust-anchor-arn", d.anchorARN, "--profile-arn", d.profileARN, "--role-arn", d.roleARN,
+		"--trust-anchor-arn", d.AnchorARN, "--profile-arn", d.ProfileARN, "--role-arn", d.RoleARN,
 		"--endpoint", e.URL, "--no-cache"}, extra...)
 	cmd := exec.Command(testkit.Keyless(t), args...)
-	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+filepath.Join(e.dir, "cache"), "HOME="+e.dir)
+	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+filepath.Join(e.Dir, "cache"), "HOME="+e.Dir)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -199,21 +76,21 @@ func (e *cp) credentialProcess(t *testing.T, d deployment, cert, key string, ext
 func TestSetupThroughSDK(t *testing.T) {
 	e := newCP(t)
 	ctx := context.Background()
-	d := e.setup(t, "sdk", "runner-1")
-	cert, key, _ := e.identity(t, "runner-1")
+	d := e.Setup(t, "sdk", "runner-1")
+	cert, key, _ := e.Identity(t, "runner-1")
 
 	creds, stderr, err := e.credentialProcess(t, d, cert, key, "--role-session-name", "job-42")
 	if err != nil {
 		t.Fatalf("credential-process: %v\n%s", err, stderr)
 	}
-	id, err := e.sts(creds).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	id, err := e.STS(creds).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	if err != nil {
 		t.Fatalf("GetCallerIdentity with the session: %v", err)
 	}
-	if want := "arn:aws:sts::111122223333:assumed-role/" + d.roleName + "/job-42"; aws.ToString(id.Arn) != want {
+	if want := "arn:aws:sts::111122223333:assumed-role/" + d.RoleName + "/job-42"; aws.ToString(id.Arn) != want {
 		t.Errorf("session is %s, want %s", aws.ToString(id.Arn), want)
 	}
-	opID, err := e.sts(e.op).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	opID, err := e.STS(e.Operator).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	if err != nil {
 		t.Fatalf("GetCallerIdentity with the operator key: %v", err)
 	}
@@ -222,8 +99,8 @@ func TestSetupThroughSDK(t *testing.T) {
 	}
 
 	// Read back what Terraform reads back after creating.
-	rac, iamc := e.ra(e.op), e.iam(e.op)
-	p, err := rac.GetProfile(ctx, &ra.GetProfileInput{ProfileId: &d.profileID})
+	rac, iamc := e.RA(e.Operator), e.IAM(e.Operator)
+	p, err := rac.GetProfile(ctx, &ra.GetProfileInput{ProfileId: &d.ProfileID})
 	if err != nil {
 		t.Fatalf("GetProfile: %v", err)
 	}
@@ -231,34 +108,34 @@ func TestSetupThroughSDK(t *testing.T) {
 		p.Profile.AttributeMappings[0].CertificateField != ratypes.CertificateFieldX509Subject || len(p.Profile.AttributeMappings[0].MappingRules) != 2 {
 		t.Errorf("profile reads back as acceptRoleSessionName %v, attribute mappings %+v", aws.ToBool(p.Profile.AcceptRoleSessionName), p.Profile.AttributeMappings)
 	}
-	tags, err := rac.ListTagsForResource(ctx, &ra.ListTagsForResourceInput{ResourceArn: &d.anchorARN})
+	tags, err := rac.ListTagsForResource(ctx, &ra.ListTagsForResourceInput{ResourceArn: &d.AnchorARN})
 	if err != nil || len(tags.Tags) != 1 || aws.ToString(tags.Tags[0].Key) != "team" {
 		t.Errorf("ListTagsForResource: %+v, %v", tags, err)
 	}
-	role, err := iamc.GetRole(ctx, &iam.GetRoleInput{RoleName: &d.roleName})
+	role, err := iamc.GetRole(ctx, &iam.GetRoleInput{RoleName: &d.RoleName})
 	if err != nil {
 		t.Fatalf("GetRole: %v", err)
 	}
 	doc, err := url.QueryUnescape(aws.ToString(role.Role.AssumeRolePolicyDocument))
-	if err != nil || !json.Valid([]byte(doc)) || !strings.Contains(doc, d.anchorARN) {
+	if err != nil || !json.Valid([]byte(doc)) || !strings.Contains(doc, d.AnchorARN) {
 		t.Errorf("GetRole's AssumeRolePolicyDocument %q (URL-encoded JSON naming the anchor): %v", aws.ToString(role.Role.AssumeRolePolicyDocument), err)
 	}
 	if aws.ToInt32(role.Role.MaxSessionDuration) != 7200 || aws.ToString(role.Role.Description) == "" || !strings.HasPrefix(aws.ToString(role.Role.RoleId), "AROA") {
 		t.Errorf("GetRole: %+v", role.Role)
 	}
-	inline, err := iamc.ListRolePolicies(ctx, &iam.ListRolePoliciesInput{RoleName: &d.roleName})
-	if err != nil || !slices.Equal(inline.PolicyNames, []string{"read"}) {
+	inline, err := iamc.ListRolePolicies(ctx, &iam.ListRolePoliciesInput{RoleName: &d.RoleName})
+	if err != nil || !slices.Equal(inline.PolicyNames, []string{sdksetup.InlinePolicy}) {
 		t.Errorf("ListRolePolicies: %+v, %v", inline, err)
 	}
-	attached, err := iamc.ListAttachedRolePolicies(ctx, &iam.ListAttachedRolePoliciesInput{RoleName: &d.roleName})
+	attached, err := iamc.ListAttachedRolePolicies(ctx, &iam.ListAttachedRolePoliciesInput{RoleName: &d.RoleName})
 	if err != nil || len(attached.AttachedPolicies) != 1 {
 		t.Errorf("ListAttachedRolePolicies: %+v, %v", attached, err)
 	}
-	rtags, err := iamc.ListRoleTags(ctx, &iam.ListRoleTagsInput{RoleName: &d.roleName})
+	rtags, err := iamc.ListRoleTags(ctx, &iam.ListRoleTagsInput{RoleName: &d.RoleName})
 	if err != nil || len(rtags.Tags) != 1 {
 		t.Errorf("ListRoleTags: %+v, %v", rtags, err)
 	}
-	if _, err := iamc.ListInstanceProfilesForRole(ctx, &iam.ListInstanceProfilesForRoleInput{RoleName: &d.roleName}); err != nil {
+	if _, err := iamc.ListInstanceProfilesForRole(ctx, &iam.ListInstanceProfilesForRoleInput{RoleName: &d.RoleName}); err != nil {
 		t.Errorf("ListInstanceProfilesForRole: %v", err)
 	}
 	subjects, err := rac.ListSubjects(ctx, &ra.ListSubjectsInput{})
@@ -274,25 +151,25 @@ func TestSetupThroughSDK(t *testing.T) {
 func TestTeardownThroughSDK(t *testing.T) {
 	e := newCP(t)
 	ctx := context.Background()
-	d := e.setup(t, "gone", "runner-1")
-	rac, iamc := e.ra(e.op), e.iam(e.op)
-	if _, err := rac.DeleteProfile(ctx, &ra.DeleteProfileInput{ProfileId: &d.profileID}); err != nil {
+	d := e.Setup(t, "gone", "runner-1")
+	rac, iamc := e.RA(e.Operator), e.IAM(e.Operator)
+	if _, err := rac.DeleteProfile(ctx, &ra.DeleteProfileInput{ProfileId: &d.ProfileID}); err != nil {
 		t.Fatalf("DeleteProfile: %v", err)
 	}
-	if _, err := rac.DeleteTrustAnchor(ctx, &ra.DeleteTrustAnchorInput{TrustAnchorId: &d.anchorID}); err != nil {
+	if _, err := rac.DeleteTrustAnchor(ctx, &ra.DeleteTrustAnchorInput{TrustAnchorId: &d.AnchorID}); err != nil {
 		t.Fatalf("DeleteTrustAnchor: %v", err)
 	}
 	steps := []func() error{
 		func() error {
-			_, err := iamc.DetachRolePolicy(ctx, &iam.DetachRolePolicyInput{RoleName: &d.roleName, PolicyArn: aws.String("arn:aws:iam::aws:policy/ReadOnlyAccess")})
+			_, err := iamc.DetachRolePolicy(ctx, &iam.DetachRolePolicyInput{RoleName: &d.RoleName, PolicyArn: aws.String(sdksetup.ManagedPolicy)})
 			return err
 		},
 		func() error {
-			_, err := iamc.DeleteRolePolicy(ctx, &iam.DeleteRolePolicyInput{RoleName: &d.roleName, PolicyName: aws.String("read")})
+			_, err := iamc.DeleteRolePolicy(ctx, &iam.DeleteRolePolicyInput{RoleName: &d.RoleName, PolicyName: aws.String(sdksetup.InlinePolicy)})
 			return err
 		},
 		func() error {
-			_, err := iamc.DeleteRole(ctx, &iam.DeleteRoleInput{RoleName: &d.roleName})
+			_, err := iamc.DeleteRole(ctx, &iam.DeleteRoleInput{RoleName: &d.RoleName})
 			return err
 		},
 	}
@@ -301,11 +178,11 @@ func TestTeardownThroughSDK(t *testing.T) {
 			t.Fatalf("teardown step %d: %v", i+1, err)
 		}
 	}
-	_, err := rac.GetTrustAnchor(ctx, &ra.GetTrustAnchorInput{TrustAnchorId: &d.anchorID})
+	_, err := rac.GetTrustAnchor(ctx, &ra.GetTrustAnchorInput{TrustAnchorId: &d.AnchorID})
 	wantAPIError(t, "GetTrustAnchor after delete", err, "ResourceNotFoundException")
-	_, err = rac.GetProfile(ctx, &ra.GetProfileInput{ProfileId: &d.profileID})
+	_, err = rac.GetProfile(ctx, &ra.GetProfileInput{ProfileId: &d.ProfileID})
 	wantAPIError(t, "GetProfile after delete", err, "ResourceNotFoundException")
-	_, err = iamc.GetRole(ctx, &iam.GetRoleInput{RoleName: &d.roleName})
+	_, err = iamc.GetRole(ctx, &iam.GetRoleInput{RoleName: &d.RoleName})
 	wantAPIError(t, "GetRole after delete", err, "NoSuchEntity")
 }
 
@@ -317,10 +194,10 @@ func TestPaginationThroughSDK(t *testing.T) {
 	const n = 5
 	var anchors, profiles, roles []string
 	for i := range n {
-		d := e.setup(t, fmt.Sprintf("page%d", i), "runner-1")
-		anchors, profiles, roles = append(anchors, d.anchorARN), append(profiles, d.profileARN), append(roles, d.roleARN)
+		d := e.Setup(t, fmt.Sprintf("page%d", i), "runner-1")
+		anchors, profiles, roles = append(anchors, d.AnchorARN), append(profiles, d.ProfileARN), append(roles, d.RoleARN)
 	}
-	rac, iamc := e.ra(e.op), e.iam(e.op)
+	rac, iamc := e.RA(e.Operator), e.IAM(e.Operator)
 
 	var got []string
 	pages := 0

@@ -12,6 +12,7 @@ import (
 	ratypes "github.com/aws/aws-sdk-go-v2/service/rolesanywhere/types"
 
 	"github.com/keyless-dev/keyless/interop/awssdk/cptest"
+	"github.com/keyless-dev/keyless/interop/awssdk/sdksetup"
 
 	"github.com/keyless-dev/keyless/internal/pki"
 )
@@ -26,53 +27,53 @@ func TestSessionRefusalsAfterSDKSetup(t *testing.T) {
 		name string
 		// breakIt changes the setup through the SDK; it may return other
 		// ARNs or another certificate for the second attempt.
-		breakIt func(t *testing.T, e *cp, d *deployment, cert, key *string)
+		breakIt func(t *testing.T, e *cp, d *sdksetup.Deployment, cert, key *string)
 		rule    []string // what the refusal must say, any of
 	}{
-		{name: "wrong CN", rule: []string{"x509Subject/CN"}, breakIt: func(t *testing.T, e *cp, d *deployment, cert, key *string) {
-			*cert, *key, _ = e.identity(t, "someone-else")
+		{name: "wrong CN", rule: []string{"x509Subject/CN"}, breakIt: func(t *testing.T, e *cp, d *sdksetup.Deployment, cert, key *string) {
+			*cert, *key, _ = e.Identity(t, "someone-else")
 		}},
-		{name: "SourceArn of another trust anchor", rule: []string{"aws:SourceArn"}, breakIt: func(t *testing.T, e *cp, d *deployment, cert, key *string) {
+		{name: "SourceArn of another trust anchor", rule: []string{"aws:SourceArn"}, breakIt: func(t *testing.T, e *cp, d *sdksetup.Deployment, cert, key *string) {
 			// A second anchor over the same CA: the certificate chains to it,
 			// but the role trusts only the first one's ARN.
-			other, err := e.ra(e.op).CreateTrustAnchor(context.Background(), &ra.CreateTrustAnchorInput{
+			other, err := e.RA(e.Operator).CreateTrustAnchor(context.Background(), &ra.CreateTrustAnchorInput{
 				Name: aws.String("other-ca"), Enabled: aws.Bool(true),
 				Source: &ratypes.Source{SourceType: ratypes.TrustAnchorTypeCertificateBundle,
-					SourceData: &ratypes.SourceDataMemberX509CertificateData{Value: string(pki.EncodeCertificates(e.root.Cert))}}})
+					SourceData: &ratypes.SourceDataMemberX509CertificateData{Value: string(pki.EncodeCertificates(e.Root.Cert))}}})
 			if err != nil {
 				t.Fatalf("CreateTrustAnchor: %v", err)
 			}
-			d.anchorARN = aws.ToString(other.TrustAnchor.TrustAnchorArn)
+			d.AnchorARN = aws.ToString(other.TrustAnchor.TrustAnchorArn)
 		}},
-		{name: "disabled trust anchor", rule: []string{"disabled"}, breakIt: func(t *testing.T, e *cp, d *deployment, cert, key *string) {
-			out, err := e.ra(e.op).DisableTrustAnchor(context.Background(), &ra.DisableTrustAnchorInput{TrustAnchorId: &d.anchorID})
+		{name: "disabled trust anchor", rule: []string{"disabled"}, breakIt: func(t *testing.T, e *cp, d *sdksetup.Deployment, cert, key *string) {
+			out, err := e.RA(e.Operator).DisableTrustAnchor(context.Background(), &ra.DisableTrustAnchorInput{TrustAnchorId: &d.AnchorID})
 			if err != nil || aws.ToBool(out.TrustAnchor.Enabled) {
 				t.Fatalf("DisableTrustAnchor: %+v, %v", out, err)
 			}
 		}},
-		{name: "disabled profile", rule: []string{"disabled"}, breakIt: func(t *testing.T, e *cp, d *deployment, cert, key *string) {
-			if _, err := e.ra(e.op).DisableProfile(context.Background(), &ra.DisableProfileInput{ProfileId: &d.profileID}); err != nil {
+		{name: "disabled profile", rule: []string{"disabled"}, breakIt: func(t *testing.T, e *cp, d *sdksetup.Deployment, cert, key *string) {
+			if _, err := e.RA(e.Operator).DisableProfile(context.Background(), &ra.DisableProfileInput{ProfileId: &d.ProfileID}); err != nil {
 				t.Fatalf("DisableProfile: %v", err)
 			}
 		}},
-		{name: "revoked certificate after ImportCrl", rule: []string{"revoked"}, breakIt: func(t *testing.T, e *cp, d *deployment, cert, key *string) {
+		{name: "revoked certificate after ImportCrl", rule: []string{"revoked"}, breakIt: func(t *testing.T, e *cp, d *sdksetup.Deployment, cert, key *string) {
 			ctx := context.Background()
-			crl, err := e.ra(e.op).ImportCrl(ctx, &ra.ImportCrlInput{Name: aws.String("int-crl"), TrustAnchorArn: &d.anchorARN,
-				CrlData: e.inter.CRL(t, e.lastSerial)})
+			crl, err := e.RA(e.Operator).ImportCrl(ctx, &ra.ImportCrlInput{Name: aws.String("int-crl"), TrustAnchorArn: &d.AnchorARN,
+				CrlData: e.Inter.CRL(t, e.lastSerial)})
 			if err != nil {
 				t.Fatalf("ImportCrl: %v", err)
 			}
 			// AWS imports a CRL disabled unless told otherwise; enabling it
 			// is what makes it count.
-			if _, err := e.ra(e.op).EnableCrl(ctx, &ra.EnableCrlInput{CrlId: crl.Crl.CrlId}); err != nil {
+			if _, err := e.RA(e.Operator).EnableCrl(ctx, &ra.EnableCrlInput{CrlId: crl.Crl.CrlId}); err != nil {
 				t.Fatalf("EnableCrl: %v", err)
 			}
 		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newCP(t)
-			d := e.setup(t, "refuse", "runner-1")
-			cert, key, serial := e.identity(t, "runner-1")
+			d := e.Setup(t, "refuse", "runner-1")
+			cert, key, serial := e.Identity(t, "runner-1")
 			e.lastSerial = serial
 			if _, stderr, err := e.credentialProcess(t, d, cert, key); err != nil {
 				t.Fatalf("before breaking the setup: %v\n%s", err, stderr)
@@ -98,8 +99,8 @@ func TestSessionRefusalsAfterSDKSetup(t *testing.T) {
 func TestControlPlaneRefusalsThroughSDK(t *testing.T) {
 	ctx := context.Background()
 	e := newCP(t)
-	d := e.setup(t, "auth", "runner-1")
-	cert, key, _ := e.identity(t, "runner-1")
+	d := e.Setup(t, "auth", "runner-1")
+	cert, key, _ := e.Identity(t, "runner-1")
 	session, stderr, err := e.credentialProcess(t, d, cert, key)
 	if err != nil {
 		t.Fatalf("credential-process: %v\n%s", err, stderr)
@@ -108,7 +109,7 @@ func TestControlPlaneRefusalsThroughSDK(t *testing.T) {
 	unknownKey := credentials.NewStaticCredentialsProvider("AKIAUNKNOWNOPERATOR1", cptest.SecretAccessKey, "")
 	anchorInput := func() *ra.CreateTrustAnchorInput {
 		return &ra.CreateTrustAnchorInput{Name: aws.String("refused"), Source: &ratypes.Source{SourceType: ratypes.TrustAnchorTypeCertificateBundle,
-			SourceData: &ratypes.SourceDataMemberX509CertificateData{Value: string(pki.EncodeCertificates(e.root.Cert))}}}
+			SourceData: &ratypes.SourceDataMemberX509CertificateData{Value: string(pki.EncodeCertificates(e.Root.Cert))}}}
 	}
 	roleInput := func(policy string) *iam.CreateRoleInput {
 		return &iam.CreateRoleInput{RoleName: aws.String("refused"), AssumeRolePolicyDocument: aws.String(policy)}
@@ -119,51 +120,51 @@ func TestControlPlaneRefusalsThroughSDK(t *testing.T) {
 		code string
 	}{
 		{name: "Roles Anywhere, bad signature", code: "InvalidSignatureException", call: func() error {
-			_, err := e.ra(wrongSecret).CreateTrustAnchor(ctx, anchorInput())
+			_, err := e.RA(wrongSecret).CreateTrustAnchor(ctx, anchorInput())
 			return err
 		}},
 		{name: "Roles Anywhere, unknown operator key", code: "UnrecognizedClientException", call: func() error {
-			_, err := e.ra(unknownKey).ListTrustAnchors(ctx, &ra.ListTrustAnchorsInput{})
+			_, err := e.RA(unknownKey).ListTrustAnchors(ctx, &ra.ListTrustAnchorsInput{})
 			return err
 		}},
 		{name: "Roles Anywhere, session credentials create nothing", code: "AccessDeniedException", call: func() error {
-			_, err := e.ra(session).CreateTrustAnchor(ctx, anchorInput())
+			_, err := e.RA(session).CreateTrustAnchor(ctx, anchorInput())
 			return err
 		}},
 		{name: "IAM, bad signature", code: "SignatureDoesNotMatch", call: func() error {
-			_, err := e.iam(wrongSecret).CreateRole(ctx, roleInput(trustPolicy(d.anchorARN, "x")))
+			_, err := e.IAM(wrongSecret).CreateRole(ctx, roleInput(sdksetup.TrustPolicy(d.AnchorARN, "x")))
 			return err
 		}},
 		{name: "IAM, unknown operator key", code: "InvalidClientTokenId", call: func() error {
-			_, err := e.iam(unknownKey).GetRole(ctx, &iam.GetRoleInput{RoleName: &d.roleName})
+			_, err := e.IAM(unknownKey).GetRole(ctx, &iam.GetRoleInput{RoleName: &d.RoleName})
 			return err
 		}},
 		{name: "IAM, session credentials create nothing", code: "AccessDenied", call: func() error {
-			_, err := e.iam(session).CreateRole(ctx, roleInput(trustPolicy(d.anchorARN, "x")))
+			_, err := e.IAM(session).CreateRole(ctx, roleInput(sdksetup.TrustPolicy(d.AnchorARN, "x")))
 			return err
 		}},
 		{name: "IAM, trust policy without Principal", code: "MalformedPolicyDocument", call: func() error {
-			_, err := e.iam(e.op).CreateRole(ctx, roleInput(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole"}]}`))
+			_, err := e.IAM(e.Operator).CreateRole(ctx, roleInput(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole"}]}`))
 			return err
 		}},
 		{name: "IAM, trust policy with Resource", code: "MalformedPolicyDocument", call: func() error {
-			_, err := e.iam(e.op).CreateRole(ctx, roleInput(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow",
+			_, err := e.IAM(e.Operator).CreateRole(ctx, roleInput(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow",
   "Principal":{"Service":"rolesanywhere.amazonaws.com"},"Action":"sts:AssumeRole","Resource":"*"}]}`))
 			return err
 		}},
 		{name: "IAM, policy update without Principal", code: "MalformedPolicyDocument", call: func() error {
-			_, err := e.iam(e.op).UpdateAssumeRolePolicy(ctx, &iam.UpdateAssumeRolePolicyInput{RoleName: &d.roleName,
+			_, err := e.IAM(e.Operator).UpdateAssumeRolePolicy(ctx, &iam.UpdateAssumeRolePolicyInput{RoleName: &d.RoleName,
 				PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole"}]}`)})
 			return err
 		}},
 		{name: "IAM, role that exists", code: "EntityAlreadyExists", call: func() error {
-			in := roleInput(trustPolicy(d.anchorARN, "x"))
-			in.RoleName = &d.roleName
-			_, err := e.iam(e.op).CreateRole(ctx, in)
+			in := roleInput(sdksetup.TrustPolicy(d.AnchorARN, "x"))
+			in.RoleName = &d.RoleName
+			_, err := e.IAM(e.Operator).CreateRole(ctx, in)
 			return err
 		}},
 		{name: "Roles Anywhere, unknown trust anchor", code: "ResourceNotFoundException", call: func() error {
-			_, err := e.ra(e.op).GetTrustAnchor(ctx, &ra.GetTrustAnchorInput{TrustAnchorId: aws.String("3f7c1a0e-0000-4000-8000-00000000dead")})
+			_, err := e.RA(e.Operator).GetTrustAnchor(ctx, &ra.GetTrustAnchorInput{TrustAnchorId: aws.String("3f7c1a0e-0000-4000-8000-00000000dead")})
 			return err
 		}},
 	} {
