@@ -250,3 +250,15 @@ func (r *Recorder) Verify(t TB) {
 	}
 	t.Errorf("the emulator's answers differ from AWS's service models in %d ways:\n%s", len(ms), strings.Join(lines, "\n"))
 }
+
+// Service returns the models of the service with this signing name
+// ("rolesanywhere", "iam", "sts"), newest shapes first.
+func (ms *Models) Service(signingName string) []*Model {
+	var out []*Model
+	for _, m := range ms.all {
+		if m.SigningName == signingName {
+			out = append(out, m)
+		}
+	}
+	return out
+}
