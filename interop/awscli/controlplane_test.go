@@ -3,6 +3,7 @@ package awscli_test
 import (
 	"bytes"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"math/big"
 	"os"
@@ -226,7 +227,7 @@ func TestRefusalsThroughAWSCLI(t *testing.T) {
 
 	var crl struct{ Crl struct{ CrlId string } }
 	c.run(t, &crl, "rolesanywhere", "import-crl", "--name", "int-crl", "--trust-anchor-arn", s.anchorARN,
-		"--crl-data", "fileb://"+c.file(t, "int.crl", c.inter.CRL(t, serial)))
+		"--crl-data", "fileb://"+c.file(t, "int.crl", pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: c.inter.CRL(t, serial)})))
 	c.run(t, nil, "rolesanywhere", "enable-crl", "--crl-id", crl.Crl.CrlId)
 	var crls struct{ Crls []struct{ Enabled bool } }
 	c.run(t, &crls, "rolesanywhere", "list-crls")

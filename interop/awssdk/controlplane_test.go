@@ -104,9 +104,18 @@ func TestSetupThroughSDK(t *testing.T) {
 	if err != nil {
 		t.Fatalf("GetProfile: %v", err)
 	}
-	if !aws.ToBool(p.Profile.AcceptRoleSessionName) || len(p.Profile.AttributeMappings) != 1 ||
-		p.Profile.AttributeMappings[0].CertificateField != ratypes.CertificateFieldX509Subject || len(p.Profile.AttributeMappings[0].MappingRules) != 2 {
-		t.Errorf("profile reads back as acceptRoleSessionName %v, attribute mappings %+v", aws.ToBool(p.Profile.AcceptRoleSessionName), p.Profile.AttributeMappings)
+	// AWS gives every profile default mappings for the subject, the
+	// issuer and the SANs; PutAttributeMapping replaced the subject's.
+	var subject []string
+	for _, m := range p.Profile.AttributeMappings {
+		if m.CertificateField == ratypes.CertificateFieldX509Subject {
+			for _, r := range m.MappingRules {
+				subject = append(subject, aws.ToString(r.Specifier))
+			}
+		}
+	}
+	if slices.Sort(subject); !aws.ToBool(p.Profile.AcceptRoleSessionName) || !slices.Equal(subject, []string{"CN", "OU"}) {
+		t.Errorf("profile reads back as acceptRoleSessionName %v, x509Subject mapped to %v (want CN, OU)", aws.ToBool(p.Profile.AcceptRoleSessionName), subject)
 	}
 	tags, err := rac.ListTagsForResource(ctx, &ra.ListTagsForResourceInput{ResourceArn: &d.AnchorARN})
 	if err != nil || len(tags.Tags) != 1 || aws.ToString(tags.Tags[0].Key) != "team" {

@@ -2,6 +2,7 @@ package awssdk_test
 
 import (
 	"context"
+	"encoding/pem"
 	"strings"
 	"testing"
 
@@ -45,13 +46,13 @@ func TestSessionRefusalsAfterSDKSetup(t *testing.T) {
 			}
 			d.AnchorARN = aws.ToString(other.TrustAnchor.TrustAnchorArn)
 		}},
-		{name: "disabled trust anchor", rule: []string{"disabled"}, breakIt: func(t *testing.T, e *cp, d *sdksetup.Deployment, cert, key *string) {
+		{name: "disabled trust anchor", rule: []string{"Trust anchor is disabled"}, breakIt: func(t *testing.T, e *cp, d *sdksetup.Deployment, cert, key *string) {
 			out, err := e.RA(e.Operator).DisableTrustAnchor(context.Background(), &ra.DisableTrustAnchorInput{TrustAnchorId: &d.AnchorID})
 			if err != nil || aws.ToBool(out.TrustAnchor.Enabled) {
 				t.Fatalf("DisableTrustAnchor: %+v, %v", out, err)
 			}
 		}},
-		{name: "disabled profile", rule: []string{"disabled"}, breakIt: func(t *testing.T, e *cp, d *sdksetup.Deployment, cert, key *string) {
+		{name: "disabled profile", rule: []string{"Profile is disabled"}, breakIt: func(t *testing.T, e *cp, d *sdksetup.Deployment, cert, key *string) {
 			if _, err := e.RA(e.Operator).DisableProfile(context.Background(), &ra.DisableProfileInput{ProfileId: &d.ProfileID}); err != nil {
 				t.Fatalf("DisableProfile: %v", err)
 			}
@@ -59,7 +60,7 @@ func TestSessionRefusalsAfterSDKSetup(t *testing.T) {
 		{name: "revoked certificate after ImportCrl", rule: []string{"revoked"}, breakIt: func(t *testing.T, e *cp, d *sdksetup.Deployment, cert, key *string) {
 			ctx := context.Background()
 			crl, err := e.RA(e.Operator).ImportCrl(ctx, &ra.ImportCrlInput{Name: aws.String("int-crl"), TrustAnchorArn: &d.AnchorARN,
-				CrlData: e.Inter.CRL(t, e.lastSerial)})
+				CrlData: pemCRL(e.Inter.CRL(t, e.lastSerial))})
 			if err != nil {
 				t.Fatalf("ImportCrl: %v", err)
 			}
@@ -83,6 +84,7 @@ func TestSessionRefusalsAfterSDKSetup(t *testing.T) {
 			if err == nil {
 				t.Fatalf("credential-process succeeded after %s", tt.name)
 			}
+			t.Logf("keyless credential-process said:\n%s", stderr)
 			found := false
 			for _, r := range tt.rule {
 				found = found || strings.Contains(stderr, r)
@@ -92,6 +94,12 @@ func TestSessionRefusalsAfterSDKSetup(t *testing.T) {
 			}
 		})
 	}
+}
+
+// pemCRL encodes a DER CRL as PEM: AWS's ImportCrl documentation says a
+// CRL must be PEM to be imported properly.
+func pemCRL(der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der})
 }
 
 // TestControlPlaneRefusalsThroughSDK: what AWS refuses is refused with
