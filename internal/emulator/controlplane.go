@@ -224,6 +224,14 @@ func jsonNames(v any) map[string]bool {
 	}
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
+		if f.Anonymous && f.Tag.Get("json") == "" {
+			// An embedded struct's members are the outer struct's, as
+			// encoding/json treats them.
+			for n := range jsonNames(reflect.New(f.Type).Interface()) {
+				names[n] = true
+			}
+			continue
+		}
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 		if name == "" {
 			name = f.Name
@@ -299,17 +307,30 @@ func sortedByCreation[T any](m map[string]T, key func(T) (int64, string)) []T {
 	return out
 }
 
-// Roles Anywhere's tag limits.
+// Roles Anywhere's tag limits: a request's tag list holds at most 200
+// (the API's TagList constraint), and a resource at most 50 tags (AWS's
+// limit on user tags per resource, which TooManyTagsException reports;
+// the Roles Anywhere documentation states no other).
 const (
-	maxRATags      = 200
+	maxRATagList   = 200
+	maxRATags      = 50
 	maxTagKeyLen   = 128
 	maxTagValueLen = 256
 )
 
+// tooManyTags refuses a resource that would have n tags.
+func tooManyTags(n int) *apiError {
+	return &apiError{status: http.StatusBadRequest, code: "TooManyTagsException", message: "Too many tags",
+		rule: fmt.Sprintf("the resource would have %d tags; at most %d", n, maxRATags)}
+}
+
 // raTags checks tags given to Roles Anywhere.
 func raTags(in []jsonTag) ([]Tag, *apiError) {
+	if len(in) > maxRATagList {
+		return nil, validationError("1 validation error detected: 'tags' has %d members; at most %d are allowed", len(in), maxRATagList)
+	}
 	if len(in) > maxRATags {
-		return nil, &apiError{status: http.StatusBadRequest, code: "TooManyTagsException", message: "Too many tags", rule: fmt.Sprintf("%d tags; at most %d", len(in), maxRATags)}
+		return nil, tooManyTags(len(in))
 	}
 	seen := map[string]bool{}
 	var out []Tag
@@ -324,14 +345,16 @@ func raTags(in []jsonTag) ([]Tag, *apiError) {
 			return nil, validationError("tag key %s is given twice", truncate(t.Key))
 		}
 		seen[t.Key] = true
-		out = append(out, Tag{Key: t.Key, Value: t.Value})
+		out = append(out, Tag(t))
 	}
 	return out, nil
 }
 
 // notificationSettings applies settings given to CreateTrustAnchor or
 // PutNotificationSettings over current ones (nil: AWS's defaults).
-func notificationSettings(current, in []NotificationSetting) ([]NotificationSetting, *apiError) {
+// configuredBy is the account (AWS's API reference: customized settings
+// show the account ID that configured them).
+func notificationSettings(current, in []NotificationSetting, configuredBy string) ([]NotificationSetting, *apiError) {
 	if len(in) == 0 {
 		return current, nil
 	}
@@ -354,7 +377,7 @@ func notificationSettings(current, in []NotificationSetting) ([]NotificationSett
 		if s.Channel != "ALL" {
 			return nil, validationError("notification channel must be ALL")
 		}
-		s.ConfiguredBy = ""
+		s.ConfiguredBy = configuredBy
 		for i := range out {
 			if out[i].Event == s.Event && out[i].Channel == s.Channel {
 				if s.Threshold == 0 {

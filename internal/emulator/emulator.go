@@ -155,6 +155,7 @@ func (e *Emulator) seedResources() (*resources, error) {
 		c := *p
 		c.CreatedAt, c.UpdatedAt = now, now
 		c.CreatedBy = e.seedCreator()
+		c.AttributeMappings = defaultAttributeMappings()
 		res.profiles[c.ID] = &c
 	}
 	for _, r := range e.seed.Roles {

@@ -59,19 +59,21 @@ type stateCRL struct {
 }
 
 type stateProfile struct {
-	ID                        string             `json:"id"`
-	Name                      string             `json:"name"`
-	Enabled                   bool               `json:"enabled"`
-	RoleARNs                  []string           `json:"roleArns"`
-	DurationSeconds           int                `json:"durationSeconds"`
-	AcceptRoleSessionName     bool               `json:"acceptRoleSessionName"`
-	RequireInstanceProperties bool               `json:"requireInstanceProperties"`
-	ManagedPolicyARNs         []string           `json:"managedPolicyArns,omitempty"`
-	SessionPolicy             string             `json:"sessionPolicy,omitempty"`
-	AttributeMappings         []AttributeMapping `json:"attributeMappings,omitempty"`
-	CreatedBy                 string             `json:"createdBy"`
-	CreatedAt                 time.Time          `json:"createdAt"`
-	UpdatedAt                 time.Time          `json:"updatedAt"`
+	ID                        string   `json:"id"`
+	Name                      string   `json:"name"`
+	Enabled                   bool     `json:"enabled"`
+	RoleARNs                  []string `json:"roleArns"`
+	DurationSeconds           int      `json:"durationSeconds"`
+	AcceptRoleSessionName     bool     `json:"acceptRoleSessionName"`
+	RequireInstanceProperties bool     `json:"requireInstanceProperties"`
+	ManagedPolicyARNs         []string `json:"managedPolicyArns,omitempty"`
+	SessionPolicy             string   `json:"sessionPolicy,omitempty"`
+	// AttributeMappings is saved even when empty (every mapping
+	// deleted); a file without it (null) gets AWS's default mappings.
+	AttributeMappings []AttributeMapping `json:"attributeMappings"`
+	CreatedBy         string             `json:"createdBy"`
+	CreatedAt         time.Time          `json:"createdAt"`
+	UpdatedAt         time.Time          `json:"updatedAt"`
 }
 
 type stateRole struct {
@@ -163,7 +165,7 @@ func (e *Emulator) encodeState(r *resources) *stateFile {
 func toJSONTags(tags []Tag) []jsonTag {
 	var out []jsonTag
 	for _, t := range tags {
-		out = append(out, jsonTag{Key: t.Key, Value: t.Value})
+		out = append(out, jsonTag(t))
 	}
 	return out
 }
@@ -171,7 +173,7 @@ func toJSONTags(tags []Tag) []jsonTag {
 func fromJSONTags(tags []jsonTag) []Tag {
 	var out []Tag
 	for _, t := range tags {
-		out = append(out, Tag{Key: t.Key, Value: t.Value})
+		out = append(out, Tag(t))
 	}
 	return out
 }
@@ -213,6 +215,9 @@ func (e *Emulator) decodeState(data []byte) (*resources, error) {
 		r.crls[crl.ID] = crl
 	}
 	for _, p := range f.Profiles {
+		if p.AttributeMappings == nil {
+			p.AttributeMappings = defaultAttributeMappings()
+		}
 		r.profiles[p.ID] = &Profile{Name: p.Name, ID: p.ID, ARN: e.st.arn("rolesanywhere", e.st.region, "profile/"+p.ID), Enabled: p.Enabled,
 			RoleARNs: p.RoleARNs, DurationSeconds: p.DurationSeconds, AcceptRoleSessionName: p.AcceptRoleSessionName,
 			RequireInstanceProperties: p.RequireInstanceProperties, ManagedPolicyARNs: p.ManagedPolicyARNs, SessionPolicy: p.SessionPolicy,

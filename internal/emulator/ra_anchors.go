@@ -124,7 +124,7 @@ func (e *Emulator) createTrustAnchor(c *raCall) (int, any, *apiError) {
 	if fail != nil {
 		return 0, nil, fail
 	}
-	settings, fail := notificationSettings(nil, in.NotificationSettings)
+	settings, fail := notificationSettings(nil, in.NotificationSettings, e.st.account)
 	if fail != nil {
 		return 0, nil, fail
 	}

@@ -493,21 +493,35 @@ func parseBundle(bundle []byte) ([]*x509.Certificate, error) {
 }
 
 // checkCRLIssuer refuses a CRL whose issuer is in the bundle but whose
-// signature does not verify with it: a revocation list that would never
-// be applied must not look as if it were. A CRL from a CA outside the
-// bundle (an intermediate the runners send) can only be checked per
-// request, against the issuer in the chain; that is worth a warning.
+// signature does not verify with it (crlIssuerInBundle). A CRL from a CA
+// outside the bundle (an intermediate the runners send) can only be
+// checked per request, against the issuer in the chain; that is worth a
+// warning.
 func (p *seedParser) checkCRLIssuer(crl *CRL, bundle []*x509.Certificate) error {
+	inBundle, err := crlIssuerInBundle(crl, bundle)
+	if err != nil {
+		return err
+	}
+	if !inBundle {
+		p.warnings = append(p.warnings, fmt.Sprintf("%s: CRL %s is issued by %q, which is not in the bundle; it applies to certificates that CA issued, and its signature is checked against the CA certificate in each request's chain", p.src.Name, crl.Source, crl.List.Issuer.String()))
+	}
+	return nil
+}
+
+// crlIssuerInBundle reports whether the CRL's issuer is a certificate of
+// the bundle, and refuses a CRL whose issuer is there but whose signature
+// does not verify with it: a revocation list that would never be applied
+// must not look as if it were. The seed and ImportCrl/UpdateCrl share it.
+func crlIssuerInBundle(crl *CRL, bundle []*x509.Certificate) (bool, error) {
 	for _, c := range bundle {
 		if bytes.Equal(c.RawSubject, crl.List.RawIssuer) {
 			if err := crl.List.CheckSignatureFrom(c); err != nil {
-				return fmt.Errorf("issued by %q, but its signature does not verify with that certificate of the bundle: %w", c.Subject.String(), err)
+				return true, fmt.Errorf("issued by %q, but its signature does not verify with that certificate of the bundle: %w", c.Subject.String(), err)
 			}
-			return nil
+			return true, nil
 		}
 	}
-	p.warnings = append(p.warnings, fmt.Sprintf("%s: CRL %s is issued by %q, which is not in the bundle; it applies to certificates that CA issued, and its signature is checked against the CA certificate in each request's chain", p.src.Name, crl.Source, crl.List.Issuer.String()))
-	return nil
+	return false, nil
 }
 
 // crlName makes a CRL resource name from a seed's file name: its base

@@ -320,7 +320,7 @@ func (e *Emulator) handleSession(r *http.Request, body []byte, now time.Time) (*
 		sessionName = req.RoleSessionName
 	}
 
-	tags, bad := principalTags(leaf)
+	tags, bad := checkTags(mapAttributes(certificateAttributes(leaf), profile.AttributeMappings))
 	if len(bad) > 0 {
 		return nil, "", accessDenied("Unable to assume role for "+role.ARN+". Some attributes failed to be mapped into session tags.", "%s", strings.Join(bad, "; "))
 	}
@@ -623,8 +623,13 @@ var attributeNames = map[string]string{
 // AWS). It also returns the attributes that are not valid session tag
 // values, which AWS refuses.
 func principalTags(leaf *x509.Certificate) (map[string]string, []string) {
+	return checkTags(certificateAttributes(leaf))
+}
+
+// certificateAttributes returns every attribute of leaf that a mapping
+// can name, keyed as session tags are ("x509Subject/CN").
+func certificateAttributes(leaf *x509.Certificate) map[string]string {
 	tags := map[string]string{}
-	var bad []string
 	add := func(key, value string) {
 		if prev, ok := tags[key]; ok {
 			value = prev + "/" + value
@@ -650,12 +655,43 @@ func principalTags(leaf *x509.Certificate) (map[string]string, []string) {
 			}
 		}
 	}
+	return tags
+}
+
+// checkTags returns tags and the ones that are not valid session tag
+// values, which AWS refuses.
+func checkTags(tags map[string]string) (map[string]string, []string) {
+	var bad []string
 	for _, k := range sortedKeys(tags) {
 		if !validTagValue(tags[k]) {
 			bad = append(bad, fmt.Sprintf("%s %q is not a valid session tag value (at most 256 letters, digits, spaces and _.:/=+-@)", k, truncate(tags[k])))
 		}
 	}
 	return tags, bad
+}
+
+// mapAttributes keeps the attributes a profile's attribute mappings
+// name: for x509Subject and x509Issuer an RDN name or "*" (all); for
+// x509SAN "DNS", "URI", "Name/<attr>" or "Name/*" (user guide,
+// "Certificate attribute mapping"). Only the attributes kept become
+// session tags, and only they must be valid tag values.
+func mapAttributes(attrs map[string]string, mappings []AttributeMapping) map[string]string {
+	out := map[string]string{}
+	for k, v := range attrs {
+		field, spec, _ := strings.Cut(k, "/")
+		for _, m := range mappings {
+			if m.CertificateField != field {
+				continue
+			}
+			for _, r := range m.MappingRules {
+				if r.Specifier == spec || (field != "x509SAN" && r.Specifier == "*") ||
+					(field == "x509SAN" && r.Specifier == "Name/*" && strings.HasPrefix(spec, "Name/")) {
+					out[k] = v
+				}
+			}
+		}
+	}
+	return out
 }
 
 var oidSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
