@@ -269,3 +269,80 @@ func wantAPIError(t *testing.T, what string, err error, code string) {
 		t.Errorf("%s: got %s (%s), want %s", what, apiErr.ErrorCode(), apiErr.ErrorMessage(), code)
 	}
 }
+
+// TestLifecycleThroughSDK makes every other Roles Anywhere call succeed
+// once, as Terraform's updates and an operator's changes do, so the model
+// check sees each operation's answer, not only its refusals: updates,
+// enable/disable, tags, CRL reads and changes, attribute mapping removal,
+// notification settings.
+func TestLifecycleThroughSDK(t *testing.T) {
+	e := newCP(t)
+	ctx := context.Background()
+	d := e.Setup(t, "life", "runner-1")
+	rac := e.RA(e.Operator)
+	step := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	_, err := rac.UpdateTrustAnchor(ctx, &ra.UpdateTrustAnchorInput{TrustAnchorId: &d.AnchorID, Name: aws.String("life-ca-renamed")})
+	step("UpdateTrustAnchor", err)
+	_, err = rac.DisableTrustAnchor(ctx, &ra.DisableTrustAnchorInput{TrustAnchorId: &d.AnchorID})
+	step("DisableTrustAnchor", err)
+	_, err = rac.EnableTrustAnchor(ctx, &ra.EnableTrustAnchorInput{TrustAnchorId: &d.AnchorID})
+	step("EnableTrustAnchor", err)
+	_, err = rac.PutNotificationSettings(ctx, &ra.PutNotificationSettingsInput{TrustAnchorId: &d.AnchorID,
+		NotificationSettings: []ratypes.NotificationSetting{{Enabled: aws.Bool(true), Event: ratypes.NotificationEventCaCertificateExpiry, Threshold: aws.Int32(30)}}})
+	step("PutNotificationSettings", err)
+	_, err = rac.ResetNotificationSettings(ctx, &ra.ResetNotificationSettingsInput{TrustAnchorId: &d.AnchorID,
+		NotificationSettingKeys: []ratypes.NotificationSettingKey{{Event: ratypes.NotificationEventCaCertificateExpiry}}})
+	step("ResetNotificationSettings", err)
+
+	_, err = rac.UpdateProfile(ctx, &ra.UpdateProfileInput{ProfileId: &d.ProfileID, DurationSeconds: aws.Int32(1800),
+		AcceptRoleSessionName: aws.Bool(false), SessionPolicy: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}`)})
+	step("UpdateProfile", err)
+	_, err = rac.DisableProfile(ctx, &ra.DisableProfileInput{ProfileId: &d.ProfileID})
+	step("DisableProfile", err)
+	_, err = rac.EnableProfile(ctx, &ra.EnableProfileInput{ProfileId: &d.ProfileID})
+	step("EnableProfile", err)
+	_, err = rac.DeleteAttributeMapping(ctx, &ra.DeleteAttributeMappingInput{ProfileId: &d.ProfileID,
+		CertificateField: ratypes.CertificateFieldX509Subject, Specifiers: []string{"OU"}})
+	step("DeleteAttributeMapping", err)
+
+	_, err = rac.TagResource(ctx, &ra.TagResourceInput{ResourceArn: &d.ProfileARN, Tags: []ratypes.Tag{{Key: aws.String("env"), Value: aws.String("dev")}}})
+	step("TagResource", err)
+	_, err = rac.UntagResource(ctx, &ra.UntagResourceInput{ResourceArn: &d.ProfileARN, TagKeys: []string{"team"}})
+	step("UntagResource", err)
+	tags, err := rac.ListTagsForResource(ctx, &ra.ListTagsForResourceInput{ResourceArn: &d.ProfileARN})
+	step("ListTagsForResource", err)
+	if len(tags.Tags) != 1 || aws.ToString(tags.Tags[0].Key) != "env" {
+		t.Errorf("profile tags after tag and untag: %+v", tags.Tags)
+	}
+
+	crl, err := rac.ImportCrl(ctx, &ra.ImportCrlInput{Name: aws.String("empty"), TrustAnchorArn: &d.AnchorARN, CrlData: pemCRL(e.Inter.CRL(t)), Enabled: aws.Bool(true)})
+	step("ImportCrl", err)
+	_, err = rac.GetCrl(ctx, &ra.GetCrlInput{CrlId: crl.Crl.CrlId})
+	step("GetCrl", err)
+	_, err = rac.UpdateCrl(ctx, &ra.UpdateCrlInput{CrlId: crl.Crl.CrlId, Name: aws.String("empty-renamed"), CrlData: pemCRL(e.Inter.CRL(t))})
+	step("UpdateCrl", err)
+	_, err = rac.DisableCrl(ctx, &ra.DisableCrlInput{CrlId: crl.Crl.CrlId})
+	step("DisableCrl", err)
+	crls, err := rac.ListCrls(ctx, &ra.ListCrlsInput{})
+	step("ListCrls", err)
+	if len(crls.Crls) != 1 || aws.ToBool(crls.Crls[0].Enabled) || aws.ToString(crls.Crls[0].Name) != "empty-renamed" {
+		t.Errorf("ListCrls after update and disable: %+v", crls.Crls)
+	}
+	_, err = rac.DeleteCrl(ctx, &ra.DeleteCrlInput{CrlId: crl.Crl.CrlId})
+	step("DeleteCrl", err)
+
+	// The profile still serves sessions after all that (its mapping of CN
+	// stays; session names are no longer accepted).
+	cert, key, _ := e.Identity(t, "runner-1")
+	if _, stderr, err := e.credentialProcess(t, d, cert, key); err != nil {
+		t.Fatalf("credential-process after the changes: %v\n%s", err, stderr)
+	}
+	if _, stderr, err := e.credentialProcess(t, d, cert, key, "--role-session-name", "job-1"); err == nil || !strings.Contains(stderr, "session name") {
+		t.Errorf("a session name after UpdateProfile turned acceptRoleSessionName off: err %v\n%s", err, stderr)
+	}
+}
