@@ -152,6 +152,7 @@ it (--role-arn is KEYLESS_ROLE_ARN); a flag on the command line wins.`,
 		newAgentCommand(s),
 		newServeCommand(s),
 		newUpdateCommand(s),
+		newDoctorCommand(s),
 	)
 	argsAreUsage(root)
 	return root

@@ -25,7 +25,7 @@ var keyless = deptest.Rules{
 		"internal/iampolicy": "domain", "internal/identity": "domain", "internal/logline": "domain",
 		"internal/pki": "domain", "internal/secretfile": "domain", "internal/sigv4": "domain", "internal/store": "domain",
 		"internal/svcunit": "domain", "internal/metrics": "domain", "internal/yamlfile": "domain",
-		"internal/credfile": "domain",
+		"internal/credfile": "domain", "internal/trustpolicy": "domain",
 		// Transports and peers: the servers keyless runs and the clients
 		// it calls.
 		"internal/ca/caapi": "transport", "internal/caclient": "transport", "internal/emulator": "transport",
@@ -37,7 +37,7 @@ var keyless = deptest.Rules{
 		// errors and events.
 		"internal/awscreds": "usecase", "internal/caops": "usecase", "internal/devstack": "usecase",
 		"internal/enroll": "usecase", "internal/renewal": "usecase", "internal/broker": "usecase", "internal/authz": "usecase",
-		"internal/agent": "usecase", "internal/credserve": "usecase",
+		"internal/agent": "usecase", "internal/credserve": "usecase", "internal/doctor": "usecase",
 		// keyless update's use case.
 		"internal/credupdate": "usecase",
 		// The command line, and main.

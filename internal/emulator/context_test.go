@@ -33,7 +33,7 @@ func iso(t time.Time) string   { return t.UTC().Format(time.RFC3339) }
 func epoch(t time.Time) string { return strconv.FormatInt(t.Unix(), 10) }
 
 // TestTrustPolicyContext checks each key of the trust policy's request
-// context (see trustContext) under the operators a policy uses it with:
+// context (see trustpolicy.Context) under the operators a policy uses it with:
 // a condition that holds for the value AWS would send refuses (Deny) or
 // admits (Allow) the session, and one that does not, does not.
 func TestTrustPolicyContext(t *testing.T) {

@@ -126,14 +126,15 @@ func (e *Emulator) iamResponse(r *http.Request, action string, result any) ([]by
 	b.WriteString(xml.Header)
 	fmt.Fprintf(&b, `<%sResponse xmlns="%s">`, action, iamNamespace)
 	if result != nil {
-		inner, err := xml.Marshal(result)
-		if err != nil {
+		// result marshals as <x>...</x> (named so, whatever its type:
+		// results may be anonymous structs); IAM's result holds the
+		// members directly, so the wrapper element is dropped.
+		var inner strings.Builder
+		if err := xml.NewEncoder(&inner).EncodeElement(result, xml.StartElement{Name: xml.Name{Local: "x"}}); err != nil {
 			return nil, err
 		}
 		fmt.Fprintf(&b, "<%sResult>", action)
-		// result marshals as <x>...</x>; IAM's result holds the members
-		// directly, so the wrapper element is dropped.
-		b.WriteString(stripOuter(string(inner)))
+		b.WriteString(stripOuter(inner.String()))
 		fmt.Fprintf(&b, "</%sResult>", action)
 	}
 	fmt.Fprintf(&b, "<ResponseMetadata><RequestId>%s</RequestId></ResponseMetadata></%sResponse>", e.requestIDOf(r), action)
@@ -192,6 +193,10 @@ func queryTags(p url.Values, name string) ([]Tag, *stsError) {
 		if t.Key == "" || len(t.Key) > 128 {
 			return nil, iamInvalid(name+".member.key", t.Key, "Member must have length between 1 and 128")
 		}
+		if strings.HasPrefix(strings.ToLower(t.Key), "aws:") {
+			return nil, &stsError{status: http.StatusBadRequest, typ: "Sender", code: "InvalidInput", message: "Tag keys beginning with 'aws:' are reserved for AWS use.",
+				rule: "tag key " + truncate(t.Key)}
+		}
 		if len(t.Value) > 256 {
 			return nil, iamInvalid(name+".member.value", t.Value, "Member must have length less than or equal to 256")
 		}
@@ -209,7 +214,6 @@ func queryTags(p url.Values, name string) ([]Tag, *stsError) {
 
 // xmlRole is IAM's Role shape.
 type xmlRole struct {
-	XMLName                  xml.Name     `xml:"Role"`
 	Path                     string       `xml:"Path"`
 	RoleName                 string       `xml:"RoleName"`
 	RoleID                   string       `xml:"RoleId"`
@@ -256,10 +260,10 @@ func iamTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05Z")
 func toXMLRole(r *Role, lastUsed bool) xmlRole {
 	x := xmlRole{Path: r.Path, RoleName: r.Name, RoleID: r.ID, Arn: r.ARN, CreateDate: iamTime(r.CreatedAt),
 		// IAM answers with the policy URL-encoded (RFC 3986), as given.
-		AssumeRolePolicyDocument: url.PathEscape(r.TrustPolicyDocument),
+		AssumeRolePolicyDocument: iamEscape(r.TrustPolicyDocument),
 		Description:              r.Description, MaxSessionDuration: r.MaxSessionDuration, Tags: toXMLTags(r.Tags)}
 	if r.PermissionsBoundary != "" {
-		x.PermissionsBoundary = &xmlBoundary{Type: "Policy", Arn: r.PermissionsBoundary}
+		x.PermissionsBoundary = &xmlBoundary{Type: "PermissionsBoundaryPolicy", Arn: r.PermissionsBoundary}
 	}
 	if lastUsed {
 		x.RoleLastUsed = &struct{}{}

@@ -104,8 +104,10 @@ func (e *Emulator) createRole(p url.Values, _ caller) (any, *stsError) {
 		return nil, fail
 	}
 	boundary := first(p["PermissionsBoundary"])
-	if boundary != "" && !validPolicyARN(boundary) {
-		return nil, &stsError{status: http.StatusBadRequest, typ: "Sender", code: "InvalidInput", message: fmt.Sprintf("ARN %s is not valid.", truncate(boundary))}
+	if boundary != "" {
+		if fail := e.attachablePolicy(boundary, "Scope ARN: %s does not exist or is not attachable."); fail != nil {
+			return nil, fail
+		}
 	}
 	var raw [11]byte
 	if _, err := e.rand.Read(raw[:]); err != nil {

@@ -2,29 +2,11 @@ package emulator_test
 
 import (
 	"encoding/base64"
-	"net/http/httptest"
 	"path/filepath"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/keyless-dev/keyless/internal/emulator"
 )
-
-// withState returns a copy of e served by a fresh emulator over the same
-// seed that keeps its resources in the state file path.
-func (e *env) withState(path string) *env {
-	e.t.Helper()
-	emu, err := emulator.New(emulator.Config{Seed: e.emu.Seed(), Now: e.now, StatePath: path})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	c := *e
-	c.emu = emu
-	c.srv = httptest.NewServer(emu)
-	e.t.Cleanup(c.srv.Close)
-	return &c
-}
 
 // TestControlPlaneStateSurvivesRestart: profiles (with their mappings),
 // CRLs, tags and notification settings are in the state file.

@@ -17,7 +17,7 @@ func trustPolicyFor(anchorARN string) string {
 		`"Condition":{"ArnEquals":{"aws:SourceArn":"` + anchorARN + `"},"StringEquals":{"aws:PrincipalTag/x509Subject/CN":"gitlab-runner"}}}]}`
 }
 
-func (e *env) createRole(name, policy string) string {
+func (e *env) createRoleWithPolicy(name, policy string) string {
 	e.t.Helper()
 	status, body := e.iam(operator, url.Values{"Action": {"CreateRole"}, "RoleName": {name}, "AssumeRolePolicyDocument": {policy}})
 	if status != 200 {
@@ -34,9 +34,9 @@ func TestSessionThroughAPIResources(t *testing.T) {
 	ta := e.mustRA(201, "POST", "/trustanchors", map[string]any{"name": "api-anchor", "enabled": true,
 		"source": map[string]any{"sourceType": "CERTIFICATE_BUNDLE", "sourceData": map[string]any{"x509CertificateData": string(pemCert(e.root))}}})["trustAnchor"].(map[string]any)
 	anchorARN, anchorID := ta["trustAnchorArn"].(string), ta["trustAnchorId"].(string)
-	role := e.createRole("api-role", trustPolicyFor(anchorARN))
-	otherRole := e.createRole("trusts-other", trustPolicyFor(e.out.TrustAnchors["other-ca"]))
-	outsider := e.createRole("not-in-profile-api", trustPolicyFor(anchorARN))
+	role := e.createRoleWithPolicy("api-role", trustPolicyFor(anchorARN))
+	otherRole := e.createRoleWithPolicy("trusts-other", trustPolicyFor(e.out.TrustAnchors["other-ca"]))
+	outsider := e.createRoleWithPolicy("not-in-profile-api", trustPolicyFor(anchorARN))
 	p := e.createProfile(map[string]any{"name": "api-profile", "enabled": true, "roleArns": []string{role, otherRole}})
 	profileARN, profileID := p["profileArn"].(string), p["profileId"].(string)
 

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/asn1"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
@@ -17,12 +15,11 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
 
-	"github.com/keyless-dev/keyless/internal/iampolicy"
 	"github.com/keyless-dev/keyless/internal/pki"
 	"github.com/keyless-dev/keyless/internal/rolesanywhere"
 	"github.com/keyless-dev/keyless/internal/sigv4"
+	"github.com/keyless-dev/keyless/internal/trustpolicy"
 )
 
 // Session request limits, per the Roles Anywhere API.
@@ -33,15 +30,6 @@ const (
 	// PKIs have one or two intermediates (AWS does not publish its limit).
 	maxIntermediates = 10
 )
-
-// rolesAnywherePrincipal is the service principal a role's trust policy
-// must allow.
-var rolesAnywherePrincipal = iampolicy.Principal{Type: "Service", ID: "rolesanywhere.amazonaws.com"}
-
-// trustActions are what Roles Anywhere does with the role: assume it, tag
-// the session with the certificate's attributes, and set the source
-// identity. The trust policy must allow all three.
-var trustActions = []string{"sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"}
 
 // sessionRequest is a parsed CreateSession request.
 type sessionRequest struct {
@@ -320,21 +308,14 @@ func (e *Emulator) handleSession(r *http.Request, body []byte, now time.Time) (*
 		sessionName = req.RoleSessionName
 	}
 
-	tags, bad := checkTags(mapAttributes(certificateAttributes(leaf), profile.AttributeMappings))
-	if len(bad) > 0 {
-		return nil, "", accessDenied("Unable to assume role for "+role.ARN+". Some attributes failed to be mapped into session tags.", "%s", strings.Join(bad, "; "))
-	}
-	sourceIdentity := ""
-	if cn := leaf.Subject.CommonName; cn != "" {
-		sourceIdentity = "CN=" + cn
-	}
-	ctx := trustContext(ta.ARN, e.st.account, tags, sourceIdentity, now)
-	for _, action := range trustActions {
-		d := role.TrustPolicy.Evaluate(iampolicy.Request{Principal: rolesAnywherePrincipal, Action: action, Context: ctx})
-		if !d.Allowed() {
-			return nil, "", accessDenied("Unable to assume role for "+role.ARN+".", "trust policy of role %s: %s: %s", role.Name, d.Effect, d.Reason)
+	if r := trustpolicy.Evaluate(role.TrustPolicy, trustpolicy.Session{Leaf: leaf, AnchorARN: ta.ARN, Account: e.st.account, Now: now,
+		Mappings: policyMappings(profile.AttributeMappings)}); r != nil {
+		if len(r.BadTags) > 0 {
+			return nil, "", accessDenied("Unable to assume role for "+role.ARN+". Some attributes failed to be mapped into session tags.", "%s", strings.Join(r.BadTags, "; "))
 		}
+		return nil, "", accessDenied("Unable to assume role for "+role.ARN+".", "trust policy of role %s: %s: %s", role.Name, r.Decision.Effect, r.Decision.Reason)
 	}
+	sourceIdentity := trustpolicy.SourceIdentity(leaf)
 
 	cred, err := e.issue(role, sessionName, now.Add(time.Duration(duration)*time.Second))
 	if err != nil {
@@ -353,69 +334,6 @@ func (e *Emulator) handleSession(r *http.Request, body []byte, now time.Time) (*
 		CredentialSet: []rolesanywhere.CredentialSet{cs},
 		SubjectArn:    e.subjects.record(e, ta, leaf, cs, req.InstanceProperties, now),
 	}, sessionName, nil
-}
-
-// trustContext is the request context against which a role's trust
-// policy is evaluated for a session: the keys AWS documents as present
-// when Roles Anywhere assumes a role, and no others, so that a condition
-// on a key AWS would not send does not match here either. Each key's
-// source:
-//
-//   - aws:PrincipalTag/x509Subject/<attr>, x509Issuer/<attr>, x509SAN/DNS,
-//     x509SAN/URI, x509SAN/Name/<attr>: the certificate's attributes under
-//     the default attribute mapping (tags; reference roles-anywhere.md §4,
-//     Roles Anywhere user guide "Certificate attribute mapping").
-//   - aws:SourceArn (the trust anchor's ARN) and aws:SourceAccount
-//     (roles-anywhere.md §4; IAM global condition keys: present when an
-//     AWS service principal calls on a resource owner's behalf).
-//   - sts:SourceIdentity: the source identity Roles Anywhere sets, the
-//     subject's CN as the answer's sourceIdentity carries it, "CN=<cn>"
-//     (roles-anywhere.md §2 and §3; user guide "Trust model": the key "is
-//     present in the request when IAM Roles Anywhere initially sets the
-//     source identity"). Absent when the subject has no CN, as
-//     sourceIdentity is. The CreateSession body cannot set it: the API
-//     has no such field, and unknown keys are ignored.
-//   - aws:CurrentTime (ISO 8601, UTC, to the second) and aws:EpochTime
-//     (seconds since 1970-01-01): now, from the emulator's clock (IAM
-//     global condition keys: always present; Date, and Date or Numeric).
-//   - aws:SecureTransport "true" (IAM: always present): AWS's Roles
-//     Anywhere and STS endpoints answer only over TLS, so the value does
-//     not follow the emulator's own transport.
-//   - aws:PrincipalIsAWSService "true" and aws:PrincipalServiceName
-//     "rolesanywhere.amazonaws.com": the caller of sts:AssumeRole is the
-//     service principal (IAM global condition keys: present in a request
-//     an AWS service principal makes).
-//
-// Left out on purpose: aws:SourceIp and aws:VpcSourceIp (on AWS the call
-// to STS comes from the service, never from the client, and the
-// emulator cannot know the service's address), aws:RequestedRegion (the
-// region of Roles Anywhere's STS call is not documented),
-// aws:TokenIssueTime (only in requests signed with temporary
-// credentials), aws:PrincipalArn, aws:PrincipalAccount, aws:userid and
-// aws:username (properties of AWS principals, not of a service
-// principal), sts:RoleSessionName and aws:RequestTag/aws:TagKeys (not
-// documented for Roles Anywhere), aws:SourceOrgID and
-// aws:SourceOrgPaths (AWS Organizations, which the emulator does not
-// model) and aws:OriginIdentity/* (trusted identity propagation, a
-// profile setting the seed does not have).
-func trustContext(anchorARN, account string, tags map[string]string, sourceIdentity string, now time.Time) map[string][]string {
-	now = now.UTC()
-	ctx := map[string][]string{
-		"aws:SourceArn":             {anchorARN},
-		"aws:SourceAccount":         {account},
-		"aws:CurrentTime":           {now.Format("2006-01-02T15:04:05Z")},
-		"aws:EpochTime":             {strconv.FormatInt(now.Unix(), 10)},
-		"aws:SecureTransport":       {"true"},
-		"aws:PrincipalIsAWSService": {"true"},
-		"aws:PrincipalServiceName":  {rolesAnywherePrincipal.ID},
-	}
-	if sourceIdentity != "" {
-		ctx["sts:SourceIdentity"] = []string{sourceIdentity}
-	}
-	for k, v := range tags {
-		ctx["aws:PrincipalTag/"+k] = []string{v}
-	}
-	return ctx
 }
 
 // signatureError maps an X509 signature verification failure to AWS's answer.
@@ -598,151 +516,19 @@ func subjectID(ta *TrustAnchor, leaf *x509.Certificate) string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
-// attributeNames names the RDN types of the default attribute mapping.
-var attributeNames = map[string]string{
-	"2.5.4.3":                    "CN",
-	"2.5.4.6":                    "C",
-	"2.5.4.7":                    "L",
-	"2.5.4.8":                    "ST",
-	"2.5.4.10":                   "O",
-	"2.5.4.11":                   "OU",
-	"2.5.4.5":                    "serialNumber",
-	"2.5.4.9":                    "street",
-	"2.5.4.17":                   "postalCode",
-	"2.5.4.12":                   "title",
-	"2.5.4.4":                    "SN",
-	"2.5.4.42":                   "GN",
-	"1.2.840.113549.1.9.1":       "emailAddress",
-	"0.9.2342.19200300.100.1.25": "DC",
-	"0.9.2342.19200300.100.1.1":  "UID",
-}
-
-// principalTags applies the default attribute mapping (reference §4):
-// every subject and issuer RDN, and the first DNS, URI and directory-name
-// SAN (x509SAN/DNS, x509SAN/URI, x509SAN/Name/<attr>). A repeated RDN's values are joined with "/" (unconfirmed against
-// AWS). It also returns the attributes that are not valid session tag
-// values, which AWS refuses.
-func principalTags(leaf *x509.Certificate) (map[string]string, []string) {
-	return checkTags(certificateAttributes(leaf))
-}
-
-// certificateAttributes returns every attribute of leaf that a mapping
-// can name, keyed as session tags are ("x509Subject/CN").
-func certificateAttributes(leaf *x509.Certificate) map[string]string {
-	tags := map[string]string{}
-	add := func(key, value string) {
-		if prev, ok := tags[key]; ok {
-			value = prev + "/" + value
+// policyMappings gives a profile's attribute mappings to the trust
+// policy's evaluation. A profile always has mappings (AWS's defaults
+// until changed), so an empty list maps nothing.
+func policyMappings(ms []AttributeMapping) []trustpolicy.Mapping {
+	out := make([]trustpolicy.Mapping, 0, len(ms))
+	for _, m := range ms {
+		pm := trustpolicy.Mapping{Field: m.CertificateField}
+		for _, r := range m.MappingRules {
+			pm.Specifiers = append(pm.Specifiers, r.Specifier)
 		}
-		tags[key] = value
-	}
-	for _, rdn := range leaf.Subject.Names {
-		add("x509Subject/"+attributeName(rdn.Type), fmt.Sprint(rdn.Value))
-	}
-	for _, rdn := range leaf.Issuer.Names {
-		add("x509Issuer/"+attributeName(rdn.Type), fmt.Sprint(rdn.Value))
-	}
-	if len(leaf.DNSNames) > 0 {
-		tags["x509SAN/DNS"] = leaf.DNSNames[0]
-	}
-	if len(leaf.URIs) > 0 {
-		tags["x509SAN/URI"] = leaf.URIs[0].String()
-	}
-	if name, ok := firstDirectoryName(leaf); ok {
-		for _, rdn := range name {
-			for _, atv := range rdn {
-				add("x509SAN/Name/"+attributeName(atv.Type), fmt.Sprint(atv.Value))
-			}
-		}
-	}
-	return tags
-}
-
-// checkTags returns tags and the ones that are not valid session tag
-// values, which AWS refuses.
-func checkTags(tags map[string]string) (map[string]string, []string) {
-	var bad []string
-	for _, k := range sortedKeys(tags) {
-		if !validTagValue(tags[k]) {
-			bad = append(bad, fmt.Sprintf("%s %q is not a valid session tag value (at most 256 letters, digits, spaces and _.:/=+-@)", k, truncate(tags[k])))
-		}
-	}
-	return tags, bad
-}
-
-// mapAttributes keeps the attributes a profile's attribute mappings
-// name: for x509Subject and x509Issuer an RDN name or "*" (all); for
-// x509SAN "DNS", "URI", "Name/<attr>" or "Name/*" (user guide,
-// "Certificate attribute mapping"). Only the attributes kept become
-// session tags, and only they must be valid tag values.
-func mapAttributes(attrs map[string]string, mappings []AttributeMapping) map[string]string {
-	out := map[string]string{}
-	for k, v := range attrs {
-		field, spec, _ := strings.Cut(k, "/")
-		for _, m := range mappings {
-			if m.CertificateField != field {
-				continue
-			}
-			for _, r := range m.MappingRules {
-				if r.Specifier == spec || (field != "x509SAN" && r.Specifier == "*") ||
-					(field == "x509SAN" && r.Specifier == "Name/*" && strings.HasPrefix(spec, "Name/")) {
-					out[k] = v
-				}
-			}
-		}
+		out = append(out, pm)
 	}
 	return out
-}
-
-var oidSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
-
-// firstDirectoryName returns the first directoryName of the leaf's
-// subjectAltName, which Go's parser does not expose.
-func firstDirectoryName(leaf *x509.Certificate) (pkix.RDNSequence, bool) {
-	for _, ext := range leaf.Extensions {
-		if !ext.Id.Equal(oidSubjectAltName) {
-			continue
-		}
-		var seq asn1.RawValue
-		if rest, err := asn1.Unmarshal(ext.Value, &seq); err != nil || len(rest) > 0 || seq.Tag != asn1.TagSequence {
-			return nil, false
-		}
-		for inner := seq.Bytes; len(inner) > 0; {
-			var gn asn1.RawValue
-			var err error
-			if inner, err = asn1.Unmarshal(inner, &gn); err != nil {
-				return nil, false
-			}
-			// directoryName is [4], explicitly tagged (Name is a CHOICE).
-			if gn.Class == asn1.ClassContextSpecific && gn.Tag == 4 {
-				var name pkix.RDNSequence
-				if rest, err := asn1.Unmarshal(gn.Bytes, &name); err == nil && len(rest) == 0 {
-					return name, true
-				}
-				return nil, false
-			}
-		}
-	}
-	return nil, false
-}
-
-func attributeName(oid asn1.ObjectIdentifier) string {
-	if n, ok := attributeNames[oid.String()]; ok {
-		return n
-	}
-	return oid.String()
-}
-
-func validTagValue(s string) bool {
-	if len([]rune(s)) > 256 {
-		return false
-	}
-	for _, r := range s {
-		if !(unicode.IsLetter(r) || unicode.IsNumber(r) || unicode.Is(unicode.Z, r) || strings.ContainsRune("_.:/=+-@", r)) {
-			return false
-		}
-	}
-	return true
 }
 
 // issue makes and remembers a fresh set of temporary credentials.

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -178,4 +179,9 @@ func bundleDigest(ta *TrustAnchor) [32]byte {
 // isoTime formats a time as Roles Anywhere's JSON timestamps are.
 func isoTime(t time.Time) string {
 	return t.UTC().Format("2006-01-02T15:04:05.000000Z")
+}
+
+// sortedKeys returns m's keys in order, for deterministic output.
+func sortedKeys[V any](m map[string]V) []string {
+	return slices.Sorted(maps.Keys(m))
 }

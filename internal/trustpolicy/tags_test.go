@@ -1,4 +1,4 @@
-package emulator
+package trustpolicy
 
 import (
 	"crypto/x509/pkix"
@@ -36,7 +36,7 @@ func TestPrincipalTags(t *testing.T) {
 		CommonName:      "gitlab-runner",
 		ExtraExtensions: []pkix.Extension{{Id: oidSubjectAltName, Value: san}},
 	})
-	tags, bad := principalTags(leaf)
+	tags, bad := PrincipalTags(leaf)
 	if len(bad) > 0 {
 		t.Fatalf("refused: %v", bad)
 	}

@@ -1,0 +1,327 @@
+// Package trustpolicy decides, offline, what a role's trust policy says
+// when IAM Roles Anywhere asks to assume the role for a certificate: the
+// session tags of the default attribute mapping (PrincipalTags), the
+// request context AWS documents for that call (Context), and the three
+// actions the policy must allow (Actions) for the service principal
+// (Principal). Evaluate puts them together.
+//
+// It is a domain package: no I/O, no HTTP. The emulator decides
+// CreateSession with it, and keyless doctor checks a certificate against
+// a trust policy file with the very same rules.
+package trustpolicy
+
+import (
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/keyless-dev/keyless/internal/iampolicy"
+)
+
+// Principal is the service principal a role's trust policy must allow.
+var Principal = iampolicy.Principal{Type: "Service", ID: "rolesanywhere.amazonaws.com"}
+
+// Actions are what Roles Anywhere does with the role: assume it, tag
+// the session with the certificate's attributes, and set the source
+// identity. The trust policy must allow all three.
+var Actions = []string{"sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"}
+
+// Context is the request context against which a role's trust
+// policy is evaluated for a session: the keys AWS documents as present
+// when Roles Anywhere assumes a role, and no others, so that a condition
+// on a key AWS would not send does not match here either. Each key's
+// source:
+//
+//   - aws:PrincipalTag/x509Subject/<attr>, x509Issuer/<attr>, x509SAN/DNS,
+//     x509SAN/URI, x509SAN/Name/<attr>: the certificate's attributes under
+//     the default attribute mapping (tags; reference roles-anywhere.md §4,
+//     Roles Anywhere user guide "Certificate attribute mapping").
+//   - aws:SourceArn (the trust anchor's ARN) and aws:SourceAccount
+//     (roles-anywhere.md §4; IAM global condition keys: present when an
+//     AWS service principal calls on a resource owner's behalf).
+//   - sts:SourceIdentity: the source identity Roles Anywhere sets, the
+//     subject's CN as the answer's sourceIdentity carries it, "CN=<cn>"
+//     (roles-anywhere.md §2 and §3; user guide "Trust model": the key "is
+//     present in the request when IAM Roles Anywhere initially sets the
+//     source identity"). Absent when the subject has no CN, as
+//     sourceIdentity is. The CreateSession body cannot set it: the API
+//     has no such field, and unknown keys are ignored.
+//   - aws:CurrentTime (ISO 8601, UTC, to the second) and aws:EpochTime
+//     (seconds since 1970-01-01): now, from the caller's clock (IAM
+//     global condition keys: always present; Date, and Date or Numeric).
+//   - aws:SecureTransport "true" (IAM: always present): AWS's Roles
+//     Anywhere and STS endpoints answer only over TLS, so the value does
+//     not follow the emulator's own transport.
+//   - aws:PrincipalIsAWSService "true" and aws:PrincipalServiceName
+//     "rolesanywhere.amazonaws.com": the caller of sts:AssumeRole is the
+//     service principal (IAM global condition keys: present in a request
+//     an AWS service principal makes).
+//
+// Left out on purpose: aws:SourceIp and aws:VpcSourceIp (on AWS the call
+// to STS comes from the service, never from the client, and the
+// emulator cannot know the service's address), aws:RequestedRegion (the
+// region of Roles Anywhere's STS call is not documented),
+// aws:TokenIssueTime (only in requests signed with temporary
+// credentials), aws:PrincipalArn, aws:PrincipalAccount, aws:userid and
+// aws:username (properties of AWS principals, not of a service
+// principal), sts:RoleSessionName and aws:RequestTag/aws:TagKeys (not
+// documented for Roles Anywhere), aws:SourceOrgID and
+// aws:SourceOrgPaths (AWS Organizations, which the emulator does not
+// model) and aws:OriginIdentity/* (trusted identity propagation, a
+// profile setting the seed does not have).
+func Context(anchorARN, account string, tags map[string]string, sourceIdentity string, now time.Time) map[string][]string {
+	now = now.UTC()
+	ctx := map[string][]string{
+		"aws:SourceArn":             {anchorARN},
+		"aws:SourceAccount":         {account},
+		"aws:CurrentTime":           {now.Format("2006-01-02T15:04:05Z")},
+		"aws:EpochTime":             {strconv.FormatInt(now.Unix(), 10)},
+		"aws:SecureTransport":       {"true"},
+		"aws:PrincipalIsAWSService": {"true"},
+		"aws:PrincipalServiceName":  {Principal.ID},
+	}
+	if sourceIdentity != "" {
+		ctx["sts:SourceIdentity"] = []string{sourceIdentity}
+	}
+	for k, v := range tags {
+		ctx["aws:PrincipalTag/"+k] = []string{v}
+	}
+	return ctx
+}
+
+// attributeNames names the RDN types of the default attribute mapping.
+var attributeNames = map[string]string{
+	"2.5.4.3":                    "CN",
+	"2.5.4.6":                    "C",
+	"2.5.4.7":                    "L",
+	"2.5.4.8":                    "ST",
+	"2.5.4.10":                   "O",
+	"2.5.4.11":                   "OU",
+	"2.5.4.5":                    "serialNumber",
+	"2.5.4.9":                    "street",
+	"2.5.4.17":                   "postalCode",
+	"2.5.4.12":                   "title",
+	"2.5.4.4":                    "SN",
+	"2.5.4.42":                   "GN",
+	"1.2.840.113549.1.9.1":       "emailAddress",
+	"0.9.2342.19200300.100.1.25": "DC",
+	"0.9.2342.19200300.100.1.1":  "UID",
+}
+
+// PrincipalTags applies the default attribute mapping (reference §4):
+// every subject and issuer RDN, and the first DNS, URI and directory-name
+// SAN (x509SAN/DNS, x509SAN/URI, x509SAN/Name/<attr>). A repeated RDN's
+// values are joined with "/" (unconfirmed against AWS). It also returns
+// the attributes that are not valid session tag values, which AWS
+// refuses.
+func PrincipalTags(leaf *x509.Certificate) (map[string]string, []string) {
+	return CheckTags(Attributes(leaf))
+}
+
+// Attributes returns every attribute of leaf that a mapping can name,
+// keyed as session tags are ("x509Subject/CN").
+func Attributes(leaf *x509.Certificate) map[string]string {
+	tags := map[string]string{}
+	add := func(key, value string) {
+		if prev, ok := tags[key]; ok {
+			value = prev + "/" + value
+		}
+		tags[key] = value
+	}
+	for _, rdn := range leaf.Subject.Names {
+		add("x509Subject/"+attributeName(rdn.Type), fmt.Sprint(rdn.Value))
+	}
+	for _, rdn := range leaf.Issuer.Names {
+		add("x509Issuer/"+attributeName(rdn.Type), fmt.Sprint(rdn.Value))
+	}
+	if len(leaf.DNSNames) > 0 {
+		tags["x509SAN/DNS"] = leaf.DNSNames[0]
+	}
+	if len(leaf.URIs) > 0 {
+		tags["x509SAN/URI"] = leaf.URIs[0].String()
+	}
+	if name, ok := firstDirectoryName(leaf); ok {
+		for _, rdn := range name {
+			for _, atv := range rdn {
+				add("x509SAN/Name/"+attributeName(atv.Type), fmt.Sprint(atv.Value))
+			}
+		}
+	}
+	return tags
+}
+
+// CheckTags returns tags and the ones that are not valid session tag
+// values, which AWS refuses.
+func CheckTags(tags map[string]string) (map[string]string, []string) {
+	var bad []string
+	for _, k := range sortedKeys(tags) {
+		if !validTagValue(tags[k]) {
+			bad = append(bad, fmt.Sprintf("%s %q is not a valid session tag value (at most 256 letters, digits, spaces and _.:/=+-@)", k, truncate(tags[k], 100)))
+		}
+	}
+	return tags, bad
+}
+
+// Mapping is one certificate field's attribute mapping in a profile:
+// the field (x509Subject, x509Issuer, x509SAN) and its specifiers.
+type Mapping struct {
+	Field      string
+	Specifiers []string
+}
+
+// MapAttributes keeps the attributes mappings name: for x509Subject and
+// x509Issuer an RDN name or "*" (all); for x509SAN "DNS", "URI",
+// "Name/<attr>" or "Name/*" (user guide, "Certificate attribute
+// mapping"). Only the attributes kept become session tags, and only they
+// must be valid tag values.
+func MapAttributes(attrs map[string]string, mappings []Mapping) map[string]string {
+	out := map[string]string{}
+	for k, v := range attrs {
+		field, spec, _ := strings.Cut(k, "/")
+		for _, m := range mappings {
+			if m.Field != field {
+				continue
+			}
+			for _, r := range m.Specifiers {
+				if r == spec || (field != "x509SAN" && r == "*") ||
+					(field == "x509SAN" && r == "Name/*" && strings.HasPrefix(spec, "Name/")) {
+					out[k] = v
+				}
+			}
+		}
+	}
+	return out
+}
+
+var oidSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
+
+// firstDirectoryName returns the first directoryName of the leaf's
+// subjectAltName, which Go's parser does not expose.
+func firstDirectoryName(leaf *x509.Certificate) (pkix.RDNSequence, bool) {
+	for _, ext := range leaf.Extensions {
+		if !ext.Id.Equal(oidSubjectAltName) {
+			continue
+		}
+		var seq asn1.RawValue
+		if rest, err := asn1.Unmarshal(ext.Value, &seq); err != nil || len(rest) > 0 || seq.Tag != asn1.TagSequence {
+			return nil, false
+		}
+		for inner := seq.Bytes; len(inner) > 0; {
+			var gn asn1.RawValue
+			var err error
+			if inner, err = asn1.Unmarshal(inner, &gn); err != nil {
+				return nil, false
+			}
+			// directoryName is [4], explicitly tagged (Name is a CHOICE).
+			if gn.Class == asn1.ClassContextSpecific && gn.Tag == 4 {
+				var name pkix.RDNSequence
+				if rest, err := asn1.Unmarshal(gn.Bytes, &name); err == nil && len(rest) == 0 {
+					return name, true
+				}
+				return nil, false
+			}
+		}
+	}
+	return nil, false
+}
+
+func attributeName(oid asn1.ObjectIdentifier) string {
+	if n, ok := attributeNames[oid.String()]; ok {
+		return n
+	}
+	return oid.String()
+}
+
+func validTagValue(s string) bool {
+	if len([]rune(s)) > 256 {
+		return false
+	}
+	for _, r := range s {
+		if !(unicode.IsLetter(r) || unicode.IsNumber(r) || unicode.Is(unicode.Z, r) || strings.ContainsRune("_.:/=+-@", r)) {
+			return false
+		}
+	}
+	return true
+}
+
+// SourceIdentity is the source identity Roles Anywhere sets for leaf:
+// "CN=<cn>", or "" when the subject has no CN.
+func SourceIdentity(leaf *x509.Certificate) string {
+	if cn := leaf.Subject.CommonName; cn != "" {
+		return "CN=" + cn
+	}
+	return ""
+}
+
+// Session is what Evaluate decides: a session for Leaf through the trust
+// anchor AnchorARN of Account, at Now.
+type Session struct {
+	Leaf      *x509.Certificate
+	AnchorARN string
+	Account   string
+	Now       time.Time
+	// Mappings are the profile's attribute mappings; nil means the
+	// default mapping (every attribute).
+	Mappings []Mapping
+}
+
+// Refusal is why a policy refuses a session: the certificate's
+// attributes cannot become session tags (BadTags), or the policy does not
+// allow Action (Decision says which statement and condition).
+type Refusal struct {
+	BadTags  []string
+	Action   string
+	Decision iampolicy.Decision
+}
+
+func (r *Refusal) Error() string {
+	if len(r.BadTags) > 0 {
+		return "some attributes failed to be mapped into session tags: " + strings.Join(r.BadTags, "; ")
+	}
+	return fmt.Sprintf("%s: %s: %s", r.Action, r.Decision.Effect, r.Decision.Reason)
+}
+
+// Evaluate decides policy for s as Roles Anywhere would ask: nil when it
+// allows every action, else the first refusal.
+func Evaluate(policy *iampolicy.Policy, s Session) *Refusal {
+	attrs := Attributes(s.Leaf)
+	if s.Mappings != nil {
+		attrs = MapAttributes(attrs, s.Mappings)
+	}
+	tags, bad := CheckTags(attrs)
+	if len(bad) > 0 {
+		return &Refusal{BadTags: bad}
+	}
+	ctx := Context(s.AnchorARN, s.Account, tags, SourceIdentity(s.Leaf), s.Now)
+	for _, action := range Actions {
+		d := policy.Evaluate(iampolicy.Request{Principal: Principal, Action: action, Context: ctx})
+		if !d.Allowed() {
+			return &Refusal{Action: action, Decision: d}
+		}
+	}
+	return nil
+}
+
+// sortedKeys returns m's keys in order, for deterministic output.
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// truncate keeps certificate text in messages short.
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return strings.ToValidUTF8(s[:n], "") + "..."
+	}
+	return s
+}
