@@ -2,6 +2,7 @@ package awshelper_test
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -11,6 +12,9 @@ import (
 	helper "github.com/aws/rolesanywhere-credential-helper/aws_signing_helper"
 
 	"github.com/keyless-dev/keyless/interop/awssdk/sdksetup"
+
+	"github.com/keyless-dev/keyless/internal/pki"
+	"github.com/keyless-dev/keyless/internal/pki/pkitest"
 )
 
 // TestHelperAgainstSDKSetup: AWS's helper (v1.4.0, as a library) gets
@@ -24,7 +28,10 @@ func TestHelperAgainstSDKSetup(t *testing.T) {
 	d := e.Setup(t, "helper", "runner-1")
 	opts := func(cn, session string) *helper.CredentialsOpts {
 		cert, key, _ := e.Identity(t, cn)
-		return &helper.CredentialsOpts{PrivateKeyId: key, CertificateId: cert,
+		// The helper sends only the certificate file's first certificate;
+		// the intermediate goes in its own bundle file.
+		bundle := pkitest.WriteFile(t, filepath.Dir(cert), "chain.pem", pki.EncodeCertificates(e.Inter.Cert))
+		return &helper.CredentialsOpts{PrivateKeyId: key, CertificateId: cert, CertificateBundleId: bundle,
 			RoleArn: d.RoleARN, ProfileArnStr: d.ProfileARN, TrustAnchorArnStr: d.AnchorARN,
 			SessionDuration: 3600, Endpoint: e.URL, Version: "interop", RoleSessionName: session}
 	}
