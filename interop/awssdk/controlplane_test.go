@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 	ra "github.com/aws/aws-sdk-go-v2/service/rolesanywhere"
 	ratypes "github.com/aws/aws-sdk-go-v2/service/rolesanywhere/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -344,5 +345,56 @@ func TestLifecycleThroughSDK(t *testing.T) {
 	}
 	if _, stderr, err := e.credentialProcess(t, d, cert, key, "--role-session-name", "job-1"); err == nil || !strings.Contains(stderr, "session name") {
 		t.Errorf("a session name after UpdateProfile turned acceptRoleSessionName off: err %v\n%s", err, stderr)
+	}
+}
+
+// TestRoleLifecycleThroughSDK makes the IAM calls Terraform's
+// aws_iam_role makes on update succeed once (trust policy, description
+// and maximum duration, tags, inline policy read), so the model check
+// sees their answers, and reads the changes back.
+func TestRoleLifecycleThroughSDK(t *testing.T) {
+	e := newCP(t)
+	ctx := context.Background()
+	d := e.Setup(t, "role", "runner-1")
+	iamc := e.IAM(e.Operator)
+	step := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	_, err := iamc.UpdateAssumeRolePolicy(ctx, &iam.UpdateAssumeRolePolicyInput{RoleName: &d.RoleName,
+		PolicyDocument: aws.String(sdksetup.TrustPolicy(d.AnchorARN, "runner-2"))})
+	step("UpdateAssumeRolePolicy", err)
+	_, err = iamc.UpdateRole(ctx, &iam.UpdateRoleInput{RoleName: &d.RoleName, Description: aws.String("updated"), MaxSessionDuration: aws.Int32(3600)})
+	step("UpdateRole", err)
+	_, err = iamc.UpdateRoleDescription(ctx, &iam.UpdateRoleDescriptionInput{RoleName: &d.RoleName, Description: aws.String("updated again")})
+	step("UpdateRoleDescription", err)
+	_, err = iamc.TagRole(ctx, &iam.TagRoleInput{RoleName: &d.RoleName, Tags: []iamtypes.Tag{{Key: aws.String("env"), Value: aws.String("dev")}}})
+	step("TagRole", err)
+	_, err = iamc.UntagRole(ctx, &iam.UntagRoleInput{RoleName: &d.RoleName, TagKeys: []string{"team"}})
+	step("UntagRole", err)
+	policy, err := iamc.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: &d.RoleName, PolicyName: aws.String(sdksetup.InlinePolicy)})
+	step("GetRolePolicy", err)
+	if doc, err := url.QueryUnescape(aws.ToString(policy.PolicyDocument)); err != nil || !strings.Contains(doc, "s3:GetObject") {
+		t.Errorf("GetRolePolicy's document %q: %v", aws.ToString(policy.PolicyDocument), err)
+	}
+
+	role, err := iamc.GetRole(ctx, &iam.GetRoleInput{RoleName: &d.RoleName})
+	step("GetRole", err)
+	doc, _ := url.QueryUnescape(aws.ToString(role.Role.AssumeRolePolicyDocument))
+	if !strings.Contains(doc, "runner-2") || aws.ToString(role.Role.Description) != "updated again" || aws.ToInt32(role.Role.MaxSessionDuration) != 3600 ||
+		len(role.Role.Tags) != 1 || aws.ToString(role.Role.Tags[0].Key) != "env" {
+		t.Errorf("GetRole after the updates: description %q, max %d, tags %+v, policy %s",
+			aws.ToString(role.Role.Description), aws.ToInt32(role.Role.MaxSessionDuration), role.Role.Tags, doc)
+	}
+
+	// The new trust policy takes effect at once: runner-2, not runner-1.
+	for cn, ok := range map[string]bool{"runner-1": false, "runner-2": true} {
+		cert, key, _ := e.Identity(t, cn)
+		_, stderr, err := e.credentialProcess(t, d, cert, key)
+		if (err == nil) != ok {
+			t.Errorf("%s after UpdateAssumeRolePolicy: err %v, want success %v\n%s", cn, err, ok, stderr)
+		}
 	}
 }
