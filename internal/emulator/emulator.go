@@ -15,6 +15,7 @@
 package emulator
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -224,6 +225,12 @@ const maxBody = 64 << 10
 // health check, and anything carrying an Action (the AWS Query protocol)
 // to STS.
 func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// AWS answers every request with its id in x-amzn-RequestId, which
+	// the SDKs put in their errors and response metadata; the Query
+	// protocol's <RequestId> in the body is the same id.
+	id := e.requestID()
+	w.Header().Set(requestIDHeader, id)
+	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
 	switch {
 	case r.URL.Path == "/health":
 		w.Header().Set("Content-Type", "application/json")
@@ -244,6 +251,20 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			message: "Unknown operation", rule: "no operation at " + truncate(r.URL.Path) + " (the emulator serves POST /sessions, STS and IAM at /, Roles Anywhere's control plane, GET /health)",
 		})
 	}
+}
+
+// requestIDHeader carries the request's id in every answer.
+const requestIDHeader = "X-Amzn-Requestid"
+
+type requestIDKey struct{}
+
+// requestIDOf returns the id ServeHTTP gave r (a fresh one for a request
+// that did not come through it).
+func (e *Emulator) requestIDOf(r *http.Request) string {
+	if id, ok := r.Context().Value(requestIDKey{}).(string); ok {
+		return id
+	}
+	return e.requestID()
 }
 
 // signedFor returns the service a SigV4 Authorization header is scoped
