@@ -163,7 +163,7 @@ func (e *Emulator) encodeState(r *resources) *stateFile {
 	}
 	for _, id := range sortedKeys(r.crls) {
 		c := r.crls[id]
-		f.CRLs = append(f.CRLs, stateCRL{ID: c.ID, Name: c.Name, Enabled: c.Enabled, TrustAnchorARN: c.TrustAnchorARN, Data: c.DER,
+		f.CRLs = append(f.CRLs, stateCRL{ID: c.ID, Name: c.Name, Enabled: c.Enabled, TrustAnchorARN: c.TrustAnchorARN, Data: c.Data,
 			CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt})
 	}
 	for _, id := range sortedKeys(r.profiles) {
