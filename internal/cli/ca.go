@@ -508,8 +508,10 @@ func newCACRLCommand(s streams) *cobra.Command {
 		Use:   "crl",
 		Short: "Write the CA's current CRL, for Roles Anywhere's ImportCrl",
 		Long: `Write the certificate revocation list (PEM by default, which ImportCrl
-takes; --der for DER), signed by the intermediate. While the CA runs, it is
-fetched from its API, which publishes it to anyone: no password is needed.
+takes; --der for DER), signed by the intermediate. It lists the revoked
+certificates that have not expired; when, as PEM, it is over 300,000
+bytes, the most AWS's ImportCrl takes, it warns and says how to make it
+smaller. While the CA runs, it is fetched from its API, which publishes it to anyone: no password is needed.
 With the CA stopped it is made from the directory, and the password
 (--password-file) unlocks the intermediate key.`,
 		Example: `  keyless ca crl --dir /var/lib/keyless/ca --out ca.crl
@@ -528,6 +530,10 @@ With the CA stopped it is made from the directory, and the password
 			crl, err := op.CRL(cmd.Context())
 			if err != nil {
 				return err
+			}
+			var tooLarge *caops.CRLSizeError
+			if errors.As(caops.CheckCRLSize(crl), &tooLarge) {
+				fmt.Fprintf(s.err, "keyless: warning: %v\nkeyless: hint: %s\n", tooLarge, tooLarge.Hint())
 			}
 			if !der {
 				crl = pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: crl})

@@ -31,7 +31,9 @@ Then keyless agent starts with a fake GitLab that has one running job, and
 that job's token gets credentials of its own, in a session named after the
 job; DIR/agent.env holds the two variables the job would have.
 Each step prints its result, then the profile and environment to use the
-running stack from another shell with the AWS CLI.
+running stack from another shell with the AWS CLI. The emulator's control
+plane (Roles Anywhere, IAM) answers profile keyless-dev-admin of
+DIR/aws-config: an operator key made for each run, never printed.
 
 It keeps serving (CA, emulator, certificate renewal) until Ctrl-C. With
 --once it stops after the check and exits 0 only if every step
@@ -168,8 +170,16 @@ to any AWS SDK given these two variables (also in %s):
 
 env $(cat %s) aws sts get-caller-identity --region us-east-1 --endpoint-url %s
 
+The emulator's control plane (Roles Anywhere, IAM, STS) takes the profile
+%s of the same file: an operator key made for this run, stored
+0600 in %s and never printed. With AWS_CONFIG_FILE as above:
+
+aws --profile %s rolesanywhere list-trust-anchors --endpoint-url %s
+aws --profile %s iam get-role --role-name %s --endpoint-url %s
+
 `, configPath, strings.TrimRight(profile, "\n"), configPath, devstack.AWSProfile, st.AWSURL, st.AWSURL,
-				st.AgentConfig, st.AgentURL, st.AgentEnv, st.AgentEnv, st.AWSURL)
+				st.AgentConfig, st.AgentURL, st.AgentEnv, st.AgentEnv, st.AWSURL,
+				devstack.AdminProfile, configPath, devstack.AdminProfile, st.AWSURL, devstack.AdminProfile, devstack.Role, st.AWSURL)
 			if note := goRunNote(exe); note != "" {
 				fmt.Fprintln(s.out, note)
 				fmt.Fprintln(s.out)

@@ -45,10 +45,14 @@ func TestDevStopsCleanly(t *testing.T) {
 	if len(addrs) < 2 {
 		t.Fatalf("no addresses in:\n%s", out.String())
 	}
-	for _, want := range []string{"[profile keyless-dev]", "credential_process = ", "export AWS_CONFIG_FILE=", "export AWS_ENDPOINT_URL_STS=http://127.0.0.1:", "aws sts get-caller-identity"} {
+	for _, want := range []string{"[profile keyless-dev]", "credential_process = ", "export AWS_CONFIG_FILE=", "export AWS_ENDPOINT_URL_STS=http://127.0.0.1:", "aws sts get-caller-identity",
+		"aws --profile keyless-dev-admin rolesanywhere list-trust-anchors --endpoint-url http://127.0.0.1:"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the instructions lack %q:\n%s", want, out.String())
 		}
+	}
+	if strings.Contains(out.String(), "aws_secret_access_key") {
+		t.Errorf("keyless dev printed the admin profile's secret:\n%s", out.String())
 	}
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)

@@ -79,9 +79,20 @@ The seed file's format is in docs/emulator.md.`,
 				return usageErrorf("--listen %q: %v (want HOST:PORT such as 127.0.0.1:8443)", listen, err)
 			}
 			emu, err := emulator.New(emulator.Config{Seed: seed, Logger: logger, StatePath: statePath})
-			if err != nil {
-				return withHint(fmt.Errorf("--state %w", err), "the state file is the emulator's own; move it away to start again from the seed")
+			var stateErr *emulator.StateFileError
+			if errors.As(err, &stateErr) && !stateErr.Refused {
+				return fmt.Errorf("--state: %w", err)
 			}
+			if errors.As(err, &stateErr) {
+				return withHint(fmt.Errorf("--state: %w", err), "the state file is written by keyless emulator only, for the seed's account and region; move it away (or delete it) to start again from the seed")
+			}
+			if err != nil {
+				return err
+			}
+			// Ctrl-C and SIGTERM are handled from before --outputs tells a
+			// script that the emulator is serving.
+			ctx, stop := daemonContext(cmd.Context(), nil)
+			defer stop()
 			srv, err := emulator.Start(listen, emu, tlsConfig, logger)
 			if errors.Is(err, emulator.ErrPlainHTTP) {
 				return withHint(&usageError{err: fmt.Errorf("--listen %w", err)}, "listen on 127.0.0.1, or give --tls-cert and --tls-key to serve HTTPS on other addresses")
@@ -106,8 +117,6 @@ The seed file's format is in docs/emulator.md.`,
 					return fmt.Errorf("--outputs %s: %w", outputs, err)
 				}
 			}
-			ctx, stop := daemonContext(cmd.Context(), nil)
-			defer stop()
 			select {
 			case <-ctx.Done():
 				return srv.Close()

@@ -15,7 +15,10 @@ package devstack
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/x509"
+	"encoding/base32"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -56,6 +59,11 @@ const (
 	Provisioner = "dev"
 	// AWSProfile is the AWS CLI profile WriteAWSConfig writes.
 	AWSProfile = "keyless-dev"
+	// AdminProfile is the AWS CLI profile with the emulator's operator
+	// key, for its control plane (Roles Anywhere, IAM, STS).
+	AdminProfile = "keyless-dev-admin"
+	// Operator is the operator's IAM user name.
+	Operator = "keyless-dev-admin"
 	// The fake GitLab's project and running job, whose token the agent
 	// exchanges for a session named gitlab-42-1001.
 	ProjectID   = 42
@@ -116,6 +124,11 @@ type Stack struct {
 	// The emulator (StartEmulator).
 	AWSURL                              string
 	TrustAnchorARN, ProfileARN, RoleARN string
+	// OperatorKeyID is the emulator's operator access key id, new for
+	// each run; its secret is in OperatorSecretPath (0600) and never
+	// printed.
+	OperatorKeyID, OperatorSecretPath string
+	operatorSecret                    string
 
 	// The runner (Enroll).
 	CertPath, KeyPath string
@@ -224,12 +237,26 @@ func (s *Stack) StartCA() error {
 
 // StartEmulator writes the seed (Dir/emulator.yaml), trusting the CA's
 // bundle, and serves the emulator.
+//
+// The emulator gets an operator, whose key may call its control plane:
+// a random access key id and secret made for each run, the secret in
+// Dir/operator-secret (0600), which the seed names.
 func (s *Stack) StartEmulator() error {
 	path := filepath.Join(s.Dir, "emulator.yaml")
+	if err := s.newOperator(); err != nil {
+		return err
+	}
 	seed := emulator.Reference{Account: Account, Region: Region, TrustAnchor: TrustAnchor, Role: Role, Profile: Profile,
 		CommonName: Subject, BundleFile: "bundle.pem", MaxSessionDuration: 3600, DurationSeconds: 3600,
 		// The agent names each session after its job.
 		AcceptRoleSessionName: true}.Seed()
+	seed += fmt.Sprintf(`# The control plane's operator, new for each run of keyless dev; its
+# secret is in operator-secret (0600).
+operators:
+  - name: %s
+    accessKeyId: %s
+    secretAccessKeyFile: operator-secret
+`, Operator, s.OperatorKeyID)
 	if err := atomicfile.WriteFile(path, []byte(seed), 0o644); err != nil {
 		return err
 	}
@@ -252,6 +279,29 @@ func (s *Stack) StartEmulator() error {
 	out := parsed.Outputs(s.AWSURL)
 	s.TrustAnchorARN, s.ProfileARN, s.RoleARN = out.TrustAnchors[TrustAnchor], out.Profiles[Profile], out.Roles[Role]
 	return nil
+}
+
+// newOperator makes the operator's key: an access key id shaped like
+// AWS's (AKIA and 16 of A-Z2-7) and a 40-character secret, as AWS's are,
+// from crypto/rand, the secret written to Dir/operator-secret.
+func (s *Stack) newOperator() error {
+	var id [10]byte
+	var secret [30]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return err
+	}
+	if _, err := rand.Read(secret[:]); err != nil {
+		return err
+	}
+	s.OperatorKeyID = "AKIA" + base32.StdEncoding.EncodeToString(id[:])
+	s.operatorSecret = base64.StdEncoding.EncodeToString(secret[:])
+	s.OperatorSecretPath = filepath.Join(s.Dir, "operator-secret")
+	return atomicfile.WriteFile(s.OperatorSecretPath, []byte(s.operatorSecret+"\n"), 0o600)
+}
+
+// OperatorCredentials returns the operator's key, for tests.
+func (s *Stack) OperatorCredentials() sigv4.Credentials {
+	return sigv4.Credentials{AccessKeyID: s.OperatorKeyID, SecretAccessKey: s.operatorSecret}
 }
 
 // Enroll gets the runner's certificate as keyless certificate does with
@@ -288,15 +338,41 @@ func (s *Stack) CallerIdentity(ctx context.Context) (*sts.Identity, error) {
 
 // WriteAWSConfig writes an AWS CLI config file (Dir/aws-config) whose
 // profile AWSProfile runs keyless (at executable) as its
-// credential_process against the stack; it returns the path and the
-// profile's text.
+// credential_process against the stack, and whose profile AdminProfile
+// holds the operator's key for the emulator's control plane; it returns
+// the path and AWSProfile's text (AdminProfile's holds the secret, which
+// is never printed).
 func (s *Stack) WriteAWSConfig(executable string) (string, string, error) {
 	path := filepath.Join(s.Dir, "aws-config")
 	profile := fmt.Sprintf(`[profile %s]
 region = %s
 credential_process = %s credential-process --certificate %s --private-key %s --trust-anchor-arn %s --profile-arn %s --role-arn %s --endpoint %s
 `, AWSProfile, Region, executable, s.CertPath, s.KeyPath, s.TrustAnchorARN, s.ProfileARN, s.RoleARN, s.AWSURL)
-	return path, profile, atomicfile.WriteFile(path, []byte(profile), 0o600)
+	// The operator's secret in plain text: it is a throwaway key made for
+	// this run, accepted only by this loopback emulator, in a 0600 file
+	// of a dev-only directory. Never do this with a real AWS key.
+	// services= points the AWS CLI (2.13 and later) and the SDKs at the
+	// emulator for each service; older CLIs (Debian 12's 2.9.19) ignore
+	// it and need --endpoint-url.
+	admin := fmt.Sprintf(`
+[profile %s]
+# keyless dev's operator key for the emulator's control plane (Roles
+# Anywhere, IAM, STS). A throwaway key made for this run, accepted only
+# by the emulator at %s: never put a real AWS key in a file like this.
+region = %s
+aws_access_key_id = %s
+aws_secret_access_key = %s
+services = %s
+
+[services %s]
+rolesanywhere =
+  endpoint_url = %s
+iam =
+  endpoint_url = %s
+sts =
+  endpoint_url = %s
+`, AdminProfile, s.AWSURL, Region, s.OperatorKeyID, s.operatorSecret, AdminProfile, AdminProfile, s.AWSURL, s.AWSURL, s.AWSURL)
+	return path, profile, atomicfile.WriteFile(path, []byte(profile+admin), 0o600)
 }
 
 // Renew keeps the runner's certificate fresh until ctx ends, as keyless

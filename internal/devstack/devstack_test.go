@@ -2,13 +2,18 @@ package devstack_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keyless-dev/keyless/internal/devstack"
+	"github.com/keyless-dev/keyless/internal/sigv4"
 )
 
 func start(t *testing.T, dir string) *devstack.Stack {
@@ -54,6 +59,7 @@ func TestWholeChain(t *testing.T) {
 		if info, err := os.Stat(path); err != nil || info.Mode().Perm() != 0o600 {
 			t.Fatalf("%s: %v", path, err)
 		}
+		checkAdmin(t, s, path, profile)
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
@@ -78,3 +84,61 @@ func TestLoopbackOnly(t *testing.T) {
 		}
 	}
 }
+
+// checkAdmin: the operator key is new for each run, its secret only in
+// 0600 files (never in the profile text keyless dev prints), the admin
+// profile points every control-plane service at the emulator, and the
+// key lists the dev trust anchor through the control plane.
+func checkAdmin(t *testing.T, s *devstack.Stack, configPath, printed string) {
+	t.Helper()
+	creds := s.OperatorCredentials()
+	if !regexp.MustCompile(`^AKIA[A-Z2-7]{16}$`).MatchString(creds.AccessKeyID) || len(creds.SecretAccessKey) != 40 {
+		t.Errorf("operator key %s, secret of %d characters; want AKIA and 16 of A-Z2-7, 40 characters", creds.AccessKeyID, len(creds.SecretAccessKey))
+	}
+	if seen[creds.AccessKeyID] {
+		t.Errorf("operator key %s reused from an earlier run", creds.AccessKeyID)
+	}
+	seen[creds.AccessKeyID] = true
+	if strings.Contains(printed, creds.SecretAccessKey) {
+		t.Errorf("the printed profile holds the operator's secret")
+	}
+	config, err := os.ReadFile(configPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"[profile keyless-dev-admin]\n", "aws_access_key_id = " + creds.AccessKeyID + "\n", "aws_secret_access_key = " + creds.SecretAccessKey + "\n",
+		"services = keyless-dev-admin\n", "[services keyless-dev-admin]\n", "rolesanywhere =\n  endpoint_url = " + s.AWSURL + "\n",
+		"iam =\n  endpoint_url = " + s.AWSURL + "\n", "sts =\n  endpoint_url = " + s.AWSURL + "\n"} {
+		if !strings.Contains(string(config), want) {
+			t.Errorf("aws-config lacks %q:\n%s", want, config)
+		}
+	}
+	if info, err := os.Stat(s.OperatorSecretPath); err != nil || info.Mode().Perm() != 0o600 {
+		t.Errorf("%s: %v %v, want 0600", s.OperatorSecretPath, err, info.Mode().Perm())
+	}
+	seed, err := os.ReadFile(filepath.Join(s.Dir, "emulator.yaml"))
+	if err != nil || strings.Contains(string(seed), creds.SecretAccessKey) {
+		t.Errorf("the seed (0644) holds the operator's secret, or: %v", err)
+	}
+	req, err := http.NewRequest(http.MethodGet, s.AWSURL+"/trustanchors", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sigv4.SignHMAC(req, nil, creds, devstack.Region, "rolesanywhere", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var list struct {
+		TrustAnchors []struct{ Name, TrustAnchorArn string }
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil || resp.StatusCode != 200 || len(list.TrustAnchors) != 1 ||
+		list.TrustAnchors[0].Name != devstack.TrustAnchor || list.TrustAnchors[0].TrustAnchorArn != s.TrustAnchorARN {
+		t.Errorf("ListTrustAnchors as the operator: %d %+v %v", resp.StatusCode, list, err)
+	}
+}
+
+var seen = map[string]bool{}

@@ -15,6 +15,7 @@
 package emulator
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -130,12 +131,21 @@ func New(cfg Config) (*Emulator, error) {
 }
 
 // seedResources makes the seed's resources, as the control plane's calls
-// would: the same objects, ids and ARNs, created now.
+// would: the same objects, ids and ARNs, created now, one microsecond
+// (the precision of Roles Anywhere's timestamps) apart in the seed's
+// order, so that lists, oldest first, follow the seed as they would
+// follow the calls.
 func (e *Emulator) seedResources() (*resources, error) {
-	now := e.now().UTC()
+	start := e.now().UTC()
+	n := 0
+	tick := func() time.Time {
+		n++
+		return start.Add(time.Duration(n-1) * time.Microsecond)
+	}
 	res := newResources()
 	for _, ta := range e.seed.TrustAnchors {
 		c := *ta
+		now := tick()
 		c.CreatedAt, c.UpdatedAt = now, now
 		c.CRLs = nil
 		res.anchors[c.ID] = &c
@@ -146,12 +156,17 @@ func (e *Emulator) seedResources() (*resources, error) {
 			}
 			cc := *crl
 			cc.ID, cc.ARN, cc.TrustAnchorARN = id, e.st.arn("rolesanywhere", e.st.region, "crl/"+id), ta.ARN
+			now := tick()
 			cc.CreatedAt, cc.UpdatedAt = now, now
+			// Refusals name the CRL resource as ListCrls shows it, as for an
+			// imported CRL and after a restart from a state file.
+			cc.Source = cc.Name
 			res.crls[id] = &cc
 		}
 	}
 	for _, p := range e.seed.Profiles {
 		c := *p
+		now := tick()
 		c.CreatedAt, c.UpdatedAt = now, now
 		c.CreatedBy = e.seedCreator()
 		c.AttributeMappings = defaultAttributeMappings()
@@ -159,7 +174,7 @@ func (e *Emulator) seedResources() (*resources, error) {
 	}
 	for _, r := range e.seed.Roles {
 		c := *r
-		c.CreatedAt = now
+		c.CreatedAt = start
 		res.roles[c.Name] = &c
 	}
 	return res, nil
@@ -210,6 +225,12 @@ const maxBody = 64 << 10
 // health check, and anything carrying an Action (the AWS Query protocol)
 // to STS.
 func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// AWS answers every request with its id in x-amzn-RequestId, which
+	// the SDKs put in their errors and response metadata; the Query
+	// protocol's <RequestId> in the body is the same id.
+	id := e.requestID()
+	w.Header().Set(requestIDHeader, id)
+	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
 	switch {
 	case r.URL.Path == "/health":
 		w.Header().Set("Content-Type", "application/json")
@@ -230,6 +251,20 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			message: "Unknown operation", rule: "no operation at " + truncate(r.URL.Path) + " (the emulator serves POST /sessions, STS and IAM at /, Roles Anywhere's control plane, GET /health)",
 		})
 	}
+}
+
+// requestIDHeader carries the request's id in every answer.
+const requestIDHeader = "X-Amzn-Requestid"
+
+type requestIDKey struct{}
+
+// requestIDOf returns the id ServeHTTP gave r (a fresh one for a request
+// that did not come through it).
+func (e *Emulator) requestIDOf(r *http.Request) string {
+	if id, ok := r.Context().Value(requestIDKey{}).(string); ok {
+		return id
+	}
+	return e.requestID()
 }
 
 // signedFor returns the service a SigV4 Authorization header is scoped

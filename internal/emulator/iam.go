@@ -112,7 +112,7 @@ func (e *Emulator) handleIAM(r *http.Request, body []byte) (string, []byte, *sts
 	if fail != nil {
 		return action, nil, fail
 	}
-	out, err := e.iamResponse(action, result)
+	out, err := e.iamResponse(r, action, result)
 	if err != nil {
 		return action, nil, &stsError{status: http.StatusInternalServerError, typ: "Receiver", code: "ServiceFailure", message: "Internal error", rule: err.Error()}
 	}
@@ -121,7 +121,7 @@ func (e *Emulator) handleIAM(r *http.Request, body []byte) (string, []byte, *sts
 
 // iamResponse wraps result as IAM answers: <ActionResponse> holding
 // <ActionResult> (when there is a result) and the request id.
-func (e *Emulator) iamResponse(action string, result any) ([]byte, error) {
+func (e *Emulator) iamResponse(r *http.Request, action string, result any) ([]byte, error) {
 	var b strings.Builder
 	b.WriteString(xml.Header)
 	fmt.Fprintf(&b, `<%sResponse xmlns="%s">`, action, iamNamespace)
@@ -137,7 +137,7 @@ func (e *Emulator) iamResponse(action string, result any) ([]byte, error) {
 		b.WriteString(stripOuter(inner.String()))
 		fmt.Fprintf(&b, "</%sResult>", action)
 	}
-	fmt.Fprintf(&b, "<ResponseMetadata><RequestId>%s</RequestId></ResponseMetadata></%sResponse>", e.requestID(), action)
+	fmt.Fprintf(&b, "<ResponseMetadata><RequestId>%s</RequestId></ResponseMetadata></%sResponse>", e.requestIDOf(r), action)
 	return []byte(b.String()), nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -90,27 +91,50 @@ type stateRole struct {
 	CreatedAt                time.Time         `json:"createdAt"`
 }
 
+// StateFileError is a state file the emulator cannot start from: one it
+// cannot read or write, or (Refused) one that is not a state file
+// (corrupt, or of another format) or is of another account or region
+// than the seed's.
+type StateFileError struct {
+	Path    string
+	Refused bool
+	Err     error
+}
+
+func (e *StateFileError) Error() string { return fmt.Sprintf("state file %s: %v", e.Path, e.Err) }
+func (e *StateFileError) Unwrap() error { return e.Err }
+
 // openState loads the state file at path when it exists; otherwise it
 // records initial (the seed's resources) there. Either way every later
-// change is written to it before it is answered.
+// change is written to it before it is answered. The temporary files of
+// a writer killed before its rename are removed first: they hold a state
+// never answered, and nothing reads them.
 func (e *Emulator) openState(path string, initial *resources) (*resources, error) {
+	for _, tmp := range atomicfile.Cleanup(path) {
+		e.log.Info("removed the temporary file of an interrupted state write", "file", tmp)
+	}
 	e.st.persist = func(r *resources) error { return e.writeState(path, r) }
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, &StateFileError{Path: path, Err: err}
+	}
 	data, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		if err := e.writeState(path, initial); err != nil {
-			return nil, err
+			return nil, &StateFileError{Path: path, Err: err}
 		}
 		return initial, nil
 	case err != nil:
-		return nil, fmt.Errorf("reading state file: %w", err)
+		return nil, &StateFileError{Path: path, Err: err}
 	}
 	res, err := e.decodeState(data)
 	if err != nil {
-		return nil, fmt.Errorf("state file %s: %w (it is written by the emulator only; move it away to start from the seed)", path, err)
+		return nil, &StateFileError{Path: path, Refused: true, Err: err}
 	}
 	if len(e.seed.TrustAnchors)+len(e.seed.Roles)+len(e.seed.Profiles) > 0 {
-		e.log.Info("state file loaded; the seed's resources were applied when it was created and are not applied again", "state", path)
+		// The state wins: the seed made it, and the control plane may have
+		// changed or deleted what the seed made since.
+		e.log.Info("state file loaded; the seed's resources were applied when it was created and are not applied again (move the state file away to start from the seed)", "state", path)
 	}
 	return res, nil
 }
@@ -121,9 +145,10 @@ func (e *Emulator) writeState(path string, r *resources) error {
 		return err
 	}
 	// 0600: the state names the account's roles and policies; it holds
-	// no secret, but nothing outside the emulator needs to read it.
+	// no secret (operators stay in the seed), but nothing outside the
+	// emulator needs to read it.
 	if err := atomicfile.WriteFile(path, append(data, '\n'), 0o600); err != nil {
-		return fmt.Errorf("writing state file: %w", err)
+		return fmt.Errorf("writing it: %w", err)
 	}
 	return nil
 }
@@ -138,7 +163,7 @@ func (e *Emulator) encodeState(r *resources) *stateFile {
 	}
 	for _, id := range sortedKeys(r.crls) {
 		c := r.crls[id]
-		f.CRLs = append(f.CRLs, stateCRL{ID: c.ID, Name: c.Name, Enabled: c.Enabled, TrustAnchorARN: c.TrustAnchorARN, Data: c.DER,
+		f.CRLs = append(f.CRLs, stateCRL{ID: c.ID, Name: c.Name, Enabled: c.Enabled, TrustAnchorARN: c.TrustAnchorARN, Data: c.Data,
 			CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt})
 	}
 	for _, id := range sortedKeys(r.profiles) {
@@ -185,13 +210,16 @@ func (e *Emulator) decodeState(data []byte) (*resources, error) {
 	dec := json.NewDecoder(strings.NewReader(string(data)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&f); err != nil {
-		return nil, fmt.Errorf("not a state file: %w", err)
+		return nil, fmt.Errorf("not a state file (corrupt, or not written by keyless emulator): %w", err)
+	}
+	if rest := strings.TrimSpace(string(data[dec.InputOffset():])); rest != "" {
+		return nil, errors.New("not a state file (corrupt, or not written by keyless emulator): data after its JSON object")
 	}
 	if f.Format != stateFormat {
-		return nil, fmt.Errorf("format %q, want %q", f.Format, stateFormat)
+		return nil, fmt.Errorf("format %q, want %q (written by another version of keyless emulator?)", f.Format, stateFormat)
 	}
 	if f.Account != e.st.account || f.Region != e.st.region {
-		return nil, fmt.Errorf("it holds account %s, region %s, but the seed says account %s, region %s", f.Account, f.Region, e.st.account, e.st.region)
+		return nil, fmt.Errorf("it holds account %s in region %s, but the seed is for account %s in region %s", f.Account, f.Region, e.st.account, e.st.region)
 	}
 	r := newResources()
 	for _, a := range f.TrustAnchors {

@@ -39,7 +39,7 @@ type crlResponse struct {
 }
 
 func toJSONCRL(c *CRL) jsonCRL {
-	return jsonCRL{CrlID: c.ID, CrlArn: c.ARN, Name: c.Name, Enabled: c.Enabled, CrlData: c.DER, TrustAnchorArn: c.TrustAnchorARN,
+	return jsonCRL{CrlID: c.ID, CrlArn: c.ARN, Name: c.Name, Enabled: c.Enabled, CrlData: c.Data, TrustAnchorArn: c.TrustAnchorARN,
 		CreatedAt: isoTime(c.CreatedAt), UpdatedAt: isoTime(c.UpdatedAt)}
 }
 
@@ -219,7 +219,7 @@ func (e *Emulator) updateCRL(c *raCall) (int, any, *apiError) {
 					return fail
 				}
 			}
-			crl.DER, crl.List, crl.revoked = fresh.DER, fresh.List, fresh.revoked
+			crl.Data, crl.List, crl.revoked = fresh.Data, fresh.List, fresh.revoked
 		}
 		return nil
 	})

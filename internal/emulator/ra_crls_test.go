@@ -29,7 +29,7 @@ func TestImportedCRLRevokes(t *testing.T) {
 		"trustAnchorArn": e.out.TrustAnchors["gitlab-runner-ca"]})["crl"].(map[string]any)
 	id := crl["crlId"].(string)
 	if crl["enabled"] != false || crl["name"] != "runner-int-crl" || crl["trustAnchorArn"] != e.out.TrustAnchors["gitlab-runner-ca"] ||
-		crl["crlArn"] != "arn:aws:rolesanywhere:us-east-1:111122223333:crl/"+id || crl["crlData"] != base64.StdEncoding.EncodeToString(der) {
+		crl["crlArn"] != "arn:aws:rolesanywhere:us-east-1:111122223333:crl/"+id || crl["crlData"] != pemCRL(der) {
 		t.Errorf("ImportCrl: %v", crl)
 	}
 	if a := session(); a.status != 201 {

@@ -115,8 +115,9 @@ type CRL struct {
 	// Source is the seed's file name, or "crls[N]"; for an imported CRL,
 	// its name.
 	Source string
-	// DER is the list as imported.
-	DER                  []byte
+	// Data is the list as imported (PEM, as AWS documents, or DER);
+	// GetCrl answers with these bytes.
+	Data                 []byte
 	List                 *x509.RevocationList
 	CreatedAt, UpdatedAt time.Time
 	revoked              map[string]bool // serial numbers, decimal
@@ -574,7 +575,11 @@ func (p *seedParser) operator(i int, ro rawOperator, seen []*Operator) (*Operato
 	// A short secret would make the operator's signatures guessable; AWS's
 	// are 40 characters.
 	if len(op.SecretAccessKey) < 16 {
-		return nil, p.fail(errors.New("the operator's secret access key is missing or shorter than 16 characters (secretAccessKeyFile names a file holding it)"), "operators", i)
+		field := "secretAccessKey"
+		if ro.SecretAccessKeyFile != "" {
+			field = "secretAccessKeyFile"
+		}
+		return nil, p.fail(errors.New("the operator's secret access key is missing or shorter than 16 characters (secretAccessKeyFile names a file holding it)"), "operators", i, field)
 	}
 	return op, nil
 }
@@ -617,7 +622,7 @@ func parseCRL(data []byte) (*CRL, error) {
 	if err != nil {
 		return nil, fmt.Errorf("not a CRL (PEM or DER): %w", err)
 	}
-	crl := &CRL{List: list, DER: list.Raw, revoked: map[string]bool{}}
+	crl := &CRL{List: list, Data: data, revoked: map[string]bool{}}
 	for _, e := range list.RevokedCertificateEntries {
 		crl.revoked[e.SerialNumber.String()] = true
 	}

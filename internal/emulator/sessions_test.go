@@ -206,7 +206,7 @@ func TestCreateSessionRefuses(t *testing.T) {
 			status: 403, code: denied, want: "neither in X-Amz-X509-Chain nor in trust anchor gitlab-runner-ca's bundle"},
 		{name: "revoked serial", setup: setup{revoked: []*big.Int{big.NewInt(4242)}}, call: func(e *env) call {
 			return call{leaf: e.leaf(pkitest.LeafOptions{Serial: big.NewInt(4242)})}
-		}, status: 403, code: denied, want: "serial 4242 is revoked by CRL int.crl"},
+		}, status: 403, code: denied, want: "serial 4242 is revoked by CRL int of trust anchor gitlab-runner-ca"},
 		{name: "disabled anchor", setup: setup{anchorDisabled: true}, call: func(e *env) call { return call{} },
 			status: 403, code: denied, want: "Trust anchor is disabled"},
 		{name: "disabled profile", setup: setup{profileDisabled: true}, call: func(e *env) call { return call{} },

@@ -149,6 +149,13 @@ func (st *state) update(fn func(r *resources) error) error {
 	}
 	if st.persist != nil {
 		if err := st.persist(next); err != nil {
+			// The write failed before its rename (the file still holds the
+			// published version) or, rarely, after it (the directory's
+			// fsync): then put the published version back, so that a
+			// refused change is not found at the next start.
+			if rerr := st.persist(st.cur.Load()); rerr != nil {
+				err = fmt.Errorf("%w; restoring the previous state: %v", err, rerr)
+			}
 			return &apiError{status: 500, code: "InternalServerException", message: "Internal error",
 				rule: fmt.Sprintf("recording the change in the state file: %v", err)}
 		}

@@ -83,7 +83,7 @@ func (e *Emulator) handleSTS(r *http.Request, body []byte) ([]byte, *stsError) {
 	resp.Xmlns = stsNamespace
 	resp.Result.Arn, resp.Result.UserID = who.arn(e), who.userID()
 	resp.Result.Account = e.st.account
-	resp.RequestID = e.requestID()
+	resp.RequestID = e.requestIDOf(r)
 	out, err := xml.Marshal(resp)
 	if err != nil {
 		return nil, &stsError{status: http.StatusInternalServerError, typ: "Receiver", code: "InternalFailure", message: "Internal error"}
@@ -234,7 +234,12 @@ func (e *Emulator) writeQueryError(w http.ResponseWriter, f *stsError, namespace
 	if f.rule != "" {
 		resp.Error.Message += " (keyless emulator: " + f.rule + ")"
 	}
-	resp.RequestID = e.requestID()
+	// The id ServeHTTP put in the header, so that both say the same.
+	resp.RequestID = w.Header().Get(requestIDHeader)
+	if resp.RequestID == "" {
+		resp.RequestID = e.requestID()
+		w.Header().Set(requestIDHeader, resp.RequestID)
+	}
 	out, _ := xml.Marshal(resp)
 	w.Header().Set("Content-Type", "text/xml")
 	w.WriteHeader(f.status)

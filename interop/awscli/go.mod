@@ -7,6 +7,7 @@ require github.com/keyless-dev/keyless v0.0.0
 require (
 	github.com/go-jose/go-jose/v4 v4.1.9 // indirect
 	github.com/inconshreveable/mousetrap v1.1.0 // indirect
+	github.com/keyless-dev/keyless/interop/awssdk v0.0.0
 	github.com/spf13/cobra v1.10.2 // indirect
 	github.com/spf13/pflag v1.1.0 // indirect
 	github.com/youmark/pkcs8 v0.0.0-20240726163527-a2c0da244d78 // indirect
@@ -21,3 +22,5 @@ require (
 replace github.com/keyless-dev/keyless => ../..
 
 tool github.com/keyless-dev/keyless/cmd/keyless
+
+replace github.com/keyless-dev/keyless/interop/awssdk => ../awssdk

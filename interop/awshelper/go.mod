@@ -3,8 +3,22 @@ module github.com/keyless-dev/keyless/interop/awshelper
 go 1.26.0
 
 require (
+	github.com/aws/aws-sdk-go-v2 v1.48.0
+	github.com/aws/aws-sdk-go-v2/credentials v1.21.0
+	github.com/aws/aws-sdk-go-v2/service/sts v1.52.0
 	github.com/aws/rolesanywhere-credential-helper v1.4.0
 	github.com/keyless-dev/keyless v0.0.0
+)
+
+require (
+	github.com/aws/aws-sdk-go-v2/internal/configsources v1.5.12 // indirect
+	github.com/aws/aws-sdk-go-v2/internal/endpoints/v2 v2.8.12 // indirect
+	github.com/aws/aws-sdk-go-v2/internal/v4a v1.5.12 // indirect
+	github.com/aws/aws-sdk-go-v2/service/iam v1.65.0 // indirect
+	github.com/aws/aws-sdk-go-v2/service/internal/accept-encoding v1.13.25 // indirect
+	github.com/aws/aws-sdk-go-v2/service/internal/presigned-url v1.14.12 // indirect
+	github.com/aws/aws-sdk-go-v2/service/rolesanywhere v1.33.3 // indirect
+	github.com/aws/smithy-go v1.28.9 // indirect
 )
 
 require (
@@ -13,6 +27,7 @@ require (
 	github.com/google/go-tpm v0.3.3 // indirect
 	github.com/inconshreveable/mousetrap v1.1.0 // indirect
 	github.com/jmespath/go-jmespath v0.4.0 // indirect
+	github.com/keyless-dev/keyless/interop/awssdk v0.0.0
 	github.com/miekg/pkcs11 v1.1.1 // indirect
 	github.com/spf13/cobra v1.10.2 // indirect
 	github.com/spf13/pflag v1.1.0 // indirect
@@ -32,3 +47,5 @@ replace github.com/keyless-dev/keyless => ../..
 tool github.com/aws/rolesanywhere-credential-helper
 
 tool github.com/keyless-dev/keyless/cmd/keyless
+
+replace github.com/keyless-dev/keyless/interop/awssdk => ../awssdk
