@@ -389,3 +389,28 @@ func notificationSettings(current, in []NotificationSetting, configuredBy string
 	}
 	return out, nil
 }
+
+// listPage answers one page of a list operation over m: the resources
+// oldest first (sortedByCreation), cut by the request's nextToken and
+// pageSize (at most 50, AWS's maximum), each rendered by to.
+func listPage[T, J any](c *raCall, m map[string]T, key func(T) (int64, string), to func(T) J) ([]J, string, *apiError) {
+	items, next, fail := page(sortedByCreation(m, key), c.query.Get("nextToken"), c.query.Get("pageSize"), 50, 50)
+	if fail != nil {
+		return nil, "", fail
+	}
+	out := make([]J, 0, len(items))
+	for _, v := range items {
+		out = append(out, to(v))
+	}
+	return out, next, nil
+}
+
+// byID finds the resource of kind ("trust anchor") a request's path
+// names, or answers ResourceNotFoundException.
+func byID[T any](m map[string]*T, id, kind string) (*T, *apiError) {
+	v := m[id]
+	if v == nil {
+		return nil, &apiError{status: http.StatusNotFound, code: "ResourceNotFoundException", message: "Resource not found", rule: "no " + kind + " with id " + truncate(id)}
+	}
+	return v, nil
+}

@@ -152,11 +152,7 @@ func (e *Emulator) createTrustAnchor(c *raCall) (int, any, *apiError) {
 
 // anchorByID finds a trust anchor by the id in a request's path.
 func anchorByID(r *resources, id string) (*TrustAnchor, *apiError) {
-	ta := r.anchors[id]
-	if ta == nil {
-		return nil, &apiError{status: http.StatusNotFound, code: "ResourceNotFoundException", message: "Resource not found", rule: "no trust anchor with id " + truncate(id)}
-	}
-	return ta, nil
+	return byID(r.anchors, id, "trust anchor")
 }
 
 func (e *Emulator) getTrustAnchor(c *raCall) (int, any, *apiError) {
@@ -168,12 +164,7 @@ func (e *Emulator) getTrustAnchor(c *raCall) (int, any, *apiError) {
 }
 
 func (e *Emulator) listTrustAnchors(c *raCall) (int, any, *apiError) {
-	r := e.st.snapshot()
-	all := make([]jsonTrustAnchor, 0, len(r.anchors))
-	for _, ta := range sortedByCreation(r.anchors, func(ta *TrustAnchor) (int64, string) { return ta.CreatedAt.UnixNano(), ta.ID }) {
-		all = append(all, toJSONAnchor(ta))
-	}
-	items, next, fail := page(all, c.query.Get("nextToken"), c.query.Get("pageSize"), 50, 50)
+	items, next, fail := listPage(c, e.st.snapshot().anchors, func(v *TrustAnchor) (int64, string) { return v.CreatedAt.UnixNano(), v.ID }, toJSONAnchor)
 	if fail != nil {
 		return 0, nil, fail
 	}
@@ -201,18 +192,30 @@ func (e *Emulator) updateTrustAnchor(c *raCall) (int, any, *apiError) {
 			return 0, nil, fail
 		}
 	}
-	var out *TrustAnchor
-	err := e.st.update(func(r *resources) error {
-		ta, fail := anchorByID(r, c.params["id"])
-		if fail != nil {
-			return fail
-		}
-		n := *ta
+	return e.changeAnchor(c.params["id"], func(n *TrustAnchor) *apiError {
 		if in.Name != nil {
 			n.Name = *in.Name
 		}
 		if fresh != nil {
 			n.setCertificates(fresh.Certificates, fresh.BundlePEM)
+		}
+		return nil
+	})
+}
+
+// changeAnchor replaces the trust anchor with this id by a copy fn
+// changes (fn must replace, not modify, the copy's slices), and answers
+// with it.
+func (e *Emulator) changeAnchor(id string, fn func(n *TrustAnchor) *apiError) (int, any, *apiError) {
+	var out *TrustAnchor
+	err := e.st.update(func(r *resources) error {
+		ta, fail := anchorByID(r, id)
+		if fail != nil {
+			return fail
+		}
+		n := *ta
+		if fail := fn(&n); fail != nil {
+			return fail
 		}
 		n.UpdatedAt = e.now().UTC()
 		r.anchors[n.ID] = &n
@@ -259,21 +262,8 @@ func (e *Emulator) disableTrustAnchor(c *raCall) (int, any, *apiError) {
 }
 
 func (e *Emulator) setAnchorEnabled(c *raCall, enabled bool) (int, any, *apiError) {
-	var out *TrustAnchor
-	err := e.st.update(func(r *resources) error {
-		ta, fail := anchorByID(r, c.params["id"])
-		if fail != nil {
-			return fail
-		}
-		n := *ta
+	return e.changeAnchor(c.params["id"], func(n *TrustAnchor) *apiError {
 		n.Enabled = enabled
-		n.UpdatedAt = e.now().UTC()
-		r.anchors[n.ID] = &n
-		out = &n
 		return nil
 	})
-	if err != nil {
-		return 0, nil, asAPIError(err)
-	}
-	return http.StatusOK, trustAnchorResponse{toJSONAnchor(out)}, nil
 }

@@ -137,11 +137,7 @@ func (e *Emulator) importCRL(c *raCall) (int, any, *apiError) {
 
 // crlByID finds a CRL by the id in a request's path.
 func crlByID(r *resources, id string) (*CRL, *apiError) {
-	crl := r.crls[id]
-	if crl == nil {
-		return nil, &apiError{status: http.StatusNotFound, code: "ResourceNotFoundException", message: "Resource not found", rule: "no CRL with id " + truncate(id)}
-	}
-	return crl, nil
+	return byID(r.crls, id, "CRL")
 }
 
 func (e *Emulator) getCRL(c *raCall) (int, any, *apiError) {
@@ -153,12 +149,7 @@ func (e *Emulator) getCRL(c *raCall) (int, any, *apiError) {
 }
 
 func (e *Emulator) listCRLs(c *raCall) (int, any, *apiError) {
-	r := e.st.snapshot()
-	all := make([]jsonCRL, 0, len(r.crls))
-	for _, crl := range sortedByCreation(r.crls, func(c *CRL) (int64, string) { return c.CreatedAt.UnixNano(), c.ID }) {
-		all = append(all, toJSONCRL(crl))
-	}
-	items, next, fail := page(all, c.query.Get("nextToken"), c.query.Get("pageSize"), 50, 50)
+	items, next, fail := listPage(c, e.st.snapshot().crls, func(v *CRL) (int64, string) { return v.CreatedAt.UnixNano(), v.ID }, toJSONCRL)
 	if fail != nil {
 		return 0, nil, fail
 	}

@@ -21,27 +21,14 @@ func (e *Emulator) changeAnchorSettings(id *string, fn func(current []Notificati
 	if id == nil {
 		return 0, nil, validationError("1 validation error detected: Value null at 'trustAnchorId' failed to satisfy constraint: Member must not be null")
 	}
-	var out *TrustAnchor
-	err := e.st.update(func(r *resources) error {
-		ta, fail := anchorByID(r, *id)
+	return e.changeAnchor(*id, func(n *TrustAnchor) *apiError {
+		settings, fail := fn(n.NotificationSettings)
 		if fail != nil {
 			return fail
 		}
-		settings, fail := fn(ta.NotificationSettings)
-		if fail != nil {
-			return fail
-		}
-		n := *ta
 		n.NotificationSettings = settings
-		n.UpdatedAt = e.now().UTC()
-		r.anchors[n.ID] = &n
-		out = &n
 		return nil
 	})
-	if err != nil {
-		return 0, nil, asAPIError(err)
-	}
-	return http.StatusOK, trustAnchorResponse{toJSONAnchor(out)}, nil
 }
 
 func (e *Emulator) putNotificationSettings(c *raCall) (int, any, *apiError) {

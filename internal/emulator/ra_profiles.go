@@ -216,11 +216,7 @@ func (e *Emulator) createProfile(c *raCall) (int, any, *apiError) {
 
 // profileByID finds a profile by the id in a request's path.
 func profileByID(r *resources, id string) (*Profile, *apiError) {
-	p := r.profiles[id]
-	if p == nil {
-		return nil, &apiError{status: http.StatusNotFound, code: "ResourceNotFoundException", message: "Resource not found", rule: "no profile with id " + truncate(id)}
-	}
-	return p, nil
+	return byID(r.profiles, id, "profile")
 }
 
 func (e *Emulator) getProfile(c *raCall) (int, any, *apiError) {
@@ -232,12 +228,7 @@ func (e *Emulator) getProfile(c *raCall) (int, any, *apiError) {
 }
 
 func (e *Emulator) listProfiles(c *raCall) (int, any, *apiError) {
-	r := e.st.snapshot()
-	all := make([]jsonProfile, 0, len(r.profiles))
-	for _, p := range sortedByCreation(r.profiles, func(p *Profile) (int64, string) { return p.CreatedAt.UnixNano(), p.ID }) {
-		all = append(all, toJSONProfile(p))
-	}
-	items, next, fail := page(all, c.query.Get("nextToken"), c.query.Get("pageSize"), 50, 50)
+	items, next, fail := listPage(c, e.st.snapshot().profiles, func(v *Profile) (int64, string) { return v.CreatedAt.UnixNano(), v.ID }, toJSONProfile)
 	if fail != nil {
 		return 0, nil, fail
 	}
