@@ -164,23 +164,26 @@ func iamNoSuchRole(name string) *stsError {
 
 // members returns a Query list's entries: Name.member.1, .2, ... (each
 // entry's parameters under its prefix, "Name.member.N."), in order, up to
-// the first gap.
+// the first gap. One pass over the parameters: a request may carry tens
+// of thousands of them.
 func members(p url.Values, name string) []string {
-	var prefixes []string
-	for i := 1; ; i++ {
-		prefix := name + ".member." + strconv.Itoa(i)
-		found := false
-		for k := range p {
-			if k == prefix || strings.HasPrefix(k, prefix+".") {
-				found = true
-				break
-			}
+	head := name + ".member."
+	present := map[int]bool{}
+	for k := range p {
+		rest, ok := strings.CutPrefix(k, head)
+		if !ok {
+			continue
 		}
-		if !found {
-			return prefixes
+		digits, _, _ := strings.Cut(rest, ".")
+		if n, err := strconv.Atoi(digits); err == nil && n >= 1 && strconv.Itoa(n) == digits {
+			present[n] = true
 		}
-		prefixes = append(prefixes, prefix)
 	}
+	var prefixes []string
+	for i := 1; present[i]; i++ {
+		prefixes = append(prefixes, head+strconv.Itoa(i))
+	}
+	return prefixes
 }
 
 // queryTags reads Tags.member.N.Key/Value, within IAM's limits: 50 tags,

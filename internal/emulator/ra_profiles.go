@@ -371,7 +371,13 @@ func (e *Emulator) putAttributeMapping(c *raCall) (int, any, *apiError) {
 	if in.MappingRules == nil {
 		return 0, nil, validationError("1 validation error detected: Value null at 'mappingRules' failed to satisfy constraint: Member must not be null")
 	}
+	// AWS publishes no limit; a certificate field has a few dozen
+	// attributes at most, so the emulator bounds what one put may store.
+	if len(in.MappingRules) > maxMappingRules {
+		return 0, nil, validationError("1 validation error detected: 'mappingRules' has %d rules; the keyless emulator takes at most %d per field", len(in.MappingRules), maxMappingRules)
+	}
 	var rules []MappingRule
+	seen := map[string]bool{}
 	for _, r := range in.MappingRules {
 		// The API allows 0 to 60 characters; an empty specifier maps
 		// nothing.
@@ -379,7 +385,8 @@ func (e *Emulator) putAttributeMapping(c *raCall) (int, any, *apiError) {
 			return 0, nil, validationError("1 validation error detected: a specifier in 'mappingRules' is over %d characters", maxSpecifierChars)
 		}
 		s := normalSpecifier(field, r.Specifier)
-		if !slices.Contains(rules, MappingRule{Specifier: s}) {
+		if !seen[s] {
+			seen[s] = true
 			rules = append(rules, MappingRule{Specifier: s})
 		}
 	}
@@ -397,6 +404,9 @@ func (e *Emulator) putAttributeMapping(c *raCall) (int, any, *apiError) {
 		return nil
 	})
 }
+
+// maxMappingRules bounds one field's mapping rules (see putAttributeMapping).
+const maxMappingRules = 200
 
 func (e *Emulator) deleteAttributeMapping(c *raCall) (int, any, *apiError) {
 	field := c.query.Get("certificateField")

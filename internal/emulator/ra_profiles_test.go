@@ -1,6 +1,7 @@
 package emulator_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -170,6 +171,7 @@ func TestProfileRefusals(t *testing.T) {
 		{"delete unknown profile", "DELETE", "/profile/00000000-0000-4000-8000-000000000000", nil, 404, "ResourceNotFoundException", "no profile with id"},
 		{"mapping field unknown", "PUT", "/profiles/" + id + "/mappings", map[string]any{"certificateField": "x509Foo", "mappingRules": []map[string]string{{"specifier": "CN"}}}, 400, "ValidationException", "'certificateField'"},
 		{"mapping rules missing", "PUT", "/profiles/" + id + "/mappings", map[string]any{"certificateField": "x509Subject"}, 400, "ValidationException", "'mappingRules'"},
+		{"mapping rules over the emulator's bound", "PUT", "/profiles/" + id + "/mappings", map[string]any{"certificateField": "x509Subject", "mappingRules": manyRules(201)}, 400, "ValidationException", "at most 200"},
 		{"mapping specifier of 61 characters", "PUT", "/profiles/" + id + "/mappings", map[string]any{"certificateField": "x509Subject", "mappingRules": []map[string]string{{"specifier": strings.Repeat("C", 61)}}}, 400, "ValidationException", "specifier"},
 		{"role ARN over 1011 characters", "POST", "/profiles", map[string]any{"name": "p", "roleArns": []string{role + strings.Repeat("x", 1011)}}, 400, "ValidationException", "over 1011"},
 		{"managed policy ARN over 200 characters", "POST", "/profiles", map[string]any{"name": "p", "roleArns": []string{role}, "managedPolicyArns": []string{"arn:aws:iam::aws:policy/" + strings.Repeat("x", 200)}}, 400, "ValidationException", "1 to 200"},
@@ -243,4 +245,13 @@ func TestProfileMappingsApplyToSessions(t *testing.T) {
 	if a := e.createSession(call{}); a.status != 201 {
 		t.Errorf("subject CN mapped: %d %s", a.status, a.message)
 	}
+}
+
+// manyRules makes n distinct mapping rules.
+func manyRules(n int) []map[string]string {
+	out := make([]map[string]string, n)
+	for i := range out {
+		out[i] = map[string]string{"specifier": fmt.Sprintf("2.5.4.%d", 1000+i)}
+	}
+	return out
 }
