@@ -77,7 +77,7 @@ type Emulator struct {
 	chains chainCache
 	// crlChecks caches CRL signature checks by CRL and issuer; see
 	// crlSignedBy.
-	crlChecks sync.Map
+	crlChecks crlCheckCache
 	// subjects records who has had sessions, for ListSubjects.
 	subjects subjectLog
 }

@@ -13,7 +13,7 @@ import (
 
 	"github.com/keyless-dev/keyless/internal/atomicfile"
 	"github.com/keyless-dev/keyless/internal/iampolicy"
-	"github.com/keyless-dev/keyless/internal/pki"
+	"github.com/keyless-dev/keyless/internal/secretfile"
 )
 
 // stateFormat names the state file's format; a file of another format is
@@ -127,6 +127,12 @@ func (e *Emulator) openState(path string, initial *resources) (*resources, error
 	case err != nil:
 		return nil, &StateFileError{Path: path, Err: err}
 	}
+	// Whoever can write the state can add a trust anchor of their own and
+	// get credentials: it must be this user's (or root's) and writable by
+	// nobody else, as a CA's files are.
+	if err := secretfile.CheckOwned("emulator state file", path); err != nil {
+		return nil, &StateFileError{Path: path, Err: err}
+	}
 	res, err := e.decodeState(data)
 	if err != nil {
 		return nil, &StateFileError{Path: path, Refused: true, Err: err}
@@ -223,7 +229,7 @@ func (e *Emulator) decodeState(data []byte) (*resources, error) {
 	}
 	r := newResources()
 	for _, a := range f.TrustAnchors {
-		certs, err := pki.ParseCertificates([]byte(a.CertificateBundlePEM))
+		certs, err := parseBundle([]byte(a.CertificateBundlePEM))
 		if err != nil {
 			return nil, fmt.Errorf("trust anchor %s: %w", a.ID, err)
 		}

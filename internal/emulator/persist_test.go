@@ -272,6 +272,31 @@ func TestStateRefusedAtStart(t *testing.T) {
 	}
 }
 
+// TestStateWritableByOthersRefused: a state file others may write could
+// hold their trust anchor, so it is refused, naming the file.
+func TestStateWritableByOthersRefused(t *testing.T) {
+	dir := t.TempDir()
+	writeBundle(t, dir)
+	clock := testkit.NewClock(time.Now().Truncate(time.Second))
+	path := filepath.Join(dir, "state.json")
+	e := stateEnv(t, dir, operatorsSeed, path, clock)
+	e.srv.Close()
+	if err := os.Chmod(path, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	_, err := tryStateEnv(t, t.TempDir(), operatorsSeed, path, clock)
+	var se *emulator.StateFileError
+	if !errors.As(err, &se) || se.Path != path || !strings.Contains(err.Error(), path) {
+		t.Fatalf("New over a 0666 state file: %v; want a StateFileError naming %s", err, path)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tryStateEnv(t, t.TempDir(), operatorsSeed, path, clock); err != nil {
+		t.Fatalf("New over the same file at 0600: %v", err)
+	}
+}
+
 func idFromARN(arn string) string { return arn[strings.LastIndexByte(arn, '/')+1:] }
 
 // The crash test's child: KEYLESS_STATE_CHILD names the directory with

@@ -491,16 +491,42 @@ func (e *Emulator) checkRevocation(res *resources, ta *TrustAnchor, chain []*x50
 }
 
 func (e *Emulator) crlSignedBy(crl *CRL, issuer *x509.Certificate) bool {
-	key := struct {
-		crl    *CRL
-		issuer [32]byte
-	}{crl, sha256.Sum256(issuer.Raw)}
-	if ok, found := e.crlChecks.Load(key); found {
-		return ok.(bool)
+	// Keyed by content, not by the *CRL: every Enable/Disable/UpdateCrl
+	// makes a new object, which must neither miss nor pin old entries.
+	key := crlCheckKey{crl: sha256.Sum256(crl.List.Raw), issuer: sha256.Sum256(issuer.Raw)}
+	if ok, found := e.crlChecks.get(key); found {
+		return ok
 	}
 	ok := crl.List.CheckSignatureFrom(issuer) == nil
-	e.crlChecks.Store(key, ok)
+	e.crlChecks.put(key, ok)
 	return ok
+}
+
+type crlCheckKey struct{ crl, issuer [32]byte }
+
+// crlCheckCache remembers CRL signature checks, at most maxCRLChecks of
+// them; when full it starts over.
+type crlCheckCache struct {
+	mu sync.Mutex
+	m  map[crlCheckKey]bool
+}
+
+const maxCRLChecks = 4096
+
+func (c *crlCheckCache) get(k crlCheckKey) (bool, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ok, found := c.m[k]
+	return ok, found
+}
+
+func (c *crlCheckCache) put(k crlCheckKey, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxCRLChecks {
+		c.m = map[crlCheckKey]bool{}
+	}
+	c.m[k] = ok
 }
 
 // subjectID is the id of the Roles Anywhere subject for a certificate:
