@@ -132,6 +132,10 @@ func TestControlPlaneRefusals(t *testing.T) {
 	}{
 		{"bad signature", wrongSecret, 403, "InvalidSignatureException", "SignatureDoesNotMatch", "does not match"},
 		{"unknown key", unknown, 403, "UnrecognizedClientException", "InvalidClientTokenId", "security token included in the request is invalid"},
+		// An operator's long-lived key never comes with a session token:
+		// one that does is not the operator's signature.
+		{"operator key with a session token", sigv4.Credentials{AccessKeyID: operatorKeyID, SecretAccessKey: operatorSecret, SessionToken: "not-a-session"},
+			403, "UnrecognizedClientException", "InvalidClientTokenId", "long-lived key, and the request carries X-Amz-Security-Token"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			status, out := e.ra(c.creds, "GET", "/trustanchors", nil)
