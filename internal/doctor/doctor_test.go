@@ -9,11 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/keyless-dev/keyless/internal/agent"
 	"github.com/keyless-dev/keyless/internal/awscreds"
+	"github.com/keyless-dev/keyless/internal/ca"
 	"github.com/keyless-dev/keyless/internal/ca/catest"
 	"github.com/keyless-dev/keyless/internal/doctor"
 	"github.com/keyless-dev/keyless/internal/emulator"
@@ -526,4 +528,84 @@ func TestOverTLS(t *testing.T) {
 	s.cfg.Getenv = func(string) string { return "" }
 	want(t, s.run(), map[string]doctor.Status{doctor.CheckAWSClock: doctor.Fail, doctor.CheckCreateSession: doctor.Skip},
 		map[string]string{doctor.CheckAWSClock: "point AWS_CA_BUNDLE at that CA's certificate"})
+}
+
+// TestStaleCRL: a CRL that does not list the certificate but whose
+// nextUpdate has passed on this machine's clock is a warning that the CA
+// stopped signing CRLs, not a clean bill.
+func TestStaleCRL(t *testing.T) {
+	s := newSetup(t, emulatortest.CommonName, nil)
+	// The real CA, reloaded (as kill -HUP does) to sign CRLs valid for a
+	// second; this machine's clock half of WarnSkew ahead of the CA's and
+	// the emulator's: the clock checks pass, the CRL's nextUpdate is past.
+	cfg, err := ca.ParseConfig(append(s.ca.ConfigYAML, "crlValidity: 1s\n"...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.ca.Authority.Reload(cfg)
+	s.clock.Advance(doctor.WarnSkew / 2)
+	rep := s.run()
+	want(t, rep, map[string]doctor.Status{doctor.CheckCRL: doctor.Warn}, nil)
+	c := rep.Get(doctor.CheckCRL)
+	if !strings.Contains(c.Detail, "not revoked, but the CRL is stale") {
+		t.Errorf("crl: %s", c.Detail)
+	}
+	if c.Fix != "check that the CA is running and signing CRLs" {
+		t.Errorf("crl's fix: %q", c.Fix)
+	}
+}
+
+// TestSTSOfAnotherAccount: --sts-endpoint pointing at another account's
+// STS. Another emulator refuses the session's credentials (it did not
+// issue them); an STS that accepts them but answers for an account other
+// than the role's is a warning naming both accounts.
+func TestSTSOfAnotherAccount(t *testing.T) {
+	const other = "444455556666"
+	s := newSetup(t, emulatortest.CommonName, nil)
+
+	ref := emulatortest.Reference(pki.EncodeCertificates(s.ca.Root.Cert))
+	ref.Account = other
+	seed, err := emulator.ParseSeed([]byte(ref.Seed()), emulator.SeedSource{Name: "other.yaml"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	emu, err := emulator.New(emulator.Config{Seed: seed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherEmu := httptest.NewServer(emu)
+	t.Cleanup(otherEmu.Close)
+	s.cfg.STSEndpoint = otherEmu.URL
+	want(t, s.run(), map[string]doctor.Status{doctor.CheckSTS: doctor.Fail},
+		map[string]string{doctor.CheckSTS: "refused by STS there: check --sts-endpoint"})
+
+	// An STS of account other that takes the credentials: test code
+	// only, it answers any signed request with a session's token.
+	arn := "arn:aws:sts::" + other + ":assumed-role/" + emulatortest.Role + "/doctor"
+	var asked atomic.Int32
+	fake := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.Header.Get("Authorization"), "AWS4-HMAC-SHA256 ") || r.Header.Get("X-Amz-Security-Token") == "" {
+			http.Error(w, "unsigned", http.StatusForbidden)
+			return
+		}
+		asked.Add(1)
+		w.Header().Set("Content-Type", "text/xml")
+		fmt.Fprintf(w, `<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult>`+
+			`<Arn>%s</Arn><UserId>AROAEXAMPLEEXAMPLE:doctor</UserId><Account>%s</Account></GetCallerIdentityResult>`+
+			`<ResponseMetadata><RequestId>1</RequestId></ResponseMetadata></GetCallerIdentityResponse>`, arn, other)
+	}))
+	t.Cleanup(fake.Close)
+	s.cfg.STSEndpoint = fake.URL
+	rep := s.run()
+	want(t, rep, map[string]doctor.Status{doctor.CheckSTS: doctor.Warn}, nil)
+	if asked.Load() != 1 {
+		t.Errorf("the STS was asked %d times, want once", asked.Load())
+	}
+	c := rep.Get(doctor.CheckSTS)
+	if want := arn + " is in account " + other + ", not the role's " + emulatortest.Account; !strings.Contains(c.Detail, want) {
+		t.Errorf("sts: %q, want it to say %q", c.Detail, want)
+	}
+	if c.Fix != "check --sts-endpoint" {
+		t.Errorf("sts's fix: %q", c.Fix)
+	}
 }
