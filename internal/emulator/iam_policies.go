@@ -58,16 +58,34 @@ func policyNameParam(p url.Values) (string, *stsError) {
 	return name, nil
 }
 
+// roleAndPolicyName reads RoleName and PolicyName, as the inline-policy
+// operations take them.
+func roleAndPolicyName(p url.Values) (string, string, *stsError) {
+	roleName, fail := roleNameParam(p)
+	if fail != nil {
+		return "", "", fail
+	}
+	name, fail := policyNameParam(p)
+	return roleName, name, fail
+}
+
+// roleAndPolicyARN reads RoleName and PolicyArn, as Attach and
+// DetachRolePolicy take them.
+func roleAndPolicyARN(p url.Values) (string, string, *stsError) {
+	roleName, fail := roleNameParam(p)
+	if fail != nil {
+		return "", "", fail
+	}
+	arn, fail := policyARNParam(p)
+	return roleName, arn, fail
+}
+
 func noSuchRolePolicy(name string) *stsError {
 	return &stsError{status: http.StatusNotFound, typ: "Sender", code: "NoSuchEntity", message: fmt.Sprintf("The role policy with name %s cannot be found.", truncate(name))}
 }
 
 func (e *Emulator) putRolePolicy(p url.Values, _ caller) (any, *stsError) {
-	roleName, fail := roleNameParam(p)
-	if fail != nil {
-		return nil, fail
-	}
-	name, fail := policyNameParam(p)
+	roleName, name, fail := roleAndPolicyName(p)
 	if fail != nil {
 		return nil, fail
 	}
@@ -100,11 +118,7 @@ func (e *Emulator) putRolePolicy(p url.Values, _ caller) (any, *stsError) {
 }
 
 func (e *Emulator) getRolePolicy(p url.Values, _ caller) (any, *stsError) {
-	roleName, fail := roleNameParam(p)
-	if fail != nil {
-		return nil, fail
-	}
-	name, fail := policyNameParam(p)
+	roleName, name, fail := roleAndPolicyName(p)
 	if fail != nil {
 		return nil, fail
 	}
@@ -124,11 +138,7 @@ func (e *Emulator) getRolePolicy(p url.Values, _ caller) (any, *stsError) {
 }
 
 func (e *Emulator) deleteRolePolicy(p url.Values, _ caller) (any, *stsError) {
-	roleName, fail := roleNameParam(p)
-	if fail != nil {
-		return nil, fail
-	}
-	name, fail := policyNameParam(p)
+	roleName, name, fail := roleAndPolicyName(p)
 	if fail != nil {
 		return nil, fail
 	}
@@ -190,11 +200,7 @@ func policyARNParam(p url.Values) (string, *stsError) {
 }
 
 func (e *Emulator) attachRolePolicy(p url.Values, _ caller) (any, *stsError) {
-	roleName, fail := roleNameParam(p)
-	if fail != nil {
-		return nil, fail
-	}
-	arn, fail := policyARNParam(p)
+	roleName, arn, fail := roleAndPolicyARN(p)
 	if fail != nil {
 		return nil, fail
 	}
@@ -217,11 +223,7 @@ func (e *Emulator) attachRolePolicy(p url.Values, _ caller) (any, *stsError) {
 }
 
 func (e *Emulator) detachRolePolicy(p url.Values, _ caller) (any, *stsError) {
-	roleName, fail := roleNameParam(p)
-	if fail != nil {
-		return nil, fail
-	}
-	arn, fail := policyARNParam(p)
+	roleName, arn, fail := roleAndPolicyARN(p)
 	if fail != nil {
 		return nil, fail
 	}
