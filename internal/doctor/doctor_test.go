@@ -65,19 +65,9 @@ func newSetup(t *testing.T, cn string, edit seedEdit, bundle ...*x509.Certificat
 	if edit != nil {
 		seedText = edit(seedText, s)
 	}
-	seed, err := emulator.ParseSeed([]byte(seedText), emulator.SeedSource{Name: "seed.yaml"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	emu, err := emulator.New(emulator.Config{Seed: seed})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(emu)
-	t.Cleanup(srv.Close)
-	out := seed.Outputs(srv.URL)
+	srv := emulatortest.NewSeed(t, seedText, nil, nil)
 	s.emuURL = srv.URL
-	s.ta, s.pr, s.ro = out.TrustAnchors[emulatortest.TrustAnchor], out.Profiles[emulatortest.Profile], out.Roles[emulatortest.Role]
+	s.ta, s.pr, s.ro = srv.TrustAnchorARN, srv.ProfileARN, srv.RoleARN
 	policy := strings.ReplaceAll(emulatortest.TrustPolicy, "${trustAnchors."+emulatortest.TrustAnchor+".arn}", s.ta)
 	policyFile := pkitest.WriteFile(t, s.dir, "policy.json", []byte(policy))
 	s.cfg = doctor.Config{
@@ -565,16 +555,7 @@ func TestSTSOfAnotherAccount(t *testing.T) {
 
 	ref := emulatortest.Reference(pki.EncodeCertificates(s.ca.Root.Cert))
 	ref.Account = other
-	seed, err := emulator.ParseSeed([]byte(ref.Seed()), emulator.SeedSource{Name: "other.yaml"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	emu, err := emulator.New(emulator.Config{Seed: seed})
-	if err != nil {
-		t.Fatal(err)
-	}
-	otherEmu := httptest.NewServer(emu)
-	t.Cleanup(otherEmu.Close)
+	otherEmu := emulatortest.NewReference(t, ref, nil, nil)
 	s.cfg.STSEndpoint = otherEmu.URL
 	want(t, s.run(), map[string]doctor.Status{doctor.CheckSTS: doctor.Fail},
 		map[string]string{doctor.CheckSTS: "refused by STS there: check --sts-endpoint"})

@@ -70,7 +70,14 @@ func NewAt(t TB, now func() time.Time, logger *slog.Logger, bundle ...*x509.Cert
 // that need another shape of the reference deployment: a profile that
 // accepts session names, other durations.
 func NewReference(t TB, ref emulator.Reference, now func() time.Time, logger *slog.Logger) *Server {
-	seed, err := emulator.ParseSeed([]byte(ref.Seed()), emulator.SeedSource{Name: "emulatortest.yaml"})
+	return NewSeed(t, ref.Seed(), now, logger)
+}
+
+// NewSeed starts the emulator over a seed document, such as the
+// reference's edited for a test; ARNs are those of this package's
+// resource names, empty when the seed lacks them.
+func NewSeed(t TB, seedText string, now func() time.Time, logger *slog.Logger) *Server {
+	seed, err := emulator.ParseSeed([]byte(seedText), emulator.SeedSource{Name: "emulatortest.yaml"})
 	if err != nil {
 		t.Fatalf("emulatortest: %v", err)
 	}
