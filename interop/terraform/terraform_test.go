@@ -121,9 +121,9 @@ func newWorkspace(t *testing.T) *workspace {
 	return &workspace{terraform: tf, keyless: testkit.Keyless(t), dir: dir, env: env}
 }
 
-// writeRoot writes the root module: the provider pointed at endpoint for
-// Roles Anywhere, IAM and STS, and a call of the module with body.
-func (w *workspace) writeRoot(t *testing.T, endpoint, body string) {
+// moduleSource is deploy/terraform/roles-anywhere relative to the
+// workspace, as a module call's source names it.
+func (w *workspace) moduleSource(t *testing.T) string {
 	t.Helper()
 	abs, err := filepath.Abs(moduleDir)
 	if err != nil {
@@ -133,6 +133,14 @@ func (w *workspace) writeRoot(t *testing.T, endpoint, body string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return rel
+}
+
+// writeRoot writes the root module: the provider pointed at endpoint for
+// Roles Anywhere, IAM and STS, and a call of the module with body.
+func (w *workspace) writeRoot(t *testing.T, endpoint, body string) {
+	t.Helper()
+	rel := w.moduleSource(t)
 	root := fmt.Sprintf(`provider "aws" {
   region                      = "us-east-1"
   skip_metadata_api_check     = true
@@ -674,14 +682,7 @@ func TestModuleRefusesBadVariables(t *testing.T) {
 	}
 	// One module call per case, and one good call, validated in one run:
 	// each run starts the 1.27 GB provider, which takes seconds.
-	abs, err := filepath.Abs(moduleDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rel, err := filepath.Rel(w.dir, abs)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rel := w.moduleSource(t)
 	var root strings.Builder
 	call := func(name, body string) {
 		fmt.Fprintf(&root, "module %q {\n  source = %q\n%s\n}\n\n", name, rel, body)
