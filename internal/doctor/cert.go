@@ -213,6 +213,8 @@ func (r *run) trustPolicy() {
 	reason := refusal.Error()
 	var fix string
 	switch {
+	case refusal.Subject != nil:
+		fix = "Roles Anywhere does not take this certificate's subject: issue a certificate with a subject CN of at most 64 characters"
 	case len(refusal.BadTags) > 0:
 		fix = "Roles Anywhere cannot make these attributes session tags: issue a certificate whose subject and SANs use only letters, digits, spaces and _.:/=+-@"
 	case strings.Contains(reason, "aws:SourceArn"):

@@ -41,9 +41,13 @@ type Config struct {
 	Rand io.Reader
 	// Logger receives one line per decision; nil discards.
 	Logger *slog.Logger
-	// MaxSkew is the allowed distance between a request's date and Now;
-	// zero means 5 minutes, standard SigV4's window.
+	// MaxSkew is the allowed distance between a request's date and Now
+	// for CreateSession and the control plane; zero means 5 minutes,
+	// standard SigV4's window.
 	MaxSkew time.Duration
+	// STSMaxSkew is the same for STS, which allows more; zero means
+	// DefaultSTSMaxSkew.
+	STSMaxSkew time.Duration
 	// StatePath, when set, keeps the resources in this file across
 	// restarts: every change is written to it (atomically, fsynced)
 	// before it is answered, and at start an existing file is loaded in
@@ -55,6 +59,11 @@ type Config struct {
 	// Zero means DefaultMaxCredentials.
 	MaxCredentials int
 }
+
+// DefaultSTSMaxSkew is STS's clock-skew window: its refusals read
+// "Signature expired: <date> is now earlier than <date> (<now> - 15
+// min.)", and it accepts requests dated within 15 minutes either way.
+const DefaultSTSMaxSkew = 15 * time.Minute
 
 // DefaultMaxCredentials bounds memory: about 1 KB per credential, so the
 // default caps the store near 100 MB even under a flood of sessions.
@@ -69,6 +78,8 @@ type Emulator struct {
 	rand    io.Reader
 	log     *slog.Logger
 	maxSkew time.Duration
+	// stsMaxSkew is STS's window (maxSkew is the others').
+	stsMaxSkew time.Duration
 
 	st        *state
 	operators map[string]*Operator // by access key id
@@ -89,12 +100,13 @@ func New(cfg Config) (*Emulator, error) {
 		return nil, errors.New("emulator: no seed")
 	}
 	e := &Emulator{
-		seed:      cfg.Seed,
-		now:       cfg.Now,
-		rand:      cfg.Rand,
-		log:       cfg.Logger,
-		maxSkew:   cfg.MaxSkew,
-		operators: map[string]*Operator{},
+		seed:       cfg.Seed,
+		now:        cfg.Now,
+		rand:       cfg.Rand,
+		log:        cfg.Logger,
+		maxSkew:    cfg.MaxSkew,
+		stsMaxSkew: cfg.STSMaxSkew,
+		operators:  map[string]*Operator{},
 	}
 	if e.now == nil {
 		e.now = time.Now
@@ -105,6 +117,9 @@ func New(cfg Config) (*Emulator, error) {
 	e.log = logline.Or(e.log)
 	if e.maxSkew == 0 {
 		e.maxSkew = sigv4.DefaultMaxSkew
+	}
+	if e.stsMaxSkew == 0 {
+		e.stsMaxSkew = DefaultSTSMaxSkew
 	}
 	max := cfg.MaxCredentials
 	if max <= 0 {

@@ -26,9 +26,10 @@ import (
 const (
 	minRequestDuration = 900
 	maxRequestDuration = 43200
-	// maxIntermediates bounds the chain work one request can cause; real
-	// PKIs have one or two intermediates (AWS does not publish its limit).
-	maxIntermediates = 10
+	// maxIntermediates is the most certificates X-Amz-X509-Chain may
+	// carry: AWS's limit is 5 (issue 15's comparison with the user guide;
+	// it also bounds the chain work one request can cause).
+	maxIntermediates = 5
 )
 
 // sessionRequest is a parsed CreateSession request.
@@ -43,8 +44,11 @@ type sessionRequest struct {
 // protocol (encoding/json alone would also accept "RoleSessionName"), and
 // unknown keys are ignored.
 type sessionBody struct {
-	DurationSeconds    *int
-	RoleSessionName    *string
+	DurationSeconds *int
+	RoleSessionName *string
+	// SessionName is the deprecated field: decoded (it is a string in the
+	// API) and otherwise ignored, as AWS does ("This parameter is no
+	// longer used"; roleSessionName replaced it).
 	SessionName        *string
 	InstanceProperties map[string]string
 	ProfileArn         *string
@@ -143,13 +147,10 @@ func parseSessionRequest(rawQuery string, body []byte) (*sessionRequest, *apiErr
 	if d := req.DurationSeconds; d != nil && *d > maxRequestDuration {
 		return nil, validationError("1 validation error detected: Value '%d' at 'durationSeconds' failed to satisfy constraint: Member must have value less than or equal to %d", *d, maxRequestDuration)
 	}
-	switch {
-	case b.RoleSessionName != nil:
+	if b.RoleSessionName != nil {
 		req.RoleSessionName = *b.RoleSessionName
-	case b.SessionName != nil: // the deprecated spelling
-		req.RoleSessionName = *b.SessionName
 	}
-	if (b.RoleSessionName != nil || b.SessionName != nil) && !rolesanywhere.ValidSessionName(req.RoleSessionName) {
+	if b.RoleSessionName != nil && !rolesanywhere.ValidSessionName(req.RoleSessionName) {
 		return nil, validationError("1 validation error detected: Value '%s' at 'roleSessionName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]{2,64}", truncate(req.RoleSessionName))
 	}
 	if len(req.InstanceProperties) > 50 {
@@ -263,10 +264,13 @@ func (e *Emulator) handleSession(r *http.Request, body []byte, now time.Time) (*
 		return nil, "", signatureError(err)
 	}
 	if len(v.Intermediates) > maxIntermediates {
-		return nil, "", validationError("X-Amz-X509-Chain holds %d certificates; at most %d are accepted", len(v.Intermediates), maxIntermediates)
+		return nil, "", accessDenied(untrusted, "X-Amz-X509-Chain holds %d certificates; AWS takes at most %d (send only the intermediates between the leaf and the trust anchor)", len(v.Intermediates), maxIntermediates)
 	}
 	leaf := v.Certificate
 	if err := pki.CheckLeaf(leaf, now); err != nil {
+		return nil, "", accessDenied(untrusted, "leaf certificate serial %s: %v", leaf.SerialNumber, err)
+	}
+	if err := trustpolicy.CheckSubject(leaf); err != nil {
 		return nil, "", accessDenied(untrusted, "leaf certificate serial %s: %v", leaf.SerialNumber, err)
 	}
 	chain, fail := e.verifyChain(res, ta, leaf, v.Intermediates, now)
@@ -290,15 +294,14 @@ func (e *Emulator) handleSession(r *http.Request, body []byte, now time.Time) (*
 	if role == nil || !inProfile {
 		return nil, "", accessDenied("Unable to assume role for "+req.RoleARN+".", "role %s is not in profile %s (its roles: %s)", req.RoleARN, profile.Name, strings.Join(profile.RoleARNs, ", "))
 	}
-	if profile.RequireInstanceProperties && len(req.InstanceProperties) == 0 {
-		return nil, "", accessDenied("Instance properties are required", "profile %s has requireInstanceProperties: true and the request has no instanceProperties", profile.Name)
-	}
+	// profile.RequireInstanceProperties is kept and served but not
+	// enforced: AWS's API reference calls it "Unused, saved for future
+	// use".
 
 	duration := profile.DurationSeconds
 	if req.DurationSeconds != nil {
 		duration = min(duration, *req.DurationSeconds)
 	}
-	duration = min(duration, role.MaxSessionDuration)
 
 	sessionName := leaf.SerialNumber.Text(16)
 	if req.RoleSessionName != "" {
@@ -310,10 +313,24 @@ func (e *Emulator) handleSession(r *http.Request, body []byte, now time.Time) (*
 
 	if r := trustpolicy.Evaluate(role.TrustPolicy, trustpolicy.Session{Leaf: leaf, AnchorARN: ta.ARN, Account: e.st.account, Now: now,
 		Mappings: policyMappings(profile.AttributeMappings)}); r != nil {
+		if r.Subject != nil {
+			return nil, "", accessDenied(untrusted, "leaf certificate serial %s: %v", leaf.SerialNumber, r.Subject)
+		}
 		if len(r.BadTags) > 0 {
 			return nil, "", accessDenied("Unable to assume role for "+role.ARN+". Some attributes failed to be mapped into session tags.", "%s", strings.Join(r.BadTags, "; "))
 		}
 		return nil, "", accessDenied("Unable to assume role for "+role.ARN+".", "trust policy of role %s: %s: %s", role.Name, r.Decision.Effect, r.Decision.Reason)
+	}
+	// The smaller of the request's and the profile's durations is what
+	// Roles Anywhere asks STS for; above the role's maximum, STS refuses
+	// (it does not shorten the session), and Roles Anywhere relays it.
+	if duration > role.MaxSessionDuration {
+		from := fmt.Sprintf("profile %s's durationSeconds %d", profile.Name, profile.DurationSeconds)
+		if req.DurationSeconds != nil && *req.DurationSeconds < profile.DurationSeconds {
+			from = fmt.Sprintf("the request's durationSeconds %d", *req.DurationSeconds)
+		}
+		return nil, "", accessDenied("Unable to assume role for "+role.ARN+". The requested DurationSeconds exceeds the MaxSessionDuration set for this role.",
+			"the session would last %d seconds (%s), over role %s's maxSessionDuration %d; ask for less, lower the profile's durationSeconds, or raise the role's maximum", duration, from, role.Name, role.MaxSessionDuration)
 	}
 	sourceIdentity := trustpolicy.SourceIdentity(leaf)
 

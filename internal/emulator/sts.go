@@ -125,15 +125,20 @@ func (c caller) userID() string {
 // verifySigV4 checks a standard SigV4 (AWS4-HMAC-SHA256) request signed
 // for service: the access key id is an operator's or was issued by the
 // emulator (then the session token must match it and the credentials
-// must not have expired), the date is within the skew window, the scope
+// must not have expired), the date is within the service's skew window
+// (STS's 15 minutes, others' 5), the scope
 // names one of regions and service, and the signature verifies over the
 // signed headers, which must include host. Its refusals are in STS's
 // terms (Query protocol codes); restError maps them for JSON services.
 func (e *Emulator) verifySigV4(r *http.Request, body []byte, service string, regions []string) (caller, *stsError) {
 	now := e.now()
+	skew := e.maxSkew
+	if service == "sts" {
+		skew = e.stsMaxSkew
+	}
 	var who caller
 	a, err := sigv4.VerifyHMAC(r, body, sigv4.HMACVerifyOptions{
-		Service: service, Regions: regions, Now: now, MaxSkew: e.maxSkew,
+		Service: service, Regions: regions, Now: now, MaxSkew: skew,
 		Secret: func(r *http.Request, accessKeyID string) (string, error) {
 			if op := e.operators[accessKeyID]; op != nil {
 				if r.Header.Get(sigv4.HeaderSecurityToken) != "" {
@@ -152,8 +157,10 @@ func (e *Emulator) verifySigV4(r *http.Request, body []byte, service string, reg
 				return "", &stsError{status: http.StatusForbidden, typ: "Sender", code: "InvalidClientTokenId", message: "The security token included in the request is invalid.",
 					rule: "X-Amz-Security-Token is missing or is not the session token issued with access key id " + cred.AccessKeyID}
 			}
+			// AWS answers a request signed with expired session
+			// credentials 403 ExpiredToken.
 			if !now.Before(cred.Expiration) {
-				return "", &stsError{status: http.StatusBadRequest, typ: "Sender", code: "ExpiredToken", message: "The security token included in the request is expired",
+				return "", &stsError{status: http.StatusForbidden, typ: "Sender", code: "ExpiredToken", message: "The security token included in the request is expired",
 					rule: "credentials expired at " + cred.Expiration.UTC().Format(time.RFC3339)}
 			}
 			who.cred = cred
@@ -180,8 +187,7 @@ func (e *Emulator) verifySigV4(r *http.Request, body []byte, service string, reg
 	case errors.Is(err, sigv4.ErrMalformed):
 		fail = &stsError{status: http.StatusBadRequest, typ: "Sender", code: "IncompleteSignature", message: "Authorization header is malformed"}
 	case errors.Is(err, sigv4.ErrClockSkew):
-		dateStr := r.Header.Get(sigv4.HeaderDate)
-		fail = denied(fmt.Sprintf("Signature expired: %s is now earlier than %s (%s - %s.)", dateStr, now.Add(-e.maxSkew).UTC().Format(sigv4.TimeFormat), now.UTC().Format(sigv4.TimeFormat), e.maxSkew))
+		fail = denied(skewMessage(r.Header.Get(sigv4.HeaderDate), now, skew))
 	case errors.Is(err, sigv4.ErrScopeDate):
 		fail = denied("Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP")
 	case errors.Is(err, sigv4.ErrScopeRegion):
@@ -244,4 +250,18 @@ func (e *Emulator) writeQueryError(w http.ResponseWriter, f *stsError, namespace
 	w.Header().Set("Content-Type", "text/xml")
 	w.WriteHeader(f.status)
 	_, _ = w.Write(append([]byte(xml.Header), out...))
+}
+
+// skewMessage is AWS's answer to a request dated outside the skew
+// window: "Signature expired: <date> is now earlier than <now - skew>
+// (<now> - 15 min.)" for a date too far in the past, "Signature not yet
+// current: <date> is still later than <now + skew> (<now> + 15 min.)"
+// for one too far in the future.
+func skewMessage(dateStr string, now time.Time, skew time.Duration) string {
+	f := func(t time.Time) string { return t.UTC().Format(sigv4.TimeFormat) }
+	minutes := int(skew / time.Minute)
+	if date, err := time.Parse(sigv4.TimeFormat, dateStr); err == nil && date.After(now) {
+		return fmt.Sprintf("Signature not yet current: %s is still later than %s (%s + %d min.)", dateStr, f(now.Add(skew)), f(now), minutes)
+	}
+	return fmt.Sprintf("Signature expired: %s is now earlier than %s (%s - %d min.)", dateStr, f(now.Add(-skew)), f(now), minutes)
 }

@@ -104,7 +104,7 @@ func TestSTSRefusals(t *testing.T) {
 			r.Body = io.NopCloser(strings.NewReader(action + "&x=1"))
 			r.ContentLength += 4
 		}, status: 403, code: "SignatureDoesNotMatch"},
-		{name: "date 6 minutes off", body: action, date: -6 * time.Minute, status: 403, code: "Signature expired"},
+		{name: "date 16 minutes off", body: action, date: -16 * time.Minute, status: 403, code: "Signature expired"},
 		{name: "no Authorization", body: action, mutate: func(r *http.Request) { r.Header.Del("Authorization") }, status: 403, code: "MissingAuthenticationToken"},
 		{name: "no security token", body: action, mutate: func(r *http.Request) { r.Header.Del("X-Amz-Security-Token") }, status: 403, code: "InvalidClientTokenId"},
 		{name: "unknown access key", body: action, creds: func(c *rolesanywhere.Credentials) { c.AccessKeyID = "ASIAAAAAAAAAAAAAAAAA" }, status: 403, code: "InvalidClientTokenId"},

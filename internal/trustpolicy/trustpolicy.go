@@ -45,13 +45,12 @@ var Actions = []string{"sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentit
 //   - aws:SourceArn (the trust anchor's ARN) and aws:SourceAccount
 //     (roles-anywhere.md §4; IAM global condition keys: present when an
 //     AWS service principal calls on a resource owner's behalf).
-//   - sts:SourceIdentity: the source identity Roles Anywhere sets, the
-//     subject's CN as the answer's sourceIdentity carries it, "CN=<cn>"
-//     (roles-anywhere.md §2 and §3; user guide "Trust model": the key "is
-//     present in the request when IAM Roles Anywhere initially sets the
-//     source identity"). Absent when the subject has no CN, as
-//     sourceIdentity is. The CreateSession body cannot set it: the API
-//     has no such field, and unknown keys are ignored.
+//   - sts:SourceIdentity: the source identity Roles Anywhere sets, as the
+//     answer's sourceIdentity carries it (see SourceIdentity; user guide
+//     "Trust model": the key "is present in the request when IAM Roles
+//     Anywhere initially sets the source identity"). The CreateSession
+//     body cannot set it: the API has no such field, and unknown keys are
+//     ignored.
 //   - aws:CurrentTime (ISO 8601, UTC, to the second) and aws:EpochTime
 //     (seconds since 1970-01-01): now, from the caller's clock (IAM
 //     global condition keys: always present; Date, and Date or Numeric).
@@ -156,13 +155,31 @@ func Attributes(leaf *x509.Certificate) map[string]string {
 	return tags
 }
 
-// CheckTags returns tags and the ones that are not valid session tag
-// values, which AWS refuses.
+// Session tag limits of STS, which Roles Anywhere's session tags must
+// meet (STS API reference, Tag and AssumeRole's Tags: "You can pass up
+// to 50 session tags. The plain text session tag keys can't exceed 128
+// characters", values 256).
+const (
+	MaxTags        = 50
+	MaxTagKeyLen   = 128
+	MaxTagValueLen = 256
+)
+
+// CheckTags returns tags and why they cannot all become session tags:
+// more than MaxTags of them, or a key or value STS does not take (too
+// long, or characters outside its pattern). AWS refuses such sessions.
 func CheckTags(tags map[string]string) (map[string]string, []string) {
 	var bad []string
+	if len(tags) > MaxTags {
+		bad = append(bad, fmt.Sprintf("the certificate maps to %d session tags; STS takes at most %d (map fewer attributes with the profile's attribute mappings)", len(tags), MaxTags))
+	}
 	for _, k := range sortedKeys(tags) {
-		if !validTagValue(tags[k]) {
-			bad = append(bad, fmt.Sprintf("%s %q is not a valid session tag value (at most 256 letters, digits, spaces and _.:/=+-@)", k, truncate(tags[k], 100)))
+		if !validTag(k, 1, MaxTagKeyLen) {
+			bad = append(bad, fmt.Sprintf("%q is not a valid session tag key (1 to %d letters, digits, spaces and _.:/=+-@)", truncate(k, 150), MaxTagKeyLen))
+			continue
+		}
+		if !validTag(tags[k], 0, MaxTagValueLen) {
+			bad = append(bad, fmt.Sprintf("%s %q is not a valid session tag value (at most %d letters, digits, spaces and _.:/=+-@)", k, truncate(tags[k], 100), MaxTagValueLen))
 		}
 	}
 	return tags, bad
@@ -238,8 +255,10 @@ func attributeName(oid asn1.ObjectIdentifier) string {
 	return oid.String()
 }
 
-func validTagValue(s string) bool {
-	if len([]rune(s)) > 256 {
+// validTag reports whether s is a session tag key or value: min to max
+// characters of STS's pattern [\p{L}\p{Z}\p{N}_.:/=+\-@].
+func validTag(s string, min, max int) bool {
+	if n := len([]rune(s)); n < min || n > max {
 		return false
 	}
 	for _, r := range s {
@@ -250,14 +269,67 @@ func validTagValue(s string) bool {
 	return true
 }
 
-// SourceIdentity is the source identity Roles Anywhere sets for leaf:
-// "CN=<cn>", or "" when the subject has no CN.
-func SourceIdentity(leaf *x509.Certificate) string {
-	if cn := leaf.Subject.CommonName; cn != "" {
-		return "CN=" + cn
+// MaxCommonName is the longest subject CN a certificate may carry:
+// X.520's ub-common-name, the upper bound RFC 5280 (appendix A.1) gives
+// the attribute. It is also the longest source identity STS takes.
+const MaxCommonName = 64
+
+// maxSourceIdentity is STS's limit on a source identity (AssumeRole's
+// SourceIdentity: 2 to 64 characters).
+const maxSourceIdentity = 64
+
+// CheckSubject refuses the leaf certificates Roles Anywhere does not
+// take for their subject: an empty subject (AWS does not support such
+// certificates), and a CN longer than MaxCommonName, which is not a
+// valid certificate (RFC 5280's upper bound) and could not become a
+// source identity; the stricter reading, since AWS documents neither
+// case's answer.
+func CheckSubject(leaf *x509.Certificate) error {
+	if len(leaf.Subject.Names) == 0 {
+		return fmt.Errorf("the certificate's subject is empty; Roles Anywhere does not support certificates without a subject (give it at least a CN)")
 	}
-	return ""
+	for _, cn := range commonNames(leaf) {
+		if n := len([]rune(cn)); n > MaxCommonName {
+			return fmt.Errorf("the subject's CN is %d characters; a CN has at most %d (RFC 5280's ub-common-name)", n, MaxCommonName)
+		}
+	}
+	return nil
 }
+
+// SourceIdentity is the source identity Roles Anywhere sets for leaf,
+// as AWS forms it: "CN=<cn>" when that fits STS's 64 characters (a CN
+// of up to 61), the CN alone when only it fits (62 to 64), and
+// "ID=<serial in hex>" when the subject has no CN. A leaf CheckSubject
+// refuses has none.
+func SourceIdentity(leaf *x509.Certificate) string {
+	cns := commonNames(leaf)
+	if len(cns) == 0 {
+		return "ID=" + leaf.SerialNumber.Text(16)
+	}
+	cn := cns[0]
+	switch n := len([]rune(cn)); {
+	case n+len("CN=") <= maxSourceIdentity:
+		return "CN=" + cn
+	case n <= maxSourceIdentity:
+		return cn
+	default:
+		return ""
+	}
+}
+
+// commonNames returns the subject's CN values in order: Go's parser
+// keeps only the last in Subject.CommonName, and drops an empty one.
+func commonNames(leaf *x509.Certificate) []string {
+	var out []string
+	for _, atv := range leaf.Subject.Names {
+		if atv.Type.Equal(oidCommonName) {
+			out = append(out, fmt.Sprint(atv.Value))
+		}
+	}
+	return out
+}
+
+var oidCommonName = asn1.ObjectIdentifier{2, 5, 4, 3}
 
 // Session is what Evaluate decides: a session for Leaf through the trust
 // anchor AnchorARN of Account, at Now.
@@ -271,16 +343,21 @@ type Session struct {
 	Mappings []Mapping
 }
 
-// Refusal is why a policy refuses a session: the certificate's
-// attributes cannot become session tags (BadTags), or the policy does not
-// allow Action (Decision says which statement and condition).
+// Refusal is why a policy refuses a session: the certificate's subject
+// is one Roles Anywhere does not take (Subject, see CheckSubject), its
+// attributes cannot become session tags (BadTags), or the policy does
+// not allow Action (Decision says which statement and condition).
 type Refusal struct {
+	Subject  error
 	BadTags  []string
 	Action   string
 	Decision iampolicy.Decision
 }
 
 func (r *Refusal) Error() string {
+	if r.Subject != nil {
+		return r.Subject.Error()
+	}
 	if len(r.BadTags) > 0 {
 		return "some attributes failed to be mapped into session tags: " + strings.Join(r.BadTags, "; ")
 	}
@@ -290,6 +367,9 @@ func (r *Refusal) Error() string {
 // Evaluate decides policy for s as Roles Anywhere would ask: nil when it
 // allows every action, else the first refusal.
 func Evaluate(policy *iampolicy.Policy, s Session) *Refusal {
+	if err := CheckSubject(s.Leaf); err != nil {
+		return &Refusal{Subject: err}
+	}
 	attrs := Attributes(s.Leaf)
 	if s.Mappings != nil {
 		attrs = MapAttributes(attrs, s.Mappings)
