@@ -66,7 +66,7 @@ func TestSeedProfilePolicies(t *testing.T) {
 		{"11 managed policy ARNs", "    managedPolicyArns: " + yamlList(policyARNs(11)) + "\n",
 			"emulator.yaml:26: profiles[0].managedPolicyArns: 11 managed policy ARNs; a session takes at most 10 (STS AssumeRole PolicyArns)"},
 		{"managed policy of another account", "    managedPolicyArns: [arn:aws:iam::444455556666:policy/theirs]\n",
-			"profiles[0].managedPolicyArns[0]: no such managed policy: arn:aws:iam::444455556666:policy/theirs is neither AWS's nor a policy of account 111122223333"},
+			"profiles[0].managedPolicyArns[0]: no such managed policy: arn:aws:iam::444455556666:policy/theirs is not AWS's (arn:aws:iam::aws:policy/...) nor of account 111122223333"},
 		{"managed policy of another partition", "    managedPolicyArns: [arn:aws-cn:iam::aws:policy/ReadOnlyAccess]\n",
 			"profiles[0].managedPolicyArns[0]: no such managed policy"},
 		{"managed policy ARN of a role", "    managedPolicyArns: [arn:aws:iam::111122223333:role/ci-deployer]\n",

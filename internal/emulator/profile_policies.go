@@ -83,7 +83,7 @@ func checkSessionPolicyARN(arn, partition, account string) error {
 	}
 	parts := strings.SplitN(arn, ":", 6)
 	if parts[1] != partition || (parts[4] != "aws" && parts[4] != account) {
-		return fmt.Errorf("%w: %s is neither AWS's nor a policy of account %s in partition %s; STS takes managed session policies only from the role's account", errPolicyNotFound, truncate(arn), account, partition)
+		return fmt.Errorf("%w: %s is not AWS's (arn:%s:iam::aws:policy/...) nor of account %s; STS takes a session's managed policies only from the role's account", errPolicyNotFound, truncate(arn), partition, account)
 	}
 	return nil
 }
@@ -117,7 +117,7 @@ func checkSessionPolicyLimits(doc string, arns []string) (int, *sessionPolicyLim
 	if size > 100 {
 		return size, &sessionPolicyLimit{field: "sessionPolicy", packed: true,
 			message: fmt.Sprintf("Packed policy consumes %d%% of allotted space", size),
-			rule:    "STS packs the session policy and managed policy ARNs into a binary format with its own limit (PackedPolicyTooLarge); shorten the policy (fewer actions, wildcards, fewer conditions) or use fewer managed policies"}
+			rule:    "STS's PackedPolicyTooLarge: the session policy and managed policy ARNs, packed, are over STS's limit; use fewer actions (wildcards), conditions or managed policies"}
 	}
 	return size, nil
 }
@@ -255,7 +255,7 @@ func (e *Emulator) sessionPolicies(profile *Profile, role *Role) (int, *apiError
 		if err := checkSessionPolicyARN(a, e.st.partition, e.st.account); err != nil {
 			return 0, &apiError{status: http.StatusBadRequest, code: "ValidationException",
 				message: fmt.Sprintf("Policy %s does not exist or is not attachable.", truncate(a)),
-				rule:    fmt.Sprintf("managedPolicyArns of profile %s, for role %s: %v", profile.Name, role.Name, err)}
+				rule:    fmt.Sprintf("profile %s, role %s: %v", profile.Name, role.Name, err)}
 		}
 	}
 	return size, nil
