@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"unicode/utf8"
 
-	"github.com/keyless-dev/keyless/internal/iampolicy"
 	"github.com/keyless-dev/keyless/internal/rolesanywhere"
 )
 
@@ -26,12 +26,11 @@ func init() {
 
 // The API's limits on a profile (CreateProfile, UpdateProfile).
 const (
-	maxProfileRoles      = 50
-	maxRoleARNChars      = 1011
-	maxManagedPolicies   = 50
-	maxPolicyARNChars    = 200
-	maxSpecifierChars    = 60
-	maxSessionPolicySize = 2048
+	maxProfileRoles    = 50
+	maxRoleARNChars    = 1011
+	maxManagedPolicies = 50
+	maxPolicyARNChars  = 200
+	maxSpecifierChars  = 60
 )
 
 // Certificate fields a mapping may name.
@@ -111,7 +110,7 @@ func (f *profileFields) check() *apiError {
 		return validationError("1 validation error detected: Value '%d' at 'durationSeconds' failed to satisfy constraint: Member must have value between %d and %d", *d, minProfileDuration, maxSessionSeconds)
 	}
 	if len(f.ManagedPolicyArns) > maxManagedPolicies {
-		return validationError("1 validation error detected: 'managedPolicyArns' has %d members; at most %d are allowed", len(f.ManagedPolicyArns), maxManagedPolicies)
+		return validationError("1 validation error detected: Value at 'managedPolicyArns' failed to satisfy constraint: Member must have length less than or equal to %d", maxManagedPolicies)
 	}
 	for _, a := range f.ManagedPolicyArns {
 		if a == "" || len(a) > maxPolicyARNChars {
@@ -122,14 +121,37 @@ func (f *profileFields) check() *apiError {
 				rule: "a managed policy ARN is arn:aws:iam::ACCOUNT-or-aws:policy/NAME"}
 		}
 	}
+	// The API's model allows 50 managed policies, but a session gets at
+	// most 10 (STS's AssumeRole PolicyArns), so a profile with more could
+	// never issue one; the emulator refuses it here, the stricter reading
+	// (AWS documents no check at CreateProfile either way).
+	if n := len(f.ManagedPolicyArns); n > maxSessionPolicyARNs {
+		return &apiError{status: http.StatusBadRequest, code: "ValidationException",
+			message: fmt.Sprintf("1 validation error detected: Value at 'managedPolicyArns' failed to satisfy constraint: Member must have length less than or equal to %d", maxSessionPolicyARNs),
+			rule:    fmt.Sprintf("%d managed policy ARNs; a session takes at most %d (STS AssumeRole PolicyArns), so this profile could never issue one", n, maxSessionPolicyARNs)}
+	}
 	if f.SessionPolicy != nil && *f.SessionPolicy != "" {
-		if n := len(*f.SessionPolicy); n > maxSessionPolicySize {
-			return &apiError{status: http.StatusBadRequest, code: "ValidationException", message: "Session policy is too large",
-				rule: fmt.Sprintf("the session policy is %d characters; STS accepts at most %d", n, maxSessionPolicySize)}
+		if n := utf8.RuneCountInString(*f.SessionPolicy); n > maxProfileSessionPolicyChars {
+			return validationError("1 validation error detected: Value at 'sessionPolicy' failed to satisfy constraint: Member must have length less than or equal to %d", maxProfileSessionPolicyChars)
 		}
-		if _, err := iampolicy.Parse([]byte(*f.SessionPolicy)); err != nil {
+		if err := checkSessionPolicyText(*f.SessionPolicy); err != nil {
 			return &apiError{status: http.StatusBadRequest, code: "ValidationException", message: "Invalid session policy", rule: err.Error()}
 		}
+	}
+	return nil
+}
+
+// checkSessionPolicies checks what a profile will give STS as a whole:
+// the inline session policy and the managed policy ARNs share STS's
+// 2,048 characters of plain text, so a profile over it could never issue
+// a session (refused here, the stricter reading, as for the count). The
+// packed size, an approximation, and the policies' existence are checked
+// where AWS checks them: at CreateSession.
+func checkSessionPolicies(p *Profile) *apiError {
+	if n := sessionPolicyPlainChars(p.SessionPolicy, p.ManagedPolicyARNs); n > maxSessionPolicyChars {
+		return &apiError{status: http.StatusBadRequest, code: "ValidationException",
+			message: fmt.Sprintf("1 validation error detected: Value at 'sessionPolicy' failed to satisfy constraint: Member must have length less than or equal to %d", maxSessionPolicyChars),
+			rule:    fmt.Sprintf("the session policy and managed policy ARNs are %d characters of plain text; STS takes at most %d for a session's inline and managed session policies together", n, maxSessionPolicyChars)}
 	}
 	return nil
 }
@@ -202,6 +224,9 @@ func (e *Emulator) createProfile(c *raCall) (int, any, *apiError) {
 	// profile created without it is disabled. The seed's profiles are
 	// enabled unless the seed says otherwise (docs/emulator.md).
 	p.Enabled = in.Enabled != nil && *in.Enabled
+	if fail := checkSessionPolicies(p); fail != nil {
+		return 0, nil, fail
+	}
 	if err := e.st.update(func(r *resources) error {
 		r.profiles[id] = p
 		if len(tags) > 0 {
@@ -303,7 +328,7 @@ func (e *Emulator) updateProfile(c *raCall) (int, any, *apiError) {
 		if in.AcceptRoleSessionName != nil {
 			p.AcceptRoleSessionName = *in.AcceptRoleSessionName
 		}
-		return nil
+		return checkSessionPolicies(p)
 	})
 }
 

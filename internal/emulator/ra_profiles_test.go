@@ -163,7 +163,7 @@ func TestProfileRefusals(t *testing.T) {
 		{"managed policy not a policy ARN", "POST", "/profiles", map[string]any{"name": "p", "roleArns": []string{role}, "managedPolicyArns": []string{role}}, 400, "ValidationException", "Invalid managed policy ARN"},
 		{"51 managed policies", "PATCH", "/profile/" + id, map[string]any{"managedPolicyArns": many}, 400, "ValidationException", "'managedPolicyArns'"},
 		{"session policy not a policy", "POST", "/profiles", map[string]any{"name": "p", "roleArns": []string{role}, "sessionPolicy": `{"Statement":"x"}`}, 400, "ValidationException", "Invalid session policy"},
-		{"session policy too large", "PATCH", "/profile/" + id, map[string]any{"sessionPolicy": strings.Repeat(" ", 2049)}, 400, "ValidationException", "too large"},
+		{"session policy not JSON", "PATCH", "/profile/" + id, map[string]any{"sessionPolicy": strings.Repeat(" ", 2049)}, 400, "ValidationException", "Invalid session policy"},
 		{"tags over the per-resource limit", "POST", "/profiles", map[string]any{"name": "p", "roleArns": []string{role}, "tags": tags}, 400, "TooManyTagsException", "at most 50"},
 		{"unknown profile", "GET", "/profile/00000000-0000-4000-8000-000000000000", nil, 404, "ResourceNotFoundException", "no profile with id"},
 		{"update unknown profile", "PATCH", "/profile/00000000-0000-4000-8000-000000000000", map[string]any{"name": "x"}, 404, "ResourceNotFoundException", "no profile with id"},

@@ -674,15 +674,8 @@ func (p *seedParser) profile(i int, rp rawProfile, ids map[string]bool, s *Seed)
 			pr.RoleARNs = append(pr.RoleARNs, found.ARN)
 		}
 	}
-	for j, a := range rp.ManagedPolicyArns {
-		if _, err := rolesanywhere.ParseARN(a); err != nil {
-			return nil, p.fail(fmt.Errorf("%q is not an ARN", a), "profiles", i, "managedPolicyArns", j)
-		}
-	}
-	if rp.SessionPolicy != "" {
-		if _, err := iampolicy.Parse([]byte(rp.SessionPolicy)); err != nil {
-			return nil, p.fail(err, "profiles", i, "sessionPolicy")
-		}
+	if err := p.profilePolicies(i, rp, s); err != nil {
+		return nil, err
 	}
 	return pr, nil
 }

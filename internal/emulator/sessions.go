@@ -334,6 +334,10 @@ func (e *Emulator) handleSession(r *http.Request, body []byte, now time.Time) (*
 	}
 	sourceIdentity := trustpolicy.SourceIdentity(leaf)
 
+	packedPolicySize, fail := e.sessionPolicies(profile, role)
+	if fail != nil {
+		return nil, "", fail
+	}
 	cred, err := e.issue(role, sessionName, now.Add(time.Duration(duration)*time.Second))
 	if err != nil {
 		return nil, "", &apiError{status: http.StatusInternalServerError, code: "InternalServerException", message: "Internal error", rule: err.Error()}
@@ -347,6 +351,7 @@ func (e *Emulator) handleSession(r *http.Request, body []byte, now time.Time) (*
 	cs.Credentials.Expiration = cred.Expiration.UTC().Format(time.RFC3339)
 	cs.RoleArn = role.ARN
 	cs.SourceIdentity = sourceIdentity
+	cs.PackedPolicySize = packedPolicySize
 	return &rolesanywhere.SessionResponse{
 		CredentialSet: []rolesanywhere.CredentialSet{cs},
 		SubjectArn:    e.subjects.record(e, ta, leaf, cs, req.InstanceProperties, now),

@@ -151,6 +151,24 @@ variable "roles" {
   }
 
   validation {
+    # Roles Anywhere hands a profile's managed policies to STS, which
+    # gives a session at most 10; a profile with more gets every
+    # CreateSession refused.
+    condition     = alltrue([for r in var.roles : length(r.profile_managed_policy_arns) <= 10])
+    error_message = "profile_managed_policy_arns holds at most 10 ARNs: STS applies at most 10 managed session policies to a session."
+  }
+
+  validation {
+    # STS takes at most 2,048 characters of session policy plain text,
+    # the inline policy and the managed policy ARNs together.
+    condition = alltrue([for r in var.roles : r.profile_session_policy == null ? true : (
+      can(jsondecode(r.profile_session_policy).Statement) &&
+      length(r.profile_session_policy) + length(join("", r.profile_managed_policy_arns)) <= 2048
+    )])
+    error_message = "profile_session_policy must be a JSON policy document with a Statement, at most 2048 characters together with profile_managed_policy_arns (STS's limit on a session's policies)."
+  }
+
+  validation {
     condition = alltrue([for r in var.roles : alltrue([
       for name, doc in r.inline_policies : can(regex("^[\\w+=,.@-]{1,128}$", name)) && can(jsondecode(doc).Statement)
     ])])
