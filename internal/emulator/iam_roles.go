@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -19,9 +20,6 @@ func init() {
 
 // IAM's limits on roles.
 const (
-	// maxTrustPolicyChars is IAM's default quota for a role's trust
-	// policy (it can be raised to 4,096 on request).
-	maxTrustPolicyChars = 2048
 	maxDescriptionChars = 1000
 	maxPathChars        = 512
 )
@@ -46,11 +44,14 @@ func trustPolicy(doc string) (*iampolicy.Policy, *stsError) {
 	if doc == "" {
 		return nil, iamInvalid("assumeRolePolicyDocument", doc, "Member must have length greater than or equal to 1")
 	}
-	if n := len(strings.Join(strings.Fields(doc), "")); n > maxTrustPolicyChars {
-		return nil, &stsError{status: http.StatusConflict, typ: "Sender", code: "LimitExceeded",
-			message: fmt.Sprintf("Cannot exceed quota for ACLSizePerRole: %d", maxTrustPolicyChars), rule: fmt.Sprintf("the trust policy is %d characters without whitespace", n)}
-	}
+	// One check for CreateRole, UpdateAssumeRolePolicy, the seed and the
+	// state file: iampolicy.ParseTrustPolicy, which refuses an over-long
+	// policy before it parses it.
 	pol, err := iampolicy.ParseTrustPolicy([]byte(doc))
+	if errors.Is(err, iampolicy.ErrTrustPolicyTooLong) {
+		return nil, &stsError{status: http.StatusConflict, typ: "Sender", code: "LimitExceeded",
+			message: fmt.Sprintf("Cannot exceed quota for ACLSizePerRole: %d", iampolicy.MaxTrustPolicyChars), rule: err.Error()}
+	}
 	if err != nil {
 		return nil, &stsError{status: http.StatusBadRequest, typ: "Sender", code: "MalformedPolicyDocument", message: "Invalid principal in policy or malformed policy document", rule: err.Error()}
 	}

@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 )
@@ -93,6 +94,15 @@ func anchorSource(src *jsonSourceIn) (*TrustAnchor, *apiError) {
 		return nil, validationError("source.sourceData.x509CertificateData is required for sourceType CERTIFICATE_BUNDLE")
 	}
 	data := strings.TrimSpace(*src.SourceData.X509CertificateData)
+	if n, long := bundleTooLong(data); long {
+		return nil, &apiError{status: http.StatusBadRequest, code: "ValidationException",
+			message: fmt.Sprintf("1 validation error detected: Value at 'source.sourceData.x509CertificateData' failed to satisfy constraint: Member must have length less than or equal to %d", maxBundleChars),
+			rule:    fmt.Sprintf("the bundle is %d characters", n)}
+	}
+	// The quota of certificates and the rules for CA certificates: AWS
+	// answers ValidationException, the only client error its model gives
+	// CreateTrustAnchor and UpdateTrustAnchor; its wording is not
+	// documented.
 	certs, err := parseBundle([]byte(data))
 	if err != nil {
 		return nil, &apiError{status: http.StatusBadRequest, code: "ValidationException", message: "Invalid certificate bundle", rule: err.Error()}

@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"fmt"
 	"net/http"
 
 	"github.com/keyless-dev/keyless/internal/rolesanywhere"
@@ -119,6 +120,13 @@ func (e *Emulator) importCRL(c *raCall) (int, any, *apiError) {
 		if ta == nil {
 			return &apiError{status: http.StatusNotFound, code: "ResourceNotFoundException", message: "Resource not found",
 				rule: "no trust anchor " + truncate(crl.TrustAnchorARN)}
+		}
+		if n := len(r.crlsFor(ta.ARN)); n >= maxAnchorCRLs {
+			// ImportCrl's model has ValidationException as its only
+			// client error; AWS's wording is not documented.
+			return &apiError{status: http.StatusBadRequest, code: "ValidationException",
+				message: fmt.Sprintf("Cannot import more than %d CRLs for a trust anchor", maxAnchorCRLs),
+				rule:    fmt.Sprintf("trust anchor %s already has %d CRLs (quota \"CRLs per trust anchor\", not adjustable); delete one (DeleteCrl) or replace its data (UpdateCrl)", ta.Name, n)}
 		}
 		if fail := e.checkCRLFor(crl, ta); fail != nil {
 			return fail

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/keyless-dev/keyless/internal/iampolicy"
 	"github.com/keyless-dev/keyless/internal/pki"
@@ -24,8 +25,16 @@ import (
 
 // Limits that AWS enforces on the resources a seed describes.
 const (
-	// maxBundleChars is AWS's limit on a trust anchor's x509CertificateData.
-	maxBundleChars = 8000
+	// maxBundleChars is AWS's limit on a trust anchor's
+	// x509CertificateData in the current Roles Anywhere service model.
+	// Older models said 8000, then 16000; the larger limit leaves room
+	// for ML-DSA certificates, several kilobytes each.
+	maxBundleChars = 204800
+	// maxAnchorCertificates and maxAnchorCRLs are Roles Anywhere's quotas
+	// "Certificates per trust anchor" and "CRLs per trust anchor" (not
+	// adjustable).
+	maxAnchorCertificates = 2
+	maxAnchorCRLs         = 2
 	// Profile durationSeconds and role MaxSessionDuration ranges, per the
 	// Roles Anywhere and IAM APIs.
 	minProfileDuration = 900
@@ -263,11 +272,15 @@ func readLimited(path string) ([]byte, error) {
 
 // ParseSeed decodes a seed document strictly (an unknown field is an error
 // naming its line) and validates it: names, ids and durations within AWS's
-// limits, bundles of CA certificates, CRLs, role references, and trust
-// policies, after substituting ${trustAnchors.NAME.arn},
-// ${profiles.NAME.arn} and ${roles.NAME.arn}. A trust policy must be one
-// IAM's CreateRole accepts (iampolicy.ParseTrustPolicy): every statement
-// has a Principal, none has NotPrincipal, Resource or NotResource.
+// limits, bundles Roles Anywhere accepts (parseBundle: at most 2 CA
+// certificates with keyCertSign, signed with SHA-256 or stronger, in at
+// most 204,800 characters), at most 2 CRLs per trust anchor, role
+// references, and trust policies, after substituting
+// ${trustAnchors.NAME.arn}, ${profiles.NAME.arn} and ${roles.NAME.arn}. A
+// trust policy must be one IAM's CreateRole accepts
+// (iampolicy.ParseTrustPolicy): at most 2,048 characters without white
+// space, every statement has a Principal, none has NotPrincipal, Resource
+// or NotResource.
 func ParseSeed(data []byte, src SeedSource) (*Seed, error) {
 	if src.Name == "" {
 		src.Name = "seed"
@@ -401,9 +414,10 @@ func (p *seedParser) build(raw *rawSeed) (*Seed, error) {
 		if err != nil {
 			return nil, p.fail(err, "roles", i, field)
 		}
-		// AWS's CreateRole refuses, with MalformedPolicyDocument, a trust
-		// policy it could never evaluate as one (a statement without
-		// Principal, or with Resource); so does the seed.
+		// AWS's CreateRole refuses a trust policy over IAM's quota
+		// (LimitExceeded) or one it could never evaluate as one
+		// (MalformedPolicyDocument: a statement without Principal, or
+		// with Resource); so does the seed, with the same check.
 		pol, err := iampolicy.ParseTrustPolicy([]byte(doc))
 		if err != nil {
 			return nil, p.fail(fmt.Errorf("trust policy of role %s: %w", s.Roles[i].Name, err), "roles", i, field)
@@ -448,6 +462,9 @@ func (p *seedParser) anchor(i int, ra rawAnchor, ids map[string]bool) (*TrustAnc
 	}
 	ta.setCertificates(certs, strings.TrimSpace(string(bundle)))
 
+	if len(ra.CRLs) > maxAnchorCRLs {
+		return nil, p.fail(fmt.Errorf("%d CRLs for one trust anchor; Roles Anywhere allows at most %d (quota \"CRLs per trust anchor\", not adjustable)", len(ra.CRLs), maxAnchorCRLs), "trustAnchors", i, "crls", maxAnchorCRLs)
+	}
 	for j, name := range ra.CRLs {
 		data, err := readLimited(p.path(name))
 		if err != nil {
@@ -469,10 +486,13 @@ func (p *seedParser) anchor(i int, ra rawAnchor, ids map[string]bool) (*TrustAnc
 }
 
 // parseBundle checks a trust anchor's x509CertificateData as AWS does
-// (size, PEM, CA certificates able to sign certificates) and parses it.
-// The seed and CreateTrustAnchor/UpdateTrustAnchor share it.
+// and parses it: at most maxBundleChars characters of PEM, at most
+// maxAnchorCertificates certificates, each a CA certificate Roles Anywhere
+// accepts (pki.CheckCA: CA=true, keyUsage with keyCertSign, SHA-256 or
+// stronger, an accepted key). The seed, the state file and
+// CreateTrustAnchor/UpdateTrustAnchor share it.
 func parseBundle(bundle []byte) ([]*x509.Certificate, error) {
-	if n := len(strings.TrimSpace(string(bundle))); n > maxBundleChars {
+	if n, long := bundleTooLong(string(bundle)); long {
 		return nil, fmt.Errorf("the bundle is %d characters; AWS accepts at most %d (keep only the CA certificates the runners chain to)", n, maxBundleChars)
 	}
 	if !bytes.Contains(bundle, []byte("-----BEGIN")) {
@@ -482,15 +502,23 @@ func parseBundle(bundle []byte) ([]*x509.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(certs) > maxAnchorCertificates {
+		return nil, fmt.Errorf("the bundle holds %d certificates; Roles Anywhere allows at most %d per trust anchor (quota \"Certificates per trust anchor\", not adjustable): keep the root, or the root and one intermediate, and make another trust anchor for another CA", len(certs), maxAnchorCertificates)
+	}
 	for j, c := range certs {
-		if !c.BasicConstraintsValid || !c.IsCA {
-			return nil, fmt.Errorf("certificate %d (%s) is not a CA certificate (basicConstraints CA=true); a trust anchor holds the root or intermediate CA, not a leaf", j+1, c.Subject)
-		}
-		if c.KeyUsage != 0 && c.KeyUsage&x509.KeyUsageCertSign == 0 {
-			return nil, fmt.Errorf("certificate %d (%s) lacks keyUsage keyCertSign", j+1, c.Subject)
+		if err := pki.CheckCA(c); err != nil {
+			return nil, fmt.Errorf("certificate %d (%s): %w", j+1, c.Subject, err)
 		}
 	}
 	return certs, nil
+}
+
+// bundleTooLong reports the length of x509CertificateData in characters,
+// as AWS's model counts it (surrounding whitespace aside), and whether it
+// is over maxBundleChars.
+func bundleTooLong(data string) (int, bool) {
+	n := utf8.RuneCountInString(strings.TrimSpace(data))
+	return n, n > maxBundleChars
 }
 
 // checkCRLIssuer refuses a CRL whose issuer is in the bundle but whose

@@ -1,7 +1,6 @@
 package emulator_test
 
 import (
-	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -146,22 +145,6 @@ func TestParseSeedRefuses(t *testing.T) {
 				t.Errorf("error:\n%v\nwant it to contain:\n%s", err, tt.want)
 			}
 		})
-	}
-}
-
-func TestParseSeedBundleLimit(t *testing.T) {
-	dir := t.TempDir()
-	var bundle []byte
-	for i := range 20 {
-		bundle = append(bundle, pki.EncodeCertificates(pkitest.NewRoot(t, strings.Repeat("x", i+1)).Cert)...)
-	}
-	writeFile(t, filepath.Join(dir, "certs", "bundle.pem"), string(bundle))
-	writeFile(t, filepath.Join(dir, "certs", "ca.crl"), "")
-	doc := strings.Replace(goodSeed, "    crls: [certs/ca.crl]\n", "", 1)
-	_, err := emulator.ParseSeed([]byte(doc), emulator.SeedSource{Name: "emulator.yaml", Dir: dir})
-	var se *emulator.SeedError
-	if !errors.As(err, &se) || !strings.Contains(err.Error(), "AWS accepts at most 8000") {
-		t.Fatalf("got %v, want the 8000-character limit", err)
 	}
 }
 

@@ -422,7 +422,7 @@ func verifyWith(ta *TrustAnchor, leaf *x509.Certificate, intermediates []*x509.C
 	if err != nil {
 		return nil, err
 	}
-	return chains[0], nil
+	return properChain(chains)
 }
 
 // chainCache remembers chains that verified, so a runner presenting the

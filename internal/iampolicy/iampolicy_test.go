@@ -1,6 +1,7 @@
 package iampolicy_test
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -208,6 +209,8 @@ func TestParseTrustPolicy(t *testing.T) {
 		{"resource ARN", doc(`{"Effect":"Allow",` + ra + `,` + actions + `,"Resource":"arn:aws:iam::111122223333:role/ci"}`), `statement 1: Has prohibited field Resource`},
 		{"not resource", doc(`{"Effect":"Allow",` + ra + `,` + actions + `,"NotResource":"arn:aws:s3:::x"}`), `statement 1: Has prohibited field NotResource`},
 		{"what Parse refuses", doc(`{"Effect":"allow",` + ra + `,` + actions + `}`), `statement 1: "Effect" must be "Allow" or "Deny"`},
+		{"over 2,048 characters", sized(doc, allow, iampolicy.MaxTrustPolicyChars+1, ""),
+			`trust policy exceeds IAM's quota: it is 2049 characters without white space, and IAM's quota "Role trust policy length" is 2048`},
 	}
 	for _, tt := range refused {
 		t.Run(tt.name, func(t *testing.T) {
@@ -228,6 +231,9 @@ func TestParseTrustPolicy(t *testing.T) {
 		{"principal star", doc(`{"Effect":"Allow","Principal":"*",` + actions + `}`)},
 		{"several principals and a deny", doc(allow, `{"Sid":"NoContractors","Effect":"Deny","Principal":{"Service":["rolesanywhere.amazonaws.com"],"AWS":"111122223333"},"Action":"sts:*","Condition":{"StringEquals":{"aws:PrincipalTag/x509Subject/OU":"contractors"}}}`)},
 		{"no version", `{"Statement":` + allow + `}`},
+		{"2,048 characters", sized(doc, allow, iampolicy.MaxTrustPolicyChars, "")},
+		// IAM does not count white space against the quota.
+		{"2,048 characters and much white space", sized(doc, allow, iampolicy.MaxTrustPolicyChars, strings.Repeat(" \n\t", 1000))},
 	}
 	for _, tt := range accepted {
 		t.Run(tt.name, func(t *testing.T) {
@@ -235,6 +241,29 @@ func TestParseTrustPolicy(t *testing.T) {
 				t.Fatalf("ParseTrustPolicy: %v", err)
 			}
 		})
+	}
+}
+
+// sized makes a trust policy of exactly n characters without white
+// space: allow, then a Deny statement whose condition value pads it,
+// then pad (white space) before the end.
+func sized(doc func(...string) string, allow string, n int, pad string) string {
+	deny := func(v string) string {
+		return `{"Effect":"Deny","Principal":"*","Action":"sts:AssumeRole","Condition":{"StringEquals":{"aws:PrincipalTag/x":"` + v + `"}}}`
+	}
+	base := iampolicy.TrustPolicyChars([]byte(doc(allow, deny(""))))
+	d := doc(allow, deny(strings.Repeat("x", n-base)))
+	return d[:len(d)-1] + pad + d[len(d)-1:]
+}
+
+func TestTrustPolicyTooLongIsTyped(t *testing.T) {
+	doc := `{"Version":"2012-10-17","Statement":{"Effect":"Allow","Principal":"*","Action":"sts:AssumeRole","Condition":{"StringEquals":{"aws:PrincipalTag/k":"` + strings.Repeat("v", 2048) + `"}}}}`
+	if _, err := iampolicy.ParseTrustPolicy([]byte(doc)); !errors.Is(err, iampolicy.ErrTrustPolicyTooLong) {
+		t.Fatalf("got %v, want ErrTrustPolicyTooLong", err)
+	}
+	// Parse, for identity and session policies, has no such quota.
+	if _, err := iampolicy.Parse([]byte(doc)); err != nil {
+		t.Fatalf("Parse: %v", err)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 // MaxDocumentSize is the largest policy document Parse accepts, in bytes.
@@ -120,10 +121,34 @@ func Parse(doc []byte) (*Policy, error) {
 	return p, nil
 }
 
+// MaxTrustPolicyChars is IAM's default quota "Role trust policy length"
+// (IAM and AWS STS quotas): 2,048 characters, white space not counted.
+// An account can have it raised; the default is what a new account gets.
+const MaxTrustPolicyChars = 2048
+
+// ErrTrustPolicyTooLong means a trust policy is longer than
+// MaxTrustPolicyChars. IAM's CreateRole and UpdateAssumeRolePolicy answer
+// it with LimitExceeded ("Cannot exceed quota for ACLSizePerRole: 2048"),
+// not MalformedPolicyDocument, so callers branch on it.
+var ErrTrustPolicyTooLong = errors.New("trust policy exceeds IAM's quota")
+
+// TrustPolicyChars counts a trust policy's characters the way IAM's quota
+// does: white space is not counted.
+func TrustPolicyChars(doc []byte) int {
+	n := 0
+	for _, r := range string(doc) {
+		if !unicode.IsSpace(r) {
+			n++
+		}
+	}
+	return n
+}
+
 // ParseTrustPolicy parses a role's trust policy (its
 // AssumeRolePolicyDocument) as Parse does, then applies the rules IAM adds
-// for trust policies, which CreateRole and UpdateAssumeRolePolicy answer
-// with MalformedPolicyDocument:
+// for trust policies. A document longer than MaxTrustPolicyChars is
+// refused first, with ErrTrustPolicyTooLong. CreateRole and
+// UpdateAssumeRolePolicy answer the others with MalformedPolicyDocument:
 //   - every statement names who may assume the role with "Principal"
 //     (AWS: "Missing required field Principal");
 //   - no statement has "NotPrincipal" (IAM documents that a role trust
@@ -137,6 +162,9 @@ func Parse(doc []byte) (*Policy, error) {
 // depends on account state this package does not have, and AWS does not
 // document which actions a trust policy may name.
 func ParseTrustPolicy(doc []byte) (*Policy, error) {
+	if n := TrustPolicyChars(doc); n > MaxTrustPolicyChars {
+		return nil, fmt.Errorf("%w: it is %d characters without white space, and IAM's quota \"Role trust policy length\" is %d (AWS: Cannot exceed quota for ACLSizePerRole: %d); shorten it, for example by merging statements", ErrTrustPolicyTooLong, n, MaxTrustPolicyChars, MaxTrustPolicyChars)
+	}
 	p, err := Parse(doc)
 	if err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package awssdk_test
 import (
 	"context"
 	"encoding/pem"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/keyless-dev/keyless/interop/awssdk/sdksetup"
 
 	"github.com/keyless-dev/keyless/internal/pki"
+	"github.com/keyless-dev/keyless/internal/pki/pkitest"
 )
 
 // TestSessionRefusalsAfterSDKSetup: a setup made through the SDK refuses
@@ -169,6 +171,32 @@ func TestControlPlaneRefusalsThroughSDK(t *testing.T) {
 			in := roleInput(sdksetup.TrustPolicy(d.AnchorARN, "x"))
 			in.RoleName = &d.RoleName
 			_, err := e.IAM(e.Operator).CreateRole(ctx, in)
+			return err
+		}},
+		{name: "Roles Anywhere, three certificates in a bundle", code: "ValidationException", call: func() error {
+			in := anchorInput()
+			in.Source.SourceData = &ratypes.SourceDataMemberX509CertificateData{Value: string(pki.EncodeCertificates(e.Root.Cert, e.Inter.Cert, e.Root.Intermediate(t, "sdk-int-2").Cert))}
+			_, err := e.RA(e.Operator).CreateTrustAnchor(ctx, in)
+			return err
+		}},
+		{name: "Roles Anywhere, CA without keyUsage", code: "ValidationException", call: func() error {
+			in := anchorInput()
+			in.Source.SourceData = &ratypes.SourceDataMemberX509CertificateData{Value: string(pki.EncodeCertificates(pkitest.NewCA(t, pkitest.CAOptions{Name: "sdk-no-ku", NoKeyUsage: true}).Cert))}
+			_, err := e.RA(e.Operator).CreateTrustAnchor(ctx, in)
+			return err
+		}},
+		{name: "Roles Anywhere, third CRL of a trust anchor", code: "ValidationException", call: func() error {
+			for i := range 3 {
+				_, err := e.RA(e.Operator).ImportCrl(ctx, &ra.ImportCrlInput{Name: aws.String(fmt.Sprintf("crl-%d", i)), TrustAnchorArn: &d.AnchorARN, CrlData: pemCRL(e.Inter.CRL(t))})
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+		{name: "IAM, trust policy over 2,048 characters", code: "LimitExceeded", call: func() error {
+			long := strings.Replace(sdksetup.TrustPolicy(d.AnchorARN, "x"), `"x"`, `"`+strings.Repeat("x", 2048)+`"`, 1)
+			_, err := e.IAM(e.Operator).CreateRole(ctx, roleInput(long))
 			return err
 		}},
 		{name: "Roles Anywhere, unknown trust anchor", code: "ResourceNotFoundException", call: func() error {

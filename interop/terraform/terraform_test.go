@@ -671,6 +671,8 @@ func TestModuleRefusesBadVariables(t *testing.T) {
 		{"same profile names", `ca_bundle_pem = ` + pem + "\nroles = { a = { " + good + ", profile_name = \"p\" }, b = { " + good + ", profile_name = \"p\" } }", "profiles of the same name"},
 		{"trust anchor name", `trust_anchor_name = "a/b"` + "\nca_bundle_pem = " + pem + "\nroles = { r = { " + good + " } }", "trust_anchor_name must be"},
 		{"bundle not PEM", `ca_bundle_pem = "MIIB"` + "\nroles = { r = { " + good + " } }", "ca_bundle_pem must be PEM certificates"},
+		{"bundle of 3 certificates", `ca_bundle_pem = "` + strings.Repeat(strings.Trim(pem, `"`), 3) + `"` + "\nroles = { r = { " + good + " } }", "at most 2 certificates and 204800 characters"},
+		{"bundle over 204,800 characters", `ca_bundle_pem = "-----BEGIN CERTIFICATE-----\nMIIB` + strings.Repeat("A", 204800) + `\n-----END CERTIFICATE-----\n"` + "\nroles = { r = { " + good + " } }", "at most 2 certificates and 204800 characters"},
 		{"policy ARN", `ca_bundle_pem = ` + pem + "\nroles = { r = { " + good + ", policy_arns = [\"ReadOnlyAccess\"] } }", "managed policy ARNs"},
 		{"inline policy", `ca_bundle_pem = ` + pem + "\nroles = { r = { " + good + ", inline_policies = { p = \"{}\" } } }", "JSON policy document with a Statement"},
 		{"11 profile managed policies", `ca_bundle_pem = ` + pem + "\nroles = { r = { " + good + ", profile_managed_policy_arns = [for i in range(11) : \"arn:aws:iam::aws:policy/P${i}\"] } }", "holds at most 10 ARNs"},

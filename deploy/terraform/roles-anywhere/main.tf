@@ -59,9 +59,10 @@ resource "aws_rolesanywhere_trust_anchor" "this" {
       condition = local.ca_bundle == null ? true : (
         can(regex("^\\s*-----BEGIN CERTIFICATE-----", local.ca_bundle)) &&
         strcontains(local.ca_bundle, "-----END CERTIFICATE-----") &&
-        length(local.ca_bundle) <= 8000
+        length(regexall("-----BEGIN CERTIFICATE-----", local.ca_bundle)) <= 2 &&
+        length(trimspace(local.ca_bundle)) <= 204800
       )
-      error_message = "The CA bundle must be PEM certificates as `keyless ca bundle` prints them (starting with -----BEGIN CERTIFICATE-----), at most 8000 characters (Roles Anywhere's limit)."
+      error_message = "The CA bundle must be PEM certificates as `keyless ca bundle` prints them (starting with -----BEGIN CERTIFICATE-----): at most 2 certificates and 204800 characters (Roles Anywhere's limits)."
     }
   }
 }

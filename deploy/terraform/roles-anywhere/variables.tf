@@ -23,14 +23,17 @@ variable "ca_bundle_pem" {
   default     = null
 
   validation {
-    # Roles Anywhere keeps at most 8000 characters of x509CertificateData:
-    # a root and one intermediate fit easily, a long chain may not.
+    # Roles Anywhere takes at most 2 certificates per trust anchor (a quota
+    # that cannot be raised) and at most 204,800 characters of
+    # x509CertificateData: a root and one intermediate, as `keyless ca
+    # bundle` prints them.
     condition = var.ca_bundle_pem == null ? true : (
       can(regex("^\\s*-----BEGIN CERTIFICATE-----", var.ca_bundle_pem)) &&
       strcontains(var.ca_bundle_pem, "-----END CERTIFICATE-----") &&
-      length(var.ca_bundle_pem) <= 8000
+      length(regexall("-----BEGIN CERTIFICATE-----", var.ca_bundle_pem)) <= 2 &&
+      length(trimspace(var.ca_bundle_pem)) <= 204800
     )
-    error_message = "ca_bundle_pem must be PEM certificates as `keyless ca bundle` prints them (starting with -----BEGIN CERTIFICATE-----), at most 8000 characters (Roles Anywhere's limit)."
+    error_message = "ca_bundle_pem must be PEM certificates as `keyless ca bundle` prints them (starting with -----BEGIN CERTIFICATE-----): at most 2 certificates and 204800 characters (Roles Anywhere's limits)."
   }
 }
 
