@@ -172,6 +172,10 @@ func apiHint(e *rolesanywhere.APIError) string {
 	switch {
 	case e.Code == "AccessDeniedException" && strings.Contains(msg, "rolesessionname"):
 		return "the profile does not accept session names: drop --role-session-name, or set acceptRoleSessionName on the profile"
+	case e.Code == "AccessDeniedException" && strings.Contains(msg, "durationseconds"):
+		return "the session would outlast the role's maximum session duration: lower --session-duration (or the profile's durationSeconds), or raise the role's MaxSessionDuration"
+	case e.Code == "ValidationException" && strings.Contains(msg, "polic"):
+		return "the profile's session policy or managed policy ARNs exceed STS's limits (at most 10 ARNs, 2,048 characters together, packed size under 100%): shorten them with aws rolesanywhere update-profile"
 	case e.Code == "AccessDeniedException" && (strings.Contains(msg, "untrusted") || strings.Contains(msg, "certificate")):
 		return "the certificate must chain to the trust anchor's CA bundle: pass the intermediates with --intermediates, and check the certificate is not revoked or expired"
 	case e.Code == "AccessDeniedException":

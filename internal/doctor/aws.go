@@ -126,6 +126,10 @@ func (r *run) sessionRefusal(err error) (detail, fix string) {
 	profile, role, anchor := r.cfg.Request.ProfileARN, r.cfg.Request.RoleARN, r.cfg.Request.TrustAnchorARN
 	lower := strings.ToLower(message + " " + rule)
 	switch {
+	case strings.Contains(lower, "durationseconds"):
+		fix = fmt.Sprintf("the session would outlast the role's maximum session duration: lower %s (or the profile's durationSeconds), or raise the role's MaxSessionDuration (aws iam update-role --role-name %s --max-session-duration SECONDS)", r.n("session-duration"), lastPart(role))
+	case api.Code == "ValidationException" && strings.Contains(lower, "polic"):
+		fix = fmt.Sprintf("the profile's session policy or managed policy ARNs exceed STS's limits (at most 10 ARNs, 2,048 characters together, packed size under 100%%): shorten them (aws rolesanywhere update-profile --profile-id %s)", lastPart(profile))
 	case strings.Contains(lower, "profile is disabled"):
 		fix = fmt.Sprintf("enable the profile: aws rolesanywhere enable-profile --profile-id %s (or enabled = true in Terraform)", lastPart(profile))
 	case strings.Contains(lower, "trust anchor is disabled"):

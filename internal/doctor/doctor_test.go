@@ -333,6 +333,15 @@ func TestBroken(t *testing.T) {
 		want:  S{doctor.CheckCreateSession: fail, doctor.CheckSTS: skip},
 		fixes: F{doctor.CheckCreateSession: "aws rolesanywhere enable-profile --profile-id "},
 	}, {
+		name: "duration above the role's maximum",
+		edit: func(seed string, _ *setup) string {
+			seed = strings.Replace(seed, "maxSessionDuration: 43200", "maxSessionDuration: 3600", 1)
+			return strings.Replace(seed, "durationSeconds: 3600", "durationSeconds: 7200", 1)
+		},
+		brk:   func(t *testing.T, s *setup) { s.cfg.Request.DurationSeconds = 7200 },
+		want:  S{doctor.CheckCreateSession: fail, doctor.CheckSTS: skip},
+		fixes: F{doctor.CheckCreateSession: "raise the role's MaxSessionDuration (aws iam update-role --role-name "},
+	}, {
 		name: "role not in profile",
 		brk: func(t *testing.T, s *setup) {
 			s.cfg.Request.RoleARN = "arn:aws:iam::" + emulatortest.Account + ":role/other"
