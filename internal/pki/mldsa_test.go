@@ -1,0 +1,89 @@
+package pki_test
+
+import (
+	"bytes"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyless-dev/keyless/internal/mldsa"
+	"github.com/keyless-dev/keyless/internal/pki"
+	"github.com/keyless-dev/keyless/internal/pki/pkitest"
+)
+
+func TestMLDSAKeyPEMRoundTrip(t *testing.T) {
+	for _, kind := range []string{pkitest.MLDSA44, pkitest.MLDSA65, pkitest.MLDSA87} {
+		k := pkitest.Key(t, kind)
+		p, err := pki.EncodePrivateKey(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := pki.ParsePrivateKey(p, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", kind, err)
+		}
+		if !back.(*mldsa.PrivateKey).Equal(k.(*mldsa.PrivateKey)) {
+			t.Fatalf("%s: round trip changed the key", kind)
+		}
+		// DER without PEM reads too.
+		b, _ := pem.Decode(p)
+		if _, err := pki.ParsePrivateKey(b.Bytes, nil); err != nil {
+			t.Fatalf("%s DER: %v", kind, err)
+		}
+		if _, err := pki.EncryptPrivateKey(k, []byte("pw")); !errors.Is(err, pki.ErrUnsupportedEncryption) {
+			t.Fatalf("encrypting an ML-DSA key: %v, want ErrUnsupportedEncryption", err)
+		}
+	}
+}
+
+func TestMLDSALeafAndCSR(t *testing.T) {
+	k := pkitest.Key(t, pkitest.MLDSA65).(*mldsa.PrivateKey)
+	root := pkitest.NewRoot(t, "pki-ml")
+	leaf := root.Leaf(t, pkitest.LeafOptions{Key: k})
+	if err := pki.CheckLeaf(leaf, time.Now()); err != nil {
+		t.Fatalf("CheckLeaf: %v", err)
+	}
+	if !pki.KeyMatchesCertificate(k, leaf) {
+		t.Fatal("the key does not match its certificate")
+	}
+	if pki.KeyMatchesCertificate(pkitest.Key(t, pkitest.MLDSA65+"#other"), leaf) {
+		t.Fatal("another key matches the certificate")
+	}
+	if got := pki.DescribeKey(k.Public()); got != "ML-DSA-65" {
+		t.Errorf("DescribeKey = %q", got)
+	}
+
+	der, err := mldsa.CreateCertificateRequest(&x509.CertificateRequest{Subject: pkix.Name{CommonName: "runner"}}, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csrPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
+	csr, err := pki.ParseCSR(csrPEM)
+	if err != nil {
+		t.Fatalf("ParseCSR: %v", err)
+	}
+	if !k.PublicKey().Equal(csr.PublicKey) {
+		t.Fatal("ParseCSR did not set the ML-DSA public key")
+	}
+	// One flipped signature byte: the proof of possession fails.
+	bad := bytes.Clone(der)
+	bad[len(bad)-7] ^= 1
+	_, err = pki.ParseCSR(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: bad}))
+	if err == nil || !strings.Contains(err.Error(), "does not verify") {
+		t.Fatalf("flipped CSR signature: %v", err)
+	}
+	// A CSR for k's public key signed by another ML-DSA key.
+	other := pkitest.Key(t, pkitest.MLDSA65+"#other").(*mldsa.PrivateKey)
+	forged, err := mldsa.CreateCertificateRequest(&x509.CertificateRequest{Subject: pkix.Name{CommonName: "runner"}}, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged = bytes.Replace(forged, other.PublicKey().Bytes(), k.PublicKey().Bytes(), 1)
+	if _, err := pki.ParseCSR(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: forged})); err == nil {
+		t.Fatal("a CSR signed by another key was accepted")
+	}
+}
