@@ -1,11 +1,17 @@
 package emulator_test
 
 import (
+	"bytes"
+	"crypto/x509"
 	"encoding/hex"
+	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/keyless-dev/keyless/internal/emulator/emulatortest"
 	"github.com/keyless-dev/keyless/internal/pki/pkitest"
 	"github.com/keyless-dev/keyless/internal/sigv4"
 )
@@ -66,5 +72,50 @@ func TestCreateSessionMLDSAAlgorithmMismatch(t *testing.T) {
 	}})
 	if b.status != http.StatusForbidden || !strings.HasPrefix(b.message, "Invalid signature") {
 		t.Fatalf("ML-DSA name, ECDSA key: %d %s %q", b.status, b.code, b.message)
+	}
+}
+
+// TestCreateSessionMLDSATrustAnchor: a trust anchor whose root signs
+// with ML-DSA-44 (as AWS Private CA's ML-DSA CAs do) accepts an ML-DSA-65
+// leaf under its ECDSA intermediate, and refuses a leaf of an impostor
+// root with the same name as Untrusted Signing Certificate.
+func TestCreateSessionMLDSATrustAnchor(t *testing.T) {
+	// ML-DSA-44: an ML-DSA-65 or -87 root is over the 8,000-character
+	// bundle limit this emulator still has (AWS allows 204,800 now).
+	root := pkitest.NewRootWithKey(t, "pq-root", pkitest.Key(t, pkitest.MLDSA44))
+	inter := root.Intermediate(t, "pq-int")
+	srv := emulatortest.New(t, nil, root.Cert)
+	key := pkitest.Key(t, pkitest.MLDSA65)
+	send := func(leaf *x509.Certificate, chain ...*x509.Certificate) (int, string) {
+		t.Helper()
+		body := []byte(`{"durationSeconds":900}`)
+		q := url.Values{"trustAnchorArn": {srv.TrustAnchorARN}, "profileArn": {srv.ProfileARN}, "roleArn": {srv.RoleARN}}
+		req, err := http.NewRequest("POST", srv.URL+"/sessions?"+q.Encode(), bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		s := sigv4.X509Signer{Key: key, Certificate: leaf, Intermediates: chain}
+		if err := s.Sign(req, body, emulatortest.Region, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if status, body := send(inter.Leaf(t, pkitest.LeafOptions{Key: key}), inter.Cert); status != http.StatusCreated {
+		t.Fatalf("ML-DSA root, ECDSA intermediate, ML-DSA leaf: %d %s", status, body)
+	}
+	if status, body := send(root.Leaf(t, pkitest.LeafOptions{Key: key})); status != http.StatusCreated {
+		t.Fatalf("ML-DSA leaf signed by the ML-DSA root: %d %s", status, body)
+	}
+	impostor := pkitest.NewRootWithKey(t, "pq-root", pkitest.Key(t, pkitest.MLDSA44+"#impostor"))
+	status, body := send(impostor.Leaf(t, pkitest.LeafOptions{Key: key}))
+	if status != http.StatusForbidden || !strings.Contains(body, "Untrusted Signing Certificate") {
+		t.Fatalf("impostor root's leaf: %d %s, want 403 Untrusted Signing Certificate", status, body)
 	}
 }

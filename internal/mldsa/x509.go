@@ -146,7 +146,7 @@ func CreateCertificate(rnd io.Reader, tmpl, parent *x509.Certificate, pub crypto
 	if err != nil {
 		return nil, err
 	}
-	return resign(der, 6, mlPub, priv, mlPriv)
+	return resign(der, 6, 2, mlPub, priv, mlPriv)
 }
 
 // CreateCertificateRequest is x509.CreateCertificateRequest for an
@@ -158,15 +158,33 @@ func CreateCertificateRequest(tmpl *x509.CertificateRequest, key *PrivateKey) ([
 	if err != nil {
 		return nil, err
 	}
-	return resign(der, 2, key.pub, key, key)
+	return resign(der, 2, -1, key.pub, key, key)
 }
 
-// resign replaces, in the DER certificate or CSR der, the
-// SubjectPublicKeyInfo (element spkiIndex of the signed part) with pub's
-// when pub is not nil, and the signature with priv's: an ML-DSA signature
-// when mlPriv is not nil, else priv's signature with the algorithm the
-// structure already names.
-func resign(der []byte, spkiIndex int, pub *PublicKey, priv crypto.Signer, mlPriv *PrivateKey) ([]byte, error) {
+// CreateRevocationList is x509.CreateRevocationList for an ML-DSA
+// issuer key.
+func CreateRevocationList(rnd io.Reader, tmpl *x509.RevocationList, issuer *x509.Certificate, priv *PrivateKey) ([]byte, error) {
+	is := *issuer
+	is.PublicKey = nil
+	if is.KeyUsage == 0 {
+		is.KeyUsage = x509.KeyUsageCRLSign
+	}
+	t := *tmpl
+	t.SignatureAlgorithm = x509.ECDSAWithSHA256
+	der, err := x509.CreateRevocationList(rnd, &t, &is, placeholderKey)
+	if err != nil {
+		return nil, err
+	}
+	return resign(der, -1, 1, nil, priv, priv)
+}
+
+// resign replaces, in the DER certificate, CSR or CRL der, the
+// SubjectPublicKeyInfo (element spkiIndex of the signed part, if any)
+// with pub's when pub is not nil, and the signature with priv's: an
+// ML-DSA signature when mlPriv is not nil (the signed part's own
+// signature AlgorithmIdentifier, element algIndex if any, changes too),
+// else priv's signature with the algorithm the structure already names.
+func resign(der []byte, spkiIndex, algIndex int, pub *PublicKey, priv crypto.Signer, mlPriv *PrivateKey) ([]byte, error) {
 	var s signed
 	if _, err := asn1.Unmarshal(der, &s); err != nil {
 		return nil, err
@@ -180,7 +198,7 @@ func resign(der []byte, spkiIndex int, pub *PublicKey, priv crypto.Signer, mlPri
 		}
 		elems = append(elems, e)
 	}
-	if len(elems) <= spkiIndex {
+	if len(elems) <= max(spkiIndex, algIndex) {
 		return nil, errors.New("re-signing: unexpected structure")
 	}
 	if pub != nil {
@@ -193,12 +211,12 @@ func resign(der []byte, spkiIndex int, pub *PublicKey, priv crypto.Signer, mlPri
 	alg := s.Algorithm
 	if mlPriv != nil {
 		alg = pkix.AlgorithmIdentifier{Algorithm: mlPriv.params.oid}
-		if spkiIndex == 6 { // a TBSCertificate names its signature algorithm too
+		if algIndex >= 0 {
 			algDER, err := asn1.Marshal(alg)
 			if err != nil {
 				return nil, err
 			}
-			elems[2] = asn1.RawValue{FullBytes: algDER}
+			elems[algIndex] = asn1.RawValue{FullBytes: algDER}
 		}
 	}
 	var body []byte

@@ -244,7 +244,13 @@ func (ca *CA) CRL(t Fataler, serials ...*big.Int) []byte {
 	for _, s := range serials {
 		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries, x509.RevocationListEntry{SerialNumber: s, RevocationTime: time.Now().Add(-time.Minute)})
 	}
-	der, err := x509.CreateRevocationList(rand.Reader, tmpl, ca.Cert, ca.Key)
+	var der []byte
+	var err error
+	if k, ok := ca.Key.(*mldsa.PrivateKey); ok {
+		der, err = mldsa.CreateRevocationList(rand.Reader, tmpl, ca.Cert, k)
+	} else {
+		der, err = x509.CreateRevocationList(rand.Reader, tmpl, ca.Cert, ca.Key)
+	}
 	if err != nil {
 		t.Fatalf("pkitest: creating CRL: %v", err)
 	}
