@@ -146,8 +146,12 @@ func EncryptPrivateKey(key crypto.Signer, password []byte) ([]byte, error) {
 	if len(password) == 0 {
 		return nil, errors.New("encrypting private key: empty password")
 	}
-	if _, ok := key.(*mldsa.PrivateKey); ok {
-		return nil, fmt.Errorf("encrypting private key: %w: keyless does not encrypt ML-DSA keys yet; keep the key unencrypted in a 0600 file", ErrUnsupportedEncryption)
+	if k, ok := key.(*mldsa.PrivateKey); ok {
+		out, err := encryptMLDSA(k, password)
+		if err != nil {
+			return nil, fmt.Errorf("encrypting private key: %w", err)
+		}
+		return out, nil
 	}
 	der, err := pkcs8.MarshalPrivateKey(key, password, &pkcs8.Opts{
 		Cipher:  pkcs8.AES256CBC,
@@ -322,7 +326,13 @@ func decryptPKCS8(der []byte, password PasswordFunc) (any, error) {
 		// The library reports a wrong password as a failure to parse the
 		// decrypted bytes; every other failure is about the file itself.
 		if strings.Contains(err.Error(), "incorrect password") {
-			return nil, ErrIncorrectPassword
+			// Or a key of an algorithm the library does not know:
+			// ML-DSA, which keyless decrypts itself.
+			k, err := decryptMLDSA(der, pw)
+			if err != nil {
+				return nil, err
+			}
+			return k, nil
 		}
 		return nil, fmt.Errorf("%w: %v", ErrUnsupportedEncryption, err)
 	}

@@ -34,9 +34,31 @@ func TestMLDSAKeyPEMRoundTrip(t *testing.T) {
 		if _, err := pki.ParsePrivateKey(b.Bytes, nil); err != nil {
 			t.Fatalf("%s DER: %v", kind, err)
 		}
-		if _, err := pki.EncryptPrivateKey(k, []byte("pw")); !errors.Is(err, pki.ErrUnsupportedEncryption) {
-			t.Fatalf("encrypting an ML-DSA key: %v, want ErrUnsupportedEncryption", err)
-		}
+	}
+}
+
+// TestMLDSAEncryptedKey: an ML-DSA key encrypted as keyless encrypts
+// keys (PBES2, PBKDF2-HMAC-SHA256, AES-256-CBC; AWS's helper v1.8.0 reads
+// encrypted ML-DSA keys too) decrypts with its password; a wrong password
+// is ErrIncorrectPassword, no password ErrPasswordRequired.
+func TestMLDSAEncryptedKey(t *testing.T) {
+	k := pkitest.Key(t, pkitest.MLDSA44).(*mldsa.PrivateKey)
+	enc, err := pki.EncryptPrivateKey(k, []byte("correct horse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(enc, []byte("-----BEGIN ENCRYPTED PRIVATE KEY-----")) || bytes.Contains(enc, k.PublicKey().Bytes()[:16]) {
+		t.Fatal("not an encrypted PKCS#8 block")
+	}
+	got, err := pki.ParsePrivateKey(enc, func() ([]byte, error) { return []byte("correct horse"), nil })
+	if err != nil || !k.Equal(got.(*mldsa.PrivateKey)) {
+		t.Fatalf("decrypting: %v", err)
+	}
+	if _, err := pki.ParsePrivateKey(enc, func() ([]byte, error) { return []byte("wrong horse"), nil }); !errors.Is(err, pki.ErrIncorrectPassword) {
+		t.Fatalf("wrong password: %v, want ErrIncorrectPassword", err)
+	}
+	if _, err := pki.ParsePrivateKey(enc, nil); !errors.Is(err, pki.ErrPasswordRequired) {
+		t.Fatalf("no password: %v, want ErrPasswordRequired", err)
 	}
 }
 
