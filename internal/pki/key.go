@@ -463,6 +463,11 @@ func SignTestMessage(key crypto.Signer, hash crypto.Hash) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if _, ok := key.(*mldsa.PrivateKey); ok {
+		// AWS's helper v1.8.0 signs the message itself with ML-DSA,
+		// whatever --digest says.
+		return key.Sign(rand.Reader, message, crypto.Hash(0))
+	}
 	h := hash.New()
 	h.Write(message)
 	sig, err := key.Sign(rand.Reader, h.Sum(nil), hash)
@@ -476,7 +481,7 @@ func SignTestMessage(key crypto.Signer, hash crypto.Hash) ([]byte, error) {
 // command (its SIGN_STRING_TEST_VERSION 1): "AWS Roles Anywhere Credential
 // Helper Signing Test" || "1" || SHA-256("IAM RA" || public key), where the
 // public key is the uncompressed point for ECDSA and the PKCS#1 DER for
-// RSA.
+// RSA; for ML-DSA keys the helper (v1.8.0) leaves the digest out.
 func SigningTestMessage(pub crypto.PublicKey) ([]byte, error) {
 	var keyBytes []byte
 	switch k := pub.(type) {
@@ -488,6 +493,9 @@ func SigningTestMessage(pub crypto.PublicKey) ([]byte, error) {
 		keyBytes = ek.Bytes()
 	case *rsa.PublicKey:
 		keyBytes = x509.MarshalPKCS1PublicKey(k)
+	case *mldsa.PublicKey:
+		// AWS's helper v1.8.0 adds no key digest for ML-DSA keys.
+		return []byte("AWS Roles Anywhere Credential Helper Signing Test1"), nil
 	default:
 		return nil, fmt.Errorf("cannot sign with a %T key", pub)
 	}

@@ -2,6 +2,7 @@ package pki_test
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -107,5 +108,25 @@ func TestMLDSALeafAndCSR(t *testing.T) {
 	forged = bytes.Replace(forged, other.PublicKey().Bytes(), k.PublicKey().Bytes(), 1)
 	if _, err := pki.ParseCSR(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: forged})); err == nil {
 		t.Fatal("a CSR signed by another key was accepted")
+	}
+}
+
+// TestMLDSASignTestMessage: sign-string with an ML-DSA key signs AWS's
+// helper v1.8.0's fixed string (no key digest for ML-DSA) itself,
+// whatever the digest; the result is the same for every digest
+// (checked against the v1.8.0 binary by hand: byte for byte equal).
+func TestMLDSASignTestMessage(t *testing.T) {
+	k := pkitest.Key(t, pkitest.MLDSA65).(*mldsa.PrivateKey)
+	msg, err := pki.SigningTestMessage(k.Public())
+	if err != nil || string(msg) != "AWS Roles Anywhere Credential Helper Signing Test1" {
+		t.Fatalf("message %q, %v", msg, err)
+	}
+	a, err := pki.SignTestMessage(k, crypto.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := pki.SignTestMessage(k, crypto.SHA512)
+	if err != nil || !bytes.Equal(a, b) || !k.PublicKey().Verify(msg, a) {
+		t.Fatalf("signature does not verify over the message itself, or depends on the digest: %v", err)
 	}
 }
