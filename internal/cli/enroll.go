@@ -83,7 +83,8 @@ the intermediate after it (or the intermediate goes to --chain-file); KEY
 gets the key, 0600. Both are written as a pair, atomically. Existing files
 are replaced only with --force.`,
 		Example: `  ssh ca-host keyless ca token gitlab-runner | keyless certificate gitlab-runner runner.crt runner.key --token-file - --not-after 168h
-  keyless certificate gitlab-runner runner.crt runner.key --provisioner runners --provisioner-password-file pw`,
+  keyless certificate gitlab-runner runner.crt runner.key --provisioner runners --provisioner-password-file pw
+  keyless certificate gitlab-runner runner.crt runner.key --token-file token --kty ML-DSA-65   # post-quantum: AWS4-X509-MLDSA`,
 		Args: cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r.Subject, r.CertPath, r.KeyPath = args[0], args[1], args[2]
