@@ -34,6 +34,7 @@ import (
 
 	"github.com/keyless-dev/keyless/internal/caproto"
 	"github.com/keyless-dev/keyless/internal/logline"
+	"github.com/keyless-dev/keyless/internal/mldsa"
 	"github.com/keyless-dev/keyless/internal/pki"
 	"github.com/keyless-dev/keyless/internal/store"
 )
@@ -184,7 +185,7 @@ func (a *Authority) Sign(req SignRequest) (*Issued, error) {
 		NotAfter:  notAfter,
 	}
 	setNames(tmpl, sans)
-	spki, err := x509.MarshalPKIXPublicKey(csr.PublicKey)
+	spki, err := pki.MarshalPKIXPublicKey(csr.PublicKey)
 	if err != nil {
 		return nil, refuse(KindBadRequest, "csr: %v", err)
 	}
@@ -302,7 +303,9 @@ func (a *Authority) issue(tmpl *x509.Certificate, pub crypto.PublicKey, p *Provi
 		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageServerAuth)
 	}
 	tmpl.SignatureAlgorithm = signatureAlgorithm(a.key)
-	der, err := x509.CreateCertificate(a.rand, tmpl, a.intermediate, pub, a.key)
+	// mldsa.CreateCertificate is x509.CreateCertificate that also takes
+	// an ML-DSA subject key.
+	der, err := mldsa.CreateCertificate(a.rand, tmpl, a.intermediate, pub, a.key)
 	if err != nil {
 		return nil, internal(err, "signing the certificate")
 	}
@@ -481,7 +484,11 @@ func (a *Authority) renew(chain []*x509.Certificate, tok *spend) (*Issued, error
 	nb := now.Add(-backdate)
 	tmpl := &x509.Certificate{Subject: pkix.Name{CommonName: old.Subject.CommonName}, NotBefore: nb, NotAfter: nb.Add(life),
 		DNSNames: old.DNSNames, IPAddresses: old.IPAddresses, EmailAddresses: old.EmailAddresses, URIs: old.URIs}
-	return a.issueUnrevoked(tmpl, old.PublicKey, old.RawSubjectPublicKeyInfo, p, rec.Serial, tok)
+	oldPub, err := pki.CertificatePublicKey(old)
+	if err != nil {
+		return nil, refuse(KindBadRequest, "certificate %s: %v", rec.Serial, err)
+	}
+	return a.issueUnrevoked(tmpl, oldPub, old.RawSubjectPublicKeyInfo, p, rec.Serial, tok)
 }
 
 // RenewWithToken is Renew for a client that cannot present its

@@ -358,7 +358,11 @@ func (c *Client) verify(certs *Certificates, pub crypto.PublicKey) error {
 		return fmt.Errorf("the CA's certificate does not verify with its root: %w", err)
 	}
 	type equaler interface{ Equal(crypto.PublicKey) bool }
-	if k, ok := certs.Leaf.PublicKey.(equaler); !ok || !k.Equal(pub) {
+	leafPub, err := pki.CertificatePublicKey(certs.Leaf)
+	if err != nil {
+		return fmt.Errorf("the CA's certificate: %w", err)
+	}
+	if k, ok := leafPub.(equaler); !ok || !k.Equal(pub) {
 		return errors.New("the CA's certificate is not for our key")
 	}
 	return nil

@@ -83,7 +83,8 @@ the intermediate after it (or the intermediate goes to --chain-file); KEY
 gets the key, 0600. Both are written as a pair, atomically. Existing files
 are replaced only with --force.`,
 		Example: `  ssh ca-host keyless ca token gitlab-runner | keyless certificate gitlab-runner runner.crt runner.key --token-file - --not-after 168h
-  keyless certificate gitlab-runner runner.crt runner.key --provisioner runners --provisioner-password-file pw`,
+  keyless certificate gitlab-runner runner.crt runner.key --provisioner runners --provisioner-password-file pw
+  keyless certificate gitlab-runner runner.crt runner.key --token-file token --kty ML-DSA-65   # post-quantum: AWS4-X509-MLDSA`,
 		Args: cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r.Subject, r.CertPath, r.KeyPath = args[0], args[1], args[2]
@@ -132,7 +133,7 @@ are replaced only with --force.`,
 	f.StringVar(&r.Token, "token", "", "the token itself: only through KEYLESS_TOKEN")
 	_ = f.MarkHidden("token")
 	secretFlag(f, "token", true, "--token-file FILE, --token-file - (standard input) or the KEYLESS_TOKEN environment variable")
-	f.StringVar(&r.KeyType, "kty", enroll.KeyEC, "key type: EC (P-256) or RSA")
+	f.StringVar(&r.KeyType, "kty", enroll.KeyEC, "key type: EC (P-256), RSA, or ML-DSA-44, ML-DSA-65 or ML-DSA-87 (post-quantum; ML-DSA means ML-DSA-65)")
 	f.IntVar(&r.KeySize, "size", 2048, "RSA key size in bits (2048, 3072 or 4096)")
 	f.StringVar(&r.ChainPath, "chain-file", "", "write the intermediate here instead of after the leaf in CRT")
 	f.BoolVar(&r.Force, "force", false, "replace existing files")

@@ -26,6 +26,7 @@ var keyless = deptest.Rules{
 		"internal/pki": "domain", "internal/secretfile": "domain", "internal/sigv4": "domain", "internal/store": "domain",
 		"internal/svcunit": "domain", "internal/metrics": "domain", "internal/yamlfile": "domain",
 		"internal/credfile": "domain", "internal/trustpolicy": "domain",
+		"internal/mldsa": "domain",
 		// Transports and peers: the servers keyless runs and the clients
 		// it calls.
 		"internal/ca/caapi": "transport", "internal/caclient": "transport", "internal/emulator": "transport",
@@ -58,7 +59,9 @@ var keyless = deptest.Rules{
 		"github.com/spf13/pflag": {"internal/cli"},
 		"golang.org/x/term":      {"internal/cli"}, // the password prompt
 		"go.etcd.io/bbolt":       {"internal/store"},
-		"github.com/aws/":        {},
+		// ML-DSA arithmetic: one package wraps it for the rest of keyless.
+		"github.com/cloudflare/circl": {"internal/mldsa"},
+		"github.com/aws/":             {},
 	},
 	NoLink: []deptest.NoLink{
 		{Packages: []string{"cmd/keyless"}, Prefixes: []string{"github.com/aws/"},

@@ -2,6 +2,7 @@ package doctor
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -38,7 +39,7 @@ func (r *run) identity() {
 	}
 	r.id = id
 	r.ok(CheckIdentity, "%s, serial %s, issued by %q, %s key matches; %d intermediate(s)",
-		leaf.Subject, leaf.SerialNumber, leaf.Issuer.String(), pki.DescribeKey(leaf.PublicKey), len(id.Intermediates))
+		leaf.Subject, leaf.SerialNumber, leaf.Issuer.String(), pki.DescribeKey(leafKey(leaf)), len(id.Intermediates))
 }
 
 func (r *run) identityFix(err error) string {
@@ -227,4 +228,10 @@ func (r *run) trustPolicy() {
 		fix = "change the certificate or the role's trust policy so that the statement named above allows the session"
 	}
 	r.add(CheckTrustPolicy, Fail, fmt.Sprintf("refuses %s: %s", leaf.Subject, reason), fix)
+}
+
+// leafKey is the leaf's public key for messages (an ML-DSA key too).
+func leafKey(leaf *x509.Certificate) crypto.PublicKey {
+	pub, _ := pki.CertificatePublicKey(leaf)
+	return pub
 }

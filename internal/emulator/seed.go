@@ -544,7 +544,7 @@ func (p *seedParser) checkCRLIssuer(crl *CRL, bundle []*x509.Certificate) error 
 func crlIssuerInBundle(crl *CRL, bundle []*x509.Certificate) (bool, error) {
 	for _, c := range bundle {
 		if bytes.Equal(c.RawSubject, crl.List.RawIssuer) {
-			if err := crl.List.CheckSignatureFrom(c); err != nil {
+			if err := checkCRLSignature(crl.List, c); err != nil {
 				return true, fmt.Errorf("issued by %q, but its signature does not verify with that certificate of the bundle: %w", c.Subject.String(), err)
 			}
 			return true, nil

@@ -419,6 +419,9 @@ func verifyWith(ta *TrustAnchor, leaf *x509.Certificate, intermediates []*x509.C
 		// Roles Anywhere does not require an extended key usage.
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
 	})
+	if err != nil && signedWithMLDSA([]*x509.Certificate{leaf}, intermediates, ta.Certificates) {
+		return verifyMLDSAChain(ta.Certificates, intermediates, leaf, now)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -519,7 +522,7 @@ func (e *Emulator) crlSignedBy(crl *CRL, issuer *x509.Certificate) bool {
 	if ok, found := e.crlChecks.get(key); found {
 		return ok
 	}
-	ok := crl.List.CheckSignatureFrom(issuer) == nil
+	ok := checkCRLSignature(crl.List, issuer) == nil
 	e.crlChecks.put(key, ok)
 	return ok
 }

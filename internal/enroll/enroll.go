@@ -25,11 +25,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/keyless-dev/keyless/internal/atomicfile"
 	"github.com/keyless-dev/keyless/internal/caclient"
 	"github.com/keyless-dev/keyless/internal/identity"
 	"github.com/keyless-dev/keyless/internal/logline"
+	"github.com/keyless-dev/keyless/internal/mldsa"
 	"github.com/keyless-dev/keyless/internal/pki"
 )
 
@@ -37,6 +39,12 @@ import (
 const (
 	KeyEC  = "EC"  // ECDSA P-256
 	KeyRSA = "RSA" // RSA of Request.KeySize bits
+	// KeyMLDSA is ML-DSA-65; KeyMLDSA44, KeyMLDSA65 and KeyMLDSA87 name
+	// a parameter set (FIPS 204), which Roles Anywhere accepts since 2026.
+	KeyMLDSA   = "ML-DSA"
+	KeyMLDSA44 = "ML-DSA-44"
+	KeyMLDSA65 = "ML-DSA-65"
+	KeyMLDSA87 = "ML-DSA-87"
 )
 
 // Request is what to enroll.
@@ -167,8 +175,13 @@ func newKey(rnd io.Reader, kty string, size int) (crypto.Signer, error) {
 			return nil, &InputError{Field: "size", Err: fmt.Errorf("want 2048, 3072 or 4096 (what Roles Anywhere takes), not %d", size)}
 		}
 		return rsa.GenerateKey(rnd, size)
+	case KeyMLDSA:
+		return mldsa.GenerateKey(mldsa.ML65, rnd)
 	}
-	return nil, &InputError{Field: "kty", Err: fmt.Errorf("want EC or RSA, not %q", kty)}
+	if p, ok := mldsa.ByName(kty); ok && strings.HasPrefix(strings.ToUpper(kty), "ML-DSA-") {
+		return mldsa.GenerateKey(p, rnd)
+	}
+	return nil, &InputError{Field: "kty", Err: fmt.Errorf("want EC, RSA or ML-DSA-44/65/87, not %q", kty)}
 }
 
 // makeCSR makes a PEM CSR for subject, with the SANs sorted as the CA
@@ -177,7 +190,13 @@ func makeCSR(rnd io.Reader, key crypto.Signer, subject string, sans []string) ([
 	s := pki.SortNames(sans)
 	tmpl := &x509.CertificateRequest{Subject: pkix.Name{CommonName: subject},
 		DNSNames: s.DNSNames, EmailAddresses: s.EmailAddresses, IPAddresses: s.IPAddresses, URIs: s.URIs}
-	der, err := x509.CreateCertificateRequest(rnd, tmpl, key)
+	var der []byte
+	var err error
+	if k, ok := key.(*mldsa.PrivateKey); ok {
+		der, err = mldsa.CreateCertificateRequest(tmpl, k)
+	} else {
+		der, err = x509.CreateCertificateRequest(rnd, tmpl, key)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("making the certificate request: %w", err)
 	}

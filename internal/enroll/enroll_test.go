@@ -93,6 +93,8 @@ func TestEnrollRefusesBadRequests(t *testing.T) {
 		{"token", enroll.Request{Subject: "x"}},
 		{"token", enroll.Request{Subject: "x", Token: "t", ProvisionerPassword: []byte("p")}},
 		{"kty", enroll.Request{Subject: "x", Token: "t", KeyType: "DSA"}},
+		{"kty", enroll.Request{Subject: "x", Token: "t", KeyType: "ML-DSA-99"}},
+		{"kty", enroll.Request{Subject: "x", Token: "t", KeyType: "mldsa65"}}, // the name is ML-DSA-65
 		{"size", enroll.Request{Subject: "x", Token: "t", KeyType: enroll.KeyRSA, KeySize: 1024}},
 	} {
 		tc.r.CertPath, tc.r.KeyPath = filepath.Join(dir, "a.crt"), filepath.Join(dir, "a.key")

@@ -156,7 +156,7 @@ func Load(f Files, password PasswordFunc, now time.Time) (*pki.Identity, error) 
 		if !pki.KeyMatchesCertificate(key, id.Certificate) {
 			return nil, &FileError{RolePrivateKey, f.PrivateKey, fmt.Errorf("%w %s (certificate key %s %.16s, private key %s %.16s)",
 				ErrKeyMismatch, f.Certificate,
-				pki.DescribeKey(id.Certificate.PublicKey), pki.PublicKeyFingerprint(id.Certificate.PublicKey),
+				pki.DescribeKey(certKey(id.Certificate)), pki.PublicKeyFingerprint(certKey(id.Certificate)),
 				pki.DescribeKey(key.Public()), pki.PublicKeyFingerprint(key.Public()))}
 		}
 	}
@@ -316,4 +316,11 @@ func readOwn(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s changed while it was being read", path)
 	}
 	return io.ReadAll(io.LimitReader(f, 1<<20))
+}
+
+// certKey is cert's public key for messages (an ML-DSA key too), nil when
+// it cannot be read.
+func certKey(cert *x509.Certificate) crypto.PublicKey {
+	pub, _ := pki.CertificatePublicKey(cert)
+	return pub
 }

@@ -19,6 +19,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/keyless-dev/keyless/internal/mldsa"
 )
 
 // ErrNotCertificate means the data holds no certificate at all (for
@@ -128,6 +130,14 @@ func HelperCertificateData(cert *x509.Certificate) CertificateData {
 		keyType = "RSA"
 	case x509.ECDSA:
 		keyType = "EC"
+	default:
+		// AWS's helper v1.8.0 names an ML-DSA key by its parameter set
+		// and lists that one name as its only algorithm.
+		if k, ok, err := mldsa.ParsePKIXPublicKey(cert.RawSubjectPublicKeyInfo); ok && err == nil {
+			name := k.Params().Name()
+			return CertificateData{KeyType: name, CertificateData: base64.StdEncoding.EncodeToString(cert.Raw),
+				SerialNumber: cert.SerialNumber.String(), Algorithms: []string{name}}
+		}
 	}
 	return CertificateData{
 		KeyType:         keyType,

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/keyless-dev/keyless/internal/mldsa"
 	"github.com/youmark/pkcs8"
 )
 
@@ -83,6 +84,13 @@ func ParsePrivateKey(data []byte, password PasswordFunc) (crypto.Signer, error) 
 			}
 			return checkedSigner(key)
 		case "PRIVATE KEY":
+			if _, ok := mldsa.IsPKCS8(b.Bytes); ok {
+				key, err := mldsa.ParsePKCS8(b.Bytes)
+				if err != nil {
+					return nil, fmt.Errorf("parsing PKCS#8 PRIVATE KEY block: %w", err)
+				}
+				return key, nil
+			}
 			key, err := x509.ParsePKCS8PrivateKey(b.Bytes)
 			if err != nil {
 				return nil, fmt.Errorf("parsing PKCS#8 PRIVATE KEY block: %w", unsupportedPKCS8(b.Bytes, err))
@@ -109,9 +117,17 @@ func ParsePrivateKey(data []byte, password PasswordFunc) (crypto.Signer, error) 
 	return nil, fmt.Errorf("%w: PEM holds %s and no private key block", ErrNotPrivateKey, strings.Join(types, ", "))
 }
 
-// EncodePrivateKey returns key as an unencrypted PKCS#8 PEM block.
+// EncodePrivateKey returns key as an unencrypted PKCS#8 PEM block (an
+// ML-DSA key in RFC 9881's seed-and-expanded-key form, which AWS's helper
+// reads).
 func EncodePrivateKey(key crypto.Signer) ([]byte, error) {
-	der, err := x509.MarshalPKCS8PrivateKey(key)
+	var der []byte
+	var err error
+	if k, ok := key.(*mldsa.PrivateKey); ok {
+		der, err = mldsa.MarshalPKCS8(k)
+	} else {
+		der, err = x509.MarshalPKCS8PrivateKey(key)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("encoding private key: %w", err)
 	}
@@ -130,6 +146,13 @@ func EncryptPrivateKey(key crypto.Signer, password []byte) ([]byte, error) {
 	if len(password) == 0 {
 		return nil, errors.New("encrypting private key: empty password")
 	}
+	if k, ok := key.(*mldsa.PrivateKey); ok {
+		out, err := encryptMLDSA(k, password)
+		if err != nil {
+			return nil, fmt.Errorf("encrypting private key: %w", err)
+		}
+		return out, nil
+	}
 	der, err := pkcs8.MarshalPrivateKey(key, password, &pkcs8.Opts{
 		Cipher:  pkcs8.AES256CBC,
 		KDFOpts: pkcs8.PBKDF2Opts{SaltSize: 16, IterationCount: EncryptionIterations, HMACHash: crypto.SHA256},
@@ -141,6 +164,9 @@ func EncryptPrivateKey(key crypto.Signer, password []byte) ([]byte, error) {
 }
 
 func parseDERKey(der []byte, password PasswordFunc) (any, error) {
+	if _, ok := mldsa.IsPKCS8(der); ok {
+		return mldsa.ParsePKCS8(der)
+	}
 	key, err := x509.ParsePKCS8PrivateKey(der)
 	if err == nil {
 		return key, nil
@@ -300,7 +326,13 @@ func decryptPKCS8(der []byte, password PasswordFunc) (any, error) {
 		// The library reports a wrong password as a failure to parse the
 		// decrypted bytes; every other failure is about the file itself.
 		if strings.Contains(err.Error(), "incorrect password") {
-			return nil, ErrIncorrectPassword
+			// Or a key of an algorithm the library does not know:
+			// ML-DSA, which keyless decrypts itself.
+			k, err := decryptMLDSA(der, pw)
+			if err != nil {
+				return nil, err
+			}
+			return k, nil
 		}
 		return nil, fmt.Errorf("%w: %v", ErrUnsupportedEncryption, err)
 	}
@@ -326,7 +358,7 @@ func unsupportedPKCS8(der []byte, err error) error {
 	case oid.Equal(oidPublicKeyDSA):
 		return fmt.Errorf("%w: DSA", ErrUnsupportedKey)
 	case len(oid) == len(oidPublicKeyMLDSA)+1 && oid[:len(oidPublicKeyMLDSA)].Equal(oidPublicKeyMLDSA):
-		return fmt.Errorf("%w: ML-DSA (OID %s) is not supported yet", ErrUnsupportedKey, oid)
+		return fmt.Errorf("%w: OID %s is not ML-DSA-44, -65 or -87 (2.16.840.1.101.3.4.3.17-19)", ErrUnsupportedKey, oid)
 	}
 	if strings.Contains(err.Error(), "curve") {
 		return fmt.Errorf("%w: %v", ErrUnsupportedKey, err)
@@ -346,24 +378,26 @@ func checkedSigner(key any) (crypto.Signer, error) {
 }
 
 // CheckPublicKey reports whether IAM Roles Anywhere accepts the key: RSA
-// 2048 to 4096 bits, or ECDSA on P-256 or P-384. The error says which
-// key it got.
+// 2048 to 4096 bits, ECDSA on P-256 or P-384, or ML-DSA-44/65/87. The
+// error says which key it got.
 func CheckPublicKey(pub crypto.PublicKey) error {
 	switch k := pub.(type) {
+	case *mldsa.PublicKey:
+		return nil
 	case *rsa.PublicKey:
 		if bits := k.N.BitLen(); bits < 2048 || bits > 4096 {
-			return fmt.Errorf("%w: RSA %d-bit; Roles Anywhere accepts RSA 2048 to 4096 bits and ECDSA P-256/P-384", ErrUnsupportedKey, bits)
+			return fmt.Errorf("%w: RSA %d-bit; Roles Anywhere accepts RSA 2048 to 4096 bits, ECDSA P-256/P-384 and ML-DSA-44/65/87", ErrUnsupportedKey, bits)
 		}
 		return nil
 	case *ecdsa.PublicKey:
 		if k.Curve != elliptic.P256() && k.Curve != elliptic.P384() {
-			return fmt.Errorf("%w: ECDSA %s; Roles Anywhere accepts ECDSA P-256/P-384 and RSA 2048 to 4096 bits", ErrUnsupportedKey, k.Curve.Params().Name)
+			return fmt.Errorf("%w: ECDSA %s; Roles Anywhere accepts ECDSA P-256/P-384, RSA 2048 to 4096 bits and ML-DSA-44/65/87", ErrUnsupportedKey, k.Curve.Params().Name)
 		}
 		return nil
 	case ed25519.PublicKey:
-		return fmt.Errorf("%w: Ed25519; Roles Anywhere accepts RSA 2048 to 4096 bits and ECDSA P-256/P-384", ErrUnsupportedKey)
+		return fmt.Errorf("%w: Ed25519; Roles Anywhere accepts RSA 2048 to 4096 bits, ECDSA P-256/P-384 and ML-DSA-44/65/87", ErrUnsupportedKey)
 	default:
-		return fmt.Errorf("%w: %T; Roles Anywhere accepts RSA 2048 to 4096 bits and ECDSA P-256/P-384", ErrUnsupportedKey, pub)
+		return fmt.Errorf("%w: %T; Roles Anywhere accepts RSA 2048 to 4096 bits, ECDSA P-256/P-384 and ML-DSA-44/65/87", ErrUnsupportedKey, pub)
 	}
 }
 
@@ -377,6 +411,8 @@ func DescribeKey(pub crypto.PublicKey) string {
 		return "ECDSA " + k.Curve.Params().Name
 	case ed25519.PublicKey:
 		return "Ed25519"
+	case *mldsa.PublicKey:
+		return k.Params().Name()
 	default:
 		return fmt.Sprintf("%T", pub)
 	}
@@ -386,7 +422,7 @@ func DescribeKey(pub crypto.PublicKey) string {
 // SubjectPublicKeyInfo DER, to tell keys apart in messages without showing
 // anything secret.
 func PublicKeyFingerprint(pub crypto.PublicKey) string {
-	der, err := x509.MarshalPKIXPublicKey(pub)
+	der, err := MarshalPKIXPublicKey(pub)
 	if err != nil {
 		return "unknown"
 	}
@@ -394,10 +430,29 @@ func PublicKeyFingerprint(pub crypto.PublicKey) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// MarshalPKIXPublicKey is x509.MarshalPKIXPublicKey that also writes
+// ML-DSA keys.
+func MarshalPKIXPublicKey(pub crypto.PublicKey) ([]byte, error) {
+	if k, ok := pub.(*mldsa.PublicKey); ok {
+		return mldsa.MarshalPKIXPublicKey(k)
+	}
+	return x509.MarshalPKIXPublicKey(pub)
+}
+
+// CertificatePublicKey is cert's public key, including an ML-DSA key
+// crypto/x509 leaves unparsed.
+func CertificatePublicKey(cert *x509.Certificate) (crypto.PublicKey, error) {
+	return mldsa.PublicKeyOf(cert)
+}
+
 // KeyMatchesCertificate reports whether key is the private key of cert.
 func KeyMatchesCertificate(key crypto.Signer, cert *x509.Certificate) bool {
 	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
-	return ok && pub.Equal(cert.PublicKey)
+	if !ok {
+		return false
+	}
+	certPub, err := mldsa.PublicKeyOf(cert)
+	return err == nil && pub.Equal(certPub)
 }
 
 // SignTestMessage signs SigningTestMessage with key over the hash
@@ -407,6 +462,11 @@ func SignTestMessage(key crypto.Signer, hash crypto.Hash) ([]byte, error) {
 	message, err := SigningTestMessage(key.Public())
 	if err != nil {
 		return nil, err
+	}
+	if _, ok := key.(*mldsa.PrivateKey); ok {
+		// AWS's helper v1.8.0 signs the message itself with ML-DSA,
+		// whatever --digest says.
+		return key.Sign(rand.Reader, message, crypto.Hash(0))
 	}
 	h := hash.New()
 	h.Write(message)
@@ -421,7 +481,7 @@ func SignTestMessage(key crypto.Signer, hash crypto.Hash) ([]byte, error) {
 // command (its SIGN_STRING_TEST_VERSION 1): "AWS Roles Anywhere Credential
 // Helper Signing Test" || "1" || SHA-256("IAM RA" || public key), where the
 // public key is the uncompressed point for ECDSA and the PKCS#1 DER for
-// RSA.
+// RSA; for ML-DSA keys the helper (v1.8.0) leaves the digest out.
 func SigningTestMessage(pub crypto.PublicKey) ([]byte, error) {
 	var keyBytes []byte
 	switch k := pub.(type) {
@@ -433,6 +493,9 @@ func SigningTestMessage(pub crypto.PublicKey) ([]byte, error) {
 		keyBytes = ek.Bytes()
 	case *rsa.PublicKey:
 		keyBytes = x509.MarshalPKCS1PublicKey(k)
+	case *mldsa.PublicKey:
+		// AWS's helper v1.8.0 adds no key digest for ML-DSA keys.
+		return []byte("AWS Roles Anywhere Credential Helper Signing Test1"), nil
 	default:
 		return nil, fmt.Errorf("cannot sign with a %T key", pub)
 	}

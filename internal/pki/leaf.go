@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/keyless-dev/keyless/internal/mldsa"
 )
 
 // Errors from CheckLeaf. ErrExpired and ErrNotYetValid are separate because
@@ -34,9 +36,15 @@ func CheckLeaf(cert *x509.Certificate, now time.Time) error {
 	case x509.MD2WithRSA, x509.MD5WithRSA, x509.SHA1WithRSA, x509.DSAWithSHA1, x509.ECDSAWithSHA1:
 		return fmt.Errorf("%w: it is signed with %s; SHA-256 or stronger is required", ErrLeafProfile, cert.SignatureAlgorithm)
 	case x509.UnknownSignatureAlgorithm:
-		return fmt.Errorf("%w: its signature algorithm is not recognised", ErrLeafProfile)
+		if _, ok := mldsa.IsSignedWithMLDSA(cert.Raw); !ok {
+			return fmt.Errorf("%w: its signature algorithm is not recognised", ErrLeafProfile)
+		}
 	}
-	if err := CheckPublicKey(cert.PublicKey); err != nil {
+	pub, err := mldsa.PublicKeyOf(cert)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrUnsupportedKey, err)
+	}
+	if err := CheckPublicKey(pub); err != nil {
 		return err
 	}
 	if now.Before(cert.NotBefore) {

@@ -22,6 +22,8 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/keyless-dev/keyless/internal/mldsa"
+
 	"github.com/keyless-dev/keyless/internal/caclient"
 	"github.com/keyless-dev/keyless/internal/caproto"
 	"github.com/keyless-dev/keyless/internal/clock"
@@ -130,6 +132,12 @@ func WindowOpens(leaf *x509.Certificate, expiresIn time.Duration) time.Time {
 	return leaf.NotAfter.Add(-life / 3)
 }
 
+// ErrMLDSARenewal means the pair's key is ML-DSA, which neither renewal
+// method can prove: Go's TLS cannot sign a handshake with it and the
+// JOSE library cannot sign step's renewal token. The fix is a new
+// enrollment.
+var ErrMLDSARenewal = errors.New("ML-DSA certificates cannot be renewed (neither TLS client authentication nor step's renewal token can be signed with ML-DSA in keyless yet); enroll again before it expires: keyless certificate --kty ML-DSA-65 with a new token")
+
 // Error is a renewal the CA (or the network) refused. Leaf is the
 // certificate that was not renewed; Expired tells whether it had expired
 // by the renewer's clock.
@@ -176,6 +184,9 @@ func (r *Renewer) Once(ctx context.Context, force bool) (Result, error) {
 func (r *Renewer) renew(ctx context.Context, pair tls.Certificate) (*x509.Certificate, error) {
 	client := r.cfg.Client
 	expired := r.cfg.Clock.Now().After(pair.Leaf.NotAfter)
+	if _, ok := pair.PrivateKey.(*mldsa.PrivateKey); ok {
+		return nil, &Error{Leaf: pair.Leaf, CertPath: r.cfg.CertPath, KeyPath: r.cfg.KeyPath, Expired: expired, Err: ErrMLDSARenewal}
+	}
 	var certs *caclient.Certificates
 	var err error
 	switch {

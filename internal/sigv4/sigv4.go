@@ -38,7 +38,7 @@ const (
 )
 
 // X509Algorithms are the Roles Anywhere algorithms.
-var X509Algorithms = []string{AlgorithmRSA, AlgorithmECDSA}
+var X509Algorithms = []string{AlgorithmRSA, AlgorithmECDSA, AlgorithmMLDSA}
 
 // Names and formats shared by both forms.
 const (
@@ -107,12 +107,12 @@ type Authorization struct {
 
 // ParseAuthorization parses "<algorithm> Credential=<id>/<day>/<region>/
 // <service>/aws4_request, SignedHeaders=<a;b>, Signature=<hex>" for one of
-// algorithms (any of the three when none is given). SignedHeaders must be
+// algorithms (any of them when none is given). SignedHeaders must be
 // lower-case, sorted and unique; an X509 credential must be a decimal
 // serial without leading zeros; an HMAC signature must be 32 bytes.
 func ParseAuthorization(s string, algorithms ...string) (*Authorization, error) {
 	if len(algorithms) == 0 {
-		algorithms = []string{AlgorithmHMAC, AlgorithmRSA, AlgorithmECDSA}
+		algorithms = append([]string{AlgorithmHMAC}, X509Algorithms...)
 	}
 	alg, rest, ok := strings.Cut(s, " ")
 	if !ok {

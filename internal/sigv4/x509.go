@@ -3,9 +3,7 @@ package sigv4
 import (
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
@@ -13,6 +11,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/keyless-dev/keyless/internal/mldsa"
 )
 
 // Roles Anywhere's service name and canonical URI.
@@ -33,6 +33,8 @@ func X509Algorithm(pub crypto.PublicKey) (string, error) {
 		return AlgorithmRSA, nil
 	case *ecdsa.PublicKey:
 		return AlgorithmECDSA, nil
+	case *mldsa.PublicKey:
+		return AlgorithmMLDSA, nil
 	default:
 		return "", fmt.Errorf("no SigV4-X509 algorithm for %T keys", pub)
 	}
@@ -82,9 +84,7 @@ func (s *X509Signer) Sign(req *http.Request, body []byte, region string, now tim
 	if err != nil {
 		return err
 	}
-	// PKCS#1 v1.5 for RSA (deterministic), ASN.1 DER (r, s) for ECDSA.
-	sum := sha256.Sum256([]byte(StringToSign(alg, date, Scope(a.Day, region, a.Service), canonical)))
-	if a.Signature, err = s.Key.Sign(rand.Reader, sum[:], crypto.SHA256); err != nil {
+	if a.Signature, err = signStringToSign(s.Key, alg, StringToSign(alg, date, Scope(a.Day, region, a.Service), canonical)); err != nil {
 		return fmt.Errorf("signing request: %w", err)
 	}
 	req.Header.Set("Authorization", a.String())
@@ -159,7 +159,11 @@ func VerifyX509(req *http.Request, body []byte, opts X509VerifyOptions) (*X509Ve
 	if err != nil {
 		return nil, err
 	}
-	alg, err := X509Algorithm(cert.PublicKey)
+	pub, err := mldsa.PublicKeyOf(cert)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrMalformed, HeaderX509, err)
+	}
+	alg, err := X509Algorithm(pub)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
@@ -170,15 +174,7 @@ func VerifyX509(req *http.Request, body []byte, opts X509VerifyOptions) (*X509Ve
 	if err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256([]byte(StringToSign(a.Algorithm, dateStr, Scope(a.Day, a.Region, a.Service), canonical)))
-	ok := false
-	switch pub := cert.PublicKey.(type) {
-	case *rsa.PublicKey:
-		ok = rsa.VerifyPKCS1v15(pub, crypto.SHA256, sum[:], a.Signature) == nil
-	case *ecdsa.PublicKey:
-		ok = ecdsa.VerifyASN1(pub, sum[:], a.Signature)
-	}
-	if !ok {
+	if !verifyStringToSign(pub, StringToSign(a.Algorithm, dateStr, Scope(a.Day, a.Region, a.Service), canonical), a.Signature) {
 		return nil, fmt.Errorf("%w with the public key of certificate serial %s", ErrSignature, cert.SerialNumber)
 	}
 	return &X509Verified{Authorization: a, Certificate: cert, Intermediates: chain, Date: date}, nil

@@ -4,6 +4,8 @@ go 1.26.0
 
 require github.com/keyless-dev/keyless v0.0.0
 
+require github.com/cloudflare/circl v1.6.5 // indirect
+
 require (
 	github.com/go-jose/go-jose/v4 v4.1.9 // indirect
 	github.com/inconshreveable/mousetrap v1.1.0 // indirect

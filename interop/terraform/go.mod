@@ -5,6 +5,7 @@ go 1.26.0
 require github.com/keyless-dev/keyless v0.0.0
 
 require (
+	github.com/cloudflare/circl v1.6.5 // indirect
 	github.com/go-jose/go-jose/v4 v4.1.9 // indirect
 	github.com/inconshreveable/mousetrap v1.1.0 // indirect
 	github.com/spf13/cobra v1.10.2 // indirect

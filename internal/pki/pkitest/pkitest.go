@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keyless-dev/keyless/internal/mldsa"
 	"github.com/keyless-dev/keyless/internal/pki"
 )
 
@@ -43,6 +44,10 @@ const (
 	P256    = "p256"
 	P384    = "p384"
 	P521    = "p521"
+	// ML-DSA keys (FIPS 204), which Roles Anywhere accepts since 2026.
+	MLDSA44 = "mldsa44"
+	MLDSA65 = "mldsa65"
+	MLDSA87 = "mldsa87"
 )
 
 var (
@@ -85,6 +90,12 @@ func Key(t Fataler, kind string) crypto.Signer {
 		k, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	case P521:
 		k, err = ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
+	case MLDSA44:
+		k, err = mldsa.GenerateKey(mldsa.ML44, rand.Reader)
+	case MLDSA65:
+		k, err = mldsa.GenerateKey(mldsa.ML65, rand.Reader)
+	case MLDSA87:
+		k, err = mldsa.GenerateKey(mldsa.ML87, rand.Reader)
 	default:
 		t.Fatalf("pkitest: unknown key kind %q", kind)
 	}
@@ -146,7 +157,7 @@ func newCA(t Fataler, name string, key crypto.Signer, parent *CA, lifetime time.
 	if parent != nil {
 		issuer, signer = parent.Cert, parent.Key
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, issuer, key.Public(), signer)
+	der, err := mldsa.CreateCertificate(rand.Reader, tmpl, issuer, key.Public(), signer)
 	if err != nil {
 		t.Fatalf("pkitest: creating CA %s: %v", name, err)
 	}
@@ -214,7 +225,7 @@ func (ca *CA) Leaf(t Fataler, o LeafOptions) *x509.Certificate {
 		ExtraExtensions:       o.ExtraExtensions,
 		SignatureAlgorithm:    o.SignatureAlgorithm,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, o.Key.Public(), ca.Key)
+	der, err := mldsa.CreateCertificate(rand.Reader, tmpl, ca.Cert, o.Key.Public(), ca.Key)
 	if err != nil {
 		t.Fatalf("pkitest: creating leaf: %v", err)
 	}
@@ -233,7 +244,13 @@ func (ca *CA) CRL(t Fataler, serials ...*big.Int) []byte {
 	for _, s := range serials {
 		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries, x509.RevocationListEntry{SerialNumber: s, RevocationTime: time.Now().Add(-time.Minute)})
 	}
-	der, err := x509.CreateRevocationList(rand.Reader, tmpl, ca.Cert, ca.Key)
+	var der []byte
+	var err error
+	if k, ok := ca.Key.(*mldsa.PrivateKey); ok {
+		der, err = mldsa.CreateRevocationList(rand.Reader, tmpl, ca.Cert, k)
+	} else {
+		der, err = x509.CreateRevocationList(rand.Reader, tmpl, ca.Cert, ca.Key)
+	}
 	if err != nil {
 		t.Fatalf("pkitest: creating CRL: %v", err)
 	}
