@@ -149,6 +149,18 @@ func TestSessionRulesRefuse(t *testing.T) {
 		{name: "tag value of 257 characters", setup: setup{policy: openPolicy}, call: func(e *env) call {
 			return call{leaf: e.subjectLeaf(81, attr(oidCN, "gitlab-runner"), attr(oidOU, strings.Repeat("u", 257)))}
 		}, message: tagsFailed, rule: "x509Subject/OU"},
+		// A trust policy that reads the tag of an RDN type AWS may not map.
+		{name: "trust policy reads an unnamed attribute", setup: setup{policy: unnamedAttributePolicy}, call: func(e *env) call {
+			return call{leaf: e.subjectLeaf(82, attr(oidCN, "gitlab-runner"), attr(privateOID(1), "blue"))}
+		}, message: "Unable to assume role for arn:aws:iam::111122223333:role/ci-deployer.",
+			rule: "the trust policy reads aws:PrincipalTag/x509Subject/1.3.6.1.4.1.99999.1, a certificate attribute whose type has no name AWS documents"},
+		{name: "trust policy reads a request tag", setup: setup{policy: `{"Version":"2012-10-17","Statement":[{"Effect":"Allow",
+  "Principal":{"Service":"rolesanywhere.amazonaws.com"},
+  "Action":["sts:AssumeRole","sts:TagSession","sts:SetSourceIdentity"],
+  "Condition":{"StringEquals":{"aws:RequestTag/x509Subject/CN":"gitlab-runner"}}}]}`},
+			call:    func(e *env) call { return call{} },
+			message: "Unable to assume role for arn:aws:iam::111122223333:role/ci-deployer.",
+			rule:    "the trust policy reads aws:RequestTag/x509Subject/CN, which AWS does not document for Roles Anywhere sessions"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -166,6 +178,16 @@ func TestSessionRulesRefuse(t *testing.T) {
 		})
 	}
 }
+
+// unnamedAttributePolicy denies certificates whose private attribute
+// 1.3.6.1.4.1.99999.1 is "red": a decision AWS's mapping of "all
+// recognizable RDNs" leaves open, so the emulator refuses it whenever
+// the certificate carries that attribute.
+const unnamedAttributePolicy = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow",
+  "Principal":{"Service":"rolesanywhere.amazonaws.com"},
+  "Action":["sts:AssumeRole","sts:TagSession","sts:SetSourceIdentity"]},
+  {"Effect":"Deny","Principal":"*","Action":"sts:*",
+   "Condition":{"StringEquals":{"aws:PrincipalTag/x509Subject/1.3.6.1.4.1.99999.1":"red"}}}]}`
 
 // TestSessionRulesAccept: the valid side of each rule's boundary gets a
 // session, with AWS's duration and source identity.
@@ -216,6 +238,11 @@ func TestSessionRulesAccept(t *testing.T) {
 		{name: "tag value of 256 characters", setup: setup{policy: openPolicy}, call: func(e *env) call {
 			return call{leaf: e.subjectLeaf(0x256, attr(oidCN, "gitlab-runner"), attr(oidOU, strings.Repeat("u", 256)))}
 		}, wantDuration: time.Hour, sourceIdentity: "CN=gitlab-runner"},
+		// A policy that reads an unnamed attribute decides as usual for a
+		// certificate without it: the tag is absent on AWS too.
+		{name: "trust policy reads an unnamed attribute the certificate lacks", setup: setup{policy: unnamedAttributePolicy},
+			call:         func(e *env) call { return call{leaf: e.subjectLeaf(0x82, attr(oidCN, "gitlab-runner"))} },
+			wantDuration: time.Hour, sourceIdentity: "CN=gitlab-runner"},
 		// The deprecated sessionName is ignored: no effect on the session
 		// name, and no check of its own.
 		{name: "sessionName without acceptRoleSessionName", call: func(e *env) call {

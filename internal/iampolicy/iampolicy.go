@@ -21,6 +21,7 @@
 package iampolicy
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -413,4 +414,32 @@ func principalPhrase(p Principal) string {
 		return "canonical user " + bare(p.ID)
 	}
 	return bare(p.Type) + " principal " + bare(p.ID)
+}
+
+// ContextKeys returns every request-context key the policy can read, in
+// order and without repeats: its condition keys and the keys of the
+// policy variables in its condition values and resources, as written.
+func (p *Policy) ContextKeys() []string {
+	var keys []string
+	addVars := func(t template) {
+		for _, pt := range t.parts {
+			if pt.kind == partVar {
+				keys = append(keys, pt.key)
+			}
+		}
+	}
+	for i := range p.statements {
+		s := &p.statements[i]
+		for _, c := range s.conditions {
+			keys = append(keys, c.key)
+			for _, v := range c.values {
+				addVars(v.tmpl)
+			}
+		}
+		for _, r := range s.resources {
+			addVars(r.tmpl)
+		}
+	}
+	slices.Sort(keys)
+	return slices.Compact(keys)
 }

@@ -3,6 +3,7 @@ package iampolicy_test
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -819,4 +820,23 @@ func TestConcurrentEvaluate(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestContextKeys: every key a policy can read, from conditions and from
+// policy variables in condition values and resources, sorted, once each.
+func TestContextKeys(t *testing.T) {
+	p, err := iampolicy.Parse([]byte(`{"Version":"2012-10-17","Statement":[
+	  {"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/${aws:username}/*",
+	   "Condition":{"StringEquals":{"aws:PrincipalTag/team":"${aws:PrincipalTag/x509Subject/OU}","s3:prefix":"x"}}},
+	  {"Effect":"Deny","Action":"s3:*","Resource":"*","Condition":{"Bool":{"aws:SecureTransport":"false"},"StringEquals":{"aws:PrincipalTag/team":"y"}}}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"aws:PrincipalTag/team", "aws:PrincipalTag/x509Subject/OU", "aws:SecureTransport", "aws:username", "s3:prefix"}
+	if got := p.ContextKeys(); !slices.Equal(got, want) {
+		t.Errorf("ContextKeys() = %q, want %q", got, want)
+	}
+	if got := (&iampolicy.Policy{}).ContextKeys(); len(got) != 0 {
+		t.Errorf("empty policy: %q", got)
+	}
 }

@@ -136,3 +136,63 @@ func TestCheckTagsLimits(t *testing.T) {
 		})
 	}
 }
+
+// TestEvaluateRefusesUnnamedAttributeReads: a trust policy whose decision
+// reads the tag of an RDN type AWS documents no name for is refused when
+// the certificate carries that attribute, whichever way the policy would
+// have decided, and in any spelling (condition key case, a policy
+// variable); a certificate without the attribute is decided as usual.
+func TestEvaluateRefusesUnnamedAttributeReads(t *testing.T) {
+	private := asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 7}
+	with := leafWithSubject(t, 0x71, pkix.RDNSequence{rdn(cnOID, "gitlab-runner"), rdn(private, "blue")})
+	without := leafWithSubject(t, 0x72, pkix.RDNSequence{rdn(cnOID, "gitlab-runner")})
+	const allow = `{"Effect":"Allow","Principal":{"Service":"rolesanywhere.amazonaws.com"},"Action":["sts:AssumeRole","sts:TagSession","sts:SetSourceIdentity"]`
+	for _, tt := range []struct {
+		name, policy string
+		leaf         *x509.Certificate
+		refused      bool
+	}{
+		{"allow on the attribute", `{"Version":"2012-10-17","Statement":[` + allow + `,"Condition":{"StringEquals":{"aws:PrincipalTag/x509Subject/1.3.6.1.4.1.99999.7":"blue"}}}]}`, with, true},
+		{"deny on the attribute, other case", `{"Version":"2012-10-17","Statement":[` + allow + `},{"Effect":"Deny","Principal":"*","Action":"sts:*","Condition":{"StringEquals":{"AWS:principaltag/X509SUBJECT/1.3.6.1.4.1.99999.7":"red"}}}]}`, with, true},
+		{"policy variable", `{"Version":"2012-10-17","Statement":[` + allow + `,"Condition":{"StringEquals":{"aws:PrincipalTag/x509Subject/CN":"${aws:PrincipalTag/x509Subject/1.3.6.1.4.1.99999.7}"}}}]}`, with, true},
+		{"certificate without the attribute", `{"Version":"2012-10-17","Statement":[` + allow + `},{"Effect":"Deny","Principal":"*","Action":"sts:*","Condition":{"StringEquals":{"aws:PrincipalTag/x509Subject/1.3.6.1.4.1.99999.7":"red"}}}]}`, without, false},
+		{"policy that reads only named attributes", `{"Version":"2012-10-17","Statement":[` + allow + `,"Condition":{"StringEquals":{"aws:PrincipalTag/x509Subject/CN":"gitlab-runner"}}}]}`, with, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := iampolicy.ParseTrustPolicy([]byte(tt.policy))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := trustpolicy.Evaluate(p, trustpolicy.Session{Leaf: tt.leaf, AnchorARN: "arn:aws:rolesanywhere:us-east-1:111122223333:trust-anchor/x", Account: "111122223333", Now: time.Now()})
+			switch {
+			case tt.refused && (r == nil || !strings.Contains(r.Error(), "a certificate attribute whose type has no name AWS documents")):
+				t.Fatalf("got %v, want the refusal of a decision on an unnamed attribute", r)
+			case !tt.refused && r != nil:
+				t.Fatalf("refused: %v", r)
+			}
+		})
+	}
+}
+
+// TestEvaluateRefusesRequestTagReads: aws:RequestTag/* and aws:TagKeys,
+// which AWS does not document for Roles Anywhere, cannot decide a
+// session in either direction.
+func TestEvaluateRefusesRequestTagReads(t *testing.T) {
+	leaf := leafWithSubject(t, 0x73, pkix.RDNSequence{rdn(cnOID, "gitlab-runner")})
+	const allow = `{"Effect":"Allow","Principal":{"Service":"rolesanywhere.amazonaws.com"},"Action":["sts:AssumeRole","sts:TagSession","sts:SetSourceIdentity"]`
+	for _, tt := range []struct{ name, policy, key string }{
+		{"allow on a request tag", `{"Version":"2012-10-17","Statement":[` + allow + `,"Condition":{"StringEquals":{"aws:RequestTag/x509Subject/CN":"gitlab-runner"}}}]}`, "aws:RequestTag/x509Subject/CN"},
+		{"deny on tag keys", `{"Version":"2012-10-17","Statement":[` + allow + `},{"Effect":"Deny","Principal":"*","Action":"sts:TagSession","Condition":{"ForAnyValue:StringEquals":{"aws:TagKeys":"x509Subject/OU"}}}]}`, "aws:TagKeys"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := iampolicy.ParseTrustPolicy([]byte(tt.policy))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := trustpolicy.Evaluate(p, trustpolicy.Session{Leaf: leaf, AnchorARN: "arn:aws:rolesanywhere:us-east-1:111122223333:trust-anchor/x", Account: "111122223333", Now: time.Now()})
+			if r == nil || !strings.Contains(r.Error(), "the trust policy reads "+tt.key+", which AWS does not document for Roles Anywhere sessions") {
+				t.Fatalf("got %v, want the refusal of a decision on %s", r, tt.key)
+			}
+		})
+	}
+}

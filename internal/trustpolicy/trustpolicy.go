@@ -378,6 +378,14 @@ func Evaluate(policy *iampolicy.Policy, s Session) *Refusal {
 	if len(bad) > 0 {
 		return &Refusal{BadTags: bad}
 	}
+	if key, ok := readsUnnamedAttribute(policy, tags); ok {
+		return &Refusal{Action: Actions[0], Decision: iampolicy.Decision{Reason: fmt.Sprintf(
+			"the trust policy reads %s, a certificate attribute whose type has no name AWS documents; AWS maps only the RDNs it recognises, so whether a session has this tag on AWS is unknown, and the emulator refuses rather than guess: condition on a named attribute (CN, O, OU, ...) instead", key)}}
+	}
+	if key, ok := readsRequestTags(policy); ok {
+		return &Refusal{Action: Actions[0], Decision: iampolicy.Decision{Reason: fmt.Sprintf(
+			"the trust policy reads %s, which AWS does not document for Roles Anywhere sessions (whether the certificate's session tags are also request tags is unknown), so the emulator refuses rather than guess: condition on aws:PrincipalTag/... instead", key)}}
+	}
 	ctx := Context(s.AnchorARN, s.Account, tags, SourceIdentity(s.Leaf), s.Now)
 	for _, action := range Actions {
 		d := policy.Evaluate(iampolicy.Request{Principal: Principal, Action: action, Context: ctx})
@@ -386,6 +394,70 @@ func Evaluate(policy *iampolicy.Policy, s Session) *Refusal {
 		}
 	}
 	return nil
+}
+
+// readsUnnamedAttribute reports the first context key of policy that is
+// the session tag of a certificate attribute this session carries under
+// its dotted OID (an RDN type without a documented name, such as
+// aws:PrincipalTag/x509Subject/1.3.6.1.4.1.99999.1). AWS's attribute
+// mapping takes "all recognizable RDNs" and does not say which those
+// are, so a decision that depends on such a tag could go either way on
+// AWS; the stricter reading refuses it. A policy that names such a key
+// for a certificate without that attribute is unaffected: the tag is
+// absent on AWS too.
+func readsUnnamedAttribute(policy *iampolicy.Policy, tags map[string]string) (string, bool) {
+	if policy == nil {
+		return "", false
+	}
+	unnamed := map[string]bool{}
+	for k := range tags {
+		if i := strings.LastIndexByte(k, '/'); i >= 0 && isDottedOID(k[i+1:]) {
+			unnamed[strings.ToLower(k)] = true
+		}
+	}
+	if len(unnamed) == 0 {
+		return "", false
+	}
+	const prefix = "aws:principaltag/"
+	for _, key := range policy.ContextKeys() {
+		lower := strings.ToLower(key)
+		if strings.HasPrefix(lower, prefix) && unnamed[lower[len(prefix):]] {
+			return key, true
+		}
+	}
+	return "", false
+}
+
+// readsRequestTags reports the first context key of policy that is
+// aws:RequestTag/<key> or aws:TagKeys. AWS documents principal tags for
+// Roles Anywhere sessions, not request tags: on AWS they may carry the
+// certificate's tags (Roles Anywhere passes them to sts:TagSession) or
+// be absent, and either reading could be wrong, so the stricter one
+// refuses a decision that reads them.
+func readsRequestTags(policy *iampolicy.Policy) (string, bool) {
+	if policy == nil {
+		return "", false
+	}
+	for _, key := range policy.ContextKeys() {
+		lower := strings.ToLower(key)
+		if strings.HasPrefix(lower, "aws:requesttag/") || lower == "aws:tagkeys" {
+			return key, true
+		}
+	}
+	return "", false
+}
+
+// isDottedOID reports whether s is an OID in dotted form ("1.3.6.1").
+func isDottedOID(s string) bool {
+	if !strings.Contains(s, ".") {
+		return false
+	}
+	for _, arc := range strings.Split(s, ".") {
+		if arc == "" || strings.Trim(arc, "0123456789") != "" {
+			return false
+		}
+	}
+	return true
 }
 
 // sortedKeys returns m's keys in order, for deterministic output.
