@@ -218,6 +218,8 @@ func (r *run) trustPolicy() {
 		fix = "Roles Anywhere does not take this certificate's subject: issue a certificate with a subject CN of at most 64 characters"
 	case len(refusal.BadTags) > 0:
 		fix = "Roles Anywhere cannot make these attributes session tags: issue a certificate whose subject and SANs use only letters, digits, spaces and _.:/=+-@"
+	case refusal.Undecided != "":
+		fix = fmt.Sprintf("AWS does not define %s for a Roles Anywhere session: condition the role's trust policy on aws:PrincipalTag/x509Subject/CN (or O, OU and the other named attributes) and aws:SourceArn instead (aws iam update-assume-role-policy, or the Terraform module's role conditions)", refusal.Undecided)
 	case strings.Contains(reason, "aws:SourceArn"):
 		fix = fmt.Sprintf("the policy's aws:SourceArn condition names another trust anchor than %s %s: use the trust anchor it names, or add this one to the condition", r.n("trust-anchor-arn"), r.cfg.Request.TrustAnchorARN)
 	case strings.Contains(reason, "aws:PrincipalTag/x509"):

@@ -252,6 +252,15 @@ func TestBroken(t *testing.T) {
 		fixes: F{doctor.CheckTrustPolicy: "the certificate's names do not meet the policy's condition",
 			doctor.CheckCreateSession: "the role's trust policy refuses this certificate"},
 	}, {
+		name: "trust policy reads request tags",
+		brk: func(t *testing.T, s *setup) {
+			policy := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"rolesanywhere.amazonaws.com"},
+			  "Action":["sts:AssumeRole","sts:TagSession","sts:SetSourceIdentity"],"Condition":{"StringEquals":{"aws:RequestTag/x509Subject/CN":"gitlab-runner"}}}]}`
+			s.cfg.TrustPolicy = pkitest.WriteFile(t, s.dir, "policy.json", []byte(policy))
+		},
+		want:  S{doctor.CheckTrustPolicy: fail},
+		fixes: F{doctor.CheckTrustPolicy: "AWS does not define aws:RequestTag/x509Subject/CN for a Roles Anywhere session"},
+	}, {
 		name: "skewed clock",
 		brk: func(t *testing.T, s *setup) {
 			s.clock.Advance(10 * time.Minute)

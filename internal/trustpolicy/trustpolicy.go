@@ -348,10 +348,14 @@ type Session struct {
 // attributes cannot become session tags (BadTags), or the policy does
 // not allow Action (Decision says which statement and condition).
 type Refusal struct {
-	Subject  error
-	BadTags  []string
-	Action   string
-	Decision iampolicy.Decision
+	Subject error
+	BadTags []string
+	// Undecided is the context key the policy reads whose value AWS
+	// leaves undefined for this session (see readsUnnamedAttribute and
+	// readsRequestTags); Decision.Reason explains.
+	Undecided string
+	Action    string
+	Decision  iampolicy.Decision
 }
 
 func (r *Refusal) Error() string {
@@ -379,11 +383,11 @@ func Evaluate(policy *iampolicy.Policy, s Session) *Refusal {
 		return &Refusal{BadTags: bad}
 	}
 	if key, ok := readsUnnamedAttribute(policy, tags); ok {
-		return &Refusal{Action: Actions[0], Decision: iampolicy.Decision{Reason: fmt.Sprintf(
+		return &Refusal{Undecided: key, Action: Actions[0], Decision: iampolicy.Decision{Reason: fmt.Sprintf(
 			"the trust policy reads %s, a certificate attribute whose type has no name AWS documents; AWS maps only the RDNs it recognises, so whether a session has this tag on AWS is unknown, and the emulator refuses rather than guess: condition on a named attribute (CN, O, OU, ...) instead", key)}}
 	}
 	if key, ok := readsRequestTags(policy); ok {
-		return &Refusal{Action: Actions[0], Decision: iampolicy.Decision{Reason: fmt.Sprintf(
+		return &Refusal{Undecided: key, Action: Actions[0], Decision: iampolicy.Decision{Reason: fmt.Sprintf(
 			"the trust policy reads %s, which AWS does not document for Roles Anywhere sessions (whether the certificate's session tags are also request tags is unknown), so the emulator refuses rather than guess: condition on aws:PrincipalTag/... instead", key)}}
 	}
 	ctx := Context(s.AnchorARN, s.Account, tags, SourceIdentity(s.Leaf), s.Now)
