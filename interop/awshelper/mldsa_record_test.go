@@ -58,3 +58,32 @@ func TestRecordMLDSAVectors(t *testing.T) {
 		t.Logf("wrote %s", name)
 	}
 }
+
+// TestHelperV18MLDSALive runs AWS's helper v1.8.0 (KEYLESS_AWS_HELPER_V18
+// names its binary) with an ML-DSA-44, -65 and -87 certificate from
+// keyless's CA against the emulator, and checks that it signs with
+// AWS4-X509-MLDSA and gets credentials. Like the recorder, it is built
+// only with -tags record: v1.8.0 is not on the Go module proxy, so CI
+// cannot install it, and the recorded vectors (TestHelperV18MLDSAVectors)
+// are what CI runs; a skipped live test would hide that under
+// KEYLESS_INTEROP=require.
+func TestHelperV18MLDSALive(t *testing.T) {
+	bin := os.Getenv(helperV18Env)
+	if bin == "" {
+		t.Fatalf("set %s to AWS's helper v1.8.0 binary", helperV18Env)
+	}
+	c := catest.Start(t, catest.Options{})
+	for _, kty := range mldsaKeyTypes {
+		t.Run(kty, func(t *testing.T) {
+			id := newMLDSAIdentity(t, c, kty)
+			req, out, _ := runHelperV18(t, bin, id)
+			if a := req.Header.Get("Authorization"); !strings.HasPrefix(a, sigv4.AlgorithmMLDSA+" ") {
+				t.Fatalf("the helper signed with %.40q, want %s", a, sigv4.AlgorithmMLDSA)
+			}
+			var cp struct{ AccessKeyId, SecretAccessKey, SessionToken string }
+			if err := json.Unmarshal(out, &cp); err != nil || !strings.HasPrefix(cp.AccessKeyId, "ASIA") || cp.SecretAccessKey == "" || cp.SessionToken == "" {
+				t.Fatalf("helper output is not credentials (%v)", err)
+			}
+		})
+	}
+}

@@ -4,15 +4,17 @@ package awshelper_test
 // with AWS4-X509-MLDSA. Its source is not on the Go module proxy (which
 // serves v1.4.0, the library the other tests use), so a fresh CI machine
 // cannot build it: these tests replay requests the real v1.8.0 binary
-// signed, recorded once into testdata/mldsa/*.json, and run the binary
-// live only when KEYLESS_AWS_HELPER_V18 names it.
+// signed, recorded once into testdata/mldsa/*.json. The binary runs live
+// only with the build tag "record", where KEYLESS_AWS_HELPER_V18 must
+// name it.
 //
 // To regenerate the vectors (keys and certificates are made fresh by
-// keyless's CA for the recording; nothing of AWS's is committed):
+// keyless's CA for the recording; nothing of AWS's is committed), or to
+// run the helper live against the emulator:
 //
 //	cd interop/awshelper
 //	KEYLESS_AWS_HELPER_V18=/path/to/rolesanywhere-credential-helper \
-//	  go test -tags record -run TestRecordMLDSAVectors .
+//	  go test -tags record -run 'TestRecordMLDSAVectors|TestHelperV18MLDSALive' .
 //
 // The recorder (mldsa_record_test.go, build tag "record") gets an
 // ML-DSA-44, -65 and -87 certificate from an in-process keyless CA with
@@ -175,34 +177,6 @@ func runHelperV18(t *testing.T, bin string, id mldsaIdentity) (recordedHTTP, []b
 		t.Fatalf("the helper made %d requests, want 1", len(capt.reqs))
 	}
 	return capt.reqs[0], out, http.StatusCreated
-}
-
-// TestHelperV18MLDSALive runs AWS's helper v1.8.0 (when
-// KEYLESS_AWS_HELPER_V18 names its binary) with an ML-DSA-44, -65 and -87
-// certificate from keyless's CA against the emulator, and checks that it
-// signs with AWS4-X509-MLDSA and gets credentials.
-func TestHelperV18MLDSALive(t *testing.T) {
-	bin := os.Getenv(helperV18Env)
-	if bin == "" {
-		// Not a CI peer: v1.8.0 is not on the Go module proxy. The
-		// recorded vectors (TestHelperV18MLDSAVectors) prove the wire
-		// format without it.
-		t.Skipf("%s is not set; set it to AWS's helper v1.8.0 binary to run it live (the recorded vectors run regardless)", helperV18Env)
-	}
-	c := catest.Start(t, catest.Options{})
-	for _, kty := range mldsaKeyTypes {
-		t.Run(kty, func(t *testing.T) {
-			id := newMLDSAIdentity(t, c, kty)
-			req, out, _ := runHelperV18(t, bin, id)
-			if a := req.Header.Get("Authorization"); !strings.HasPrefix(a, sigv4.AlgorithmMLDSA+" ") {
-				t.Fatalf("the helper signed with %.40q, want %s", a, sigv4.AlgorithmMLDSA)
-			}
-			var cp struct{ AccessKeyId, SecretAccessKey, SessionToken string }
-			if err := json.Unmarshal(out, &cp); err != nil || !strings.HasPrefix(cp.AccessKeyId, "ASIA") || cp.SecretAccessKey == "" || cp.SessionToken == "" {
-				t.Fatalf("helper output is not credentials (%v)", err)
-			}
-		})
-	}
 }
 
 func loadVectors(t *testing.T) []mldsaVector {
