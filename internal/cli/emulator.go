@@ -84,7 +84,7 @@ The seed file's format is in docs/emulator.md.`,
 				return fmt.Errorf("--state: %w", err)
 			}
 			if errors.As(err, &stateErr) {
-				return withHint(fmt.Errorf("--state: %w", err), "the state file is written by keyless emulator only, for the seed's account and region; move it away (or delete it) to start again from the seed")
+				return withHint(fmt.Errorf("--state: %w", err), "the state file is written by keyless emulator only, for the seed's account and region, and an older version's file is refused when a resource in it breaks a rule added since (the error names it); move the file away (or delete it) to start again from the seed")
 			}
 			if err != nil {
 				return err

@@ -110,9 +110,9 @@ func TestControlPlaneProfilePolicies(t *testing.T) {
 		contains           string
 	}{
 		{"CreateProfile with 11 managed policy ARNs", "POST", "/profiles", map[string]any{"name": "p", "roleArns": []string{role}, "managedPolicyArns": policyARNs(11)},
-			"1 validation error detected: Value at 'managedPolicyArns' failed to satisfy constraint: Member must have length less than or equal to 10"},
+			"Cannot use more than 10 managed policy ARNs: a session takes at most 10"},
 		{"UpdateProfile to 11 managed policy ARNs", "PATCH", "/profile/" + id, map[string]any{"managedPolicyArns": policyARNs(11)},
-			"Member must have length less than or equal to 10"},
+			"Cannot use more than 10 managed policy ARNs"},
 		{"session policy with a Principal", "POST", "/profiles", map[string]any{"name": "p", "roleArns": []string{role},
 			"sessionPolicy": `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:*","Resource":"*"}]}`},
 			"Invalid session policy (keyless emulator: statement 1: Policy document should not specify a principal"},

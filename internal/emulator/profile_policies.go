@@ -105,7 +105,7 @@ func (l *sessionPolicyLimit) Error() string { return l.message + " (" + l.rule +
 func checkSessionPolicyLimits(doc string, arns []string) (int, *sessionPolicyLimit) {
 	if n := len(arns); n > maxSessionPolicyARNs {
 		return 0, &sessionPolicyLimit{field: "managedPolicyArns",
-			message: fmt.Sprintf("1 validation error detected: Value at 'managedPolicyArns' failed to satisfy constraint: Member must have length less than or equal to %d", maxSessionPolicyARNs),
+			message: fmt.Sprintf("1 validation error detected: Value at 'policyArns' failed to satisfy constraint: Member must have length less than or equal to %d", maxSessionPolicyARNs),
 			rule:    fmt.Sprintf("%d managed policy ARNs; STS's AssumeRole takes at most %d (PolicyArns)", n, maxSessionPolicyARNs)}
 	}
 	if n := sessionPolicyPlainChars(doc, arns); n > maxSessionPolicyChars {
@@ -240,16 +240,19 @@ var packedWords = func() map[string]bool {
 // words) and the policies' existence. It returns the packed size for the
 // answer's packedPolicySize.
 func (e *Emulator) sessionPolicies(profile *Profile, role *Role) (int, *apiError) {
+	// The limits first: they are cheap, and they bound what the parse
+	// below reads (UpdateProfile takes session policies of up to
+	// 100,000 characters).
+	size, limit := checkSessionPolicyLimits(profile.SessionPolicy, profile.ManagedPolicyARNs)
+	if limit != nil {
+		return 0, &apiError{status: http.StatusBadRequest, code: "ValidationException", message: limit.message,
+			rule: fmt.Sprintf("profile %s: %s", profile.Name, limit.rule)}
+	}
 	if profile.SessionPolicy != "" {
 		if err := checkSessionPolicyText(profile.SessionPolicy); err != nil {
 			return 0, &apiError{status: http.StatusBadRequest, code: "ValidationException", message: sessionPolicyMessage,
 				rule: fmt.Sprintf("session policy of profile %s: %v", profile.Name, err)}
 		}
-	}
-	size, limit := checkSessionPolicyLimits(profile.SessionPolicy, profile.ManagedPolicyARNs)
-	if limit != nil {
-		return 0, &apiError{status: http.StatusBadRequest, code: "ValidationException", message: limit.message,
-			rule: fmt.Sprintf("profile %s: %s", profile.Name, limit.rule)}
 	}
 	for _, a := range profile.ManagedPolicyARNs {
 		if err := checkSessionPolicyARN(a, e.st.partition, e.st.account); err != nil {

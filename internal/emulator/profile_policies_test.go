@@ -26,7 +26,7 @@ func TestSessionPoliciesAtCreateSession(t *testing.T) {
 		contains string
 	}{
 		{"11 managed policy ARNs", Profile{Name: "p", ManagedPolicyARNs: arns(11)},
-			"1 validation error detected: Value at 'managedPolicyArns' failed to satisfy constraint: Member must have length less than or equal to 10"},
+			"1 validation error detected: Value at 'policyArns' failed to satisfy constraint: Member must have length less than or equal to 10"},
 		{"over 2,048 characters", Profile{Name: "p", SessionPolicy: `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*","Sid":"` + strings.Repeat("a", 2048) + `"}]}`},
 			"Member must have length less than or equal to 2048"},
 		{"malformed session policy", Profile{Name: "p", SessionPolicy: `{"Statement":[]`}, "Syntax errors in policy."},

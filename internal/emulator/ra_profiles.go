@@ -127,7 +127,7 @@ func (f *profileFields) check() *apiError {
 	// (AWS documents no check at CreateProfile either way).
 	if n := len(f.ManagedPolicyArns); n > maxSessionPolicyARNs {
 		return &apiError{status: http.StatusBadRequest, code: "ValidationException",
-			message: fmt.Sprintf("1 validation error detected: Value at 'managedPolicyArns' failed to satisfy constraint: Member must have length less than or equal to %d", maxSessionPolicyARNs),
+			message: fmt.Sprintf("Cannot use more than %d managed policy ARNs: a session takes at most %d", maxSessionPolicyARNs, maxSessionPolicyARNs),
 			rule:    fmt.Sprintf("%d managed policy ARNs; a session takes at most %d (STS AssumeRole PolicyArns), so this profile could never issue one", n, maxSessionPolicyARNs)}
 	}
 	if f.SessionPolicy != nil && *f.SessionPolicy != "" {
