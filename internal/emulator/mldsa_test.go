@@ -169,3 +169,34 @@ func sendSession(t *testing.T, srv *emulatortest.Server, key crypto.Signer, leaf
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
 }
+
+// TestCreateSessionMLDSALoopingChain: X-Amz-X509-Chain with five CA
+// certificates that share a name and an ML-DSA-87 key (each a valid
+// issuer of every other), none issued by the trust anchor, gets 403
+// Untrusted Signing Certificate. How many signature checks such a
+// request costs is TestMLDSAChainSignatureBudget's subject.
+func TestCreateSessionMLDSALoopingChain(t *testing.T) {
+	root := pkitest.NewRootWithKey(t, "loop-anchor", pkitest.Key(t, pkitest.MLDSA44+"#loop-anchor"))
+	srv := emulatortest.New(t, nil, root.Cert)
+	k := pkitest.Key(t, pkitest.MLDSA87+"#loop-e2e")
+	var loop []*x509.Certificate
+	for i := range 5 {
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(int64(i + 1)), Subject: pkix.Name{CommonName: "loop"}, NotBefore: time.Now().Add(-time.Hour),
+			NotAfter: time.Now().Add(time.Hour), BasicConstraintsValid: true, IsCA: true, KeyUsage: x509.KeyUsageCertSign}
+		der, err := mldsa.CreateCertificate(rand.Reader, tmpl, tmpl, k.Public(), k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		loop = append(loop, c)
+	}
+	key := pkitest.Key(t, pkitest.MLDSA65)
+	leaf := (&pkitest.CA{Cert: loop[0], Key: k}).Leaf(t, pkitest.LeafOptions{Key: key})
+	status, body := sendSession(t, srv, key, leaf, loop...)
+	if status != http.StatusForbidden || !strings.Contains(body, "Untrusted Signing Certificate") {
+		t.Fatalf("looping chain: %d %s, want 403 Untrusted Signing Certificate", status, body)
+	}
+}
