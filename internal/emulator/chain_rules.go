@@ -33,9 +33,19 @@ func properChain(chains [][]*x509.Certificate) ([]*x509.Certificate, error) {
 
 func checkIntermediates(chain []*x509.Certificate) error {
 	for i := 1; i < len(chain)-1; i++ {
-		if err := pki.CheckCA(chain[i]); err != nil {
-			return fmt.Errorf("intermediate CA %q in X-Amz-X509-Chain: %w", chain[i].Subject.String(), err)
+		if err := checkIntermediate(chain[i]); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// checkIntermediate applies pki.CheckCA to a CA certificate of
+// X-Amz-X509-Chain; the hand verifier for ML-DSA chains
+// (verifyMLDSAChain) applies it to every intermediate it tries.
+func checkIntermediate(c *x509.Certificate) error {
+	if err := pki.CheckCA(c); err != nil {
+		return fmt.Errorf("intermediate CA %q in X-Amz-X509-Chain: %w", c.Subject.String(), err)
 	}
 	return nil
 }

@@ -19,6 +19,46 @@ import (
 // most 5 intermediates (AWS's limit for X-Amz-X509-Chain) and the anchor.
 const maxChainDepth = 7
 
+// maxSignatureChecks bounds the signature checks the hand verifier makes
+// for one CreateSession request, across every trust anchor it tries:
+// crypto/x509 allows 100 per verification. Without it, intermediates
+// that share a name and a key (each a valid issuer of every other) make
+// the walk try every ordering of them, for every trust anchor.
+const maxSignatureChecks = 100
+
+// errSignatureBudget means a request's chain would take more signature
+// checks than maxSignatureChecks.
+var errSignatureBudget = fmt.Errorf("building the chain would take more than %d signature checks", maxSignatureChecks)
+
+// sigBudget is one request's signature checks: how many were made, and
+// the result of each (certificate, issuer) pair, so a pair the walk
+// meets again on another path or for another trust anchor costs nothing.
+type sigBudget struct {
+	checks int
+	memo   map[[2]*x509.Certificate]error
+}
+
+func newSigBudget() *sigBudget {
+	return &sigBudget{memo: map[[2]*x509.Certificate]error{}}
+}
+
+func (b *sigBudget) exhausted() bool { return b.checks >= maxSignatureChecks }
+
+// checkSignature checks that issuer signed c, once per pair and request.
+func (b *sigBudget) checkSignature(c, issuer *x509.Certificate) error {
+	key := [2]*x509.Certificate{c, issuer}
+	if err, ok := b.memo[key]; ok {
+		return err
+	}
+	if b.exhausted() {
+		return errSignatureBudget
+	}
+	b.checks++
+	err := checkSignedBy(c.Raw, issuer, func() error { return c.CheckSignatureFrom(issuer) })
+	b.memo[key] = err
+	return err
+}
+
 // signedWithMLDSA reports whether any of the certificates is signed with
 // ML-DSA.
 func signedWithMLDSA(groups ...[]*x509.Certificate) bool {
@@ -36,54 +76,81 @@ func signedWithMLDSA(groups ...[]*x509.Certificate) bool {
 // certificate of roots and verifies it as crypto/x509 would, checking
 // ML-DSA signatures itself: every signature verifies with its issuer's
 // key; every issuer is a CA (basicConstraints CA=true) with keyCertSign
-// when it has keyUsage, valid at now, within its path length; no
-// certificate has a critical extension it does not know. Like
-// crypto/x509, it does not check the anchor's own signature. It does
-// not evaluate name constraints, so it refuses a chain in which a CA has
-// them (stricter than AWS may be, never looser).
-func verifyMLDSAChain(roots, intermediates []*x509.Certificate, leaf *x509.Certificate, now time.Time) ([]*x509.Certificate, error) {
+// when it has keyUsage, valid at now, within its path length; every
+// intermediate meets pki.CheckCA, as properChain asks of the chains
+// crypto/x509 finds; no certificate has a critical extension it does
+// not know. Like crypto/x509, it does not check the anchor's own
+// signature. It does not evaluate name constraints or policy
+// constraints, so it refuses a chain in which a certificate has them
+// (stricter than AWS may be, never looser). It accepts only a chain
+// with at least one ML-DSA signature: crypto/x509 has verified, and
+// refused, every other. Its signature checks count against b (nil: a
+// budget of its own).
+func verifyMLDSAChain(roots, intermediates []*x509.Certificate, leaf *x509.Certificate, now time.Time, b *sigBudget) ([]*x509.Certificate, error) {
+	if b == nil {
+		b = newSigBudget()
+	}
 	if len(leaf.UnhandledCriticalExtensions) > 0 {
 		return nil, fmt.Errorf("the leaf has an unhandled critical extension %v", leaf.UnhandledCriticalExtensions[0])
 	}
+	if err := checkPolicyConstraints(leaf); err != nil {
+		return nil, err
+	}
+	if len(roots) == 0 {
+		return nil, errors.New("the trust anchor has no certificates")
+	}
 	var lastErr error
-	var walk func(chain []*x509.Certificate) []*x509.Certificate
-	walk = func(chain []*x509.Certificate) []*x509.Certificate {
+	tried := false
+	var walk func(chain []*x509.Certificate, withMLDSA bool) ([]*x509.Certificate, error)
+	walk = func(chain []*x509.Certificate, withMLDSA bool) ([]*x509.Certificate, error) {
 		c := chain[len(chain)-1]
 		if len(chain) >= maxChainDepth {
 			lastErr = errors.New("the chain is too long")
-			return nil
+			return nil, nil
 		}
+		_, signedML := mldsa.IsSignedWithMLDSA(c.Raw)
+		withMLDSA = withMLDSA || signedML
 		for gi, group := range [][]*x509.Certificate{roots, intermediates} {
 			isRoot := gi == 0
 			for _, issuer := range group {
 				if !bytes.Equal(issuer.RawSubject, c.RawIssuer) || inChain(chain, issuer) {
 					continue
 				}
-				if err := checkIssuer(c, issuer, len(chain)-1, now); err != nil {
+				tried = true
+				if err := checkIssuer(c, issuer, len(chain)-1, now, isRoot, b); err != nil {
+					if errors.Is(err, errSignatureBudget) {
+						return nil, err
+					}
 					lastErr = err
 					continue
 				}
 				next := append(append([]*x509.Certificate{}, chain...), issuer)
 				if isRoot {
-					return next
+					if !withMLDSA {
+						lastErr = errors.New("the chain has no ML-DSA signature, and crypto/x509 refused it")
+						continue
+					}
+					return next, nil
 				}
-				if found := walk(next); found != nil {
-					return found
+				if found, err := walk(next, withMLDSA); found != nil || err != nil {
+					return found, err
 				}
 			}
 		}
-		return nil
+		return nil, nil
 	}
-	if len(roots) == 0 {
-		return nil, errors.New("the trust anchor has no certificates")
-	}
-	if chain := walk([]*x509.Certificate{leaf}); chain != nil {
+	chain, err := walk([]*x509.Certificate{leaf}, false)
+	switch {
+	case err != nil:
+		return nil, err
+	case chain != nil:
 		return chain, nil
+	case !tried:
+		return nil, fmt.Errorf("no issuer %q in the chain or the bundle", leaf.Issuer.String())
+	case lastErr != nil:
+		return nil, fmt.Errorf("no path to a trust-anchor certificate: %w", lastErr)
 	}
-	if lastErr == nil {
-		lastErr = fmt.Errorf("no issuer %q in the chain or the bundle", leaf.Issuer.String())
-	}
-	return nil, lastErr
+	return nil, errors.New("no path to a trust-anchor certificate: the issuers in the chain lead to none of the trust anchor's certificates")
 }
 
 func inChain(chain []*x509.Certificate, c *x509.Certificate) bool {
@@ -96,8 +163,11 @@ func inChain(chain []*x509.Certificate, c *x509.Certificate) bool {
 }
 
 // checkIssuer checks that issuer may have signed c, below which below
-// CA certificates (not counting the leaf) already stand, at now.
-func checkIssuer(c, issuer *x509.Certificate, below int, now time.Time) error {
+// CA certificates (not counting the leaf) already stand, at now. An
+// issuer that is not a trust-anchor certificate (isRoot false) came in
+// X-Amz-X509-Chain and must meet pki.CheckCA too. The signature check,
+// the one that costs, comes last and counts against b.
+func checkIssuer(c, issuer *x509.Certificate, below int, now time.Time, isRoot bool, b *sigBudget) error {
 	switch {
 	case !issuer.BasicConstraintsValid || !issuer.IsCA:
 		return fmt.Errorf("issuer %q is not a CA", issuer.Subject.String())
@@ -113,7 +183,27 @@ func checkIssuer(c, issuer *x509.Certificate, below int, now time.Time) error {
 	case issuer.MaxPathLen >= 0 && (issuer.MaxPathLen > 0 || issuer.MaxPathLenZero) && below > issuer.MaxPathLen:
 		return fmt.Errorf("issuer %q allows %d CA certificates below it", issuer.Subject.String(), issuer.MaxPathLen)
 	}
-	return checkSignedBy(c.Raw, issuer, func() error { return c.CheckSignatureFrom(issuer) })
+	if !isRoot {
+		if err := checkIntermediate(issuer); err != nil {
+			return err
+		}
+		if err := checkPolicyConstraints(issuer); err != nil {
+			return err
+		}
+	}
+	return b.checkSignature(c, issuer)
+}
+
+// checkPolicyConstraints refuses a certificate below the trust anchor
+// with policy constraints or policy mappings: crypto/x509 evaluates
+// them (RFC 5280 6.1, RFC 9618) and can refuse a chain for them; the
+// hand verifier does not, so it refuses rather than ignores them.
+// Without them, policy validation with any policy accepted cannot fail.
+func checkPolicyConstraints(c *x509.Certificate) error {
+	if c.RequireExplicitPolicy > 0 || c.RequireExplicitPolicyZero || c.InhibitPolicyMapping > 0 || c.InhibitPolicyMappingZero || len(c.PolicyMappings) > 0 {
+		return fmt.Errorf("certificate %q has policy constraints or policy mappings, which the emulator does not evaluate in chains signed with ML-DSA", c.Subject.String())
+	}
+	return nil
 }
 
 // checkSignedBy checks the signature of der (a certificate or CRL) with

@@ -25,11 +25,11 @@ func TestVerifyMLDSAChain(t *testing.T) {
 	}
 	roots := []*x509.Certificate{root.Cert}
 
-	chain, err := verifyMLDSAChain(roots, []*x509.Certificate{inter.Cert}, leaf, now)
+	chain, err := verifyMLDSAChain(roots, []*x509.Certificate{inter.Cert}, leaf, now, nil)
 	if err != nil || len(chain) != 3 || !chain[2].Equal(root.Cert) {
 		t.Fatalf("leaf, ECDSA intermediate, ML-DSA root: %d certificates, %v", len(chain), err)
 	}
-	if chain, err := verifyMLDSAChain(roots, nil, direct, now); err != nil || len(chain) != 2 {
+	if chain, err := verifyMLDSAChain(roots, nil, direct, now, nil); err != nil || len(chain) != 2 {
 		t.Fatalf("leaf signed by the ML-DSA root: %v", err)
 	}
 	if !signedWithMLDSA([]*x509.Certificate{leaf}, []*x509.Certificate{inter.Cert}) || signedWithMLDSA([]*x509.Certificate{leaf}) {
@@ -39,7 +39,7 @@ func TestVerifyMLDSAChain(t *testing.T) {
 	// A root with the same name but another key.
 	impostor := pkitest.NewRootWithKey(t, "ml-root", pkitest.Key(t, pkitest.MLDSA87+"#impostor"))
 	forged := impostor.Leaf(t, pkitest.LeafOptions{Key: leafKey})
-	if _, err := verifyMLDSAChain(roots, nil, forged, now); err == nil || !strings.Contains(err.Error(), "signature") {
+	if _, err := verifyMLDSAChain(roots, nil, forged, now, nil); err == nil || !strings.Contains(err.Error(), "signature") {
 		t.Errorf("leaf of an impostor root: %v", err)
 	}
 	// One flipped byte in the intermediate's ML-DSA signature.
@@ -49,19 +49,19 @@ func TestVerifyMLDSAChain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := verifyMLDSAChain(roots, []*x509.Certificate{bad}, leaf, now); err == nil {
+	if _, err := verifyMLDSAChain(roots, []*x509.Certificate{bad}, leaf, now, nil); err == nil {
 		t.Error("an intermediate with a flipped signature byte verified")
 	}
 	// An expired intermediate, an intermediate that is not a CA.
-	if _, err := verifyMLDSAChain(roots, []*x509.Certificate{inter.Cert}, leaf, inter.Cert.NotAfter.Add(time.Hour)); err == nil || !strings.Contains(err.Error(), "not valid") {
+	if _, err := verifyMLDSAChain(roots, []*x509.Certificate{inter.Cert}, leaf, inter.Cert.NotAfter.Add(time.Hour), nil); err == nil || !strings.Contains(err.Error(), "not valid") {
 		t.Errorf("expired intermediate: %v", err)
 	}
 	notCA := &pkitest.CA{Cert: root.Leaf(t, pkitest.LeafOptions{CommonName: "ml-int", Key: pkitest.Key(t, pkitest.P256+"#notca")}), Key: pkitest.Key(t, pkitest.P256+"#notca")}
-	if _, err := verifyMLDSAChain(roots, []*x509.Certificate{notCA.Cert}, notCA.Leaf(t, pkitest.LeafOptions{Key: leafKey}), now); err == nil || !strings.Contains(err.Error(), "not a CA") {
+	if _, err := verifyMLDSAChain(roots, []*x509.Certificate{notCA.Cert}, notCA.Leaf(t, pkitest.LeafOptions{Key: leafKey}), now, nil); err == nil || !strings.Contains(err.Error(), "not a CA") {
 		t.Errorf("issuer that is not a CA: %v", err)
 	}
 	// No issuer at all.
-	if _, err := verifyMLDSAChain(roots, nil, leaf, now); err == nil {
+	if _, err := verifyMLDSAChain(roots, nil, leaf, now, nil); err == nil {
 		t.Error("a leaf whose intermediate is missing verified")
 	}
 }

@@ -380,18 +380,28 @@ func signatureError(err error) *apiError {
 // intermediates, to a certificate of ta's bundle, and explains the
 // common ways it does not.
 func (e *Emulator) verifyChain(res *resources, ta *TrustAnchor, leaf *x509.Certificate, intermediates []*x509.Certificate, now time.Time) ([]*x509.Certificate, *apiError) {
+	return e.verifyChainWithin(newSigBudget(), res, ta, leaf, intermediates, now)
+}
+
+// verifyChainWithin is verifyChain with the request's budget of
+// signature checks for the hand verifier of ML-DSA chains, which the
+// request's trust anchor and every other one it tries share.
+func (e *Emulator) verifyChainWithin(b *sigBudget, res *resources, ta *TrustAnchor, leaf *x509.Certificate, intermediates []*x509.Certificate, now time.Time) ([]*x509.Certificate, *apiError) {
 	key := chainCacheKey(ta, leaf, intermediates)
 	if chain, ok := e.chains.get(key, now); ok {
 		return chain, nil
 	}
-	chain, err := verifyWith(ta, leaf, intermediates, now)
+	chain, err := verifyWith(ta, leaf, intermediates, now, b)
 	if err == nil {
 		e.chains.put(key, chain)
 		return chain, nil
 	}
+	// Which other anchor the leaf chains to is only a hint: it is tried
+	// only for anchors with a certificate named as an issuer in the
+	// request, and not once the budget is spent.
 	for _, id := range sortedKeys(res.anchors) {
-		if other := res.anchors[id]; other != ta {
-			if _, err := verifyWith(other, leaf, intermediates, now); err == nil {
+		if other := res.anchors[id]; other != ta && !b.exhausted() && mayIssue(other, leaf, intermediates) {
+			if _, err := verifyWith(other, leaf, intermediates, now, b); err == nil {
 				return nil, accessDenied(untrusted, "leaf %q chains to trust anchor %s, not to %s named in the request", leaf.Subject.String(), other.Name, ta.Name)
 			}
 		}
@@ -406,7 +416,25 @@ func (e *Emulator) verifyChain(res *resources, ta *TrustAnchor, leaf *x509.Certi
 	return nil, accessDenied(untrusted, "leaf %q does not chain to trust anchor %s: %v", leaf.Subject.String(), ta.Name, err)
 }
 
-func verifyWith(ta *TrustAnchor, leaf *x509.Certificate, intermediates []*x509.Certificate, now time.Time) ([]*x509.Certificate, error) {
+// mayIssue reports whether a certificate of ta's bundle has the name of
+// the issuer of leaf or of one of the intermediates: without one, no
+// chain of the request can end at ta.
+func mayIssue(ta *TrustAnchor, leaf *x509.Certificate, intermediates []*x509.Certificate) bool {
+	for _, root := range ta.Certificates {
+		for _, c := range append([]*x509.Certificate{leaf}, intermediates...) {
+			if bytes.Equal(root.RawSubject, c.RawIssuer) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// verifyWith verifies leaf's chain to ta with crypto/x509 and, when that
+// fails and the leaf or an intermediate is signed with ML-DSA (which
+// crypto/x509 cannot check), with the hand verifier, its signature
+// checks counted against b.
+func verifyWith(ta *TrustAnchor, leaf *x509.Certificate, intermediates []*x509.Certificate, now time.Time, b *sigBudget) ([]*x509.Certificate, error) {
 	roots := ta.pool()
 	inter := x509.NewCertPool()
 	for _, c := range intermediates {
@@ -419,8 +447,11 @@ func verifyWith(ta *TrustAnchor, leaf *x509.Certificate, intermediates []*x509.C
 		// Roles Anywhere does not require an extended key usage.
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
 	})
-	if err != nil && signedWithMLDSA([]*x509.Certificate{leaf}, intermediates, ta.Certificates) {
-		return verifyMLDSAChain(ta.Certificates, intermediates, leaf, now)
+	// The anchor's own signatures are never checked, so only an ML-DSA
+	// signature on the leaf or an intermediate calls for the hand
+	// verifier, which in turn accepts only a chain with one.
+	if err != nil && signedWithMLDSA([]*x509.Certificate{leaf}, intermediates) {
+		return verifyMLDSAChain(ta.Certificates, intermediates, leaf, now, b)
 	}
 	if err != nil {
 		return nil, err

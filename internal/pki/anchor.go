@@ -8,6 +8,8 @@ import (
 	"encoding/asn1"
 	"errors"
 	"fmt"
+
+	"github.com/keyless-dev/keyless/internal/mldsa"
 )
 
 // ErrCAProfile means a certificate cannot be a CA certificate of IAM Roles
@@ -89,7 +91,12 @@ func checkCAKey(cert *x509.Certificate) error {
 		}
 		return fmt.Errorf("%w: its key is ECDSA %s; %s", ErrCAProfile, k.Curve.Params().Name, accepted)
 	case nil:
-		if isMLDSA(publicKeyOID(cert.RawSubjectPublicKeyInfo)) {
+		// crypto/x509 leaves an ML-DSA key unparsed; parse it here, so a
+		// key of the wrong length or with algorithm parameters is refused.
+		if _, ok, err := mldsa.ParsePKIXPublicKey(cert.RawSubjectPublicKeyInfo); ok {
+			if err != nil {
+				return fmt.Errorf("%w: its ML-DSA key: %v", ErrCAProfile, err)
+			}
 			return nil
 		}
 	}
