@@ -195,6 +195,10 @@ func TestCreateSessionRefuses(t *testing.T) {
 			k := pkitest.Key(t, pkitest.RSA1024)
 			return call{key: k, leaf: e.leaf(pkitest.LeafOptions{Key: k})}
 		}, status: 403, code: denied, want: "1024"},
+		{name: "P-521 leaf", call: func(e *env) call {
+			k := pkitest.Key(t, pkitest.P521)
+			return call{key: k, leaf: e.leaf(pkitest.LeafOptions{Key: k})}
+		}, status: 403, code: denied, want: "ECDSA P-521; Roles Anywhere accepts ECDSA P-256/P-384"},
 		{name: "chain to another anchor", call: func(e *env) call {
 			return call{leaf: e.other.Leaf(t, pkitest.LeafOptions{}), chain: []*x509.Certificate{e.other.Cert}}
 		}, status: 403, code: denied, want: "chains to trust anchor other-ca, not to gitlab-runner-ca"},
