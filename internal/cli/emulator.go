@@ -27,13 +27,16 @@ func newEmulatorCommand(s streams) *cobra.Command {
 GET /health from in-memory state seeded from a YAML file, so a whole Roles
 Anywhere setup runs and is tested offline.
 
-Every CreateSession is checked as AWS checks it: the SigV4-X509 signature,
-the leaf certificate (v3, CA=false, digitalSignature, SHA-256+, RSA 2048-4096
-or ECDSA P-256/P-384, valid now), its chain to the trust anchor's bundle, the
-anchor's CRLs, anchor and profile enabled, the role in the profile, the
-role's trust policy, the duration and the session name. A refusal carries
-AWS's status and error code, and says which rule failed, in the response
-and in the log.
+Every CreateSession is checked as AWS checks it: the SigV4-X509 signature
+(RSA, ECDSA or ML-DSA), the leaf certificate (v3, CA=false,
+digitalSignature, SHA-256+, RSA 2048-4096, ECDSA P-256/P-384 or
+ML-DSA-44/65/87, a subject, valid now), its chain of at most 5 certificates
+to the trust anchor's bundle, the anchor's CRLs, anchor and profile
+enabled, the role in the profile, the role's trust policy, the duration
+against the role's maximum, the session name and the profile's session
+policies. A refusal carries AWS's status and error code, and says which
+rule failed, in the response and in the log. docs/emulator.md lists every
+rule with its AWS source and the test that proves it.
 
 It serves plain HTTP on loopback only; give --tls-cert and --tls-key to
 serve HTTPS, which may listen on any address. Credentials it issues are
