@@ -36,7 +36,15 @@ var errSignatureBudget = fmt.Errorf("building the chain would take more than %d 
 type sigBudget struct {
 	checks int
 	memo   map[[2]*x509.Certificate]error
+	// hintAnchors counts the other trust anchors tried for the "chains
+	// to another anchor" hint of a refusal.
+	hintAnchors int
 }
+
+// maxHintAnchors bounds the other trust anchors a refused request is
+// tried against, for its hint: a request naming an issuer that many
+// anchors hold costs a few chain verifications, not one per anchor.
+const maxHintAnchors = 4
 
 func newSigBudget() *sigBudget {
 	return &sigBudget{memo: map[[2]*x509.Certificate]error{}}

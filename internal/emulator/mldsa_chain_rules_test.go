@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
 	"log/slog"
 	"math/big"
 	"strings"
@@ -220,8 +221,14 @@ func TestMLDSAChainSignatureBudget(t *testing.T) {
 	if b.checks > maxSignatureChecks {
 		t.Fatalf("%d signature checks for one request, over the budget of %d", b.checks, maxSignatureChecks)
 	}
-	if !b.exhausted() {
-		t.Fatalf("%d signature checks: twenty anchors, each a candidate issuer of all six certificates, should spend the budget", b.checks)
+	if b.hintAnchors > maxHintAnchors {
+		t.Fatalf("%d other anchors tried, over %d", b.hintAnchors, maxHintAnchors)
+	}
+	// A budget of 25 checks: the anchor's own walk spends it all, and no
+	// other anchor is tried.
+	b = &sigBudget{memo: map[[2]*x509.Certificate]error{}, checks: maxSignatureChecks - 25}
+	if _, fail = e.verifyChainWithin(b, res, ta, leaf, inters, now); fail == nil || !b.exhausted() || b.checks > maxSignatureChecks {
+		t.Fatalf("verifyChain = %+v with %d checks, want a refusal within the budget of %d", fail, b.checks, maxSignatureChecks)
 	}
 }
 
@@ -264,5 +271,47 @@ func TestCRLIssuerWithoutCRLSign(t *testing.T) {
 	e = &Emulator{log: slog.New(slog.DiscardHandler)}
 	if fail := e.checkRevocation(res, ta, []*x509.Certificate{leaf, &withCRLSign}); fail == nil {
 		t.Fatal("the CRL of an issuer with cRLSign was not applied")
+	}
+}
+
+// TestHintTriesFewAnchors: a refused ECDSA request whose issuer's name is
+// held by many trust anchors is tried against at most maxHintAnchors of
+// them for the "chains to another anchor" hint (crypto/x509 may spend 100
+// signature checks on each), and the one it does chain to is still named
+// when it is among them.
+func TestHintTriesFewAnchors(t *testing.T) {
+	now := time.Now()
+	named := func(key crypto.Signer) *x509.Certificate {
+		return mkCert(t, caTmpl("shared-name", now), nil, key.Public(), key)
+	}
+	issuerKey := pkitest.Key(t, pkitest.P256+"#hint-issuer")
+	issuer := named(issuerKey)
+	leaf := mkCert(t, leafTmpl(now), issuer, pkitest.Key(t, pkitest.P256+"#hint-leaf").Public(), issuerKey)
+	otherKey := pkitest.Key(t, pkitest.P256+"#hint-requested")
+	ta := anchorOf("requested", mkCert(t, caTmpl("requested-root", now), nil, otherKey.Public(), otherKey))
+
+	res := newResources()
+	res.anchors[ta.ARN] = ta
+	for i := range 20 {
+		k := pkitest.Key(t, fmt.Sprintf("%s#hint-%d", pkitest.P256, i))
+		o := anchorOf(fmt.Sprintf("decoy-%02d", i), named(k))
+		res.anchors[o.ARN] = o
+	}
+	e := &Emulator{log: slog.New(slog.DiscardHandler)}
+	b := newSigBudget()
+	_, fail := e.verifyChainWithin(b, res, ta, leaf, nil, now)
+	if fail == nil || fail.message != untrusted {
+		t.Fatalf("verifyChain = %+v, want %s", fail, untrusted)
+	}
+	if b.hintAnchors != maxHintAnchors {
+		t.Fatalf("%d other anchors tried for the hint, want %d", b.hintAnchors, maxHintAnchors)
+	}
+
+	// With the real issuer among the first anchors tried, the hint names it.
+	real := anchorOf("a-real", issuer)
+	res.anchors[real.ARN] = real
+	b = newSigBudget()
+	if _, fail = e.verifyChainWithin(b, res, ta, leaf, nil, now); fail == nil || !strings.Contains(fail.rule, "chains to trust anchor a-real") {
+		t.Fatalf("verifyChain = %+v, want the hint naming a-real", fail)
 	}
 }

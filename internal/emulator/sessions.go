@@ -398,9 +398,14 @@ func (e *Emulator) verifyChainWithin(b *sigBudget, res *resources, ta *TrustAnch
 	}
 	// Which other anchor the leaf chains to is only a hint: it is tried
 	// only for anchors with a certificate named as an issuer in the
-	// request, and not once the budget is spent.
+	// request, for at most maxHintAnchors of them (crypto/x509 spends up
+	// to 100 signature checks on each), and not once the budget is spent.
 	for _, id := range sortedKeys(res.anchors) {
+		if b.hintAnchors >= maxHintAnchors {
+			break
+		}
 		if other := res.anchors[id]; other != ta && !b.exhausted() && mayIssue(other, leaf, intermediates) {
+			b.hintAnchors++
 			if _, err := verifyWith(other, leaf, intermediates, now, b); err == nil {
 				return nil, accessDenied(untrusted, "leaf %q chains to trust anchor %s, not to %s named in the request", leaf.Subject.String(), other.Name, ta.Name)
 			}
