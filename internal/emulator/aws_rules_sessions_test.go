@@ -261,15 +261,7 @@ func TestSessionRulesAccept(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, tt.setup)
-			a := e.createSession(tt.call(e))
-			if a.status != http.StatusCreated {
-				t.Fatalf("status %d %s: %s", a.status, a.code, a.message)
-			}
-			cs := a.session.CredentialSet[0]
-			exp, _ := time.Parse(time.RFC3339, cs.Credentials.Expiration)
-			if got := exp.Sub(e.now()); got != tt.wantDuration {
-				t.Errorf("lifetime %s, want %s", got, tt.wantDuration)
-			}
+			cs := e.issued(e.createSession(tt.call(e)), tt.wantDuration)
 			if cs.SourceIdentity != tt.sourceIdentity {
 				t.Errorf("sourceIdentity %q, want %q", cs.SourceIdentity, tt.sourceIdentity)
 			}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/keyless-dev/keyless/internal/pki/pkitest"
+	"github.com/keyless-dev/keyless/internal/rolesanywhere"
 )
 
 func TestCreateSession(t *testing.T) {
@@ -113,20 +114,28 @@ func TestCreateSessionAccepts(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, tt.setup)
-			a := e.createSession(tt.call(e))
-			if a.status != http.StatusCreated {
-				t.Fatalf("status %d %s: %s", a.status, a.code, a.message)
-			}
-			cs := a.session.CredentialSet[0]
-			exp, _ := time.Parse(time.RFC3339, cs.Credentials.Expiration)
-			if got := exp.Sub(e.now()); got != tt.wantDuration {
-				t.Errorf("lifetime %s, want %s", got, tt.wantDuration)
-			}
+			cs := e.issued(e.createSession(tt.call(e)), tt.wantDuration)
 			if tt.wantSession != "" && !strings.HasSuffix(cs.AssumedRoleUser.Arn, tt.wantSession) {
 				t.Errorf("assumed role %s, want suffix %s", cs.AssumedRoleUser.Arn, tt.wantSession)
 			}
 		})
 	}
+}
+
+// issued checks that a is a 201 with credentials lasting want, and
+// returns its credential set.
+func (e *env) issued(a answer, want time.Duration) rolesanywhere.CredentialSet {
+	t := e.t
+	t.Helper()
+	if a.status != http.StatusCreated {
+		t.Fatalf("status %d %s: %s", a.status, a.code, a.message)
+	}
+	cs := a.session.CredentialSet[0]
+	exp, _ := time.Parse(time.RFC3339, cs.Credentials.Expiration)
+	if got := exp.Sub(e.now()); got != want {
+		t.Errorf("lifetime %s, want %s", got, want)
+	}
+	return cs
 }
 
 // TestCreateSessionRefuses breaks each rule AWS applies, once, and expects
