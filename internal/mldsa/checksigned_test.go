@@ -10,6 +10,8 @@ import (
 	"math/big"
 	"testing"
 	"time"
+
+	"github.com/keyless-dev/keyless/internal/testkit"
 )
 
 // resignWithAlgorithm rewrites a DER certificate's signature algorithm,
@@ -18,45 +20,19 @@ import (
 // algorithm identifier is wrong.
 func resignWithAlgorithm(t *testing.T, der []byte, alg pkix.AlgorithmIdentifier, key *PrivateKey) []byte {
 	t.Helper()
-	var s signed
-	if _, err := asn1.Unmarshal(der, &s); err != nil {
-		t.Fatal(err)
-	}
-	var elems []asn1.RawValue
-	for rest := s.Signed.Bytes; len(rest) > 0; {
-		var e asn1.RawValue
-		var err error
-		if rest, err = asn1.Unmarshal(rest, &e); err != nil {
-			t.Fatal(err)
-		}
-		elems = append(elems, e)
-	}
 	algDER, err := asn1.Marshal(alg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	elems[2] = asn1.RawValue{FullBytes: algDER} // version, serial, signature
-	var body []byte
-	for _, e := range elems {
-		body = append(body, e.FullBytes...)
-	}
-	tbs, err := asn1.Marshal(asn1.RawValue{Class: asn1.ClassUniversal, Tag: asn1.TagSequence, IsCompound: true, Bytes: body})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sig, err := key.Sign(nil, tbs, crypto.Hash(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := asn1.Marshal(struct {
-		TBS       asn1.RawValue
-		Algorithm pkix.AlgorithmIdentifier
-		Signature asn1.BitString
-	}{asn1.RawValue{FullBytes: tbs}, alg, asn1.BitString{Bytes: sig, BitLength: 8 * len(sig)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return testkit.EditCertificate(t, der, func(elems []asn1.RawValue) {
+		elems[2] = asn1.RawValue{FullBytes: algDER} // version, serial, signature
+	}, algDER, func(tbs []byte) []byte {
+		sig, err := key.Sign(nil, tbs, crypto.Hash(0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sig
+	})
 }
 
 // TestCheckSignedAlgorithmIdentifier: CheckSigned refuses a signature

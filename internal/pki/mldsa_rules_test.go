@@ -14,6 +14,7 @@ import (
 	"github.com/keyless-dev/keyless/internal/mldsa"
 	"github.com/keyless-dev/keyless/internal/pki"
 	"github.com/keyless-dev/keyless/internal/pki/pkitest"
+	"github.com/keyless-dev/keyless/internal/testkit"
 )
 
 // editCert rewrites a DER certificate: edit changes the elements of its
@@ -23,45 +24,7 @@ import (
 // was: the rules under test read the certificate, not its signature.
 func editCert(t *testing.T, der []byte, edit func(elems []asn1.RawValue), outerAlg []byte) *x509.Certificate {
 	t.Helper()
-	var outer struct {
-		TBS       asn1.RawValue
-		Algorithm asn1.RawValue
-		Signature asn1.BitString
-	}
-	if _, err := asn1.Unmarshal(der, &outer); err != nil {
-		t.Fatal(err)
-	}
-	var elems []asn1.RawValue
-	for rest := outer.TBS.Bytes; len(rest) > 0; {
-		var e asn1.RawValue
-		var err error
-		if rest, err = asn1.Unmarshal(rest, &e); err != nil {
-			t.Fatal(err)
-		}
-		elems = append(elems, e)
-	}
-	edit(elems)
-	var body []byte
-	for _, e := range elems {
-		body = append(body, e.FullBytes...)
-	}
-	tbs, err := asn1.Marshal(asn1.RawValue{Class: asn1.ClassUniversal, Tag: asn1.TagSequence, IsCompound: true, Bytes: body})
-	if err != nil {
-		t.Fatal(err)
-	}
-	alg := outer.Algorithm.FullBytes
-	if outerAlg != nil {
-		alg = outerAlg
-	}
-	out, err := asn1.Marshal(struct {
-		TBS       asn1.RawValue
-		Algorithm asn1.RawValue
-		Signature asn1.BitString
-	}{asn1.RawValue{FullBytes: tbs}, asn1.RawValue{FullBytes: alg}, outer.Signature})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(out)
+	c, err := x509.ParseCertificate(testkit.EditCertificate(t, der, edit, outerAlg, nil))
 	if err != nil {
 		t.Fatalf("parsing the edited certificate: %v", err)
 	}
