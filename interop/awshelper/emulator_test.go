@@ -2,6 +2,8 @@ package awshelper_test
 
 import (
 	"bytes"
+	"cmp"
+	"crypto/x509"
 	"log/slog"
 	"strings"
 	"testing"
@@ -17,13 +19,17 @@ import (
 // credentials from keyless's emulator: the emulator accepts what AWS's own
 // client sends, for every key type Roles Anywhere takes, with and without
 // an intermediate in the request, and refuses it (with AWS's error code,
-// which the helper prints) when the trust policy does not match.
+// which the helper prints) when the trust policy does not match or the
+// chain is longer than AWS takes.
 func TestHelperAgainstEmulator(t *testing.T) {
 	root := pkitest.NewRoot(t, "emulator-root")
 	inter := root.Intermediate(t, "emulator-int")
 	for _, tt := range []struct {
+		name      string // when the kind and its suffixes do not say it
 		kind, cn  string
 		chain     bool
+		copies    int // copies of the intermediate sent (default 1)
+		duration  int // seconds asked for (default 3600)
 		wantError string
 	}{
 		{kind: pkitest.P256, chain: true},
@@ -32,6 +38,13 @@ func TestHelperAgainstEmulator(t *testing.T) {
 		{kind: pkitest.RSA4096, chain: true},
 		{kind: pkitest.P256, chain: false, wantError: "AccessDeniedException: Untrusted Signing Certificate"},
 		{kind: pkitest.P256, chain: true, cn: "runner-2", wantError: "AccessDeniedException: Unable to assume role"},
+		// At the edges of the rules issue 15 brought: the longest
+		// duration the helper can ask for (the reference profile's 3600
+		// seconds is below the role's maximum, so it is granted), five
+		// chain certificates (accepted) and six (refused).
+		{name: "43200 seconds asked", kind: pkitest.P256, chain: true, duration: 43200},
+		{name: "5 chain certificates", kind: pkitest.P256, chain: true, copies: 5},
+		{name: "6 chain certificates", kind: pkitest.P256, chain: true, copies: 6, wantError: "AccessDeniedException: Untrusted Signing Certificate"},
 	} {
 		name := tt.kind
 		if !tt.chain {
@@ -39,6 +52,9 @@ func TestHelperAgainstEmulator(t *testing.T) {
 		}
 		if tt.cn != "" {
 			name += "/cn-" + tt.cn
+		}
+		if tt.name != "" {
+			name = tt.name
 		}
 		t.Run(name, func(t *testing.T) {
 			var logs bytes.Buffer
@@ -50,10 +66,14 @@ func TestHelperAgainstEmulator(t *testing.T) {
 			opts := &helper.CredentialsOpts{
 				PrivateKeyId: id.key, CertificateId: id.cert,
 				RoleArn: srv.RoleARN, ProfileArnStr: srv.ProfileARN, TrustAnchorArnStr: srv.TrustAnchorARN,
-				SessionDuration: 3600, Endpoint: srv.URL, Version: "interop",
+				SessionDuration: cmp.Or(tt.duration, 3600), Endpoint: srv.URL, Version: "interop",
 			}
 			if tt.chain {
-				opts.CertificateBundleId = pkitest.WriteFile(t, dir, "chain.pem", pki.EncodeCertificates(inter.Cert))
+				chain := make([]*x509.Certificate, cmp.Or(tt.copies, 1))
+				for i := range chain {
+					chain[i] = inter.Cert
+				}
+				opts.CertificateBundleId = pkitest.WriteFile(t, dir, "chain.pem", pki.EncodeCertificates(chain...))
 			}
 			signer, alg, err := helper.GetSigner(opts)
 			if err != nil {
