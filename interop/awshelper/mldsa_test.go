@@ -24,33 +24,21 @@ package awshelper_test
 // body), the time it signed at, the trust-anchor bundle and the identity.
 
 import (
-	"bytes"
-	"context"
 	"encoding/hex"
 	"encoding/json"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/keyless-dev/keyless/internal/ca/catest"
-	"github.com/keyless-dev/keyless/internal/caclient"
 	"github.com/keyless-dev/keyless/internal/emulator/emulatortest"
-	"github.com/keyless-dev/keyless/internal/enroll"
 	"github.com/keyless-dev/keyless/internal/mldsa"
 	"github.com/keyless-dev/keyless/internal/pki"
 	"github.com/keyless-dev/keyless/internal/sigv4"
 )
-
-// helperV18Env names the helper v1.8.0 binary for the live test and the
-// recorder.
-const helperV18Env = "KEYLESS_AWS_HELPER_V18"
 
 // mldsaVector is one recorded CreateSession request of the helper.
 type mldsaVector struct {
@@ -91,92 +79,6 @@ func mldsaSeed(bundle []byte) string {
 		seed = strings.Replace(seed, "  - name: "+name+"\n", "  - name: "+name+"\n    id: "+id+"\n", 1)
 	}
 	return seed
-}
-
-var mldsaKeyTypes = []string{enroll.KeyMLDSA44, enroll.KeyMLDSA65, enroll.KeyMLDSA87}
-
-// mldsaIdentity gets an ML-DSA certificate of kty from an in-process
-// keyless CA, as `keyless certificate --kty kty` does, and returns the
-// paths of the pair, the chain, and the CA's root.
-type mldsaIdentity struct {
-	dir, cert, key, chain string
-	ca                    *catest.CA
-}
-
-func newMLDSAIdentity(t *testing.T, c *catest.CA, kty string) mldsaIdentity {
-	t.Helper()
-	ctx := context.Background()
-	cfg := t.TempDir()
-	if _, err := enroll.Bootstrap(ctx, cfg, c.URL, pki.Fingerprint(c.Root.Cert)); err != nil {
-		t.Fatal(err)
-	}
-	trust, err := enroll.LoadTrust(cfg, "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	client, err := trust.Client(caclient.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	id := mldsaIdentity{dir: dir, cert: filepath.Join(dir, "runner.crt"), key: filepath.Join(dir, "runner.key"), chain: filepath.Join(dir, "chain.crt"), ca: c}
-	e := enroll.Enroller{Client: client}
-	if _, err := e.Enroll(ctx, enroll.Request{Subject: emulatortest.CommonName, CertPath: id.cert, KeyPath: id.key, ChainPath: id.chain,
-		KeyType: kty, Provisioner: catest.Runners, ProvisionerPassword: []byte(catest.Password), NotAfter: "168h"}); err != nil {
-		t.Fatalf("enrolling an %s certificate: %v", kty, err)
-	}
-	return id
-}
-
-// capture is an emulator behind a handler that keeps every request.
-type capture struct {
-	mu   sync.Mutex
-	reqs []recordedHTTP
-	emu  http.Handler
-}
-
-func (c *capture) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var body bytes.Buffer
-	_, _ = body.ReadFrom(r.Body)
-	c.mu.Lock()
-	c.reqs = append(c.reqs, recordedHTTP{Method: r.Method, Host: r.Host, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: r.Header.Clone(), Body: body.String()})
-	c.mu.Unlock()
-	r.Body = http.NoBody
-	if body.Len() > 0 {
-		r.Body = readCloser{bytes.NewReader(body.Bytes())}
-	}
-	c.emu.ServeHTTP(w, r)
-}
-
-type readCloser struct{ *bytes.Reader }
-
-func (readCloser) Close() error { return nil }
-
-// runHelperV18 runs the helper binary's credential-process for id against
-// an emulator trusting id's CA, and returns the request it sent and its
-// standard output.
-func runHelperV18(t *testing.T, bin string, id mldsaIdentity) (recordedHTTP, []byte, int) {
-	t.Helper()
-	var logs bytes.Buffer
-	srv := emulatortest.NewSeed(t, mldsaSeed(pki.EncodeCertificates(id.ca.Root.Cert)), nil, slog.New(slog.NewTextHandler(&logs, nil)))
-	capt := &capture{emu: srv.Emulator}
-	front := httptest.NewServer(capt)
-	t.Cleanup(front.Close)
-	cmd := exec.Command(bin, "credential-process", "--certificate", id.cert, "--private-key", id.key, "--intermediates", id.chain,
-		"--trust-anchor-arn", srv.TrustAnchorARN, "--profile-arn", srv.ProfileARN, "--role-arn", srv.RoleARN,
-		"--endpoint", front.URL, "--region", emulatortest.Region)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("helper v1.8.0 credential-process: %v\n%s\nemulator log:\n%s", err, stderr.String(), logs.String())
-	}
-	capt.mu.Lock()
-	defer capt.mu.Unlock()
-	if len(capt.reqs) != 1 {
-		t.Fatalf("the helper made %d requests, want 1", len(capt.reqs))
-	}
-	return capt.reqs[0], out, http.StatusCreated
 }
 
 func loadVectors(t *testing.T) []mldsaVector {
