@@ -10,7 +10,7 @@ import (
 // Figures are recorded in docs/benchmarks.md.
 
 func BenchmarkSign(b *testing.B) {
-	for _, c := range []struct{ name, kind string }{{"RSA-2048", pkitest.RSA2048}, {"ECDSA-P256", pkitest.P256}, {"ECDSA-P384", pkitest.P384}} {
+	for _, c := range []struct{ name, kind string }{{"RSA-2048", pkitest.RSA2048}, {"ECDSA-P256", pkitest.P256}, {"ECDSA-P384", pkitest.P384}, {"ML-DSA-44", pkitest.MLDSA44}, {"ML-DSA-65", pkitest.MLDSA65}, {"ML-DSA-87", pkitest.MLDSA87}} {
 		b.Run(c.name, func(b *testing.B) {
 			f := newFixture(b, c.kind, true)
 			body := []byte(testBody)
@@ -25,7 +25,7 @@ func BenchmarkSign(b *testing.B) {
 }
 
 func BenchmarkVerify(b *testing.B) {
-	for _, c := range []struct{ name, kind string }{{"RSA-2048", pkitest.RSA2048}, {"ECDSA-P256", pkitest.P256}} {
+	for _, c := range []struct{ name, kind string }{{"RSA-2048", pkitest.RSA2048}, {"ECDSA-P256", pkitest.P256}, {"ML-DSA-44", pkitest.MLDSA44}, {"ML-DSA-65", pkitest.MLDSA65}, {"ML-DSA-87", pkitest.MLDSA87}} {
 		b.Run(c.name, func(b *testing.B) {
 			f := newFixture(b, c.kind, true)
 			body := []byte(testBody)
