@@ -26,16 +26,28 @@ const maxChainDepth = 7
 // the walk try every ordering of them, for every trust anchor.
 const maxSignatureChecks = 100
 
-// errSignatureBudget means a request's chain would take more signature
-// checks than maxSignatureChecks.
-var errSignatureBudget = fmt.Errorf("building the chain would take more than %d signature checks", maxSignatureChecks)
+// maxWalkSteps bounds the issuers the walk examines for one request,
+// across every trust anchor tried: a real chain of at most 5
+// intermediates needs a handful; intermediates that are each other's
+// issuers would otherwise make it try every ordering.
+const maxWalkSteps = 100
 
-// sigBudget is one request's signature checks: how many were made, and
-// the result of each (certificate, issuer) pair, so a pair the walk
-// meets again on another path or for another trust anchor costs nothing.
+// errSignatureBudget means a request's chain would take more signature
+// checks than maxSignatureChecks, or more steps than maxWalkSteps.
+var errSignatureBudget = fmt.Errorf("building the chain would take more than %d signature checks or %d steps: send only the intermediates between the leaf and the trust anchor, once each (credential-process --intermediates)", maxSignatureChecks, maxWalkSteps)
+
+// sigBudget is one request's chain-building work: the signature checks
+// made and the result of each (certificate, issuer) pair, the issuers
+// examined, and the CA rules' verdict on each intermediate, so that what
+// the walk meets again on another path or for another trust anchor
+// costs nothing but a step.
 type sigBudget struct {
 	checks int
 	memo   map[[2]*x509.Certificate]error
+	steps  int
+	ca     map[*x509.Certificate]error
+	// caChecks counts the CA-rule checks made (each intermediate once).
+	caChecks int
 	// hintAnchors counts the other trust anchors tried for the "chains
 	// to another anchor" hint of a refusal.
 	hintAnchors int
@@ -47,10 +59,32 @@ type sigBudget struct {
 const maxHintAnchors = 4
 
 func newSigBudget() *sigBudget {
-	return &sigBudget{memo: map[[2]*x509.Certificate]error{}}
+	return &sigBudget{memo: map[[2]*x509.Certificate]error{}, ca: map[*x509.Certificate]error{}}
 }
 
-func (b *sigBudget) exhausted() bool { return b.checks >= maxSignatureChecks }
+func (b *sigBudget) exhausted() bool {
+	return b.checks >= maxSignatureChecks || b.steps >= maxWalkSteps
+}
+
+// step counts one issuer examined by the walk.
+func (b *sigBudget) step() error {
+	if b.steps >= maxWalkSteps {
+		return errSignatureBudget
+	}
+	b.steps++
+	return nil
+}
+
+// checkCA applies the CA rules to an intermediate, once per request.
+func (b *sigBudget) checkCA(c *x509.Certificate) error {
+	if err, ok := b.ca[c]; ok {
+		return err
+	}
+	b.caChecks++
+	err := checkIntermediate(c)
+	b.ca[c] = err
+	return err
+}
 
 // checkSignature checks that issuer signed c, once per pair and request.
 func (b *sigBudget) checkSignature(c, issuer *x509.Certificate) error {
@@ -125,6 +159,9 @@ func verifyMLDSAChain(roots, intermediates []*x509.Certificate, leaf *x509.Certi
 					continue
 				}
 				tried = true
+				if err := b.step(); err != nil {
+					return nil, err
+				}
 				if err := checkIssuer(c, issuer, len(chain)-1, now, isRoot, b); err != nil {
 					if errors.Is(err, errSignatureBudget) {
 						return nil, err
@@ -192,7 +229,7 @@ func checkIssuer(c, issuer *x509.Certificate, below int, now time.Time, isRoot b
 		return fmt.Errorf("issuer %q allows %d CA certificates below it", issuer.Subject.String(), issuer.MaxPathLen)
 	}
 	if !isRoot {
-		if err := checkIntermediate(issuer); err != nil {
+		if err := b.checkCA(issuer); err != nil {
 			return err
 		}
 		if err := checkPolicyConstraints(issuer); err != nil {

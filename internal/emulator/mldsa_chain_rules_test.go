@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/big"
@@ -112,6 +113,11 @@ func TestMLDSAChainRefuses(t *testing.T) {
 	}
 	{
 		lt := leafTmpl(now)
+		lt.ExtraExtensions = []pkix.Extension{{Id: []int{2, 5, 29, 36}, Critical: true, Value: []byte{0x30, 0x03, 0x80, 0x01, 0x00}}}
+		cases = append(cases, tc{"leaf with policy constraints", root, []*x509.Certificate{inter}, mkCert(t, lt, inter, leafKey.Public(), interKey), "policy constraints"})
+	}
+	{
+		lt := leafTmpl(now)
 		lt.ExtraExtensions = []pkix.Extension{unknownCritical}
 		cases = append(cases, tc{"leaf with an unhandled critical extension", root, []*x509.Certificate{inter}, mkCert(t, lt, inter, leafKey.Public(), interKey), "the leaf has an unhandled critical extension"})
 	}
@@ -195,19 +201,22 @@ func TestMLDSAChainSignatureBudget(t *testing.T) {
 
 	b := newSigBudget()
 	_, err := verifyWith(ta, leaf, inters, now, b)
-	if err == nil || !strings.Contains(err.Error(), "no path to a trust-anchor certificate") {
-		t.Fatalf("verifyWith = %v, want no path to a trust-anchor certificate", err)
+	if !errors.Is(err, errSignatureBudget) || !strings.Contains(err.Error(), "send only the intermediates between the leaf and the trust anchor") {
+		t.Fatalf("verifyWith = %v, want the budget's refusal with its fix", err)
 	}
-	// The leaf by each of 5, and each of 5 by each of the 4 others.
-	if b.checks != 25 {
-		t.Fatalf("%d signature checks, want 25 (each pair once)", b.checks)
+	// Every ordering of the five would be about 325 steps: the walk stops
+	// at the budget, having checked each pair's signature and each
+	// intermediate's CA rules at most once.
+	if b.steps != maxWalkSteps || b.checks > 25 || b.caChecks != 5 {
+		t.Fatalf("%d steps, %d signature checks, %d CA checks; want %d steps, at most 25 and exactly 5", b.steps, b.checks, b.caChecks, maxWalkSteps)
 	}
 
 	res := newResources()
 	res.anchors[ta.ARN] = ta
 	for i := range 20 {
-		// Other anchors named as the loop's issuer, so each is tried:
-		// their certificates are candidate issuers at every step.
+		// Other anchors named as the loop's issuer, so each would be
+		// tried for the hint: their certificates are candidate issuers
+		// at every step.
 		ok := pkitest.Key(t, pkitest.MLDSA44+"#loop-other")
 		o := anchorOf("other-"+string(rune('a'+i)), mkCert(t, caTmpl("loop", now), nil, ok.Public(), ok))
 		res.anchors[o.ARN] = o
@@ -218,17 +227,8 @@ func TestMLDSAChainSignatureBudget(t *testing.T) {
 	if fail == nil || fail.message != untrusted {
 		t.Fatalf("verifyChain = %+v, want %s", fail, untrusted)
 	}
-	if b.checks > maxSignatureChecks {
-		t.Fatalf("%d signature checks for one request, over the budget of %d", b.checks, maxSignatureChecks)
-	}
-	if b.hintAnchors > maxHintAnchors {
-		t.Fatalf("%d other anchors tried, over %d", b.hintAnchors, maxHintAnchors)
-	}
-	// A budget of 25 checks: the anchor's own walk spends it all, and no
-	// other anchor is tried.
-	b = &sigBudget{memo: map[[2]*x509.Certificate]error{}, checks: maxSignatureChecks - 25}
-	if _, fail = e.verifyChainWithin(b, res, ta, leaf, inters, now); fail == nil || !b.exhausted() || b.checks > maxSignatureChecks {
-		t.Fatalf("verifyChain = %+v with %d checks, want a refusal within the budget of %d", fail, b.checks, maxSignatureChecks)
+	if b.steps > maxWalkSteps || b.checks > maxSignatureChecks || b.hintAnchors != 0 {
+		t.Fatalf("%d steps, %d signature checks, %d other anchors tried: over the budget, or other anchors tried after it was spent", b.steps, b.checks, b.hintAnchors)
 	}
 }
 
@@ -313,5 +313,32 @@ func TestHintTriesFewAnchors(t *testing.T) {
 	b = newSigBudget()
 	if _, fail = e.verifyChainWithin(b, res, ta, leaf, nil, now); fail == nil || !strings.Contains(fail.rule, "chains to trust anchor a-real") {
 		t.Fatalf("verifyChain = %+v, want the hint naming a-real", fail)
+	}
+}
+
+// TestMLDSAPathBesideARefusedClassicPath: when crypto/x509 finds only a
+// path the CA rules refuse (an intermediate without keyUsage under an
+// ECDSA root), a sound path through an ML-DSA signature (the same
+// intermediate's name and key, certified by an ML-DSA root of the same
+// anchor) is still found; without it, the refusal stands.
+func TestMLDSAPathBesideARefusedClassicPath(t *testing.T) {
+	now := time.Now()
+	ecKey := pkitest.Key(t, pkitest.P256+"#cross-ec-root")
+	ecRoot := mkCert(t, caTmpl("cross-ec-root", now), nil, ecKey.Public(), ecKey)
+	mlKey := pkitest.Key(t, pkitest.MLDSA44+"#cross-ml-root")
+	mlRoot := mkCert(t, caTmpl("cross-ml-root", now), nil, mlKey.Public(), mlKey)
+	interKey := pkitest.Key(t, pkitest.P256+"#cross-int")
+	noKeyUsage := caTmpl("cross-int", now)
+	noKeyUsage.KeyUsage = 0
+	refused := mkCert(t, noKeyUsage, ecRoot, interKey.Public(), ecKey)
+	sound := mkCert(t, caTmpl("cross-int", now), mlRoot, interKey.Public(), mlKey)
+	leaf := mkCert(t, leafTmpl(now), refused, pkitest.Key(t, pkitest.P256+"#cross-leaf").Public(), interKey)
+
+	chain, err := verifyWith(anchorOf("cross", ecRoot, mlRoot), leaf, []*x509.Certificate{refused, sound}, now, newSigBudget())
+	if err != nil || len(chain) != 3 || !chain[2].Equal(mlRoot) {
+		t.Fatalf("verifyWith = %d certificates, %v; want the path through the ML-DSA root", len(chain), err)
+	}
+	if _, err := verifyWith(anchorOf("classic-only", ecRoot), leaf, []*x509.Certificate{refused}, now, newSigBudget()); err == nil || !strings.Contains(err.Error(), "no keyUsage extension") {
+		t.Fatalf("verifyWith = %v, want the CA rules' refusal", err)
 	}
 }

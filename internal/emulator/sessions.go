@@ -455,13 +455,23 @@ func verifyWith(ta *TrustAnchor, leaf *x509.Certificate, intermediates []*x509.C
 	// The anchor's own signatures are never checked, so only an ML-DSA
 	// signature on the leaf or an intermediate calls for the hand
 	// verifier, which in turn accepts only a chain with one.
-	if err != nil && signedWithMLDSA([]*x509.Certificate{leaf}, intermediates) {
+	withMLDSA := signedWithMLDSA([]*x509.Certificate{leaf}, intermediates)
+	if err != nil && withMLDSA {
 		return verifyMLDSAChain(ta.Certificates, intermediates, leaf, now, b)
 	}
 	if err != nil {
 		return nil, err
 	}
-	return properChain(chains)
+	chain, err := properChain(chains)
+	if err != nil && withMLDSA {
+		// crypto/x509 found only paths the CA rules refuse; a path
+		// through an ML-DSA signature, which it cannot see, may still
+		// be sound.
+		if mlChain, mlErr := verifyMLDSAChain(ta.Certificates, intermediates, leaf, now, b); mlErr == nil {
+			return mlChain, nil
+		}
+	}
+	return chain, err
 }
 
 // chainCache remembers chains that verified, so a runner presenting the
