@@ -416,10 +416,17 @@ func principalPhrase(p Principal) string {
 	return bare(p.Type) + " principal " + bare(p.ID)
 }
 
-// ContextKeys returns every request-context key the policy can read, in
-// order and without repeats: its condition keys and the keys of the
-// policy variables in its condition values and resources, as written.
-func (p *Policy) ContextKeys() []string {
+// ContextKeysFor returns every request-context key the policy can read
+// when it decides a request of principal for one of actions, in order
+// and without repeats: the condition keys, and the keys of the policy
+// variables in condition values and resources, as written, of the
+// statements that name that principal and one of those actions. A
+// statement for other principals or actions cannot change that decision,
+// so its keys are left out. A nil policy reads none.
+func (p *Policy) ContextKeysFor(principal Principal, actions []string) []string {
+	if p == nil {
+		return nil
+	}
 	var keys []string
 	addVars := func(t template) {
 		for _, pt := range t.parts {
@@ -430,6 +437,9 @@ func (p *Policy) ContextKeys() []string {
 	}
 	for i := range p.statements {
 		s := &p.statements[i]
+		if ok, _ := s.matchPrincipal(principal); !ok || !slices.ContainsFunc(actions, s.matchAction) {
+			continue
+		}
 		for _, c := range s.conditions {
 			keys = append(keys, c.key)
 			for _, v := range c.values {

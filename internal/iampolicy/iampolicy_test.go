@@ -822,21 +822,26 @@ func TestConcurrentEvaluate(t *testing.T) {
 	wg.Wait()
 }
 
-// TestContextKeys: every key a policy can read, from conditions and from
-// policy variables in condition values and resources, sorted, once each.
-func TestContextKeys(t *testing.T) {
+// TestContextKeysFor: every key a policy can read for a principal and
+// its actions, from conditions and from policy variables in condition
+// values and resources, sorted, once each; statements for other
+// principals or actions are left out.
+func TestContextKeysFor(t *testing.T) {
 	p, err := iampolicy.Parse([]byte(`{"Version":"2012-10-17","Statement":[
-	  {"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/${aws:username}/*",
+	  {"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/${aws:username}/*",
 	   "Condition":{"StringEquals":{"aws:PrincipalTag/team":"${aws:PrincipalTag/x509Subject/OU}","s3:prefix":"x"}}},
-	  {"Effect":"Deny","Action":"s3:*","Resource":"*","Condition":{"Bool":{"aws:SecureTransport":"false"},"StringEquals":{"aws:PrincipalTag/team":"y"}}}]}`))
+	  {"Effect":"Deny","Principal":{"Service":"rolesanywhere.amazonaws.com"},"Action":"s3:*","Resource":"*","Condition":{"Bool":{"aws:SecureTransport":"false"},"StringEquals":{"aws:PrincipalTag/team":"y"}}},
+	  {"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"s3:GetObject","Resource":"*","Condition":{"StringEquals":{"aws:RequestTag/team":"x"}}},
+	  {"Effect":"Allow","Principal":"*","Action":"s3:PutObject","Resource":"*","Condition":{"StringEquals":{"aws:TagKeys":"x"}}}]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
+	ra := iampolicy.Principal{Type: "Service", ID: "rolesanywhere.amazonaws.com"}
 	want := []string{"aws:PrincipalTag/team", "aws:PrincipalTag/x509Subject/OU", "aws:SecureTransport", "aws:username", "s3:prefix"}
-	if got := p.ContextKeys(); !slices.Equal(got, want) {
-		t.Errorf("ContextKeys() = %q, want %q", got, want)
+	if got := p.ContextKeysFor(ra, []string{"s3:GetObject"}); !slices.Equal(got, want) {
+		t.Errorf("ContextKeysFor() = %q, want %q", got, want)
 	}
-	if got := (&iampolicy.Policy{}).ContextKeys(); len(got) != 0 {
-		t.Errorf("empty policy: %q", got)
+	if got := (*iampolicy.Policy)(nil).ContextKeysFor(ra, []string{"s3:GetObject"}); len(got) != 0 {
+		t.Errorf("nil policy: %q", got)
 	}
 }

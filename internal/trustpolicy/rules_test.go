@@ -155,6 +155,8 @@ func TestEvaluateRefusesUnnamedAttributeReads(t *testing.T) {
 		{"allow on the attribute", `{"Version":"2012-10-17","Statement":[` + allow + `,"Condition":{"StringEquals":{"aws:PrincipalTag/x509Subject/1.3.6.1.4.1.99999.7":"blue"}}}]}`, with, true},
 		{"deny on the attribute, other case", `{"Version":"2012-10-17","Statement":[` + allow + `},{"Effect":"Deny","Principal":"*","Action":"sts:*","Condition":{"StringEquals":{"AWS:principaltag/X509SUBJECT/1.3.6.1.4.1.99999.7":"red"}}}]}`, with, true},
 		{"policy variable", `{"Version":"2012-10-17","Statement":[` + allow + `,"Condition":{"StringEquals":{"aws:PrincipalTag/x509Subject/CN":"${aws:PrincipalTag/x509Subject/1.3.6.1.4.1.99999.7}"}}}]}`, with, true},
+		{"long s in the key", `{"Version":"2012-10-17","Statement":[` + allow + `,"Condition":{"StringEquals":{"aws:PrincipalTag/x509ſubject/1.3.6.1.4.1.99999.7":"blue"}}}]}`, with, true},
+		{"a statement for another principal", `{"Version":"2012-10-17","Statement":[` + allow + `},{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"sts:AssumeRole","Condition":{"StringEquals":{"aws:PrincipalTag/x509Subject/1.3.6.1.4.1.99999.7":"x"}}}]}`, with, false},
 		{"certificate without the attribute", `{"Version":"2012-10-17","Statement":[` + allow + `},{"Effect":"Deny","Principal":"*","Action":"sts:*","Condition":{"StringEquals":{"aws:PrincipalTag/x509Subject/1.3.6.1.4.1.99999.7":"red"}}}]}`, without, false},
 		{"policy that reads only named attributes", `{"Version":"2012-10-17","Statement":[` + allow + `,"Condition":{"StringEquals":{"aws:PrincipalTag/x509Subject/CN":"gitlab-runner"}}}]}`, with, false},
 	} {
@@ -176,12 +178,15 @@ func TestEvaluateRefusesUnnamedAttributeReads(t *testing.T) {
 
 // TestEvaluateRefusesRequestTagReads: aws:RequestTag/* and aws:TagKeys,
 // which AWS does not document for Roles Anywhere, cannot decide a
-// session in either direction.
+// session in either direction, in any spelling evaluation matches; a
+// statement for other principals (people who tag their sessions) may
+// read them.
 func TestEvaluateRefusesRequestTagReads(t *testing.T) {
 	leaf := leafWithSubject(t, 0x73, pkix.RDNSequence{rdn(cnOID, "gitlab-runner")})
 	const allow = `{"Effect":"Allow","Principal":{"Service":"rolesanywhere.amazonaws.com"},"Action":["sts:AssumeRole","sts:TagSession","sts:SetSourceIdentity"]`
 	for _, tt := range []struct{ name, policy, key string }{
 		{"allow on a request tag", `{"Version":"2012-10-17","Statement":[` + allow + `,"Condition":{"StringEquals":{"aws:RequestTag/x509Subject/CN":"gitlab-runner"}}}]}`, "aws:RequestTag/x509Subject/CN"},
+		{"long s in the prefix", `{"Version":"2012-10-17","Statement":[` + allow + `,"Condition":{"Null":{"aws:RequeſtTag/x":"false"}}}]}`, "aws:RequeſtTag/x"},
 		{"deny on tag keys", `{"Version":"2012-10-17","Statement":[` + allow + `},{"Effect":"Deny","Principal":"*","Action":"sts:TagSession","Condition":{"ForAnyValue:StringEquals":{"aws:TagKeys":"x509Subject/OU"}}}]}`, "aws:TagKeys"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -194,5 +199,23 @@ func TestEvaluateRefusesRequestTagReads(t *testing.T) {
 				t.Fatalf("got %v, want the refusal of a decision on %s", r, tt.key)
 			}
 		})
+	}
+}
+
+// TestRequestTagsOfOtherPrincipals: a role that people also assume, with
+// aws:RequestTag conditions on their statement (AWS's session-tag
+// guidance), still serves Roles Anywhere: that statement cannot decide
+// a Roles Anywhere session.
+func TestRequestTagsOfOtherPrincipals(t *testing.T) {
+	leaf := leafWithSubject(t, 0x74, pkix.RDNSequence{rdn(cnOID, "gitlab-runner")})
+	p, err := iampolicy.ParseTrustPolicy([]byte(`{"Version":"2012-10-17","Statement":[
+	  {"Effect":"Allow","Principal":{"Service":"rolesanywhere.amazonaws.com"},"Action":["sts:AssumeRole","sts:TagSession","sts:SetSourceIdentity"]},
+	  {"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":["sts:AssumeRole","sts:TagSession"],
+	   "Condition":{"StringEquals":{"aws:RequestTag/team":"x"},"ForAllValues:StringEquals":{"aws:TagKeys":["team"]}}}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := trustpolicy.Evaluate(p, trustpolicy.Session{Leaf: leaf, AnchorARN: "arn:aws:rolesanywhere:us-east-1:111122223333:trust-anchor/x", Account: "111122223333", Now: time.Now()}); r != nil {
+		t.Fatalf("refused: %v", r)
 	}
 }

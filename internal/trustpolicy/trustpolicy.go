@@ -416,17 +416,23 @@ func readsUnnamedAttribute(policy *iampolicy.Policy, tags map[string]string) (st
 	unnamed := map[string]bool{}
 	for k := range tags {
 		if i := strings.LastIndexByte(k, '/'); i >= 0 && isDottedOID(k[i+1:]) {
-			unnamed[strings.ToLower(k)] = true
+			unnamed[k] = true
 		}
 	}
 	if len(unnamed) == 0 {
 		return "", false
 	}
-	const prefix = "aws:principaltag/"
-	for _, key := range policy.ContextKeys() {
-		lower := strings.ToLower(key)
-		if strings.HasPrefix(lower, prefix) && unnamed[lower[len(prefix):]] {
-			return key, true
+	// Keys are matched as evaluation matches them (strings.EqualFold).
+	const prefix = "aws:PrincipalTag/"
+	for _, key := range policy.ContextKeysFor(Principal, Actions) {
+		rest, ok := cutPrefixFold(key, prefix)
+		if !ok {
+			continue
+		}
+		for tag := range unnamed {
+			if strings.EqualFold(rest, tag) {
+				return key, true
+			}
 		}
 	}
 	return "", false
@@ -442,13 +448,29 @@ func readsRequestTags(policy *iampolicy.Policy) (string, bool) {
 	if policy == nil {
 		return "", false
 	}
-	for _, key := range policy.ContextKeys() {
-		lower := strings.ToLower(key)
-		if strings.HasPrefix(lower, "aws:requesttag/") || lower == "aws:tagkeys" {
+	// Keys are matched as evaluation matches them (strings.EqualFold).
+	const prefix = "aws:RequestTag/"
+	for _, key := range policy.ContextKeysFor(Principal, Actions) {
+		if _, ok := cutPrefixFold(key, prefix); ok || strings.EqualFold(key, "aws:TagKeys") {
 			return key, true
 		}
 	}
 	return "", false
+}
+
+// cutPrefixFold is strings.CutPrefix under Unicode case folding, the way
+// evaluation matches condition keys (strings.EqualFold): "aws:RequeſtTag/x"
+// has the prefix "aws:RequestTag/", though its bytes differ.
+func cutPrefixFold(s, prefix string) (string, bool) {
+	for i := range s {
+		if i > 0 && strings.EqualFold(s[:i], prefix) {
+			return s[i:], true
+		}
+		if i > 4*len(prefix) {
+			break
+		}
+	}
+	return "", strings.EqualFold(s, prefix)
 }
 
 // isDottedOID reports whether s is an OID in dotted form ("1.3.6.1").
