@@ -175,8 +175,17 @@ func TestServeSideBySide(t *testing.T) {
 				t.Errorf("header names: helper %v, keyless %v", h.headers, k.headers)
 			}
 			for _, name := range []string{"Content-Type", "Location"} {
-				if h.header.Get(name) != k.header.Get(name) {
-					t.Errorf("%s: helper %q, keyless %q", name, h.header.Get(name), k.header.Get(name))
+				want := h.header.Get(name)
+				if name == "Content-Type" && strings.HasPrefix(h.body, "{") && want == http.DetectContentType([]byte(h.body)) {
+					// The helper sets no Content-Type, so net/http sniffs
+					// its body, and random credentials now and then look
+					// like another type (bytes 34-35 "LP" read as an EOT
+					// font). keyless always says what the sniff says for
+					// JSON text.
+					want = http.DetectContentType([]byte("{}"))
+				}
+				if want != k.header.Get(name) {
+					t.Errorf("%s: helper %q (keyless should say %q), keyless %q", name, h.header.Get(name), want, k.header.Get(name))
 				}
 			}
 			if tc.same && h.body != k.body {
