@@ -30,7 +30,6 @@ import (
 	"software.sslmate.com/src/go-pkcs12"
 
 	"github.com/keyless-dev/keyless/internal/cli"
-	"github.com/keyless-dev/keyless/internal/mldsa"
 	"github.com/keyless-dev/keyless/internal/pki"
 	"github.com/keyless-dev/keyless/internal/pki/pkitest"
 	"github.com/keyless-dev/keyless/internal/rolesanywhere/rolesanywheretest"
@@ -171,14 +170,10 @@ func cmdGenPKI(ts *testscript.TestScript, neg bool, args []string) {
 	write(name+".chain.crt", pki.EncodeCertificates(leaf, issuer.Cert))
 	write("int.crt", pki.EncodeCertificates(issuer.Cert))
 	write("root.crt", pki.EncodeCertificates(st.root.Cert))
-	var p8 []byte
-	var err error
-	if k, ok := key.(*mldsa.PrivateKey); ok {
-		p8, err = mldsa.MarshalPKCS8(k)
-	} else {
-		p8, err = x509.MarshalPKCS8PrivateKey(key)
-	}
+	keyPEM, err := pki.EncodePrivateKey(key) // PKCS#8, ML-DSA keys too
 	ts.Check(err)
+	p8Block, _ := pem.Decode(keyPEM)
+	p8 := p8Block.Bytes
 	block := func(typ string, der []byte) []byte { return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}) }
 	encrypted := func(kdf pkcs8.KDFOpts) []byte {
 		der, err := pkcs8.MarshalPrivateKey(key, []byte(*password), &pkcs8.Opts{Cipher: pkcs8.AES256CBC, KDFOpts: kdf})

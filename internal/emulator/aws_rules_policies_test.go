@@ -1,13 +1,13 @@
 package emulator_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/keyless-dev/keyless/internal/emulator"
+	"github.com/keyless-dev/keyless/internal/emulator/emulatortest"
 )
 
 // The rules on a profile's session policies (sessionPolicy and
@@ -25,19 +25,6 @@ func policyARNs(n int) []string {
 		out[i] = fmt.Sprintf("arn:aws:iam::111122223333:policy/ci-%d", i)
 	}
 	return out
-}
-
-// bigPolicy is a valid session policy of about n characters: one
-// statement listing actions until it is that long.
-func bigPolicy(n int) string {
-	var actions []string
-	doc := ""
-	for i := 0; len(doc) < n; i++ {
-		actions = append(actions, fmt.Sprintf("s3:GetObjectVersion%04d", i))
-		a, _ := json.Marshal(actions)
-		doc = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":` + string(a) + `,"Resource":"*"}]}`
-	}
-	return doc
 }
 
 // yamlList writes a YAML flow list.
@@ -81,9 +68,9 @@ func TestSeedProfilePolicies(t *testing.T) {
 			"profiles[0].sessionPolicy: not a session policy STS accepts: statement 1: Policy statement must contain resources"},
 		{"session policy with a character STS refuses", `    sessionPolicy: '{"Version":"2012-10-17","Statement":[{"Sid":"Ω","Effect":"Allow","Action":"s3:*","Resource":"*"}]}'` + "\n",
 			"profiles[0].sessionPolicy: not a session policy STS accepts: character 'Ω'"},
-		{"session policy over 2,048 characters", "    sessionPolicy: '" + bigPolicy(2049) + "'\n",
+		{"session policy over 2,048 characters", "    sessionPolicy: '" + emulatortest.SessionPolicy(2049) + "'\n",
 			"profiles[0].sessionPolicy: the session policy and managed policy ARNs are"},
-		{"session policy and ARNs over 2,048 characters together", "    managedPolicyArns: " + yamlList(policyARNs(10)) + "\n    sessionPolicy: '" + bigPolicy(1700) + "'\n",
+		{"session policy and ARNs over 2,048 characters together", "    managedPolicyArns: " + yamlList(policyARNs(10)) + "\n    sessionPolicy: '" + emulatortest.SessionPolicy(1700) + "'\n",
 			"characters of plain text; STS takes at most 2048"},
 	}
 	for _, tt := range tests {
@@ -103,7 +90,7 @@ func TestControlPlaneProfilePolicies(t *testing.T) {
 	e := newEnv(t, setup{})
 	role := e.out.Roles["ci-deployer"]
 	id := e.createProfile(map[string]any{"name": "p", "roleArns": []string{role}, "managedPolicyArns": policyARNs(10)})["profileId"].(string)
-	withPolicy := e.createProfile(map[string]any{"name": "q", "roleArns": []string{role}, "sessionPolicy": bigPolicy(1900)})["profileId"].(string)
+	withPolicy := e.createProfile(map[string]any{"name": "q", "roleArns": []string{role}, "sessionPolicy": emulatortest.SessionPolicy(1900)})["profileId"].(string)
 	for _, c := range []struct {
 		name, method, path string
 		body               map[string]any
@@ -116,11 +103,11 @@ func TestControlPlaneProfilePolicies(t *testing.T) {
 		{"session policy with a Principal", "POST", "/profiles", map[string]any{"name": "p", "roleArns": []string{role},
 			"sessionPolicy": `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:*","Resource":"*"}]}`},
 			"Invalid session policy (keyless emulator: statement 1: Policy document should not specify a principal"},
-		{"session policy over 2,048 characters", "POST", "/profiles", map[string]any{"name": "p", "roleArns": []string{role}, "sessionPolicy": bigPolicy(2049)},
+		{"session policy over 2,048 characters", "POST", "/profiles", map[string]any{"name": "p", "roleArns": []string{role}, "sessionPolicy": emulatortest.SessionPolicy(2049)},
 			"1 validation error detected: Value at 'sessionPolicy' failed to satisfy constraint: Member must have length less than or equal to 2048"},
 		{"managed policy ARNs pushing the session policy over 2,048 characters", "PATCH", "/profile/" + withPolicy, map[string]any{"managedPolicyArns": policyARNs(10)},
 			"Member must have length less than or equal to 2048"},
-		{"session policy over UpdateProfile's 100,000", "PATCH", "/profile/" + id, map[string]any{"sessionPolicy": bigPolicy(100001)},
+		{"session policy over UpdateProfile's 100,000", "PATCH", "/profile/" + id, map[string]any{"sessionPolicy": emulatortest.SessionPolicy(100001)},
 			"Member must have length less than or equal to 100000"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -198,7 +185,7 @@ func TestCreateSessionRefusesProfilePolicies(t *testing.T) {
 		{name: "managed policy of another partition", arns: []string{"arn:aws-us-gov:iam::aws:policy/ReadOnlyAccess"},
 			contains: "Policy arn:aws-us-gov:iam::aws:policy/ReadOnlyAccess does not exist or is not attachable."},
 		// Under 2,048 characters, over STS's packed allotment.
-		{name: "packed policy too large", policy: bigPolicy(1500), contains: "Packed policy consumes 1"},
+		{name: "packed policy too large", policy: emulatortest.SessionPolicy(1500), contains: "Packed policy consumes 1"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			profile := e.sessionProfile(strings.ReplaceAll(c.name, " ", "-"), c.policy, c.arns)

@@ -2,7 +2,6 @@ package awssdk_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -10,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	ra "github.com/aws/aws-sdk-go-v2/service/rolesanywhere"
 
+	"github.com/keyless-dev/keyless/internal/emulator/emulatortest"
 	"github.com/keyless-dev/keyless/interop/awssdk/cptest"
 	"github.com/keyless-dev/keyless/interop/awssdk/sdksetup"
 )
@@ -55,7 +55,7 @@ func TestProfilePoliciesThroughSDK(t *testing.T) {
 	}{
 		{"managed policy of another account", &ra.UpdateProfileInput{ManagedPolicyArns: []string{"arn:aws:iam::444455556666:policy/theirs"}},
 			"Policy arn:aws:iam::444455556666:policy/theirs does not exist or is not attachable."},
-		{"packed policy too large", &ra.UpdateProfileInput{ManagedPolicyArns: []string{}, SessionPolicy: aws.String(manyActions(1500))},
+		{"packed policy too large", &ra.UpdateProfileInput{ManagedPolicyArns: []string{}, SessionPolicy: aws.String(emulatortest.SessionPolicy(1500))},
 			"Packed policy consumes"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -73,17 +73,4 @@ func TestProfilePoliciesThroughSDK(t *testing.T) {
 			}
 		})
 	}
-}
-
-// manyActions is a valid session policy of about n characters listing
-// actions, the kind whose packed size passes STS's allotment first.
-func manyActions(n int) string {
-	var actions []string
-	doc := ""
-	for i := 0; len(doc) < n; i++ {
-		actions = append(actions, fmt.Sprintf("s3:GetObjectVersion%04d", i))
-		a, _ := json.Marshal(actions)
-		doc = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":` + string(a) + `,"Resource":"*"}]}`
-	}
-	return doc
 }

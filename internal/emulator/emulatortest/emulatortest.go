@@ -6,6 +6,8 @@ package emulatortest
 
 import (
 	"crypto/x509"
+	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"time"
@@ -90,4 +92,18 @@ func NewSeed(t TB, seedText string, now func() time.Time, logger *slog.Logger) *
 	out := seed.Outputs(srv.URL)
 	return &Server{Server: srv, Emulator: emu,
 		TrustAnchorARN: out.TrustAnchors[TrustAnchor], ProfileARN: out.Profiles[Profile], RoleARN: out.Roles[Role]}
+}
+
+// SessionPolicy is a valid session policy of at least n characters: one
+// statement listing actions until it is that long, the kind whose
+// packed size passes STS's allotment before its length does.
+func SessionPolicy(n int) string {
+	var actions []string
+	doc := ""
+	for i := 0; len(doc) < n; i++ {
+		actions = append(actions, fmt.Sprintf("s3:GetObjectVersion%04d", i))
+		a, _ := json.Marshal(actions)
+		doc = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":` + string(a) + `,"Resource":"*"}]}`
+	}
+	return doc
 }
