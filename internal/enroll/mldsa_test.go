@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/keyless-dev/keyless/internal/ca/catest"
-	"github.com/keyless-dev/keyless/internal/caclient"
 	"github.com/keyless-dev/keyless/internal/enroll"
 	"github.com/keyless-dev/keyless/internal/identity"
 	"github.com/keyless-dev/keyless/internal/mldsa"
@@ -23,19 +22,7 @@ import (
 func TestEnrollMLDSA(t *testing.T) {
 	c := catest.Start(t, catest.Options{})
 	ctx := context.Background()
-	cfg := t.TempDir()
-	if _, err := enroll.Bootstrap(ctx, cfg, c.URL, pki.Fingerprint(c.Root.Cert)); err != nil {
-		t.Fatal(err)
-	}
-	trust, err := enroll.LoadTrust(cfg, "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	client, err := trust.Client(caclient.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := enroll.Enroller{Client: client}
+	e := enroll.Enroller{Client: c.Client(t)}
 	for kty, want := range map[string]*mldsa.Params{enroll.KeyMLDSA: mldsa.ML65, enroll.KeyMLDSA44: mldsa.ML44, enroll.KeyMLDSA65: mldsa.ML65, enroll.KeyMLDSA87: mldsa.ML87} {
 		t.Run(kty, func(t *testing.T) {
 			dir := t.TempDir()

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/keyless-dev/keyless/internal/ca/catest"
-	"github.com/keyless-dev/keyless/internal/caclient"
 	"github.com/keyless-dev/keyless/internal/emulator/emulatortest"
 	"github.com/keyless-dev/keyless/internal/enroll"
 	"github.com/keyless-dev/keyless/internal/pki"
@@ -115,18 +114,7 @@ type mldsaIdentity struct {
 func newMLDSAIdentity(t *testing.T, c *catest.CA, kty string) mldsaIdentity {
 	t.Helper()
 	ctx := context.Background()
-	cfg := t.TempDir()
-	if _, err := enroll.Bootstrap(ctx, cfg, c.URL, pki.Fingerprint(c.Root.Cert)); err != nil {
-		t.Fatal(err)
-	}
-	trust, err := enroll.LoadTrust(cfg, "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	client, err := trust.Client(caclient.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := c.Client(t)
 	dir := t.TempDir()
 	id := mldsaIdentity{dir: dir, cert: filepath.Join(dir, "runner.crt"), key: filepath.Join(dir, "runner.key"), chain: filepath.Join(dir, "chain.crt"), ca: c}
 	e := enroll.Enroller{Client: client}
