@@ -39,6 +39,9 @@ type Result struct {
 	ServerCPU, ClientCPU time.Duration
 	P50, P99             time.Duration // request latency
 	RSS                  int64         // the server's resident set after the window, bytes
+	// Issued are the certificates, each verified against the server's
+	// root.
+	Issued []*x509.Certificate
 }
 
 // Line is the result as a Go benchmark line:
@@ -187,9 +190,13 @@ func (s *Server) Run(ctx context.Context, op string, clients, count int) (*Resul
 		return nil, err
 	}
 	slices.Sort(lat)
+	certs := make([]*x509.Certificate, len(issued))
+	for i, resp := range issued {
+		certs[i] = resp.ServerPEM.Certificate
+	}
 	return &Result{Op: op, Server: s.Name, Clients: clients, Certs: count, Elapsed: elapsed,
 		ServerCPU: cpu1 - cpu0, ClientCPU: clientCPU,
-		P50: lat[len(lat)/2], P99: lat[min(len(lat)-1, len(lat)*99/100)], RSS: rss}, nil
+		P50: lat[len(lat)/2], P99: lat[min(len(lat)-1, len(lat)*99/100)], RSS: rss, Issued: certs}, nil
 }
 
 type worker struct {

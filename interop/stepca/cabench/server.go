@@ -101,6 +101,9 @@ func StartKeyless(ctx context.Context, bin, dir string, extraServe ...string) (*
 	if err != nil {
 		return nil, err
 	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
 	caDir, pwFile := filepath.Join(dir, "ca"), filepath.Join(dir, "password")
 	var stdout, stderr bytes.Buffer
 	init := exec.CommandContext(ctx, bin, "ca", "init", "--name", "Bench CA", "--dns", "127.0.0.1", "--dns", "localhost",

@@ -36,6 +36,8 @@
 //	                 (go build ./cmd/stepca-server); without it cabench
 //	                 builds cmd/stepca-server itself (run it from interop/stepca)
 //	-no-step-ca      measure keyless only
+//	-baseline BIN    another keyless binary (an older build) measured in the
+//	                 same run, reported as server=keyless-baseline
 //	-duration D      about how long each timed run lasts (default 10s)
 //	-clients LIST    comma-separated concurrent client counts (default 1,16)
 //	-ops LIST        comma-separated operations: sign, renew (default sign,renew)
@@ -51,6 +53,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -73,6 +76,7 @@ func main() {
 	keyless := fs.String("keyless", "", "the keyless binary to measure (required)")
 	stepCA := fs.String("step-ca", "", "a step-ca server binary taking -config and -password-file (go build ./cmd/stepca-server); built from this module when empty")
 	noStep := fs.Bool("no-step-ca", false, "measure keyless only")
+	baseline := fs.String("baseline", "", "another keyless binary (an older build) measured in the same run as server=keyless-baseline")
 	duration := fs.Duration("duration", 10*time.Second, "about how long each timed run lasts")
 	clientsFlag := fs.String("clients", "1,16", "comma-separated concurrent client counts")
 	opsFlag := fs.String("ops", "sign,renew", "comma-separated operations: sign, renew")
@@ -131,13 +135,13 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *keyless, *stepCA, *noStep, *keep, serveArgs, clients, ops, *duration, *count); err != nil {
+	if err := run(ctx, *keyless, *baseline, *stepCA, *noStep, *keep, serveArgs, clients, ops, *duration, *count); err != nil {
 		fmt.Fprintln(os.Stderr, "cabench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, keyless, stepCA string, noStep bool, keep string, serveArgs []string, clients []int, ops []string, d time.Duration, count int) error {
+func run(ctx context.Context, keyless, baseline, stepCA string, noStep bool, keep string, serveArgs []string, clients []int, ops []string, d time.Duration, count int) error {
 	dir := keep
 	if dir == "" {
 		tmp, err := os.MkdirTemp("", "cabench-")
@@ -162,6 +166,14 @@ func run(ctx context.Context, keyless, stepCA string, noStep bool, keep string, 
 		return err
 	}
 	servers = append(servers, k)
+	if baseline != "" {
+		b, err := cabench.StartKeyless(ctx, baseline, filepath.Join(dir, "baseline"), serveArgs...)
+		if err != nil {
+			return err
+		}
+		b.Name = "keyless-baseline"
+		servers = append(servers, b)
+	}
 	if !noStep {
 		if stepCA == "" {
 			if stepCA, err = cabench.BuildStepCA(ctx, dir); err != nil {
