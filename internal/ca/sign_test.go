@@ -107,7 +107,7 @@ func TestCreateCertificateMatchesX509(t *testing.T) {
 		{"a.example.com", "b.example.com", "10.0.0.1", "::1", "2001:db8::7", "ops@example.com", "spiffe://example.org/ns/ci/sa/runner"},
 		{strings.Repeat("x", 63) + "." + strings.Repeat("y", 200)},
 		{"uri:https://example.com/path?q=1"},
-		{"bücher.example"},   // not IA5: x509 refuses it
+		{"bücher.example"},    // not IA5: x509 refuses it
 		{"https://[::1]:443"}, // a URI host x509 cannot read back
 		{"*.example.com", "localhost"},
 	}

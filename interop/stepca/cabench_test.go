@@ -5,8 +5,8 @@ import (
 	"regexp"
 	"testing"
 
-	"github.com/keyless-dev/keyless/interop/stepca/cabench"
 	"github.com/keyless-dev/keyless/internal/testkit"
+	"github.com/keyless-dev/keyless/interop/stepca/cabench"
 )
 
 // benchLine is the shape of cabench's output: a Go benchmark line with
