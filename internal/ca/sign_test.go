@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
 	"math/big"
 	"strings"
 	"testing"
@@ -222,3 +223,41 @@ type lyingSigner struct {
 }
 
 func (l *lyingSigner) Public() crypto.PublicKey { return l.pub }
+
+// TestCheckEncodableCache: a remembered answer is given only for the
+// same list of names (a refused list does not refuse a list that merely
+// joins to the same text, nor the other way round), and the cache never
+// holds more than encodableMax lists.
+func TestCheckEncodableCache(t *testing.T) {
+	encodable.mu.Lock()
+	clear(encodable.m)
+	encodable.mu.Unlock()
+	bad := []string{"bücher.example"}
+	if checkEncodable(bad) == nil || checkEncodable(bad) == nil {
+		t.Fatal("a name that is not IA5 is encodable")
+	}
+	// The same characters split differently, each part fine.
+	for _, names := range [][]string{{"a", "b"}, {"a\x00b"}, {"1:a"}, {"a1:b"}} {
+		if err := checkEncodable(names); err != nil {
+			t.Errorf("checkEncodable(%q) = %v", names, err)
+		}
+	}
+	if err := checkEncodable([]string{"b\u00fccher.example"}); err == nil {
+		t.Error("the refused list is encodable the second time")
+	}
+	if err := checkEncodable([]string{"bu", "cher.example"}); err != nil {
+		t.Errorf("a list sharing characters with a refused one is refused: %v", err)
+	}
+	for i := range 3 * encodableMax {
+		_ = checkEncodable([]string{fmt.Sprintf("n%d.example", i)})
+		encodable.mu.Lock()
+		n := len(encodable.m)
+		encodable.mu.Unlock()
+		if n > encodableMax {
+			t.Fatalf("the cache holds %d lists, more than %d", n, encodableMax)
+		}
+	}
+	if checkEncodable(bad) == nil {
+		t.Fatal("a name that is not IA5 is encodable after the cache was emptied")
+	}
+}
