@@ -9,12 +9,16 @@ import (
 	"fmt"
 	"math/big"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/keyless-dev/keyless/internal/mldsa"
 	"github.com/keyless-dev/keyless/internal/pki/pkitest"
 )
+
+// fastEncoded counts the templates leafTBS encoded in compareWithX509.
+var fastEncoded atomic.Int64
 
 // signIssuers are the intermediates createCertificate is compared under:
 // P-256 and P-384 (its fast path) and RSA (x509's own path).
@@ -75,6 +79,12 @@ func compareWithX509(t *testing.T, tmpl *x509.Certificate, issuer *pkitest.CA, p
 	}
 	if wantCert == nil {
 		return
+	}
+	if tbs, _, ok := leafTBS(tmpl, issuer.Cert, pub); ok {
+		fastEncoded.Add(1)
+		if !bytes.Equal(tbs, wantCert.RawTBSCertificate) {
+			t.Fatalf("leafTBS differs from x509.CreateCertificate's TBSCertificate\n got %x\nwant %x", tbs, wantCert.RawTBSCertificate)
+		}
 	}
 	if !bytes.Equal(gotCert.RawTBSCertificate, wantCert.RawTBSCertificate) {
 		t.Fatalf("TBSCertificate differs from x509.CreateCertificate's\n got %x\nwant %x", gotCert.RawTBSCertificate, wantCert.RawTBSCertificate)
@@ -137,7 +147,10 @@ func TestCreateCertificateMatchesX509(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d templates compared", n)
+	t.Logf("%d templates compared, %d of them encoded by leafTBS", n, fastEncoded.Load())
+	if fastEncoded.Load() < int64(n)/4 {
+		t.Errorf("leafTBS encoded only %d of %d templates: the fast path is not being compared", fastEncoded.Load(), n)
+	}
 }
 
 // FuzzCreateCertificate compares createCertificate with
