@@ -83,7 +83,7 @@ func main() {
 	count := fs.Int("count", 0, "time exactly this many certificates per run instead of -duration")
 	keep := fs.String("keep", "", "make the CAs in this directory and keep them (default: a temporary directory, removed at the end)")
 	var serveArgs listFlag
-	fs.Var(&serveArgs, "serve-arg", "one more argument for `keyless ca serve`, such as --log-level=warn (repeatable)")
+	fs.Var(&serveArgs, "serve-arg", "one more argument for keyless ca serve, such as --log-level=warn (repeatable)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: go run ./cmd/cabench -keyless BIN [-step-ca BIN] [-duration 10s] [-clients 1,16] [-ops sign,renew]\n\n"+
 			"Measures `keyless ca serve` and step-ca as processes with smallstep's client: certificates/s,\n"+
