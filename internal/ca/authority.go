@@ -34,7 +34,6 @@ import (
 
 	"github.com/keyless-dev/keyless/internal/caproto"
 	"github.com/keyless-dev/keyless/internal/logline"
-	"github.com/keyless-dev/keyless/internal/mldsa"
 	"github.com/keyless-dev/keyless/internal/pki"
 	"github.com/keyless-dev/keyless/internal/store"
 )
@@ -303,9 +302,10 @@ func (a *Authority) issue(tmpl *x509.Certificate, pub crypto.PublicKey, p *Provi
 		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageServerAuth)
 	}
 	tmpl.SignatureAlgorithm = signatureAlgorithm(a.key)
-	// mldsa.CreateCertificate is x509.CreateCertificate that also takes
-	// an ML-DSA subject key.
-	der, err := mldsa.CreateCertificate(a.rand, tmpl, a.intermediate, pub, a.key)
+	// createCertificate is x509.CreateCertificate that also takes an
+	// ML-DSA subject key and, for the CA's ECDSA key, signs once without
+	// verifying its own signature (see sign.go).
+	der, err := createCertificate(a.rand, tmpl, a.intermediate, pub, a.key)
 	if err != nil {
 		return nil, internal(err, "signing the certificate")
 	}
@@ -413,12 +413,29 @@ var nameProbeKey = ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
 // cannot hold: x509 would fail to write them (DNS names, emails and URIs
 // are ASCII) or to read them back (a URI's host must be a domain), and
 // the CA would answer with its own error after signing. A throwaway CSR
-// encodes and parses the names exactly as a certificate does.
+// encodes and parses the names exactly as a certificate does; it is not
+// signed (see probeCSR).
+//
+// The answer depends on the names alone, so it is remembered (see
+// encodableCache): a CA issues the same few names over and over.
 func checkEncodable(names []string) error {
+	var key strings.Builder
+	for _, n := range names {
+		fmt.Fprintf(&key, "%d:%s", len(n), n)
+	}
+	if err, ok := encodable.get(key.String()); ok {
+		return err
+	}
+	err := probeEncodable(names)
+	encodable.put(key.String(), err)
+	return err
+}
+
+func probeEncodable(names []string) error {
 	var c x509.Certificate
 	setNames(&c, names)
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
-		DNSNames: c.DNSNames, EmailAddresses: c.EmailAddresses, IPAddresses: c.IPAddresses, URIs: c.URIs}, nameProbeKey)
+	der, err := probeCSR(&x509.CertificateRequest{
+		DNSNames: c.DNSNames, EmailAddresses: c.EmailAddresses, IPAddresses: c.IPAddresses, URIs: c.URIs})
 	if err == nil {
 		_, err = x509.ParseCertificateRequest(der)
 	}
@@ -426,6 +443,36 @@ func checkEncodable(names []string) error {
 		return refuse(KindBadRequest, "the token grants a name that cannot go into a certificate (%s)", clip(err.Error()))
 	}
 	return nil
+}
+
+// encodableCache remembers checkEncodable's answers by name list (each
+// name prefixed with its length, so no two lists share a key). Nothing
+// invalidates an entry: the answer is a function of the names and of the
+// x509 package compiled in. It holds at most encodableMax lists and is
+// emptied when full, so names from many different tokens cannot grow it.
+type encodableCache struct {
+	mu sync.Mutex
+	m  map[string]error
+}
+
+const encodableMax = 1024
+
+var encodable = &encodableCache{m: map[string]error{}}
+
+func (c *encodableCache) get(key string) (error, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	err, ok := c.m[key]
+	return err, ok
+}
+
+func (c *encodableCache) put(key string, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= encodableMax {
+		clear(c.m)
+	}
+	c.m[key] = err
 }
 
 func namesOf(dns []string, ips []net.IP, emails []string, uris []*url.URL) []string {

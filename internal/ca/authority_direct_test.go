@@ -469,6 +469,7 @@ func TestSignRefuses(t *testing.T) {
 		{"plain http audience", ca.SignRequest{CSR: goodCSR, Token: e.token(tok{aud: "http://" + caHost + caproto.PathSign})}, invalid},
 		{"unknown provisioner (iss)", ca.SignRequest{CSR: goodCSR, Token: e.token(tok{iss: "nobody"})}, invalid},
 		{"key id of another provisioner", ca.SignRequest{CSR: goodCSR, Token: e.token(tok{kid: e.keys[runners].KeyID})}, invalid},
+		{"issuer of another provisioner, signed with this one's key", ca.SignRequest{CSR: goodCSR, Token: e.token(tok{iss: provNames[runners]})}, invalid},
 		{"signed by another key", ca.SignRequest{CSR: goodCSR, Token: e.token(tok{key: foreign})}, invalid},
 		{"tampered claims", ca.SignRequest{CSR: goodCSR, Token: tampered(e.token(tok{}))}, invalid},
 		{"HS256 signature", ca.SignRequest{CSR: goodCSR, Token: e.token(tok{key: &jose.JSONWebKey{Key: []byte("0123456789abcdef0123456789abcdef"), KeyID: e.keys[admin].KeyID}, alg: jose.HS256})}, invalid},
@@ -1342,5 +1343,55 @@ func TestRevokeByTokenKeepsToItsProvisioner(t *testing.T) {
 	}
 	if _, err := e.store.Revocation(byAdmin.Certificate.SerialNumber.String()); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("another provisioner's certificate for the key was revoked by a runners token: %v", err)
+	}
+}
+
+// TestSharedProvisionerKey: when two provisioners hold the same key, the
+// key id names neither, and the token's issuer picks the provisioner (and
+// its policy); an issuer that is neither is refused.
+func TestSharedProvisionerKey(t *testing.T) {
+	root := pkitest.NewLongLivedRoot(t, "shared-root")
+	inter := root.Intermediate(t, "shared-int")
+	key := provisionerKey(t)
+	cfg, err := ca.ParseConfig([]byte(fmt.Sprintf(`name: Shared CA
+address: 127.0.0.1:0
+dnsNames: [%s]
+root: r
+crt: c
+key: k
+db: d
+provisioners:
+  - name: first
+    type: JWK
+    key: '%[2]s'
+    allow: [other-host]
+  - name: second
+    type: JWK
+    key: '%[2]s'
+    allow: [gitlab-runner]
+`, caHost, publicJSON(t, key))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := ca.New(ca.Options{Config: cfg, Root: root.Cert, Intermediate: inter.Cert, Key: inter.Key, Store: store.NewMemory()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := func(iss string) string {
+		tok, err := caproto.NewToken(caproto.TokenOptions{Provisioner: iss, Key: key, Subject: "gitlab-runner", Audience: "https://" + caHost + caproto.PathSign})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	if _, err := a.Sign(ca.SignRequest{CSR: csr(t, nil, "gitlab-runner"), Token: token("second")}); err != nil {
+		t.Fatalf("a token from second, whose policy allows gitlab-runner: %v", err)
+	}
+	var ce *ca.Error
+	if _, err := a.Sign(ca.SignRequest{CSR: csr(t, nil, "gitlab-runner"), Token: token("first")}); !errors.As(err, &ce) || ce.Reason != caproto.ReasonNameNotAllowed {
+		t.Fatalf("a token from first, whose policy does not allow gitlab-runner: %v, want %s", err, caproto.ReasonNameNotAllowed)
+	}
+	if _, err := a.Sign(ca.SignRequest{CSR: csr(t, nil, "gitlab-runner"), Token: token("nobody")}); !errors.As(err, &ce) || ce.Reason != caproto.ReasonTokenInvalid {
+		t.Fatalf("a token from no provisioner: %v, want %s", err, caproto.ReasonTokenInvalid)
 	}
 }

@@ -236,6 +236,24 @@ func (c *Config) provisioner(name string) *ProvisionerConfig {
 	return nil
 }
 
+// provisionerByKeyID is the one provisioner whose key has key id kid;
+// nil when none has, or when more than one shares the key.
+func (c *Config) provisionerByKeyID(kid string) *ProvisionerConfig {
+	if kid == "" {
+		return nil
+	}
+	var found *ProvisionerConfig
+	for i := range c.Provisioners {
+		if p := &c.Provisioners[i]; p.jwk != nil && p.jwk.KeyID == kid {
+			if found != nil {
+				return nil
+			}
+			found = p
+		}
+	}
+	return found
+}
+
 // patternKinds are the prefixes an allow pattern may carry to match a
 // kind of name other than DNS names and the common name.
 var patternKinds = []string{pki.NameDNS, pki.NameIP, pki.NameURI, pki.NameEmail}

@@ -52,20 +52,38 @@ func (a *Authority) verifyOTT(token, op string, now time.Time) (*ProvisionerConf
 	if err != nil {
 		return nil, nil, spend{}, badToken("the token is not a signed JWT")
 	}
+	kid := tok.Headers[0].KeyID
+	cfg := a.config()
+	var c caproto.Claims
+	if p := cfg.provisionerByKeyID(kid); p != nil {
+		// The key id names one provisioner: verify with its key and read
+		// the claims once; the issuer must then be that provisioner.
+		if err := tok.Claims(p.jwk.Key, &c); err != nil {
+			return nil, nil, spend{}, badToken("the token's signature does not verify with provisioner %s's key", p.Name)
+		}
+		if c.Issuer != p.Name {
+			return nil, nil, spend{}, badToken("the token names no provisioner of this CA (iss %q, kid %q)", clip(c.Issuer), clip(kid))
+		}
+		return a.checkOTT(cfg, p, &c, op, now)
+	}
+	// No provisioner, or several sharing one key: the issuer decides.
 	var unverified caproto.Claims
 	if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil {
 		return nil, nil, spend{}, badToken("the token's claims do not parse")
 	}
-	kid := tok.Headers[0].KeyID
-	cfg := a.config()
 	p := cfg.provisioner(unverified.Issuer)
 	if p == nil || p.jwk.KeyID != kid {
 		return nil, nil, spend{}, badToken("the token names no provisioner of this CA (iss %q, kid %q)", clip(unverified.Issuer), clip(kid))
 	}
-	var c caproto.Claims
 	if err := tok.Claims(p.jwk.Key, &c); err != nil {
 		return nil, nil, spend{}, badToken("the token's signature does not verify with provisioner %s's key", p.Name)
 	}
+	return a.checkOTT(cfg, p, &c, op, now)
+}
+
+// checkOTT checks the verified claims of provisioner p's one-time token
+// for op.
+func (a *Authority) checkOTT(cfg *Config, p *ProvisionerConfig, c *caproto.Claims, op string, now time.Time) (*ProvisionerConfig, *caproto.Claims, spend, error) {
 	if err := checkTimes(c.Claims, now); err != nil {
 		return nil, nil, spend{}, err
 	}
@@ -78,7 +96,7 @@ func (a *Authority) verifyOTT(token, op string, now time.Time) (*ProvisionerConf
 	if c.ID == "" {
 		return nil, nil, spend{}, badToken("the token has no jti, so it could be replayed")
 	}
-	return p, &c, spend{id: op + ":" + c.ID, expires: c.Expiry.Time().Add(caproto.Leeway)}, nil
+	return p, c, spend{id: op + ":" + c.ID, expires: c.Expiry.Time().Add(caproto.Leeway)}, nil
 }
 
 func checkTimes(c jwt.Claims, now time.Time) error {

@@ -234,6 +234,11 @@ db/keyless.db (bbolt) before the client hears of it.
 SIGHUP reloads config/ca.yaml (provisioners and policies); SIGTERM or
 Ctrl-C lets requests in flight finish, then exits.
 
+It runs Go's garbage collector with GOGC=400 rather than 100: the heap may
+grow to five times what is live (a few tens of MB) for a quarter of the
+collections. GOGC in the environment overrides it; GOMEMLIMIT caps the heap
+as for any Go program.
+
 --print-unit writes a systemd unit or a launchd plist that serves this CA
 as a service: on systemd as the user keyless (--user to choose), which
 must own the CA directory and the password file, sandboxed so that it can
@@ -262,6 +267,7 @@ write only the database's directory.`,
 				return err
 			}
 			warnWeak(s.err, "--password-file", password)
+			tuneServeGC()
 			run, err := d.Start(caops.ServeOptions{Password: password, Version: "keyless/" + buildinfo.Read().Version, Logger: logger})
 			if errors.Is(err, store.ErrLocked) {
 				return withHint(err, "another keyless ca serve (or operator command) is using %s", f.dir)
