@@ -75,7 +75,7 @@ func statCell(s *Stat) string {
 	if s == nil || len(s.Values) == 0 {
 		return ""
 	}
-	if len(s.Values) == 1 {
+	if len(s.Values) == 1 || s.Min() == s.Max() {
 		return num(s.Values[0])
 	}
 	return num(s.Median()) + " (" + num(s.Min()) + "–" + num(s.Max()) + ")"

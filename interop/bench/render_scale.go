@@ -63,7 +63,7 @@ func (r *renderer) scales(m *Manifest) {
 			target = fmt.Sprintf("largest size ≤ %.1f× the smallest's cost", MaxGrowth)
 		}
 		what := "scaling: " + spec.What
-		r.printf("### %s (Benchmark%s)\n\n", capitalize(spec.What), spec.Base)
+		r.printf("### Scaling: %s (Benchmark%s)\n\n", spec.What, spec.Base)
 		ss, err := Scaling(gs, spec.Base, spec.SizeKey)
 		if err != nil {
 			r.errorf("%v", err)
@@ -79,11 +79,16 @@ func (r *renderer) scales(m *Manifest) {
 			r.scaleLines = append(r.scaleLines, scaleLine{spec: spec, cells: "not measured | run `scripts/bench -only " + r.current + "` | " + target, verdict: ""})
 			continue
 		}
+		// The other metrics; the cost's own unit is its column already.
+		costUnit := spec.Cost
+		if costUnit == "" {
+			costUnit = "ns/op"
+		}
 		var units []string
 		for _, s := range ss.Series {
 			for _, g := range s.Groups {
 				for _, u := range g.Units {
-					if !contains(units, u) {
+					if u != costUnit && !contains(units, u) {
 						units = append(units, u)
 					}
 				}
@@ -140,7 +145,7 @@ func (r *renderer) scales(m *Manifest) {
 			v = verdict(ok)
 			r.printf("Bound: at most %.1f×: %s.\n\n", MaxGrowth, v)
 		} else {
-			r.printf("Written down, not judged (the cost must grow with the size).\n\n")
+			r.printf("Written down, not judged.\n\n")
 		}
 		r.row(what, strings.Join(growths, "; ")+" "+costLabel(spec)+", "+spec.SizeKey+" "+sizes, target, v)
 		r.scaleLines = append(r.scaleLines, scaleLine{spec: spec, cells: sizes + " | " + strings.Join(growths, "; ") + " | " + target, verdict: v})
@@ -166,13 +171,6 @@ func (r *renderer) scalingSummary() string {
 		b.WriteString("No scaling benchmark has results yet, so there is no plot.\n\n")
 	}
 	return b.String()
-}
-
-func capitalize(s string) string {
-	if s == "" {
-		return s
-	}
-	return strings.ToUpper(s[:1]) + s[1:]
 }
 
 func contains(list []string, s string) bool {

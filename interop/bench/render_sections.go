@@ -158,12 +158,17 @@ func (r *renderer) cp(m *Manifest) {
 }
 
 func (r *renderer) ca(m *Manifest) {
+	defer r.caInProcess(m)
 	gs := r.goBench(m, "cabench")
 	target := fmt.Sprintf("≤ %.0f µs and ≤ %.2f× step-ca's, same run", caCPUPerCertMax, caCPUOverStepCAMax)
 	if len(gs) == 0 {
+		if m != nil {
+			r.printf("The CA process against step-ca: not measured in this run (no cabench results).\n\n")
+		}
 		r.notMeasured("CA process CPU per certificate", target)
 		return
 	}
+	r.printf("The CA processes, keyless against step-ca (cabench):\n\n")
 	r.table(gs, "benchmark")
 	// Judge keyless against step-ca for every op and client count.
 	type key struct{ op, clients string }
@@ -199,14 +204,14 @@ func (r *renderer) ca(m *Manifest) {
 			okOp[k.op] = true
 		}
 		okOp[k.op] = okOp[k.op] && ok
-		cell := fmt.Sprintf("%s µs at %s clients", num(kv), k.clients)
+		cell := fmt.Sprintf("%s µs at clients=%s", num(kv), k.clients)
 		if sv > 0 {
 			cell += fmt.Sprintf(" (step-ca %s µs: %s)", num(sv), ratio(kv/sv))
 		} else {
 			cell += " (no step-ca figure)"
 		}
 		byOp[k.op] = append(byOp[k.op], cell)
-		r.printf("- %s, %s clients: keyless %s µs of CPU per certificate, step-ca %s µs: %s (target ≤ %.0f µs and ≤ %.2f×): %s\n", k.op, k.clients, num(kv), num(sv), ratio(kv/max(sv, 1e-9)), caCPUPerCertMax, caCPUOverStepCAMax, verdict(ok))
+		r.printf("- %s, clients=%s: keyless %s µs of CPU per certificate, step-ca %s µs: %s (target ≤ %.0f µs and ≤ %.2f×): %s\n", k.op, k.clients, num(kv), num(sv), ratio(kv/max(sv, 1e-9)), caCPUPerCertMax, caCPUOverStepCAMax, verdict(ok))
 	}
 	r.printf("\n")
 	for _, op := range ops {
@@ -305,5 +310,22 @@ func (r *renderer) caOps(m *Manifest) {
 		r.row("`keyless ca list` against a running CA", ms(x.Median), "", "")
 	} else {
 		r.notMeasured("`keyless ca list` against a running CA", "")
+	}
+}
+
+// caInProcess is internal/ca/caapi's BenchmarkSign: POST /sign in
+// process over keep-alive HTTPS, client and server in one process.
+func (r *renderer) caInProcess(m *Manifest) {
+	gs := r.goBench(m, "inprocess")
+	if len(gs) == 0 {
+		return
+	}
+	r.printf("The CA's handler in process (internal/ca/caapi BenchmarkSign: POST /1.0/sign over keep-alive HTTPS, tokens and CSRs made in advance, every certificate and token fsynced before the answer; client and server in one process):\n\n")
+	r.table(gs, "benchmark")
+	for _, g := range gs {
+		if s := g.Stat("certs/s"); s != nil {
+			c, _ := g.Get("clients")
+			r.row("CA `POST /sign` in process, clients="+c, num(s.Median())+" certificates/s", "", "")
+		}
 	}
 }

@@ -48,6 +48,7 @@ type GoBenchSpec struct {
 // edit when a benchmark is added or renamed. Large sizes run inside these
 // benchmarks when KEYLESS_BENCH_LARGE=1 is in their environment.
 var GoBenches = []GoBenchSpec{
+	{Section: "ca", Name: "inprocess", Funcs: []string{"Sign"}, Benchtime: "3s", Count: 3},
 	{Section: "emulator", Name: "loopback", Funcs: []string{"CreateSessionLoopback"}, Benchtime: "3s", Count: 3},
 	{Section: "emulator", Name: "scale", Funcs: []string{"ScaleEmulator"}, Benchtime: "3s", Count: 1},
 	{Section: "ca-scale", Name: "scale", Funcs: []string{"ScaleCASign", "ScaleCAList", "ScaleCRL", "ScaleCAStore"}, Benchtime: "1x", Count: 1},
@@ -60,6 +61,7 @@ var GoBenches = []GoBenchSpec{
 // goBenchPackages pins a benchmark whose name is in more than one
 // package (BenchmarkSign is in sigv4, store and caapi) to its package.
 var goBenchPackages = map[string]string{
+	"ca":      "internal/ca/caapi",
 	"signing": "internal/sigv4",
 	"store":   "internal/store",
 }

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -25,14 +26,17 @@ import (
 	"github.com/keyless-dev/keyless/interop/bench"
 )
 
-func main() { os.Exit(run()) }
+func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
 
-func run() int {
+// run is the command: its exit code is 0, 1 when a section or the
+// rendering failed, or 2 for a usage error.
+func run(args []string, stderr io.Writer) int {
 	var ids []string
 	for _, s := range bench.Sections {
 		ids = append(ids, s.ID)
 	}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	var (
 		root   = fs.String("root", "", "the keyless repository (default: found from the working directory)")
 		bin    = fs.String("bin", "", "directory of the binaries scripts/bench builds: keyless, aws_signing_helper, nethttp, hello")
@@ -44,7 +48,12 @@ func run() int {
 		fmt.Fprintf(fs.Output(), "Usage: scripts/bench [-only SECTIONS] [-quick] | scripts/bench -render\n\nExample:\n  scripts/bench -only cp,emulator\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(os.Args[1:]); err != nil {
+	usage := func(format string, args ...any) int {
+		fmt.Fprintf(stderr, "bench: error: "+format+"\n", args...)
+		fmt.Fprintf(stderr, "bench: hint: scripts/bench -h lists the flags\n")
+		return 2
+	}
+	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
@@ -79,43 +88,38 @@ func run() int {
 			}
 		}
 		if err := os.MkdirAll(out, 0o755); err != nil {
-			fmt.Fprintf(os.Stderr, "bench: error: %v\n", err)
+			fmt.Fprintf(stderr, "bench: error: %v\n", err)
 			return 1
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		r := &bench.Runner{Root: *root, Out: out, Bin: *bin, Quick: *quick, Large: os.Getenv("KEYLESS_BENCH_LARGE") == "1", Log: os.Stderr}
+		r := &bench.Runner{Root: *root, Out: out, Bin: *bin, Quick: *quick, Large: os.Getenv("KEYLESS_BENCH_LARGE") == "1", Log: stderr}
 		start := time.Now()
 		for _, id := range sections {
-			err := r.Run(ctx, id)
-			switch {
-			case errors.Is(err, bench.ErrNotAvailable):
-				fmt.Fprintf(os.Stderr, "bench: warning: section %s not measured, its stored results stay: %v\n", id, err)
-			case err != nil:
-				fmt.Fprintf(os.Stderr, "bench: error: section %s: %v (its stored results stay)\n", id, err)
+			if err := r.Run(ctx, id); err != nil {
+				fmt.Fprintf(stderr, "bench: error: section %s: %v (its stored results stay)\n", id, err)
 				failed = true
 			}
 			if ctx.Err() != nil {
 				return 1
 			}
 		}
-		fmt.Fprintf(os.Stderr, "bench: measured in %s\n", time.Since(start).Round(time.Second))
+		fmt.Fprintf(stderr, "bench: measured in %s\n", time.Since(start).Round(time.Second))
 	}
-	if _, err := bench.RenderFiles(out, "benchmarks", doc); err != nil {
-		fmt.Fprintf(os.Stderr, "bench: error: %v\n", err)
+	d, err := bench.RenderFiles(out, "benchmarks", doc)
+	if err != nil {
+		fmt.Fprintf(stderr, "bench: error: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(os.Stderr, "bench: wrote %s and %s\n", doc, filepath.Join(out, bench.PlotFile))
+	if len(d.Panels) > 0 {
+		fmt.Fprintf(stderr, "bench: wrote %s and %s\n", doc, filepath.Join(out, bench.PlotFile))
+	} else {
+		fmt.Fprintf(stderr, "bench: wrote %s (no scaling results, so no plot)\n", doc)
+	}
 	if failed {
 		return 1
 	}
 	return 0
-}
-
-func usage(format string, args ...any) int {
-	fmt.Fprintf(os.Stderr, "bench: error: "+format+"\n", args...)
-	fmt.Fprintf(os.Stderr, "bench: hint: scripts/bench -h lists the flags\n")
-	return 2
 }
 
 // findRoot walks up from the working directory to keyless's go.mod.
