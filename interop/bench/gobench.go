@@ -182,7 +182,7 @@ type Series struct {
 }
 
 // Scaling splits the groups of base into series over sizeKey (the part
-// key=N whose N is numeric). With sizeKey "" it takes the first key whose
+// key=N whose N is numeric), by their parts other than key=N ones. With sizeKey "" it takes the first key whose
 // values are all numbers. It returns nil when base has no results.
 func Scaling(gs []*Group, base, sizeKey string) (*SizeSeries, error) {
 	var mine []*Group
@@ -226,9 +226,12 @@ func Scaling(gs []*Group, base, sizeKey string) (*SizeSeries, error) {
 		if err != nil {
 			return nil, fmt.Errorf("scaling benchmark Benchmark%s: %s: %s=%s is not a number", base, g.Name, sizeKey, v)
 		}
+		// The series is named by the parts that are not sizes: a part
+		// key=N that grows with the size (anchors=N/roles=N) names no
+		// series of its own.
 		var label []string
 		for _, p := range g.Parts {
-			if p.Key == sizeKey {
+			if _, err := strconv.ParseFloat(p.Value, 64); p.Key == sizeKey || p.Key != "" && err == nil {
 				continue
 			}
 			if p.Key == "" {

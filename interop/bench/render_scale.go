@@ -53,7 +53,14 @@ func costLabel(spec ScaleSpec) string {
 
 // scales writes the current section's scaling families.
 func (r *renderer) scales(m *Manifest) {
-	gs := r.goBench(m, "scale")
+	var gs []*Group
+	if m != nil {
+		for _, st := range m.Steps {
+			if strings.HasPrefix(st.Name, "scale") {
+				gs = append(gs, r.goBench(m, st.Name)...)
+			}
+		}
+	}
 	for _, spec := range Scales {
 		if spec.Section != r.current {
 			continue
