@@ -190,8 +190,14 @@ func (r *Runner) runGoBench(ctx context.Context, spec GoBenchSpec) error {
 	}
 	var out bytes.Buffer
 	var shown []string
-	if len(pkgs) == 0 {
-		r.warnf("no benchmark %s in the repository's tests: not measured", strings.Join(prefixed(spec.Funcs), ", "))
+	var missing []string
+	for _, f := range spec.Funcs {
+		if !slices.ContainsFunc(pkgs, func(p benchPackage) bool { return slices.Contains(p.funcs, f) }) {
+			missing = append(missing, f)
+		}
+	}
+	if len(missing) > 0 {
+		r.warnf("no benchmark %s in the repository's tests: not measured", strings.Join(prefixed(missing), ", "))
 	}
 	for _, p := range pkgs {
 		args := []string{"test", "-run", "^$", "-bench", "^Benchmark(" + strings.Join(p.funcs, "|") + ")$", "-benchmem", "-benchtime", benchtime, "-count", strconv.Itoa(count), p.pkg}
