@@ -256,6 +256,7 @@ func (r *renderer) agent(m *Manifest) {
 		r.notMeasured("`keyless agent`, vends from cache", "at least AWS's helper `serve`, same run (issue 12)")
 	} else {
 		h := v.Helper
+		r.printf("Versions: %s (agent and serve), %s.\n\n", v.Agent.Version, h.Version)
 		r.printf("Throughput: closed loop, %d keep-alive clients, %s; latency: open loop at %s vends/s for %s. In parentheses, the figure over the helper's.\n\n", v.Concurrency, v.Duration, num(v.Rate), v.Duration)
 		r.printf("| server | vends/s | server CPU per vend (µs) | p50 (ms) | p99 (ms) | p99.9 (ms) | max (ms) | failed / late | idle RSS (MiB) | RSS after the load / peak (MiB) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		rel := func(s *VendSide, a, b float64) string {

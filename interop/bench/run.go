@@ -213,8 +213,15 @@ func (r *Runner) runGoBench(ctx context.Context, spec GoBenchSpec) error {
 		shown = append(shown, show)
 		r.logf("%s", show)
 		out.WriteString(r.header(show))
+		start := out.Len()
 		if err := r.exec(ctx, p.dir, env, io.MultiWriter(&out, r.Log), "go", args...); err != nil {
 			return err
+		}
+		// A benchmark that fails (b.Error in RunParallel) can leave go
+		// test's status 0; its figures are not measurements.
+		if i := bytes.Index(out.Bytes()[start:], []byte("--- FAIL")); i >= 0 {
+			line, _, _ := bytes.Cut(out.Bytes()[start+i:], []byte("\n"))
+			return fmt.Errorf("%s: a benchmark failed: %s", show, line)
 		}
 	}
 	raw := r.raw(spec.Name, "txt")
