@@ -60,8 +60,8 @@ func Render(res *Results, relDir string) (*Doc, error) {
 	b.WriteString("## Summary\n\n")
 	b.WriteString("| what | figure | target or comparison | result | measured | section |\n|---|---|---|---|---|---|\n")
 	for _, row := range r.rows {
-		date := "not measured"
-		if m := res.Manifests[row.Section]; m != nil {
+		date := "—"
+		if m := res.Manifests[row.Section]; m != nil && !strings.HasPrefix(row.Figure, "not measured") {
 			date = dateOf(m)
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | [%s](#%s) |\n", row.What, row.Figure, row.Target, row.Verdict, date, row.Section, row.Section)
@@ -206,6 +206,13 @@ func (r *renderer) provenance(m *Manifest) {
 		}
 	}
 	files = append(files, fmt.Sprintf("[%s.json](%s/%s.json)", m.Section, r.relDir, m.Section))
+	if len(m.Steps) == 0 {
+		r.printf("Raw results: %s (the run's manifest: nothing to run was found).\n\n", strings.Join(files, ", "))
+		for _, w := range m.Warnings {
+			r.printf("Warning from the run: %s\n\n", w)
+		}
+		return
+	}
 	r.printf("Raw results: %s. What ran (`$bin` is where scripts/bench built the binaries):\n\n```text\n", strings.Join(files, ", "))
 	for _, st := range m.Steps {
 		r.printf("%s\n", st.Command)

@@ -199,6 +199,9 @@ func (r *Runner) runGoBench(ctx context.Context, spec GoBenchSpec) error {
 	if len(missing) > 0 {
 		r.warnf("no benchmark %s in the repository's tests: not measured", strings.Join(prefixed(missing), ", "))
 	}
+	if len(pkgs) == 0 {
+		return nil // nothing ran: no step, no raw file
+	}
 	for _, p := range pkgs {
 		args := []string{"test", "-run", "^$", "-bench", "^Benchmark(" + strings.Join(p.funcs, "|") + ")$", "-benchmem", "-benchtime", benchtime, "-count", strconv.Itoa(count), p.pkg}
 		var env []string
@@ -469,7 +472,7 @@ func (r *Runner) runCP(ctx context.Context) error {
 	r.addStep("time", fmt.Sprintf("for each command above, %d runs: XDG_CACHE_HOME=$tmp/cache /usr/bin/time -v COMMAND", n), "", raw, KindTimeV)
 
 	// Package initialisation of a cache hit.
-	n = 20
+	n = 10
 	if r.Quick {
 		n = 3
 	}

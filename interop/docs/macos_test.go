@@ -16,17 +16,21 @@ import (
 func checkMacOSOnly(t *testing.T, names []string, all map[string][]docs.Block) {
 	t.Helper()
 	n := map[docs.Kind]int{}
+	var measurements []string
 	for _, name := range names {
 		for _, b := range all[name] {
 			if k := b.Directive.Kind; k == docs.MacOSOnly || k == docs.Measurement {
 				n[k]++
+				if k == docs.Measurement {
+					measurements = append(measurements, b.Where())
+				}
 				if err := shellSyntax(b); err != nil {
 					t.Error(err)
 				}
 			}
 		}
 	}
-	t.Logf("blocks checked by parsing: %d macOS-only, %d measurements", n[docs.MacOSOnly], n[docs.Measurement])
+	t.Logf("blocks checked by parsing: %d macOS-only, %d measurements (run by hand: %s)", n[docs.MacOSOnly], n[docs.Measurement], strings.Join(measurements, ", "))
 }
 
 // shellSyntax checks a block's script with bash -n.
