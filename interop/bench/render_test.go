@@ -395,3 +395,27 @@ func copyDir(t *testing.T, from, to string) {
 		}
 	}
 }
+
+// TestScriptBuildsTheBinaries: scripts/bench builds every binary the
+// runner starts, under the name it starts it by, and is executable.
+func TestScriptBuildsTheBinaries(t *testing.T) {
+	path := filepath.Join("..", "..", "scripts", "bench")
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode()&0o111 == 0 {
+		t.Fatalf("scripts/bench is missing or not executable: %v", err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bin := range []string{BinKeyless, BinHelper, BinNetHTTP, BinHello} {
+		if !bytes.Contains(b, []byte(`-o "$tmp/`+bin+`"`)) {
+			t.Errorf("scripts/bench does not build $tmp/%s", bin)
+		}
+	}
+	for _, want := range []string{"CGO_ENABLED=0 go build -o \"$tmp/keyless\" ./cmd/keyless", "CGO_ENABLED=1 go build -o \"$tmp/aws_signing_helper\"", "CGO_ENABLED=0 go build -o \"$tmp/nethttp\""} {
+		if !bytes.Contains(b, []byte(want)) {
+			t.Errorf("scripts/bench lacks %q (keyless and the baseline static, AWS's helper with cgo as AWS ships it)", want)
+		}
+	}
+}
