@@ -102,6 +102,16 @@ func (r *renderer) scales(m *Manifest) {
 			}
 		}
 		multi := len(ss.Series) > 1 || ss.Series[0].Label != ""
+		if multi {
+			for _, s := range ss.Series {
+				if s.Label == "" {
+					s.Label = spec.Main
+					if s.Label == "" {
+						s.Label = spec.Base
+					}
+				}
+			}
+		}
 		head := []string{spec.SizeKey}
 		if multi {
 			head = append(head, "series")
@@ -112,6 +122,7 @@ func (r *renderer) scales(m *Manifest) {
 		panel := Panel{Title: spec.What, XLabel: spec.SizeKey + " (log scale)", YLabel: costLabel(spec)}
 		var growths []string
 		ok := true
+		sizesMeasured := 0
 		for _, s := range ss.Series {
 			ps := PanelSeries{Label: s.Label}
 			var first float64
@@ -135,6 +146,7 @@ func (r *renderer) scales(m *Manifest) {
 				}
 				r.printf("| %s |\n", strings.Join(row, " | "))
 			}
+			sizesMeasured = max(sizesMeasured, len(ps.Y))
 			growth := ps.Y[len(ps.Y)-1] / first
 			label := ""
 			if multi {
@@ -145,13 +157,19 @@ func (r *renderer) scales(m *Manifest) {
 			panel.Series = append(panel.Series, ps)
 		}
 		r.panels = append(r.panels, panel)
-		sizes := fmt.Sprintf("%s–%s", num(ss.Series[0].Sizes[0]), num(ss.Series[0].Sizes[len(ss.Series[0].Sizes)-1]))
+		sizes := num(ss.Series[0].Sizes[0])
+		if n := len(ss.Series[0].Sizes); n > 1 {
+			sizes += "–" + num(ss.Series[0].Sizes[n-1])
+		}
 		v := ""
 		r.printf("\nSizes %s; %s from the smallest to the largest size: %s. ", sizes, costLabel(spec), strings.Join(growths, "; "))
-		if spec.Judged {
+		switch {
+		case sizesMeasured < 2:
+			r.printf("One size only, so nothing to compare (the large sizes run with KEYLESS_BENCH_LARGE=1).\n\n")
+		case spec.Judged:
 			v = verdict(ok)
 			r.printf("Bound: at most %.1f×: %s.\n\n", MaxGrowth, v)
-		} else {
+		default:
 			r.printf("Written down, not judged.\n\n")
 		}
 		r.row(what, strings.Join(growths, "; ")+" "+costLabel(spec)+", "+spec.SizeKey+" "+sizes, target, v)

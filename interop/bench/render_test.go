@@ -419,3 +419,41 @@ func TestScriptBuildsTheBinaries(t *testing.T) {
 		}
 	}
 }
+
+// TestScalingJudgement: one size is not judged (nothing to compare), and
+// a family with several series names the one without a sub-name.
+func TestScalingJudgement(t *testing.T) {
+	dir := t.TempDir()
+	copyDir(t, filepath.Join("testdata", "results"), dir)
+	scale := "BenchmarkScaleEmulator/anchors=1/roles=1/profiles=1-2 10 100000 ns/op\n" +
+		"BenchmarkScaleEmulator/refused/anchors=1/roles=1/profiles=1-2 10 300000 ns/op\n" +
+		"BenchmarkScaleEmulator/anchors=100/roles=100/profiles=100-2 10 110000 ns/op\n" +
+		"BenchmarkScaleEmulator/refused/anchors=100/roles=100/profiles=100-2 10 290000 ns/op\n"
+	store := "BenchmarkScaleCASign/certs=10000-2 10 900000 ns/op\n"
+	for name, content := range map[string]string{"emulator.scale.txt": scale, "ca-scale.scale.txt": store} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := ReadResults(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := Render(res, "benchmarks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]Row{}
+	for _, r := range doc.Rows {
+		got[r.What] = r
+	}
+	if r := got["scaling: CreateSession with N trust anchors, roles and profiles"]; r.Verdict != "PASS" || !strings.Contains(r.Figure, "accepted: 100 → 110 (1.10×); refused: 300 → 290 (0.97×)") {
+		t.Errorf("two series: %+v", r)
+	}
+	if r := got["scaling: CA sign with N certificates in the store"]; r.Verdict != "" || !strings.Contains(r.Figure, "certs 10,000") || strings.Contains(r.Figure, "–") {
+		t.Errorf("one size: %+v, want no verdict", r)
+	}
+	if !strings.Contains(string(doc.Markdown), "One size only, so nothing to compare") {
+		t.Error("one size is not explained")
+	}
+}

@@ -79,6 +79,10 @@ type ScaleSpec struct {
 	What    string // what grows, for the table's caption and the plot's panel
 	// Cost is the unit of the per-request figure (ns/op by default).
 	Cost string
+	// Main names the series of results with no other sub-name when
+	// there are other series (ScaleEmulator/refused/anchors=N beside
+	// ScaleEmulator/anchors=N); the base name by default.
+	Main string
 	// Judged: a constant or logarithmic cost is possible, so the issue's
 	// bound applies: the largest size's cost at most MaxGrowth times the
 	// smallest's. Otherwise the growth is written down, not judged.
@@ -91,7 +95,7 @@ const MaxGrowth = 1.5
 
 // Scales are the scaling families, in the document's order.
 var Scales = []ScaleSpec{
-	{Section: "emulator", Base: "ScaleEmulator", SizeKey: "anchors", What: "CreateSession with N trust anchors, roles and profiles", Judged: true},
+	{Section: "emulator", Base: "ScaleEmulator", SizeKey: "anchors", What: "CreateSession with N trust anchors, roles and profiles", Judged: true, Main: "accepted"},
 	// The state file holds every resource and is rewritten on a change.
 	{Section: "emulator", Base: "ScaleEmulatorControlPlane", SizeKey: "anchors", What: "a control-plane change with N anchors, roles and profiles (state file)"},
 	{Section: "ca-scale", Base: "ScaleCASign", SizeKey: "certs", What: "CA sign with N certificates in the store", Judged: true},
