@@ -31,7 +31,8 @@ func PlotPNG(panels []Panel) ([]byte, error) {
 		p.X.Label.Text = pn.XLabel
 		p.Y.Label.Text = pn.YLabel
 		p.X.Scale = plot.LogScale{}
-		p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+		p.X.Tick.Marker = groupedTicks{plot.LogTicks{Prec: -1}}
+		p.Y.Tick.Marker = groupedTicks{plot.DefaultTicks{}}
 		p.Y.Min = 0
 		p.Legend.Top = true
 		p.Add(plotter.NewGrid())
@@ -80,4 +81,18 @@ func PlotPNG(panels []Panel) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// groupedTicks labels another ticker's major ticks as the tables write
+// numbers: 10,000, 2.5.
+type groupedTicks struct{ plot.Ticker }
+
+func (g groupedTicks) Ticks(min, max float64) []plot.Tick {
+	ts := g.Ticker.Ticks(min, max)
+	for i := range ts {
+		if ts[i].Label != "" {
+			ts[i].Label = num(ts[i].Value)
+		}
+	}
+	return ts
 }
