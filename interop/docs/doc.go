@@ -8,7 +8,8 @@
 //
 // A block is left out only when the HTML comment on the line before its
 // fence says why, in one of the forms Parse accepts: it needs real AWS,
-// a real GitLab, or it is macOS only (then its shell syntax is checked).
+// a real GitLab, it is macOS only, or it is a measurement run by hand
+// (scripts/bench; for these two its shell syntax is checked).
 // Other forms say how to run a block (see Directive);
 // anything else is an error, so a typo cannot skip a block.
 //

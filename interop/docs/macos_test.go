@@ -9,23 +9,28 @@ import (
 	"github.com/keyless-dev/keyless/interop/docs"
 )
 
-// checkMacOSOnly: a block only a Mac can run is not run here, but it must
-// at least parse as shell (bash -n; macOS's bash and zsh read the
-// commands the documents use the same way).
+// checkMacOSOnly: a block only a Mac can run is not run here, and neither
+// is a measurement (scripts/bench), but each must at least parse as shell
+// (bash -n; macOS's bash and zsh read the commands the documents use the
+// same way).
 func checkMacOSOnly(t *testing.T, names []string, all map[string][]docs.Block) {
 	t.Helper()
-	n := 0
+	n := map[docs.Kind]int{}
+	var measurements []string
 	for _, name := range names {
 		for _, b := range all[name] {
-			if b.Directive.Kind == docs.MacOSOnly {
-				n++
+			if k := b.Directive.Kind; k == docs.MacOSOnly || k == docs.Measurement {
+				n[k]++
+				if k == docs.Measurement {
+					measurements = append(measurements, b.Where())
+				}
 				if err := shellSyntax(b); err != nil {
 					t.Error(err)
 				}
 			}
 		}
 	}
-	t.Logf("macOS-only blocks checked by parsing: %d", n)
+	t.Logf("blocks checked by parsing: %d macOS-only, %d measurements (run by hand: %s)", n[docs.MacOSOnly], n[docs.Measurement], strings.Join(measurements, ", "))
 }
 
 // shellSyntax checks a block's script with bash -n.
@@ -33,7 +38,7 @@ func shellSyntax(b docs.Block) error {
 	cmd := exec.Command("bash", "-n")
 	cmd.Stdin = strings.NewReader(b.Script())
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("%s: a macOS-only block is not valid shell: %v\n%s", b.Where(), err, out)
+		return fmt.Errorf("%s: a block the test does not run (%s) is not valid shell: %v\n%s", b.Where(), b.Directive.SkipReason(), err, out)
 	}
 	return nil
 }
@@ -51,5 +56,12 @@ func TestMacOSOnlySyntax(t *testing.T) {
 	}
 	if err := shellSyntax(blocks[1]); err != nil {
 		t.Error(err)
+	}
+	blocks, err = docs.Parse("bench.md", "<!-- doc-test: measurement, run by hand -->\n```sh\nscripts/bench -only cp &&\n```\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := shellSyntax(blocks[0]); err == nil || !strings.Contains(err.Error(), "bench.md:2: a block the test does not run (a measurement, run by hand") {
+		t.Errorf("a measurement block ending in &&: %v", err)
 	}
 }

@@ -83,6 +83,12 @@ const (
 	// skipped and listed, and checked by parsing: its shell syntax
 	// (bash -n) in TestDirectives.
 	MacOSOnly
+	// Measurement, "measurement, run by hand": the block measures
+	// (scripts/bench: minutes, and its figures need a quiet machine), so
+	// a test run would take long and measure nothing worth keeping. It is
+	// skipped and listed, and checked by parsing (bash -n) in
+	// TestDirectives.
+	Measurement
 )
 
 // Directive is a parsed doc-test comment.
@@ -91,8 +97,8 @@ type Directive struct {
 	Arg  string // FILE, PATH or TEXT
 }
 
-// SkipReason is why a block is not run, for NeedsAWS and NeedsGitLab, and
-// "" otherwise.
+// SkipReason is why a block is not run, for NeedsAWS, NeedsGitLab,
+// MacOSOnly and Measurement, and "" otherwise.
 func (d Directive) SkipReason() string {
 	switch d.Kind {
 	case NeedsAWS:
@@ -101,6 +107,8 @@ func (d Directive) SkipReason() string {
 		return "needs a real GitLab"
 	case MacOSOnly:
 		return "macOS only (checked by parsing)"
+	case Measurement:
+		return "a measurement, run by hand (checked by parsing)"
 	}
 	return ""
 }
@@ -120,6 +128,8 @@ func parseDirective(s string) (Directive, bool) {
 		return Directive{Kind: NeedsGitLab}, true
 	case "macOS only":
 		return Directive{Kind: MacOSOnly}, true
+	case "measurement, run by hand":
+		return Directive{Kind: Measurement}, true
 	}
 	if m := interruptRE.FindStringSubmatch(s); m != nil {
 		return Directive{Kind: Interrupt, Arg: m[1]}, true
@@ -199,7 +209,7 @@ func directive(file string, line int, s string) (Directive, error) {
 	}
 	d, ok := parseDirective(m[1])
 	if !ok {
-		return Directive{}, fmt.Errorf(`%s:%d: unknown doc-test directive %q: want "needs real AWS", "needs a real GitLab", "macOS only", "after FILE", "file PATH" or 'Ctrl-C once it prints "TEXT"'`, file, line, m[1])
+		return Directive{}, fmt.Errorf(`%s:%d: unknown doc-test directive %q: want "needs real AWS", "needs a real GitLab", "macOS only", "measurement, run by hand", "after FILE", "file PATH" or 'Ctrl-C once it prints "TEXT"'`, file, line, m[1])
 	}
 	return d, nil
 }

@@ -39,6 +39,11 @@ const sample = "# Title\n" +
 	"\n" +
 	"```\n" +
 	"output\n" +
+	"```\n" +
+	"\n" +
+	"<!-- doc-test: measurement, run by hand -->\n" +
+	"```sh\n" +
+	"scripts/bench -only cp\n" +
 	"```\n"
 
 func TestParse(t *testing.T) {
@@ -52,6 +57,7 @@ func TestParse(t *testing.T) {
 		{File: "doc.md", Line: 17, Lang: "ini", Text: "[profile p]\n", Directive: docs.Directive{Kind: docs.File, Arg: "~/.aws/config"}},
 		{File: "doc.md", Line: 21, Lang: "console", Text: "$ echo one \\\n  two\none two\n```\n$ true\n"},
 		{File: "doc.md", Line: 29, Lang: "", Text: "output\n"},
+		{File: "doc.md", Line: 34, Lang: "sh", Text: "scripts/bench -only cp\n", Directive: docs.Directive{Kind: docs.Measurement}},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("Parse (-want +got):\n%s", diff)
@@ -59,7 +65,7 @@ func TestParse(t *testing.T) {
 	if s := got[3].Script(); s != "echo one \\\n  two\ntrue\n" {
 		t.Errorf("console script %q", s)
 	}
-	for i, cmd := range []bool{true, true, false, true, false} {
+	for i, cmd := range []bool{true, true, false, true, false, true} {
 		if got[i].Command() != cmd {
 			t.Errorf("block %d: Command() = %v", i, !cmd)
 		}
@@ -76,6 +82,8 @@ func TestParseRefuses(t *testing.T) {
 		"not before":    {"<!-- doc-test: needs real AWS -->\n\n```sh\nx\n```\n", "doc.md:1: a doc-test comment must be on the line right before a fence"},
 		"at the end":    {"text\n<!-- doc-test: needs real AWS -->\n", "doc.md:2: a doc-test comment must be on the line right before a fence"},
 		"macOS yaml":    {"<!-- doc-test: macOS only -->\n```yaml\nx: 1\n```\n", "a ```yaml block is not run"},
+		"measure text":  {"<!-- doc-test: measurement, run by hand -->\n```text\nx\n```\n", "a ```text block is not run"},
+		"measure typo":  {"<!-- doc-test: measurement -->\n```sh\nx\n```\n", `unknown doc-test directive "measurement"`},
 		"skip a file":   {"<!-- doc-test: needs real AWS -->\n```yaml\nx: 1\n```\n", "a ```yaml block is not run"},
 		"file a script": {"<!-- doc-test: file x.sh -->\n```sh\nx\n```\n", `"file" is for blocks a reader saves`},
 		"unclosed":      {"```sh\nx\n", "doc.md:1: the fence is never closed"},
@@ -98,7 +106,8 @@ func TestPlan(t *testing.T) {
 			"<!-- doc-test: after docs/ca.md -->\n```sh\nkeyless ca token x\n```\n" +
 			"<!-- doc-test: after docs/ca.md -->\n```sh\nagain\n```\n" +
 			"<!-- doc-test: needs a real GitLab -->\n```sh\ngitlab-runner register\n```\n" +
-			"<!-- doc-test: macOS only -->\n```sh\nlaunchctl list\n```\n",
+			"<!-- doc-test: macOS only -->\n```sh\nlaunchctl list\n```\n" +
+			"<!-- doc-test: measurement, run by hand -->\n```sh\nscripts/bench\n```\n",
 		"docs/ca.md": "<!-- doc-test: file ca.yaml -->\n```yaml\na: 1\n```\n```sh\nkeyless ca init\n```\n",
 		"a.md":       "<!-- doc-test: after b.md -->\n```sh\na\n```\n",
 		"b.md":       "<!-- doc-test: after a.md -->\n```sh\nb\n```\n",
@@ -127,6 +136,7 @@ func TestPlan(t *testing.T) {
 		"README.md:9 run",
 		"README.md:13 skip",
 		"README.md:17 skip",
+		"README.md:21 skip",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Plan (-want +got):\n%s", diff)
