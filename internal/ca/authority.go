@@ -406,8 +406,10 @@ func setNames(c *x509.Certificate, names []string) {
 }
 
 // nameProbeKey signs the throwaway requests of checkEncodable. It is not
-// a secret: what it signs is never kept or sent.
-var nameProbeKey = ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
+// a secret: what it signs is never kept or sent. Made on first use: its
+// base-point table costs about a millisecond, which every keyless command
+// would otherwise pay at start.
+var nameProbeKey = sync.OnceValue(func() ed25519.PrivateKey { return ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)) })
 
 // checkEncodable refuses, as the client's error, names that a certificate
 // cannot hold: x509 would fail to write them (DNS names, emails and URIs
@@ -418,7 +420,7 @@ func checkEncodable(names []string) error {
 	var c x509.Certificate
 	setNames(&c, names)
 	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
-		DNSNames: c.DNSNames, EmailAddresses: c.EmailAddresses, IPAddresses: c.IPAddresses, URIs: c.URIs}, nameProbeKey)
+		DNSNames: c.DNSNames, EmailAddresses: c.EmailAddresses, IPAddresses: c.IPAddresses, URIs: c.URIs}, nameProbeKey())
 	if err == nil {
 		_, err = x509.ParseCertificateRequest(der)
 	}
