@@ -130,6 +130,9 @@ func newRootCommand(s streams, args []string) *cobra.Command {
 	for _, c := range commands {
 		if len(args) > 0 && args[0] == c.name {
 			root.AddCommand(c.make(s))
+			// Nor the completion command: it runs only as keyless
+			// completion, which makes the whole tree.
+			root.CompletionOptions.DisableDefaultCmd = true
 			named = true
 			break
 		}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -90,4 +91,21 @@ func TestHelpSameWhenOnlyOneCommandIsMade(t *testing.T) {
 			}
 		}
 	}
+}
+
+// FuzzCredentialProcessOutput: credential-process prints what
+// json.Marshal would, byte for byte.
+func FuzzCredentialProcessOutput(f *testing.F) {
+	f.Add(1, "ASIAEXAMPLE", "se/cr+et=", "to<k>en&", "2030-01-02T03:04:05Z")
+	f.Add(0, "", "\x00\xff", "\u2028", `"\`)
+	f.Fuzz(func(t *testing.T, version int, id, secret, token, exp string) {
+		o := credentialProcessOutput{Version: version, AccessKeyID: id, SecretAccessKey: secret, SessionToken: token, Expiration: exp}
+		want, err := json.Marshal(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := appendCredentialProcessOutput(nil, o); !bytes.Equal(got, want) {
+			t.Fatalf("got\n%s\njson.Marshal\n%s", got, want)
+		}
+	})
 }
