@@ -101,6 +101,10 @@ type Fetcher struct {
 	Getenv    func(string) string
 	Logger    *slog.Logger
 	UserAgent string
+	// Clients, when set, shares HTTP connections between Fetches that
+	// call CreateSession with the same transport options (the agent's,
+	// one session per job); nil makes a client for each call.
+	Clients *rolesanywhere.HTTPClients
 }
 
 func (f *Fetcher) getenv(k string) string {
@@ -278,7 +282,8 @@ type Result struct {
 // miss. AWS_CA_BUNDLE is hashed into the cache key on every call, and
 // read into memory only on a miss.
 func (f *Fetcher) Fetch(ctx context.Context, r Request) (*Result, error) {
-	p, err := f.check(r, false)
+	// Without the cache there is no hit to spare a read of AWS_CA_BUNDLE.
+	p, err := f.check(r, r.NoCache || r.InsecureSkipVerify)
 	if err != nil {
 		return nil, err
 	}
@@ -327,6 +332,7 @@ func (f *Fetcher) Fetch(ctx context.Context, r Request) (*Result, error) {
 		Sleep:       func(ctx context.Context, d time.Duration) error { return clock.Sleep(ctx, clk, d) },
 		Logger:      logger,
 		MaxAttempts: r.MaxAttempts,
+		Clients:     f.Clients,
 	})
 	if errors.Is(err, rolesanywhere.ErrNoCertificates) {
 		return nil, f.fail("AWS_CA_BUNDLE", "AWS_CA_BUNDLE: %w", err)
