@@ -186,7 +186,10 @@ func New(o Options) (*Agent, error) {
 		getenv = os.Getenv
 	}
 	a.fetcher = &awscreds.Fetcher{Clock: a.clock, Logger: a.log, UserAgent: o.UserAgent,
-		Name: func(field string) string { return configField(field) },
+		// A session per job: one connection pool for all their
+		// CreateSessions, not a connection (and handshake) each.
+		Clients: &rolesanywhere.HTTPClients{},
+		Name:    func(field string) string { return configField(field) },
 		Getenv: func(k string) string {
 			if k == "AWS_CA_BUNDLE" && cfg.AWS.CABundle != "" {
 				return cfg.AWS.CABundle

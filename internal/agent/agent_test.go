@@ -40,6 +40,7 @@ type env struct {
 	emuARN struct{ anchor, profile, role string }
 	down   atomic.Bool
 	calls  atomic.Int64 // CreateSession calls that reached the emulator
+	conns  sync.Map     // the client addresses they came from
 	gitlab *gitlabfake.Server
 	audit  *testkit.Buffer
 	dir    string
@@ -77,6 +78,7 @@ func newEnv(t *testing.T, edit func(cfg string) string) *env {
 		}
 		if strings.HasSuffix(r.URL.Path, "/sessions") {
 			e.calls.Add(1)
+			e.conns.Store(r.RemoteAddr, true)
 		}
 		emu.ServeHTTP(w, r)
 	}))
@@ -428,5 +430,24 @@ func TestEnrollAndRenew(t *testing.T) {
 	// A new session is made with the renewed certificate.
 	if _, err := e.vend(e.job(5002, testProjectPath)); err != nil {
 		t.Fatalf("after renewal: %v", err)
+	}
+}
+
+// TestJobsShareConnections: each job has a session of its own, but their
+// CreateSession calls share the agent's connections to Roles Anywhere
+// rather than opening (and, over TLS, handshaking) one each.
+func TestJobsShareConnections(t *testing.T) {
+	e := newEnv(t, nil)
+	e.identity()
+	const jobs = 4 // within the rate limit's burst: the clock stands still
+	for i := range jobs {
+		if _, err := e.vend(e.job(int64(2000+i), testProjectPath)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conns := 0
+	e.conns.Range(func(any, any) bool { conns++; return true })
+	if e.calls.Load() != jobs || conns > 1 {
+		t.Fatalf("%d jobs: %d CreateSession calls over %d connections, want %d calls over one", jobs, e.calls.Load(), conns, jobs)
 	}
 }

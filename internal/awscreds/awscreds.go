@@ -19,6 +19,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -85,6 +86,9 @@ type Plan struct {
 	Transport        rolesanywhere.TransportOptions
 	// Trust names the roots: "system roots", or the CA bundle's hash.
 	Trust string
+	// rootsPath is AWS_CA_BUNDLE's file, when Transport.RootCAs is
+	// still to be read from it.
+	rootsPath string
 }
 
 // Fetcher gets credentials. The zero value works: real clock, the
@@ -97,6 +101,10 @@ type Fetcher struct {
 	Getenv    func(string) string
 	Logger    *slog.Logger
 	UserAgent string
+	// Clients, when set, shares HTTP connections between Fetches that
+	// call CreateSession with the same transport options (the agent's,
+	// one session per job); nil makes a client for each call.
+	Clients *rolesanywhere.HTTPClients
 }
 
 func (f *Fetcher) getenv(k string) string {
@@ -124,6 +132,15 @@ func (f *Fetcher) logger() *slog.Logger { return logline.Or(f.Logger) }
 // Check validates r and resolves its region, endpoint and trust, reading
 // nothing but AWS_CA_BUNDLE.
 func (f *Fetcher) Check(r Request) (*Plan, error) {
+	return f.check(r, true)
+}
+
+// check is Check; without loadRoots, the AWS_CA_BUNDLE file is only
+// hashed for Plan.Trust, not kept in Plan.Transport.RootCAs: a cache hit
+// needs only the hash, and a system bundle is a few hundred kilobytes
+// that would otherwise be read into memory on every hit (loadRoots
+// reads it on a miss).
+func (f *Fetcher) check(r Request, loadRoots bool) (*Plan, error) {
 	n := f.name
 	var missing []string
 	for _, v := range []struct{ field, v string }{
@@ -176,15 +193,48 @@ func (f *Fetcher) Check(r Request) (*Plan, error) {
 		return nil, err
 	}
 	if path := f.getenv("AWS_CA_BUNDLE"); path != "" {
-		if p.Transport.RootCAs, err = os.ReadFile(path); err != nil {
+		if loadRoots {
+			p.Transport.RootCAs, err = os.ReadFile(path)
+			p.Trust = bundleTrust(p.Transport.RootCAs)
+		} else {
+			p.Trust, err = hashBundle(path)
+			p.rootsPath = path
+		}
+		if err != nil {
 			return nil, f.fail("AWS_CA_BUNDLE", "AWS_CA_BUNDLE: %w", err)
 		}
-		sum := sha256.Sum256(p.Transport.RootCAs)
-		p.Trust = "ca-bundle " + hex.EncodeToString(sum[:])
 	}
 	p.Input = rolesanywhere.SessionInput{TrustAnchorARN: r.TrustAnchorARN, ProfileARN: r.ProfileARN, RoleARN: r.RoleARN,
 		DurationSeconds: r.DurationSeconds, RoleSessionName: r.SessionName}
 	return p, nil
+}
+
+// bundleTrust names the trust given by a CA bundle: its SHA-256.
+func bundleTrust(pem []byte) string {
+	sum := sha256.Sum256(pem)
+	return "ca-bundle " + hex.EncodeToString(sum[:])
+}
+
+// hashBundle is bundleTrust of the file at path, read in small pieces.
+func hashBundle(path string) (string, error) {
+	file, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer file.Close()
+	h := sha256.New()
+	buf := make([]byte, 16<<10)
+	for {
+		n, err := file.Read(buf)
+		h.Write(buf[:n])
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return "", err
+		}
+	}
+	return "ca-bundle " + hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // endpoint picks the endpoint: the request's, then
@@ -229,9 +279,11 @@ type Result struct {
 // (and its password asked) only on a miss, before the cache lock is
 // taken, so other processes never wait on someone typing; a wrong
 // password with an unchanged key file is therefore noticed on the next
-// miss.
+// miss. AWS_CA_BUNDLE is hashed into the cache key on every call, and
+// read into memory only on a miss.
 func (f *Fetcher) Fetch(ctx context.Context, r Request) (*Result, error) {
-	p, err := f.Check(r)
+	// Without the cache there is no hit to spare a read of AWS_CA_BUNDLE.
+	p, err := f.check(r, r.NoCache || r.InsecureSkipVerify)
 	if err != nil {
 		return nil, err
 	}
@@ -260,6 +312,16 @@ func (f *Fetcher) Fetch(ctx context.Context, r Request) (*Result, error) {
 	}
 	logger.Debug("loaded certificate", "subject", id.Certificate.Subject.String(), "serial", id.Certificate.SerialNumber.String(),
 		"not_after", id.Certificate.NotAfter.UTC().Format(time.RFC3339), "intermediates", len(id.Intermediates))
+	if p.rootsPath != "" {
+		// A miss: now the bundle itself is needed. Should it have
+		// changed since it was hashed, the credentials are cached under
+		// the bundle they are fetched with.
+		if p.Transport.RootCAs, err = os.ReadFile(p.rootsPath); err != nil {
+			return nil, f.fail("AWS_CA_BUNDLE", "AWS_CA_BUNDLE: %w", err)
+		}
+		p.Trust = bundleTrust(p.Transport.RootCAs)
+		key.Trust = p.Trust
+	}
 	client, err := rolesanywhere.New(rolesanywhere.Config{
 		Endpoint:    p.Endpoint,
 		Region:      p.Region,
@@ -270,6 +332,7 @@ func (f *Fetcher) Fetch(ctx context.Context, r Request) (*Result, error) {
 		Sleep:       func(ctx context.Context, d time.Duration) error { return clock.Sleep(ctx, clk, d) },
 		Logger:      logger,
 		MaxAttempts: r.MaxAttempts,
+		Clients:     f.Clients,
 	})
 	if errors.Is(err, rolesanywhere.ErrNoCertificates) {
 		return nil, f.fail("AWS_CA_BUNDLE", "AWS_CA_BUNDLE: %w", err)

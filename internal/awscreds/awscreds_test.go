@@ -4,13 +4,16 @@ import (
 	"context"
 	"crypto"
 	"errors"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/keyless-dev/keyless/internal/awscreds"
+	"github.com/keyless-dev/keyless/internal/emulator"
 	"github.com/keyless-dev/keyless/internal/emulator/emulatortest"
 	"github.com/keyless-dev/keyless/internal/identity"
 	"github.com/keyless-dev/keyless/internal/pki"
@@ -178,4 +181,84 @@ func TestCacheHitChecksTheKey(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCABundleIsPartOfTheCacheKey: credentials fetched trusting one
+// AWS_CA_BUNDLE are reused only while the bundle's content is the same;
+// a changed bundle is a miss. A bundle that changes between the hit check
+// (which only hashes it) and the miss's fetch is cached under the bundle
+// the fetch used, not the one hashed first.
+func TestCABundleIsPartOfTheCacheKey(t *testing.T) {
+	root := pkitest.NewRoot(t, "awscreds-root")
+	inter := root.Intermediate(t, "awscreds-int")
+	clock := testkit.NewClock(time.Now())
+	seed, err := emulator.ParseSeed([]byte(emulatortest.Seed(pki.EncodeCertificates(root.Cert))), emulator.SeedSource{Name: "seed.yaml"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	emu, err := emulator.New(emulator.Config{Seed: seed, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewTLSServer(emu)
+	t.Cleanup(srv.Close)
+	out := seed.Outputs(srv.URL)
+
+	dir := t.TempDir()
+	key := pkitest.Key(t, pkitest.P256)
+	const password = "correct horse battery staple"
+	encrypted, err := pki.EncryptPrivateKey(key, []byte(password))
+	if err != nil {
+		t.Fatal(err)
+	}
+	crt := pkitest.WriteFile(t, dir, "runner.crt", pki.EncodeCertificates(inter.Leaf(t, pkitest.LeafOptions{Key: key}), inter.Cert))
+	keyFile := pkitest.WriteFile(t, dir, "runner.key", encrypted)
+	serverCA := pki.EncodeCertificates(srv.Certificate())
+	bundleA := serverCA
+	bundleB := append(slices.Clone(serverCA), pki.EncodeCertificates(root.Cert)...) // trusts the server too
+	bundle := pkitest.WriteFile(t, dir, "bundle.pem", bundleA)
+	var onPassword func()
+	r := awscreds.Request{Files: identity.Files{Certificate: crt, PrivateKey: keyFile}, TrustAnchorARN: out.TrustAnchors[emulatortest.TrustAnchor],
+		ProfileARN: out.Profiles[emulatortest.Profile], RoleARN: out.Roles[emulatortest.Role], DurationSeconds: 3600, Endpoint: srv.URL,
+		CacheDir: filepath.Join(dir, "cache"),
+		Password: func(string) ([]byte, error) {
+			if onPassword != nil {
+				onPassword()
+			}
+			return []byte(password), nil
+		}}
+	f := &awscreds.Fetcher{Clock: clock, Getenv: func(k string) string {
+		if k == "AWS_CA_BUNDLE" {
+			return bundle
+		}
+		return ""
+	}}
+	ctx := context.Background()
+	fetch := func(what string, wantCached bool) {
+		t.Helper()
+		res, err := f.Fetch(ctx, r)
+		if err != nil || res.Cached != wantCached {
+			t.Fatalf("%s: %+v %v, want cached %v", what, res, err, wantCached)
+		}
+	}
+	fetch("first", false)
+	fetch("same bundle", true)
+	pkitest.WriteFile(t, dir, "bundle.pem", bundleB)
+	fetch("changed bundle", false)
+	fetch("changed bundle again", true)
+
+	// The bundle changes (back to A) after the hit check hashed B and
+	// before the miss reads it: a new key file forces the miss, and its
+	// password prompt sits between the two.
+	key2 := pkitest.Key(t, pkitest.P384)
+	encrypted2, err := pki.EncryptPrivateKey(key2, []byte(password))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkitest.WriteFile(t, dir, "runner.crt", pki.EncodeCertificates(inter.Leaf(t, pkitest.LeafOptions{Key: key2}), inter.Cert))
+	pkitest.WriteFile(t, dir, "runner.key", encrypted2)
+	onPassword = func() { pkitest.WriteFile(t, dir, "bundle.pem", bundleA) }
+	fetch("bundle changed during the miss", false)
+	onPassword = nil
+	fetch("the bundle the miss used", true)
 }

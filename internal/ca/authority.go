@@ -13,7 +13,6 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -404,10 +403,6 @@ func setNames(c *x509.Certificate, names []string) {
 	s := pki.SortNames(names)
 	c.DNSNames, c.EmailAddresses, c.IPAddresses, c.URIs = s.DNSNames, s.EmailAddresses, s.IPAddresses, s.URIs
 }
-
-// nameProbeKey signs the throwaway requests of checkEncodable. It is not
-// a secret: what it signs is never kept or sent.
-var nameProbeKey = ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
 
 // checkEncodable refuses, as the client's error, names that a certificate
 // cannot hold: x509 would fail to write them (DNS names, emails and URIs

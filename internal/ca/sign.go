@@ -138,13 +138,18 @@ func assemble(tbs, alg, sig []byte) ([]byte, error) {
 // (RFC 8410): SEQUENCE { OID 1.3.101.112 }.
 var ed25519AlgorithmIdentifier = []byte{0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70}
 
+// probePublicKey is the public key of checkEncodable's probe CSRs. Nothing
+// is ever signed for it, so any 32 bytes serve: these are not derived from
+// a private key, which would cost a millisecond of scalar multiplication.
+var probePublicKey = ed25519.PublicKey(make([]byte, ed25519.PublicKeySize))
+
 // probeCSR is the DER CSR x509.CreateCertificateRequest makes of tmpl for
-// nameProbeKey, with a zero signature in place of the real one: what
+// probePublicKey, with a zero signature in place of the real one: what
 // x509.ParseCertificateRequest reads (it does not check the signature)
 // to find whether the names survive a round trip, without the Ed25519
 // signature and verification CreateCertificateRequest would spend.
 func probeCSR(tmpl *x509.CertificateRequest) ([]byte, error) {
-	c := &tbsCapture{pub: nameProbeKey.Public()}
+	c := &tbsCapture{pub: probePublicKey}
 	_, err := x509.CreateCertificateRequest(errReader{}, tmpl, c)
 	if !errors.Is(err, errCaptured) {
 		if err == nil {

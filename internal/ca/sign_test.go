@@ -3,6 +3,7 @@ package ca
 import (
 	"bytes"
 	"crypto"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -181,6 +182,9 @@ func FuzzCreateCertificate(f *testing.F) {
 		}
 	})
 }
+
+// nameProbeKey signs signedProbe's requests; it is not a secret.
+var nameProbeKey = ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
 
 // signedProbe is checkEncodable as it was before probeCSR: a CSR signed
 // with nameProbeKey (x509 verifies the signature it made), read back.

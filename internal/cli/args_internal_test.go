@@ -25,7 +25,7 @@ func TestWrongArgumentsAreUsageErrors(t *testing.T) {
 			walk(sub)
 		}
 	}
-	walk(newRootCommand(streams{}))
+	walk(newRootCommand(streams{}, nil))
 	if len(leaves) < 15 {
 		t.Fatalf("found only %d commands", len(leaves))
 	}

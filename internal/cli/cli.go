@@ -46,7 +46,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	// millisecond of every run. Long-running commands install their own.
 	ctx := context.Background()
 	s := streams{in: stdin, out: stdout, err: stderr}
-	root := newRootCommand(s)
+	root := newRootCommand(s, args)
 	root.SetArgs(args)
 	root.SetIn(stdin)
 	root.SetOut(stdout)
@@ -94,7 +94,60 @@ func wantsEnvFormat(cmd *cobra.Command, args []string) bool {
 	return strings.EqualFold(os.Getenv(envName("format")), "env")
 }
 
-func newRootCommand(s streams) *cobra.Command {
+// commands are keyless's top-level commands, each made by its
+// constructor. A run makes only the command it names (see
+// newRootCommand); name must be the command's Name().
+var commands = []struct {
+	name string
+	make func(streams) *cobra.Command
+}{
+	{"version", newVersionCommand},
+	{"credential-process", newCredentialProcessCommand},
+	{"sign-string", newSignStringCommand},
+	{"read-certificate-data", newReadCertificateDataCommand},
+	{"emulator", newEmulatorCommand},
+	{"ca", newCACommand},
+	{"bootstrap", newBootstrapCommand},
+	{"certificate", newCertificateCommand},
+	{"renew", newRenewCommand},
+	{"revoke", newRevokeCommand},
+	{"dev", newDevCommand},
+	{"agent", newAgentCommand},
+	{"serve", newServeCommand},
+	{"update", newUpdateCommand},
+	{"doctor", newDoctorCommand},
+}
+
+// newRootCommand makes the command tree for a run with args. When args
+// start with a command's name, only that command (with its
+// subcommands) is made: the others cannot run, and making all of them
+// (hundreds of flags) is a good part of a credential-process cache hit's
+// time. Otherwise (help, completion, a flag, a mistyped command) the
+// whole tree is made, so lists and suggestions are complete.
+func newRootCommand(s streams, args []string) *cobra.Command {
+	root := newRoot(s)
+	named := false
+	for _, c := range commands {
+		if len(args) > 0 && args[0] == c.name {
+			root.AddCommand(c.make(s))
+			// Nor the completion command: it runs only as keyless
+			// completion, which makes the whole tree.
+			root.CompletionOptions.DisableDefaultCmd = true
+			named = true
+			break
+		}
+	}
+	if !named {
+		for _, c := range commands {
+			root.AddCommand(c.make(s))
+		}
+	}
+	argsAreUsage(root)
+	return root
+}
+
+// newRoot makes the root command, without its subcommands.
+func newRoot(s streams) *cobra.Command {
 	var showVersion bool
 	root := &cobra.Command{
 		Use:   "keyless",
@@ -137,24 +190,6 @@ it (--role-arn is KEYLESS_ROLE_ARN); a flag on the command line wins.`,
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return &usageError{err: err, command: cmd.CommandPath()}
 	})
-	root.AddCommand(
-		newVersionCommand(s),
-		newCredentialProcessCommand(s),
-		newSignStringCommand(s),
-		newReadCertificateDataCommand(s),
-		newEmulatorCommand(s),
-		newCACommand(s),
-		newBootstrapCommand(s),
-		newCertificateCommand(s),
-		newRenewCommand(s),
-		newRevokeCommand(s),
-		newDevCommand(s),
-		newAgentCommand(s),
-		newServeCommand(s),
-		newUpdateCommand(s),
-		newDoctorCommand(s),
-	)
-	argsAreUsage(root)
 	return root
 }
 

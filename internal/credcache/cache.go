@@ -13,6 +13,7 @@
 package credcache
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -23,10 +24,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/keyless-dev/keyless/internal/atomicfile"
+	"github.com/keyless-dev/keyless/internal/jsonstr"
 	"github.com/keyless-dev/keyless/internal/logline"
 	"github.com/keyless-dev/keyless/internal/sigv4"
 )
@@ -83,9 +86,39 @@ func (k Key) withoutPath() Key {
 }
 
 func (k Key) filename() string {
-	b, _ := json.Marshal(k.withoutPath())
-	sum := sha256.Sum256(b)
+	sum := sha256.Sum256(k.withoutPath().appendJSON(make([]byte, 0, 512)))
 	return hex.EncodeToString(sum[:16]) + ".json"
+}
+
+// appendJSON appends k as json.Marshal writes it (the test holds it to
+// that), without the reflection json.Marshal's first call of a type
+// costs: filename runs on every cache hit.
+func (k Key) appendJSON(b []byte) []byte {
+	b = append(b, `{"certificate":`...)
+	b = jsonstr.Append(b, k.Certificate)
+	b = append(b, `,"trustAnchorArn":`...)
+	b = jsonstr.Append(b, k.TrustAnchorARN)
+	b = append(b, `,"profileArn":`...)
+	b = jsonstr.Append(b, k.ProfileARN)
+	b = append(b, `,"roleArn":`...)
+	b = jsonstr.Append(b, k.RoleARN)
+	b = append(b, `,"durationSeconds":`...)
+	b = strconv.AppendInt(b, int64(k.DurationSeconds), 10)
+	b = append(b, `,"roleSessionName":`...)
+	b = jsonstr.Append(b, k.RoleSessionName)
+	b = append(b, `,"region":`...)
+	b = jsonstr.Append(b, k.Region)
+	b = append(b, `,"endpoint":`...)
+	b = jsonstr.Append(b, k.Endpoint)
+	b = append(b, `,"trust":`...)
+	b = jsonstr.Append(b, k.Trust)
+	if k.PrivateKey != "" {
+		b = append(b, `,"privateKey":`...)
+		b = jsonstr.Append(b, k.PrivateKey)
+	}
+	b = append(b, `,"certificatePath":`...)
+	b = jsonstr.Append(b, k.CertificatePath)
+	return append(b, '}')
 }
 
 type entry struct {
@@ -322,12 +355,112 @@ func readEntry(path string) (*entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	var e entry
-	if err := json.Unmarshal(data, &e); err != nil {
-		return nil, fmt.Errorf("corrupt cache entry: %v", err)
+	e, ok := parseEntry(data)
+	if !ok {
+		e = entry{}
+		if err := json.Unmarshal(data, &e); err != nil {
+			return nil, fmt.Errorf("corrupt cache entry: %v", err)
+		}
 	}
 	if e.Version != entryVersion || e.AccessKeyID == "" || e.SecretAccessKey == "" || e.SessionToken == "" || e.Expiration.IsZero() {
 		return nil, errors.New("incomplete cache entry")
 	}
 	return &e, nil
+}
+
+// parseEntry reads an entry written as put writes it (json.Marshal of
+// entry) whose strings are printable ASCII with nothing escaped, as
+// entries are: reading it with encoding/json would cost a hit the
+// reflection of its first Unmarshal of the type. It returns false for
+// anything else, which readEntry leaves to encoding/json; whenever it
+// returns true, json.Unmarshal reads the same entry (the fuzz test holds
+// it to that).
+func parseEntry(data []byte) (e entry, ok bool) {
+	p := entryParser{data: data}
+	k := &e.Key
+	ok = p.lit(`{"version":`) && p.int(&e.Version) &&
+		p.lit(`,"key":{"certificate":`) && p.str(&k.Certificate) &&
+		p.lit(`,"trustAnchorArn":`) && p.str(&k.TrustAnchorARN) &&
+		p.lit(`,"profileArn":`) && p.str(&k.ProfileARN) &&
+		p.lit(`,"roleArn":`) && p.str(&k.RoleARN) &&
+		p.lit(`,"durationSeconds":`) && p.int(&k.DurationSeconds) &&
+		p.lit(`,"roleSessionName":`) && p.str(&k.RoleSessionName) &&
+		p.lit(`,"region":`) && p.str(&k.Region) &&
+		p.lit(`,"endpoint":`) && p.str(&k.Endpoint) &&
+		p.lit(`,"trust":`) && p.str(&k.Trust) &&
+		(!p.lit(`,"privateKey":`) || p.str(&k.PrivateKey)) &&
+		p.lit(`,"certificatePath":`) && p.str(&k.CertificatePath) &&
+		p.lit(`},"accessKeyId":`) && p.str(&e.AccessKeyID) &&
+		p.lit(`,"secretAccessKey":`) && p.str(&e.SecretAccessKey) &&
+		p.lit(`,"sessionToken":`) && p.str(&e.SessionToken) &&
+		p.lit(`,"expiration":`) && p.time(&e.Expiration) &&
+		p.lit(`}`) && len(p.data) == 0
+	return e, ok
+}
+
+// entryParser consumes data from the front.
+type entryParser struct{ data []byte }
+
+// lit consumes s if data starts with it.
+func (p *entryParser) lit(s string) bool {
+	if !bytes.HasPrefix(p.data, []byte(s)) {
+		return false
+	}
+	p.data = p.data[len(s):]
+	return true
+}
+
+// quoted consumes a string of printable ASCII other than " and \,
+// quotes included, and returns it with its quotes.
+func (p *entryParser) quoted() ([]byte, bool) {
+	if len(p.data) == 0 || p.data[0] != '"' {
+		return nil, false
+	}
+	for i := 1; i < len(p.data); i++ {
+		switch c := p.data[i]; {
+		case c == '"':
+			q := p.data[:i+1]
+			p.data = p.data[i+1:]
+			return q, true
+		case c < 0x20 || c > 0x7e || c == '\\':
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+func (p *entryParser) str(v *string) bool {
+	q, ok := p.quoted()
+	if ok {
+		*v = string(q[1 : len(q)-1])
+	}
+	return ok
+}
+
+// time reads a time as encoding/json does: by time.Time's UnmarshalJSON.
+func (p *entryParser) time(v *time.Time) bool {
+	q, ok := p.quoted()
+	return ok && v.UnmarshalJSON(q) == nil
+}
+
+// int reads a JSON integer: no leading zeros, no fraction or exponent,
+// in range.
+func (p *entryParser) int(v *int) bool {
+	n := 0
+	if n < len(p.data) && p.data[n] == '-' {
+		n++
+	}
+	digits := n
+	for n < len(p.data) && '0' <= p.data[n] && p.data[n] <= '9' {
+		n++
+	}
+	if n == digits || p.data[digits] == '0' && n > digits+1 {
+		return false
+	}
+	i, err := strconv.Atoi(string(p.data[:n]))
+	if err != nil {
+		return false
+	}
+	*v, p.data = i, p.data[n:]
+	return true
 }

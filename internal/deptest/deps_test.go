@@ -26,7 +26,7 @@ var keyless = deptest.Rules{
 		"internal/pki": "domain", "internal/secretfile": "domain", "internal/sigv4": "domain", "internal/store": "domain",
 		"internal/svcunit": "domain", "internal/metrics": "domain", "internal/yamlfile": "domain",
 		"internal/credfile": "domain", "internal/trustpolicy": "domain",
-		"internal/mldsa": "domain",
+		"internal/mldsa": "domain", "internal/jsonstr": "domain",
 		// Transports and peers: the servers keyless runs and the clients
 		// it calls.
 		"internal/ca/caapi": "transport", "internal/caclient": "transport", "internal/emulator": "transport",

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // PublicKeyOf returns a certificate's subject public key: what
@@ -100,14 +101,14 @@ func IsSignedWithMLDSA(der []byte) (*Params, bool) {
 
 // placeholderKey stands in for an ML-DSA key while crypto/x509 encodes
 // a certificate or CSR; its key never reaches the result. It is not a
-// secret.
-var placeholderKey = func() *ecdsa.PrivateKey {
+// secret. Made on first use, not at every keyless start.
+var placeholderKey = sync.OnceValue(func() *ecdsa.PrivateKey {
 	k, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), append(make([]byte, 31), 1))
 	if err != nil {
 		panic(err)
 	}
 	return k
-}()
+})
 
 // CreateCertificate is x509.CreateCertificate for certificates whose
 // subject key pub, signing key priv, or both, are ML-DSA (other keys go
@@ -126,14 +127,14 @@ func CreateCertificate(rnd io.Reader, tmpl, parent *x509.Certificate, pub crypto
 	t := *tmpl
 	encodePub, encodePriv := pub, priv
 	if pubIsML {
-		encodePub = placeholderKey.Public()
+		encodePub = placeholderKey().Public()
 		if len(t.SubjectKeyId) == 0 && t.IsCA {
 			sum := sha256.Sum256(mlPub.raw)
 			t.SubjectKeyId = sum[:20]
 		}
 	}
 	if privIsML {
-		encodePriv = placeholderKey
+		encodePriv = placeholderKey()
 		t.SignatureAlgorithm = x509.ECDSAWithSHA256
 		if parent == tmpl {
 			parent = &t
@@ -154,7 +155,7 @@ func CreateCertificate(rnd io.Reader, tmpl, parent *x509.Certificate, pub crypto
 func CreateCertificateRequest(tmpl *x509.CertificateRequest, key *PrivateKey) ([]byte, error) {
 	t := *tmpl
 	t.SignatureAlgorithm = x509.ECDSAWithSHA256
-	der, err := x509.CreateCertificateRequest(nil, &t, placeholderKey)
+	der, err := x509.CreateCertificateRequest(nil, &t, placeholderKey())
 	if err != nil {
 		return nil, err
 	}
@@ -171,7 +172,7 @@ func CreateRevocationList(rnd io.Reader, tmpl *x509.RevocationList, issuer *x509
 	}
 	t := *tmpl
 	t.SignatureAlgorithm = x509.ECDSAWithSHA256
-	der, err := x509.CreateRevocationList(rnd, &t, &is, placeholderKey)
+	der, err := x509.CreateRevocationList(rnd, &t, &is, placeholderKey())
 	if err != nil {
 		return nil, err
 	}

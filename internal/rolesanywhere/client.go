@@ -52,8 +52,12 @@ type Config struct {
 	Region string
 	// Signer signs each attempt.
 	Signer *sigv4.X509Signer
-	// HTTPClient sends requests; nil means NewHTTPClient(Transport).
+	// HTTPClient sends requests; nil means Clients' client for
+	// Transport, or without Clients, NewHTTPClient(Transport).
 	HTTPClient *http.Client
+	// Clients, when set, shares HTTP clients (and their connections)
+	// between Clients made with the same Transport.
+	Clients *HTTPClients
 	// Transport shapes the HTTP client New makes when HTTPClient is nil:
 	// the trusted roots, TLS verification and the proxy.
 	Transport TransportOptions
@@ -94,7 +98,12 @@ func New(cfg Config) (*Client, error) {
 		return nil, err
 	}
 	if cfg.HTTPClient == nil {
-		if cfg.HTTPClient, err = NewHTTPClient(cfg.Transport); err != nil {
+		if cfg.Clients != nil {
+			cfg.HTTPClient, err = cfg.Clients.Client(cfg.Transport)
+		} else {
+			cfg.HTTPClient, err = NewHTTPClient(cfg.Transport)
+		}
+		if err != nil {
 			return nil, err
 		}
 	}

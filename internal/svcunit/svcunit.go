@@ -31,7 +31,9 @@ import (
 	"net/netip"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -129,34 +131,41 @@ func Render(f Format, s Service) (string, error) {
 	return "", fmt.Errorf("format %q: want systemd or launchd", f)
 }
 
+// The patterns are compiled on first use: every keyless command links
+// this package, and only unit-writing commands use them.
 var (
-	nameRE  = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
-	labelRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]*$`)
-	userRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]{0,31}$`)
-	runRE   = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
+	nameRE  = lazyRegexp(`^[a-z0-9][a-z0-9-]*$`)
+	labelRE = lazyRegexp(`^[A-Za-z0-9][A-Za-z0-9.-]*$`)
+	userRE  = lazyRegexp(`^[A-Za-z_][A-Za-z0-9_-]{0,31}$`)
+	runRE   = lazyRegexp(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
 )
+
+func lazyRegexp(expr string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
+}
 
 // capabilities are the Linux capabilities systemd knows by name (Linux
 // 6.x, as capability.h lists them). A name systemd did not know would be
 // dropped with a warning: a service quietly without what it needs, or a
-// typo nobody sees.
-var capabilities = map[string]bool{
-	"CAP_CHOWN": true, "CAP_DAC_OVERRIDE": true, "CAP_DAC_READ_SEARCH": true, "CAP_FOWNER": true, "CAP_FSETID": true,
-	"CAP_KILL": true, "CAP_SETGID": true, "CAP_SETUID": true, "CAP_SETPCAP": true, "CAP_LINUX_IMMUTABLE": true,
-	"CAP_NET_BIND_SERVICE": true, "CAP_NET_BROADCAST": true, "CAP_NET_ADMIN": true, "CAP_NET_RAW": true,
-	"CAP_IPC_LOCK": true, "CAP_IPC_OWNER": true, "CAP_SYS_MODULE": true, "CAP_SYS_RAWIO": true, "CAP_SYS_CHROOT": true,
-	"CAP_SYS_PTRACE": true, "CAP_SYS_PACCT": true, "CAP_SYS_ADMIN": true, "CAP_SYS_BOOT": true, "CAP_SYS_NICE": true,
-	"CAP_SYS_RESOURCE": true, "CAP_SYS_TIME": true, "CAP_SYS_TTY_CONFIG": true, "CAP_MKNOD": true, "CAP_LEASE": true,
-	"CAP_AUDIT_WRITE": true, "CAP_AUDIT_CONTROL": true, "CAP_SETFCAP": true, "CAP_MAC_OVERRIDE": true, "CAP_MAC_ADMIN": true,
-	"CAP_SYSLOG": true, "CAP_WAKE_ALARM": true, "CAP_BLOCK_SUSPEND": true, "CAP_AUDIT_READ": true, "CAP_PERFMON": true,
-	"CAP_BPF": true, "CAP_CHECKPOINT_RESTORE": true,
+// typo nobody sees. An array, not a map: a map literal this size is
+// built at every keyless start.
+var capabilities = [...]string{
+	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
+	"CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
+	"CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
+	"CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
+	"CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
+	"CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
+	"CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN",
+	"CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON",
+	"CAP_BPF", "CAP_CHECKPOINT_RESTORE",
 }
 
 // CheckUserName reports whether name is a user name both systemd's User=
 // and launchd's UserName accept as written: up to 32 letters, digits,
 // underscores and dashes, not starting with a digit or a dash.
 func CheckUserName(name string) error {
-	if !userRE.MatchString(name) {
+	if !userRE().MatchString(name) {
 		return fmt.Errorf("want a user name: up to 32 letters, digits, _ and -, starting with a letter or _")
 	}
 	return nil
@@ -164,10 +173,10 @@ func CheckUserName(name string) error {
 
 // check validates what both formats need.
 func (s Service) check() error {
-	if !nameRE.MatchString(s.Name) {
+	if !nameRE().MatchString(s.Name) {
 		return fmt.Errorf("service name %q: want lowercase letters, digits and dashes", s.Name)
 	}
-	if !labelRE.MatchString(s.Label) {
+	if !labelRE().MatchString(s.Label) {
 		return fmt.Errorf("launchd label %q: want letters, digits, dots and dashes", s.Label)
 	}
 	if len(s.Command) == 0 {
@@ -202,11 +211,11 @@ func (s Service) check() error {
 		}
 	}
 	for _, c := range s.Capabilities {
-		if !capabilities[c] {
+		if !slices.Contains(capabilities[:], c) {
 			return fmt.Errorf("capability %q: want a Linux capability such as CAP_NET_BIND_SERVICE", c)
 		}
 	}
-	if d := s.RuntimeDirectory; d != "" && (!runRE.MatchString(d) || d == "." || d == "..") {
+	if d := s.RuntimeDirectory; d != "" && (!runRE().MatchString(d) || d == "." || d == "..") {
 		return fmt.Errorf("runtime directory %q: want one directory name below /run, such as keyless", d)
 	}
 	for _, g := range s.Groups {
