@@ -309,7 +309,7 @@ func (b *Bolt) putCertificate(c *Certificate, value []byte, tokenID string, expi
 	}
 	defer b.mu.RUnlock()
 	tokKey, spend := []byte(tokenID), b.spender(tokenID, expires)
-	key, order := []byte(c.Serial), orderKey(c.IssuedAt, c.Serial)
+	key := []byte(c.Serial)
 
 	// As in UseToken: every run sets the results afresh, the last run
 	// decides, and a spent token or a stored serial is a result that rolls
@@ -326,10 +326,7 @@ func (b *Bolt) putCertificate(c *Certificate, value []byte, tokenID string, expi
 			exists = true
 			return nil
 		}
-		if err := certs.Put(key, value); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bucketCertificatesByTime).Put(order, []byte{}); err != nil {
+		if err := putCertificateTx(tx, c, value); err != nil {
 			return err
 		}
 		if tokenID == "" {
@@ -346,6 +343,19 @@ func (b *Bolt) putCertificate(c *Certificate, value []byte, tokenID string, expi
 		return fmt.Errorf("storing certificate %s: %w", c.Serial, ErrExists)
 	}
 	return nil
+}
+
+// putCertificateTx stores a certificate's record and its index entries.
+// A stored serial is an error that wraps ErrExists.
+func putCertificateTx(tx *bolt.Tx, c *Certificate, value []byte) error {
+	certs, key := tx.Bucket(bucketCertificates), []byte(c.Serial)
+	if certs.Get(key) != nil {
+		return fmt.Errorf("storing certificate %s: %w", c.Serial, ErrExists)
+	}
+	if err := certs.Put(key, value); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketCertificatesByTime).Put(orderKey(c.IssuedAt, c.Serial), []byte{})
 }
 
 // Certificate implements [Store].
@@ -440,18 +450,20 @@ func (b *Bolt) Revoke(r *Revocation) error {
 		return fmt.Errorf("recording revocation of %s: %w", r.Serial, err)
 	}
 	defer b.mu.RUnlock()
-	key := []byte(r.Serial)
-	err = b.write(func(tx *bolt.Tx) error {
-		revs := tx.Bucket(bucketRevocations)
-		if revs.Get(key) != nil {
-			return nil // the first record stands
-		}
-		return revs.Put(key, value)
-	})
+	err = b.write(func(tx *bolt.Tx) error { return revokeTx(tx, r, value) })
 	if err != nil {
 		return fmt.Errorf("recording revocation of %s: %w", r.Serial, err)
 	}
 	return nil
+}
+
+// revokeTx records a revocation, unless the serial is revoked already.
+func revokeTx(tx *bolt.Tx, r *Revocation, value []byte) error {
+	revs, key := tx.Bucket(bucketRevocations), []byte(r.Serial)
+	if revs.Get(key) != nil {
+		return nil // the first record stands
+	}
+	return revs.Put(key, value)
 }
 
 // Revocation implements [Store].
