@@ -31,3 +31,16 @@ func CheckBolt(b *Bolt) error {
 	})
 	return errors.Join(append(errs, err)...)
 }
+
+// FormatVersion is the file format this package writes.
+const FormatVersion = formatVersion
+
+// Format returns the format version recorded in b's file.
+func Format(b *Bolt) (string, error) {
+	var v string
+	err := b.db.View(func(tx *bolt.Tx) error {
+		v = string(tx.Bucket(bucketMeta).Get(keyFormat))
+		return nil
+	})
+	return v, err
+}
