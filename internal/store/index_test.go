@@ -389,7 +389,6 @@ func checkFormat1Answers(t *testing.T, what string, s store.Store) {
 	}
 }
 
-
 // TestBoltMigratesFormat1 opens a file keyless wrote before the indexes:
 // read-only, it answers by reading everything and leaves the file as it
 // was; read-write, it builds the indexes once (format 2) and answers the
