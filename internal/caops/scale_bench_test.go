@@ -202,4 +202,3 @@ func benchCSR(b *testing.B) string {
 	}
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
 }
-
