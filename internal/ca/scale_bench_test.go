@@ -21,6 +21,7 @@ import (
 
 	"github.com/keyless-dev/keyless/internal/ca"
 	"github.com/keyless-dev/keyless/internal/ca/catest"
+	"github.com/keyless-dev/keyless/internal/pki/pkitest"
 	"github.com/keyless-dev/keyless/internal/store"
 )
 
@@ -32,9 +33,12 @@ func scaleSizes(small, large []int) []int {
 	return small
 }
 
-func openScaleStore(b *testing.B) *store.Bolt {
+// filledStore fills a store file (catest.FillStore) and opens it.
+func filledStore(b *testing.B, f *catest.Filler, n int, record func(i int) (time.Time, time.Time, time.Time)) *store.Bolt {
 	b.Helper()
-	st, err := store.OpenBolt(filepath.Join(b.TempDir(), "ca.db"), store.BoltOptions{})
+	path := filepath.Join(b.TempDir(), "ca.db")
+	catest.FillStore(b, path, f, n, record)
+	st, err := store.OpenBolt(path, store.BoltOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -64,12 +68,11 @@ func p99(lat []time.Duration) float64 {
 func BenchmarkScaleCASign(b *testing.B) {
 	for _, n := range scaleSizes([]int{10_000}, []int{100_000, 1_000_000}) {
 		b.Run(fmt.Sprintf("certs=%d", n), func(b *testing.B) {
-			st := openScaleStore(b)
-			c := catest.Start(b, catest.Options{Store: st})
-			f := catest.NewFiller(b, c.Intermediate)
+			inter := pkitest.NewLongLivedRoot(b, "scale-root").Intermediate(b, "scale-int")
+			f := catest.NewFiller(b, inter)
 			now := time.Now()
 			span := 30 * 24 * time.Hour
-			catest.FillStore(b, st, f, n, func(i int) (time.Time, time.Time, time.Time) {
+			st := filledStore(b, f, n, func(i int) (time.Time, time.Time, time.Time) {
 				issued := now.Add(-span + time.Duration(i)*(span/time.Duration(n)))
 				var revoked time.Time
 				if i%100 == 0 {
@@ -77,6 +80,7 @@ func BenchmarkScaleCASign(b *testing.B) {
 				}
 				return issued, issued.Add(24 * time.Hour), revoked
 			})
+			c := catest.Start(b, catest.Options{Store: st})
 			reqs := make([]ca.SignRequest, b.N)
 			for i := range reqs {
 				reqs[i] = ca.SignRequest{CSR: scaleCSR(b), Token: c.Token(b, 1, "gitlab-runner")}
@@ -122,15 +126,13 @@ const dueCerts = 1000
 // are revoked (so all revocations are on the CRL). It returns the
 // serials of unexpired certificates that are not revoked and not due.
 func scaleWorld(b *testing.B, revocations int) (*catest.CA, *store.Bolt, []string) {
-	st := openScaleStore(b)
-	c := catest.Start(b, catest.Options{Store: st})
-	f := catest.NewFiller(b, c.Intermediate)
+	f := catest.NewFiller(b, pkitest.NewLongLivedRoot(b, "scale-root").Intermediate(b, "scale-int"))
 	now := time.Now()
 	n := 10 * revocations
 	day := 24 * time.Hour
 	var spare []string
 	revoked := 0
-	catest.FillStore(b, st, f, n, func(i int) (time.Time, time.Time, time.Time) {
+	st := filledStore(b, f, n, func(i int) (time.Time, time.Time, time.Time) {
 		var notAfter time.Time
 		switch {
 		case i < dueCerts:
@@ -155,6 +157,7 @@ func scaleWorld(b *testing.B, revocations int) (*catest.CA, *store.Bolt, []strin
 	if revoked < revocations {
 		b.Fatalf("scaleWorld revoked %d, want %d", revoked, revocations)
 	}
+	c := catest.Start(b, catest.Options{Store: st})
 	return c, st, spare
 }
 

@@ -28,7 +28,6 @@ import (
 	"github.com/keyless-dev/keyless/internal/caops"
 	"github.com/keyless-dev/keyless/internal/caproto"
 	"github.com/keyless-dev/keyless/internal/pki/pkitest"
-	"github.com/keyless-dev/keyless/internal/store"
 	"github.com/keyless-dev/keyless/internal/testkit"
 )
 
@@ -70,14 +69,10 @@ func benchCAStore(b *testing.B, n int) {
 		b.Fatal(err)
 	}
 	dbPath := d.Config.Path(d.Config.DB)
-	st, err := store.OpenBolt(dbPath, store.BoltOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
 	f := catest.NewFiller(b, pkitest.NewRoot(b, "filler"))
 	now := time.Now()
 	span := 30 * 24 * time.Hour
-	catest.FillStore(b, st, f, n, func(i int) (time.Time, time.Time, time.Time) {
+	catest.FillStore(b, dbPath, f, n, func(i int) (time.Time, time.Time, time.Time) {
 		issued := now.Add(-span + time.Duration(i)*(span/time.Duration(n)))
 		var revoked time.Time
 		if i%100 == 0 {
@@ -85,9 +80,6 @@ func benchCAStore(b *testing.B, n int) {
 		}
 		return issued, issued.Add(24 * time.Hour), revoked
 	})
-	if err := st.Close(); err != nil {
-		b.Fatal(err)
-	}
 	fi, err := os.Stat(dbPath)
 	if err != nil {
 		b.Fatal(err)

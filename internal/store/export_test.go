@@ -44,3 +44,22 @@ func Format(b *Bolt) (string, error) {
 	})
 	return v, err
 }
+
+// Downgrade turns the format 2 file at path into the format 1 file an
+// older keyless would have written with the same records: the index
+// buckets go, and the format says 1.
+func Downgrade(path string) error {
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		return err
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, name := range indexBuckets {
+			if err := tx.DeleteBucket(name); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bucketMeta).Put(keyFormat, []byte("1"))
+	})
+	return errors.Join(err, db.Close())
+}

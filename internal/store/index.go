@@ -84,6 +84,11 @@ func markRevokedKey(tx *bolt.Tx, h []byte, serial string) error {
 // failed before it committed leaves nothing behind, and running it twice
 // gives the same result), fills them from every record, and sets the
 // format. Either all of it commits or none of it.
+//
+// It gathers each index's keys and puts them in key order: bbolt splits
+// nodes only when a transaction commits, so inserting a million keys in
+// random order into one node would move the node's entries on every
+// insert.
 func buildIndexes(tx *bolt.Tx) error {
 	for _, name := range indexBuckets {
 		if err := tx.DeleteBucket(name); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
@@ -93,25 +98,63 @@ func buildIndexes(tx *bolt.Tx) error {
 			return fmt.Errorf("building indexes: %w", err)
 		}
 	}
+	revs := tx.Bucket(bucketRevocations)
+	var certExpiry, certKeys, revExpiry [][]byte
+	revokedKeys := make(map[string][]byte) // keyHash → serial
 	err := tx.Bucket(bucketCertificates).ForEach(func(_, v []byte) error {
 		c, err := decodeCertificate(v)
 		if err != nil {
 			return err
 		}
-		return indexCertificate(tx, c)
+		order := orderKey(c.NotAfter, c.Serial)
+		certExpiry = append(certExpiry, order)
+		if h := certificateKeyHash(c.DER); h != nil {
+			certKeys = append(certKeys, append(h, order...))
+			if revs.Get([]byte(c.Serial)) != nil {
+				revokedKeys[string(h)] = []byte(c.Serial)
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("building indexes: %w", err)
 	}
-	err = tx.Bucket(bucketRevocations).ForEach(func(_, v []byte) error {
+	err = revs.ForEach(func(_, v []byte) error {
 		r, err := decodeRevocation(v)
 		if err != nil {
 			return err
 		}
-		return indexRevocation(tx, r)
+		revExpiry = append(revExpiry, orderKey(r.NotAfter, r.Serial))
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("building indexes: %w", err)
+	}
+	keys := make([][]byte, 0, len(revokedKeys))
+	for h := range revokedKeys {
+		keys = append(keys, []byte(h))
+	}
+	for _, ix := range []struct {
+		bucket []byte
+		keys   [][]byte
+		value  func(k []byte) []byte
+	}{
+		{bucketCertificatesByExpiry, certExpiry, nil},
+		{bucketCertificatesByKey, certKeys, nil},
+		{bucketRevocationsByExpiry, revExpiry, nil},
+		{bucketRevokedKeys, keys, func(k []byte) []byte { return revokedKeys[string(k)] }},
+	} {
+		slices.SortFunc(ix.keys, bytes.Compare)
+		b := tx.Bucket(ix.bucket)
+		for _, k := range ix.keys {
+			v := empty
+			if ix.value != nil {
+				v = ix.value(k)
+			}
+			if err := b.Put(k, v); err != nil {
+				return fmt.Errorf("building indexes: %w", err)
+			}
+		}
 	}
 	return tx.Bucket(bucketMeta).Put(keyFormat, []byte(strconv.Itoa(formatVersion)))
 }

@@ -88,12 +88,18 @@ func (f *Filler) Certificate(i uint64, issuedAt, notAfter time.Time) *store.Cert
 	}
 }
 
-// FillStore writes n filler certificates into st in transactions of at
-// most 20,000 records (one commit each, not one per certificate).
-// record(i) gives the i'th certificate's dates and whether, and when, it
-// is revoked (a zero revokedAt: not revoked).
-func FillStore(t testing.TB, st *store.Bolt, f *Filler, n int, record func(i int) (issuedAt, notAfter, revokedAt time.Time)) {
+// FillStore writes n filler certificates into a new store file at path
+// in transactions of at most 20,000 records (one commit each, not one per
+// certificate), and compacts it (store.CompactBolt), so that it commits
+// as a store that grew a certificate at a time would. record(i) gives
+// the i'th certificate's dates and whether, and when, it is revoked (a
+// zero revokedAt: not revoked).
+func FillStore(t testing.TB, path string, f *Filler, n int, record func(i int) (issuedAt, notAfter, revokedAt time.Time)) {
 	t.Helper()
+	st, err := store.OpenBolt(path, store.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	const chunk = 20_000
 	for start := 0; start < n; start += chunk {
 		var certs []*store.Certificate
@@ -109,5 +115,11 @@ func FillStore(t testing.TB, st *store.Bolt, f *Filler, n int, record func(i int
 		if err := st.PutBulk(certs, revs); err != nil {
 			t.Fatalf("catest: filling the store: %v", err)
 		}
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.CompactBolt(path); err != nil {
+		t.Fatal(err)
 	}
 }
