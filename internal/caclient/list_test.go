@@ -95,3 +95,43 @@ func TestListFilterReachesTheCA(t *testing.T) {
 		t.Errorf("a malformed bound: %d %s", resp.StatusCode, body)
 	}
 }
+
+// failingList is a store whose certificate walk fails after a few.
+type failingList struct {
+	store.Store
+	after int
+}
+
+func (s failingList) Certificates(fn func(*store.Certificate) bool) error {
+	n := 0
+	err := s.Store.Certificates(func(c *store.Certificate) bool {
+		n++
+		return n <= s.after && fn(c)
+	})
+	if err == nil && n > s.after {
+		err = errors.New("disk on fire")
+	}
+	return err
+}
+
+// TestListCutShortIsAnError: when the CA's store fails in the middle of
+// a list it has begun to send, the client gets an error, not a list that
+// looks complete and is short.
+func TestListCutShortIsAnError(t *testing.T) {
+	mem := store.NewMemory()
+	now := time.Now()
+	for i := 1; i <= 10; i++ {
+		if err := mem.PutCertificate(&store.Certificate{Serial: strconv.Itoa(i), NotAfter: now.Add(time.Hour), IssuedAt: now.Add(time.Duration(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := catest.Start(t, catest.Options{Store: failingList{Store: mem, after: 5}})
+	var got []string
+	err := c.Client(t).List(t.Context(), listToken(t, c, now), caproto.ListFilter{}, func(c caproto.Certificate) error {
+		got = append(got, c.Serial)
+		return nil
+	})
+	if err == nil {
+		t.Fatalf("a list cut short by the store's failure: no error, %d certificates", len(got))
+	}
+}
