@@ -344,7 +344,9 @@ func (a *Authority) issue(tmpl *x509.Certificate, pub crypto.PublicKey, p *Provi
 // between stored its revocation before it looked for the key's
 // certificates, so either it found this one, or the second look finds
 // the revocation, and the new certificate is revoked too and refused.
-// No certificate for a revoked key outlives the race.
+// No certificate for a revoked key outlives the race. (The store's
+// indexed lookups, RevokedKey and CertificatesWithKey, see every write
+// that returned before they began: the store contract promises it.)
 func (a *Authority) issueUnrevoked(tmpl *x509.Certificate, pub crypto.PublicKey, spki []byte, p *ProvisionerConfig, renewedFrom string, tok *spend) (*Issued, error) {
 	iss, err := a.issue(tmpl, pub, p, renewedFrom, tok)
 	if err != nil {
@@ -686,32 +688,23 @@ func (a *Authority) revokeSameKey(rec *store.Certificate, rev *store.Revocation,
 	if err != nil {
 		return internal(err, "reading the revoked certificate")
 	}
+	// Through the store's key index: the certificates of this key, not
+	// every certificate the CA ever issued.
+	withKey, err := a.store.CertificatesWithKey(spki, now)
+	if err != nil {
+		return internal(err, "finding the certificates for the revoked key")
+	}
 	var same []*store.Certificate
-	var readErr error
-	err = a.store.Certificates(func(c *store.Certificate) bool {
-		if c.Serial == rec.Serial || !c.NotAfter.After(now) {
-			return true
+	for _, c := range withKey {
+		if c.Serial == rec.Serial {
+			continue
 		}
 		// A provisioner's token revokes only what that provisioner
 		// issued (as for the serial it names).
 		if p, ok := strings.CutPrefix(rev.Via, "token:"); ok && c.Provisioner != p {
-			return true
+			continue
 		}
-		k, err := recordKey(c)
-		if err != nil {
-			readErr = err
-			return false
-		}
-		if bytes.Equal(k, spki) {
-			same = append(same, c)
-		}
-		return true
-	})
-	if err == nil {
-		err = readErr
-	}
-	if err != nil {
-		return internal(err, "finding the certificates for the revoked key")
+		same = append(same, c)
 	}
 	for _, c := range same {
 		if _, err := a.store.Revocation(c.Serial); err == nil {
@@ -740,28 +733,10 @@ func recordKey(c *store.Certificate) ([]byte, error) {
 }
 
 // revokedKey returns the serial of a revoked certificate that holds the
-// public key spki, if there is one.
+// public key spki, if there is one: one lookup in the store's index of
+// revoked keys, whatever the number of revocations.
 func (a *Authority) revokedKey(spki []byte) (string, error) {
-	revs, err := a.store.Revocations()
-	if err != nil {
-		return "", err
-	}
-	for _, r := range revs {
-		c, err := a.store.Certificate(r.Serial)
-		if errors.Is(err, store.ErrNotFound) {
-			continue // not one of ours: no key on record
-		} else if err != nil {
-			return "", err
-		}
-		k, err := recordKey(c)
-		if err != nil {
-			return "", err
-		}
-		if bytes.Equal(k, spki) {
-			return r.Serial, nil
-		}
-	}
-	return "", nil
+	return a.store.RevokedKey(spki)
 }
 
 func (a *Authority) maxLifetime() time.Duration {
@@ -782,10 +757,6 @@ func (a *Authority) CRL() ([]byte, error) {
 	if a.crl != nil && now.Before(a.crlMade.Add(a.crlNext.Sub(a.crlMade)/2)) {
 		return a.crl, nil
 	}
-	revs, err := a.store.Revocations()
-	if err != nil {
-		return nil, internal(err, "reading revocations")
-	}
 	validity := time.Duration(a.config().CRLValidity)
 	tmpl := &x509.RevocationList{
 		// A time-based number only grows, across restarts too.
@@ -793,17 +764,19 @@ func (a *Authority) CRL() ([]byte, error) {
 		ThisUpdate: now.Add(-backdate),
 		NextUpdate: now.Add(validity),
 	}
-	for _, r := range revs {
-		if !r.NotAfter.IsZero() && r.NotAfter.Before(now) {
-			continue
-		}
+	// Through the store's expiry index: the revocations the CRL lists,
+	// not those of certificates that expired long ago.
+	err := a.store.RevocationsUnexpired(now, func(r *store.Revocation) bool {
 		serial, ok := new(big.Int).SetString(r.Serial, 10)
-		if !ok {
-			continue
+		if ok {
+			tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries, x509.RevocationListEntry{
+				SerialNumber: serial, RevocationTime: r.RevokedAt, ReasonCode: r.ReasonCode,
+			})
 		}
-		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries, x509.RevocationListEntry{
-			SerialNumber: serial, RevocationTime: r.RevokedAt, ReasonCode: r.ReasonCode,
-		})
+		return true
+	})
+	if err != nil {
+		return nil, internal(err, "reading revocations")
 	}
 	der, err := x509.CreateRevocationList(a.rand, tmpl, a.intermediate, a.key)
 	if err != nil {
@@ -813,30 +786,45 @@ func (a *Authority) CRL() ([]byte, error) {
 	return der, nil
 }
 
-// ListCertificates returns every issued certificate, oldest first, to
-// the holder of a provisioner's one-time token for caproto.ListOp: what `keyless
-// ca list` uses while the CA runs and holds its database.
-func (a *Authority) ListCertificates(token string) ([]caproto.Certificate, error) {
+// ListCertificates calls fn for the issued certificates f selects (see
+// List), to the holder of a provisioner's one-time token for
+// caproto.ListOp: what `keyless ca list` uses while the CA runs and holds
+// its database. It checks the token before it calls fn; an error after
+// that is fn's or the store's.
+func (a *Authority) ListCertificates(token string, f caproto.ListFilter, fn func(caproto.Certificate) error) error {
 	_, _, tok, err := a.verifyOTT(token, caproto.ListOp, a.now())
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := a.use(tok); err != nil {
-		return nil, err
+		return err
 	}
-	out, err := List(a.store)
-	if err != nil {
-		return nil, internal(err, "listing certificates")
+	var fnErr error
+	err = List(a.store, f, func(c caproto.Certificate) error {
+		fnErr = fn(c)
+		return fnErr
+	})
+	switch {
+	case err == nil:
+		return nil
+	case fnErr != nil:
+		return fnErr
+	default:
+		return internal(err, "listing certificates")
 	}
-	return out, nil
 }
 
-// List reads every certificate record of a store, oldest first, with its
-// revocation status: what `keyless ca list` prints.
-func List(st store.Store) ([]caproto.Certificate, error) {
-	var out []caproto.Certificate
+// List calls fn, with its revocation status, for every certificate
+// record of a store that f selects: what `keyless ca list` prints. With
+// no NotAfter bound, that is every certificate, oldest first; with one,
+// the certificates whose NotAfter is within the bounds, soonest first,
+// read through the store's expiry index (so the cost grows with the
+// answer, not the store). It reads the store a page at a time and holds
+// nothing between calls of fn. It stops at fn's first error and returns
+// it.
+func List(st store.Store, f caproto.ListFilter, fn func(caproto.Certificate) error) error {
 	var ierr error
-	err := st.Certificates(func(c *store.Certificate) bool {
+	each := func(c *store.Certificate) bool {
 		l := caproto.Certificate{Serial: c.Serial, Subject: c.Subject, SANs: c.SANs, NotBefore: c.NotBefore, NotAfter: c.NotAfter,
 			Provisioner: c.Provisioner, IssuedAt: c.IssuedAt, RenewedFrom: c.RenewedFrom}
 		if _, err := st.Revocation(c.Serial); err == nil {
@@ -845,13 +833,23 @@ func List(st store.Store) ([]caproto.Certificate, error) {
 			ierr = err
 			return false
 		}
-		out = append(out, l)
+		if err := fn(l); err != nil {
+			ierr = err
+			return false
+		}
 		return true
-	})
+	}
+	var err error
+	if f.Bounded() {
+		from, to := f.Bounds()
+		err = st.CertificatesExpiring(from, to, each)
+	} else {
+		err = st.Certificates(each)
+	}
 	if err == nil {
 		err = ierr
 	}
-	return out, err
+	return err
 }
 
 // RootFingerprint is the hex SHA-256 of the root's DER, what clients

@@ -957,7 +957,7 @@ func TestListCertificates(t *testing.T) {
 		t.Fatal(err)
 	}
 	token := e.token(tok{sub: "list", aud: "/1.0/" + caproto.ListOp})
-	list, err := e.a.ListCertificates(token)
+	list, err := listCertificates(e.a, token, caproto.ListFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -965,10 +965,20 @@ func TestListCertificates(t *testing.T) {
 		list[1].Subject != "gitlab-runner-2" || list[1].Provisioner != "admin" {
 		t.Errorf("list %+v", list)
 	}
-	_, err = e.a.ListCertificates(token)
+	_, err = listCertificates(e.a, token, caproto.ListFilter{})
 	refused(t, err, ca.KindUnauthorized, caproto.ReasonTokenUsed)
-	_, err = e.a.ListCertificates(e.token(tok{sub: "list"}))
+	_, err = listCertificates(e.a, e.token(tok{sub: "list"}), caproto.ListFilter{})
 	refused(t, err, ca.KindUnauthorized, caproto.ReasonTokenInvalid)
+}
+
+// listCertificates collects what ListCertificates lists.
+func listCertificates(a *ca.Authority, token string, f caproto.ListFilter) ([]caproto.Certificate, error) {
+	var out []caproto.Certificate
+	err := a.ListCertificates(token, f, func(c caproto.Certificate) error {
+		out = append(out, c)
+		return nil
+	})
+	return out, err
 }
 
 func TestNewChecksItsKeys(t *testing.T) {
@@ -1130,7 +1140,7 @@ func TestStoreFailureIsInternal(t *testing.T) {
 	_, signErr := e.a.Sign(ca.SignRequest{CSR: csr(t, nil, "gitlab-runner"), Token: e.token(tok{})})
 	_, renewErr := e.a.Renew(e.chain(cert))
 	_, crlErr := e.a.CRL()
-	_, listErr := e.a.ListCertificates(e.token(tok{sub: "list", aud: "/1.0/" + caproto.ListOp}))
+	_, listErr := listCertificates(e.a, e.token(tok{sub: "list", aud: "/1.0/" + caproto.ListOp}), caproto.ListFilter{})
 	for name, err := range map[string]error{
 		"sign":   signErr,
 		"renew":  renewErr,
@@ -1231,7 +1241,7 @@ func TestRenewRefusesARevokedKey(t *testing.T) {
 	}
 }
 
-// revokeDuring is a store whose first Revocations call runs hook after
+// revokeDuring is a store whose first RevokedKey call runs hook after
 // reading, and returns what it read: a revocation that lands just after
 // an issuer checked the key.
 type revokeDuring struct {
@@ -1239,13 +1249,13 @@ type revokeDuring struct {
 	hook func()
 }
 
-func (s *revokeDuring) Revocations() ([]*store.Revocation, error) {
-	revs, err := s.Store.Revocations()
+func (s *revokeDuring) RevokedKey(spki []byte) (string, error) {
+	serial, err := s.Store.RevokedKey(spki)
 	if h := s.hook; h != nil {
 		s.hook = nil
 		h()
 	}
-	return revs, err
+	return serial, err
 }
 
 // TestRevocationRacingAnIssue: a key revoked between a renewal's (or an

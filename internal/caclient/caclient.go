@@ -198,6 +198,12 @@ func do(client *http.Client, req *http.Request, op string) ([]byte, error) {
 		return nil, fmt.Errorf("calling the CA to %s: %w", op, err)
 	}
 	defer resp.Body.Close()
+	return answer(resp, op)
+}
+
+// answer reads a response's body (at most maxResponse), and turns an
+// error status into an *APIError.
+func answer(resp *http.Response, op string) ([]byte, error) {
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
 	if err != nil {
 		return nil, fmt.Errorf("reading the CA's answer to %s: %w", op, err)
@@ -454,24 +460,92 @@ func (c *Client) RevokeSerial(ctx context.Context, serial, token string, reasonC
 	return err
 }
 
-// List returns every certificate a keyless CA issued, with a provisioner's
-// token for caproto.ListOp (audience URL()+caproto.PathList). step-ca has
-// no such route.
-func (c *Client) List(ctx context.Context, token string) ([]caproto.Certificate, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+caproto.PathList, nil)
+// List calls fn for every certificate a keyless CA issued that f
+// selects (see caproto.ListFilter: a CA that does not know the filter
+// sends every certificate), with a provisioner's token for
+// caproto.ListOp (audience URL()+caproto.PathList). It decodes the list
+// as it arrives, so it holds one certificate at a time, and stops at
+// fn's first error, which it returns. step-ca has no such route.
+func (c *Client) List(ctx context.Context, token string, f caproto.ListFilter, fn func(caproto.Certificate) error) error {
+	u := c.base + caproto.PathList
+	if q := f.Query(); len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
-	data, err := do(c.http, req, "list certificates")
+	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("calling the CA to list certificates: %w", err)
 	}
-	var out caproto.ListResponse
-	if err := json.Unmarshal(data, &out); err != nil {
-		return nil, fmt.Errorf("the CA's certificate list: %w", err)
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		// do reads and classifies the error answer.
+		_, err := answer(resp, "list certificates")
+		return err
 	}
-	return out.Certificates, nil
+	var fnErr error
+	err = decodeList(resp.Body, func(c caproto.Certificate) error {
+		fnErr = fn(c)
+		return fnErr
+	})
+	switch {
+	case fnErr != nil:
+		return fnErr
+	case err != nil:
+		return fmt.Errorf("the CA's certificate list: %w", err)
+	}
+	return nil
+}
+
+// decodeList reads a caproto.ListResponse from r, calling fn for each
+// certificate as it is decoded.
+func decodeList(r io.Reader, fn func(caproto.Certificate) error) error {
+	dec := json.NewDecoder(r)
+	if t, err := dec.Token(); err != nil {
+		return err
+	} else if t != json.Delim('{') {
+		return fmt.Errorf("the answer is not a JSON object")
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		if t != "certificates" {
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return err
+			}
+			continue
+		}
+		t, err = dec.Token()
+		if err != nil {
+			return err
+		}
+		if t == nil {
+			continue // null: none
+		}
+		if t != json.Delim('[') {
+			return fmt.Errorf("certificates is not a list")
+		}
+		for dec.More() {
+			var c caproto.Certificate
+			if err := dec.Decode(&c); err != nil {
+				return err
+			}
+			if err := fn(c); err != nil {
+				return err
+			}
+		}
+		if _, err := dec.Token(); err != nil { // ]
+			return err
+		}
+	}
+	_, err := dec.Token() // }
+	return err
 }
 
 // CRL fetches the CA's current certificate revocation list (DER) and

@@ -95,7 +95,7 @@ func TestOperatorLocalAndRemote(t *testing.T) {
 	if err != nil || !op.Remote() {
 		t.Fatalf("connect while running: %v remote=%v", err, op != nil && op.Remote())
 	}
-	if _, err := op.List(ctx); !errors.Is(err, caops.ErrNoPassword) {
+	if _, err := listAll(op, caops.ListOptions{}); !errors.Is(err, caops.ErrNoPassword) {
 		t.Fatalf("list through the API without the password: %v", err)
 	}
 	op, err = d.Connect(caops.Keys, secrets(password), caops.ConnectOptions{CAURL: url})
@@ -109,7 +109,7 @@ func TestOperatorLocalAndRemote(t *testing.T) {
 
 	unreachable, _ := d.Connect(caops.Records, secrets(password), caops.ConnectOptions{CAURL: "https://127.0.0.1:1"})
 	var ue *caops.UnreachableError
-	if _, err := unreachable.List(ctx); !errors.As(err, &ue) || ue.URL != "https://127.0.0.1:1" {
+	if _, err := listAll(unreachable, caops.ListOptions{}); !errors.As(err, &ue) || ue.URL != "https://127.0.0.1:1" {
 		t.Fatalf("a running CA that does not answer: %v", err)
 	}
 	if _, err := d.Start(caops.ServeOptions{Password: password}); !errors.Is(err, store.ErrLocked) {
@@ -138,7 +138,7 @@ func TestOperatorLocalAndRemote(t *testing.T) {
 func checkRevoked(t *testing.T, op caops.Operator, serials ...string) {
 	t.Helper()
 	ctx := context.Background()
-	list, err := op.List(ctx)
+	list, err := listAll(op, caops.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,4 +306,14 @@ func TestReloadChecksLikeStart(t *testing.T) {
 	if _, err := run.Reload(); !errors.As(err, &ee) || !ee.Dir {
 		t.Errorf("reload with a group-writable config directory: %v", err)
 	}
+}
+
+// listAll collects what op lists.
+func listAll(op caops.Operator, o caops.ListOptions) ([]caops.Listed, error) {
+	var out []caops.Listed
+	err := op.List(context.Background(), o, func(l caops.Listed) error {
+		out = append(out, l)
+		return nil
+	})
+	return out, err
 }

@@ -19,9 +19,12 @@ type Operator interface {
 	// Revoke revokes a certificate by serial (decimal, or 0x-prefixed
 	// hex), passively: it goes on the CRL and can no longer renew.
 	Revoke(ctx context.Context, serial string, reasonCode int, reason string) error
-	// List returns every issued certificate, oldest first, with its
-	// status on the operator's clock.
-	List(ctx context.Context) ([]Listed, error)
+	// List calls fn for every issued certificate o selects, with its
+	// status on the operator's clock: all of them oldest first, or with
+	// o.Expiring those that are valid and expire within it, soonest
+	// first. It streams: the store (or the running CA) is read a part at
+	// a time. It stops at fn's first error and returns it.
+	List(ctx context.Context, o ListOptions, fn func(Listed) error) error
 	// CRL returns the current revocation list, DER.
 	CRL(ctx context.Context) ([]byte, error)
 	// Remote reports whether it works through the running CA's API.
@@ -47,18 +50,36 @@ type Listed struct {
 	Left time.Duration
 }
 
-func listed(list []caproto.Certificate, now time.Time) []Listed {
-	out := make([]Listed, len(list))
-	for i, c := range list {
-		out[i] = Listed{Certificate: c, Status: Valid, Left: c.NotAfter.Sub(now)}
+// ListOptions select what List lists.
+type ListOptions struct {
+	// Expiring, when positive, keeps the valid certificates (neither
+	// revoked nor expired) that expire within it: keyless ca list
+	// --expiring. The store's expiry index finds them, locally and in the
+	// running CA, without reading every certificate.
+	Expiring time.Duration
+}
+
+// lister returns the filter to ask the store or the CA for, and the fn
+// that adds the status to each certificate, drops what o does not keep
+// (a CA that does not know the filter sends everything), and calls fn.
+func (o ListOptions) lister(now time.Time, fn func(Listed) error) (caproto.ListFilter, func(caproto.Certificate) error) {
+	var f caproto.ListFilter
+	if o.Expiring > 0 {
+		f = caproto.ListFilter{NotAfterFrom: now, NotAfterTo: now.Add(o.Expiring)}
+	}
+	return f, func(c caproto.Certificate) error {
+		l := Listed{Certificate: c, Status: Valid, Left: c.NotAfter.Sub(now)}
 		switch {
 		case c.Revoked:
-			out[i].Status = Revoked
+			l.Status = Revoked
 		case now.After(c.NotAfter):
-			out[i].Status = Expired
+			l.Status = Expired
 		}
+		if o.Expiring > 0 && (l.Status != Valid || l.Left > o.Expiring) {
+			return nil
+		}
+		return fn(l)
 	}
-	return out
 }
 
 // ErrNoPassword is what a Secrets function returns when the operator was
@@ -154,9 +175,9 @@ func (l *local) Revoke(_ context.Context, serial string, reasonCode int, reason 
 	return l.a.Revoke(ca.RevokeRequest{Serial: serial, ReasonCode: reasonCode, Reason: reason, Passive: true, Operator: true})
 }
 
-func (l *local) List(context.Context) ([]Listed, error) {
-	list, err := ca.List(l.st)
-	return listed(list, l.now()), err
+func (l *local) List(_ context.Context, o ListOptions, fn func(Listed) error) error {
+	f, each := o.lister(l.now(), fn)
+	return ca.List(l.st, f, each)
 }
 
 func (l *local) CRL(context.Context) ([]byte, error) {
@@ -233,13 +254,21 @@ func (r *remote) Revoke(ctx context.Context, serial string, reasonCode int, reas
 	return r.reached(r.client.RevokeSerial(ctx, serial, tok, reasonCode, reason))
 }
 
-func (r *remote) List(ctx context.Context) ([]Listed, error) {
+func (r *remote) List(ctx context.Context, o ListOptions, fn func(Listed) error) error {
 	tok, err := r.token("list", caproto.PathList)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	list, err := r.client.List(ctx, tok)
-	return listed(list, r.now()), r.reached(err)
+	f, each := o.lister(r.now(), fn)
+	var fnErr error
+	err = r.client.List(ctx, tok, f, func(c caproto.Certificate) error {
+		fnErr = each(c)
+		return fnErr
+	})
+	if fnErr != nil {
+		return fnErr
+	}
+	return r.reached(err)
 }
 
 func (r *remote) CRL(ctx context.Context) ([]byte, error) {

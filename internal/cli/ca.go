@@ -422,11 +422,14 @@ func newCAListCommand(s streams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List issued certificates with their validity and revocation",
-		Long: `List every certificate the CA issued: serial, subject, names, validity,
-provisioner, and whether it is revoked or expired. --expiring 24h keeps the
-unrevoked ones that expire within 24 hours. With the CA stopped it reads
-its database; while the CA runs (and holds the database), it asks the CA's
-API with a token from the provisioner key, which needs --password-file.`,
+		Long: `List every certificate the CA issued, oldest first: serial, subject,
+names, validity, provisioner, and whether it is revoked or expired.
+--expiring 24h keeps the unrevoked ones that expire within 24 hours,
+soonest first; the CA finds them through an index, without reading every
+certificate. With the CA stopped it reads its database; while the CA runs
+(and holds the database), it asks the CA's API with a token from the
+provisioner key, which needs --password-file. The list is printed as it is
+read; columns are aligned within each block of 1,000 rows.`,
 		Example: `  keyless ca list --expiring 24h`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -435,21 +438,25 @@ API with a token from the provisioner key, which needs --password-file.`,
 				return err
 			}
 			defer op.Close()
-			list, err := op.List(cmd.Context())
+			// A tabwriter holds its rows until Flush: flushing every
+			// listBlock rows keeps a list of millions from being held.
+			const listBlock = 1000
+			tw := tabwriter.NewWriter(s.out, 2, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "SERIAL\tSUBJECT\tNAMES\tNOT AFTER\tPROVISIONER\tSTATUS")
+			rows := 0
+			err = op.List(cmd.Context(), caops.ListOptions{Expiring: expiring}, func(rec caops.Listed) error {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", rec.Serial, rec.Subject, strings.Join(rec.SANs, ","),
+					rec.NotAfter.UTC().Format(time.RFC3339), rec.Provisioner, rec.Status)
+				if rows++; rows%listBlock == 0 {
+					return tw.Flush()
+				}
+				return nil
+			})
 			if errors.Is(err, caops.ErrNoPassword) {
 				return withHint(err, "the running CA holds its database; pass --password-file to list through its API")
 			}
 			if err != nil {
 				return err
-			}
-			tw := tabwriter.NewWriter(s.out, 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "SERIAL\tSUBJECT\tNAMES\tNOT AFTER\tPROVISIONER\tSTATUS")
-			for _, rec := range list {
-				if expiring > 0 && (rec.Status != caops.Valid || rec.Left > expiring) {
-					continue
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", rec.Serial, rec.Subject, strings.Join(rec.SANs, ","),
-					rec.NotAfter.UTC().Format(time.RFC3339), rec.Provisioner, rec.Status)
 			}
 			return tw.Flush()
 		},

@@ -188,6 +188,10 @@ func TestCAServeReloadsAndStops(t *testing.T) {
 	if out := run(t, "ca", "list", "--dir", p.dir, "--password-file", p.pwFile); !strings.Contains(out, serial) || !strings.Contains(out, "revoked") {
 		t.Errorf("list through the API:\n%s", out)
 	}
+	// --expiring keeps valid certificates only, here through the API.
+	if out := run(t, "ca", "list", "--dir", p.dir, "--password-file", p.pwFile, "--expiring", "8760h"); strings.Contains(out, serial) || strings.Count(out, "\n") != 1 {
+		t.Errorf("list --expiring through the API listed the revoked certificate:\n%s", out)
+	}
 	// The running CA publishes its CRL to anyone: no password is needed
 	// to fetch it (README: keyless ca crl --out ca.crl, then ImportCrl).
 	for _, pw := range [][]string{{"--password-file", p.pwFile}, nil} {
@@ -210,8 +214,9 @@ func TestCAServeReloadsAndStops(t *testing.T) {
 	p.signal(syscall.SIGHUP)
 	p.notify.WaitFor(t, "RELOADING=1")
 	p.notify.WaitFor(t, "READY=1")
-	if status, msg, _ := p.sign(p.signRequest("builder")); status != http.StatusCreated {
-		t.Errorf("after reload: %d %s", status, msg)
+	status, builder, _ := p.sign(p.signRequest("builder"))
+	if status != http.StatusCreated {
+		t.Errorf("after reload: %d %s", status, builder)
 	}
 
 	// SIGTERM: a clean exit, and the database is free again.
@@ -221,6 +226,12 @@ func TestCAServeReloadsAndStops(t *testing.T) {
 	}
 	if out := run(t, "ca", "list", "--dir", p.dir); strings.Count(out, "\n") != 3 || !strings.Contains(out, "revoked") {
 		t.Errorf("list after stop:\n%s", out)
+	}
+	if out := run(t, "ca", "list", "--dir", p.dir, "--expiring", "8760h"); !strings.Contains(out, builder) || strings.Contains(out, serial) || strings.Count(out, "\n") != 2 {
+		t.Errorf("list --expiring 8760h after stop: want %s only:\n%s", builder, out)
+	}
+	if out := run(t, "ca", "list", "--dir", p.dir, "--expiring", "1s"); strings.Count(out, "\n") != 1 {
+		t.Errorf("list --expiring 1s after stop: want none:\n%s", out)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -30,17 +31,43 @@ var (
 	// bucketRevocations maps a serial to its JSON revocationRecord.
 	bucketRevocations = []byte("revocations")
 
-	allBuckets = [][]byte{
+	// Since format 2 (see index.go):
+	//
+	// bucketCertificatesByExpiry has an empty value under
+	// orderKey(NotAfter, serial) for every certificate.
+	bucketCertificatesByExpiry = []byte("certificates-by-expiry")
+	// bucketCertificatesByKey has an empty value under keyHash(public
+	// key)+orderKey(NotAfter, serial) for every certificate whose DER
+	// holds a public key.
+	bucketCertificatesByKey = []byte("certificates-by-key")
+	// bucketRevokedKeys maps the keyHash of a revoked certificate's
+	// public key to the serial of a revoked certificate that holds it.
+	bucketRevokedKeys = []byte("revoked-keys")
+	// bucketRevocationsByExpiry has an empty value under
+	// orderKey(NotAfter, serial) for every revocation.
+	bucketRevocationsByExpiry = []byte("revocations-by-expiry")
+
+	// formatOneBuckets are the buckets of format 1; indexBuckets those
+	// format 2 adds.
+	formatOneBuckets = [][]byte{
 		bucketMeta, bucketCertificates, bucketCertificatesByTime,
 		bucketTokens, bucketTokensByExpiry, bucketRevocations,
 	}
+	indexBuckets = [][]byte{
+		bucketCertificatesByExpiry, bucketCertificatesByKey,
+		bucketRevokedKeys, bucketRevocationsByExpiry,
+	}
+	allBuckets = append(slices.Clone(formatOneBuckets), indexBuckets...)
 
 	// keyFormat holds the file's formatVersion in decimal.
 	keyFormat = []byte("format")
 )
 
 // formatVersion is the version of the file layout this package writes.
-const formatVersion = 1
+// Format 2 added the indexes of index.go; OpenBolt builds them in a
+// format 1 file, which older keyless releases then refuse to open: they
+// would not keep the indexes up to date.
+const formatVersion = 2
 
 const (
 	// defaultLockTimeout: long enough to ride out an operator command that
@@ -96,6 +123,10 @@ type Bolt struct {
 	mu     sync.RWMutex
 	closed bool
 
+	// legacy is set when a format 1 file is open read-only, without the
+	// indexes: the indexed lookups read everything instead.
+	legacy bool
+
 	writes   chan writeReq // to commitLoop; nil when read-only
 	loopDone chan struct{} // closed when commitLoop returns
 }
@@ -132,8 +163,12 @@ func OpenBolt(path string, opts BoltOptions) (*Bolt, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening store %s: %w", path, err)
 	}
+	var format int
 	if opts.ReadOnly {
-		err = db.View(checkLayout)
+		err = db.View(func(tx *bolt.Tx) (err error) {
+			format, err = checkLayout(tx)
+			return err
+		})
 	} else {
 		err = db.Update(initLayout)
 	}
@@ -146,7 +181,7 @@ func OpenBolt(path string, opts BoltOptions) (*Bolt, error) {
 	if now == nil {
 		now = time.Now
 	}
-	b := &Bolt{db: db, path: path, now: now}
+	b := &Bolt{db: db, path: path, now: now, legacy: opts.ReadOnly && format < formatVersion}
 	if !opts.ReadOnly {
 		b.writes = make(chan writeReq, maxGroup)
 		b.loopDone = make(chan struct{})
@@ -174,29 +209,37 @@ func initLayout(tx *bolt.Tx) error {
 		}
 		return tx.Bucket(bucketMeta).Put(keyFormat, []byte(strconv.Itoa(formatVersion)))
 	}
-	return checkLayout(tx)
+	format, err := checkLayout(tx)
+	if err != nil || format == formatVersion {
+		return err
+	}
+	return buildIndexes(tx)
 }
 
-// checkLayout checks that the file is a keyless store this code can read
-// and write.
-func checkLayout(tx *bolt.Tx) error {
+// checkLayout checks that the file is a keyless store this code can read,
+// and returns its format version.
+func checkLayout(tx *bolt.Tx) (int, error) {
 	meta := tx.Bucket(bucketMeta)
 	if meta == nil {
-		return errors.New("the file is not a keyless CA store")
+		return 0, errors.New("the file is not a keyless CA store")
 	}
 	v, err := strconv.Atoi(string(meta.Get(keyFormat)))
-	if err != nil {
-		return fmt.Errorf("the store's format version %q is not a number", meta.Get(keyFormat))
+	if err != nil || v < 1 {
+		return 0, fmt.Errorf("the store's format version %q is not a positive number", meta.Get(keyFormat))
 	}
 	if v > formatVersion {
-		return fmt.Errorf("the store has format version %d; this keyless reads up to %d (it was written by a newer keyless)", v, formatVersion)
+		return 0, fmt.Errorf("the store has format version %d; this keyless reads up to %d (it was written by a newer keyless)", v, formatVersion)
 	}
-	for _, name := range allBuckets {
+	buckets := allBuckets
+	if v == 1 {
+		buckets = formatOneBuckets
+	}
+	for _, name := range buckets {
 		if tx.Bucket(name) == nil {
-			return fmt.Errorf("the store has no bucket %s", name)
+			return 0, fmt.Errorf("the store has no bucket %s", name)
 		}
 	}
-	return nil
+	return v, nil
 }
 
 // Path returns the file the store was opened from.
@@ -309,7 +352,7 @@ func (b *Bolt) putCertificate(c *Certificate, value []byte, tokenID string, expi
 	}
 	defer b.mu.RUnlock()
 	tokKey, spend := []byte(tokenID), b.spender(tokenID, expires)
-	key, order := []byte(c.Serial), orderKey(c.IssuedAt, c.Serial)
+	key := []byte(c.Serial)
 
 	// As in UseToken: every run sets the results afresh, the last run
 	// decides, and a spent token or a stored serial is a result that rolls
@@ -326,10 +369,7 @@ func (b *Bolt) putCertificate(c *Certificate, value []byte, tokenID string, expi
 			exists = true
 			return nil
 		}
-		if err := certs.Put(key, value); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bucketCertificatesByTime).Put(order, []byte{}); err != nil {
+		if err := putCertificateTx(tx, c, value); err != nil {
 			return err
 		}
 		if tokenID == "" {
@@ -346,6 +386,22 @@ func (b *Bolt) putCertificate(c *Certificate, value []byte, tokenID string, expi
 		return fmt.Errorf("storing certificate %s: %w", c.Serial, ErrExists)
 	}
 	return nil
+}
+
+// putCertificateTx stores a certificate's record and its index entries.
+// A stored serial is an error that wraps ErrExists.
+func putCertificateTx(tx *bolt.Tx, c *Certificate, value []byte) error {
+	certs, key := tx.Bucket(bucketCertificates), []byte(c.Serial)
+	if certs.Get(key) != nil {
+		return fmt.Errorf("storing certificate %s: %w", c.Serial, ErrExists)
+	}
+	if err := certs.Put(key, value); err != nil {
+		return err
+	}
+	if err := tx.Bucket(bucketCertificatesByTime).Put(orderKey(c.IssuedAt, c.Serial), []byte{}); err != nil {
+		return err
+	}
+	return indexCertificate(tx, c)
 }
 
 // Certificate implements [Store].
@@ -440,18 +496,23 @@ func (b *Bolt) Revoke(r *Revocation) error {
 		return fmt.Errorf("recording revocation of %s: %w", r.Serial, err)
 	}
 	defer b.mu.RUnlock()
-	key := []byte(r.Serial)
-	err = b.write(func(tx *bolt.Tx) error {
-		revs := tx.Bucket(bucketRevocations)
-		if revs.Get(key) != nil {
-			return nil // the first record stands
-		}
-		return revs.Put(key, value)
-	})
+	err = b.write(func(tx *bolt.Tx) error { return revokeTx(tx, r, value) })
 	if err != nil {
 		return fmt.Errorf("recording revocation of %s: %w", r.Serial, err)
 	}
 	return nil
+}
+
+// revokeTx records a revocation, unless the serial is revoked already.
+func revokeTx(tx *bolt.Tx, r *Revocation, value []byte) error {
+	revs, key := tx.Bucket(bucketRevocations), []byte(r.Serial)
+	if revs.Get(key) != nil {
+		return nil // the first record stands
+	}
+	if err := revs.Put(key, value); err != nil {
+		return err
+	}
+	return indexRevocation(tx, r)
 }
 
 // Revocation implements [Store].

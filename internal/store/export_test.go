@@ -31,3 +31,35 @@ func CheckBolt(b *Bolt) error {
 	})
 	return errors.Join(append(errs, err)...)
 }
+
+// FormatVersion is the file format this package writes.
+const FormatVersion = formatVersion
+
+// Format returns the format version recorded in b's file.
+func Format(b *Bolt) (string, error) {
+	var v string
+	err := b.db.View(func(tx *bolt.Tx) error {
+		v = string(tx.Bucket(bucketMeta).Get(keyFormat))
+		return nil
+	})
+	return v, err
+}
+
+// Downgrade turns the format 2 file at path into the format 1 file an
+// older keyless would have written with the same records: the index
+// buckets go, and the format says 1.
+func Downgrade(path string) error {
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		return err
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, name := range indexBuckets {
+			if err := tx.DeleteBucket(name); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bucketMeta).Put(keyFormat, []byte("1"))
+	})
+	return errors.Join(err, db.Close())
+}

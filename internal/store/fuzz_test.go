@@ -18,6 +18,9 @@ const fuzzSerial = "340282366920938463463374607431768211455"
 // fuzzIssuedAt is the time in the fuzzed issue-order index key.
 var fuzzIssuedAt = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
+// maxTime is as late as a time.Time goes.
+var maxTime = time.Unix(1<<62, 0)
+
 // FuzzBoltRecords puts arbitrary bytes where a bbolt file keeps a
 // certificate record, a revocation record and the certificate's
 // issue-order index key, as a damaged or hand-edited file would hold
@@ -51,7 +54,7 @@ func FuzzBoltRecords(f *testing.F) {
 			index = orderKey(fuzzIssuedAt, fuzzSerial)
 		}
 		err := b.db.Update(func(tx *bolt.Tx) error {
-			for _, name := range [][]byte{bucketCertificates, bucketCertificatesByTime, bucketRevocations} {
+			for _, name := range [][]byte{bucketCertificates, bucketCertificatesByTime, bucketRevocations, bucketCertificatesByExpiry, bucketRevocationsByExpiry} {
 				if err := tx.DeleteBucket(name); err != nil {
 					return err
 				}
@@ -64,6 +67,13 @@ func FuzzBoltRecords(f *testing.F) {
 			}
 			if err := tx.Bucket(bucketCertificatesByTime).Put(index, []byte{}); err != nil {
 				return err
+			}
+			// The expiry indexes list the serial too (under a fixed
+			// time: the walks below take every time).
+			for _, name := range [][]byte{bucketCertificatesByExpiry, bucketRevocationsByExpiry} {
+				if err := tx.Bucket(name).Put(orderKey(fuzzIssuedAt, fuzzSerial), []byte{}); err != nil {
+					return err
+				}
 			}
 			return tx.Bucket(bucketRevocations).Put([]byte(fuzzSerial), revRec)
 		})
@@ -102,6 +112,33 @@ func FuzzBoltRecords(f *testing.F) {
 			t.Fatal("Revocations listed a damaged record")
 		} else {
 			checkSentinels(t, "Revocations", err)
+		}
+
+		// Through the expiry indexes: a damaged record is an error, never
+		// a shorter list (a CRL missing a revocation).
+		var expiring []*Certificate
+		err = b.CertificatesExpiring(time.Time{}, maxTime, func(c *Certificate) bool { expiring = append(expiring, c); return true })
+		if certOK {
+			if err != nil || len(expiring) != 1 {
+				t.Fatalf("CertificatesExpiring: %d, %v", len(expiring), err)
+			}
+			checkRead(t, "CertificatesExpiring", expiring[0], nil, wantCert, true)
+		} else if err == nil {
+			t.Fatal("CertificatesExpiring listed a damaged record")
+		} else {
+			checkSentinels(t, "CertificatesExpiring", err)
+		}
+		var inForce []*Revocation
+		err = b.RevocationsUnexpired(time.Time{}, func(r *Revocation) bool { inForce = append(inForce, r); return true })
+		if revOK {
+			if err != nil || len(inForce) != 1 {
+				t.Fatalf("RevocationsUnexpired: %d, %v", len(inForce), err)
+			}
+			checkRead(t, "RevocationsUnexpired", inForce[0], nil, wantRev, true)
+		} else if err == nil {
+			t.Fatal("RevocationsUnexpired listed a damaged record")
+		} else {
+			checkSentinels(t, "RevocationsUnexpired", err)
 		}
 
 		// A record that is fit to be written reads back the same.

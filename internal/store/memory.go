@@ -170,6 +170,101 @@ func (m *Memory) Revocations() ([]*Revocation, error) {
 	return decodeRevocations(values)
 }
 
+// CertificatesExpiring implements [Store], by reading every certificate:
+// the memory store is for tests.
+func (m *Memory) CertificatesExpiring(from, to time.Time, fn func(*Certificate) bool) error {
+	certs, err := m.certificatesWhere(func(c *Certificate) bool { return !c.NotAfter.Before(from) && !c.NotAfter.After(to) })
+	if err != nil {
+		return fmt.Errorf("listing expiring certificates: %w", err)
+	}
+	for _, c := range certs {
+		if !fn(c) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// CertificatesWithKey implements [Store], by reading every certificate.
+func (m *Memory) CertificatesWithKey(spki []byte, after time.Time) ([]*Certificate, error) {
+	want := keyHash(spki)
+	certs, err := m.certificatesWhere(func(c *Certificate) bool {
+		return c.NotAfter.After(after) && bytes.Equal(certificateKeyHash(c.DER), want)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("finding certificates by key: %w", err)
+	}
+	return certs, nil
+}
+
+// certificatesWhere returns the certificates for which keep is true, in
+// NotAfter order, then numeric serial order.
+func (m *Memory) certificatesWhere(keep func(*Certificate) bool) ([]*Certificate, error) {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil, errClosed
+	}
+	values := make([][]byte, 0, len(m.certs))
+	for _, v := range m.certs {
+		values = append(values, v)
+	}
+	m.mu.Unlock()
+	var out []*Certificate
+	for _, v := range values {
+		c, err := decodeCertificate(v)
+		if err != nil {
+			return nil, err
+		}
+		if keep(c) {
+			out = append(out, c)
+		}
+	}
+	sortByExpiry(out)
+	return out, nil
+}
+
+// RevokedKey implements [Store], by reading every revocation.
+func (m *Memory) RevokedKey(spki []byte) (string, error) {
+	want := keyHash(spki)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return "", fmt.Errorf("looking up revoked key: %w", errClosed)
+	}
+	for serial, rv := range m.revocations {
+		if _, err := decodeRevocation(rv); err != nil {
+			return "", fmt.Errorf("looking up revoked key: %w", err)
+		}
+		v, ok := m.certs[serial]
+		if !ok {
+			continue
+		}
+		c, err := decodeCertificate(v)
+		if err != nil {
+			return "", fmt.Errorf("looking up revoked key: %w", err)
+		}
+		if bytes.Equal(certificateKeyHash(c.DER), want) {
+			return serial, nil
+		}
+	}
+	return "", nil
+}
+
+// RevocationsUnexpired implements [Store], by reading every revocation.
+func (m *Memory) RevocationsUnexpired(at time.Time, fn func(*Revocation) bool) error {
+	revs, err := m.Revocations()
+	if err != nil {
+		return err
+	}
+	for _, r := range unexpired(revs, at) {
+		if !fn(r) {
+			return nil
+		}
+	}
+	return nil
+}
+
 // decodeRevocations decodes records and sorts them as Revocations
 // promises.
 func decodeRevocations(values [][]byte) ([]*Revocation, error) {

@@ -11,12 +11,16 @@
 package store
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"time"
+
+	"golang.org/x/crypto/cryptobyte"
+	casn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // Certificate is an issued certificate as the CA recorded it.
@@ -125,6 +129,51 @@ type Store interface {
 	// Revocations returns every revocation, in RevokedAt order, and in
 	// numeric serial order for equal RevokedAt.
 	Revocations() ([]*Revocation, error)
+
+	// The lookups below are indexed: their cost grows with what they
+	// return (and at most logarithmically with the store), not with the
+	// number of certificates or revocations stored. (A read-only Bolt
+	// open of a file in the old layout, which it may not rewrite, answers
+	// them by reading everything instead.)
+	//
+	// A certificate's public key is the SubjectPublicKeyInfo in its DER
+	// (as x509.Certificate.RawSubjectPublicKeyInfo holds it); a
+	// certificate whose DER does not hold one is found by no key.
+	//
+	// Each answer reflects every write that returned before the lookup
+	// began: a RevokedKey that starts after a Revoke returned finds the
+	// revoked key, and a CertificatesWithKey that starts after a
+	// PutCertificate or IssueCertificate returned finds that certificate.
+	// The CA relies on this to close the race between issuing a
+	// certificate for a key and revoking that key.
+
+	// CertificatesExpiring calls fn for every stored certificate whose
+	// NotAfter is within [from, to], in NotAfter order, and in numeric
+	// serial order for equal NotAfter. It stops early, returning nil,
+	// when fn returns false. As Certificates, it calls fn with no lock
+	// held, and a certificate stored during the walk may or may not be
+	// seen.
+	CertificatesExpiring(from, to time.Time, fn func(*Certificate) bool) error
+
+	// CertificatesWithKey returns the stored certificates that hold the
+	// public key spki (a DER SubjectPublicKeyInfo) and whose NotAfter is
+	// after the time after, in NotAfter order and numeric serial order
+	// for equal NotAfter.
+	CertificatesWithKey(spki []byte, after time.Time) ([]*Certificate, error)
+
+	// RevokedKey returns the serial of a revoked certificate that holds
+	// the public key spki, or "" if no revoked certificate in the store
+	// holds it. A revocation counts whether it was recorded before or
+	// after its certificate. When several revoked certificates hold the
+	// key, which one is named is not specified.
+	RevokedKey(spki []byte) (string, error)
+
+	// RevocationsUnexpired calls fn for every revocation whose NotAfter
+	// is zero or not before at (those the CRL at that time lists), in
+	// NotAfter order (zero first), and in numeric serial order for equal
+	// NotAfter. It stops early, returning nil, when fn returns false,
+	// and calls fn with no lock held.
+	RevocationsUnexpired(at time.Time, fn func(*Revocation) bool) error
 
 	// Close releases the store once the writes under way have finished.
 	// Writes that returned nil before it are durable. Closing a closed
@@ -324,6 +373,49 @@ func decode[R record](b []byte, kind string) (R, error) {
 		return r, fmt.Errorf("%s: record version %d is not supported (this keyless reads version %d)", what, v, recordVersion)
 	}
 	return r, nil
+}
+
+// publicKeyOf returns the SubjectPublicKeyInfo, DER, of a DER
+// certificate, as crypto/x509 would find it, without parsing the rest.
+func publicKeyOf(der []byte) ([]byte, bool) {
+	in := cryptobyte.String(der)
+	var cert, tbs cryptobyte.String
+	if !in.ReadASN1(&cert, casn1.SEQUENCE) || !cert.ReadASN1(&tbs, casn1.SEQUENCE) {
+		return nil, false
+	}
+	if !tbs.SkipOptionalASN1(casn1.Tag(0).Constructed().ContextSpecific()) || // version
+		!tbs.SkipASN1(casn1.INTEGER) || // serialNumber
+		!tbs.SkipASN1(casn1.SEQUENCE) || // signature
+		!tbs.SkipASN1(casn1.SEQUENCE) || // issuer
+		!tbs.SkipASN1(casn1.SEQUENCE) || // validity
+		!tbs.SkipASN1(casn1.SEQUENCE) { // subject
+		return nil, false
+	}
+	var spki cryptobyte.String
+	if !tbs.ReadASN1Element(&spki, casn1.SEQUENCE) {
+		return nil, false
+	}
+	return spki, true
+}
+
+// keyHashLen is the length of a keyHash.
+const keyHashLen = sha256.Size
+
+// keyHash is what the indexes file a public key (DER
+// SubjectPublicKeyInfo) under: its SHA-256.
+func keyHash(spki []byte) []byte {
+	h := sha256.Sum256(spki)
+	return h[:]
+}
+
+// certificateKeyHash returns the keyHash of a DER certificate's public
+// key, or nil if the DER holds none.
+func certificateKeyHash(der []byte) []byte {
+	spki, ok := publicKeyOf(der)
+	if !ok {
+		return nil
+	}
+	return keyHash(spki)
 }
 
 // timeKeyLen is the length of a timeKey.

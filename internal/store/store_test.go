@@ -124,6 +124,13 @@ func TestContract(t *testing.T) {
 				{"RevokeIdempotent", testRevokeIdempotent},
 				{"RevocationsOrder", testRevocationsOrder},
 				{"Closed", testClosed},
+				{"Expiring", testExpiring},
+				{"ExpiringManyPages", testExpiringManyPages},
+				{"WithKey", testWithKey},
+				{"RevokedKey", testRevokedKey},
+				{"RevokedKeyAfterRevocation", testRevokedKeyAfterRevocation},
+				{"RevocationsUnexpired", testRevocationsUnexpired},
+				{"IndexedClosed", testIndexedClosed},
 			}
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) {
@@ -717,7 +724,7 @@ func TestBoltOpenErrors(t *testing.T) {
 	s := openBolt(t, newer, store.BoltOptions{})
 	s.Close()
 	editBolt(t, newer, func(tx *bolt.Tx) error {
-		return tx.Bucket([]byte("meta")).Put([]byte("format"), []byte("2"))
+		return tx.Bucket([]byte("meta")).Put([]byte("format"), []byte(strconv.Itoa(store.FormatVersion+1)))
 	})
 
 	for _, path := range []string{foreign, newer} {

@@ -6,6 +6,7 @@
 package caapi
 
 import (
+	"bufio"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -304,12 +305,46 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, &ca.Error{Kind: ca.KindUnauthorized, Message: "listing certificates needs a provisioner's token (Authorization: Bearer)"})
 		return
 	}
-	list, err := h.a.ListCertificates(strings.TrimSpace(token))
+	filter, err := caproto.ParseListFilter(r.URL.Query())
 	if err != nil {
-		h.fail(w, r, err)
+		h.fail(w, r, &ca.Error{Kind: ca.KindBadRequest, Message: err.Error()})
 		return
 	}
-	writeJSON(w, http.StatusOK, caproto.ListResponse{Certificates: list})
+	// The list is streamed, one certificate at a time, as the document
+	// caproto.ListResponse: a CA with a million certificates does not
+	// hold them all to answer.
+	var out *bufio.Writer
+	err = h.a.ListCertificates(strings.TrimSpace(token), filter, func(c caproto.Certificate) error {
+		sep := ","
+		if out == nil {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusOK)
+			out = bufio.NewWriterSize(w, 64<<10)
+			out.WriteString(`{"certificates":[`)
+			sep = ""
+		}
+		b, err := json.Marshal(c)
+		if err != nil {
+			return err
+		}
+		out.WriteString(sep)
+		_, err = out.Write(b)
+		return err
+	})
+	switch {
+	case err != nil && out == nil:
+		h.fail(w, r, err)
+	case err != nil:
+		// Too late for a status: cut the connection, so the client sees
+		// a broken list rather than a short one.
+		h.log.Error("request failed", "path", r.URL.Path, "err", err)
+		panic(http.ErrAbortHandler)
+	case out == nil:
+		writeJSON(w, http.StatusOK, caproto.ListResponse{Certificates: []caproto.Certificate{}})
+	default:
+		out.WriteString("]}\n")
+		_ = out.Flush()
+	}
 }
 
 func (h *Handler) crl(w http.ResponseWriter, r *http.Request) {
