@@ -137,11 +137,11 @@ func (f *Fetcher) Check(r Request) (*Plan, error) {
 	return f.check(r, true)
 }
 
-// check is Check; without loadRoots, a regular AWS_CA_BUNDLE file is
-// only stat'ed for Plan.Trust (bundleID), not read: a cache hit needs
-// only its identity, and a system bundle is a few hundred kilobytes that
-// would otherwise be read and hashed on every hit (readBundle reads it
-// on a miss).
+// check is Check; without loadRoots, a regular AWS_CA_BUNDLE file that
+// has not changed for bundleSettle is only stat'ed for Plan.Trust
+// (fileIdentity.trust), not read: a cache hit needs only its identity,
+// and a system bundle is a few hundred kilobytes that would otherwise be
+// read and hashed on every hit (readBundle reads it on a miss).
 func (f *Fetcher) check(r Request, loadRoots bool) (*Plan, error) {
 	n := f.name
 	var missing []string
@@ -201,13 +201,14 @@ func (f *Fetcher) check(r Request, loadRoots bool) (*Plan, error) {
 			if err != nil {
 				return nil, f.fail("AWS_CA_BUNDLE", "AWS_CA_BUNDLE: %w", err)
 			}
-			if id, ok := fileID(info); ok && info.Mode().IsRegular() {
+			if id, ok := fileID(info); ok && info.Mode().IsRegular() && id.settled(clock.Or(f.Clock).Now()) {
 				p.Trust, p.rootsPath, identified = id.trust(path), path, true
 			}
 		}
 		if !identified {
 			// Needed now, or not a file whose identity says what it
-			// holds (a pipe; a system without change times): read it.
+			// holds (a pipe, a system without change times, a file
+			// changed moments ago): read it.
 			if p.Transport.RootCAs, err = os.ReadFile(path); err != nil {
 				return nil, f.fail("AWS_CA_BUNDLE", "AWS_CA_BUNDLE: %w", err)
 			}
@@ -244,14 +245,16 @@ type fileIdentity struct {
 // renamed over the path is another inode. What the identity cannot
 // tell apart is a write in the same tick of the file system's clock as
 // the ctime it replaced (a tick is a few milliseconds, up to 2 seconds
-// on FAT), so readBundle caches under it only a bundle whose ctime is
-// bundleSettle older than the clock: any later write then has a later
-// ctime. The trade-off: credentials fetched within bundleSettle of a
-// change to the bundle are not cached (the next call fetches again),
-// and a file system whose clock runs more than bundleSettle behind
-// this machine's (a network file system's server) could let a rewrite
-// within its tick go unnoticed until the credentials expire; the
-// bundle is then still one the user wrote, only not the newest.
+// on FAT), so the identity is used only for a bundle that has settled
+// (its ctime is more than bundleSettle before the clock): any later
+// write then has a later ctime. A bundle that has not settled is keyed
+// by the hash of its content, as all bundles were before, and read on
+// every call until it settles. The trade-off: the first call after a
+// bundle settles is a miss (one more CreateSession), and a file system
+// whose clock runs more than bundleSettle behind this machine's (a
+// network file system's server) could let a rewrite within its tick go
+// unnoticed until the credentials expire; the bundle is then still one
+// the user wrote, only not the newest.
 func (id fileIdentity) trust(path string) string {
 	b := make([]byte, 0, 64+len(path))
 	b = append(b, path...)
@@ -264,43 +267,47 @@ func (id fileIdentity) trust(path string) string {
 }
 
 // bundleSettle is how long ago a CA bundle must have last changed for
-// credentials fetched with it to be cached under its identity (see
-// fileIdentity.trust): more than the coarsest file system clock tick
-// (FAT's 2 seconds).
+// its identity to stand for its content (see fileIdentity.trust): more
+// than the coarsest file system clock tick (FAT's 2 seconds).
 const bundleSettle = 5 * time.Second
 
+// settled reports whether the file last changed more than bundleSettle
+// before now (a change time after now is not settled).
+func (id fileIdentity) settled(now time.Time) bool {
+	return id.ctime.Before(now.Add(-bundleSettle))
+}
+
 // readBundle reads the CA bundle at path for a miss and returns the
-// cache key's trust for it: its identity, as the hit checks it, taken
-// from the open file before and after the read. cacheable is false when
-// the two differ (the file changed while it was read) or when it
-// changed less than bundleSettle before now: the credentials are then
-// not cached.
-func readBundle(path string, now time.Time) (pem []byte, trust string, cacheable bool, err error) {
+// cache key's trust for what it read: the file's identity, as a hit
+// checks it, when the open file's identity is the same before and after
+// the read and it has settled; otherwise (it changed while it was read,
+// or moments ago) the hash of the content read.
+func readBundle(path string, now time.Time) (pem []byte, trust string, err error) {
 	file, err := os.Open(path)
 	if err != nil {
-		return nil, "", false, err
+		return nil, "", err
 	}
 	defer file.Close()
 	before, err := file.Stat()
 	if err != nil {
-		return nil, "", false, err
+		return nil, "", err
 	}
 	if pem, err = io.ReadAll(file); err != nil {
-		return nil, "", false, err
+		return nil, "", err
 	}
 	if testHookBundleRead != nil {
 		testHookBundleRead()
 	}
 	after, err := file.Stat()
 	if err != nil {
-		return nil, "", false, err
+		return nil, "", err
 	}
 	id, ok1 := fileID(before)
 	idAfter, ok2 := fileID(after)
-	if !ok1 || !ok2 || !before.Mode().IsRegular() {
-		return pem, bundleTrust(pem), true, nil
+	if ok1 && ok2 && before.Mode().IsRegular() && id == idAfter && id.settled(now) {
+		return pem, id.trust(path), nil
 	}
-	return pem, id.trust(path), id == idAfter && id.ctime.Before(now.Add(-bundleSettle)), nil
+	return pem, bundleTrust(pem), nil
 }
 
 // testHookBundleRead, set by tests, runs between readBundle's read and
@@ -351,7 +358,8 @@ type Result struct {
 // password with an unchanged key file is therefore noticed on the next
 // miss. AWS_CA_BUNDLE's identity (path, device, inode, size, modification
 // and change times) is in the cache key, and the file is read only on a
-// miss (see fileIdentity.trust for why the identity is enough).
+// miss (see fileIdentity.trust for why the identity is enough, and when
+// its content is hashed instead).
 func (f *Fetcher) Fetch(ctx context.Context, r Request) (*Result, error) {
 	// Without the cache there is no hit to spare a read of AWS_CA_BUNDLE.
 	p, err := f.check(r, r.NoCache || r.InsecureSkipVerify)
@@ -386,17 +394,11 @@ func (f *Fetcher) Fetch(ctx context.Context, r Request) (*Result, error) {
 	if p.rootsPath != "" {
 		// A miss: now the bundle itself is needed. Should it have
 		// changed since the hit check, the credentials are cached under
-		// the bundle they are fetched with; should it change while it is
-		// read, or have changed moments ago, they are not cached.
-		var cacheable bool
-		if p.Transport.RootCAs, p.Trust, cacheable, err = readBundle(p.rootsPath, clk.Now()); err != nil {
+		// the bundle they are fetched with.
+		if p.Transport.RootCAs, p.Trust, err = readBundle(p.rootsPath, clk.Now()); err != nil {
 			return nil, f.fail("AWS_CA_BUNDLE", "AWS_CA_BUNDLE: %w", err)
 		}
 		key.Trust = p.Trust
-		if !cacheable && cache != nil {
-			logger.Debug("not caching: AWS_CA_BUNDLE changed while it was read, or moments ago", "settle", bundleSettle)
-			cache = nil
-		}
 	}
 	client, err := rolesanywhere.New(rolesanywhere.Config{
 		Endpoint:    p.Endpoint,

@@ -183,14 +183,15 @@ func TestCacheHitChecksTheKey(t *testing.T) {
 }
 
 // TestCABundleIsPartOfTheCacheKey: credentials fetched trusting one
-// AWS_CA_BUNDLE are reused only while the bundle file is the same; a hit
-// knows it by one stat (its identity), so each way of changing the file
-// is a miss: new content of another size, new content of the same size
-// with the modification time put back (the change time differs), another
-// file renamed over it. A bundle changed less than BundleSettle ago, or
-// while a miss reads it, is used but its credentials are not cached. A
-// bundle that changes between the hit check and the miss's read is
-// cached under the bundle the miss read.
+// AWS_CA_BUNDLE are reused only while the bundle file is the same. A hit
+// knows a settled bundle (unchanged for BundleSettle) by one stat, its
+// identity, so each way of changing the file is a miss: new content of
+// another size, new content of the same size with the modification time
+// put back (the change time differs), another file renamed over it. A
+// bundle changed moments ago, or while a miss read it, is keyed by the
+// hash of the content read instead. A bundle that changes between the
+// hit check and the miss's read is cached under the bundle the miss
+// read.
 func TestCABundleIsPartOfTheCacheKey(t *testing.T) {
 	root := pkitest.NewRoot(t, "awscreds-root")
 	inter := root.Intermediate(t, "awscreds-int")
@@ -223,10 +224,12 @@ func TestCABundleIsPartOfTheCacheKey(t *testing.T) {
 	bundleB := append(bundleOf('b'), pki.EncodeCertificates(root.Cert)...) // another size
 	bundle := pkitest.WriteFile(t, dir, "bundle.pem", bundleOf('a'))
 	var onPassword func()
+	asked := 0
 	r := awscreds.Request{Files: identity.Files{Certificate: crt, PrivateKey: keyFile}, TrustAnchorARN: out.TrustAnchors[emulatortest.TrustAnchor],
 		ProfileARN: out.Profiles[emulatortest.Profile], RoleARN: out.Roles[emulatortest.Role], DurationSeconds: 3600, Endpoint: srv.URL,
 		CacheDir: filepath.Join(dir, "cache"),
 		Password: func(string) ([]byte, error) {
+			asked++
 			if onPassword != nil {
 				onPassword()
 			}
@@ -241,9 +244,13 @@ func TestCABundleIsPartOfTheCacheKey(t *testing.T) {
 	ctx := context.Background()
 	fetch := func(what string, wantCached bool) {
 		t.Helper()
+		asked = 0
 		res, err := f.Fetch(ctx, r)
 		if err != nil || res.Cached != wantCached {
 			t.Fatalf("%s: %+v %v, want cached %v", what, res, err, wantCached)
+		}
+		if wantCached && asked != 0 {
+			t.Fatalf("%s: a hit asked for the key's password (the bundle's cache key was not found before the miss)", what)
 		}
 	}
 	// settle moves the clock past the bundle's last change by more
@@ -266,10 +273,10 @@ func TestCABundleIsPartOfTheCacheKey(t *testing.T) {
 	}
 
 	fetch("just written", false)
-	fetch("just written, not cached", false)
+	fetch("just written, keyed by its content", true)
 	settle()
-	fetch("first", false)
-	fetch("same bundle", true)
+	fetch("settled, keyed by its identity", false)
+	fetch("settled, again", true)
 
 	pkitest.WriteFile(t, dir, "bundle.pem", bundleB)
 	settle()
@@ -296,22 +303,24 @@ func TestCABundleIsPartOfTheCacheKey(t *testing.T) {
 	fetch("another file renamed over it, same size and modification time", false)
 	fetch("renamed, again", true)
 
-	awscreds.SetBundleReadHook(t.Cleanup, func() { rewriteKeepingTimes(t, bundle, bundleOf('e'), mtime) })
+	// Rewritten (with the same content) while the miss reads it, and
+	// not settled after: the miss keys what it read by its content, so
+	// the next call, which hashes the unsettled file, finds it.
 	pkitest.WriteFile(t, dir, "bundle.pem", bundleB)
 	settle()
-	entries := cacheEntries(t, r.CacheDir)
+	awscreds.SetBundleReadHook(t.Cleanup, func() {
+		rewriteKeepingTimes(t, bundle, bundleB, mtime)
+		settle()
+		clock.Set(clock.Now().Add(-awscreds.BundleSettle - time.Second)) // the file's change time
+	})
 	fetch("changed while the miss read it", false)
-	if got := cacheEntries(t, r.CacheDir); got != entries {
-		t.Fatalf("a bundle changed while it was read: %d cache entries, want the %d there were", got, entries)
-	}
 	awscreds.SetBundleReadHook(t.Cleanup, nil)
-	settle()
-	fetch("the bundle written during the read", false)
-	fetch("the bundle written during the read, again", true)
+	fetch("the content the miss read", true)
 
-	// The bundle changes (back to B) after the hit check stat'ed it and
-	// before the miss reads it: a new key file forces the miss, and its
-	// password prompt sits between the two.
+	// The bundle changes after the hit check stat'ed it and before the
+	// miss reads it: a new key file forces the miss, and its password
+	// prompt sits between the two. The miss keys what it read: by its
+	// content while it has not settled, by its identity after.
 	key2 := pkitest.Key(t, pkitest.P384)
 	encrypted2, err := pki.EncryptPrivateKey(key2, []byte(password))
 	if err != nil {
@@ -319,19 +328,30 @@ func TestCABundleIsPartOfTheCacheKey(t *testing.T) {
 	}
 	pkitest.WriteFile(t, dir, "runner.crt", pki.EncodeCertificates(inter.Leaf(t, pkitest.LeafOptions{Key: key2}), inter.Cert))
 	pkitest.WriteFile(t, dir, "runner.key", encrypted2)
+	settle()
 	onPassword = func() {
-		pkitest.WriteFile(t, dir, "bundle.pem", bundleB)
+		pkitest.WriteFile(t, dir, "bundle.pem", bundleOf('f'))
 		settle()
+		clock.Set(clock.Now().Add(-awscreds.BundleSettle - time.Second)) // the file's change time
 	}
 	fetch("bundle changed during the miss", false)
 	onPassword = nil
-	fetch("the bundle the miss used", true)
+	fetch("the bundle the miss used, not settled", true)
+	settle()
+	fetch("the bundle the miss used, settled", false)
+	fetch("the bundle the miss used, settled, again", true)
+	pkitest.WriteFile(t, dir, "bundle.pem", bundleOf('g'))
+	settle()
+	onPassword = func() { rewriteKeepingTimes(t, bundle, bundleOf('h'), mtime); settle() }
+	fetch("bundle changed during the miss, and settled", false)
+	onPassword = nil
+	fetch("the bundle the miss used, by identity", true)
 }
 
 // rewriteKeepingTimes writes data over path in place and puts its
 // modification time back to mtime, until its change time differs from
 // the one before (on a file system whose clock ticks coarsely, writes in
-// one tick keep the change time: readBundle's settle rule is for them).
+// one tick keep the change time: the settle rule is for them).
 func rewriteKeepingTimes(t *testing.T, path string, data []byte, mtime time.Time) {
 	t.Helper()
 	ctime := func() time.Time {
@@ -357,13 +377,4 @@ func rewriteKeepingTimes(t *testing.T, path string, data []byte, mtime time.Time
 			t.Fatalf("the change time of %s did not change in %d writes", path, i)
 		}
 	}
-}
-
-func cacheEntries(t *testing.T, dir string) int {
-	t.Helper()
-	names, err := filepath.Glob(filepath.Join(dir, "*.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(names)
 }
