@@ -454,7 +454,8 @@ type encodableCache struct {
 
 const encodableMax = 1024
 
-var encodable = &encodableCache{m: map[string]error{}}
+// encodable is made on first use, not in every keyless command's init.
+var encodable encodableCache
 
 func (c *encodableCache) get(key string) (error, bool) {
 	c.mu.Lock()
@@ -466,6 +467,9 @@ func (c *encodableCache) get(key string) (error, bool) {
 func (c *encodableCache) put(key string, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]error{}
+	}
 	if len(c.m) >= encodableMax {
 		clear(c.m)
 	}
