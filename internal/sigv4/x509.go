@@ -1,6 +1,7 @@
 package sigv4
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rsa"
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/keyless-dev/keyless/internal/mldsa"
@@ -47,6 +49,50 @@ type X509Signer struct {
 	Key           crypto.Signer
 	Certificate   *x509.Certificate
 	Intermediates []*x509.Certificate
+
+	// encoded remembers the last X-Amz-X509 and X-Amz-X509-Chain
+	// values, for a signer that signs many requests.
+	encoded atomic.Pointer[encodedCertificates]
+}
+
+// encodedCertificates are the header values of the certificates whose
+// DER they keep (the leaf's first).
+type encodedCertificates struct {
+	der         [][]byte
+	leaf, chain string
+}
+
+// same reports whether e encodes exactly s's certificates.
+func (e *encodedCertificates) same(s *X509Signer) bool {
+	if len(e.der) != 1+len(s.Intermediates) || !bytes.Equal(e.der[0], s.Certificate.Raw) {
+		return false
+	}
+	for i, c := range s.Intermediates {
+		if !bytes.Equal(e.der[i+1], c.Raw) {
+			return false
+		}
+	}
+	return true
+}
+
+// headers returns the X-Amz-X509 and X-Amz-X509-Chain values of the
+// signer's certificates, encoded once and reused while the certificates
+// are the same (the fields may be changed between requests).
+func (s *X509Signer) headers() (leaf, chain string) {
+	if e := s.encoded.Load(); e != nil && e.same(s) {
+		return e.leaf, e.chain
+	}
+	e := &encodedCertificates{der: [][]byte{bytes.Clone(s.Certificate.Raw)}, leaf: base64.StdEncoding.EncodeToString(s.Certificate.Raw)}
+	if len(s.Intermediates) > 0 {
+		parts := make([]string, len(s.Intermediates))
+		for i, c := range s.Intermediates {
+			e.der = append(e.der, bytes.Clone(c.Raw))
+			parts[i] = base64.StdEncoding.EncodeToString(c.Raw)
+		}
+		e.chain = strings.Join(parts, ",")
+	}
+	s.encoded.Store(e)
+	return e.leaf, e.chain
 }
 
 // Sign sets X-Amz-Date, X-Amz-X509, X-Amz-X509-Chain (or removes it when
@@ -68,23 +114,20 @@ func (s *X509Signer) Sign(req *http.Request, body []byte, region string, now tim
 	}
 	date := now.UTC().Format(TimeFormat)
 	req.Header.Set(HeaderDate, date)
-	req.Header.Set(HeaderX509, base64.StdEncoding.EncodeToString(s.Certificate.Raw))
+	leaf, chain := s.headers()
+	req.Header.Set(HeaderX509, leaf)
 	if len(s.Intermediates) > 0 {
-		chain := make([]string, len(s.Intermediates))
-		for i, c := range s.Intermediates {
-			chain[i] = base64.StdEncoding.EncodeToString(c.Raw)
-		}
-		req.Header.Set(HeaderChain, strings.Join(chain, ","))
+		req.Header.Set(HeaderChain, chain)
 	} else {
 		req.Header.Del(HeaderChain)
 	}
 	a := &Authorization{Algorithm: alg, Credential: s.Certificate.SerialNumber.String(), Day: date[:8], Region: region,
 		Service: RolesAnywhereService, SignedHeaders: headerNames(req.Header)}
-	canonical, err := HelperRules.CanonicalRequest(req.Method, X509CanonicalURI, req.URL.RawQuery, req.Header, requestHost(req), a.SignedHeaders, PayloadHash(body))
+	digest, err := HelperRules.canonicalRequestDigest(req.Method, X509CanonicalURI, req.URL.RawQuery, req.Header, requestHost(req), a.SignedHeaders, PayloadHash(body))
 	if err != nil {
 		return err
 	}
-	if a.Signature, err = signStringToSign(s.Key, alg, StringToSign(alg, date, Scope(a.Day, region, a.Service), canonical)); err != nil {
+	if a.Signature, err = signStringToSign(s.Key, alg, stringToSign(alg, date, Scope(a.Day, region, a.Service), digest)); err != nil {
 		return fmt.Errorf("signing request: %w", err)
 	}
 	req.Header.Set("Authorization", a.String())
@@ -100,6 +143,9 @@ type X509VerifyOptions struct {
 	MaxSkew time.Duration
 	// Region, when set, must be the scope's region.
 	Region string
+	// Certificates, when set, remembers parsed certificates across
+	// requests (see CertificateCache).
+	Certificates *CertificateCache
 }
 
 // X509Verified is what a verified X509 request proves.
@@ -138,18 +184,22 @@ func VerifyX509(req *http.Request, body []byte, opts X509VerifyOptions) (*X509Ve
 	if err := check.signedHeaders(req, a); err != nil {
 		return nil, err
 	}
-	cert, err := parseCertHeader(req.Header.Get(HeaderX509))
+	parsed, err := opts.Certificates.parse(req.Header.Get(HeaderX509))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrMalformed, HeaderX509, err)
 	}
+	cert := parsed.cert
 	var chain []*x509.Certificate
 	if v := req.Header.Get(HeaderChain); v != "" {
-		for i, part := range strings.Split(v, ",") {
-			c, err := parseCertHeader(part)
+		chain = make([]*x509.Certificate, 0, strings.Count(v, ",")+1)
+		i := 0
+		for part := range strings.SplitSeq(v, ",") {
+			i++
+			c, err := opts.Certificates.parse(part)
 			if err != nil {
-				return nil, fmt.Errorf("%w: %s certificate %d: %v", ErrMalformed, HeaderChain, i+1, err)
+				return nil, fmt.Errorf("%w: %s certificate %d: %v", ErrMalformed, HeaderChain, i, err)
 			}
-			chain = append(chain, c)
+			chain = append(chain, c.cert)
 		}
 	}
 	if a.Credential != cert.SerialNumber.String() {
@@ -159,7 +209,7 @@ func VerifyX509(req *http.Request, body []byte, opts X509VerifyOptions) (*X509Ve
 	if err != nil {
 		return nil, err
 	}
-	pub, err := mldsa.PublicKeyOf(cert)
+	pub, err := parsed.pub, parsed.pubErr
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrMalformed, HeaderX509, err)
 	}
@@ -170,11 +220,11 @@ func VerifyX509(req *http.Request, body []byte, opts X509VerifyOptions) (*X509Ve
 	if alg != a.Algorithm {
 		return nil, fmt.Errorf("%w: algorithm %s does not fit the certificate's key (%s)", ErrSignature, a.Algorithm, alg)
 	}
-	canonical, err := HelperRules.CanonicalRequest(req.Method, X509CanonicalURI, req.URL.RawQuery, req.Header, requestHost(req), a.SignedHeaders, PayloadHash(body))
+	digest, err := HelperRules.canonicalRequestDigest(req.Method, X509CanonicalURI, req.URL.RawQuery, req.Header, requestHost(req), a.SignedHeaders, PayloadHash(body))
 	if err != nil {
 		return nil, err
 	}
-	if !verifyStringToSign(pub, StringToSign(a.Algorithm, dateStr, Scope(a.Day, a.Region, a.Service), canonical), a.Signature) {
+	if !verifyStringToSign(pub, stringToSign(a.Algorithm, dateStr, Scope(a.Day, a.Region, a.Service), digest), a.Signature) {
 		return nil, fmt.Errorf("%w with the public key of certificate serial %s", ErrSignature, cert.SerialNumber)
 	}
 	return &X509Verified{Authorization: a, Certificate: cert, Intermediates: chain, Date: date}, nil
