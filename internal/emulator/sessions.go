@@ -259,7 +259,7 @@ func (e *Emulator) handleSession(r *http.Request, body []byte, now time.Time) (*
 			rule: fmt.Sprintf("no profile %s in account %s, region %s", req.ProfileARN, e.st.account, e.st.region)}
 	}
 
-	v, err := sigv4.VerifyX509(r, body, sigv4.X509VerifyOptions{Now: now, MaxSkew: e.maxSkew, Region: e.st.region})
+	v, err := sigv4.VerifyX509(r, body, sigv4.X509VerifyOptions{Now: now, MaxSkew: e.maxSkew, Region: e.st.region, Certificates: e.certs})
 	if err != nil {
 		return nil, "", signatureError(err)
 	}

@@ -26,6 +26,22 @@ type resources struct {
 	// tags are the Roles Anywhere tags of trust anchors, profiles and
 	// CRLs, by ARN. (IAM role tags live on the Role.)
 	tags map[string][]Tag
+
+	// crlsByAnchor indexes crls by trust anchor ARN, so a session does
+	// not scan every CRL. It is built when the version is published
+	// (indexed) and is nil before: a version being changed has none.
+	crlsByAnchor map[string][]*CRL
+}
+
+// indexed builds r's indexes and returns r, which must not change
+// afterwards: state calls it on every version it publishes.
+func (r *resources) indexed() *resources {
+	r.crlsByAnchor = make(map[string][]*CRL, len(r.anchors))
+	for _, id := range sortedKeys(r.crls) {
+		c := r.crls[id]
+		r.crlsByAnchor[c.TrustAnchorARN] = append(r.crlsByAnchor[c.TrustAnchorARN], c)
+	}
+	return r
 }
 
 // Tag is a key and value on a resource.
@@ -102,6 +118,9 @@ func (r *resources) roleByName(name string) *Role {
 
 // crlsFor returns the CRLs imported for a trust anchor, enabled or not.
 func (r *resources) crlsFor(anchorARN string) []*CRL {
+	if r.crlsByAnchor != nil {
+		return r.crlsByAnchor[anchorARN]
+	}
 	var out []*CRL
 	for _, c := range r.crls {
 		if c.TrustAnchorARN == anchorARN {
@@ -160,7 +179,7 @@ func (st *state) update(fn func(r *resources) error) error {
 				rule: fmt.Sprintf("recording the change in the state file: %v", err)}
 		}
 	}
-	st.cur.Store(next)
+	st.cur.Store(next.indexed())
 	st.version++
 	return nil
 }
