@@ -1,7 +1,6 @@
 package sigv4
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rsa"
@@ -11,7 +10,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/keyless-dev/keyless/internal/mldsa"
@@ -49,50 +47,6 @@ type X509Signer struct {
 	Key           crypto.Signer
 	Certificate   *x509.Certificate
 	Intermediates []*x509.Certificate
-
-	// encoded remembers the last X-Amz-X509 and X-Amz-X509-Chain
-	// values, for a signer that signs many requests.
-	encoded atomic.Pointer[encodedCertificates]
-}
-
-// encodedCertificates are the header values of the certificates whose
-// DER they keep (the leaf's first).
-type encodedCertificates struct {
-	der         [][]byte
-	leaf, chain string
-}
-
-// same reports whether e encodes exactly s's certificates.
-func (e *encodedCertificates) same(s *X509Signer) bool {
-	if len(e.der) != 1+len(s.Intermediates) || !bytes.Equal(e.der[0], s.Certificate.Raw) {
-		return false
-	}
-	for i, c := range s.Intermediates {
-		if !bytes.Equal(e.der[i+1], c.Raw) {
-			return false
-		}
-	}
-	return true
-}
-
-// headers returns the X-Amz-X509 and X-Amz-X509-Chain values of the
-// signer's certificates, encoded once and reused while the certificates
-// are the same (the fields may be changed between requests).
-func (s *X509Signer) headers() (leaf, chain string) {
-	if e := s.encoded.Load(); e != nil && e.same(s) {
-		return e.leaf, e.chain
-	}
-	e := &encodedCertificates{der: [][]byte{bytes.Clone(s.Certificate.Raw)}, leaf: base64.StdEncoding.EncodeToString(s.Certificate.Raw)}
-	if len(s.Intermediates) > 0 {
-		parts := make([]string, len(s.Intermediates))
-		for i, c := range s.Intermediates {
-			e.der = append(e.der, bytes.Clone(c.Raw))
-			parts[i] = base64.StdEncoding.EncodeToString(c.Raw)
-		}
-		e.chain = strings.Join(parts, ",")
-	}
-	s.encoded.Store(e)
-	return e.leaf, e.chain
 }
 
 // Sign sets X-Amz-Date, X-Amz-X509, X-Amz-X509-Chain (or removes it when
@@ -114,10 +68,13 @@ func (s *X509Signer) Sign(req *http.Request, body []byte, region string, now tim
 	}
 	date := now.UTC().Format(TimeFormat)
 	req.Header.Set(HeaderDate, date)
-	leaf, chain := s.headers()
-	req.Header.Set(HeaderX509, leaf)
+	req.Header.Set(HeaderX509, base64.StdEncoding.EncodeToString(s.Certificate.Raw))
 	if len(s.Intermediates) > 0 {
-		req.Header.Set(HeaderChain, chain)
+		chain := make([]string, len(s.Intermediates))
+		for i, c := range s.Intermediates {
+			chain[i] = base64.StdEncoding.EncodeToString(c.Raw)
+		}
+		req.Header.Set(HeaderChain, strings.Join(chain, ","))
 	} else {
 		req.Header.Del(HeaderChain)
 	}
