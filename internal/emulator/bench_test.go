@@ -6,9 +6,10 @@ import (
 	"crypto/x509"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"runtime"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -93,11 +94,35 @@ func runSessions(b *testing.B, target string, signers []*sigv4.X509Signer) {
 	b.ReportMetric(float64((processCPU(b)-cpu0).Microseconds())/float64(b.N), "cpu-us/session")
 }
 
-// processCPU is the user and system CPU time the process has used.
-func processCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+// BenchmarkCreateSessionHandler measures the emulator's side of
+// CreateSession alone: one signed request (same certificate) replayed
+// into the handler, no network and no client signing, on one goroutine.
+// cpu-us/session is the CPU time of the thread that ran the handler,
+// which other processes on the machine disturb little.
+func BenchmarkCreateSessionHandler(b *testing.B) {
+	e := newEnv(b, setup{log: io.Discard})
+	key := pkitest.Key(b, pkitest.P256)
+	leaf := e.inter.Leaf(b, pkitest.LeafOptions{Key: key})
+	q := url.Values{"profileArn": {e.out.Profiles["homelab-profile"]}, "roleArn": {e.out.Roles["ci-deployer"]}, "trustAnchorArn": {e.out.TrustAnchors["gitlab-runner-ca"]}}
+	body := []byte(`{"durationSeconds":3600}`)
+	signed, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/sessions?"+q.Encode(), nil)
+	signed.Header.Set("Content-Type", "application/json")
+	signer := &sigv4.X509Signer{Key: key, Certificate: leaf, Intermediates: []*x509.Certificate{e.inter.Cert}}
+	if err := signer.Sign(signed, body, "us-east-1", e.now()); err != nil {
 		b.Fatal(err)
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	b.ReportAllocs()
+	cpu0 := threadCPU(b)
+	for b.Loop() {
+		req := httptest.NewRequest(http.MethodPost, signed.URL.String(), bytes.NewReader(body))
+		req.Header = signed.Header
+		w := httptest.NewRecorder()
+		e.emu.ServeHTTP(w, req)
+		if w.Code != http.StatusCreated {
+			b.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+	}
+	b.ReportMetric(float64((threadCPU(b)-cpu0).Microseconds())/float64(b.N), "cpu-us/session")
 }
