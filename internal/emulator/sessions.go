@@ -422,7 +422,7 @@ func (e *Emulator) verifyChainWithin(b *sigBudget, res *resources, ta *TrustAnch
 	// only for anchors with a certificate named as an issuer in the
 	// request, for at most maxHintAnchors of them (crypto/x509 spends up
 	// to 100 signature checks on each), and not once the budget is spent.
-	for _, id := range sortedKeys(res.anchors) {
+	for _, id := range res.anchorsIssuing(append([]*x509.Certificate{leaf}, intermediates...)) {
 		if b.hintAnchors >= maxHintAnchors {
 			break
 		}

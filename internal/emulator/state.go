@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"crypto/sha256"
+	"crypto/x509"
 	"fmt"
 	"maps"
 	"slices"
@@ -31,6 +32,11 @@ type resources struct {
 	// not scan every CRL. It is built when the version is published
 	// (indexed) and is nil before: a version being changed has none.
 	crlsByAnchor map[string][]*CRL
+	// anchorsBySubject indexes anchors (their keys in anchors, in
+	// order) by the subject of each certificate in their bundles, so a
+	// refused session finds the anchors that could issue its chain
+	// without scanning them all. Built with crlsByAnchor.
+	anchorsBySubject map[string][]string
 }
 
 // indexed builds r's indexes and returns r, which must not change
@@ -41,7 +47,31 @@ func (r *resources) indexed() *resources {
 		c := r.crls[id]
 		r.crlsByAnchor[c.TrustAnchorARN] = append(r.crlsByAnchor[c.TrustAnchorARN], c)
 	}
+	r.anchorsBySubject = make(map[string][]string, len(r.anchors))
+	for _, id := range sortedKeys(r.anchors) {
+		for _, c := range r.anchors[id].Certificates {
+			ids := r.anchorsBySubject[string(c.RawSubject)]
+			if len(ids) == 0 || ids[len(ids)-1] != id {
+				r.anchorsBySubject[string(c.RawSubject)] = append(ids, id)
+			}
+		}
+	}
 	return r
+}
+
+// anchorsIssuing returns the keys, in order, of the anchors with a
+// certificate named as the issuer of one of certs: only they can end a
+// chain of certs.
+func (r *resources) anchorsIssuing(certs []*x509.Certificate) []string {
+	if r.anchorsBySubject == nil {
+		return sortedKeys(r.anchors)
+	}
+	var ids []string
+	for _, c := range certs {
+		ids = append(ids, r.anchorsBySubject[string(c.RawIssuer)]...)
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
 }
 
 // Tag is a key and value on a resource.
