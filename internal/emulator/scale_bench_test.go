@@ -106,7 +106,16 @@ func BenchmarkScaleEmulator(b *testing.B) {
 			key := pkitest.Key(b, pkitest.P256)
 			leaf := s.inter.Leaf(b, pkitest.LeafOptions{Key: key})
 			q := url.Values{"profileArn": {s.prof}, "roleArn": {s.role}, "trustAnchorArn": {s.anchor}}
-			runSessions(b, s.srv.URL+"/sessions?"+q.Encode(), []*sigv4.X509Signer{{Key: key, Certificate: leaf, Intermediates: []*x509.Certificate{s.inter.Cert}}})
+			runSessions(b, s.srv.URL+"/sessions?"+q.Encode(), []*sigv4.X509Signer{{Key: key, Certificate: leaf, Intermediates: []*x509.Certificate{s.inter.Cert}}}, http.StatusCreated)
+		})
+		// A certificate from a CA no anchor knows is refused; the
+		// refusal looks for another anchor that could have issued it.
+		b.Run(fmt.Sprintf("refused/anchors=%d/roles=%d/profiles=%d", n, n, n), func(b *testing.B) {
+			key := pkitest.Key(b, pkitest.P256)
+			stranger := pkitest.NewRoot(b, "scale-stranger").Intermediate(b, "scale-stranger-int")
+			leaf := stranger.Leaf(b, pkitest.LeafOptions{Key: key})
+			q := url.Values{"profileArn": {s.prof}, "roleArn": {s.role}, "trustAnchorArn": {s.anchor}}
+			runSessions(b, s.srv.URL+"/sessions?"+q.Encode(), []*sigv4.X509Signer{{Key: key, Certificate: leaf, Intermediates: []*x509.Certificate{stranger.Cert}}}, http.StatusForbidden)
 		})
 	}
 }
