@@ -77,18 +77,24 @@ var Actions = []string{"sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentit
 func Context(anchorARN, account string, tags map[string]string, sourceIdentity string, now time.Time) map[string][]string {
 	now = now.UTC()
 	ctx := make(map[string][]string, 8+len(tags))
-	ctx["aws:SourceArn"] = []string{anchorARN}
-	ctx["aws:SourceAccount"] = []string{account}
-	ctx["aws:CurrentTime"] = []string{now.Format("2006-01-02T15:04:05Z")}
-	ctx["aws:EpochTime"] = []string{strconv.FormatInt(now.Unix(), 10)}
-	ctx["aws:SecureTransport"] = []string{"true"}
-	ctx["aws:PrincipalIsAWSService"] = []string{"true"}
-	ctx["aws:PrincipalServiceName"] = []string{Principal.ID}
+	// One backing array holds every single-value list.
+	vals := make([]string, 0, 8+len(tags))
+	set := func(k, v string) {
+		vals = append(vals, v)
+		ctx[k] = vals[len(vals)-1 : len(vals) : len(vals)]
+	}
+	set("aws:SourceArn", anchorARN)
+	set("aws:SourceAccount", account)
+	set("aws:CurrentTime", now.Format("2006-01-02T15:04:05Z"))
+	set("aws:EpochTime", strconv.FormatInt(now.Unix(), 10))
+	set("aws:SecureTransport", "true")
+	set("aws:PrincipalIsAWSService", "true")
+	set("aws:PrincipalServiceName", Principal.ID)
 	if sourceIdentity != "" {
-		ctx["sts:SourceIdentity"] = []string{sourceIdentity}
+		set("sts:SourceIdentity", sourceIdentity)
 	}
 	for k, v := range tags {
-		ctx["aws:PrincipalTag/"+k] = []string{v}
+		set("aws:PrincipalTag/"+k, v)
 	}
 	return ctx
 }
