@@ -382,12 +382,17 @@ func signatureError(err error) *apiError {
 // intermediates, to a certificate of ta's bundle, and explains the
 // common ways it does not.
 func (e *Emulator) verifyChain(res *resources, ta *TrustAnchor, leaf *x509.Certificate, intermediates []*x509.Certificate, now time.Time) (*cachedChain, *apiError) {
-	if c, ok := e.chains.get(chainCacheKey(ta, leaf, intermediates), now); ok {
+	key := chainCacheKey(ta, leaf, intermediates)
+	if c, ok := e.chains.get(key, now); ok {
 		return c, nil
 	}
 	chain, fail := e.verifyChainWithin(newSigBudget(), res, ta, leaf, intermediates, now)
 	if fail != nil {
 		return nil, fail
+	}
+	// verifyChainWithin remembered the chain with its facts.
+	if c, ok := e.chains.get(key, now); ok && c.chain[0] == chain[0] {
+		return c, nil
 	}
 	return &cachedChain{chain: chain, facts: newLeafFacts(ta, leaf)}, nil
 }
