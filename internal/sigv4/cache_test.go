@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -126,5 +127,27 @@ func TestCanonicalHeaderSpellings(t *testing.T) {
 	got, err := sigv4.HelperRules.CanonicalRequest("GET", "/", "", h, "h", []string{"host", "x-lower"}, "e3")
 	if err != nil || !strings.Contains(got, "\nx-lower:v\n") {
 		t.Fatalf("got %q, %v", got, err)
+	}
+}
+
+// TestCanonicalRequestManyHeaders: a request with many headers (looked
+// up through a lower-cased index) canonicalises as one with few (each
+// name searched for).
+func TestCanonicalRequestManyHeaders(t *testing.T) {
+	few := http.Header{"X-Amz-Date": {"20261126T013303Z"}, "x-LOWER": {"v"}, "Content-Type": {"application/json"}}
+	many := http.Header{}
+	for k, v := range few {
+		many[k] = v
+	}
+	for i := 0; i < 40; i++ {
+		many.Set("X-Filler-"+strconv.Itoa(i), "f")
+	}
+	signed := []string{"content-type", "host", "x-amz-date", "x-lower"}
+	for _, rules := range []sigv4.Rules{sigv4.HelperRules, sigv4.SDKRules} {
+		a, err1 := rules.CanonicalRequest("POST", "/sessions", "", few, "h", signed, "e3")
+		b, err2 := rules.CanonicalRequest("POST", "/sessions", "", many, "h", signed, "e3")
+		if err1 != nil || err2 != nil || a != b || !strings.Contains(a, "\nx-lower:v\n") {
+			t.Fatalf("few headers:\n%s\nmany headers:\n%s\n(%v, %v)", a, b, err1, err2)
+		}
 	}
 }

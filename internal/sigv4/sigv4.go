@@ -278,12 +278,26 @@ func (r Rules) appendCanonicalRequest(b []byte, method, uri, rawQuery string, he
 		b = append(b, part...)
 		b = append(b, '\n')
 	}
+	// A request's few headers are searched for each signed name; many
+	// headers are lower-cased into a map once, so that a request with
+	// thousands of signed headers costs linear, not quadratic, time.
+	var lower map[string][]string
+	if len(header) > maxScannedHeaders {
+		lower = make(map[string][]string, len(header))
+		for k, v := range header {
+			l := strings.ToLower(k)
+			lower[l] = append(lower[l], v...)
+		}
+	}
 	for _, name := range signed {
 		b = append(b, name...)
 		b = append(b, ':')
-		if name == "host" {
+		switch {
+		case name == "host":
 			b = append(b, r.headerValue([]string{host})...)
-		} else {
+		case lower != nil:
+			b = append(b, r.headerValue(lower[name])...)
+		default:
 			b = append(b, r.headerValue(headerValues(header, name))...)
 		}
 		b = append(b, '\n')
@@ -299,6 +313,10 @@ func (r Rules) appendCanonicalRequest(b []byte, method, uri, rawQuery string, he
 	b = append(b, payloadHash...)
 	return b, nil
 }
+
+// maxScannedHeaders is the most headers appendCanonicalRequest searches
+// for each signed name rather than index.
+const maxScannedHeaders = 16
 
 // headerValues returns the values of every key of header whose
 // lower-case form is name (lower-case), in the order the map gives them:
