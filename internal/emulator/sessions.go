@@ -66,12 +66,17 @@ func decodeSessionBody(body []byte) (*sessionBody, *apiError) {
 		return &b, nil
 	}
 	var fields map[string]json.RawMessage
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&fields); err != nil {
-		return nil, serialization("%s", truncate(err.Error()))
-	}
-	if dec.More() {
-		return nil, serialization("data after the JSON object")
+	// A body that is one JSON value decodes the same either way; only
+	// for any other does the decoder say what is wrong, as before.
+	if json.Unmarshal(body, &fields) != nil {
+		fields = nil
+		dec := json.NewDecoder(bytes.NewReader(body))
+		if err := dec.Decode(&fields); err != nil {
+			return nil, serialization("%s", truncate(err.Error()))
+		}
+		if dec.More() {
+			return nil, serialization("data after the JSON object")
+		}
 	}
 	for _, f := range []struct {
 		name string
