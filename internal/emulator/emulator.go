@@ -84,7 +84,10 @@ type Emulator struct {
 	st        *state
 	operators map[string]*Operator // by access key id
 
-	creds  *credentialStore
+	creds *credentialStore
+	// certs remembers the certificates of CreateSession requests parsed
+	// (by their exact header text), as chains remembers verified chains.
+	certs  *sigv4.CertificateCache
 	chains chainCache
 	// crlChecks caches CRL signature checks by CRL and issuer; see
 	// crlSignedBy.
@@ -126,6 +129,7 @@ func New(cfg Config) (*Emulator, error) {
 		max = DefaultMaxCredentials
 	}
 	e.creds = newCredentialStore(max)
+	e.certs = sigv4.NewCertificateCache(maxCachedCertificates)
 	for _, op := range e.seed.Operators {
 		e.operators[op.AccessKeyID] = op
 	}
@@ -141,7 +145,7 @@ func New(cfg Config) (*Emulator, error) {
 		}
 		res = loaded
 	}
-	e.st.cur.Store(res)
+	e.st.cur.Store(res.indexed())
 	return e, nil
 }
 
@@ -232,6 +236,10 @@ func (e *Emulator) ActiveCredentials() int {
 func (e *Emulator) Known(accessKeyID string) bool {
 	return e.creds.get(accessKeyID) != nil
 }
+
+// maxCachedCertificates bounds the parsed-certificate cache: twice the
+// chains the chain cache holds, a leaf and an intermediate each.
+const maxCachedCertificates = 2 * maxCachedChains
 
 // maxBody caps request bodies: CreateSession and STS bodies are tiny.
 const maxBody = 64 << 10

@@ -68,3 +68,22 @@ func TestConcurrentControlPlaneAndSessions(t *testing.T) {
 		e.ra(operator, "GET", "/ListTagsForResource?resourceArn="+parn, nil)
 	}
 }
+
+// TestCachedCertificateStillNeedsItsKey: once a certificate's parse and
+// chain are cached, a request that sends it signed with another key is
+// still refused: the signature is checked with the leaf's key on every
+// request.
+func TestCachedCertificateStillNeedsItsKey(t *testing.T) {
+	e := newEnv(t, setup{})
+	key := pkitest.Key(t, pkitest.P256)
+	leaf := e.leaf(pkitest.LeafOptions{Key: key})
+	for i := 0; i < 2; i++ {
+		if a := e.createSession(call{key: key, leaf: leaf}); a.status != 201 {
+			t.Fatalf("session %d: %d %s", i+1, a.status, a.message)
+		}
+	}
+	thief := pkitest.Key(t, pkitest.P256+"#thief")
+	if a := e.createSession(call{key: thief, leaf: leaf}); a.status != 403 || !strings.Contains(a.message, "Invalid signature") {
+		t.Fatalf("cached certificate signed with another key: %d %s %s, want 403 Invalid signature", a.status, a.code, a.message)
+	}
+}

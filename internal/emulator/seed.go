@@ -305,6 +305,9 @@ type seedParser struct {
 	src      SeedSource
 	doc      *yamlfile.Doc
 	warnings []string
+	// roles finds the seed's roles by name and by ARN for profiles,
+	// which come after every role.
+	roles map[string]*Role
 }
 
 func allowedFields(typ string) string {
@@ -684,13 +687,14 @@ func (p *seedParser) profile(i int, rp rawProfile, ids map[string]bool, s *Seed)
 	if len(rp.Roles) == 0 {
 		return nil, p.fail(errors.New("a profile needs at least one role (a role name from roles, or its ARN)"), "profiles", i, "roles")
 	}
-	for j, ref := range rp.Roles {
-		var found *Role
+	if p.roles == nil {
+		p.roles = make(map[string]*Role, 2*len(s.Roles))
 		for _, r := range s.Roles {
-			if ref == r.Name || ref == r.ARN {
-				found = r
-			}
+			p.roles[r.Name], p.roles[r.ARN] = r, r
 		}
+	}
+	for j, ref := range rp.Roles {
+		found := p.roles[ref]
 		if found == nil {
 			var names []string
 			for _, r := range s.Roles {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -65,12 +66,17 @@ func decodeSessionBody(body []byte) (*sessionBody, *apiError) {
 		return &b, nil
 	}
 	var fields map[string]json.RawMessage
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&fields); err != nil {
-		return nil, serialization("%s", truncate(err.Error()))
-	}
-	if dec.More() {
-		return nil, serialization("data after the JSON object")
+	// A body that is one JSON value decodes the same either way; only
+	// for any other does the decoder say what is wrong, as before.
+	if json.Unmarshal(body, &fields) != nil {
+		fields = nil
+		dec := json.NewDecoder(bytes.NewReader(body))
+		if err := dec.Decode(&fields); err != nil {
+			return nil, serialization("%s", truncate(err.Error()))
+		}
+		if dec.More() {
+			return nil, serialization("data after the JSON object")
+		}
 	}
 	for _, f := range []struct {
 		name string
@@ -186,6 +192,7 @@ func unescape(s string) (string, error) {
 		return s, nil
 	}
 	var b strings.Builder
+	b.Grow(len(s))
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; c {
 		case '%':
@@ -226,8 +233,8 @@ func (e *Emulator) createSession(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, fail)
 		return
 	}
-	e.log.Info("CreateSession", "role", out.CredentialSet[0].RoleArn, "session", sessionName,
-		"expiration", out.CredentialSet[0].Credentials.Expiration, "sourceIdentity", out.CredentialSet[0].SourceIdentity)
+	e.log.LogAttrs(r.Context(), slog.LevelInfo, "CreateSession", slog.String("role", out.CredentialSet[0].RoleArn), slog.String("session", sessionName),
+		slog.String("expiration", out.CredentialSet[0].Credentials.Expiration), slog.String("sourceIdentity", out.CredentialSet[0].SourceIdentity))
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusCreated)
 	_ = json.NewEncoder(w).Encode(out)
@@ -259,7 +266,7 @@ func (e *Emulator) handleSession(r *http.Request, body []byte, now time.Time) (*
 			rule: fmt.Sprintf("no profile %s in account %s, region %s", req.ProfileARN, e.st.account, e.st.region)}
 	}
 
-	v, err := sigv4.VerifyX509(r, body, sigv4.X509VerifyOptions{Now: now, MaxSkew: e.maxSkew, Region: e.st.region})
+	v, err := sigv4.VerifyX509(r, body, sigv4.X509VerifyOptions{Now: now, MaxSkew: e.maxSkew, Region: e.st.region, Certificates: e.certs})
 	if err != nil {
 		return nil, "", signatureError(err)
 	}
@@ -273,11 +280,11 @@ func (e *Emulator) handleSession(r *http.Request, body []byte, now time.Time) (*
 	if err := trustpolicy.CheckSubject(leaf); err != nil {
 		return nil, "", accessDenied(untrusted, "leaf certificate serial %s: %v", leaf.SerialNumber, err)
 	}
-	chain, fail := e.verifyChain(res, ta, leaf, v.Intermediates, now)
+	verified, fail := e.verifyChain(res, ta, leaf, v.Intermediates, now)
 	if fail != nil {
 		return nil, "", fail
 	}
-	if fail := e.checkRevocation(res, ta, chain); fail != nil {
+	if fail := e.checkRevocation(res, ta, verified.chain); fail != nil {
 		return nil, "", fail
 	}
 	if !ta.Enabled {
@@ -303,7 +310,7 @@ func (e *Emulator) handleSession(r *http.Request, body []byte, now time.Time) (*
 		duration = min(duration, *req.DurationSeconds)
 	}
 
-	sessionName := leaf.SerialNumber.Text(16)
+	sessionName := verified.facts.serialHex
 	if req.RoleSessionName != "" {
 		if !profile.AcceptRoleSessionName {
 			return nil, "", accessDenied("Not authorized to set roleSessionName.", "profile %s has acceptRoleSessionName: false", profile.Name)
@@ -311,7 +318,7 @@ func (e *Emulator) handleSession(r *http.Request, body []byte, now time.Time) (*
 		sessionName = req.RoleSessionName
 	}
 
-	if r := trustpolicy.Evaluate(role.TrustPolicy, trustpolicy.Session{Leaf: leaf, AnchorARN: ta.ARN, Account: e.st.account, Now: now,
+	if r := trustpolicy.Evaluate(role.TrustPolicy, trustpolicy.Session{Leaf: leaf, Prepared: verified.facts.policy, AnchorARN: ta.ARN, Account: e.st.account, Now: now,
 		Mappings: policyMappings(profile.AttributeMappings)}); r != nil {
 		if r.Subject != nil {
 			return nil, "", accessDenied(untrusted, "leaf certificate serial %s: %v", leaf.SerialNumber, r.Subject)
@@ -332,7 +339,7 @@ func (e *Emulator) handleSession(r *http.Request, body []byte, now time.Time) (*
 		return nil, "", accessDenied("Unable to assume role for "+role.ARN+". The requested DurationSeconds exceeds the MaxSessionDuration set for this role.",
 			"the session would last %d seconds (%s), over role %s's maxSessionDuration %d; ask for less, lower the profile's durationSeconds, or raise the role's maximum", duration, from, role.Name, role.MaxSessionDuration)
 	}
-	sourceIdentity := trustpolicy.SourceIdentity(leaf)
+	sourceIdentity := verified.facts.policy.SourceIdentity()
 
 	packedPolicySize, fail := e.sessionPolicies(profile, role)
 	if fail != nil {
@@ -354,7 +361,7 @@ func (e *Emulator) handleSession(r *http.Request, body []byte, now time.Time) (*
 	cs.PackedPolicySize = packedPolicySize
 	return &rolesanywhere.SessionResponse{
 		CredentialSet: []rolesanywhere.CredentialSet{cs},
-		SubjectArn:    e.subjects.record(e, ta, leaf, cs, req.InstanceProperties, now),
+		SubjectArn:    e.subjects.record(e, verified.facts.subjectID, leaf, req.InstanceProperties, now),
 	}, sessionName, nil
 }
 
@@ -379,8 +386,33 @@ func signatureError(err error) *apiError {
 // verifyChain checks that leaf chains, through the request's
 // intermediates, to a certificate of ta's bundle, and explains the
 // common ways it does not.
-func (e *Emulator) verifyChain(res *resources, ta *TrustAnchor, leaf *x509.Certificate, intermediates []*x509.Certificate, now time.Time) ([]*x509.Certificate, *apiError) {
-	return e.verifyChainWithin(newSigBudget(), res, ta, leaf, intermediates, now)
+func (e *Emulator) verifyChain(res *resources, ta *TrustAnchor, leaf *x509.Certificate, intermediates []*x509.Certificate, now time.Time) (*cachedChain, *apiError) {
+	key := chainCacheKey(ta, leaf, intermediates)
+	if c, ok := e.chains.get(key, now); ok {
+		return c, nil
+	}
+	chain, fail := e.verifyChainWithin(newSigBudget(), res, ta, leaf, intermediates, now)
+	if fail != nil {
+		return nil, fail
+	}
+	// verifyChainWithin remembered the chain with its facts.
+	if c, ok := e.chains.get(key, now); ok && c.chain[0] == chain[0] {
+		return c, nil
+	}
+	return &cachedChain{chain: chain, facts: newLeafFacts(ta, leaf)}, nil
+}
+
+// leafFacts are what a session derives from its leaf and trust anchor
+// alone, kept with the verified chain so that a certificate seen again
+// does not derive them again.
+type leafFacts struct {
+	policy    *trustpolicy.Leaf
+	serialHex string
+	subjectID string
+}
+
+func newLeafFacts(ta *TrustAnchor, leaf *x509.Certificate) *leafFacts {
+	return &leafFacts{policy: trustpolicy.PrepareLeaf(leaf), serialHex: leaf.SerialNumber.Text(16), subjectID: subjectID(ta, leaf)}
 }
 
 // verifyChainWithin is verifyChain with the request's budget of
@@ -388,19 +420,19 @@ func (e *Emulator) verifyChain(res *resources, ta *TrustAnchor, leaf *x509.Certi
 // request's trust anchor and every other one it tries share.
 func (e *Emulator) verifyChainWithin(b *sigBudget, res *resources, ta *TrustAnchor, leaf *x509.Certificate, intermediates []*x509.Certificate, now time.Time) ([]*x509.Certificate, *apiError) {
 	key := chainCacheKey(ta, leaf, intermediates)
-	if chain, ok := e.chains.get(key, now); ok {
-		return chain, nil
+	if c, ok := e.chains.get(key, now); ok {
+		return c.chain, nil
 	}
 	chain, err := verifyWith(ta, leaf, intermediates, now, b)
 	if err == nil {
-		e.chains.put(key, chain)
+		e.chains.put(key, chain, newLeafFacts(ta, leaf))
 		return chain, nil
 	}
 	// Which other anchor the leaf chains to is only a hint: it is tried
 	// only for anchors with a certificate named as an issuer in the
 	// request, for at most maxHintAnchors of them (crypto/x509 spends up
 	// to 100 signature checks on each), and not once the budget is spent.
-	for _, id := range sortedKeys(res.anchors) {
+	for _, id := range res.anchorsIssuing(append([]*x509.Certificate{leaf}, intermediates...)) {
 		if b.hintAnchors >= maxHintAnchors {
 			break
 		}
@@ -482,11 +514,12 @@ func verifyWith(ta *TrustAnchor, leaf *x509.Certificate, intermediates []*x509.C
 // cached: it is checked on every request.
 type chainCache struct {
 	mu      sync.Mutex
-	entries map[[32]byte]cachedChain
+	entries map[[32]byte]*cachedChain
 }
 
 type cachedChain struct {
 	chain               []*x509.Certificate
+	facts               *leafFacts
 	notBefore, notAfter time.Time
 }
 
@@ -512,18 +545,18 @@ func chainCacheKey(ta *TrustAnchor, leaf *x509.Certificate, intermediates []*x50
 	return key
 }
 
-func (c *chainCache) get(key [32]byte, now time.Time) ([]*x509.Certificate, bool) {
+func (c *chainCache) get(key [32]byte, now time.Time) (*cachedChain, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.entries[key]
 	if !ok || now.Before(e.notBefore) || now.After(e.notAfter) {
 		return nil, false
 	}
-	return e.chain, true
+	return e, true
 }
 
-func (c *chainCache) put(key [32]byte, chain []*x509.Certificate) {
-	e := cachedChain{chain: chain}
+func (c *chainCache) put(key [32]byte, chain []*x509.Certificate, facts *leafFacts) {
+	e := &cachedChain{chain: chain, facts: facts}
 	for i, cert := range chain {
 		if i == 0 || cert.NotBefore.After(e.notBefore) {
 			e.notBefore = cert.NotBefore
@@ -535,7 +568,7 @@ func (c *chainCache) put(key [32]byte, chain []*x509.Certificate) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.entries == nil || len(c.entries) >= maxCachedChains {
-		c.entries = make(map[[32]byte]cachedChain)
+		c.entries = make(map[[32]byte]*cachedChain)
 	}
 	c.entries[key] = e
 }

@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"crypto/sha256"
+	"crypto/x509"
 	"fmt"
 	"maps"
 	"slices"
@@ -26,6 +27,51 @@ type resources struct {
 	// tags are the Roles Anywhere tags of trust anchors, profiles and
 	// CRLs, by ARN. (IAM role tags live on the Role.)
 	tags map[string][]Tag
+
+	// crlsByAnchor indexes crls by trust anchor ARN, so a session does
+	// not scan every CRL. It is built when the version is published
+	// (indexed) and is nil before: a version being changed has none.
+	crlsByAnchor map[string][]*CRL
+	// anchorsBySubject indexes anchors (their keys in anchors, in
+	// order) by the subject of each certificate in their bundles, so a
+	// refused session finds the anchors that could issue its chain
+	// without scanning them all. Built with crlsByAnchor.
+	anchorsBySubject map[string][]string
+}
+
+// indexed builds r's indexes and returns r, which must not change
+// afterwards: state calls it on every version it publishes.
+func (r *resources) indexed() *resources {
+	r.crlsByAnchor = make(map[string][]*CRL, len(r.anchors))
+	for _, id := range sortedKeys(r.crls) {
+		c := r.crls[id]
+		r.crlsByAnchor[c.TrustAnchorARN] = append(r.crlsByAnchor[c.TrustAnchorARN], c)
+	}
+	r.anchorsBySubject = make(map[string][]string, len(r.anchors))
+	for _, id := range sortedKeys(r.anchors) {
+		for _, c := range r.anchors[id].Certificates {
+			ids := r.anchorsBySubject[string(c.RawSubject)]
+			if len(ids) == 0 || ids[len(ids)-1] != id {
+				r.anchorsBySubject[string(c.RawSubject)] = append(ids, id)
+			}
+		}
+	}
+	return r
+}
+
+// anchorsIssuing returns the keys, in order, of the anchors with a
+// certificate named as the issuer of one of certs: only they can end a
+// chain of certs.
+func (r *resources) anchorsIssuing(certs []*x509.Certificate) []string {
+	if r.anchorsBySubject == nil {
+		return sortedKeys(r.anchors)
+	}
+	var ids []string
+	for _, c := range certs {
+		ids = append(ids, r.anchorsBySubject[string(c.RawIssuer)]...)
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
 }
 
 // Tag is a key and value on a resource.
@@ -102,6 +148,9 @@ func (r *resources) roleByName(name string) *Role {
 
 // crlsFor returns the CRLs imported for a trust anchor, enabled or not.
 func (r *resources) crlsFor(anchorARN string) []*CRL {
+	if r.crlsByAnchor != nil {
+		return r.crlsByAnchor[anchorARN]
+	}
 	var out []*CRL
 	for _, c := range r.crls {
 		if c.TrustAnchorARN == anchorARN {
@@ -160,7 +209,7 @@ func (st *state) update(fn func(r *resources) error) error {
 				rule: fmt.Sprintf("recording the change in the state file: %v", err)}
 		}
 	}
-	st.cur.Store(next)
+	st.cur.Store(next.indexed())
 	st.version++
 	return nil
 }

@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"crypto/subtle"
+	"encoding/hex"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -211,7 +212,19 @@ func (e *Emulator) requestID() string {
 	_, _ = io.ReadFull(e.rand, b[:])
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+	return formatUUID(b)
+}
+
+// formatUUID writes 16 bytes as a UUID: 8-4-4-4-12 lower-case hex digits.
+func formatUUID(b [16]byte) string {
+	out := make([]byte, 0, 36)
+	for i, part := range [][]byte{b[0:4], b[4:6], b[6:8], b[8:10], b[10:16]} {
+		if i > 0 {
+			out = append(out, '-')
+		}
+		out = hex.AppendEncode(out, part)
+	}
+	return string(out)
 }
 
 type stsErrorResponse struct {

@@ -5,8 +5,6 @@ import (
 	"encoding/pem"
 	"sync"
 	"time"
-
-	"github.com/keyless-dev/keyless/internal/rolesanywhere"
 )
 
 // Subject is who has had sessions through a trust anchor: one per
@@ -55,10 +53,9 @@ type subjectLog struct {
 	byID map[string]*Subject
 }
 
-// record notes a session for leaf through ta and returns the subject's
-// ARN.
-func (l *subjectLog) record(e *Emulator, ta *TrustAnchor, leaf *x509.Certificate, _ rolesanywhere.CredentialSet, props map[string]string, now time.Time) string {
-	id := subjectID(ta, leaf)
+// record notes a session for leaf as the subject id (subjectID of leaf
+// and its trust anchor) and returns the subject's ARN.
+func (l *subjectLog) record(e *Emulator, id string, leaf *x509.Certificate, props map[string]string, now time.Time) string {
 	arn := e.st.arn("rolesanywhere", e.st.region, "subject/"+id)
 	now = now.UTC()
 	l.mu.Lock()

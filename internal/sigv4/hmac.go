@@ -119,7 +119,7 @@ func VerifyHMAC(req *http.Request, body []byte, opts HMACVerifyOptions) (*Author
 // hmacSignature computes the signature of req under a's scope and signed
 // headers with secret.
 func hmacSignature(req *http.Request, body []byte, a *Authorization, date, secret string) ([]byte, error) {
-	canonical, err := SDKRules.CanonicalRequest(req.Method, CanonicalURI(req.URL), req.URL.RawQuery, req.Header, requestHost(req), a.SignedHeaders, PayloadHash(body))
+	digest, err := SDKRules.canonicalRequestDigest(req.Method, CanonicalURI(req.URL), req.URL.RawQuery, req.Header, requestHost(req), a.SignedHeaders, PayloadHash(body))
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +127,7 @@ func hmacSignature(req *http.Request, body []byte, a *Authorization, date, secre
 	key = hmacSHA256(key, a.Region)
 	key = hmacSHA256(key, a.Service)
 	key = hmacSHA256(key, "aws4_request")
-	return hmacSHA256(key, StringToSign(AlgorithmHMAC, date, Scope(a.Day, a.Region, a.Service), canonical)), nil
+	return hmacSHA256(key, stringToSign(AlgorithmHMAC, date, Scope(a.Day, a.Region, a.Service), digest)), nil
 }
 
 func hmacSHA256(key []byte, data string) []byte {

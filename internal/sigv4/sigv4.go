@@ -27,7 +27,9 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // Algorithms.
@@ -122,13 +124,18 @@ func ParseAuthorization(s string, algorithms ...string) (*Authorization, error) 
 		return nil, fmt.Errorf("%w: unknown algorithm %q (want %s)", ErrMalformed, truncate(alg), strings.Join(algorithms, " or "))
 	}
 	a := &Authorization{Algorithm: alg}
-	seen := map[string]bool{}
-	for _, part := range strings.Split(rest, ",") {
+	// seen marks Credential, SignedHeaders and Signature (an unknown
+	// component is refused at once).
+	var seen [3]bool
+	for part := range strings.SplitSeq(rest, ",") {
 		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
-		if !ok || seen[k] {
+		i := slices.Index(authorizationComponents[:], k)
+		if !ok || (i >= 0 && seen[i]) {
 			return nil, fmt.Errorf("%w: Authorization component %q", ErrMalformed, truncate(part))
 		}
-		seen[k] = true
+		if i >= 0 {
+			seen[i] = true
+		}
 		switch k {
 		case "Credential":
 			fields := strings.Split(v, "/")
@@ -156,16 +163,32 @@ func ParseAuthorization(s string, algorithms ...string) (*Authorization, error) 
 			return nil, fmt.Errorf("%w: unknown Authorization component %q", ErrMalformed, truncate(k))
 		}
 	}
-	if !seen["Credential"] || !seen["SignedHeaders"] || !seen["Signature"] {
+	if !seen[0] || !seen[1] || !seen[2] {
 		return nil, fmt.Errorf("%w: Authorization needs Credential, SignedHeaders and Signature", ErrMalformed)
 	}
 	return a, nil
 }
 
+var authorizationComponents = [3]string{"Credential", "SignedHeaders", "Signature"}
+
 // String formats the header (with the signature hex-encoded).
 func (a *Authorization) String() string {
-	return fmt.Sprintf("%s Credential=%s/%s, SignedHeaders=%s, Signature=%s",
-		a.Algorithm, a.Credential, Scope(a.Day, a.Region, a.Service), strings.Join(a.SignedHeaders, ";"), hex.EncodeToString(a.Signature))
+	b := make([]byte, 0, 128+len(a.Credential)+len(a.Region)+len(a.Service)+16*len(a.SignedHeaders)+2*len(a.Signature))
+	b = append(b, a.Algorithm...)
+	b = append(b, " Credential="...)
+	b = append(b, a.Credential...)
+	b = append(b, '/')
+	b = append(b, Scope(a.Day, a.Region, a.Service)...)
+	b = append(b, ", SignedHeaders="...)
+	for i, h := range a.SignedHeaders {
+		if i > 0 {
+			b = append(b, ';')
+		}
+		b = append(b, h...)
+	}
+	b = append(b, ", Signature="...)
+	b = hex.AppendEncode(b, a.Signature)
+	return string(b)
 }
 
 // Scope returns the credential scope for a YYYYMMDD day, region and
@@ -183,8 +206,20 @@ func PayloadHash(body []byte) string {
 // StringToSign joins the algorithm, date, scope and the hex SHA-256 of the
 // canonical request, one per line.
 func StringToSign(algorithm, date, scope, canonicalRequest string) string {
-	sum := sha256.Sum256([]byte(canonicalRequest))
-	return algorithm + "\n" + date + "\n" + scope + "\n" + hex.EncodeToString(sum[:])
+	return stringToSign(algorithm, date, scope, sha256.Sum256([]byte(canonicalRequest)))
+}
+
+// stringToSign is StringToSign given the canonical request's digest.
+func stringToSign(algorithm, date, scope string, digest [sha256.Size]byte) string {
+	b := make([]byte, 0, len(algorithm)+len(date)+len(scope)+3+2*sha256.Size)
+	b = append(b, algorithm...)
+	b = append(b, '\n')
+	b = append(b, date...)
+	b = append(b, '\n')
+	b = append(b, scope...)
+	b = append(b, '\n')
+	b = hex.AppendEncode(b, digest[:])
+	return string(b)
 }
 
 // Rules are the canonicalisation rules of a form. They agree on every
@@ -212,41 +247,121 @@ const (
 // canonical URI (CanonicalURI for standard SigV4). The host header's value
 // is host; every other value comes from header.
 func (r Rules) CanonicalRequest(method, uri, rawQuery string, header http.Header, host string, signed []string, payloadHash string) (string, error) {
+	b, err := r.appendCanonicalRequest(nil, method, uri, rawQuery, header, host, signed, payloadHash)
+	return string(b), err
+}
+
+// canonicalBuffers recycles the buffers canonicalRequestDigest builds
+// the canonical request in (a CreateSession request's is 2 KB or more:
+// it holds the certificates).
+var canonicalBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// canonicalRequestDigest is the SHA-256 of CanonicalRequest's result,
+// which is all a string to sign needs, without keeping the request.
+func (r Rules) canonicalRequestDigest(method, uri, rawQuery string, header http.Header, host string, signed []string, payloadHash string) ([sha256.Size]byte, error) {
+	bp := canonicalBuffers.Get().(*[]byte)
+	defer canonicalBuffers.Put(bp)
+	b, err := r.appendCanonicalRequest((*bp)[:0], method, uri, rawQuery, header, host, signed, payloadHash)
+	*bp = b
+	if err != nil {
+		return [sha256.Size]byte{}, err
+	}
+	return sha256.Sum256(b), nil
+}
+
+func (r Rules) appendCanonicalRequest(b []byte, method, uri, rawQuery string, header http.Header, host string, signed []string, payloadHash string) ([]byte, error) {
 	query, err := r.CanonicalQuery(rawQuery)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	lower := make(map[string][]string, len(header))
-	for k, v := range header {
-		l := strings.ToLower(k)
-		lower[l] = append(lower[l], v...)
-	}
-	var b strings.Builder
-	b.Grow(512 + len(query))
 	for _, part := range []string{method, uri, query} {
-		b.WriteString(part)
-		b.WriteByte('\n')
+		b = append(b, part...)
+		b = append(b, '\n')
+	}
+	// A request's few headers are searched for each signed name; many
+	// headers are lower-cased into a map once, so that a request with
+	// thousands of signed headers costs linear, not quadratic, time.
+	var lower map[string][]string
+	if len(header) > maxScannedHeaders {
+		lower = make(map[string][]string, len(header))
+		for k, v := range header {
+			l := strings.ToLower(k)
+			lower[l] = append(lower[l], v...)
+		}
 	}
 	for _, name := range signed {
-		b.WriteString(name)
-		b.WriteByte(':')
-		if name == "host" {
-			b.WriteString(r.headerValue([]string{host}))
-		} else {
-			b.WriteString(r.headerValue(lower[name]))
+		b = append(b, name...)
+		b = append(b, ':')
+		switch {
+		case name == "host":
+			b = append(b, r.headerValue([]string{host})...)
+		case lower != nil:
+			b = append(b, r.headerValue(lower[name])...)
+		default:
+			b = append(b, r.headerValue(headerValues(header, name))...)
 		}
-		b.WriteByte('\n')
+		b = append(b, '\n')
 	}
-	b.WriteByte('\n')
+	b = append(b, '\n')
 	for i, name := range signed {
 		if i > 0 {
-			b.WriteByte(';')
+			b = append(b, ';')
 		}
-		b.WriteString(name)
+		b = append(b, name...)
 	}
-	b.WriteByte('\n')
-	b.WriteString(payloadHash)
-	return b.String(), nil
+	b = append(b, '\n')
+	b = append(b, payloadHash...)
+	return b, nil
+}
+
+// maxScannedHeaders is the most headers appendCanonicalRequest searches
+// for each signed name rather than index.
+const maxScannedHeaders = 16
+
+// headerValues returns the values of every key of header whose
+// lower-case form is name (lower-case), in the order the map gives them:
+// a header set by hand may hold one name under several spellings.
+func headerValues(header http.Header, name string) []string {
+	var out []string
+	found := 0
+	for k, v := range header {
+		if !lowerEquals(k, name) {
+			continue
+		}
+		found++
+		if found == 1 {
+			out = v
+			continue
+		}
+		if found == 2 {
+			out = append([]string(nil), out...)
+		}
+		out = append(out, v...)
+	}
+	return out
+}
+
+// lowerEquals reports whether strings.ToLower(k) == lower, without
+// allocating when k is ASCII (every header name from the wire is).
+func lowerEquals(k, lower string) bool {
+	for i := 0; i < len(k); i++ {
+		if k[i] >= utf8.RuneSelf {
+			return strings.ToLower(k) == lower
+		}
+	}
+	if len(k) != len(lower) {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // headerValue is a header's values as a canonical header line holds them.
@@ -270,6 +385,9 @@ func (r Rules) headerValue(values []string) string {
 func (r Rules) CanonicalQuery(rawQuery string) (string, error) {
 	if rawQuery == "" {
 		return "", nil
+	}
+	if r == HelperRules && helperCanonical(rawQuery) {
+		return rawQuery, nil
 	}
 	values, err := url.ParseQuery(rawQuery)
 	if err != nil {
@@ -302,6 +420,51 @@ func (r Rules) CanonicalQuery(rawQuery string) (string, error) {
 		b.WriteString(p[1])
 	}
 	return b.String(), nil
+}
+
+// helperCanonical reports whether rawQuery is already what
+// HelperRules.CanonicalQuery makes of it, as a query its own signer
+// (url.Values.Encode) wrote is: key=value pairs, keys of unreserved
+// characters in sorted order, values of unreserved characters and
+// upper-case %XX escapes of bytes that are not unreserved. Anything
+// else takes the general path.
+func helperCanonical(rawQuery string) bool {
+	prevKey := ""
+	for pair := range strings.SplitSeq(rawQuery, "&") {
+		k, v, ok := strings.Cut(pair, "=")
+		if !ok || k == "" || k < prevKey {
+			return false
+		}
+		prevKey = k
+		for i := 0; i < len(k); i++ {
+			if !unreserved(k[i]) {
+				return false
+			}
+		}
+		for i := 0; i < len(v); i++ {
+			c := v[i]
+			if unreserved(c) {
+				continue
+			}
+			if c != '%' || i+2 >= len(v) || !upperHex(v[i+1]) || !upperHex(v[i+2]) {
+				return false
+			}
+			if unreserved(unhex(v[i+1])<<4 | unhex(v[i+2])) {
+				return false
+			}
+			i += 2
+		}
+	}
+	return true
+}
+
+func upperHex(c byte) bool { return '0' <= c && c <= '9' || 'A' <= c && c <= 'F' }
+
+func unhex(c byte) byte {
+	if c <= '9' {
+		return c - '0'
+	}
+	return c - 'A' + 10
 }
 
 // CanonicalURI is standard SigV4's canonical path: the request's escaped

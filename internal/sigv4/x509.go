@@ -80,11 +80,11 @@ func (s *X509Signer) Sign(req *http.Request, body []byte, region string, now tim
 	}
 	a := &Authorization{Algorithm: alg, Credential: s.Certificate.SerialNumber.String(), Day: date[:8], Region: region,
 		Service: RolesAnywhereService, SignedHeaders: headerNames(req.Header)}
-	canonical, err := HelperRules.CanonicalRequest(req.Method, X509CanonicalURI, req.URL.RawQuery, req.Header, requestHost(req), a.SignedHeaders, PayloadHash(body))
+	digest, err := HelperRules.canonicalRequestDigest(req.Method, X509CanonicalURI, req.URL.RawQuery, req.Header, requestHost(req), a.SignedHeaders, PayloadHash(body))
 	if err != nil {
 		return err
 	}
-	if a.Signature, err = signStringToSign(s.Key, alg, StringToSign(alg, date, Scope(a.Day, region, a.Service), canonical)); err != nil {
+	if a.Signature, err = signStringToSign(s.Key, alg, stringToSign(alg, date, Scope(a.Day, region, a.Service), digest)); err != nil {
 		return fmt.Errorf("signing request: %w", err)
 	}
 	req.Header.Set("Authorization", a.String())
@@ -100,6 +100,9 @@ type X509VerifyOptions struct {
 	MaxSkew time.Duration
 	// Region, when set, must be the scope's region.
 	Region string
+	// Certificates, when set, remembers parsed certificates across
+	// requests (see CertificateCache).
+	Certificates *CertificateCache
 }
 
 // X509Verified is what a verified X509 request proves.
@@ -138,18 +141,22 @@ func VerifyX509(req *http.Request, body []byte, opts X509VerifyOptions) (*X509Ve
 	if err := check.signedHeaders(req, a); err != nil {
 		return nil, err
 	}
-	cert, err := parseCertHeader(req.Header.Get(HeaderX509))
+	parsed, err := opts.Certificates.parse(req.Header.Get(HeaderX509))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrMalformed, HeaderX509, err)
 	}
+	cert := parsed.cert
 	var chain []*x509.Certificate
 	if v := req.Header.Get(HeaderChain); v != "" {
-		for i, part := range strings.Split(v, ",") {
-			c, err := parseCertHeader(part)
+		chain = make([]*x509.Certificate, 0, strings.Count(v, ",")+1)
+		i := 0
+		for part := range strings.SplitSeq(v, ",") {
+			i++
+			c, err := opts.Certificates.parse(part)
 			if err != nil {
-				return nil, fmt.Errorf("%w: %s certificate %d: %v", ErrMalformed, HeaderChain, i+1, err)
+				return nil, fmt.Errorf("%w: %s certificate %d: %v", ErrMalformed, HeaderChain, i, err)
 			}
-			chain = append(chain, c)
+			chain = append(chain, c.cert)
 		}
 	}
 	if a.Credential != cert.SerialNumber.String() {
@@ -159,7 +166,7 @@ func VerifyX509(req *http.Request, body []byte, opts X509VerifyOptions) (*X509Ve
 	if err != nil {
 		return nil, err
 	}
-	pub, err := mldsa.PublicKeyOf(cert)
+	pub, err := parsed.pub, parsed.pubErr
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrMalformed, HeaderX509, err)
 	}
@@ -170,11 +177,11 @@ func VerifyX509(req *http.Request, body []byte, opts X509VerifyOptions) (*X509Ve
 	if alg != a.Algorithm {
 		return nil, fmt.Errorf("%w: algorithm %s does not fit the certificate's key (%s)", ErrSignature, a.Algorithm, alg)
 	}
-	canonical, err := HelperRules.CanonicalRequest(req.Method, X509CanonicalURI, req.URL.RawQuery, req.Header, requestHost(req), a.SignedHeaders, PayloadHash(body))
+	digest, err := HelperRules.canonicalRequestDigest(req.Method, X509CanonicalURI, req.URL.RawQuery, req.Header, requestHost(req), a.SignedHeaders, PayloadHash(body))
 	if err != nil {
 		return nil, err
 	}
-	if !verifyStringToSign(pub, StringToSign(a.Algorithm, dateStr, Scope(a.Day, a.Region, a.Service), canonical), a.Signature) {
+	if !verifyStringToSign(pub, stringToSign(a.Algorithm, dateStr, Scope(a.Day, a.Region, a.Service), digest), a.Signature) {
 		return nil, fmt.Errorf("%w with the public key of certificate serial %s", ErrSignature, cert.SerialNumber)
 	}
 	return &X509Verified{Authorization: a, Certificate: cert, Intermediates: chain, Date: date}, nil

@@ -76,20 +76,25 @@ var Actions = []string{"sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentit
 // profile setting the seed does not have).
 func Context(anchorARN, account string, tags map[string]string, sourceIdentity string, now time.Time) map[string][]string {
 	now = now.UTC()
-	ctx := map[string][]string{
-		"aws:SourceArn":             {anchorARN},
-		"aws:SourceAccount":         {account},
-		"aws:CurrentTime":           {now.Format("2006-01-02T15:04:05Z")},
-		"aws:EpochTime":             {strconv.FormatInt(now.Unix(), 10)},
-		"aws:SecureTransport":       {"true"},
-		"aws:PrincipalIsAWSService": {"true"},
-		"aws:PrincipalServiceName":  {Principal.ID},
+	ctx := make(map[string][]string, 8+len(tags))
+	// One backing array holds every single-value list.
+	vals := make([]string, 0, 8+len(tags))
+	set := func(k, v string) {
+		vals = append(vals, v)
+		ctx[k] = vals[len(vals)-1 : len(vals) : len(vals)]
 	}
+	set("aws:SourceArn", anchorARN)
+	set("aws:SourceAccount", account)
+	set("aws:CurrentTime", now.Format("2006-01-02T15:04:05Z"))
+	set("aws:EpochTime", strconv.FormatInt(now.Unix(), 10))
+	set("aws:SecureTransport", "true")
+	set("aws:PrincipalIsAWSService", "true")
+	set("aws:PrincipalServiceName", Principal.ID)
 	if sourceIdentity != "" {
-		ctx["sts:SourceIdentity"] = []string{sourceIdentity}
+		set("sts:SourceIdentity", sourceIdentity)
 	}
 	for k, v := range tags {
-		ctx["aws:PrincipalTag/"+k] = []string{v}
+		set("aws:PrincipalTag/"+k, v)
 	}
 	return ctx
 }
@@ -350,10 +355,44 @@ func commonNames(leaf *x509.Certificate) []string {
 
 var oidCommonName = asn1.ObjectIdentifier{2, 5, 4, 3}
 
+// Leaf is what Evaluate derives from a certificate alone: its subject
+// check, its attributes and its source identity. A caller that decides
+// many sessions for one certificate prepares it once (PrepareLeaf) and
+// passes it in Session.Prepared. It is read-only once made.
+type Leaf struct {
+	cert           *x509.Certificate
+	subjectErr     error
+	attrs          map[string]string
+	sourceIdentity string
+}
+
+// PrepareLeaf derives what Evaluate needs of leaf.
+func PrepareLeaf(leaf *x509.Certificate) *Leaf {
+	l := &Leaf{cert: leaf, subjectErr: CheckSubject(leaf)}
+	if l.subjectErr == nil {
+		l.attrs = Attributes(leaf)
+		l.sourceIdentity = SourceIdentity(leaf)
+	}
+	return l
+}
+
+// Certificate returns the certificate l was prepared from.
+func (l *Leaf) Certificate() *x509.Certificate { return l.cert }
+
+// SourceIdentity is SourceIdentity of l's certificate.
+func (l *Leaf) SourceIdentity() string {
+	if l.subjectErr != nil {
+		return SourceIdentity(l.cert)
+	}
+	return l.sourceIdentity
+}
+
 // Session is what Evaluate decides: a session for Leaf through the trust
 // anchor AnchorARN of Account, at Now.
 type Session struct {
-	Leaf      *x509.Certificate
+	Leaf *x509.Certificate
+	// Prepared, when set, is PrepareLeaf(Leaf), made earlier.
+	Prepared  *Leaf
 	AnchorARN string
 	Account   string
 	Now       time.Time
@@ -390,10 +429,16 @@ func (r *Refusal) Error() string {
 // Evaluate decides policy for s as Roles Anywhere would ask: nil when it
 // allows every action, else the first refusal.
 func Evaluate(policy *iampolicy.Policy, s Session) *Refusal {
-	if err := CheckSubject(s.Leaf); err != nil {
-		return &Refusal{Subject: err}
+	l := s.Prepared
+	if l == nil || l.cert != s.Leaf {
+		l = PrepareLeaf(s.Leaf)
 	}
-	attrs := Attributes(s.Leaf)
+	if l.subjectErr != nil {
+		return &Refusal{Subject: l.subjectErr}
+	}
+	// l.attrs is shared: MapAttributes makes a new map, and nothing below
+	// changes the one it is given.
+	attrs := l.attrs
 	if s.Mappings != nil {
 		attrs = MapAttributes(attrs, s.Mappings)
 	}
@@ -409,7 +454,7 @@ func Evaluate(policy *iampolicy.Policy, s Session) *Refusal {
 		return &Refusal{Undecided: key, Action: Actions[0], Decision: iampolicy.Decision{Reason: fmt.Sprintf(
 			"the trust policy reads %s, which AWS does not document for Roles Anywhere sessions (whether the certificate's session tags are also request tags is unknown), so the emulator refuses rather than guess: condition on aws:PrincipalTag/... instead", key)}}
 	}
-	ctx := Context(s.AnchorARN, s.Account, tags, SourceIdentity(s.Leaf), s.Now)
+	ctx := Context(s.AnchorARN, s.Account, tags, l.sourceIdentity, s.Now)
 	for _, action := range Actions {
 		d := policy.Evaluate(iampolicy.Request{Principal: Principal, Action: action, Context: ctx})
 		if !d.Allowed() {
