@@ -45,10 +45,6 @@ var initBudgets = map[string]initBudget{
 	"go.yaml.in/yaml/v3": {allocs: 400, bytes: 40 << 10,
 		why: "the YAML library compiles two regexps and builds its tag tables in init; keyless cannot make them lazy without forking it"},
 	"golang.org/x/sys/cpu": {allocs: 40, bytes: 12 << 10, why: "CPU feature detection (for circl's ML-DSA)"},
-	"github.com/keyless-dev/keyless/internal/emulator": {allocs: 64, bytes: 16 << 10,
-		why: "the emulator registers its IAM actions and Roles Anywhere routes in init; a static table would remove this"},
-	"github.com/keyless-dev/keyless/internal/sigv4": {allocs: 24, bytes: 2 << 10,
-		why: "sigv4 builds its tables in init; static ones would remove this"},
 }
 
 // TestInitAllocations runs `GODEBUG=inittrace=1 keyless version` and
