@@ -253,8 +253,10 @@ type fileIdentity struct {
 // bundle settles is a miss (one more CreateSession), and a file system
 // whose clock runs more than bundleSettle behind this machine's (a
 // network file system's server) could let a rewrite within its tick go
-// unnoticed until the credentials expire; the bundle is then still one
-// the user wrote, only not the newest.
+// unnoticed until the credentials expire, and an NFS client's attribute
+// cache (up to a minute by default) can hide another machine's change
+// for that long; the bundle is then still one the user wrote, only not
+// the newest.
 func (id fileIdentity) trust(path string) string {
 	b := make([]byte, 0, 64+len(path))
 	b = append(b, path...)
@@ -272,9 +274,10 @@ func (id fileIdentity) trust(path string) string {
 const bundleSettle = 5 * time.Second
 
 // settled reports whether the file last changed more than bundleSettle
-// before now (a change time after now is not settled).
+// before now (a change time after now is not settled, nor is none: a
+// file system that reports no change times cannot be known by them).
 func (id fileIdentity) settled(now time.Time) bool {
-	return id.ctime.Before(now.Add(-bundleSettle))
+	return id.ctime.Unix() > 0 && id.ctime.Before(now.Add(-bundleSettle))
 }
 
 // readBundle reads the CA bundle at path for a miss and returns the
