@@ -438,6 +438,11 @@ func checkEncodable(names []string) error {
 	for _, n := range names {
 		fmt.Fprintf(&key, "%d:%s", len(n), n)
 	}
+	if key.Len() > encodableMaxKey {
+		// Long lists are checked every time, never kept: a bound on the
+		// cache's memory, not only its entries.
+		return probeEncodable(names)
+	}
 	if err, ok := encodable.get(key.String()); ok {
 		return err
 	}
@@ -464,13 +469,18 @@ func probeEncodable(names []string) error {
 // name prefixed with its length, so no two lists share a key). Nothing
 // invalidates an entry: the answer is a function of the names and of the
 // x509 package compiled in. It holds at most encodableMax lists and is
-// emptied when full, so names from many different tokens cannot grow it.
+// emptied when full, so names from many different tokens cannot grow it;
+// lists longer than encodableMaxKey are not kept at all.
 type encodableCache struct {
 	mu sync.Mutex
 	m  map[string]error
 }
 
 const encodableMax = 1024
+
+// encodableMaxKey is the longest name list (as its key) the cache keeps:
+// 1,024 lists of at most 4 KiB keep at most 4 MiB.
+const encodableMaxKey = 4 << 10
 
 var encodable = &encodableCache{m: map[string]error{}}
 
