@@ -145,6 +145,8 @@ type SignRequest struct {
 // Sign issues a certificate for the CSR's key with the names the token
 // grants, within the provisioner's policy.
 func (a *Authority) Sign(req SignRequest) (*Issued, error) {
+	an := a.announce()
+	defer an.Done()
 	now := a.now()
 	p, claims, tok, err := a.verifyOTT(req.Token, "sign", now)
 	if err != nil {
@@ -192,7 +194,7 @@ func (a *Authority) Sign(req SignRequest) (*Issued, error) {
 	} else if serial != "" {
 		return nil, refuse(KindForbidden, "the CSR's key is the key of revoked certificate %s: make a new key", serial).because(caproto.ReasonCertRevoked)
 	}
-	return a.issueUnrevoked(tmpl, csr.PublicKey, spki, p, "", &tok)
+	return a.issueUnrevoked(tmpl, csr.PublicKey, spki, p, "", &tok, an)
 }
 
 // checkNames refuses a common name or SAN the provisioner's policy does
@@ -285,7 +287,10 @@ func parseTimeOrDuration(s string, now time.Time) (time.Time, error) {
 // issue signs tmpl for pub and records the certificate (with the token
 // that paid for it, if any) before returning it, so every certificate a
 // client receives is in the store.
-func (a *Authority) issue(tmpl *x509.Certificate, pub crypto.PublicKey, p *ProvisionerConfig, renewedFrom string, tok *spend) (*Issued, error) {
+//
+// an is the announcement of the write (see announce); issue ends it
+// just before it writes.
+func (a *Authority) issue(tmpl *x509.Certificate, pub crypto.PublicKey, p *ProvisionerConfig, renewedFrom string, tok *spend, an *store.Announcement) (*Issued, error) {
 	serial, err := randomSerial(a.rand)
 	if err != nil {
 		return nil, internal(err, "generating a serial number")
@@ -323,6 +328,7 @@ func (a *Authority) issue(tmpl *x509.Certificate, pub crypto.PublicKey, p *Provi
 		RenewedFrom: renewedFrom,
 		DER:         der,
 	}
+	an.Done()
 	if tok != nil {
 		err = a.store.IssueCertificate(rec, tok.id, tok.expires)
 	} else {
@@ -347,8 +353,8 @@ func (a *Authority) issue(tmpl *x509.Certificate, pub crypto.PublicKey, p *Provi
 // No certificate for a revoked key outlives the race. (The store's
 // indexed lookups, RevokedKey and CertificatesWithKey, see every write
 // that returned before they began: the store contract promises it.)
-func (a *Authority) issueUnrevoked(tmpl *x509.Certificate, pub crypto.PublicKey, spki []byte, p *ProvisionerConfig, renewedFrom string, tok *spend) (*Issued, error) {
-	iss, err := a.issue(tmpl, pub, p, renewedFrom, tok)
+func (a *Authority) issueUnrevoked(tmpl *x509.Certificate, pub crypto.PublicKey, spki []byte, p *ProvisionerConfig, renewedFrom string, tok *spend, an *store.Announcement) (*Issued, error) {
+	iss, err := a.issue(tmpl, pub, p, renewedFrom, tok, an)
 	if err != nil {
 		return nil, err
 	}
@@ -374,6 +380,18 @@ func (a *Authority) issueUnrevoked(tmpl *x509.Certificate, pub crypto.PublicKey,
 		return nil, internal(err, "reading revocations")
 	}
 	return nil, refuse(KindUnauthorized, "the key of this request was revoked (certificate %s) while the certificate was being issued; enroll again with a new key", revoked).because(caproto.ReasonCertRevoked)
+}
+
+// announce tells a store whose writes share commits that an issuance
+// has started, so a commit under way to disk waits a little for its
+// write (see store.Announcer); the caller ends it with Done, which issue
+// calls just before it writes. It is nil (whose Done does nothing) for
+// other stores.
+func (a *Authority) announce() *store.Announcement {
+	if an, ok := a.store.(store.Announcer); ok {
+		return an.Announce()
+	}
+	return nil
 }
 
 // randomSerial returns a positive serial with 128 random bits (CA/B Forum
@@ -420,6 +438,11 @@ func checkEncodable(names []string) error {
 	for _, n := range names {
 		fmt.Fprintf(&key, "%d:%s", len(n), n)
 	}
+	if key.Len() > encodableMaxKey {
+		// Long lists are checked every time, never kept: a bound on the
+		// cache's memory, not only its entries.
+		return probeEncodable(names)
+	}
 	if err, ok := encodable.get(key.String()); ok {
 		return err
 	}
@@ -446,13 +469,18 @@ func probeEncodable(names []string) error {
 // name prefixed with its length, so no two lists share a key). Nothing
 // invalidates an entry: the answer is a function of the names and of the
 // x509 package compiled in. It holds at most encodableMax lists and is
-// emptied when full, so names from many different tokens cannot grow it.
+// emptied when full, so names from many different tokens cannot grow it;
+// lists longer than encodableMaxKey are not kept at all.
 type encodableCache struct {
 	mu sync.Mutex
 	m  map[string]error
 }
 
 const encodableMax = 1024
+
+// encodableMaxKey is the longest name list (as its key) the cache keeps:
+// 1,024 lists of at most 4 KiB keep at most 4 MiB.
+const encodableMaxKey = 4 << 10
 
 // encodable is made on first use, not in every keyless command's init.
 var encodable encodableCache
@@ -499,10 +527,12 @@ func sameSet(a, b []string) bool {
 // key, lifetime) to a client that proved it holds it: chain is the mTLS
 // peer chain or the chain from a renewal token, leaf first.
 func (a *Authority) Renew(chain []*x509.Certificate) (*Issued, error) {
-	return a.renew(chain, nil)
+	an := a.announce()
+	defer an.Done()
+	return a.renew(chain, nil, an)
 }
 
-func (a *Authority) renew(chain []*x509.Certificate, tok *spend) (*Issued, error) {
+func (a *Authority) renew(chain []*x509.Certificate, tok *spend, an *store.Announcement) (*Issued, error) {
 	if len(chain) == 0 {
 		return nil, refuse(KindUnauthorized, "renewal needs the current certificate: connect with it (mTLS) or send a renewal token").because(caproto.ReasonNeedsCertificate)
 	}
@@ -536,18 +566,20 @@ func (a *Authority) renew(chain []*x509.Certificate, tok *spend) (*Issued, error
 	if err != nil {
 		return nil, refuse(KindBadRequest, "certificate %s: %v", rec.Serial, err)
 	}
-	return a.issueUnrevoked(tmpl, oldPub, old.RawSubjectPublicKeyInfo, p, rec.Serial, tok)
+	return a.issueUnrevoked(tmpl, oldPub, old.RawSubjectPublicKeyInfo, p, rec.Serial, tok, an)
 }
 
 // RenewWithToken is Renew for a client that cannot present its
 // certificate over TLS (a proxy terminates TLS, or it expired): it sends
 // step's renewal token instead.
 func (a *Authority) RenewWithToken(token string) (*Issued, error) {
+	an := a.announce()
+	defer an.Done()
 	chain, tok, err := a.verifyRenewToken(token, a.now())
 	if err != nil {
 		return nil, err
 	}
-	return a.renew(chain, &tok)
+	return a.renew(chain, &tok, an)
 }
 
 // ownCertificate checks that cert was issued by this CA (it chains to the

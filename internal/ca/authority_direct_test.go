@@ -70,6 +70,7 @@ type authorityOptions struct {
 	renewAfterExpiry string // admin's
 	disableRenewal   bool   // admin's
 	crlValidity      string
+	store            store.Store // default: a memory store
 }
 
 // provisionerKey makes a provisioner key without the 600,000-round
@@ -98,7 +99,10 @@ func publicJSON(t *testing.T, k *jose.JSONWebKey) string {
 
 func newAuthority(t *testing.T, o authorityOptions) *authority {
 	t.Helper()
-	e := &authority{t: t, store: store.NewMemory(), clock: testkit.NewClock(time.Now().Truncate(time.Second))}
+	e := &authority{t: t, store: o.store, clock: testkit.NewClock(time.Now().Truncate(time.Second))}
+	if e.store == nil {
+		e.store = store.NewMemory()
+	}
 	e.root = pkitest.NewLongLivedRoot(t, "direct-root")
 	e.inter = e.root.Intermediate(t, "direct-int")
 	for range provNames {

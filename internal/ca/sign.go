@@ -1,6 +1,7 @@
 package ca
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -87,6 +88,11 @@ func (errReader) Read([]byte) (int, error) {
 func createCertificate(rnd io.Reader, tmpl, parent *x509.Certificate, pub crypto.PublicKey, key crypto.Signer) ([]byte, error) {
 	ek, ok := key.(*ecdsa.PrivateKey)
 	if _, ml := pub.(*mldsa.PublicKey); !ok || ml || tmpl.SerialNumber == nil {
+		return mldsa.CreateCertificate(rnd, tmpl, parent, pub, key)
+	}
+	if pp, isEC := parent.PublicKey.(*ecdsa.PublicKey); !isEC || !ek.PublicKey.Equal(pp) {
+		// x509 refuses a key that is not the parent's; without its
+		// check of its own signature, nothing else here would.
 		return mldsa.CreateCertificate(rnd, tmpl, parent, pub, key)
 	}
 	tbs, opts, ok := leafTBS(tmpl, parent, pub)
@@ -234,6 +240,25 @@ func leafTBS(tmpl, parent *x509.Certificate, pub crypto.PublicKey) (tbs []byte, 
 		}
 	}
 
+	var sb cryptobyte.Builder
+	sb.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		if cn == "" {
+			return
+		}
+		b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) {
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+				b.AddASN1ObjectIdentifier(oidCommonName)
+				b.AddASN1(cnTag, func(b *cryptobyte.Builder) { b.AddBytes([]byte(cn)) })
+			})
+		})
+	})
+	subject, err := sb.Bytes()
+	if err != nil || bytes.Equal(subject, parent.RawSubject) {
+		// x509 leaves the authority key identifier out of a
+		// certificate whose subject is its issuer's: its own path.
+		return nil, nil, false
+	}
+
 	var b cryptobyte.Builder
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 		b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
@@ -246,17 +271,7 @@ func leafTBS(tmpl, parent *x509.Certificate, pub crypto.PublicKey) (tbs []byte, 
 			addTime(b, nb)
 			addTime(b, na)
 		})
-		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-			if cn == "" {
-				return
-			}
-			b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) {
-				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-					b.AddASN1ObjectIdentifier(oidCommonName)
-					b.AddASN1(cnTag, func(b *cryptobyte.Builder) { b.AddBytes([]byte(cn)) })
-				})
-			})
-		})
+		b.AddBytes(subject)
 		b.AddBytes(spki)
 		b.AddASN1(cbasn1.Tag(3).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
 			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {

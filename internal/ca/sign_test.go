@@ -3,12 +3,16 @@ package ca
 import (
 	"bytes"
 	"crypto"
+	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
+	"errors"
 	"fmt"
 	"math/big"
+	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -205,7 +209,7 @@ func TestCheckEncodableMatchesSignedProbe(t *testing.T) {
 	for _, names := range [][]string{
 		{"gitlab-runner"}, {"10.0.0.1", "::1"}, {"ops@example.com"}, {"spiffe://example.org/a"},
 		{"bücher.example"}, {"https://[::1]:443"}, {"mailto:x@y"}, {"ops@ex ample.com"}, {"uri:%zz"},
-		{"https://exa mple.com/"}, {strings.Repeat("a", 70000)},
+		{"https://exa mple.com/"}, {strings.Repeat("a", 70000)}, {"https://a..b/"}, {"gitlab-runner", "https://a..b/"},
 	} {
 		got, want := checkEncodable(names), signedProbe(names)
 		if (got == nil) != (want == nil) {
@@ -278,5 +282,109 @@ func TestCheckEncodableCache(t *testing.T) {
 	}
 	if checkEncodable(bad) == nil {
 		t.Fatal("a name that is not IA5 is encodable after the cache was emptied")
+	}
+}
+
+// TestCreateCertificateRefusesForeignKey: an ECDSA key that is not the
+// parent's is refused, as x509 refuses it, though the fast path skips
+// x509's check of its own signature.
+func TestCreateCertificateRefusesForeignKey(t *testing.T) {
+	issuer := signIssuers(t)[pkitest.P256]
+	other := pkitest.Key(t, pkitest.P256+"#sign-foreign").(*ecdsa.PrivateKey)
+	tmpl := leafTemplate("gitlab-runner", []string{"gitlab-runner"}, []byte{1, 2, 3}, time.Now().Unix(), 3600, false, issuer.Key)
+	pub := pkitest.Key(t, pkitest.P256+"#sign-leaf").Public()
+	if der, err := createCertificate(rand.Reader, tmpl, issuer.Cert, pub, other); err == nil {
+		t.Fatalf("signed a %d-byte certificate with a key that is not its issuer's", len(der))
+	}
+}
+
+// TestLeafTBSSubjectIsIssuer: a leaf whose subject is its issuer's is
+// encoded as x509 encodes it (without an authority key identifier).
+func TestLeafTBSSubjectIsIssuer(t *testing.T) {
+	key := pkitest.Key(t, pkitest.P256+"#same-subject").(*ecdsa.PrivateKey)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "same"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature, SubjectKeyId: []byte{1, 2, 3, 4}}
+	der, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer := &pkitest.CA{Cert: cert, Key: key}
+	tmpl := leafTemplate("same", []string{"same"}, []byte{9}, time.Now().Unix(), 3600, false, key)
+	if _, _, ok := leafTBS(tmpl, cert, pkitest.Key(t, pkitest.P256+"#sign-leaf").Public()); ok {
+		t.Error("leafTBS encoded a leaf whose subject is its issuer's")
+	}
+	compareWithX509(t, tmpl, issuer, pkitest.Key(t, pkitest.P256+"#sign-leaf").Public())
+}
+
+// TestLeafProfileExcludes: every template field leafTBS does not encode
+// sends the template to x509's own encoding.
+func TestLeafProfileExcludes(t *testing.T) {
+	issuer := signIssuers(t)[pkitest.P256]
+	pub := pkitest.Key(t, pkitest.P256+"#sign-leaf").Public()
+	base := func() *x509.Certificate {
+		return leafTemplate("gitlab-runner", []string{"gitlab-runner"}, []byte{1, 2, 3}, time.Now().Unix(), 3600, false, issuer.Key)
+	}
+	if _, _, ok := leafTBS(base(), issuer.Cert, pub); !ok {
+		t.Fatal("the base template is not in the leaf profile")
+	}
+	_, ipnet, _ := net.ParseCIDR("10.0.0.0/8")
+	for name, edit := range map[string]func(*x509.Certificate){
+		"ExtraExtensions": func(c *x509.Certificate) {
+			c.ExtraExtensions = []pkix.Extension{{Id: asn1.ObjectIdentifier{1, 2, 3}, Value: []byte{5, 0}}}
+		},
+		"PermittedDNSDomains":     func(c *x509.Certificate) { c.PermittedDNSDomains = []string{"example.com"} },
+		"ExcludedDNSDomains":      func(c *x509.Certificate) { c.ExcludedDNSDomains = []string{"example.com"} },
+		"PermittedIPRanges":       func(c *x509.Certificate) { c.PermittedIPRanges = []*net.IPNet{ipnet} },
+		"PermittedEmailAddresses": func(c *x509.Certificate) { c.PermittedEmailAddresses = []string{"example.com"} },
+		"PermittedURIDomains":     func(c *x509.Certificate) { c.PermittedURIDomains = []string{"example.com"} },
+		"CRLDistributionPoints":   func(c *x509.Certificate) { c.CRLDistributionPoints = []string{"http://crl.example/"} },
+		"OCSPServer":              func(c *x509.Certificate) { c.OCSPServer = []string{"http://ocsp.example/"} },
+		"PolicyIdentifiers":       func(c *x509.Certificate) { c.PolicyIdentifiers = []asn1.ObjectIdentifier{{2, 5, 29, 32, 0}} },
+		"SubjectKeyId":            func(c *x509.Certificate) { c.SubjectKeyId = []byte{1} },
+		"IsCA":                    func(c *x509.Certificate) { c.IsCA = true },
+		"Organization":            func(c *x509.Certificate) { c.Subject.Organization = []string{"o"} },
+		"UnknownExtKeyUsage":      func(c *x509.Certificate) { c.UnknownExtKeyUsage = []asn1.ObjectIdentifier{{1, 2, 3}} },
+		"KeyUsage":                func(c *x509.Certificate) { c.KeyUsage |= x509.KeyUsageKeyEncipherment },
+	} {
+		tmpl := base()
+		edit(tmpl)
+		if _, _, ok := leafTBS(tmpl, issuer.Cert, pub); ok {
+			t.Errorf("%s: leafTBS encoded a template outside its profile", name)
+		}
+		compareWithX509(t, tmpl, issuer, pub)
+	}
+}
+
+// TestCheckEncodableCacheKey: lists whose names join to the same text are
+// remembered apart (each name is prefixed with its length in the key).
+func TestCheckEncodableCacheKey(t *testing.T) {
+	encodable.mu.Lock()
+	clear(encodable.m)
+	encodable.mu.Unlock()
+	sentinel := errors.New("remembered for another list")
+	// Remember an answer for ["ab"], then ask for ["a", "b"].
+	var key strings.Builder
+	fmt.Fprintf(&key, "%d:%s", 2, "ab")
+	encodable.put(key.String(), sentinel)
+	if err := checkEncodable([]string{"a", "b"}); err != nil {
+		t.Fatalf("checkEncodable([a b]) = %v: the answer remembered for [ab]", err)
+	}
+	if err := checkEncodable([]string{"ab"}); !errors.Is(err, sentinel) {
+		t.Fatalf("checkEncodable([ab]) = %v, want the remembered answer", err)
+	}
+	long := []string{strings.Repeat("a", encodableMaxKey)}
+	if err := checkEncodable(long); err != nil {
+		t.Fatal(err)
+	}
+	encodable.mu.Lock()
+	n := len(encodable.m)
+	encodable.mu.Unlock()
+	if n != 2 {
+		t.Fatalf("the cache holds %d lists after a list over %d bytes; it keeps no such list", n, encodableMaxKey)
 	}
 }

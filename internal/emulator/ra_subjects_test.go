@@ -1,7 +1,9 @@
 package emulator_test
 
 import (
+	"crypto/sha256"
 	"encoding/pem"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -65,5 +67,37 @@ func TestSubjects(t *testing.T) {
 		if status != c.status || out["__type"] != c.code || !strings.Contains(msg, c.contains) {
 			t.Errorf("GET %s: %d %v", c.path, status, out)
 		}
+	}
+}
+
+// TestSubjectOfCachedChain: the subject id of a session whose chain the
+// emulator remembers (the second with the same certificate) is, like the
+// first's, the one derived from this anchor's id and the leaf's issuer
+// and subject, computed here independently. Another anchor trusting the
+// same CA exists, so facts remembered for the wrong anchor would show.
+func TestSubjectOfCachedChain(t *testing.T) {
+	e := newEnv(t, setup{})
+	e.mustRA(201, "POST", "/trustanchors", createAnchorBody("same-ca", string(pemOf(e.root, e.inter))))
+	arn := e.out.TrustAnchors["gitlab-runner-ca"]
+	taID := arn[strings.LastIndexByte(arn, '/')+1:]
+	key := pkitest.Key(t, pkitest.P256)
+	leaf := e.leaf(pkitest.LeafOptions{Key: key})
+	h := sha256.New()
+	h.Write([]byte(taID))
+	h.Write(leaf.RawIssuer)
+	h.Write(leaf.RawSubject)
+	b := h.Sum(nil)[:16]
+	b[6] = b[6]&0x0f | 0x50
+	b[8] = b[8]&0x3f | 0x80
+	want := fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+	for i := range 3 {
+		a := e.createSession(call{key: key, leaf: leaf})
+		if a.status != 201 {
+			t.Fatalf("session %d: %d %s", i+1, a.status, a.message)
+		}
+		if got := a.session.SubjectArn[strings.LastIndexByte(a.session.SubjectArn, '/')+1:]; got != want {
+			t.Fatalf("session %d: subject id %s, want %s (anchor %s)", i+1, got, want, taID)
+		}
+		e.advance(time.Second)
 	}
 }

@@ -96,7 +96,9 @@ func TestHelperCanonicalQueryFastPath(t *testing.T) {
 		}
 		return strings.ReplaceAll(v.Encode(), "+", "%20"), nil
 	}
+	many := strings.Repeat("a=1&", 10000) + "a=1" // one over url.ParseQuery's limit
 	queries := []string{
+		many, strings.Repeat("a=1&", 63) + "a=1", strings.Repeat("a=1&", 64) + "a=1",
 		testQuery,
 		"profileArn=arn%3Aaws%3Arolesanywhere%3Aus-east-1%3A1%3Aprofile%2Fp&roleArn=arn%3Aaws%3Aiam%3A%3A1%3Arole%2Fr",
 		"a=1&a=2", "b=1&a=2", "a=%3a", "a=%41", "a=%2", "a=%", "a=%20", "a=+", "a", "a=1&&b=2", "a=b=c", "a;b=1",

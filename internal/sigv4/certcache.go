@@ -17,11 +17,30 @@ import (
 // with the certificate (the request's signature with its key, its
 // serial) is checked on every request. The certificates it returns are
 // shared: callers must not modify them. It is safe for concurrent use.
+//
+// Anyone who can send a request fills it (certificates are parsed before
+// any signature or chain is checked), so it is bounded in bytes as well
+// as in entries: a header longer than maxCachedHeader is parsed and not
+// remembered, and the cache starts over when the headers it holds pass
+// maxCachedBytes (about a third of what it keeps in memory: the header
+// text, and a parsed certificate of about twice its DER).
 type CertificateCache struct {
-	mu  sync.RWMutex
-	max int
-	m   map[string]*parsedCertificate
+	mu       sync.RWMutex
+	max      int
+	maxBytes int // maxCachedBytes; tests lower it
+	bytes    int
+	m        map[string]*parsedCertificate
 }
+
+const (
+	// maxCachedHeader is the longest header value the cache remembers:
+	// 16 KiB of base64, 12 KiB of DER, above any certificate a runner
+	// uses (ML-DSA-87's is about 7.5 KiB).
+	maxCachedHeader = 16 << 10
+	// maxCachedBytes bounds the header text the cache holds; with the
+	// parsed certificates, about 3 times this in memory.
+	maxCachedBytes = 16 << 20
+)
 
 type parsedCertificate struct {
 	cert *x509.Certificate
@@ -34,7 +53,7 @@ type parsedCertificate struct {
 // NewCertificateCache returns a cache that holds at most max
 // certificates; when full, it starts over.
 func NewCertificateCache(max int) *CertificateCache {
-	return &CertificateCache{max: max}
+	return &CertificateCache{max: max, maxBytes: maxCachedBytes}
 }
 
 // Len returns how many certificates the cache holds.
@@ -62,15 +81,19 @@ func (c *CertificateCache) parse(v string) (*parsedCertificate, error) {
 	}
 	p := &parsedCertificate{cert: cert}
 	p.pub, p.pubErr = mldsa.PublicKeyOf(cert)
-	if c == nil || c.max <= 0 {
+	if c == nil || c.max <= 0 || len(v) > maxCachedHeader {
 		return p, nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.m == nil || len(c.m) >= c.max {
+	if c.m == nil || len(c.m) >= c.max || c.bytes+len(v) > c.maxBytes {
 		c.m = make(map[string]*parsedCertificate)
+		c.bytes = 0
 	}
 	// The key is copied: v may be part of a larger header value.
+	if _, ok := c.m[v]; !ok {
+		c.bytes += len(v)
+	}
 	c.m[strings.Clone(v)] = p
 	return p, nil
 }

@@ -443,8 +443,14 @@ func (r Rules) CanonicalQuery(rawQuery string) (string, error) {
 // (url.Values.Encode) wrote is: key=value pairs, keys of unreserved
 // characters in sorted order, values of unreserved characters and
 // upper-case %XX escapes of bytes that are not unreserved. Anything
-// else takes the general path.
+// else takes the general path, and so does a query of more than
+// maxFastQueryParams parameters (CreateSession's has four), so that
+// url.ParseQuery's own limits (10,000 parameters in Go 1.26) refuse
+// what they refuse on both paths.
 func helperCanonical(rawQuery string) bool {
+	if strings.Count(rawQuery, "&") >= maxFastQueryParams {
+		return false
+	}
 	prevKey := ""
 	for pair := range strings.SplitSeq(rawQuery, "&") {
 		k, v, ok := strings.Cut(pair, "=")
@@ -473,6 +479,9 @@ func helperCanonical(rawQuery string) bool {
 	}
 	return true
 }
+
+// maxFastQueryParams is the most parameters helperCanonical takes.
+const maxFastQueryParams = 64
 
 func upperHex(c byte) bool { return '0' <= c && c <= '9' || 'A' <= c && c <= 'F' }
 

@@ -128,6 +128,7 @@ type Bolt struct {
 
 	writes   chan writeReq // to commitLoop; nil when read-only
 	loopDone chan struct{} // closed when commitLoop returns
+	pace     pacing        // announced writes and the commit loop's hooks (commit.go)
 }
 
 var _ Store = (*Bolt)(nil)
@@ -188,6 +189,7 @@ func OpenBolt(path string, opts BoltOptions) (*Bolt, error) {
 	if !opts.ReadOnly {
 		b.writes = make(chan writeReq, maxGroup)
 		b.loopDone = make(chan struct{})
+		b.pace.init()
 		go b.commitLoop()
 	}
 	return b, nil

@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -62,4 +63,35 @@ func Downgrade(path string) error {
 		return tx.Bucket(bucketMeta).Put(keyFormat, []byte("1"))
 	})
 	return errors.Join(err, db.Close())
+}
+
+// CommitHooks are the commit loop's test hooks (see pacing): Received
+// is called with the group's size each time the loop takes a write,
+// Committed after each commit with its size and whether it waited for
+// announced writes, and Fail, when it returns an error, fails the commit
+// it is called in (after the writes ran, as a failing fsync would).
+type CommitHooks struct {
+	Hold      time.Duration // how long a commit waits for announced writes
+	Received  func(n int)
+	Committed func(n int, held bool)
+	Fail      func() error
+}
+
+// SetCommitHooks installs h in b; call it before b's first write.
+func SetCommitHooks(b *Bolt, h CommitHooks) {
+	p := &b.pace
+	if h.Hold > 0 {
+		p.hold, p.busyHold = h.Hold, h.Hold
+	}
+	p.received, p.committed = h.Received, h.Committed
+	if h.Fail != nil {
+		p.update = func(db *bolt.DB, fn func(*bolt.Tx) error) error {
+			return db.Update(func(tx *bolt.Tx) error {
+				if err := fn(tx); err != nil {
+					return err
+				}
+				return h.Fail()
+			})
+		}
+	}
 }

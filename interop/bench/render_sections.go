@@ -117,6 +117,9 @@ func (r *renderer) cp(m *Manifest) {
 	if nc := h.Get("keyless-no-cache"); nc != nil {
 		r.row("`credential-process --no-cache`", ms(nc.Median), "AWS's helper "+ms(helper.Median), "")
 	}
+	if hb := r.hyperfine(m, "hyperfine-bundle"); hb != nil {
+		r.cpBundle(hb)
+	}
 	if v, hello := h.Get("keyless-version"), h.Get("hello"); v != nil && hello != nil {
 		r.row("`keyless version` (start-up alone)", ms(v.Median), "Go hello world "+ms(hello.Median), "")
 	}
@@ -155,6 +158,28 @@ func (r *renderer) cp(m *Manifest) {
 		}
 		r.printf("\n")
 	}
+}
+
+// cpBundle writes the second hyperfine run, with AWS_CA_BUNDLE set to
+// the system's bundle, which keyless's cache key and AWS's helper read.
+func (r *renderer) cpBundle(h *Hyperfine) {
+	hit, base, helper := h.Get("keyless-hit"), h.Get("nethttp-baseline"), h.Get("aws-helper")
+	if hit == nil || base == nil || helper == nil {
+		r.errorf("the AWS_CA_BUNDLE hyperfine results lack keyless-hit, nethttp-baseline or aws-helper")
+		return
+	}
+	r.printf("With AWS_CA_BUNDLE set to the system's bundle of trusted CAs (a second hyperfine run, %d runs each):\n\n", len(h.Results[0].Times))
+	r.printf("| command | median | mean ± σ | min – max | user + system CPU (mean) |\n|---|---:|---:|---:|---:|\n")
+	for _, c := range cpLabels {
+		if x := h.Get(c.name); x != nil {
+			r.printf("| %s | %s | %s ± %s | %s – %s | %s |\n", c.label, ms(x.Median), ms(x.Mean), ms(x.Stddev), ms(x.Min), ms(x.Max), ms(x.User+x.System))
+		}
+	}
+	hb, hh := hit.Median/base.Median, helper.Median/hit.Median
+	r.printf("\nCache hit over the baseline: %s (target ≤ %.1f×): %s. AWS's helper over the cache hit: %s (target ≥ %.0f×): %s.\n\n",
+		ratio(hb), hitOverBaselineMax, verdict(hb <= hitOverBaselineMax), ratio(hh), helperOverHitMin, verdict(hh >= helperOverHitMin))
+	r.row("`credential-process`, cache hit, AWS_CA_BUNDLE set", ms(hit.Median)+" ("+ratio(hb)+" the baseline's "+ms(base.Median)+")", fmt.Sprintf("≤ %.1f× the static net/http baseline, same run", hitOverBaselineMax), verdict(hb <= hitOverBaselineMax))
+	r.row("AWS's helper over a cache hit, AWS_CA_BUNDLE set", ms(helper.Median)+": "+ratio(hh), fmt.Sprintf("≥ %.0f×, same run", helperOverHitMin), verdict(hh >= helperOverHitMin))
 }
 
 func (r *renderer) ca(m *Manifest) {

@@ -425,11 +425,11 @@ func TestScriptBuildsTheBinaries(t *testing.T) {
 func TestScalingJudgement(t *testing.T) {
 	dir := t.TempDir()
 	copyDir(t, filepath.Join("testdata", "results"), dir)
-	scale := "BenchmarkScaleEmulator/anchors=1/roles=1/profiles=1-2 10 100000 ns/op\n" +
-		"BenchmarkScaleEmulator/refused/anchors=1/roles=1/profiles=1-2 10 300000 ns/op\n" +
-		"BenchmarkScaleEmulator/anchors=100/roles=100/profiles=100-2 10 110000 ns/op\n" +
-		"BenchmarkScaleEmulator/refused/anchors=100/roles=100/profiles=100-2 10 290000 ns/op\n"
-	store := "BenchmarkScaleCASign/certs=10000-2 10 900000 ns/op\n"
+	scale := "BenchmarkScaleEmulator/anchors=1/roles=1/profiles=1-2 10 50000 ns/op 100 cpu-us/session\n" +
+		"BenchmarkScaleEmulator/refused/anchors=1/roles=1/profiles=1-2 10 50000 ns/op 300 cpu-us/session\n" +
+		"BenchmarkScaleEmulator/anchors=100/roles=100/profiles=100-2 10 50000 ns/op 110 cpu-us/session\n" +
+		"BenchmarkScaleEmulator/refused/anchors=100/roles=100/profiles=100-2 10 50000 ns/op 290 cpu-us/session\n"
+	store := "BenchmarkScaleCASign/certs=10000-2 10 900000 ns/op 900 cpu-us/cert\n"
 	for name, content := range map[string]string{"emulator.scale.txt": scale, "ca-scale.scale.txt": store} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
 			t.Fatal(err)

@@ -145,7 +145,7 @@ func (r *Runner) addStep(name, command, dir, raw, kind string) {
 func (r *Runner) exec(ctx context.Context, dir string, env []string, stdout io.Writer, name string, args ...string) error {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = filepath.Join(r.Root, dir)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = environ(env)
 	cmd.Stdout, cmd.Stderr = stdout, r.Log
 	if stdout == nil {
 		cmd.Stdout = r.Log
@@ -154,6 +154,29 @@ func (r *Runner) exec(ctx context.Context, dir string, env []string, stdout io.W
 		return fmt.Errorf("%s (in %s): %w", r.show(append([]string{name}, args...)...), cmd.Dir, err)
 	}
 	return nil
+}
+
+// environ is this process's environment with env's changes: KEY=VALUE
+// sets KEY, -KEY removes it.
+func environ(env []string) []string {
+	drop := map[string]bool{}
+	var set []string
+	for _, e := range env {
+		if k, ok := strings.CutPrefix(e, "-"); ok {
+			drop[k] = true
+			continue
+		}
+		k, _, _ := strings.Cut(e, "=")
+		drop[k] = true
+		set = append(set, e)
+	}
+	var out []string
+	for _, e := range os.Environ() {
+		if k, _, _ := strings.Cut(e, "="); !drop[k] {
+			out = append(out, e)
+		}
+	}
+	return append(out, set...)
 }
 
 func (r *Runner) writeStage(name string, b []byte) error {
@@ -389,6 +412,10 @@ func (d *devStack) stop() {
 	}
 }
 
+// systemBundle is Debian's bundle of trusted CA certificates, what
+// AWS_CA_BUNDLE names in the second credential-process run.
+const systemBundle = "/etc/ssl/certs/ca-certificates.crt"
+
 // cpCommand is one command of the credential-process hyperfine run.
 type cpCommand struct {
 	name string
@@ -407,7 +434,10 @@ func (r *Runner) runCP(ctx context.Context) error {
 	}
 	defer dev.stop()
 	cache := filepath.Join(tmp, "cache")
-	env := []string{"XDG_CACHE_HOME=" + cache}
+	// The main run has no AWS_CA_BUNDLE (the reference setup sets none);
+	// a second hyperfine run sets it to the system's bundle, which both
+	// keyless and AWS's helper then read.
+	env := []string{"XDG_CACHE_HOME=" + cache, "-AWS_CA_BUNDLE"}
 	kl, helper := r.bin(BinKeyless), r.bin(BinHelper)
 	cp := append([]string{"credential-process"}, dev.flags...)
 	cmds := []cpCommand{
@@ -446,6 +476,33 @@ func (r *Runner) runCP(ctx context.Context) error {
 	}
 	r.addStep("hyperfine", shown, "", raw, KindHyperfine)
 
+	if _, err := os.Stat(systemBundle); err == nil {
+		benv := []string{"XDG_CACHE_HOME=" + cache, "AWS_CA_BUNDLE=" + systemBundle}
+		var bcmds []cpCommand
+		for _, c := range cmds {
+			if c.name == "keyless-hit" || c.name == "keyless-no-cache" || c.name == "aws-helper" || c.name == "nethttp-baseline" {
+				bcmds = append(bcmds, c)
+			}
+		}
+		for _, c := range bcmds {
+			if err := r.exec(ctx, "", benv, io.Discard, c.args[0], c.args[1:]...); err != nil {
+				return fmt.Errorf("%s with AWS_CA_BUNDLE: %w", c.name, err)
+			}
+		}
+		raw := r.raw("hyperfine-bundle", "json")
+		args := []string{"-N", "--warmup", strconv.Itoa(warmup), "-r", strconv.Itoa(runs), "--export-json", filepath.Join(r.stage, raw)}
+		for _, c := range bcmds {
+			args = append(args, "-n", c.name, strings.Join(c.args, " "))
+		}
+		shown := "XDG_CACHE_HOME=$tmp/cache AWS_CA_BUNDLE=" + systemBundle + " " + strings.ReplaceAll(r.show(append([]string{"hyperfine"}, args...)...), filepath.Join(r.stage, raw), raw)
+		shown = showA(shown)
+		r.logf("%s", shown)
+		if err := r.exec(ctx, "", benv, nil, "hyperfine", args...); err != nil {
+			return err
+		}
+		r.addStep("hyperfine-bundle", shown, "", raw, KindHyperfine)
+	}
+
 	// Memory and page faults, a few runs each.
 	n := 5
 	if r.Quick {
@@ -481,7 +538,7 @@ func (r *Runner) runCP(ctx context.Context) error {
 		fmt.Fprintf(&it, "run: %d\n", i+1)
 		var stderr bytes.Buffer
 		cmd := exec.CommandContext(ctx, kl, cp...)
-		cmd.Env = append(os.Environ(), append(env, "GODEBUG=inittrace=1")...)
+		cmd.Env = environ(append(env, "GODEBUG=inittrace=1"))
 		cmd.Stdout, cmd.Stderr = io.Discard, &stderr
 		if err := cmd.Run(); err != nil {
 			return fmt.Errorf("GODEBUG=inittrace=1 keyless credential-process: %w\n%s", err, stderr.Bytes())

@@ -95,11 +95,11 @@ const MaxGrowth = 1.5
 
 // Scales are the scaling families, in the document's order.
 var Scales = []ScaleSpec{
-	{Section: "emulator", Base: "ScaleEmulator", SizeKey: "anchors", What: "CreateSession with N trust anchors, roles and profiles", Judged: true, Main: "accepted"},
+	{Section: "emulator", Base: "ScaleEmulator", SizeKey: "anchors", What: "CreateSession with N trust anchors, roles and profiles", Cost: "cpu-us/session", Judged: true, Main: "accepted"},
 	// The state file holds every resource and is rewritten on a change.
 	{Section: "emulator", Base: "ScaleEmulatorControlPlane", SizeKey: "anchors", What: "a control-plane change with N anchors, roles and profiles (state file)"},
-	{Section: "ca-scale", Base: "ScaleCASign", SizeKey: "certs", What: "CA sign with N certificates in the store", Judged: true},
-	{Section: "ca-scale", Base: "ScaleCAList", SizeKey: "revocations", What: "ca list --expiring with N revocations", Judged: true},
+	{Section: "ca-scale", Base: "ScaleCASign", SizeKey: "certs", What: "CA sign with N certificates in the store", Cost: "cpu-us/cert", Judged: true},
+	{Section: "ca-scale", Base: "ScaleCAList", SizeKey: "revocations", What: "ca list --expiring with N revocations", Cost: "cpu-ms/op", Judged: true},
 	// A CRL holds every revocation, so making one grows with them.
 	{Section: "ca-scale", Base: "ScaleCRL", SizeKey: "revocations", What: "CRL generation with N revocations", Cost: "crl-ms"},
 	// Restart reads the store; its time and the RSS are written down.

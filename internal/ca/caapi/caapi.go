@@ -7,12 +7,14 @@ package caapi
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
@@ -45,6 +47,13 @@ type Handler struct {
 	version string
 	log     *slog.Logger
 	mux     *http.ServeMux
+
+	// intermediate is the CA's intermediate (fixed for the Authority's
+	// life) as a JSON string of its PEM, which every issued answer holds.
+	intermediate struct {
+		der  []byte
+		json []byte
+	}
 }
 
 // maxBody bounds request bodies; a CSR and a token fit in a few KB.
@@ -54,6 +63,10 @@ const maxBody = 1 << 20
 func New(cfg Config) *Handler {
 	h := &Handler{a: cfg.Authority, version: cfg.Version, log: cfg.Logger, mux: http.NewServeMux()}
 	h.log = logline.Or(h.log)
+	if h.a != nil {
+		inter := h.a.Intermediate().Raw
+		h.intermediate.der, h.intermediate.json = inter, appendPEMString(nil, inter)
+	}
 	if h.version == "" {
 		h.version = "keyless"
 	}
@@ -236,6 +249,66 @@ func issuedResponse(iss *ca.Issued) caproto.SignResponse {
 	return caproto.SignResponse{Crt: chain[0], CA: chain[1], CertChain: chain}
 }
 
+// writeIssued answers 201 with issuedResponse(iss), encoded as writeJSON
+// would encode it (TestIssuedJSON compares them) but without reflection,
+// and with the intermediate's PEM encoded once (see Handler): the
+// reflective encoding and PEM's line breaker were about 3% of the CA's
+// CPU per certificate (perf, 16 clients, issue 16).
+func (h *Handler) writeIssued(w http.ResponseWriter, iss *ca.Issued) {
+	if len(iss.Intermediates) == 0 {
+		writeJSON(w, http.StatusCreated, issuedResponse(iss))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusCreated)
+	_, _ = w.Write(h.issuedJSON(iss))
+}
+
+func (h *Handler) issuedJSON(iss *ca.Issued) []byte {
+	chain := make([][]byte, 0, 1+len(iss.Intermediates))
+	size := 64
+	for i, c := range append([]*x509.Certificate{iss.Certificate}, iss.Intermediates...) {
+		var s []byte
+		if i > 0 && bytes.Equal(c.Raw, h.intermediate.der) {
+			s = h.intermediate.json
+		} else {
+			s = appendPEMString(nil, c.Raw)
+		}
+		chain = append(chain, s)
+		size += 2 * len(s)
+	}
+	out := make([]byte, 0, size)
+	out = append(out, `{"crt":`...)
+	out = append(out, chain[0]...)
+	out = append(out, `,"ca":`...)
+	out = append(out, chain[1]...)
+	out = append(out, `,"certChain":[`...)
+	for i, s := range chain {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, s...)
+	}
+	return append(out, "]}\n"...)
+}
+
+// appendPEMString appends the PEM CERTIFICATE block of der, as
+// pem.Encode writes it, as a JSON string: PEM's characters are JSON's
+// own, except the line feeds, which it writes as \n.
+func appendPEMString(dst, der []byte) []byte {
+	const lineLen = 64 // pem.Encode's
+	dst = append(dst, `"-----BEGIN CERTIFICATE-----\n`...)
+	enc := base64.StdEncoding
+	b64 := enc.AppendEncode(make([]byte, 0, enc.EncodedLen(len(der))), der)
+	for len(b64) > 0 {
+		n := min(lineLen, len(b64))
+		dst = append(dst, b64[:n]...)
+		dst = append(dst, `\n`...)
+		b64 = b64[n:]
+	}
+	return append(dst, `-----END CERTIFICATE-----\n"`...)
+}
+
 func (h *Handler) sign(w http.ResponseWriter, r *http.Request) {
 	var req caproto.SignRequest
 	if err := decode(r, &req); err != nil {
@@ -255,7 +328,7 @@ func (h *Handler) sign(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, issuedResponse(iss))
+	h.writeIssued(w, iss)
 }
 
 // renew renews the client's certificate: the one it connected with over
@@ -274,7 +347,7 @@ func (h *Handler) renew(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, issuedResponse(iss))
+	h.writeIssued(w, iss)
 }
 
 func peerChain(r *http.Request) []*x509.Certificate {
