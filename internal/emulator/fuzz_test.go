@@ -175,11 +175,11 @@ func FuzzControlPlane(f *testing.F) {
 		if w.Code >= 500 {
 			t.Fatalf("%s %s?%s: status %d: %s", method, path, query, w.Code, w.Body)
 		}
-		data, err := json.Marshal(e.encodeState(e.st.snapshot()))
+		data, err := e.encodeSnapshot(e.st.snapshot(), 1, "fuzz")
 		if err != nil {
 			t.Fatalf("encoding the state: %v", err)
 		}
-		if _, err := e.decodeState(data); err != nil {
+		if _, _, err := e.decodeState(data); err != nil {
 			t.Fatalf("after %s %s?%s (%d), a restart would refuse the state: %v", method, path, query, w.Code, err)
 		}
 	})

@@ -176,9 +176,13 @@ type state struct {
 	cur atomic.Pointer[resources]
 	// mu serialises update; readers never take it.
 	mu sync.Mutex
-	// persist, when set, durably records a version before it is
-	// published (see StateFile); an error refuses the change.
-	persist func(*resources) error
+	// persist, when set, durably records next, the version after prev,
+	// before it is published (see journal.go); an error refuses the
+	// change, and persist leaves the files holding prev.
+	persist func(prev, next *resources) error
+	// journal is the state file's writer, when there is one (persist
+	// is its record).
+	journal *journal
 	// version counts published changes.
 	version uint64
 }
@@ -197,14 +201,7 @@ func (st *state) update(fn func(r *resources) error) error {
 		return err
 	}
 	if st.persist != nil {
-		if err := st.persist(next); err != nil {
-			// The write failed before its rename (the file still holds the
-			// published version) or, rarely, after it (the directory's
-			// fsync): then put the published version back, so that a
-			// refused change is not found at the next start.
-			if rerr := st.persist(st.cur.Load()); rerr != nil {
-				err = fmt.Errorf("%w; restoring the previous state: %v", err, rerr)
-			}
+		if err := st.persist(st.cur.Load(), next); err != nil {
 			return &apiError{status: 500, code: "InternalServerException", message: "Internal error",
 				rule: fmt.Sprintf("recording the change in the state file: %v", err)}
 		}
