@@ -9,6 +9,7 @@ import (
 	"hash/crc32"
 	"io/fs"
 	"os"
+	"slices"
 	"unsafe"
 
 	"github.com/keyless-dev/keyless/internal/atomicfile"
@@ -98,30 +99,18 @@ func (c *changes) empty() bool {
 // pointer in both, and a tag list that did not change the same slice.
 func diffResources(prev, next *resources) *changes {
 	var c changes
-	for _, id := range sortedKeys(next.anchors) {
-		if v, ok := prev.anchors[id]; !ok || v != next.anchors[id] {
-			c.Put.TrustAnchors = append(c.Put.TrustAnchors, encodeAnchor(next.anchors[id]))
-		}
+	for _, id := range changed(prev.anchors, next.anchors) {
+		c.Put.TrustAnchors = append(c.Put.TrustAnchors, encodeAnchor(next.anchors[id]))
 	}
-	c.Delete.TrustAnchors = deleted(prev.anchors, next.anchors)
-	for _, id := range sortedKeys(next.crls) {
-		if v, ok := prev.crls[id]; !ok || v != next.crls[id] {
-			c.Put.CRLs = append(c.Put.CRLs, encodeCRL(next.crls[id]))
-		}
+	for _, id := range changed(prev.crls, next.crls) {
+		c.Put.CRLs = append(c.Put.CRLs, encodeCRL(next.crls[id]))
 	}
-	c.Delete.CRLs = deleted(prev.crls, next.crls)
-	for _, id := range sortedKeys(next.profiles) {
-		if v, ok := prev.profiles[id]; !ok || v != next.profiles[id] {
-			c.Put.Profiles = append(c.Put.Profiles, encodeProfile(next.profiles[id]))
-		}
+	for _, id := range changed(prev.profiles, next.profiles) {
+		c.Put.Profiles = append(c.Put.Profiles, encodeProfile(next.profiles[id]))
 	}
-	c.Delete.Profiles = deleted(prev.profiles, next.profiles)
-	for _, name := range sortedKeys(next.roles) {
-		if v, ok := prev.roles[name]; !ok || v != next.roles[name] {
-			c.Put.Roles = append(c.Put.Roles, encodeRole(next.roles[name]))
-		}
+	for _, name := range changed(prev.roles, next.roles) {
+		c.Put.Roles = append(c.Put.Roles, encodeRole(next.roles[name]))
 	}
-	c.Delete.Roles = deleted(prev.roles, next.roles)
 	for arn, tags := range next.tags {
 		if v, ok := prev.tags[arn]; !ok || !sameSlice(v, tags) {
 			if c.Put.Tags == nil {
@@ -130,30 +119,39 @@ func diffResources(prev, next *resources) *changes {
 			c.Put.Tags[arn] = toJSONTags(tags)
 		}
 	}
+	c.Delete.TrustAnchors = deleted(prev.anchors, next.anchors)
+	c.Delete.CRLs = deleted(prev.crls, next.crls)
+	c.Delete.Profiles = deleted(prev.profiles, next.profiles)
+	c.Delete.Roles = deleted(prev.roles, next.roles)
 	c.Delete.Tags = deleted(prev.tags, next.tags)
 	return &c
+}
+
+// changed returns the keys of next whose object is not prev's, in order.
+func changed[V comparable](prev, next map[string]V) []string {
+	var out []string
+	for k, v := range next {
+		if pv, ok := prev[k]; !ok || pv != v {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // deleted returns the keys of prev that next lacks, in order.
 func deleted[V any](prev, next map[string]V) []string {
 	var out []string
+	if len(prev) == 0 {
+		return nil
+	}
 	for k := range prev {
 		if _, ok := next[k]; !ok {
 			out = append(out, k)
 		}
 	}
-	if len(out) > 1 {
-		out = sortedKeys(setOf(out))
-	}
+	slices.Sort(out)
 	return out
-}
-
-func setOf(keys []string) map[string]struct{} {
-	m := make(map[string]struct{}, len(keys))
-	for _, k := range keys {
-		m[k] = struct{}{}
-	}
-	return m
 }
 
 // sameSlice reports whether a and b are the same slice (not merely equal).

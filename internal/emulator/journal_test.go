@@ -335,6 +335,8 @@ func TestStateCompactionCrashPoints(t *testing.T) {
 		{name: "snapshot renamed", snap: newSnap, journal: oldJournal, want: without},
 		{name: "writing the journal", snap: newSnap, journal: oldJournal, tempJournal: newJournal[:5], want: without},
 		{name: "journal renamed", snap: newSnap, journal: newJournal, want: without},
+		// Loaded without a compaction: the temporary files still go.
+		{name: "journal renamed, temporary files of an earlier crash", snap: newSnap, journal: newJournal, tempSnap: oldSnap, tempJournal: oldJournal, want: without},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
