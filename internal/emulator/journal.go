@@ -185,7 +185,16 @@ type journal struct {
 // published; on error the change is refused, and the files hold prev.
 func (j *journal) record(prev, next *resources) error {
 	if j.f == nil {
-		return j.compact(next)
+		if err := j.compact(next); err != nil {
+			// The snapshot may hold next already (its journal failed):
+			// put prev back, so a refused change is not found at the
+			// next start.
+			if rerr := j.compact(prev); rerr != nil {
+				return fmt.Errorf("%w; writing the previous state: %v", err, rerr)
+			}
+			return err
+		}
+		return nil
 	}
 	c := diffResources(prev, next)
 	if c.empty() {

@@ -493,3 +493,43 @@ func TestStateJournalWithoutSnapshot(t *testing.T) {
 }
 
 func crc32c(b []byte) uint32 { return crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)) }
+
+// TestStateSnapshotWithoutJournalRefused: when the change after a failed
+// append must write the whole state and only its journal fails, the
+// change is refused and the snapshot holds the previous state again.
+func TestStateSnapshotWithoutJournalRefused(t *testing.T) {
+	e, path := journalEnv(t)
+	bundle := readFileString(t, filepath.Join(e.dir, "bundle.pem"))
+	block := func(p string) {
+		t.Helper()
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+		// A non-empty directory in a file's place: a rename over it fails.
+		if err := os.MkdirAll(filepath.Join(p, "blocker"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unblock := func(p string) {
+		t.Helper()
+		if err := os.RemoveAll(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// An append fails and so does rewriting the previous state: the next
+	// change must write the whole state.
+	emulator.SetStateSync(e.emu, func(*os.File) error { return errors.New("injected fsync failure") })
+	snapshot := readFile(t, path)
+	block(path)
+	e.mustRA(500, "POST", "/trustanchors", createAnchorBody("refused", bundle))
+	emulator.SetStateSync(e.emu, func(f *os.File) error { return f.Sync() })
+	unblock(path)
+	writeStateFile(t, path, snapshot)
+	block(path + ".journal")
+	e.mustRA(500, "POST", "/trustanchors", createAnchorBody("refused-too", bundle))
+	unblock(path + ".journal")
+	e.srv.Close()
+	if got := e.withState(path).emu.Outputs("").TrustAnchors; got["refused"] != "" || got["refused-too"] != "" {
+		t.Errorf("anchors after a restart %v: a refused change is in the snapshot", got)
+	}
+}
