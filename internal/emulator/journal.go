@@ -99,59 +99,57 @@ func (c *changes) empty() bool {
 // pointer in both, and a tag list that did not change the same slice.
 func diffResources(prev, next *resources) *changes {
 	var c changes
-	for _, id := range changed(prev.anchors, next.anchors) {
+	var ids []string
+	ids, c.Delete.TrustAnchors = changed(prev.anchors, next.anchors, func(a, b *TrustAnchor) bool { return a == b })
+	for _, id := range ids {
 		c.Put.TrustAnchors = append(c.Put.TrustAnchors, encodeAnchor(next.anchors[id]))
 	}
-	for _, id := range changed(prev.crls, next.crls) {
+	ids, c.Delete.CRLs = changed(prev.crls, next.crls, func(a, b *CRL) bool { return a == b })
+	for _, id := range ids {
 		c.Put.CRLs = append(c.Put.CRLs, encodeCRL(next.crls[id]))
 	}
-	for _, id := range changed(prev.profiles, next.profiles) {
+	ids, c.Delete.Profiles = changed(prev.profiles, next.profiles, func(a, b *Profile) bool { return a == b })
+	for _, id := range ids {
 		c.Put.Profiles = append(c.Put.Profiles, encodeProfile(next.profiles[id]))
 	}
-	for _, name := range changed(prev.roles, next.roles) {
+	ids, c.Delete.Roles = changed(prev.roles, next.roles, func(a, b *Role) bool { return a == b })
+	for _, name := range ids {
 		c.Put.Roles = append(c.Put.Roles, encodeRole(next.roles[name]))
 	}
-	for arn, tags := range next.tags {
-		if v, ok := prev.tags[arn]; !ok || !sameSlice(v, tags) {
-			if c.Put.Tags == nil {
-				c.Put.Tags = map[string][]jsonTag{}
-			}
-			c.Put.Tags[arn] = toJSONTags(tags)
+	ids, c.Delete.Tags = changed(prev.tags, next.tags, sameSlice)
+	for _, arn := range ids {
+		if c.Put.Tags == nil {
+			c.Put.Tags = map[string][]jsonTag{}
 		}
+		c.Put.Tags[arn] = toJSONTags(next.tags[arn])
 	}
-	c.Delete.TrustAnchors = deleted(prev.anchors, next.anchors)
-	c.Delete.CRLs = deleted(prev.crls, next.crls)
-	c.Delete.Profiles = deleted(prev.profiles, next.profiles)
-	c.Delete.Roles = deleted(prev.roles, next.roles)
-	c.Delete.Tags = deleted(prev.tags, next.tags)
 	return &c
 }
 
-// changed returns the keys of next whose object is not prev's, in order.
-func changed[V comparable](prev, next map[string]V) []string {
-	var out []string
+// changed returns, in order, the keys of next whose value is not the
+// same as prev's (new or replaced), and the keys of prev that next lacks.
+func changed[V any](prev, next map[string]V, same func(a, b V) bool) (put, deleted []string) {
+	kept := 0
 	for k, v := range next {
-		if pv, ok := prev[k]; !ok || pv != v {
-			out = append(out, k)
+		pv, ok := prev[k]
+		if ok {
+			kept++
+		}
+		if !ok || !same(pv, v) {
+			put = append(put, k)
 		}
 	}
-	slices.Sort(out)
-	return out
-}
-
-// deleted returns the keys of prev that next lacks, in order.
-func deleted[V any](prev, next map[string]V) []string {
-	var out []string
-	if len(prev) == 0 {
-		return nil
-	}
-	for k := range prev {
-		if _, ok := next[k]; !ok {
-			out = append(out, k)
+	// Every key of prev is in next unless fewer of them were found there.
+	if kept < len(prev) {
+		for k := range prev {
+			if _, ok := next[k]; !ok {
+				deleted = append(deleted, k)
+			}
 		}
 	}
-	slices.Sort(out)
-	return out
+	slices.Sort(put)
+	slices.Sort(deleted)
+	return put, deleted
 }
 
 // sameSlice reports whether a and b are the same slice (not merely equal).
