@@ -97,6 +97,8 @@ func TestStateJournalEveryChange(t *testing.T) {
 
 	e.mustRA(201, "POST", "/TagResource", map[string]any{"resourceArn": keptARN, "tags": tagList("team", "ci", "drop", "me")})
 	e.mustRA(200, "POST", "/UntagResource", map[string]any{"resourceArn": keptARN, "tagKeys": []string{"drop"}})
+	// A new value for a key it has: as many tags as before.
+	e.mustRA(201, "POST", "/TagResource", map[string]any{"resourceArn": keptARN, "tags": tagList("team", "ops")})
 	e.mustRA(200, "POST", "/UntagResource", map[string]any{"resourceArn": p["profileArn"].(string), "tagKeys": []string{"a"}})
 
 	e.createRole("kept", "Path", "/ci/", "Tags.member.1.Key", "team", "Tags.member.1.Value", "ci")
@@ -114,7 +116,7 @@ func TestStateJournalEveryChange(t *testing.T) {
 		t.Fatalf("the journal holds %d records, want one per change", n)
 	}
 	before := emulator.StateDump(e.emu)
-	for _, want := range []string{`"kept"`, `"renamed"`, `"changed"`, `"more"`, `"inline"`} {
+	for _, want := range []string{`"kept"`, `"renamed"`, `"changed"`, `"more"`, `"inline"`, `"ops"`} {
 		if !strings.Contains(before, want) {
 			t.Fatalf("the state lacks %s: the test made no such change", want)
 		}
