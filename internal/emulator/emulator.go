@@ -48,11 +48,12 @@ type Config struct {
 	// STSMaxSkew is the same for STS, which allows more; zero means
 	// DefaultSTSMaxSkew.
 	STSMaxSkew time.Duration
-	// StatePath, when set, keeps the resources in this file across
-	// restarts: every change is written to it (atomically, fsynced)
-	// before it is answered, and at start an existing file is loaded in
-	// place of the seed's resources (the seed's account, region and
-	// operators still apply). See docs/emulator.md.
+	// StatePath, when set, keeps the resources in this file (a
+	// snapshot) and StatePath+".journal" across restarts: every change is
+	// appended to the journal (fdatasynced) before it is answered, and at
+	// start an existing state is loaded in place of the seed's resources
+	// (the seed's account, region and operators still apply). See
+	// journal.go and docs/emulator.md.
 	StatePath string
 	// MaxCredentials bounds the issued credentials kept for STS; when it
 	// is reached, the credentials closest to expiry are forgotten first.

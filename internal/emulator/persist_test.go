@@ -140,11 +140,13 @@ func TestStateRestartSameAnswers(t *testing.T) {
 	if diff := cmp.Diff(before, answers(again)); diff != "" {
 		t.Errorf("answers after a restart from the state file differ (-before +after):\n%s", diff)
 	}
-	if got := testkit.DirNames(t, filepath.Dir(statePath)); !slices.Equal(got, []string{"emulator.json"}) {
-		t.Errorf("state directory holds %v, want only emulator.json", got)
+	if got := testkit.DirNames(t, filepath.Dir(statePath)); !slices.Equal(got, []string{"emulator.json", "emulator.json.journal"}) {
+		t.Errorf("state directory holds %v, want only emulator.json and its journal", got)
 	}
-	if fi, err := os.Stat(statePath); err != nil || fi.Mode().Perm() != 0o600 {
-		t.Errorf("state file: %v, mode %v; want 0600", err, fi.Mode().Perm())
+	for _, p := range []string{statePath, statePath + ".journal"} {
+		if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v, mode %v; want 0600", p, err, fi.Mode().Perm())
+		}
 	}
 	if data, _ := os.ReadFile(statePath); strings.Contains(string(data), operatorSecret) || strings.Contains(string(data), operatorKeyID) {
 		t.Errorf("the state file holds the operator's key:\n%s", data)
@@ -184,9 +186,11 @@ func TestStateWinsOverSeed(t *testing.T) {
 	}
 }
 
-// TestStateWriteFailureRefusesTheChange: a change whose state file cannot
-// be replaced is refused with AWS's internal error, is not served, and is
-// not in the file; the next change that can be written is.
+// TestStateWriteFailureRefusesTheChange: a change whose journal record
+// cannot be made durable (fsync fails) is refused with AWS's internal
+// error, is not served, and is not in the files after a restart; when
+// the previous state cannot be rewritten either, the next change writes
+// the whole state, and is refused while that fails too.
 func TestStateWriteFailureRefusesTheChange(t *testing.T) {
 	dir := t.TempDir()
 	bundle := writeBundle(t, dir)
@@ -194,20 +198,28 @@ func TestStateWriteFailureRefusesTheChange(t *testing.T) {
 	clock := testkit.NewClock(time.Now().Truncate(time.Second))
 	e := stateEnv(t, dir, operatorsSeed, statePath, clock)
 
-	// A directory in the file's place: the rename fails, even for root.
+	failSync := errors.New("injected fsync failure")
+	emulator.SetStateSync(e.emu, func(*os.File) error { return failSync })
+	status, out := e.ra(operator, "POST", "/trustanchors", createAnchorBody("refused", bundle))
+	if status != 500 || out["__type"] != "InternalServerException" || !strings.Contains(out["message"].(string), "recording the change in the state file") {
+		t.Errorf("CreateTrustAnchor with a failing fsync: %d %v, want 500 InternalServerException", status, out)
+	}
+	// And the previous state cannot be rewritten either: a directory in
+	// the file's place fails the rename, even for root.
 	if err := os.Remove(statePath); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.MkdirAll(filepath.Join(statePath, "blocker"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	status, out := e.ra(operator, "POST", "/trustanchors", createAnchorBody("refused", bundle))
-	if status != 500 || out["__type"] != "InternalServerException" || !strings.Contains(out["message"].(string), "recording the change in the state file") {
-		t.Errorf("CreateTrustAnchor with an unwritable state file: %d %v, want 500 InternalServerException", status, out)
-	}
 	status, body := e.iam(operator, url.Values{"Action": {"CreateRole"}, "RoleName": {"refused"}, "AssumeRolePolicyDocument": {openTrustPolicy}})
 	if status != 500 || !strings.Contains(body, "<Code>ServiceFailure</Code>") {
 		t.Errorf("CreateRole with an unwritable state file: %d %s, want 500 ServiceFailure", status, body)
+	}
+	emulator.SetStateSync(e.emu, func(f *os.File) error { return f.Sync() })
+	status, body = e.iam(operator, url.Values{"Action": {"CreateRole"}, "RoleName": {"refused-too"}, "AssumeRolePolicyDocument": {openTrustPolicy}})
+	if status != 500 {
+		t.Errorf("CreateRole while the whole state cannot be written: %d %s, want 500", status, body)
 	}
 	if out := e.emu.Outputs(""); len(out.TrustAnchors)+len(out.Roles) != 0 {
 		t.Errorf("refused changes are served: %+v", out)
@@ -222,13 +234,36 @@ func TestStateWriteFailureRefusesTheChange(t *testing.T) {
 	if status, out := e.ra(operator, "POST", "/trustanchors", createAnchorBody("written", bundle)); status != 201 {
 		t.Fatalf("CreateTrustAnchor once the file can be written: %d %v", status, out)
 	}
+	if status, out := e.ra(operator, "POST", "/trustanchors", createAnchorBody("appended", bundle)); status != 201 {
+		t.Fatalf("CreateTrustAnchor after that: %d %v", status, out)
+	}
 	e.srv.Close()
 	again := stateEnv(t, dir, operatorsSeed, statePath, clock)
-	if got := again.emu.Outputs(""); len(got.TrustAnchors) != 1 || got.TrustAnchors["written"] == "" || len(got.Roles) != 0 {
-		t.Errorf("after a restart: %+v; want only the written anchor", got)
+	if got := again.emu.Outputs(""); len(got.TrustAnchors) != 2 || got.TrustAnchors["written"] == "" || got.TrustAnchors["appended"] == "" || len(got.Roles) != 0 {
+		t.Errorf("after a restart: %+v; want only the written anchors", got)
 	}
 	if got := testkit.DirNames(t, dir); slices.ContainsFunc(got, func(n string) bool { return strings.HasPrefix(n, ".tmp-") }) {
 		t.Errorf("temporary files left: %v", got)
+	}
+}
+
+// TestStateFsyncFailureLeavesNoRecord: the record of a change refused
+// because its fsync failed may be in the journal whole; the previous
+// state, rewritten, leaves it out after a restart.
+func TestStateFsyncFailureLeavesNoRecord(t *testing.T) {
+	dir := t.TempDir()
+	bundle := writeBundle(t, dir)
+	statePath := filepath.Join(dir, "emulator.json")
+	clock := testkit.NewClock(time.Now().Truncate(time.Second))
+	e := stateEnv(t, dir, operatorsSeed, statePath, clock)
+	emulator.SetStateSync(e.emu, func(*os.File) error { return errors.New("injected fsync failure") })
+	if status, _ := e.ra(operator, "POST", "/trustanchors", createAnchorBody("refused", bundle)); status != 500 {
+		t.Fatalf("CreateTrustAnchor with a failing fsync: %d, want 500", status)
+	}
+	e.srv.Close()
+	again := stateEnv(t, dir, operatorsSeed, statePath, clock)
+	if got := again.emu.Outputs(""); len(got.TrustAnchors) != 0 {
+		t.Errorf("after a restart: %+v; the refused anchor is back", got)
 	}
 }
 
@@ -251,7 +286,7 @@ func TestStateRefusedAtStart(t *testing.T) {
 		{"torn", string(valid[:len(valid)/2]), operatorsSeed, "not a state file"},
 		{"trailing data", string(valid) + "{}", operatorsSeed, "data after its JSON object"},
 		{"unknown field", strings.Replace(string(valid), `"format"`, `"extra": 1, "format"`, 1), operatorsSeed, `unknown field "extra"`},
-		{"other format", strings.Replace(string(valid), "keyless-emulator-state/1", "keyless-emulator-state/9", 1), operatorsSeed, `format "keyless-emulator-state/9"`},
+		{"other format", strings.Replace(string(valid), "keyless-emulator-state/2", "keyless-emulator-state/9", 1), operatorsSeed, `format "keyless-emulator-state/9"`},
 		{"other account", string(valid), strings.Replace(operatorsSeed, "111122223333", "444455556666", 1), "it holds account 111122223333 in region us-east-1, but the seed is for account 444455556666 in region us-east-1"},
 		{"other region", string(valid), strings.Replace(operatorsSeed, "us-east-1", "eu-west-1", 1), "but the seed is for account 111122223333 in region eu-west-1"},
 	} {
@@ -438,8 +473,8 @@ func TestStateSurvivesSIGKILL(t *testing.T) {
 				t.Errorf("round %d: acknowledged role %s is not in the state file", round, name)
 			}
 		}
-		if got := testkit.DirNames(t, stateDir); !slices.Equal(got, []string{"emulator.json"}) {
-			t.Errorf("round %d: after a restart the state directory holds %v, want only emulator.json", round, got)
+		if got := testkit.DirNames(t, stateDir); !slices.Equal(got, []string{"emulator.json", "emulator.json.journal"}) {
+			t.Errorf("round %d: after a restart the state directory holds %v, want only emulator.json and its journal", round, got)
 		}
 		e.srv.Close()
 		if t.Failed() {

@@ -59,6 +59,32 @@ func (r *resources) indexed() *resources {
 	return r
 }
 
+// indexedFrom is indexed, reusing prev's indexes when r has the very
+// same trust anchors and CRLs as prev (the indexes depend on nothing
+// else, and published objects never change), as after a change to a
+// profile, a role or tags: rebuilding them costs O(n log n) per change.
+func (r *resources) indexedFrom(prev *resources) *resources {
+	if prev != nil && prev.crlsByAnchor != nil && samePointers(prev.anchors, r.anchors) && samePointers(prev.crls, r.crls) {
+		r.crlsByAnchor, r.anchorsBySubject = prev.crlsByAnchor, prev.anchorsBySubject
+		return r
+	}
+	return r.indexed()
+}
+
+// samePointers reports whether a and b map the same keys to the same
+// objects.
+func samePointers[V comparable](a, b map[string]V) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range b {
+		if av, ok := a[k]; !ok || av != v {
+			return false
+		}
+	}
+	return true
+}
+
 // anchorsIssuing returns the keys, in order, of the anchors with a
 // certificate named as the issuer of one of certs: only they can end a
 // chain of certs.
@@ -176,9 +202,13 @@ type state struct {
 	cur atomic.Pointer[resources]
 	// mu serialises update; readers never take it.
 	mu sync.Mutex
-	// persist, when set, durably records a version before it is
-	// published (see StateFile); an error refuses the change.
-	persist func(*resources) error
+	// persist, when set, durably records next, the version after prev,
+	// before it is published (see journal.go); an error refuses the
+	// change, and persist leaves the files holding prev.
+	persist func(prev, next *resources) error
+	// journal is the state file's writer, when there is one (persist
+	// is its record).
+	journal *journal
 	// version counts published changes.
 	version uint64
 }
@@ -197,19 +227,12 @@ func (st *state) update(fn func(r *resources) error) error {
 		return err
 	}
 	if st.persist != nil {
-		if err := st.persist(next); err != nil {
-			// The write failed before its rename (the file still holds the
-			// published version) or, rarely, after it (the directory's
-			// fsync): then put the published version back, so that a
-			// refused change is not found at the next start.
-			if rerr := st.persist(st.cur.Load()); rerr != nil {
-				err = fmt.Errorf("%w; restoring the previous state: %v", err, rerr)
-			}
+		if err := st.persist(st.cur.Load(), next); err != nil {
 			return &apiError{status: 500, code: "InternalServerException", message: "Internal error",
 				rule: fmt.Sprintf("recording the change in the state file: %v", err)}
 		}
 	}
-	st.cur.Store(next.indexed())
+	st.cur.Store(next.indexedFrom(st.cur.Load()))
 	st.version++
 	return nil
 }
