@@ -47,28 +47,46 @@ const (
 // Kinds lists every kind, in the order messages name them.
 var Kinds = []Kind{JobToken, IDToken, Static, Peer}
 
-var fields = map[Kind][]string{
+// The claims of each kind (see fieldsOf). Static tables, not a map a
+// package init would build for every keyless command.
+var (
 	// What GET /api/v4/job answers: no protection or environment flags,
 	// and the project's path only inside web_url.
-	JobToken: {"job_id", "job_name", "ref", "ref_type", "pipeline_id", "project_id", "project_path",
-		"namespace_path", "sha", "user_id", "user_login", "runner_id"},
+	jobTokenFields = []string{"job_id", "job_name", "ref", "ref_type", "pipeline_id", "project_id", "project_path",
+		"namespace_path", "sha", "user_id", "user_login", "runner_id"}
 	// GitLab's documented id_tokens claims.
-	IDToken: {"namespace_id", "namespace_path", "project_id", "project_path", "user_id", "user_login",
+	idTokenFields = []string{"namespace_id", "namespace_path", "project_id", "project_path", "user_id", "user_login",
 		"user_email", "pipeline_id", "pipeline_source", "job_id", "ref", "ref_type", "ref_path",
 		"ref_protected", "environment", "environment_protected", "deployment_tier", "runner_id",
-		"runner_environment", "sha", "sub"},
-	Static: {"token"},
+		"runner_environment", "sha", "sub"}
+	staticFields = []string{"token"}
 	// Not pid: a process chooses its own (it can fork until one fits),
 	// and it names a process, not a user. It is in Identity.Audit.
-	Peer: {"uid", "gid"},
+	peerFields = []string{"uid", "gid"}
+)
+
+// fieldsOf is the claims of kind k, nil for an unknown kind; callers
+// must not change it.
+func fieldsOf(k Kind) []string {
+	switch k {
+	case JobToken:
+		return jobTokenFields
+	case IDToken:
+		return idTokenFields
+	case Static:
+		return staticFields
+	case Peer:
+		return peerFields
+	}
+	return nil
 }
 
 // Fields lists the claims an identity of kind k can carry (nil for an
 // unknown kind). An identity may lack some: an id_token of a job with no
 // environment has no environment claim.
-func Fields(k Kind) []string { return slices.Clone(fields[k]) }
+func Fields(k Kind) []string { return slices.Clone(fieldsOf(k)) }
 
-func hasField(k Kind, f string) bool { return slices.Contains(fields[k], f) }
+func hasField(k Kind, f string) bool { return slices.Contains(fieldsOf(k), f) }
 
 // Identity is a verified caller. Claims are strings (numbers in decimal,
 // bools "true"/"false"); an absent claim is not in the map. Rules match

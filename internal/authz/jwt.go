@@ -190,7 +190,7 @@ func (o *oidcVerifier) verify(ctx context.Context, tok string) (*Identity, error
 		return nil, err
 	}
 	id := &Identity{Kind: IDToken, Claims: map[string]string{}}
-	for _, f := range fields[IDToken] {
+	for _, f := range fieldsOf(IDToken) {
 		if s, ok := claimString(claims[f]); ok {
 			id.Claims[f] = s
 		}

@@ -91,7 +91,7 @@ func NewPolicy(rules []Rule) (*Policy, error) {
 			return nil, fail("", "the rule accepts no identity: set identity to one or more of %s", kindNames(Kinds, ", "))
 		}
 		for _, k := range r.Kinds {
-			if fields[k] == nil {
+			if fieldsOf(k) == nil {
 				return nil, fail("", "%q is not an identity: use %s", k, kindNames(Kinds, ", "))
 			}
 		}
@@ -161,7 +161,7 @@ func fieldOf(field string, kinds []Kind) error {
 			continue
 		}
 		if len(carriers) == 0 {
-			return fmt.Errorf("%s is not a claim of any identity; %s carries %s", field, describe(k, false), strings.Join(fields[k], ", "))
+			return fmt.Errorf("%s is not a claim of any identity; %s carries %s", field, describe(k, false), strings.Join(fieldsOf(k), ", "))
 		}
 		return fmt.Errorf("%s is only in %s; %s does not carry it: set identity: %s",
 			field, describeKinds(carriers), describe(k, false), kindNames(carriers, " or "))

@@ -16,6 +16,7 @@ package awscreds
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -84,7 +85,8 @@ type Plan struct {
 	Input            rolesanywhere.SessionInput
 	Region, Endpoint string
 	Transport        rolesanywhere.TransportOptions
-	// Trust names the roots: "system roots", or the CA bundle's hash.
+	// Trust names the roots: "system roots", or the CA bundle's hash
+	// (or, when the bundle is still to be read, its file's identity).
 	Trust string
 	// rootsPath is AWS_CA_BUNDLE's file, when Transport.RootCAs is
 	// still to be read from it.
@@ -135,11 +137,11 @@ func (f *Fetcher) Check(r Request) (*Plan, error) {
 	return f.check(r, true)
 }
 
-// check is Check; without loadRoots, the AWS_CA_BUNDLE file is only
-// hashed for Plan.Trust, not kept in Plan.Transport.RootCAs: a cache hit
-// needs only the hash, and a system bundle is a few hundred kilobytes
-// that would otherwise be read into memory on every hit (loadRoots
-// reads it on a miss).
+// check is Check; without loadRoots, a regular AWS_CA_BUNDLE file that
+// has not changed for bundleSettle is only stat'ed for Plan.Trust
+// (fileIdentity.trust), not read: a cache hit needs only its identity,
+// and a system bundle is a few hundred kilobytes that would otherwise be
+// read and hashed on every hit (readBundle reads it on a miss).
 func (f *Fetcher) check(r Request, loadRoots bool) (*Plan, error) {
 	n := f.name
 	var missing []string
@@ -193,15 +195,24 @@ func (f *Fetcher) check(r Request, loadRoots bool) (*Plan, error) {
 		return nil, err
 	}
 	if path := f.getenv("AWS_CA_BUNDLE"); path != "" {
-		if loadRoots {
-			p.Transport.RootCAs, err = os.ReadFile(path)
-			p.Trust = bundleTrust(p.Transport.RootCAs)
-		} else {
-			p.Trust, err = hashBundle(path)
-			p.rootsPath = path
+		identified := false
+		if !loadRoots {
+			info, err := os.Stat(path)
+			if err != nil {
+				return nil, f.fail("AWS_CA_BUNDLE", "AWS_CA_BUNDLE: %w", err)
+			}
+			if id, ok := fileID(info); ok && info.Mode().IsRegular() && id.settled(clock.Or(f.Clock).Now()) {
+				p.Trust, p.rootsPath, identified = id.trust(path), path, true
+			}
 		}
-		if err != nil {
-			return nil, f.fail("AWS_CA_BUNDLE", "AWS_CA_BUNDLE: %w", err)
+		if !identified {
+			// Needed now, or not a file whose identity says what it
+			// holds (a pipe, a system without change times, a file
+			// changed moments ago): read it.
+			if p.Transport.RootCAs, err = os.ReadFile(path); err != nil {
+				return nil, f.fail("AWS_CA_BUNDLE", "AWS_CA_BUNDLE: %w", err)
+			}
+			p.Trust = bundleTrust(p.Transport.RootCAs)
 		}
 	}
 	p.Input = rolesanywhere.SessionInput{TrustAnchorARN: r.TrustAnchorARN, ProfileARN: r.ProfileARN, RoleARN: r.RoleARN,
@@ -215,27 +226,96 @@ func bundleTrust(pem []byte) string {
 	return "ca-bundle " + hex.EncodeToString(sum[:])
 }
 
-// hashBundle is bundleTrust of the file at path, read in small pieces.
-func hashBundle(path string) (string, error) {
+// fileIdentity is what one stat says of a CA bundle file (fileID reads
+// it from the file's information where the system has change times).
+type fileIdentity struct {
+	dev, ino     uint64
+	size         int64
+	mtime, ctime time.Time
+}
+
+// trust names the trust given by the CA bundle file at path with this
+// identity, for the cache key: a hash of the path and the identity.
+//
+// A cache hit trusts this in place of the bundle's content (hashing a
+// system bundle of a few hundred kilobytes was a third of a hit). Any
+// change to the file changes the identity: the kernel sets the change
+// time (ctime) on every write, rename over, chmod or link, and no user
+// can set it back, unlike the modification time (touch -d); a file
+// renamed over the path is another inode. What the identity cannot
+// tell apart is a write in the same tick of the file system's clock as
+// the ctime it replaced (a tick is a few milliseconds, up to 2 seconds
+// on FAT), so the identity is used only for a bundle that has settled
+// (its ctime is more than bundleSettle before the clock): any later
+// write then has a later ctime. A bundle that has not settled is keyed
+// by the hash of its content, as all bundles were before, and read on
+// every call until it settles. The trade-off: the first call after a
+// bundle settles is a miss (one more CreateSession), and a file system
+// whose clock runs more than bundleSettle behind this machine's (a
+// network file system's server) could let a rewrite within its tick go
+// unnoticed until the credentials expire, and an NFS client's attribute
+// cache (up to a minute by default) can hide another machine's change
+// for that long; the bundle is then still one the user wrote, only not
+// the newest.
+func (id fileIdentity) trust(path string) string {
+	b := make([]byte, 0, 64+len(path))
+	b = append(b, path...)
+	b = append(b, 0)
+	for _, v := range []uint64{id.dev, id.ino, uint64(id.size), uint64(id.mtime.UnixNano()), uint64(id.ctime.UnixNano())} {
+		b = binary.BigEndian.AppendUint64(b, v)
+	}
+	sum := sha256.Sum256(b)
+	return "ca-bundle-file " + hex.EncodeToString(sum[:])
+}
+
+// bundleSettle is how long ago a CA bundle must have last changed for
+// its identity to stand for its content (see fileIdentity.trust): more
+// than the coarsest file system clock tick (FAT's 2 seconds).
+const bundleSettle = 5 * time.Second
+
+// settled reports whether the file last changed more than bundleSettle
+// before now (a change time after now is not settled, nor is none: a
+// file system that reports no change times cannot be known by them).
+func (id fileIdentity) settled(now time.Time) bool {
+	return id.ctime.Unix() > 0 && id.ctime.Before(now.Add(-bundleSettle))
+}
+
+// readBundle reads the CA bundle at path for a miss and returns the
+// cache key's trust for what it read: the file's identity, as a hit
+// checks it, when the open file's identity is the same before and after
+// the read and it has settled; otherwise (it changed while it was read,
+// or moments ago) the hash of the content read.
+func readBundle(path string, now time.Time) (pem []byte, trust string, err error) {
 	file, err := os.Open(path)
 	if err != nil {
-		return "", err
+		return nil, "", err
 	}
 	defer file.Close()
-	h := sha256.New()
-	buf := make([]byte, 16<<10)
-	for {
-		n, err := file.Read(buf)
-		h.Write(buf[:n])
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return "", err
-		}
+	before, err := file.Stat()
+	if err != nil {
+		return nil, "", err
 	}
-	return "ca-bundle " + hex.EncodeToString(h.Sum(nil)), nil
+	if pem, err = io.ReadAll(file); err != nil {
+		return nil, "", err
+	}
+	if testHookBundleRead != nil {
+		testHookBundleRead()
+	}
+	after, err := file.Stat()
+	if err != nil {
+		return nil, "", err
+	}
+	id, ok1 := fileID(before)
+	idAfter, ok2 := fileID(after)
+	if ok1 && ok2 && before.Mode().IsRegular() && id == idAfter && id.settled(now) {
+		return pem, id.trust(path), nil
+	}
+	return pem, bundleTrust(pem), nil
 }
+
+// testHookBundleRead, set by tests, runs between readBundle's read and
+// its second stat.
+var testHookBundleRead func()
 
 // endpoint picks the endpoint: the request's, then
 // AWS_ENDPOINT_URL_ROLESANYWHERE (unless AWS_IGNORE_CONFIGURED_ENDPOINT_URLS
@@ -279,8 +359,10 @@ type Result struct {
 // (and its password asked) only on a miss, before the cache lock is
 // taken, so other processes never wait on someone typing; a wrong
 // password with an unchanged key file is therefore noticed on the next
-// miss. AWS_CA_BUNDLE is hashed into the cache key on every call, and
-// read into memory only on a miss.
+// miss. AWS_CA_BUNDLE's identity (path, device, inode, size, modification
+// and change times) is in the cache key, and the file is read only on a
+// miss (see fileIdentity.trust for why the identity is enough, and when
+// its content is hashed instead).
 func (f *Fetcher) Fetch(ctx context.Context, r Request) (*Result, error) {
 	// Without the cache there is no hit to spare a read of AWS_CA_BUNDLE.
 	p, err := f.check(r, r.NoCache || r.InsecureSkipVerify)
@@ -314,12 +396,11 @@ func (f *Fetcher) Fetch(ctx context.Context, r Request) (*Result, error) {
 		"not_after", id.Certificate.NotAfter.UTC().Format(time.RFC3339), "intermediates", len(id.Intermediates))
 	if p.rootsPath != "" {
 		// A miss: now the bundle itself is needed. Should it have
-		// changed since it was hashed, the credentials are cached under
+		// changed since the hit check, the credentials are cached under
 		// the bundle they are fetched with.
-		if p.Transport.RootCAs, err = os.ReadFile(p.rootsPath); err != nil {
+		if p.Transport.RootCAs, p.Trust, err = readBundle(p.rootsPath, clk.Now()); err != nil {
 			return nil, f.fail("AWS_CA_BUNDLE", "AWS_CA_BUNDLE: %w", err)
 		}
-		p.Trust = bundleTrust(p.Transport.RootCAs)
 		key.Trust = p.Trust
 	}
 	client, err := rolesanywhere.New(rolesanywhere.Config{

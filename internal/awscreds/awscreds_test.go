@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -184,10 +183,15 @@ func TestCacheHitChecksTheKey(t *testing.T) {
 }
 
 // TestCABundleIsPartOfTheCacheKey: credentials fetched trusting one
-// AWS_CA_BUNDLE are reused only while the bundle's content is the same;
-// a changed bundle is a miss. A bundle that changes between the hit check
-// (which only hashes it) and the miss's fetch is cached under the bundle
-// the fetch used, not the one hashed first.
+// AWS_CA_BUNDLE are reused only while the bundle file is the same. A hit
+// knows a settled bundle (unchanged for BundleSettle) by one stat, its
+// identity, so each way of changing the file is a miss: new content of
+// another size, new content of the same size with the modification time
+// put back (the change time differs), another file renamed over it. A
+// bundle changed moments ago, or while a miss read it, is keyed by the
+// hash of the content read instead. A bundle that changes between the
+// hit check and the miss's read is cached under the bundle the miss
+// read.
 func TestCABundleIsPartOfTheCacheKey(t *testing.T) {
 	root := pkitest.NewRoot(t, "awscreds-root")
 	inter := root.Intermediate(t, "awscreds-int")
@@ -214,14 +218,18 @@ func TestCABundleIsPartOfTheCacheKey(t *testing.T) {
 	crt := pkitest.WriteFile(t, dir, "runner.crt", pki.EncodeCertificates(inter.Leaf(t, pkitest.LeafOptions{Key: key}), inter.Cert))
 	keyFile := pkitest.WriteFile(t, dir, "runner.key", encrypted)
 	serverCA := pki.EncodeCertificates(srv.Certificate())
-	bundleA := serverCA
-	bundleB := append(slices.Clone(serverCA), pki.EncodeCertificates(root.Cert)...) // trusts the server too
-	bundle := pkitest.WriteFile(t, dir, "bundle.pem", bundleA)
+	// Bundles of one size that all trust the server: text outside PEM
+	// blocks is allowed.
+	bundleOf := func(c byte) []byte { return append([]byte{'#', c, '\n'}, serverCA...) }
+	bundleB := append(bundleOf('b'), pki.EncodeCertificates(root.Cert)...) // another size
+	bundle := pkitest.WriteFile(t, dir, "bundle.pem", bundleOf('a'))
 	var onPassword func()
+	asked := 0
 	r := awscreds.Request{Files: identity.Files{Certificate: crt, PrivateKey: keyFile}, TrustAnchorARN: out.TrustAnchors[emulatortest.TrustAnchor],
 		ProfileARN: out.Profiles[emulatortest.Profile], RoleARN: out.Roles[emulatortest.Role], DurationSeconds: 3600, Endpoint: srv.URL,
 		CacheDir: filepath.Join(dir, "cache"),
 		Password: func(string) ([]byte, error) {
+			asked++
 			if onPassword != nil {
 				onPassword()
 			}
@@ -236,20 +244,83 @@ func TestCABundleIsPartOfTheCacheKey(t *testing.T) {
 	ctx := context.Background()
 	fetch := func(what string, wantCached bool) {
 		t.Helper()
+		asked = 0
 		res, err := f.Fetch(ctx, r)
 		if err != nil || res.Cached != wantCached {
 			t.Fatalf("%s: %+v %v, want cached %v", what, res, err, wantCached)
 		}
+		if wantCached && asked != 0 {
+			t.Fatalf("%s: a hit asked for the key's password (the bundle's cache key was not found before the miss)", what)
+		}
 	}
-	fetch("first", false)
-	fetch("same bundle", true)
+	// settle moves the clock past the bundle's last change by more
+	// than BundleSettle (the files' times are the real clock's).
+	settle := func() {
+		t.Helper()
+		info, err := os.Stat(bundle)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctime, ok := awscreds.ChangeTime(info)
+		if !ok {
+			t.Skip("no change times on this system: the bundle's content is hashed instead")
+		}
+		clock.Set(ctime.Add(awscreds.BundleSettle + time.Second))
+	}
+	mtime := time.Now().Add(-time.Hour).Truncate(time.Second)
+	if err := os.Chtimes(bundle, mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+
+	fetch("just written", false)
+	fetch("just written, keyed by its content", true)
+	settle()
+	fetch("settled, keyed by its identity", false)
+	fetch("settled, again", true)
+
 	pkitest.WriteFile(t, dir, "bundle.pem", bundleB)
+	settle()
 	fetch("changed bundle", false)
 	fetch("changed bundle again", true)
 
-	// The bundle changes (back to A) after the hit check hashed B and
-	// before the miss reads it: a new key file forces the miss, and its
-	// password prompt sits between the two.
+	rewriteKeepingTimes(t, bundle, bundleOf('a'), mtime)
+	settle()
+	fetch("back to the first bundle", false) // (a new change time, though the content is the first's)
+	fetch("back to the first bundle again", true)
+	rewriteKeepingTimes(t, bundle, bundleOf('c'), mtime)
+	settle()
+	fetch("rewritten in place, same size and modification time", false)
+	fetch("rewritten in place, again", true)
+
+	renamed := pkitest.WriteFile(t, dir, "bundle.new", bundleOf('d'))
+	if err := os.Chtimes(renamed, mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(renamed, bundle); err != nil {
+		t.Fatal(err)
+	}
+	settle()
+	fetch("another file renamed over it, same size and modification time", false)
+	fetch("renamed, again", true)
+
+	// Rewritten (with the same content) while the miss reads it, and
+	// not settled after: the miss keys what it read by its content, so
+	// the next call, which hashes the unsettled file, finds it.
+	pkitest.WriteFile(t, dir, "bundle.pem", bundleB)
+	settle()
+	awscreds.SetBundleReadHook(t.Cleanup, func() {
+		rewriteKeepingTimes(t, bundle, bundleB, mtime)
+		settle()
+		clock.Set(clock.Now().Add(-awscreds.BundleSettle - time.Second)) // the file's change time
+	})
+	fetch("changed while the miss read it", false)
+	awscreds.SetBundleReadHook(t.Cleanup, nil)
+	fetch("the content the miss read", true)
+
+	// The bundle changes after the hit check stat'ed it and before the
+	// miss reads it: a new key file forces the miss, and its password
+	// prompt sits between the two. The miss keys what it read: by its
+	// content while it has not settled, by its identity after.
 	key2 := pkitest.Key(t, pkitest.P384)
 	encrypted2, err := pki.EncryptPrivateKey(key2, []byte(password))
 	if err != nil {
@@ -257,8 +328,53 @@ func TestCABundleIsPartOfTheCacheKey(t *testing.T) {
 	}
 	pkitest.WriteFile(t, dir, "runner.crt", pki.EncodeCertificates(inter.Leaf(t, pkitest.LeafOptions{Key: key2}), inter.Cert))
 	pkitest.WriteFile(t, dir, "runner.key", encrypted2)
-	onPassword = func() { pkitest.WriteFile(t, dir, "bundle.pem", bundleA) }
+	settle()
+	onPassword = func() {
+		pkitest.WriteFile(t, dir, "bundle.pem", bundleOf('f'))
+		settle()
+		clock.Set(clock.Now().Add(-awscreds.BundleSettle - time.Second)) // the file's change time
+	}
 	fetch("bundle changed during the miss", false)
 	onPassword = nil
-	fetch("the bundle the miss used", true)
+	fetch("the bundle the miss used, not settled", true)
+	settle()
+	fetch("the bundle the miss used, settled", false)
+	fetch("the bundle the miss used, settled, again", true)
+	pkitest.WriteFile(t, dir, "bundle.pem", bundleOf('g'))
+	settle()
+	onPassword = func() { rewriteKeepingTimes(t, bundle, bundleOf('h'), mtime); settle() }
+	fetch("bundle changed during the miss, and settled", false)
+	onPassword = nil
+	fetch("the bundle the miss used, by identity", true)
+}
+
+// rewriteKeepingTimes writes data over path in place and puts its
+// modification time back to mtime, until its change time differs from
+// the one before (on a file system whose clock ticks coarsely, writes in
+// one tick keep the change time: the settle rule is for them).
+func rewriteKeepingTimes(t *testing.T, path string, data []byte, mtime time.Time) {
+	t.Helper()
+	ctime := func() time.Time {
+		info, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _ := awscreds.ChangeTime(info)
+		return c
+	}
+	before := ctime()
+	for i := 0; ; i++ {
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(path, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+		if !ctime().Equal(before) {
+			return
+		}
+		if i == 1e6 {
+			t.Fatalf("the change time of %s did not change in %d writes", path, i)
+		}
+	}
 }

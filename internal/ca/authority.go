@@ -482,7 +482,8 @@ const encodableMax = 1024
 // 1,024 lists of at most 4 KiB keep at most 4 MiB.
 const encodableMaxKey = 4 << 10
 
-var encodable = &encodableCache{m: map[string]error{}}
+// encodable is made on first use, not in every keyless command's init.
+var encodable encodableCache
 
 func (c *encodableCache) get(key string) (error, bool) {
 	c.mu.Lock()
@@ -494,6 +495,9 @@ func (c *encodableCache) get(key string) (error, bool) {
 func (c *encodableCache) put(key string, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]error{}
+	}
 	if len(c.m) >= encodableMax {
 		clear(c.m)
 	}

@@ -32,8 +32,16 @@ import (
 	"github.com/keyless-dev/keyless/internal/store"
 )
 
-// ErrNoCA means the directory holds no CA configuration.
-var ErrNoCA = fmt.Errorf("no CA here: %w", fs.ErrNotExist)
+// ErrNoCA means the directory holds no CA configuration. It wraps
+// fs.ErrNotExist.
+var ErrNoCA error = noCAError{}
+
+// noCAError is ErrNoCA: a static value, where fmt.Errorf would run fmt at
+// the start of every keyless command.
+type noCAError struct{}
+
+func (noCAError) Error() string { return "no CA here: file does not exist" }
+func (noCAError) Unwrap() error { return fs.ErrNotExist }
 
 // Dir is a CA directory opened for work.
 type Dir struct {

@@ -48,7 +48,10 @@ The region is --region, else the trust anchor ARN's. The endpoint is
 --endpoint, else AWS_ENDPOINT_URL_ROLESANYWHERE, else the region's public
 endpoint (the global AWS_ENDPOINT_URL is not used: it usually points at a
 local emulator of other services). AWS_CA_BUNDLE replaces the trusted CAs for
-it. Plain http is accepted only for loopback endpoints.`,
+it; cached credentials are reused only with the same AWS_CA_BUNDLE file, which
+a hit checks by its identity (one stat: inode, size, modification and change
+times), so any change to the file is a miss, and a file changed in the last
+few seconds is read whole. Plain http is accepted only for loopback endpoints.`,
 		Example: `  # ~/.aws/config:
   [profile ci]
   credential_process = keyless credential-process --certificate /etc/keyless/runner.crt --private-key /etc/keyless/runner.key --trust-anchor-arn arn:aws:rolesanywhere:us-east-1:111122223333:trust-anchor/3f7c1a0e-0000-4000-8000-000000000001 --profile-arn arn:aws:rolesanywhere:us-east-1:111122223333:profile/3f7c1a0e-0000-4000-8000-000000000002 --role-arn arn:aws:iam::111122223333:role/ci-deployer

@@ -63,8 +63,11 @@ type Key struct {
 	Region          string `json:"region"`
 	Endpoint        string `json:"endpoint"`
 	// Trust identifies how the endpoint's TLS certificate was checked (for
-	// example a hash of the CA bundle), so credentials fetched under one
-	// trust configuration are never handed out under another.
+	// example a hash of the CA bundle file's path and identity: device,
+	// inode, size, modification and change times, which awscreds checks
+	// with one stat on a hit instead of hashing the bundle), so
+	// credentials fetched under one trust configuration are never handed
+	// out under another.
 	Trust string `json:"trust"`
 	// PrivateKey is a hash of the private key file the credentials were
 	// fetched with (empty when the key is in the certificate's PKCS#12

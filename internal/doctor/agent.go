@@ -13,13 +13,33 @@ import (
 	"github.com/keyless-dev/keyless/internal/identity"
 )
 
-// agentFields name the request's fields as agent.yaml spells them, for
-// messages and fixes when the request comes from it.
-var agentFields = map[string]string{
-	"certificate": "identity.certificate", "private-key": "identity.key", "intermediates": "identity.intermediates",
-	"trust-anchor-arn": "aws.trustAnchorArn", "region": "aws.region", "endpoint": "aws.endpoint",
-	"role-arn": "rules[0].roleArn", "profile-arn": "rules[0].profileArn", "session-duration": "rules[0].duration",
-	"AWS_CA_BUNDLE": "aws.caBundle",
+// agentField names the request's field as agent.yaml spells it, for
+// messages and fixes when the request comes from it (a switch, not a map
+// every keyless command would build at start).
+func agentField(field string) (string, bool) {
+	switch field {
+	case "certificate":
+		return "identity.certificate", true
+	case "private-key":
+		return "identity.key", true
+	case "intermediates":
+		return "identity.intermediates", true
+	case "trust-anchor-arn":
+		return "aws.trustAnchorArn", true
+	case "region":
+		return "aws.region", true
+	case "endpoint":
+		return "aws.endpoint", true
+	case "role-arn":
+		return "rules[0].roleArn", true
+	case "profile-arn":
+		return "rules[0].profileArn", true
+	case "session-duration":
+		return "rules[0].duration", true
+	case "AWS_CA_BUNDLE":
+		return "aws.caBundle", true
+	}
+	return "", false
 }
 
 // fromAgent takes what to check from agent.yaml when no certificate was
@@ -58,7 +78,7 @@ func (r *run) fromAgent() error {
 	}
 	name := r.cfg.Name
 	r.cfg.Name = func(field string) string {
-		if f, ok := agentFields[field]; ok {
+		if f, ok := agentField(field); ok {
 			return f + " in " + file
 		}
 		return name(field)

@@ -70,13 +70,13 @@ func (r *run) createSession(ctx context.Context) {
 		r.skip(CheckCreateSession, "%s", r.failedBefore(CheckIdentity))
 		return
 	case r.status(CheckValidity) == Fail:
-		r.skip(CheckCreateSession, "the certificate is not valid now (see %q): AWS would refuse it", titles[CheckValidity])
+		r.skip(CheckCreateSession, "the certificate is not valid now (see %q): AWS would refuse it", title(CheckValidity))
 		return
 	case r.status(CheckAWSClock) == Fail && r.awsDate.IsZero():
 		r.skip(CheckCreateSession, "%s", r.failedBefore(CheckAWSClock))
 		return
 	case r.status(CheckAWSClock) == Fail:
-		r.skip(CheckCreateSession, "this machine's clock is off (see %q): AWS would refuse the signature", titles[CheckAWSClock])
+		r.skip(CheckCreateSession, "this machine's clock is off (see %q): AWS would refuse the signature", title(CheckAWSClock))
 		return
 	}
 	client, err := rolesanywhere.New(rolesanywhere.Config{
@@ -189,7 +189,7 @@ func (r *run) stsEndpoint() string {
 // sts asks STS who the session's credentials are.
 func (r *run) sts(ctx context.Context) {
 	if r.session == nil {
-		r.skip(CheckSTS, "needs credentials from %q", titles[CheckCreateSession])
+		r.skip(CheckSTS, "needs credentials from %q", title(CheckCreateSession))
 		return
 	}
 	endpoint := r.stsEndpoint()

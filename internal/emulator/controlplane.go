@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/keyless-dev/keyless/internal/rolesanywhere"
 )
@@ -49,8 +50,39 @@ type raRoute struct {
 }
 
 // raRoutes is the Roles Anywhere control plane, in the order of AWS's
-// model. Operations register here (see ra_*.go).
+// model. Operations register here (see ra_*.go); read them through
+// controlPlane.
 var raRoutes []raRoute
+
+// controlPlaneTables are the control plane's operations.
+type controlPlaneTables struct {
+	iam map[string]iamOp
+	ra  []raRoute
+}
+
+var controlPlaneOnce sync.Once
+
+// controlPlane returns the operations, registering them on first use:
+// in package init, every keyless command (a credential-process cache
+// hit too) would build them.
+func controlPlane() controlPlaneTables {
+	controlPlaneOnce.Do(func() {
+		// IAM's, then Roles Anywhere's in the order of AWS's model.
+		registerIAMList()
+		registerIAMPolicies()
+		registerIAMRoleChanges()
+		registerIAMRoles()
+		registerIAMTags()
+		registerIAMUsers()
+		registerRAAnchors()
+		registerRACRLs()
+		registerRANotifications()
+		registerRAProfiles()
+		registerRASubjects()
+		registerRATags()
+	})
+	return controlPlaneTables{iam: iamOps, ra: raRoutes}
+}
 
 func registerRA(method, pattern, name string, op raOp) {
 	raRoutes = append(raRoutes, raRoute{method: method, pattern: pattern, name: name, op: op})
@@ -59,7 +91,7 @@ func registerRA(method, pattern, name string, op raOp) {
 // isRolesAnywherePath reports whether path belongs to the Roles Anywhere
 // control plane.
 func isRolesAnywherePath(path string) bool {
-	for _, rt := range raRoutes {
+	for _, rt := range controlPlane().ra {
 		if _, ok := matchPattern(rt.pattern, path); ok {
 			return true
 		}
@@ -100,14 +132,15 @@ func (e *Emulator) rolesAnywhere(w http.ResponseWriter, r *http.Request) {
 	var route *raRoute
 	var params map[string]string
 	pathKnown := false
-	for i := range raRoutes {
-		p, ok := matchPattern(raRoutes[i].pattern, r.URL.EscapedPath())
+	routes := controlPlane().ra
+	for i := range routes {
+		p, ok := matchPattern(routes[i].pattern, r.URL.EscapedPath())
 		if !ok {
 			continue
 		}
 		pathKnown = true
-		if raRoutes[i].method == r.Method {
-			route, params = &raRoutes[i], p
+		if routes[i].method == r.Method {
+			route, params = &routes[i], p
 			break
 		}
 	}

@@ -26,10 +26,16 @@ const (
 // or a refusal.
 type iamOp func(e *Emulator, p url.Values, who caller) (any, *stsError)
 
-// iamOps are the IAM actions served, by name (see iam_*.go).
-var iamOps = map[string]iamOp{}
+// iamOps are the IAM actions served, by name (see iam_*.go); read them
+// through controlPlane.
+var iamOps map[string]iamOp
 
-func registerIAM(action string, op iamOp) { iamOps[action] = op }
+func registerIAM(action string, op iamOp) {
+	if iamOps == nil {
+		iamOps = map[string]iamOp{}
+	}
+	iamOps[action] = op
+}
 
 // iamRegion is the region IAM requests are signed for in a partition.
 func iamRegion(partition string) string {
@@ -98,10 +104,10 @@ func (e *Emulator) handleIAM(r *http.Request, body []byte) (string, []byte, *sts
 	if action == "" {
 		return "", nil, &stsError{status: http.StatusBadRequest, typ: "Sender", code: "MissingAction", message: "Missing Action"}
 	}
-	op := iamOps[action]
+	op := controlPlane().iam[action]
 	if v := first(p["Version"]); v != iamVersion || op == nil {
 		return action, nil, &stsError{status: http.StatusBadRequest, typ: "Sender", code: "InvalidAction", message: fmt.Sprintf("Could not find operation %s for version %s", truncate(action), truncate(v)),
-			rule: "the emulator implements " + strings.Join(sortedKeys(iamOps), ", ") + " of IAM " + iamVersion}
+			rule: "the emulator implements " + strings.Join(sortedKeys(controlPlane().iam), ", ") + " of IAM " + iamVersion}
 	}
 	if who.op == nil {
 		return action, nil, &stsError{status: http.StatusForbidden, typ: "Sender", code: "AccessDenied",

@@ -13,7 +13,7 @@ import (
 // IAM's list operations: Marker/MaxItems pagination, and the lists
 // Terraform reads about a role that the emulator has nothing in.
 
-func init() {
+func registerIAMList() {
 	registerIAM("ListInstanceProfilesForRole", (*Emulator).listInstanceProfilesForRole)
 }
 

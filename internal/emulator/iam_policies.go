@@ -16,7 +16,7 @@ import (
 // emulator stores them so that Terraform and the CLI see what they made;
 // it does not evaluate them (sessions' permissions are not modelled).
 
-func init() {
+func registerIAMPolicies() {
 	registerIAM("PutRolePolicy", (*Emulator).putRolePolicy)
 	registerIAM("GetRolePolicy", (*Emulator).getRolePolicy)
 	registerIAM("DeleteRolePolicy", (*Emulator).deleteRolePolicy)

@@ -14,7 +14,7 @@ import (
 // CreateSession that runs meanwhile sees the role before or after, never
 // half of it, and the next one sees the change.
 
-func init() {
+func registerIAMRoleChanges() {
 	registerIAM("DeleteRole", (*Emulator).deleteRole)
 	registerIAM("UpdateAssumeRolePolicy", (*Emulator).updateAssumeRolePolicy)
 	registerIAM("UpdateRole", (*Emulator).updateRole)

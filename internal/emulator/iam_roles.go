@@ -13,7 +13,7 @@ import (
 
 // IAM roles: CreateRole, GetRole.
 
-func init() {
+func registerIAMRoles() {
 	registerIAM("CreateRole", (*Emulator).createRole)
 	registerIAM("GetRole", (*Emulator).getRole)
 }

@@ -10,7 +10,7 @@ import (
 
 // IAM role tags: TagRole, UntagRole, ListRoleTags.
 
-func init() {
+func registerIAMTags() {
 	registerIAM("TagRole", (*Emulator).tagRole)
 	registerIAM("UntagRole", (*Emulator).untagRole)
 	registerIAM("ListRoleTags", (*Emulator).listRoleTags)

@@ -12,7 +12,7 @@ import (
 // seed's account. Terraform's AWS provider calls it (for the caller's own
 // user) to learn the account before it tries sts:GetCallerIdentity.
 
-func init() {
+func registerIAMUsers() {
 	registerIAM("GetUser", (*Emulator).getUser)
 }
 

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"slices"
+	"sync"
 	"unsafe"
 
 	"github.com/keyless-dev/keyless/internal/atomicfile"
@@ -55,7 +56,18 @@ const (
 // compacted, so that a small state is not rewritten every few changes.
 const defaultCompactMin = 1 << 20
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+var (
+	castagnoliOnce  sync.Once
+	castagnoliTable *crc32.Table
+)
+
+// castagnoli is the CRC-32C table, made on first use: in package init,
+// every keyless command (a credential-process cache hit too) would make
+// its 9 KB.
+func castagnoli() *crc32.Table {
+	castagnoliOnce.Do(func() { castagnoliTable = crc32.MakeTable(crc32.Castagnoli) })
+	return castagnoliTable
+}
 
 // journalHeader is the journal's first frame.
 type journalHeader struct {
@@ -357,8 +369,8 @@ func (j *journal) load(r *resources) (reuse bool, err error) {
 func appendFrame(b, payload []byte) []byte {
 	var h [frameHeader]byte
 	binary.BigEndian.PutUint32(h[0:4], uint32(len(payload)))
-	binary.BigEndian.PutUint32(h[4:8], crc32.Checksum(payload, castagnoli))
-	binary.BigEndian.PutUint32(h[8:12], crc32.Checksum(h[:8], castagnoli))
+	binary.BigEndian.PutUint32(h[4:8], crc32.Checksum(payload, castagnoli()))
+	binary.BigEndian.PutUint32(h[8:12], crc32.Checksum(h[:8], castagnoli()))
 	b = append(b, h[:]...)
 	return append(b, payload...)
 }
@@ -388,7 +400,7 @@ func (r *frameReader) next() ([]byte, error) {
 		return tear()
 	}
 	h := rest[:frameHeader]
-	if crc32.Checksum(h[:8], castagnoli) != binary.BigEndian.Uint32(h[8:12]) {
+	if crc32.Checksum(h[:8], castagnoli()) != binary.BigEndian.Uint32(h[8:12]) {
 		// A crash may extend the file before its data reaches the disk,
 		// which then reads as zeros.
 		if allZero(rest) {
@@ -404,7 +416,7 @@ func (r *frameReader) next() ([]byte, error) {
 		return tear()
 	}
 	payload := rest[frameHeader : frameHeader+n]
-	if crc32.Checksum(payload, castagnoli) != binary.BigEndian.Uint32(h[4:8]) {
+	if crc32.Checksum(payload, castagnoli()) != binary.BigEndian.Uint32(h[4:8]) {
 		if len(rest) == frameHeader+n {
 			return tear()
 		}

@@ -34,7 +34,15 @@ const maxWalkSteps = 100
 
 // errSignatureBudget means a request's chain would take more signature
 // checks than maxSignatureChecks, or more steps than maxWalkSteps.
-var errSignatureBudget = fmt.Errorf("building the chain would take more than %d signature checks or %d steps: send only the intermediates between the leaf and the trust anchor, once each (credential-process --intermediates)", maxSignatureChecks, maxWalkSteps)
+var errSignatureBudget error = signatureBudgetError{}
+
+// signatureBudgetError is errSignatureBudget: a static value whose
+// message is formatted when it is read, not in package init.
+type signatureBudgetError struct{}
+
+func (signatureBudgetError) Error() string {
+	return fmt.Sprintf("building the chain would take more than %d signature checks or %d steps: send only the intermediates between the leaf and the trust anchor, once each (credential-process --intermediates)", maxSignatureChecks, maxWalkSteps)
+}
 
 // sigBudget is one request's chain-building work: the signature checks
 // made and the result of each (certificate, issuer) pair, the issuers

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/keyless-dev/keyless/internal/iampolicy"
@@ -204,7 +205,7 @@ func packedDocumentBytes(doc string) int {
 				n++
 			}
 		case string:
-			if packedWords[v] {
+			if packedWords.has(v) {
 				n++
 			} else {
 				n += len(v) + 1
@@ -221,18 +222,30 @@ func packedDocumentBytes(doc string) int {
 
 // packedWords are the words of the policy grammar, which a packed format
 // encodes as tokens rather than text.
-var packedWords = func() map[string]bool {
-	m := map[string]bool{}
-	for _, w := range strings.Fields(`Version Id Statement Sid Effect Principal NotPrincipal Action NotAction
-		Resource NotResource Condition Allow Deny 2012-10-17 2008-10-17 AWS Service Federated CanonicalUser
-		StringEquals StringNotEquals StringEqualsIgnoreCase StringNotEqualsIgnoreCase StringLike StringNotLike
-		NumericEquals NumericNotEquals NumericLessThan NumericLessThanEquals NumericGreaterThan NumericGreaterThanEquals
-		DateEquals DateNotEquals DateLessThan DateLessThanEquals DateGreaterThan DateGreaterThanEquals
-		Bool BinaryEquals IpAddress NotIpAddress ArnEquals ArnLike ArnNotEquals ArnNotLike Null`) {
-		m[w] = true
-	}
-	return m
-}()
+var packedWords = lazyWordSet{words: `Version Id Statement Sid Effect Principal NotPrincipal Action NotAction
+	Resource NotResource Condition Allow Deny 2012-10-17 2008-10-17 AWS Service Federated CanonicalUser
+	StringEquals StringNotEquals StringEqualsIgnoreCase StringNotEqualsIgnoreCase StringLike StringNotLike
+	NumericEquals NumericNotEquals NumericLessThan NumericLessThanEquals NumericGreaterThan NumericGreaterThanEquals
+	DateEquals DateNotEquals DateLessThan DateLessThanEquals DateGreaterThan DateGreaterThanEquals
+	Bool BinaryEquals IpAddress NotIpAddress ArnEquals ArnLike ArnNotEquals ArnNotLike Null`}
+
+// lazyWordSet is a set of words made into a map on first use, not in
+// every keyless command's package init.
+type lazyWordSet struct {
+	words string
+	once  sync.Once
+	set   map[string]bool
+}
+
+func (l *lazyWordSet) has(w string) bool {
+	l.once.Do(func() {
+		l.set = map[string]bool{}
+		for _, w := range strings.Fields(l.words) {
+			l.set[w] = true
+		}
+	})
+	return l.set[w]
+}
 
 // sessionPolicies applies a profile's session policies to a session about
 // to be issued for role: STS's limits (refused as Roles Anywhere refuses

@@ -9,7 +9,7 @@ import (
 // Trust anchors: CreateTrustAnchor, GetTrustAnchor, ListTrustAnchors,
 // UpdateTrustAnchor, DeleteTrustAnchor, Enable/DisableTrustAnchor.
 
-func init() {
+func registerRAAnchors() {
 	registerRA(http.MethodPost, "/trustanchors", "CreateTrustAnchor", (*Emulator).createTrustAnchor)
 	registerRA(http.MethodGet, "/trustanchors", "ListTrustAnchors", (*Emulator).listTrustAnchors)
 	registerRA(http.MethodGet, "/trustanchor/{id}", "GetTrustAnchor", (*Emulator).getTrustAnchor)

@@ -11,7 +11,7 @@ import (
 // Enable/DisableCrl. CreateSession applies a trust anchor's enabled CRLs
 // (checkRevocation).
 
-func init() {
+func registerRACRLs() {
 	registerRA(http.MethodPost, "/crls", "ImportCrl", (*Emulator).importCRL)
 	registerRA(http.MethodGet, "/crls", "ListCrls", (*Emulator).listCRLs)
 	registerRA(http.MethodGet, "/crl/{id}", "GetCrl", (*Emulator).getCRL)

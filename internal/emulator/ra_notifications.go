@@ -10,7 +10,7 @@ import (
 // the settings so that GetTrustAnchor (and Terraform) read back what was
 // put.
 
-func init() {
+func registerRANotifications() {
 	registerRA(http.MethodPatch, "/put-notifications-settings", "PutNotificationSettings", (*Emulator).putNotificationSettings)
 	registerRA(http.MethodPatch, "/reset-notifications-settings", "ResetNotificationSettings", (*Emulator).resetNotificationSettings)
 }

@@ -12,7 +12,7 @@ import (
 // Profiles: CreateProfile, GetProfile, ListProfiles, UpdateProfile,
 // DeleteProfile, Enable/DisableProfile, Put/DeleteAttributeMapping.
 
-func init() {
+func registerRAProfiles() {
 	registerRA(http.MethodPost, "/profiles", "CreateProfile", (*Emulator).createProfile)
 	registerRA(http.MethodGet, "/profiles", "ListProfiles", (*Emulator).listProfiles)
 	registerRA(http.MethodGet, "/profile/{id}", "GetProfile", (*Emulator).getProfile)

@@ -9,7 +9,7 @@ import (
 // Subjects: GetSubject and ListSubjects, from what CreateSession
 // recorded (subjectLog).
 
-func init() {
+func registerRASubjects() {
 	registerRA(http.MethodGet, "/subject/{id}", "GetSubject", (*Emulator).getSubject)
 	registerRA(http.MethodGet, "/subjects", "ListSubjects", (*Emulator).listSubjects)
 }

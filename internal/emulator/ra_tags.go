@@ -8,7 +8,7 @@ import (
 // Tags of trust anchors, profiles and CRLs: TagResource, UntagResource,
 // ListTagsForResource, by ARN.
 
-func init() {
+func registerRATags() {
 	registerRA(http.MethodGet, "/ListTagsForResource", "ListTagsForResource", (*Emulator).listTagsForResource)
 	registerRA(http.MethodPost, "/TagResource", "TagResource", (*Emulator).tagResource)
 	registerRA(http.MethodPost, "/UntagResource", "UntagResource", (*Emulator).untagResource)

@@ -71,36 +71,51 @@ type operator struct {
 	negated bool
 }
 
-var operators = map[string]operator{
-	"StringEquals":              {fam: famString},
-	"StringNotEquals":           {fam: famString, negated: true},
-	"StringEqualsIgnoreCase":    {fam: famStringFold},
-	"StringNotEqualsIgnoreCase": {fam: famStringFold, negated: true},
-	"StringLike":                {fam: famStringLike},
-	"StringNotLike":             {fam: famStringLike, negated: true},
-	"NumericEquals":             {fam: famNumeric},
-	"NumericNotEquals":          {fam: famNumeric, negated: true},
-	"NumericLessThan":           {fam: famNumeric, cmp: cmpLT},
-	"NumericLessThanEquals":     {fam: famNumeric, cmp: cmpLE},
-	"NumericGreaterThan":        {fam: famNumeric, cmp: cmpGT},
-	"NumericGreaterThanEquals":  {fam: famNumeric, cmp: cmpGE},
-	"DateEquals":                {fam: famDate},
-	"DateNotEquals":             {fam: famDate, negated: true},
-	"DateLessThan":              {fam: famDate, cmp: cmpLT},
-	"DateLessThanEquals":        {fam: famDate, cmp: cmpLE},
-	"DateGreaterThan":           {fam: famDate, cmp: cmpGT},
-	"DateGreaterThanEquals":     {fam: famDate, cmp: cmpGE},
-	"Bool":                      {fam: famBool},
-	"BinaryEquals":              {fam: famBinary},
-	"IpAddress":                 {fam: famIP},
-	"NotIpAddress":              {fam: famIP, negated: true},
+// operators are the condition operators: a static table, not a map every
+// keyless command would build at start (lookupOperator scans it).
+var operators = [...]struct {
+	name string
+	op   operator
+}{
+	{"StringEquals", operator{fam: famString}},
+	{"StringNotEquals", operator{fam: famString, negated: true}},
+	{"StringEqualsIgnoreCase", operator{fam: famStringFold}},
+	{"StringNotEqualsIgnoreCase", operator{fam: famStringFold, negated: true}},
+	{"StringLike", operator{fam: famStringLike}},
+	{"StringNotLike", operator{fam: famStringLike, negated: true}},
+	{"NumericEquals", operator{fam: famNumeric}},
+	{"NumericNotEquals", operator{fam: famNumeric, negated: true}},
+	{"NumericLessThan", operator{fam: famNumeric, cmp: cmpLT}},
+	{"NumericLessThanEquals", operator{fam: famNumeric, cmp: cmpLE}},
+	{"NumericGreaterThan", operator{fam: famNumeric, cmp: cmpGT}},
+	{"NumericGreaterThanEquals", operator{fam: famNumeric, cmp: cmpGE}},
+	{"DateEquals", operator{fam: famDate}},
+	{"DateNotEquals", operator{fam: famDate, negated: true}},
+	{"DateLessThan", operator{fam: famDate, cmp: cmpLT}},
+	{"DateLessThanEquals", operator{fam: famDate, cmp: cmpLE}},
+	{"DateGreaterThan", operator{fam: famDate, cmp: cmpGT}},
+	{"DateGreaterThanEquals", operator{fam: famDate, cmp: cmpGE}},
+	{"Bool", operator{fam: famBool}},
+	{"BinaryEquals", operator{fam: famBinary}},
+	{"IpAddress", operator{fam: famIP}},
+	{"NotIpAddress", operator{fam: famIP, negated: true}},
 	// IAM: "The ArnEquals and ArnLike condition operators behave
 	// identically", and so do ArnNotEquals and ArnNotLike.
-	"ArnEquals":    {fam: famARN},
-	"ArnLike":      {fam: famARN},
-	"ArnNotEquals": {fam: famARN, negated: true},
-	"ArnNotLike":   {fam: famARN, negated: true},
-	"Null":         {fam: famNull},
+	{"ArnEquals", operator{fam: famARN}},
+	{"ArnLike", operator{fam: famARN}},
+	{"ArnNotEquals", operator{fam: famARN, negated: true}},
+	{"ArnNotLike", operator{fam: famARN, negated: true}},
+	{"Null", operator{fam: famNull}},
+}
+
+// lookupOperator is the condition operator named name.
+func lookupOperator(name string) (operator, bool) {
+	for _, o := range operators {
+		if o.name == name {
+			return o.op, true
+		}
+	}
+	return operator{}, false
 }
 
 // setOp is a condition set operator prefix.
@@ -136,10 +151,10 @@ func parseOperator(name string) (opSpec, error) {
 		}
 		base = rest
 	}
-	op, ok := operators[base]
+	op, ok := lookupOperator(base)
 	if !ok {
 		if b, found := strings.CutSuffix(base, "IfExists"); found {
-			op, ok = operators[b]
+			op, ok = lookupOperator(b)
 			spec.ifExists = true
 		}
 	}
@@ -179,13 +194,13 @@ func canonicalOperator(name string) (string, bool) {
 	}
 	suffix := ""
 	if len(name) > len("IfExists") && strings.EqualFold(name[len(name)-len("IfExists"):], "IfExists") {
-		if _, ok := operators[name]; !ok {
+		if _, ok := lookupOperator(name); !ok {
 			suffix, name = "IfExists", name[:len(name)-len("IfExists")]
 		}
 	}
-	for k := range operators {
-		if strings.EqualFold(k, name) {
-			return prefix + k + suffix, true
+	for _, o := range operators {
+		if strings.EqualFold(o.name, name) {
+			return prefix + o.name + suffix, true
 		}
 	}
 	return "", false

@@ -312,7 +312,7 @@ func (f *family) labelText(values []string) string {
 		}
 		b.WriteString(f.labels[i])
 		b.WriteString(`="`)
-		b.WriteString(labelEscaper.Replace(values[i]))
+		b.WriteString(escapeLabel(values[i]))
 		b.WriteByte('"')
 	}
 	return b.String()
@@ -348,13 +348,36 @@ func formatFloat(v float64) string {
 }
 
 // The text format escapes backslash and newline in HELP, and also the
-// double quote in label values.
-var (
-	helpEscaper  = strings.NewReplacer(`\`, `\\`, "\n", `\n`)
-	labelEscaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`, `"`, `\"`)
-)
+// double quote in label values. (By hand: strings.Replacers at package
+// level are built at the start of every keyless command.)
+func escapeHelp(s string) string { return escape(s, false) }
 
-func escapeHelp(s string) string { return helpEscaper.Replace(s) }
+func escapeLabel(s string) string { return escape(s, true) }
+
+func escape(s string, quote bool) string {
+	special := "\\\n"
+	if quote {
+		special += `"`
+	}
+	if !strings.ContainsAny(s, special) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 8)
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\':
+			b.WriteString(`\\`)
+		case c == '\n':
+			b.WriteString(`\n`)
+		case c == '"' && quote:
+			b.WriteString(`\"`)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
 
 type countWriter struct {
 	w io.Writer

@@ -66,33 +66,49 @@ var (
 	// header at all.
 	ErrNoAuthorization = errors.New("no Authorization header")
 	// ErrMalformed means a header is missing or does not parse.
-	ErrMalformed = errors.New("malformed SigV4 request")
+	ErrMalformed = errors.New(msgMalformed)
 	// ErrDate means X-Amz-Date is missing or not YYYYMMDDTHHMMSSZ.
-	ErrDate = fmt.Errorf("%w: bad %s", ErrMalformed, HeaderDate)
+	ErrDate error = &wrapped{msgMalformed + ": bad " + HeaderDate, ErrMalformed}
 	// ErrHeaderMissing means a header named in SignedHeaders is not in
 	// the request.
-	ErrHeaderMissing = fmt.Errorf("%w: signed header missing", ErrMalformed)
+	ErrHeaderMissing error = &wrapped{msgMalformed + ": signed header missing", ErrMalformed}
 	// ErrQuery means the query string does not parse.
-	ErrQuery = fmt.Errorf("%w: bad query string", ErrMalformed)
+	ErrQuery error = &wrapped{msgMalformed + ": bad query string", ErrMalformed}
 	// ErrSignedHeaders means a header that must be signed is not.
 	ErrSignedHeaders = errors.New("required header not signed")
 	// ErrSerialMismatch means the Credential serial is not the
 	// certificate's serial (X509 form).
 	ErrSerialMismatch = errors.New("credential serial does not match the certificate")
 	// ErrScope means the credential scope disagrees with the request.
-	ErrScope = errors.New("credential scope mismatch")
+	ErrScope = errors.New(msgScope)
 	// ErrScopeDate means the scope's date is not X-Amz-Date's.
-	ErrScopeDate = fmt.Errorf("%w: date", ErrScope)
+	ErrScopeDate error = &wrapped{msgScope + ": date", ErrScope}
 	// ErrScopeService means the scope names another service.
-	ErrScopeService = fmt.Errorf("%w: service", ErrScope)
+	ErrScopeService error = &wrapped{msgScope + ": service", ErrScope}
 	// ErrScopeRegion means the scope names a region the verifier does
 	// not serve.
-	ErrScopeRegion = fmt.Errorf("%w: region", ErrScope)
+	ErrScopeRegion error = &wrapped{msgScope + ": region", ErrScope}
 	// ErrClockSkew means X-Amz-Date is too far from the verifier's clock.
 	ErrClockSkew = errors.New("request date outside the allowed clock skew")
 	// ErrSignature means the signature does not verify.
 	ErrSignature = errors.New("signature does not verify")
 )
+
+const (
+	msgMalformed = "malformed SigV4 request"
+	msgScope     = "credential scope mismatch"
+)
+
+// wrapped is a verification error that is also the more general one it
+// wraps: what fmt.Errorf("%w: ...") makes, as a static value rather than
+// fmt run in every keyless command's package init.
+type wrapped struct {
+	msg string
+	err error
+}
+
+func (e *wrapped) Error() string { return e.msg }
+func (e *wrapped) Unwrap() error { return e.err }
 
 // Authorization is a parsed Authorization header.
 type Authorization struct {
@@ -500,12 +516,15 @@ func unreserved(c byte) bool {
 	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~'
 }
 
-// unsignedHeaders are never signed: proxies and the transport may rewrite
-// them. (AWS's helper leaves out the same three.)
-var unsignedHeaders = map[string]bool{
-	"authorization":   true,
-	"user-agent":      true,
-	"x-amzn-trace-id": true,
+// unsigned reports whether the lower-cased header name is one never
+// signed: proxies and the transport may rewrite them. (AWS's helper
+// leaves out the same three.)
+func unsigned(name string) bool {
+	switch name {
+	case "authorization", "user-agent", "x-amzn-trace-id":
+		return true
+	}
+	return false
 }
 
 // headerNames returns the lower-cased, sorted names of the headers to
@@ -514,7 +533,7 @@ func headerNames(h http.Header) []string {
 	names := []string{"host"}
 	for k := range h {
 		l := strings.ToLower(k)
-		if unsignedHeaders[l] || l == "host" {
+		if unsigned(l) || l == "host" {
 			continue
 		}
 		names = append(names, l)

@@ -57,7 +57,6 @@ var (
 		bucketCertificatesByExpiry, bucketCertificatesByKey,
 		bucketRevokedKeys, bucketRevocationsByExpiry,
 	}
-	allBuckets = append(slices.Clone(formatOneBuckets), indexBuckets...)
 
 	// keyFormat holds the file's formatVersion in decimal.
 	keyFormat = []byte("format")
@@ -134,6 +133,10 @@ type Bolt struct {
 
 var _ Store = (*Bolt)(nil)
 
+// allBuckets are the buckets of the current format (built when needed,
+// not in every keyless command's package init).
+func allBuckets() [][]byte { return append(slices.Clone(formatOneBuckets), indexBuckets...) }
+
 // OpenBolt opens the store in the bbolt file at path, creating it with mode
 // 0600 if it does not exist (unless opts.ReadOnly is set; then a missing
 // file is an error that wraps fs.ErrNotExist). The directory must exist;
@@ -204,7 +207,7 @@ func initLayout(tx *bolt.Tx) error {
 		if !empty {
 			return errors.New("the file is a bbolt database but not a keyless CA store")
 		}
-		for _, name := range allBuckets {
+		for _, name := range allBuckets() {
 			if _, err := tx.CreateBucket(name); err != nil {
 				return fmt.Errorf("creating bucket %s: %w", name, err)
 			}
@@ -232,7 +235,7 @@ func checkLayout(tx *bolt.Tx) (int, error) {
 	if v > formatVersion {
 		return 0, fmt.Errorf("the store has format version %d; this keyless reads up to %d (it was written by a newer keyless)", v, formatVersion)
 	}
-	buckets := allBuckets
+	buckets := allBuckets()
 	if v == 1 {
 		buckets = formatOneBuckets
 	}

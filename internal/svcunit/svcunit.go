@@ -132,16 +132,25 @@ func Render(f Format, s Service) (string, error) {
 }
 
 // The patterns are compiled on first use: every keyless command links
-// this package, and only unit-writing commands use them.
+// this package, and only unit-writing commands use them. (Static values,
+// not sync.OnceValue closures made in package init.)
 var (
-	nameRE  = lazyRegexp(`^[a-z0-9][a-z0-9-]*$`)
-	labelRE = lazyRegexp(`^[A-Za-z0-9][A-Za-z0-9.-]*$`)
-	userRE  = lazyRegexp(`^[A-Za-z_][A-Za-z0-9_-]{0,31}$`)
-	runRE   = lazyRegexp(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
+	nameRE  = lazyRegexp{expr: `^[a-z0-9][a-z0-9-]*$`}
+	labelRE = lazyRegexp{expr: `^[A-Za-z0-9][A-Za-z0-9.-]*$`}
+	userRE  = lazyRegexp{expr: `^[A-Za-z_][A-Za-z0-9_-]{0,31}$`}
+	runRE   = lazyRegexp{expr: `^[A-Za-z0-9_][A-Za-z0-9_.-]*$`}
 )
 
-func lazyRegexp(expr string) func() *regexp.Regexp {
-	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
+// lazyRegexp is a pattern compiled on its first get.
+type lazyRegexp struct {
+	expr string
+	once sync.Once
+	re   *regexp.Regexp
+}
+
+func (l *lazyRegexp) get() *regexp.Regexp {
+	l.once.Do(func() { l.re = regexp.MustCompile(l.expr) })
+	return l.re
 }
 
 // capabilities are the Linux capabilities systemd knows by name (Linux
@@ -165,7 +174,7 @@ var capabilities = [...]string{
 // and launchd's UserName accept as written: up to 32 letters, digits,
 // underscores and dashes, not starting with a digit or a dash.
 func CheckUserName(name string) error {
-	if !userRE().MatchString(name) {
+	if !userRE.get().MatchString(name) {
 		return fmt.Errorf("want a user name: up to 32 letters, digits, _ and -, starting with a letter or _")
 	}
 	return nil
@@ -173,10 +182,10 @@ func CheckUserName(name string) error {
 
 // check validates what both formats need.
 func (s Service) check() error {
-	if !nameRE().MatchString(s.Name) {
+	if !nameRE.get().MatchString(s.Name) {
 		return fmt.Errorf("service name %q: want lowercase letters, digits and dashes", s.Name)
 	}
-	if !labelRE().MatchString(s.Label) {
+	if !labelRE.get().MatchString(s.Label) {
 		return fmt.Errorf("launchd label %q: want letters, digits, dots and dashes", s.Label)
 	}
 	if len(s.Command) == 0 {
@@ -215,7 +224,7 @@ func (s Service) check() error {
 			return fmt.Errorf("capability %q: want a Linux capability such as CAP_NET_BIND_SERVICE", c)
 		}
 	}
-	if d := s.RuntimeDirectory; d != "" && (!runRE().MatchString(d) || d == "." || d == "..") {
+	if d := s.RuntimeDirectory; d != "" && (!runRE.get().MatchString(d) || d == "." || d == "..") {
 		return fmt.Errorf("runtime directory %q: want one directory name below /run, such as keyless", d)
 	}
 	for _, g := range s.Groups {
@@ -468,17 +477,13 @@ func execLine(prefix string, argv []string) (string, error) {
 	return strings.Join(words, " "), nil
 }
 
-var execEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, `$`, `$$`, `%`, `%%`)
-
 // execArg quotes one argument of an Exec line, when it needs it.
 func execArg(s string) string {
 	if s != "" && !strings.ContainsAny(s, " \t\"'\\$%;") {
 		return s
 	}
-	return `"` + execEscaper.Replace(s) + `"`
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, `$`, `$$`, `%`, `%%`).Replace(s) + `"`
 }
-
-var pathEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`)
 
 // pathWord quotes a path for ReadWritePaths=: specifiers are resolved
 // after quotes are undone, and a backslash escapes the next character;
@@ -488,7 +493,7 @@ func pathWord(p string) string {
 	if !strings.ContainsAny(p, " \t\"'\\") {
 		return p
 	}
-	return `"` + pathEscaper.Replace(p) + `"`
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(p) + `"`
 }
 
 func (s Service) launchd() (string, error) {

@@ -99,23 +99,42 @@ func Context(anchorARN, account string, tags map[string]string, sourceIdentity s
 	return ctx
 }
 
-// attributeNames names the RDN types of the default attribute mapping.
-var attributeNames = map[string]string{
-	"2.5.4.3":                    "CN",
-	"2.5.4.6":                    "C",
-	"2.5.4.7":                    "L",
-	"2.5.4.8":                    "ST",
-	"2.5.4.10":                   "O",
-	"2.5.4.11":                   "OU",
-	"2.5.4.5":                    "serialNumber",
-	"2.5.4.9":                    "street",
-	"2.5.4.17":                   "postalCode",
-	"2.5.4.12":                   "title",
-	"2.5.4.4":                    "SN",
-	"2.5.4.42":                   "GN",
-	"1.2.840.113549.1.9.1":       "emailAddress",
-	"0.9.2342.19200300.100.1.25": "DC",
-	"0.9.2342.19200300.100.1.1":  "UID",
+// mappedName names an RDN type of the default attribute mapping (a
+// switch, not a map every keyless command would build at start).
+func mappedName(oid string) (string, bool) {
+	switch oid {
+	case "2.5.4.3":
+		return "CN", true
+	case "2.5.4.6":
+		return "C", true
+	case "2.5.4.7":
+		return "L", true
+	case "2.5.4.8":
+		return "ST", true
+	case "2.5.4.10":
+		return "O", true
+	case "2.5.4.11":
+		return "OU", true
+	case "2.5.4.5":
+		return "serialNumber", true
+	case "2.5.4.9":
+		return "street", true
+	case "2.5.4.17":
+		return "postalCode", true
+	case "2.5.4.12":
+		return "title", true
+	case "2.5.4.4":
+		return "SN", true
+	case "2.5.4.42":
+		return "GN", true
+	case "1.2.840.113549.1.9.1":
+		return "emailAddress", true
+	case "0.9.2342.19200300.100.1.25":
+		return "DC", true
+	case "0.9.2342.19200300.100.1.1":
+		return "UID", true
+	}
+	return "", false
 }
 
 // PrincipalTags applies the default attribute mapping (reference §4):
@@ -254,7 +273,7 @@ func firstDirectoryName(leaf *x509.Certificate) (pkix.RDNSequence, bool) {
 }
 
 func attributeName(oid asn1.ObjectIdentifier) string {
-	if n, ok := attributeNames[oid.String()]; ok {
+	if n, ok := mappedName(oid.String()); ok {
 		return n
 	}
 	return oid.String()
