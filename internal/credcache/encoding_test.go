@@ -50,6 +50,12 @@ func FuzzParseEntry(f *testing.F) {
 	f.Add(bytes.Replace(valid, []byte(`"version":1`), []byte(`"version":01`), 1))
 	f.Add(bytes.Replace(valid, []byte(`"durationSeconds":3600`), []byte(`"durationSeconds":-0`), 1))
 	f.Add(bytes.Replace(valid, []byte(`"expiration":"2030`), []byte(`"expiration":"30`), 1))
+	// Escapes: encoding/json decodes them, so the hand parser must refuse
+	// them (and leave the entry to encoding/json) rather than read them raw.
+	f.Add(bytes.Replace(valid, []byte(`"accessKeyId":"ASIA`), []byte(`"accessKeyId":"ASIA\u0041`), 1))
+	f.Add(bytes.Replace(valid, []byte(`"sessionToken":"token"`), []byte(`"sessionToken":"tok\"en"`), 1))
+	f.Add(bytes.Replace(valid, []byte(`"sessionToken":"token"`), []byte(`"sessionToken":"to\\ken"`), 1))
+	f.Add(bytes.Replace(valid, []byte(`"sessionToken":"token"`), []byte(`"sessionToken":"to\/ken"`), 1))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		got, ok := parseEntry(data)
 		if !ok {
