@@ -226,24 +226,35 @@ func (r *renderer) provenance(m *Manifest) {
 // goBench reads a section step's Go benchmark results; nil when the step
 // is missing.
 func (r *renderer) goBench(m *Manifest, step string) []*Group {
-	if m == nil {
+	bs := readStep(r, m, step, ParseGoBench)
+	if bs == nil {
 		return nil
+	}
+	return GroupBenches(bs)
+}
+
+// readStep parses a section step's raw file; the zero value when the step
+// is missing or unreadable (which the renderer records as an error).
+func readStep[T any](r *renderer, m *Manifest, step string, parse func(name string, b []byte) (T, error)) T {
+	var zero T
+	if m == nil {
+		return zero
 	}
 	st := r.res.Step(m.Section, step)
 	if st == nil {
-		return nil
+		return zero
 	}
 	b, err := r.res.Read(st)
 	if err != nil {
 		r.errorf("%v", err)
-		return nil
+		return zero
 	}
-	bs, err := ParseGoBench(st.Raw, b)
+	v, err := parse(st.Raw, b)
 	if err != nil {
 		r.errorf("%v", err)
-		return nil
+		return zero
 	}
-	return GroupBenches(bs)
+	return v
 }
 
 // table writes groups as a table: one row a benchmark, one column a unit

@@ -19,24 +19,7 @@ const (
 )
 
 func (r *renderer) hyperfine(m *Manifest, step string) *Hyperfine {
-	if m == nil {
-		return nil
-	}
-	st := r.res.Step(m.Section, step)
-	if st == nil {
-		return nil
-	}
-	b, err := r.res.Read(st)
-	if err != nil {
-		r.errorf("%v", err)
-		return nil
-	}
-	h, err := ParseHyperfine(st.Raw, b)
-	if err != nil {
-		r.errorf("%v", err)
-		return nil
-	}
-	return h
+	return readStep(r, m, step, ParseHyperfine)
 }
 
 func (r *renderer) timeV(m *Manifest, step string) map[string][]TimeV {

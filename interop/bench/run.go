@@ -156,6 +156,24 @@ func (r *Runner) exec(ctx context.Context, dir string, env []string, stdout io.W
 	return nil
 }
 
+// timeV runs a command n times under /usr/bin/time -v (its report in
+// tmp), and appends each report to tv after a "command: NAME" line.
+func (r *Runner) timeV(ctx context.Context, tv *bytes.Buffer, tmp string, env []string, n int, name string, args ...string) error {
+	out := filepath.Join(tmp, "time.out")
+	for range n {
+		fmt.Fprintf(tv, "command: %s\n", name)
+		if err := r.exec(ctx, "", env, io.Discard, "/usr/bin/time", append([]string{"-v", "-o", out}, args...)...); err != nil {
+			return err
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			return err
+		}
+		tv.Write(b)
+	}
+	return nil
+}
+
 // environ is this process's environment with env's changes: KEY=VALUE
 // sets KEY, -KEY removes it.
 func environ(env []string) []string {
@@ -510,16 +528,8 @@ func (r *Runner) runCP(ctx context.Context) error {
 	}
 	var tv bytes.Buffer
 	for _, c := range cmds {
-		for range n {
-			fmt.Fprintf(&tv, "command: %s\n", c.name)
-			if err := r.exec(ctx, "", env, io.Discard, "/usr/bin/time", append([]string{"-v", "-o", filepath.Join(tmp, "time.out")}, c.args...)...); err != nil {
-				return err
-			}
-			b, err := os.ReadFile(filepath.Join(tmp, "time.out"))
-			if err != nil {
-				return err
-			}
-			tv.Write(b)
+		if err := r.timeV(ctx, &tv, tmp, env, n, c.name, c.args...); err != nil {
+			return err
 		}
 	}
 	raw = r.raw("time", "txt")
@@ -641,16 +651,8 @@ func (r *Runner) runDev(ctx context.Context) error {
 	r.addStep("hyperfine", show, "", raw, KindHyperfine)
 	var tv bytes.Buffer
 	n := 3
-	for range n {
-		tv.WriteString("command: dev-once\n")
-		if err := r.exec(ctx, "", nil, io.Discard, "/usr/bin/time", "-v", "-o", filepath.Join(tmp, "time.out"), kl, "dev", "--once"); err != nil {
-			return err
-		}
-		b, err := os.ReadFile(filepath.Join(tmp, "time.out"))
-		if err != nil {
-			return err
-		}
-		tv.Write(b)
+	if err := r.timeV(ctx, &tv, tmp, nil, n, "dev-once", kl, "dev", "--once"); err != nil {
+		return err
 	}
 	raw = r.raw("time", "txt")
 	if err := r.writeStage(raw, tv.Bytes()); err != nil {
