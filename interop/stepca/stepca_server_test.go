@@ -2,19 +2,15 @@ package stepca_test
 
 import (
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"log"
-	"math/big"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -22,6 +18,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keyless-dev/keyless/interop/stepca/cabench"
 
 	"github.com/keyless-dev/keyless/internal/testkit"
 	"github.com/smallstep/certificates/api"
@@ -201,38 +199,10 @@ func startStepCA(t *testing.T, maxTLS time.Duration) *testCA {
 	return c
 }
 
-// newCACert makes a P-256 CA certificate valid for 10 years, self-signed
-// when parent is nil.
+// newCACert is cabench.NewCACert, failing the test on error.
 func newCACert(t *testing.T, cn string, parent *x509.Certificate, parentKey *ecdsa.PrivateKey, maxPathLen int) (*ecdsa.PrivateKey, *x509.Certificate) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: cn, Organization: []string{"keyless interop"}},
-		NotBefore:             now.Add(-time.Minute),
-		NotAfter:              now.Add(10 * 365 * 24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLen:            maxPathLen,
-		MaxPathLenZero:        maxPathLen == 0,
-	}
-	if parent == nil {
-		parent, parentKey = tmpl, key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), parentKey)
-	if err != nil {
-		t.Fatalf("creating %s: %v", cn, err)
-	}
-	cert, err := x509.ParseCertificate(der)
+	key, cert, err := cabench.NewCACert(cn, parent, parentKey, maxPathLen)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -159,11 +159,11 @@ func StartStepCA(ctx context.Context, bin, dir string) (*Server, error) {
 	if err := os.WriteFile(pwFile, s.password, 0o600); err != nil {
 		return nil, err
 	}
-	rootKey, root, err := newCACert("Bench Step Root CA", nil, nil, 1)
+	rootKey, root, err := NewCACert("Bench Step Root CA", nil, nil, 1)
 	if err != nil {
 		return nil, err
 	}
-	interKey, inter, err := newCACert("Bench Step Intermediate CA", root, rootKey, 0)
+	interKey, inter, err := NewCACert("Bench Step Intermediate CA", root, rootKey, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -309,9 +309,10 @@ func freeAddr() (string, error) {
 	return "", errors.New("found no free port on 127.0.0.1 in 1000 tries")
 }
 
-// newCACert makes a P-256 CA certificate valid for 10 years, self-signed
-// when parent is nil.
-func newCACert(cn string, parent *x509.Certificate, parentKey *ecdsa.PrivateKey, maxPathLen int) (*ecdsa.PrivateKey, *x509.Certificate, error) {
+// NewCACert makes a P-256 CA certificate valid for 10 years, self-signed
+// when parent is nil: step-ca's root and intermediate, for cabench and
+// for the interop tests' step-ca.
+func NewCACert(cn string, parent *x509.Certificate, parentKey *ecdsa.PrivateKey, maxPathLen int) (*ecdsa.PrivateKey, *x509.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err
@@ -323,7 +324,7 @@ func newCACert(cn string, parent *x509.Certificate, parentKey *ecdsa.PrivateKey,
 	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: cn, Organization: []string{"keyless bench"}},
+		Subject:               pkix.Name{CommonName: cn, Organization: []string{"keyless interop"}},
 		NotBefore:             now.Add(-time.Minute),
 		NotAfter:              now.Add(10 * 365 * 24 * time.Hour),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,

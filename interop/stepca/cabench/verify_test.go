@@ -11,15 +11,15 @@ import (
 // TestVerifyRefusesForeignCertificate: a certificate that does not chain
 // to the server's root fails the run.
 func TestVerifyRefusesForeignCertificate(t *testing.T) {
-	rootKey, root, err := newCACert("root", nil, nil, 1)
+	rootKey, root, err := NewCACert("root", nil, nil, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, inter, err := newCACert("inter", root, rootKey, 0)
+	_, inter, err := NewCACert("inter", root, rootKey, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, other, err := newCACert("other", nil, nil, 1)
+	_, other, err := NewCACert("other", nil, nil, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
