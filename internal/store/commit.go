@@ -113,9 +113,11 @@ type pacing struct {
 	// Test hooks, nil unless a test sets them before the first write:
 	// received is called with the group's size each time the loop takes
 	// a write; committed after each commit with the group's size and
-	// whether it waited for announced writes. update stands in for
-	// db.Update.
+	// whether it waited for announced writes; holding each time it
+	// starts to wait for announced writes, with the group's size. update
+	// stands in for db.Update.
 	received  func(n int)
+	holding   func(n int)
 	committed func(n int, held bool)
 	update    func(db *bolt.DB, fn func(*bolt.Tx) error) error
 }
@@ -202,6 +204,9 @@ func (b *Bolt) commitLoop() {
 			}
 			if until.IsZero() {
 				break
+			}
+			if held && p.holding != nil {
+				p.holding(len(group))
 			}
 			timer.Reset(until.Sub(now))
 			select {

@@ -16,6 +16,7 @@ import (
 type commitEvents struct {
 	db        *store.Bolt
 	received  chan int
+	holding   chan int
 	committed chan commitEvent
 }
 
@@ -27,10 +28,12 @@ type commitEvent struct {
 func openCommitEvents(t *testing.T, fail func() error) *commitEvents {
 	t.Helper()
 	e := &commitEvents{db: openBolt(t, dbPath(t), store.BoltOptions{}),
-		received: make(chan int, 100), committed: make(chan commitEvent, 100)}
+		received: make(chan int, 100), holding: make(chan int, 100),
+		committed: make(chan commitEvent, 100)}
 	store.SetCommitHooks(e.db, store.CommitHooks{
 		Hold:      time.Hour,
 		Received:  func(n int) { e.received <- n },
+		Holding:   func(n int) { e.holding <- n },
 		Committed: func(n int, held bool) { e.committed <- commitEvent{n, held} },
 		Fail:      fail,
 	})
@@ -41,6 +44,23 @@ func (e *commitEvents) waitReceived(t *testing.T, want int) {
 	t.Helper()
 	if got := <-e.received; got != want {
 		t.Fatalf("the commit loop took write number %d, want %d", got, want)
+	}
+}
+
+// waitHolding waits until the commit loop starts to wait for announced
+// writes with a group of want. It may start again with a smaller group
+// before that (a wake-up that finds writes still announced), so smaller
+// groups are passed over.
+func (e *commitEvents) waitHolding(t *testing.T, want int) {
+	t.Helper()
+	for {
+		got := <-e.holding
+		if got == want {
+			return
+		}
+		if got > want {
+			t.Fatalf("the commit loop waits with a group of %d, want %d", got, want)
+		}
 	}
 }
 
@@ -84,12 +104,17 @@ func TestCommitLoneWriteDoesNotWait(t *testing.T) {
 func TestCommitWaitsForAnnouncedWrites(t *testing.T) {
 	e := openCommitEvents(t, nil)
 	first, second := e.db.Announce(), e.db.Announce()
+	defer second.Done() // on failure, lets the writers end before the store closes
 	first.Done()
 	a := e.spend("a")
 	e.waitReceived(t, 1)
 	// "a" is held: second is still announced. Its write arrives...
+	e.waitHolding(t, 1)
 	b := e.spend("b")
 	e.waitReceived(t, 2)
+	// ...and is held with it (waiting for the loop to hold again keeps
+	// second.Done from racing the loop's look at the announcements)...
+	e.waitHolding(t, 2)
 	select {
 	case c := <-e.committed:
 		t.Fatalf("committed %+v while a write was announced", c)

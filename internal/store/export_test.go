@@ -67,12 +67,14 @@ func Downgrade(path string) error {
 
 // CommitHooks are the commit loop's test hooks (see pacing): Received
 // is called with the group's size each time the loop takes a write,
-// Committed after each commit with its size and whether it waited for
+// Holding each time it starts to wait for announced writes (with the
+// group's size), Committed after each commit with its size and whether it waited for
 // announced writes, and Fail, when it returns an error, fails the commit
 // it is called in (after the writes ran, as a failing fsync would).
 type CommitHooks struct {
 	Hold      time.Duration // how long a commit waits for announced writes
 	Received  func(n int)
+	Holding   func(n int)
 	Committed func(n int, held bool)
 	Fail      func() error
 }
@@ -83,7 +85,7 @@ func SetCommitHooks(b *Bolt, h CommitHooks) {
 	if h.Hold > 0 {
 		p.hold, p.busyHold = h.Hold, h.Hold
 	}
-	p.received, p.committed = h.Received, h.Committed
+	p.received, p.holding, p.committed = h.Received, h.Holding, h.Committed
 	if h.Fail != nil {
 		p.update = func(db *bolt.DB, fn func(*bolt.Tx) error) error {
 			return db.Update(func(tx *bolt.Tx) error {
