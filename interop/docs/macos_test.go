@@ -10,16 +10,16 @@ import (
 )
 
 // checkMacOSOnly: a block only a Mac can run is not run here, and neither
-// is a measurement (scripts/bench), but each must at least parse as shell
-// (bash -n; macOS's bash and zsh read the commands the documents use the
-// same way).
+// is a measurement (scripts/bench) or a block interop/release runs, but
+// each must at least parse as shell (bash -n; macOS's bash and zsh read
+// the commands the documents use the same way).
 func checkMacOSOnly(t *testing.T, names []string, all map[string][]docs.Block) {
 	t.Helper()
 	n := map[docs.Kind]int{}
 	var measurements []string
 	for _, name := range names {
 		for _, b := range all[name] {
-			if k := b.Directive.Kind; k == docs.MacOSOnly || k == docs.Measurement {
+			if k := b.Directive.Kind; k == docs.MacOSOnly || k == docs.Measurement || k == docs.Release {
 				n[k]++
 				if k == docs.Measurement {
 					measurements = append(measurements, b.Where())
@@ -30,7 +30,7 @@ func checkMacOSOnly(t *testing.T, names []string, all map[string][]docs.Block) {
 			}
 		}
 	}
-	t.Logf("blocks checked by parsing: %d macOS-only, %d measurements (run by hand: %s)", n[docs.MacOSOnly], n[docs.Measurement], strings.Join(measurements, ", "))
+	t.Logf("blocks checked by parsing: %d macOS-only, %d measurements (run by hand: %s), %d run by interop/release", n[docs.MacOSOnly], n[docs.Measurement], strings.Join(measurements, ", "), n[docs.Release])
 }
 
 // shellSyntax checks a block's script with bash -n.

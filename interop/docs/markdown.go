@@ -89,6 +89,12 @@ const (
 	// skipped and listed, and checked by parsing (bash -n) in
 	// TestDirectives.
 	Measurement
+	// Release, "run by interop/release": the block installs or checks a
+	// release's files (a .deb, an archive, SHA256SUMS), which a session
+	// here does not have. interop/release's TestDocumentedInstall builds
+	// a release and runs every such block, as written, in a Debian
+	// container holding its files; this test skips and lists it.
+	Release
 )
 
 // Directive is a parsed doc-test comment.
@@ -109,6 +115,8 @@ func (d Directive) SkipReason() string {
 		return "macOS only (checked by parsing)"
 	case Measurement:
 		return "a measurement, run by hand (checked by parsing)"
+	case Release:
+		return "run by interop/release against a release it builds (TestDocumentedInstall)"
 	}
 	return ""
 }
@@ -130,6 +138,8 @@ func parseDirective(s string) (Directive, bool) {
 		return Directive{Kind: MacOSOnly}, true
 	case "measurement, run by hand":
 		return Directive{Kind: Measurement}, true
+	case "run by interop/release":
+		return Directive{Kind: Release}, true
 	}
 	if m := interruptRE.FindStringSubmatch(s); m != nil {
 		return Directive{Kind: Interrupt, Arg: m[1]}, true
@@ -209,7 +219,7 @@ func directive(file string, line int, s string) (Directive, error) {
 	}
 	d, ok := parseDirective(m[1])
 	if !ok {
-		return Directive{}, fmt.Errorf(`%s:%d: unknown doc-test directive %q: want "needs real AWS", "needs a real GitLab", "macOS only", "measurement, run by hand", "after FILE", "file PATH" or 'Ctrl-C once it prints "TEXT"'`, file, line, m[1])
+		return Directive{}, fmt.Errorf(`%s:%d: unknown doc-test directive %q: want "needs real AWS", "needs a real GitLab", "macOS only", "measurement, run by hand", "run by interop/release", "after FILE", "file PATH" or 'Ctrl-C once it prints "TEXT"'`, file, line, m[1])
 	}
 	return d, nil
 }

@@ -44,6 +44,10 @@ const sample = "# Title\n" +
 	"<!-- doc-test: measurement, run by hand -->\n" +
 	"```sh\n" +
 	"scripts/bench -only cp\n" +
+	"```\n" +
+	"<!-- doc-test: run by interop/release -->\n" +
+	"```sh\n" +
+	"sha256sum -c SHA256SUMS\n" +
 	"```\n"
 
 func TestParse(t *testing.T) {
@@ -58,6 +62,7 @@ func TestParse(t *testing.T) {
 		{File: "doc.md", Line: 21, Lang: "console", Text: "$ echo one \\\n  two\none two\n```\n$ true\n"},
 		{File: "doc.md", Line: 29, Lang: "", Text: "output\n"},
 		{File: "doc.md", Line: 34, Lang: "sh", Text: "scripts/bench -only cp\n", Directive: docs.Directive{Kind: docs.Measurement}},
+		{File: "doc.md", Line: 38, Lang: "sh", Text: "sha256sum -c SHA256SUMS\n", Directive: docs.Directive{Kind: docs.Release}},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("Parse (-want +got):\n%s", diff)
@@ -65,7 +70,7 @@ func TestParse(t *testing.T) {
 	if s := got[3].Script(); s != "echo one \\\n  two\ntrue\n" {
 		t.Errorf("console script %q", s)
 	}
-	for i, cmd := range []bool{true, true, false, true, false, true} {
+	for i, cmd := range []bool{true, true, false, true, false, true, true} {
 		if got[i].Command() != cmd {
 			t.Errorf("block %d: Command() = %v", i, !cmd)
 		}
