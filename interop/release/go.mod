@@ -1,0 +1,5 @@
+module github.com/keyless-dev/keyless/interop/release
+
+go 1.26.0
+
+replace github.com/keyless-dev/keyless => ../..
