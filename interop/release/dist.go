@@ -51,7 +51,7 @@ func Stage(dist, source string, force bool) (string, error) {
 }
 
 // madeByRelease reports whether every file in dist is SHA256SUMS or
-// listed in it.
+// listed in it; the error names the files that are not.
 func madeByRelease(dist string) error {
 	entries, err := os.ReadDir(dist)
 	if err != nil {
@@ -60,14 +60,15 @@ func madeByRelease(dist string) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	hint := "move them away, pick another --dist, or pass --force to replace the directory anyway"
+	listed := map[string]string{}
+	why := ""
 	b, err := os.ReadFile(filepath.Join(dist, SumsName))
-	if err != nil {
-		return fmt.Errorf("%w: %s has no readable %s (%v); %s", ErrForeignDist, dist, SumsName, err, hint)
-	}
-	listed, err := ParseSums(b)
-	if err != nil {
-		return fmt.Errorf("%w: %s: %v; %s", ErrForeignDist, dist, err, hint)
+	if err == nil {
+		if listed, err = ParseSums(b); err != nil {
+			why = fmt.Sprintf(" (its %s does not parse: %v)", SumsName, err)
+		}
+	} else {
+		why = fmt.Sprintf(" (it has no %s, so no release made it)", SumsName)
 	}
 	var foreign []string
 	for _, e := range entries {
@@ -75,10 +76,17 @@ func madeByRelease(dist string) error {
 			foreign = append(foreign, e.Name())
 		}
 	}
-	if len(foreign) > 0 {
-		return fmt.Errorf("%w: %s holds %s, which its %s does not list; %s", ErrForeignDist, dist, strings.Join(foreign, ", "), SumsName, hint)
+	if len(foreign) == 0 && why == "" {
+		return nil
 	}
-	return nil
+	if len(foreign) == 0 {
+		foreign = []string{SumsName}
+	}
+	if len(foreign) > 5 {
+		foreign = append(foreign[:5], fmt.Sprintf("and %d more", len(foreign)-5))
+	}
+	return fmt.Errorf("%w: %s holds %s, which no release listed%s; move them away, pick another --dist, or pass --force to replace the directory anyway",
+		ErrForeignDist, dist, strings.Join(foreign, ", "), why)
 }
 
 // Publish replaces dist with the staged directory tmp: the old dist is

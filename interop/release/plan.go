@@ -210,7 +210,7 @@ func NewPlan(ctx context.Context, version, source, dist string, allowDirty bool)
 		p.Epoch = time.Unix(sec, 0).UTC()
 	}
 
-	status, err := git(ctx, src, append([]string{"status", "--porcelain", "--", "."}, excludeDist(src, dist)...)...)
+	status, err := git(ctx, src, append([]string{"status", "--porcelain", "--untracked-files=all", "--", "."}, excludeDist(src, dist)...)...)
 	if err != nil {
 		return Plan{}, err
 	}
@@ -236,7 +236,7 @@ func excludeDist(src, dist string) []string {
 		return nil
 	}
 	rel = filepath.ToSlash(rel)
-	return []string{":(exclude)" + rel, ":(exclude,glob)" + rel + ".tmp-*", ":(exclude,glob)" + rel + ".old-*"}
+	return []string{":(exclude)" + rel, ":(exclude,glob)" + rel + ".tmp-*/**", ":(exclude,glob)" + rel + ".old-*/**"}
 }
 
 func git(ctx context.Context, dir string, args ...string) (string, error) {
