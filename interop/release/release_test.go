@@ -678,3 +678,34 @@ func TestBadInput(t *testing.T) {
 		}
 	})
 }
+
+// The SBOMs are valid CycloneDX 1.5 by the official JSON schema
+// (testdata/cyclonedx), checked with Debian's python3-jsonschema; a
+// broken copy is refused, so the check is not vacuous.
+func TestSBOMSchema(t *testing.T) {
+	r := needReleases(t)
+	const python = "/usr/bin/python3"
+	if err := exec.Command(python, "-c", "import jsonschema").Run(); err != nil {
+		testkit.Unavailable(t, "%s cannot import jsonschema (%v); install Debian's python3-jsonschema", python, err)
+	}
+	var files []string
+	for _, tg := range release.Targets {
+		files = append(files, filepath.Join(r.distA, release.SBOMName(release.Plan{Version: testVersion}, tg)))
+	}
+	validate := func(files ...string) ([]byte, error) {
+		return exec.Command(python, append([]string{filepath.Join("testdata", "cyclonedx", "validate.py")}, files...)...).CombinedOutput()
+	}
+	if out, err := validate(files...); err != nil {
+		t.Errorf("validating the SBOMs against CycloneDX 1.5: %v\n%s", err, out)
+	}
+
+	raw, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := filepath.Join(t.TempDir(), "broken.cdx.json")
+	write(t, broken, strings.Replace(string(raw), `"type": "library"`, `"type": "toolchain"`, 1))
+	if out, err := validate(broken); err == nil || !strings.Contains(string(out), "toolchain") {
+		t.Errorf("the validator accepted a component of type toolchain: %v\n%s", err, out)
+	}
+}
