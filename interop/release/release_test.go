@@ -709,3 +709,17 @@ func TestSBOMSchema(t *testing.T) {
 		t.Errorf("the validator accepted a component of type toolchain: %v\n%s", err, out)
 	}
 }
+
+// --help explains the command with an example, on stdout, exit 0.
+func TestHelp(t *testing.T) {
+	c := needCheckouts(t)
+	res := runRelease(t, c, c.a, nil, "--help")
+	if res.code != 0 || res.stderr != "" {
+		t.Errorf("release --help: exit %d, stderr %q; want 0 and nothing", res.code, res.stderr)
+	}
+	for _, w := range []string{"usage: release", "Example:", "scripts/release v1.2.3", "-only-targets", "linux-armv7", "-allow-dirty", "-force", "-dist"} {
+		if !strings.Contains(res.stdout, w) {
+			t.Errorf("release --help says\n%s\nwant %q in it", res.stdout, w)
+		}
+	}
+}

@@ -18,7 +18,9 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/keyless-dev/keyless/interop/release"
 )
@@ -38,7 +40,7 @@ Flags:
 `
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
@@ -53,9 +55,15 @@ func (e usageError) Unwrap() error { return e.err }
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("release", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	// A flag mistake gets the usage line on stderr; --help gets it all
+	// on stdout.
+	helpAsked := slices.ContainsFunc(args, func(a string) bool { return a == "-h" || a == "--h" || a == "-help" || a == "--help" })
 	fs.Usage = func() {
-		fmt.Fprint(stderr, usage)
-		fs.PrintDefaults()
+		if helpAsked {
+			return // the full usage goes to stdout below
+		}
+		line, _, _ := strings.Cut(usage, "\n")
+		fmt.Fprintf(stderr, "%s\n(release --help explains the flags)\n", line)
 	}
 	dist := fs.String("dist", "", "output directory; a relative path is taken from the checkout's root (default <checkout>/dist)")
 	allowDirty := fs.Bool("allow-dirty", false, "build from a checkout with uncommitted changes; the commit is stamped <hex>-dirty")
@@ -63,6 +71,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	only := fs.String("only-targets", "", "comma-separated targets to build (default all): "+targetList())
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, usage)
+			fs.SetOutput(stdout)
+			fs.PrintDefaults()
 			return 0
 		}
 		return 2 // flag already printed the error and the usage
