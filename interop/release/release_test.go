@@ -81,7 +81,7 @@ func makeCheckouts() (c checkouts, skip string, err error) {
 		return strings.TrimSpace(string(b)), nil
 	}
 	if c.root, err = out(".", "git", "rev-parse", "--show-toplevel"); err != nil {
-		return c, "", err
+		return c, fmt.Sprintf("these tests build releases from git worktrees of this checkout, and it is not one: %v", err), nil
 	}
 	if c.head, err = out(c.root, "git", "rev-parse", "HEAD"); err != nil {
 		return c, "", err
