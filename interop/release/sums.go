@@ -1,7 +1,6 @@
 package release
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -87,18 +86,25 @@ func WriteSums(dir string) (string, error) {
 	return path, nil
 }
 
-var sumLine = regexp.MustCompile(`^([0-9a-f]{64})  ([^/\\]+)$`)
+var sumLine = regexp.MustCompile(`^([0-9a-f]{64})  ([^/\\\x00-\x1f\x7f]+)$`)
 
-// ParseSums reads a SHA256SUMS file: one "<64 hex>  <name>" line per
-// file, names without directories, each once, sorted.
+// ParseSums reads a SHA256SUMS file: one "<64 hex>  <name>\n" line per
+// file, names without directories or control characters, each once,
+// sorted. It is strict: what it accepts is what FormatSums writes.
 func ParseSums(b []byte) (map[string]string, error) {
 	sums := map[string]string{}
+	if len(b) == 0 {
+		return sums, nil
+	}
+	if b[len(b)-1] != '\n' {
+		return nil, fmt.Errorf("%s: the last line has no newline (the file may be cut short)", SumsName)
+	}
 	var last string
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for n := 1; sc.Scan(); n++ {
-		m := sumLine.FindStringSubmatch(sc.Text())
+	for i, line := range strings.Split(string(b[:len(b)-1]), "\n") {
+		n := i + 1
+		m := sumLine.FindStringSubmatch(line)
 		if m == nil || m[2] == "." || m[2] == ".." {
-			return nil, fmt.Errorf("%s line %d: %q is not \"<64 lower-case hex>  <file name>\"", SumsName, n, sc.Text())
+			return nil, fmt.Errorf("%s line %d: %q is not \"<64 lower-case hex>  <file name>\"", SumsName, n, line)
 		}
 		if _, dup := sums[m[2]]; dup {
 			return nil, fmt.Errorf("%s line %d: %s is listed twice", SumsName, n, m[2])
@@ -108,12 +114,6 @@ func ParseSums(b []byte) (map[string]string, error) {
 		}
 		last = m[2]
 		sums[m[2]] = m[1]
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("reading %s: %w", SumsName, err)
-	}
-	if len(b) > 0 && b[len(b)-1] != '\n' {
-		return nil, fmt.Errorf("%s: the last line has no newline (the file may be cut short)", SumsName)
 	}
 	return sums, nil
 }

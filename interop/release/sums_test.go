@@ -53,6 +53,10 @@ func TestVerifyRefuses(t *testing.T) {
 		{"a line that is not a sum", "line 1", func(t *testing.T, dir string) {
 			write(t, filepath.Join(dir, release.SumsName), "xyz  a.zip\n")
 		}},
+		{"a CRLF line", "line 1", func(t *testing.T, dir string) {
+			b, _ := os.ReadFile(filepath.Join(dir, release.SumsName))
+			write(t, filepath.Join(dir, release.SumsName), strings.ReplaceAll(string(b), "\n", "\r\n"))
+		}},
 		{"a path with a directory", "line 1", func(t *testing.T, dir string) {
 			write(t, filepath.Join(dir, release.SumsName), strings.Repeat("0", 64)+"  ../a.zip\n")
 		}},
@@ -147,4 +151,24 @@ func TestStageAndPublish(t *testing.T) {
 	if _, err := release.Stage(filepath.Join(parent, "file"), source, true); err == nil || !strings.Contains(err.Error(), "not a directory") {
 		t.Errorf("Stage over a file = %v, want a refusal", err)
 	}
+}
+
+// ParseSums is strict, so whatever it accepts is exactly what FormatSums
+// writes for the result; and it never panics.
+func FuzzParseSums(f *testing.F) {
+	h := strings.Repeat("ab", 32)
+	f.Add([]byte(h + "  a.zip\n" + h + "  b.tar.gz\n"))
+	f.Add([]byte(h + " *a.zip\n"))
+	f.Add([]byte(h + "  ../x\n"))
+	f.Add([]byte(""))
+	f.Add([]byte(h + "  a.zip\r\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		sums, err := release.ParseSums(b)
+		if err != nil {
+			return
+		}
+		if got := release.FormatSums(sums); string(got) != string(b) {
+			t.Errorf("ParseSums accepted %q, which FormatSums writes as %q", b, got)
+		}
+	})
 }
