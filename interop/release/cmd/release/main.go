@@ -195,8 +195,11 @@ func build(ctx context.Context, p release.Plan) error {
 	if err := os.WriteFile(filepath.Join(p.Dist, "keyless.rb"), formula, 0o644); err != nil {
 		return err
 	}
-	_, err = release.WriteSums(p.Dist)
-	return err
+	if _, err := release.WriteSums(p.Dist); err != nil {
+		return err
+	}
+	// What is published must verify as a user would check it.
+	return release.Verify(p.Dist)
 }
 
 func targetList() string {
