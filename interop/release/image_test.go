@@ -268,7 +268,7 @@ func checkImage(t *testing.T, p release.Plan, bin, ctx string) {
 
 	// A one-time token minted in the CA's container goes through a pipe
 	// to keyless certificate on the host, never to a file or a command line.
-	token := docker(t, nil, "exec", ca, "/usr/bin/keyless", "ca", "token", subject, "--dir", caDir, "--password-file", password)
+	token := docker(t, nil, "exec", ca, "keyless", "ca", "token", subject, "--dir", caDir, "--password-file", password)
 	certDir := t.TempDir()
 	crt, key := filepath.Join(certDir, "runner.crt"), filepath.Join(certDir, "runner.key")
 	cmd := exec.Command(bin, "certificate", subject, crt, key, "--token-file", "-")
