@@ -140,8 +140,11 @@ func checkStaticLinuxAmd64(path string) error {
 		return fmt.Errorf("binary %s: %w (want the linux/amd64 release binary)", path, err)
 	}
 	defer f.Close()
-	if f.Machine != elf.EM_X86_64 || f.Type != elf.ET_EXEC && f.Type != elf.ET_DYN {
-		return fmt.Errorf("binary %s is a %s %s, not a linux/amd64 executable", path, f.Machine, f.Type)
+	if f.Machine != elf.EM_X86_64 {
+		return fmt.Errorf("binary %s is for the machine %s, not linux/amd64's EM_X86_64", path, f.Machine)
+	}
+	if f.OSABI != elf.ELFOSABI_NONE && f.OSABI != elf.ELFOSABI_LINUX || f.Type != elf.ET_EXEC && f.Type != elf.ET_DYN {
+		return fmt.Errorf("binary %s is a %s %s file, not a linux executable", path, f.OSABI, f.Type)
 	}
 	for _, prog := range f.Progs {
 		if prog.Type == elf.PT_INTERP {

@@ -6,6 +6,8 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/x509"
+	"debug/elf"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
@@ -117,6 +119,17 @@ func checkImageContextRefusals(t *testing.T, p release.Plan, bin string) {
 	}
 	if err := release.ImageContext(p, notELF, filepath.Join(t.TempDir(), "c")); err == nil || !strings.Contains(err.Error(), "want the linux/amd64 release binary") {
 		t.Errorf("a script: err = %v, want a refusal", err)
+	}
+	// An arm64 binary (the amd64 one with its ELF machine changed) would
+	// build an image that cannot start on amd64.
+	arm := readFile(t, bin)
+	binary.LittleEndian.PutUint16(arm[18:], uint16(elf.EM_AARCH64))
+	armBin := filepath.Join(t.TempDir(), "keyless")
+	if err := os.WriteFile(armBin, arm, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := release.ImageContext(p, armBin, filepath.Join(t.TempDir(), "c")); err == nil || !strings.Contains(err.Error(), "is for the machine EM_AARCH64, not linux/amd64") {
+		t.Errorf("an arm64 binary: err = %v, want a refusal", err)
 	}
 	// A context directory that already holds something.
 	full := t.TempDir()
@@ -245,7 +258,10 @@ func checkImage(t *testing.T, p release.Plan, bin, ctx string) {
 		}
 		dockerQuiet("rm", "-f", ca)
 	})
-	docker(t, nil, "run", "-d", "--name", ca, "-v", mount, "-p", "127.0.0.1::9000", image,
+	// Hardened as a deployment should run it: nothing writable but the
+	// volume, no capabilities, no privilege gain.
+	docker(t, nil, "run", "-d", "--name", ca, "-v", mount, "-p", "127.0.0.1::9000",
+		"--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges", image,
 		"ca", "serve", "--dir", caDir, "--password-file", password)
 	hostPort := strings.TrimSpace(strings.SplitN(docker(t, nil, "port", ca, "9000/tcp"), "\n", 2)[0])
 	caURL := "https://" + hostPort
