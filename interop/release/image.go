@@ -23,7 +23,10 @@ const HostCACertificates = "/etc/ssl/certs/ca-certificates.crt"
 
 // imageArgRE finds the Dockerfile's ARGs whose defaults ImageContext sets
 // from the plan, so that a plain docker build labels the image.
-var imageArgRE = regexp.MustCompile(`(?m)^ARG (VERSION|REVISION|CREATED)=.*$`)
+var (
+	imageArgRE      = regexp.MustCompile(`(?m)^ARG (VERSION|REVISION|CREATED)=.*$`)
+	imageArgValueRE = regexp.MustCompile(`^[0-9A-Za-z.:+-]+$`)
+)
 
 // ImageContext lays out in dir a docker build context for the release's
 // image:
@@ -117,6 +120,13 @@ func imageContext(p Plan, bin string, dir string) error {
 // the Dockerfile lacks one, so that a renamed ARG cannot leave the image
 // unlabelled.
 func setImageArgs(dockerfile []byte, args map[string]string) ([]byte, error) {
+	for name, v := range args {
+		// Nothing that could end the line or the label's quotes: a value
+		// is a version, a commit or a time.
+		if !imageArgValueRE.MatchString(v) {
+			return nil, fmt.Errorf("ARG %s: %q is not a plain version, commit or time", name, v)
+		}
+	}
 	seen := map[string]bool{}
 	out := imageArgRE.ReplaceAllFunc(dockerfile, func(line []byte) []byte {
 		name := string(imageArgRE.FindSubmatch(line)[1])

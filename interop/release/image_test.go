@@ -159,6 +159,12 @@ func checkImageContextRefusals(t *testing.T, p release.Plan, bin string) {
 	if err := release.ImageContext(q, bin, filepath.Join(t.TempDir(), "c")); err == nil || !strings.Contains(err.Error(), "no line ARG REVISION=") {
 		t.Errorf("a Dockerfile without ARG REVISION: err = %v, want a refusal", err)
 	}
+	// A version that would end the ARG line and add an instruction.
+	q = p
+	q.Version = "v1.2.3\nUSER root"
+	if err := release.ImageContext(q, bin, filepath.Join(t.TempDir(), "c")); err == nil || !strings.Contains(err.Error(), "is not a plain version, commit or time") {
+		t.Errorf("a version with a newline: err = %v, want a refusal", err)
+	}
 	// A plan without its commit.
 	q = p
 	q.Commit = ""
