@@ -18,9 +18,14 @@ var (
 	commit  = ""
 )
 
-// Info describes the running binary.
+// Info describes the running binary. Its JSON field names are what
+// keyless version --json prints, a stable interface scripts parse: add
+// fields, never rename or remove one.
 type Info struct {
-	Version, Commit, Go, Platform string
+	Version  string `json:"version"`  // v1.2.3 as stamped, the module version, or "dev"
+	Commit   string `json:"commit"`   // the full commit, "-dirty" appended for a modified checkout, or "unknown"
+	Go       string `json:"go"`       // the Go release that built it, go1.26.0
+	Platform string `json:"platform"` // GOOS/GOARCH, linux/arm64
 }
 
 // Read returns the running binary's Info.

@@ -364,9 +364,9 @@ func unpack(t *testing.T, path string, epoch time.Time) (names []string, files m
 	return names, files
 }
 
-// binary unpacks target's binary from the release in dist into a
+// unpackBinary unpacks target's binary from the release in dist into a
 // temporary file and returns its path.
-func binary(t *testing.T, r releases, dist string, tg release.Target) string {
+func unpackBinary(t *testing.T, r releases, dist string, tg release.Target) string {
 	t.Helper()
 	epoch := epochOf(t, r)
 	_, files := unpack(t, filepath.Join(dist, release.ArchiveName(release.Plan{Version: testVersion}, tg)), epoch)
@@ -429,7 +429,7 @@ func TestBinaryFormats(t *testing.T) {
 		"windows-amd64": {"PE32+ executable", "x86-64"},
 	}
 	for _, tg := range release.Targets {
-		out, err := exec.Command("file", "-b", binary(t, r, r.distA, tg)).CombinedOutput()
+		out, err := exec.Command("file", "-b", unpackBinary(t, r, r.distA, tg)).CombinedOutput()
 		if err != nil {
 			t.Fatalf("file: %v\n%s", err, out)
 		}
@@ -461,7 +461,7 @@ func TestBinariesRun(t *testing.T) {
 		}
 	}
 	t.Run("linux-amd64", func(t *testing.T) {
-		bin := binary(t, r, r.distA, release.Target{GOOS: "linux", GOARCH: "amd64"})
+		bin := unpackBinary(t, r, r.distA, release.Target{GOOS: "linux", GOARCH: "amd64"})
 		out, err := exec.Command(bin, "version").CombinedOutput()
 		check(t, out, err, "linux/amd64")
 	})
@@ -470,7 +470,7 @@ func TestBinariesRun(t *testing.T) {
 		if err != nil {
 			testkit.Unavailable(t, "qemu-aarch64-static not found on PATH; install Debian's qemu-user-static")
 		}
-		bin := binary(t, r, r.distA, release.Target{GOOS: "linux", GOARCH: "arm64"})
+		bin := unpackBinary(t, r, r.distA, release.Target{GOOS: "linux", GOARCH: "arm64"})
 		out, err := exec.Command(qemu, bin, "version").CombinedOutput()
 		check(t, out, err, "linux/arm64")
 	})
@@ -544,7 +544,7 @@ func TestSBOMMatchesBinary(t *testing.T) {
 	serials := map[string]bool{}
 	for _, tg := range release.Targets {
 		t.Run(tg.String(), func(t *testing.T) {
-			bin := binary(t, r, r.distA, tg)
+			bin := unpackBinary(t, r, r.distA, tg)
 			goVersion, mainPath, mods := goVersionM(t, bin)
 			raw, err := os.ReadFile(filepath.Join(r.distA, release.SBOMName(release.Plan{Version: testVersion}, tg)))
 			if err != nil {
@@ -659,7 +659,7 @@ func TestBadInput(t *testing.T) {
 		if res.code != 0 {
 			t.Fatalf("release --allow-dirty: exit %d\n%s", res.code, res.stderr)
 		}
-		bin := binary(t, releases{checkouts: c}, dist, release.Target{GOOS: "linux", GOARCH: "amd64"})
+		bin := unpackBinary(t, releases{checkouts: c}, dist, release.Target{GOOS: "linux", GOARCH: "amd64"})
 		out, err := exec.Command(bin, "version").CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "commit "+c.head+"-dirty\n") {
 			t.Errorf("keyless version of a dirty build: %v\n%s\nwant commit %s-dirty", err, out, c.head)

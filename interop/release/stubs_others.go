@@ -14,9 +14,3 @@ func GenerateDocs(ctx context.Context, p Plan, dir string) error { return nil }
 func BuildPackages(ctx context.Context, p Plan, bins map[Target]string, docs string) ([]string, error) {
 	return nil, nil
 }
-
-// RenderFormula renders the Homebrew formula from the archives' sums
-// (artefact name -> hex).
-func RenderFormula(p Plan, sums map[string]string) ([]byte, error) {
-	return []byte("# keyless.rb: placeholder until the formula helper's RenderFormula is merged\n"), nil
-}
