@@ -10,7 +10,8 @@ import (
 )
 
 // checkMacOSOnly: a block only a Mac can run is not run here, and neither
-// is a measurement (scripts/bench) or a block interop/release runs, but
+// is a measurement (scripts/bench), a block interop/release runs or one
+// that needs a published release, but
 // each must at least parse as shell (bash -n; macOS's bash and zsh read
 // the commands the documents use the same way).
 func checkMacOSOnly(t *testing.T, names []string, all map[string][]docs.Block) {
@@ -19,7 +20,7 @@ func checkMacOSOnly(t *testing.T, names []string, all map[string][]docs.Block) {
 	var measurements []string
 	for _, name := range names {
 		for _, b := range all[name] {
-			if k := b.Directive.Kind; k == docs.MacOSOnly || k == docs.Measurement || k == docs.Release {
+			if k := b.Directive.Kind; k == docs.MacOSOnly || k == docs.Measurement || k == docs.Release || k == docs.Published {
 				n[k]++
 				if k == docs.Measurement {
 					measurements = append(measurements, b.Where())
@@ -30,7 +31,7 @@ func checkMacOSOnly(t *testing.T, names []string, all map[string][]docs.Block) {
 			}
 		}
 	}
-	t.Logf("blocks checked by parsing: %d macOS-only, %d measurements (run by hand: %s), %d run by interop/release", n[docs.MacOSOnly], n[docs.Measurement], strings.Join(measurements, ", "), n[docs.Release])
+	t.Logf("blocks checked by parsing: %d macOS-only, %d measurements (run by hand: %s), %d run by interop/release, %d needing a published release", n[docs.MacOSOnly], n[docs.Measurement], strings.Join(measurements, ", "), n[docs.Release], n[docs.Published])
 }
 
 // shellSyntax checks a block's script with bash -n.

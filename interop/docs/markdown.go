@@ -95,6 +95,10 @@ const (
 	// a release and runs every such block, as written, in a Debian
 	// container holding its files; this test skips and lists it.
 	Release
+	// Published, "needs a published release": the block compares with a
+	// release's downloads, which do not exist here. It is skipped and
+	// listed, and checked by parsing (bash -n) in TestDirectives.
+	Published
 )
 
 // Directive is a parsed doc-test comment.
@@ -117,6 +121,8 @@ func (d Directive) SkipReason() string {
 		return "a measurement, run by hand (checked by parsing)"
 	case Release:
 		return "run by interop/release against a release it builds (TestDocumentedInstall)"
+	case Published:
+		return "needs a published release's downloads (checked by parsing)"
 	}
 	return ""
 }
@@ -140,6 +146,8 @@ func parseDirective(s string) (Directive, bool) {
 		return Directive{Kind: Measurement}, true
 	case "run by interop/release":
 		return Directive{Kind: Release}, true
+	case "needs a published release":
+		return Directive{Kind: Published}, true
 	}
 	if m := interruptRE.FindStringSubmatch(s); m != nil {
 		return Directive{Kind: Interrupt, Arg: m[1]}, true
@@ -219,7 +227,7 @@ func directive(file string, line int, s string) (Directive, error) {
 	}
 	d, ok := parseDirective(m[1])
 	if !ok {
-		return Directive{}, fmt.Errorf(`%s:%d: unknown doc-test directive %q: want "needs real AWS", "needs a real GitLab", "macOS only", "measurement, run by hand", "run by interop/release", "after FILE", "file PATH" or 'Ctrl-C once it prints "TEXT"'`, file, line, m[1])
+		return Directive{}, fmt.Errorf(`%s:%d: unknown doc-test directive %q: want "needs real AWS", "needs a real GitLab", "macOS only", "measurement, run by hand", "run by interop/release", "needs a published release", "after FILE", "file PATH" or 'Ctrl-C once it prints "TEXT"'`, file, line, m[1])
 	}
 	return d, nil
 }

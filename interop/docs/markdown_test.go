@@ -48,6 +48,10 @@ const sample = "# Title\n" +
 	"<!-- doc-test: run by interop/release -->\n" +
 	"```sh\n" +
 	"sha256sum -c SHA256SUMS\n" +
+	"```\n" +
+	"<!-- doc-test: needs a published release -->\n" +
+	"```sh\n" +
+	"diff dist/SHA256SUMS SHA256SUMS\n" +
 	"```\n"
 
 func TestParse(t *testing.T) {
@@ -63,6 +67,7 @@ func TestParse(t *testing.T) {
 		{File: "doc.md", Line: 29, Lang: "", Text: "output\n"},
 		{File: "doc.md", Line: 34, Lang: "sh", Text: "scripts/bench -only cp\n", Directive: docs.Directive{Kind: docs.Measurement}},
 		{File: "doc.md", Line: 38, Lang: "sh", Text: "sha256sum -c SHA256SUMS\n", Directive: docs.Directive{Kind: docs.Release}},
+		{File: "doc.md", Line: 42, Lang: "sh", Text: "diff dist/SHA256SUMS SHA256SUMS\n", Directive: docs.Directive{Kind: docs.Published}},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("Parse (-want +got):\n%s", diff)
@@ -70,7 +75,7 @@ func TestParse(t *testing.T) {
 	if s := got[3].Script(); s != "echo one \\\n  two\ntrue\n" {
 		t.Errorf("console script %q", s)
 	}
-	for i, cmd := range []bool{true, true, false, true, false, true, true} {
+	for i, cmd := range []bool{true, true, false, true, false, true, true, true} {
 		if got[i].Command() != cmd {
 			t.Errorf("block %d: Command() = %v", i, !cmd)
 		}
