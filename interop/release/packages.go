@@ -175,6 +175,9 @@ fi
 exit 0
 `
 
+// manPage is the man page of each unit's command.
+var manPage = map[string]string{"keyless-agent": "keyless-agent", "keyless-ca": "keyless-ca-serve", "keyless-renew": "keyless-renew"}
+
 // Units renders the packaged systemd units, by file name: the same
 // descriptions as deploy/systemd (internal/deploygen), run from
 // /usr/bin/keyless, with a header saying they come from the package.
@@ -198,7 +201,7 @@ func Units() (map[string]string, error) {
 		body := text[i:]
 		name := s.Name + ".service"
 		out[name] = "# " + name + ", installed by the keyless package and not enabled.\n" +
-			"# Configure it (man keyless-" + strings.TrimPrefix(s.Name, "keyless-") + "), then: systemctl enable --now " + s.Name + "\n" +
+			"# Configure it (man " + manPage[s.Name] + "), then: systemctl enable --now " + s.Name + "\n" +
 			"# Change it with a drop-in (systemctl edit " + s.Name + "): an upgrade\n" +
 			"# replaces this file.\n" + body
 	}
