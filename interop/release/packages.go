@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/goreleaser/nfpm/v2"
 	"github.com/goreleaser/nfpm/v2/deb"
@@ -239,27 +240,54 @@ func BuildPackages(ctx context.Context, p Plan, bins map[Target]string, docs str
 		return nil, err
 	}
 
-	var out []string
+	type job struct {
+		packager nfpm.Packager
+		path     string
+		arch     string
+		bin      string
+	}
+	var jobs []job
 	for _, a := range PackageArchs {
 		bin, ok := bins[a.Target]
 		if !ok {
 			return nil, fmt.Errorf("packages: no binary for %s", a.Target)
 		}
-		for _, f := range []struct {
-			packager nfpm.Packager
-			name     string
-			arch     string
-		}{{deb.Default, DebName(p, a), a.Deb}, {rpm.DefaultRPM, RPMName(p, a), a.RPM}} {
+		jobs = append(jobs,
+			job{deb.Default, filepath.Join(p.Dist, DebName(p, a)), a.Deb, bin},
+			job{rpm.DefaultRPM, filepath.Join(p.Dist, RPMName(p, a)), a.RPM, bin})
+	}
+	// At once: compressing the binary is most of the time.
+	errs := make([]error, len(jobs))
+	var wg sync.WaitGroup
+	for i, j := range jobs {
+		wg.Go(func() {
 			if err := ctx.Err(); err != nil {
-				return nil, err
+				errs[i] = err
+				return
 			}
-			info := packageInfo(p, f.name, f.arch, append(slices.Clone(contents), dated(p, &files.Content{Source: bin, Destination: BinPath}, 0o755)), scripts)
-			path := filepath.Join(p.Dist, f.name)
-			if err := writePackage(f.packager, info, path); err != nil {
-				return nil, fmt.Errorf("packages: %s: %w", f.name, err)
+			// The packagers fill in the contents they are given: each
+			// gets its own copy.
+			// (Not append(contents, ...): the jobs would share, and
+			// race on, its spare capacity.)
+			own := files.Contents{dated(p, &files.Content{Source: j.bin, Destination: BinPath}, 0o755)}
+			for _, c := range contents {
+				cc, fi := *c, *c.FileInfo
+				cc.FileInfo = &fi
+				own = append(own, &cc)
 			}
-			out = append(out, path)
-		}
+			info := packageInfo(p, j.path, j.arch, own, scripts)
+			if err := writePackage(j.packager, info, j.path); err != nil {
+				errs[i] = fmt.Errorf("packages: %s: %w", filepath.Base(j.path), err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, j := range jobs {
+		out = append(out, j.path)
 	}
 	slices.Sort(out)
 	return out, nil

@@ -1,8 +1,12 @@
 package release
 
 import (
+	"archive/tar"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,9 +54,22 @@ func buildPkgFixture(t *testing.T, dir string) *pkgFixture {
 	return f
 }
 
+func sha256File(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
 func run(t *testing.T, name string, args ...string) string {
 	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
+	cmd := exec.Command(name, args...)
+	// dpkg-deb prints times in the local zone.
+	cmd.Env = append(os.Environ(), "TZ=UTC")
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
@@ -127,6 +144,11 @@ func TestPackages(t *testing.T) {
 					t.Errorf("%s: %s, want %s root:root %d", filepath.Base(path), line, wantMode, f.plan.Epoch.Unix())
 				}
 			}
+			// The right binary: the same bytes as the target's.
+			digest := run(t, rpmBin, "-qp", "--queryformat", "[%{FILEDIGESTS} %{FILENAMES}\n]", path)
+			if want := sha256File(t, f.bins[a.Target]) + " " + BinPath + "\n"; !strings.Contains(digest, want) {
+				t.Errorf("%s: %s is not the %s binary:\n%s", filepath.Base(path), BinPath, a.Target, digest)
+			}
 			scripts := run(t, rpmBin, "-qp", "--scripts", path)
 			for _, want := range []string{"postinstall scriptlet", "systemd-sysusers " + SysusersPath, "preuninstall scriptlet", "postuninstall scriptlet"} {
 				if !strings.Contains(scripts, want) {
@@ -174,6 +196,24 @@ func TestPackages(t *testing.T) {
 				got = append(got, name)
 			}
 			slices.Sort(got)
+			// The right binary: the same bytes as the target's.
+			tr := tar.NewReader(strings.NewReader(run(t, dpkgDeb, "--fsys-tarfile", path)))
+			for {
+				h, err := tr.Next()
+				if err != nil {
+					t.Fatalf("%s: no %s in the data (%v)", filepath.Base(path), BinPath, err)
+				}
+				if h.Name == "."+BinPath {
+					sum := sha256.New()
+					if _, err := io.Copy(sum, tr); err != nil {
+						t.Fatal(err)
+					}
+					if got, want := hex.EncodeToString(sum.Sum(nil)), sha256File(t, f.bins[a.Target]); got != want {
+						t.Errorf("%s: %s is not the %s binary (sha256 %s, want %s)", filepath.Base(path), BinPath, a.Target, got, want)
+					}
+					break
+				}
+			}
 			if !slices.Equal(got, f.files) {
 				t.Errorf("%s: dpkg-deb --contents:\n%s\nwant:\n%s", filepath.Base(path), strings.Join(got, "\n"), strings.Join(f.files, "\n"))
 			}
