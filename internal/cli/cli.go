@@ -141,6 +141,7 @@ func newRootCommand(s streams, args []string) *cobra.Command {
 		for _, c := range commands {
 			root.AddCommand(c.make(s))
 		}
+		initCompletion(root)
 	}
 	argsAreUsage(root)
 	return root
@@ -164,9 +165,8 @@ it (--role-arn is KEYLESS_ROLE_ARN); a flag on the command line wins.`,
   credential_process = keyless credential-process --certificate /etc/keyless/runner.crt --private-key /etc/keyless/runner.key --trust-anchor-arn arn:aws:rolesanywhere:us-east-1:111122223333:trust-anchor/TA --profile-arn arn:aws:rolesanywhere:us-east-1:111122223333:profile/P --role-arn arn:aws:iam::111122223333:role/ci-deployer
 
   keyless version`,
-		SilenceErrors:     true,
-		SilenceUsage:      true,
-		CompletionOptions: cobra.CompletionOptions{HiddenDefaultCmd: true},
+		SilenceErrors: true,
+		SilenceUsage:  true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
 			// Before the environment: a secret may come from KEYLESS_*,
 			// never from the command line.

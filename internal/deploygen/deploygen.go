@@ -92,22 +92,11 @@ func Files() (map[string]string, error) {
 		dir, user, caUser string
 		ext               string
 	}{{svcunit.Systemd, "systemd", LinuxUser, LinuxCAUser, ".service"}, {svcunit.Launchd, "launchd", MacOSUser, MacOSCAUser, ".plist"}} {
-		services := []func() (svcunit.Service, error){
-			func() (svcunit.Service, error) {
-				return agent.Unit{Executable: Executable, ConfigFile: AgentConfig, Config: agentConfig(f.format), User: f.user}.Service(f.format)
-			},
-			func() (svcunit.Service, error) {
-				return caops.Unit{Executable: Executable, Dir: CADir, PasswordFile: CAPassword, Address: CAAddress, User: f.caUser}.Service(f.format)
-			},
-			func() (svcunit.Service, error) {
-				return renewal.Unit{Executable: Executable, CertPath: CertPath, KeyPath: KeyPath, CAURL: CAURL, RootFile: RootFile, User: f.user}.Service(f.format)
-			},
+		services, err := Services(f.format, Executable, f.user, f.caUser)
+		if err != nil {
+			return nil, err
 		}
-		for _, describe := range services {
-			s, err := describe()
-			if err != nil {
-				return nil, err
-			}
+		for _, s := range services {
 			text, err := svcunit.Render(f.format, s)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", s.Name, err)
@@ -118,6 +107,33 @@ func Files() (map[string]string, error) {
 			}
 			out[filepath.Join(f.dir, name)] = text
 		}
+	}
+	return out, nil
+}
+
+// Services describes the agent, the CA and renewal in the default
+// layout for format f, run from executable as user (the CA as caUser).
+// Packages (interop/release) describe their units with it too, with
+// the executable they install.
+func Services(f svcunit.Format, executable, user, caUser string) ([]svcunit.Service, error) {
+	describe := []func() (svcunit.Service, error){
+		func() (svcunit.Service, error) {
+			return agent.Unit{Executable: executable, ConfigFile: AgentConfig, Config: agentConfig(f), User: user}.Service(f)
+		},
+		func() (svcunit.Service, error) {
+			return caops.Unit{Executable: executable, Dir: CADir, PasswordFile: CAPassword, Address: CAAddress, User: caUser}.Service(f)
+		},
+		func() (svcunit.Service, error) {
+			return renewal.Unit{Executable: executable, CertPath: CertPath, KeyPath: KeyPath, CAURL: CAURL, RootFile: RootFile, User: user}.Service(f)
+		},
+	}
+	var out []svcunit.Service
+	for _, d := range describe {
+		s, err := d()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
 	}
 	return out, nil
 }
