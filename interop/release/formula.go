@@ -23,6 +23,14 @@ type formulaPlatform struct {
 
 var sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
+// FormulaTargets are the archives the formula installs: a release built
+// with only some targets (--only-targets) has a formula only when it
+// has all of these.
+var FormulaTargets = []Target{
+	{GOOS: "darwin", GOARCH: "arm64"}, {GOOS: "darwin", GOARCH: "amd64"},
+	{GOOS: "linux", GOARCH: "arm64"}, {GOOS: "linux", GOARCH: "amd64"},
+}
+
 // RenderFormula renders keyless.rb, the Homebrew formula of release p,
 // from sums (archive name to lower-case hex SHA-256, as SHA256SUMS lists
 // them). It fails when a platform's archive has no sum or a malformed one:
@@ -37,11 +45,16 @@ func RenderFormula(p Plan, sums map[string]string) ([]byte, error) {
 	if err := CheckVersion(p.Version); err != nil {
 		return nil, fmt.Errorf("formula: %w", err)
 	}
-	platforms := []formulaPlatform{
-		{OS: "macos", Arch: "arm", GOOS: "darwin", GOARCH: "arm64"},
-		{OS: "macos", Arch: "intel", GOOS: "darwin", GOARCH: "amd64"},
-		{OS: "linux", Arch: "arm", GOOS: "linux", GOARCH: "arm64"},
-		{OS: "linux", Arch: "intel", GOOS: "linux", GOARCH: "amd64"},
+	var platforms []formulaPlatform
+	for _, t := range FormulaTargets {
+		pl := formulaPlatform{OS: "linux", Arch: "intel", GOOS: t.GOOS, GOARCH: t.GOARCH}
+		if t.GOOS == "darwin" {
+			pl.OS = "macos"
+		}
+		if t.GOARCH == "arm64" {
+			pl.Arch = "arm"
+		}
+		platforms = append(platforms, pl)
 	}
 	for i := range platforms {
 		pl := &platforms[i]

@@ -210,7 +210,8 @@ func Units() (map[string]string, error) {
 }
 
 // BuildPackages writes a .deb and an .rpm for each Linux target of
-// PackageArchs into p.Dist, from the binaries in bins (by target) and
+// PackageArchs that p builds (all of them, unless --only-targets left
+// some out) into p.Dist, from the binaries in bins (by target) and
 // the man pages and completions GenerateDocs wrote to docs, and returns
 // their paths. Every file in them is dated p.Epoch, so the same inputs
 // give the same bytes.
@@ -248,6 +249,9 @@ func BuildPackages(ctx context.Context, p Plan, bins map[Target]string, docs str
 	}
 	var jobs []job
 	for _, a := range PackageArchs {
+		if !slices.Contains(p.Platforms(), a.Target) {
+			continue // --only-targets left it out
+		}
 		bin, ok := bins[a.Target]
 		if !ok {
 			return nil, fmt.Errorf("packages: no binary for %s", a.Target)

@@ -188,12 +188,16 @@ func build(ctx context.Context, p release.Plan) error {
 			return err
 		}
 	}
-	formula, err := release.RenderFormula(p, archiveSums)
-	if err != nil {
-		return fmt.Errorf("homebrew formula: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(p.Dist, "keyless.rb"), formula, 0o644); err != nil {
-		return err
+	// The formula installs four archives; a release of fewer targets
+	// has none.
+	if !slices.ContainsFunc(release.FormulaTargets, func(t release.Target) bool { return !slices.Contains(p.Platforms(), t) }) {
+		formula, err := release.RenderFormula(p, archiveSums)
+		if err != nil {
+			return fmt.Errorf("homebrew formula: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(p.Dist, "keyless.rb"), formula, 0o644); err != nil {
+			return err
+		}
 	}
 	if _, err := release.WriteSums(p.Dist); err != nil {
 		return err
