@@ -124,12 +124,7 @@ func runRelease(t *testing.T, c checkouts, dir string, env []string, args ...str
 	t.Helper()
 	cmd := exec.Command(c.tool, args...)
 	cmd.Dir = dir
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SOURCE_DATE_EPOCH=") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env, env...)
+	cmd.Env = append(withoutEpoch(), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
@@ -237,10 +232,17 @@ func TestReproducible(t *testing.T) {
 
 	cold := readDir(t, r.distCold)
 	lin := release.Target{GOOS: "linux", GOARCH: "amd64"}
-	for _, n := range []string{release.ArchiveName(p, lin), release.SBOMName(p, lin)} {
+	amd64 := release.PackageArchs[0]
+	coldWant := []string{release.ArchiveName(p, lin), release.SBOMName(p, lin), release.DebName(p, amd64), release.RPMName(p, amd64)}
+	for _, n := range coldWant {
 		if !bytes.Equal(cold[n], a[n]) {
 			t.Errorf("%s built with an empty GOCACHE differs from the one built with the shared cache", n)
 		}
+	}
+	// --only-targets linux-amd64: that target's files and SHA256SUMS, no
+	// other package, and no formula (it needs four archives).
+	if got, want := sortedKeys(cold), slices.Sorted(slices.Values(append(coldWant, "SHA256SUMS"))); !slices.Equal(got, want) {
+		t.Errorf("--only-targets linux-amd64 made %v, want %v", got, want)
 	}
 	// Nothing of the staging is left beside dist.
 	for _, dir := range []string{filepath.Dir(r.distA), filepath.Dir(r.distCold)} {
