@@ -43,8 +43,8 @@ func documentedBlocks(t *testing.T, root string) []docs.Block {
 // docs/ that interop/docs leaves to this module: the block that builds a
 // release (scripts/release) in a clean worktree of HEAD, then each
 // install block in a Debian container of its own holding that release's
-// files, as a user who downloaded them into one directory would (root,
-// with sudo doing nothing but running the command).
+// files, as a user who downloaded them into one directory would (see
+// prepare).
 func TestDocumentedInstall(t *testing.T) {
 	c := needCheckouts(t)
 	blocks := documentedBlocks(t, c.root)
@@ -80,9 +80,6 @@ func TestDocumentedInstall(t *testing.T) {
 	for _, b := range install {
 		t.Run(b.Where(), func(t *testing.T) {
 			sh := release.DebianShell(t, dist)
-			const prepare = `printf '#!/bin/sh\nexec "$@"\n' > /usr/local/bin/sudo && chmod 0755 /usr/local/bin/sudo
-mkdir /root/downloads && cp /pkgs/* /root/downloads/ && cd /root/downloads
-`
 			out, err := sh(prepare + b.Script())
 			if err != nil {
 				t.Fatalf("%s failed in a Debian container: %v\n%s", b.Where(), err, out)
@@ -93,6 +90,23 @@ mkdir /root/downloads && cp /pkgs/* /root/downloads/ && cd /root/downloads
 		})
 	}
 }
+
+// prepare makes the container a user's machine with the release's files
+// downloaded into one directory: root, with sudo running the command as
+// is, or with -u USER as that user (setpriv, with the user's HOME).
+const prepare = `cat > /usr/local/bin/sudo <<'SUDO'
+#!/bin/sh
+if [ "$1" = -u ]; then
+	user=$2
+	shift 2
+	home=$(getent passwd "$user" | cut -d: -f6)
+	exec setpriv --reuid="$user" --regid="$user" --init-groups env HOME="$home" USER="$user" LOGNAME="$user" "$@"
+fi
+exec "$@"
+SUDO
+chmod 0755 /usr/local/bin/sudo
+mkdir /root/downloads && cp /pkgs/* /root/downloads/ && cd /root/downloads
+`
 
 // withoutEpoch is the environment without SOURCE_DATE_EPOCH, so the
 // commit's time counts, as for a user.
