@@ -405,8 +405,13 @@ install -d -m 0750 /srv/keyless && ln -s /srv/keyless /var/lib/keyless`)
 		refused(c.shFails("dpkg --configure keyless 2>&1"), "keyless: the group keyless exists with gid 1000, which is not a system group (system gids are 100-999, from /etc/login.defs); keyless will not give its directories to it, and made no user or directory. Rename the group (groupmod -n NEWNAME keyless) or delete it (groupdel keyless), then install the package again.\n")
 		c.sh(nothingMade + " && ! getent passwd keyless")
 
+		// Root's uid is never a system user's, whatever the range.
+		c.sh("groupdel keyless && useradd -o -u 0 -g 0 -M -s /usr/sbin/nologin keyless && echo 'SYS_UID_MIN 0' >>/etc/login.defs")
+		refused(c.shFails("dpkg --configure keyless 2>&1"), "keyless: the user keyless exists with uid 0, which is root's; keyless will not give its directories to it")
+		c.sh(nothingMade + " && sed -i '/^keyless:/d' /etc/passwd /etc/shadow && sed -i '/^SYS_UID_MIN 0$/d' /etc/login.defs")
+
 		// The range is /etc/login.defs's.
-		c.sh("groupdel keyless && useradd --system -u 150 --home-dir /var/lib/keyless --shell /usr/sbin/nologin keyless && echo 'SYS_UID_MIN 200' >>/etc/login.defs")
+		c.sh("useradd --system -u 150 --home-dir /var/lib/keyless --shell /usr/sbin/nologin keyless && echo 'SYS_UID_MIN 200' >>/etc/login.defs")
 		refused(c.shFails("dpkg --configure keyless 2>&1"), "keyless: the user keyless exists with uid 150, which is not a system user (system uids are 200-999, from /etc/login.defs)")
 		c.sh(nothingMade)
 

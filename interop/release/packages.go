@@ -118,14 +118,21 @@ const units = "keyless-agent.service keyless-ca.service keyless-renew.service"
 // login named keyless, say), or write through what is at a directory's
 // path but is not a directory.
 const preflight = `
-login_def() { # key default: a number from /etc/login.defs
-	v=$(awk -v k="$1" '$1 == k { v = $2 } END { print v }' /etc/login.defs 2>/dev/null || true)
+login_def() { # key default: a number from /etc/login.defs (plain sh: rpm's
+	# %pre may run before awk or sed is installed)
+	v=
+	if [ -r /etc/login.defs ]; then
+		while read -r key val _; do
+			if [ "$key" = "$1" ]; then v=$val; fi
+		done </etc/login.defs
+	fi
 	case "$v" in '' | *[!0-9]*) v=$2 ;; esac
 	echo "$v"
 }
 check_account() { # passwd|group name
 	entry=$(getent "$1" "$2") || return 0
-	num=$(echo "$entry" | cut -d: -f3)
+	num=${entry#*:*:}
+	num=${num%%:*}
 	if [ "$1" = passwd ]; then
 		kind=user what=uid min=$(login_def SYS_UID_MIN 100) max=$(login_def SYS_UID_MAX 999)
 		fix="Rename the account (usermod -l NEWNAME $2, and groupmod -n NEWNAME $2 for its group) or delete it (userdel $2)"
@@ -133,8 +140,10 @@ check_account() { # passwd|group name
 		kind=group what=gid min=$(login_def SYS_GID_MIN 100) max=$(login_def SYS_GID_MAX 999)
 		fix="Rename the group (groupmod -n NEWNAME $2) or delete it (groupdel $2)"
 	fi
+	why="not a system $kind (system ${what}s are $min-$max, from /etc/login.defs)"
+	[ "$num" -ne 0 ] || why="root's"
 	if [ "$num" -eq 0 ] || [ "$num" -lt "$min" ] || [ "$num" -gt "$max" ]; then
-		echo "keyless: the $kind $2 exists with $what $num, which is not a system $kind (system ${what}s are $min-$max, from /etc/login.defs); keyless will not give its directories to it, and made no user or directory. $fix, then install the package again." >&2
+		echo "keyless: the $kind $2 exists with $what $num, which is $why; keyless will not give its directories to it, and made no user or directory. $fix, then install the package again." >&2
 		exit 1
 	fi
 }
