@@ -82,11 +82,21 @@ cannot read the CA's keys), and the directories /etc/keyless (0755),
 /var/lib/keyless and /var/lib/keyless-ca (0700, each owned by its user).
 
 Removing the package stops and disables the units and leaves those
-directories. Purging it (dpkg --purge) deletes them with everything in
-them, the CA's keys and the runner's identity included, so back them up
-first; the users stay, as Debian's policy asks (files elsewhere may
-still belong to them). An RPM erase (rpm -e) leaves the directories and
-the users.`
+directories. Purging it (dpkg --purge) removes each of them only if it is
+empty, and never one that is a symlink; it keeps one that holds anything
+(the CA's keys and database, the runner's key, configuration and
+secrets), prints "keyless: purge kept <directory> (...)" for each one it
+keeps, and leaves deleting it to you, once you have a backup. The users
+stay, as Debian's policy asks (files elsewhere may still belong to
+them). An RPM erase (rpm -e) leaves the directories and the users.
+
+The install stops, changing nothing, if an account named keyless or
+keyless-ca exists that is not a system account (uid 0, or outside
+SYS_UID_MIN..SYS_UID_MAX of /etc/login.defs, 100..999 by default; the
+same for the groups with SYS_GID_MIN..SYS_GID_MAX), or if one of the
+three directories exists but is not a directory (a dangling symlink, a
+file). A directory that already exists, or a symlink to one, is used as
+it is: the package never changes its owner or mode.`
 
 // sysusers is the systemd-sysusers configuration for the users the
 // units run as.
@@ -98,13 +108,79 @@ u keyless-ca - "keyless CA" /var/lib/keyless-ca
 // units lists the packaged units, for the maintainer scripts.
 const units = "keyless-agent.service keyless-ca.service keyless-renew.service"
 
-// The maintainer scripts serve both formats: dpkg passes configure,
-// remove, purge, upgrade...; rpm passes the number of installed
-// instances left (0 on erase, 1 or 2 on upgrade).
+// The maintainer scripts serve both formats: dpkg passes install,
+// configure, remove, purge, upgrade...; rpm passes the number of
+// installed instances left (0 on erase, 1 or 2 on upgrade).
+
+// preflight is the check preinst and postinst share: it stops the
+// install, before anything is made, rather than give the key
+// directories to an account that is not a system account (a person's
+// login named keyless, say), or write through what is at a directory's
+// path but is not a directory.
+const preflight = `
+login_def() { # key default: a number from /etc/login.defs (plain sh: rpm's
+	# %pre may run before awk or sed is installed)
+	v=
+	if [ -r /etc/login.defs ]; then
+		while read -r key val _; do
+			if [ "$key" = "$1" ]; then v=$val; fi
+		done </etc/login.defs
+	fi
+	case "$v" in '' | *[!0-9]*) v=$2 ;; esac
+	echo "$v"
+}
+check_account() { # passwd|group name
+	entry=$(getent "$1" "$2") || return 0
+	num=${entry#*:*:}
+	num=${num%%:*}
+	if [ "$1" = passwd ]; then
+		kind=user what=uid min=$(login_def SYS_UID_MIN 100) max=$(login_def SYS_UID_MAX 999)
+		fix="Rename the account (usermod -l NEWNAME $2, and groupmod -n NEWNAME $2 for its group) or delete it (userdel $2)"
+	else
+		kind=group what=gid min=$(login_def SYS_GID_MIN 100) max=$(login_def SYS_GID_MAX 999)
+		fix="Rename the group (groupmod -n NEWNAME $2) or delete it (groupdel $2)"
+	fi
+	why="not a system $kind (system ${what}s are $min-$max, from /etc/login.defs)"
+	[ "$num" -ne 0 ] || why="root's"
+	if [ "$num" -eq 0 ] || [ "$num" -lt "$min" ] || [ "$num" -gt "$max" ]; then
+		echo "keyless: the $kind $2 exists with $what $num, which is $why; keyless will not give its directories to it, and made no user or directory. $fix, then install the package again." >&2
+		exit 1
+	fi
+}
+check_dir() { # path
+	if { [ -L "$1" ] || [ -e "$1" ]; } && [ ! -d "$1" ]; then
+		if [ -L "$1" ] && [ ! -e "$1" ]; then
+			is="is a dangling symlink (to $(readlink "$1"), which does not exist)"
+		elif [ -L "$1" ]; then
+			is="is a symlink to $(readlink "$1"), which is not a directory"
+		else
+			is="exists and is not a directory"
+		fi
+		echo "keyless: $1 $is; keyless will not write through it, and made no user or directory. Remove it (or make it a directory, or a symlink to one), then install the package again." >&2
+		exit 1
+	fi
+}
+for u in keyless keyless-ca; do
+	check_account passwd "$u"
+	check_account group "$u"
+done
+for d in /etc/keyless /var/lib/keyless /var/lib/keyless-ca; do
+	check_dir "$d"
+done
+`
+
+const preinst = `#!/bin/sh
+# keyless preinst: stop before unpacking if the users or directories
+# cannot be the package's.
+set -e
+` + preflight + `exit 0
+`
+
 const postinst = `#!/bin/sh
 # keyless postinst: the system users and directories the units run with.
 set -e
-
+# Again (preinst checked): dpkg --unpack and --configure may be apart.
+` + preflight + `
 nologin=/usr/sbin/nologin
 [ -x "$nologin" ] || nologin=/sbin/nologin
 
@@ -125,7 +201,8 @@ else
 	add_user keyless-ca /var/lib/keyless-ca "keyless CA"
 fi
 
-# Made once and left alone afterwards: an operator may have changed them.
+# Made once and left alone afterwards: an operator may have changed them,
+# or made them (or symlinks to directories) before installing.
 [ -d /etc/keyless ] || install -d -m 0755 -o root -g root /etc/keyless
 [ -d /var/lib/keyless ] || install -d -m 0700 -o keyless -g keyless /var/lib/keyless
 [ -d /var/lib/keyless-ca ] || install -d -m 0700 -o keyless-ca -g keyless-ca /var/lib/keyless-ca
@@ -158,12 +235,27 @@ exit 0
 `
 
 const postrm = `#!/bin/sh
-# keyless postrm. Purge deletes what the package and its services made,
-# and keeps the users (Debian policy: files elsewhere may belong to them).
+# keyless postrm. Purge removes the directories the package made only
+# if they are empty: what is in them (the CA's keys, the runner's key,
+# configuration) may be the only copy, and may predate the package. It
+# keeps the users (Debian policy: files elsewhere may belong to them).
 set -e
+purge_dir() { # path what-it-holds
+	if [ -L "$1" ]; then
+		echo "keyless: purge kept $1 (a symlink, to $(readlink "$1"): left alone, with what it points to; delete them yourself once you have a backup)" >&2
+	elif [ -d "$1" ]; then
+		if [ -n "$(ls -A "$1" 2>/dev/null || echo unreadable)" ]; then
+			echo "keyless: purge kept $1 (not empty: $2; delete it yourself once you have a backup)" >&2
+		elif ! rmdir "$1" 2>/dev/null; then
+			echo "keyless: purge kept $1 (empty, but rmdir failed; delete it yourself)" >&2
+		fi
+	fi
+}
 case "$1" in
 purge)
-	rm -rf /var/lib/keyless /var/lib/keyless-ca /etc/keyless
+	purge_dir /var/lib/keyless "the runner's key and certificate"
+	purge_dir /var/lib/keyless-ca "the CA's keys and database"
+	purge_dir /etc/keyless "configuration and secrets, such as the CA's password file"
 	;;
 esac
 if [ -d /run/systemd/system ]; then
@@ -230,7 +322,10 @@ func BuildPackages(ctx context.Context, p Plan, bins map[Target]string, docs str
 	for _, s := range []struct {
 		name, text string
 		field      *string
-	}{{"postinst", postinst, &scripts.PostInstall}, {"prerm", prerm, &scripts.PreRemove}, {"postrm", postrm, &scripts.PostRemove}} {
+	}{
+		{"preinst", preinst, &scripts.PreInstall}, {"postinst", postinst, &scripts.PostInstall},
+		{"prerm", prerm, &scripts.PreRemove}, {"postrm", postrm, &scripts.PostRemove},
+	} {
 		path := filepath.Join(stage, s.name)
 		if err := os.WriteFile(path, []byte(s.text), 0o755); err != nil {
 			return nil, err
