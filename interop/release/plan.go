@@ -230,7 +230,16 @@ func NewPlan(ctx context.Context, version, source, dist string, allowDirty bool)
 
 // excludeDist keeps dist (and the release's temporary siblings of it) out
 // of the dirty check when it lies inside the checkout.
+// Stage refuses a dist that holds tracked files, so excluding it cannot
+// hide a change to the sources. Symlinks are resolved first, so a dist
+// reached through one is excluded too.
 func excludeDist(src, dist string) []string {
+	if r, err := resolve(src); err == nil {
+		src = r
+	}
+	if r, err := resolve(dist); err == nil {
+		dist = r
+	}
 	rel, err := filepath.Rel(src, dist)
 	if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
 		return nil
