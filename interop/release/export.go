@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 )
@@ -104,4 +105,57 @@ func extract(r io.Reader, dir string) error {
 			return fmt.Errorf("git archive holds %q of tar type %q, which a release does not expect", h.Name, h.Typeflag)
 		}
 	}
+}
+
+// IgnoredToolSources lists the files git ignores in the checkout source
+// that the release tool itself is compiled from: Go files in the
+// checkout's directories of the packages `go list -deps ./cmd/release`
+// names, in source/interop/release. Export keeps them out of the
+// binaries, but the man pages, completions and systemd units come from
+// the command tree compiled into the tool (scripts/release runs it with
+// go run from the working tree), so a release refuses them unless
+// --allow-dirty.
+func IgnoredToolSources(ctx context.Context, source string) ([]string, error) {
+	cmd := exec.CommandContext(ctx, "go", "list", "-deps", "-f", "{{if not .Standard}}{{.Dir}}{{end}}", "./cmd/release")
+	cmd.Dir = filepath.Join(source, "interop", "release")
+	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=readonly")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("listing the release tool's packages: go list -deps ./cmd/release in %s: %w: %s", cmd.Dir, err, strings.TrimSpace(stderr.String()))
+	}
+	src, err := resolve(source)
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"ls-files", "-z", "--others", "--ignored", "--exclude-standard", "--"}
+	n := len(args)
+	for _, dir := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if dir == "" {
+			continue
+		}
+		real, err := resolve(dir)
+		if err != nil {
+			continue
+		}
+		if rel, ok := relWithin(src, real); ok {
+			// glob magic: * does not cross /, so only this package's files.
+			args = append(args, ":(glob)"+path.Join(filepath.ToSlash(rel), "*.go"))
+		}
+	}
+	if len(args) == n {
+		return nil, nil
+	}
+	list, err := git(ctx, src, args...)
+	if err != nil {
+		return nil, err
+	}
+	var files []string
+	for _, f := range strings.Split(list, "\x00") {
+		if f != "" {
+			files = append(files, f)
+		}
+	}
+	return files, nil
 }

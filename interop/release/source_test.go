@@ -52,6 +52,20 @@ func TestReleaseFromCommit(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Errorf("SHA256SUMS from a core.autocrlf=true checkout:\n%s\nfrom the shared one:\n%s", got, want)
 	}
+
+	// The man pages and units come from the command tree compiled into
+	// the release tool, from the working tree: an ignored Go file in one
+	// of its packages is refused.
+	write(t, filepath.Join(clone, "internal", "cli", "zz_ignored.go"), "package cli\n")
+	write(t, excl, "/cmd/keyless/zz_ignored.go\n/internal/cli/zz_ignored.go\n")
+	dist2 := filepath.Join(t.TempDir(), "dist")
+	res = runRelease(t, r.checkouts, clone, nil, "--dist", dist2, "--only-targets", "linux-amd64", testVersion)
+	if res.code != 2 || !strings.Contains(res.stderr, "internal/cli/zz_ignored.go") || !strings.Contains(res.stderr, "--allow-dirty") {
+		t.Errorf("release with an ignored Go file in internal/cli: exit %d, stderr\n%s\nwant 2 naming the file and --allow-dirty", res.code, res.stderr)
+	}
+	if _, err := os.Stat(dist2); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused release left %s: %v", dist2, err)
+	}
 }
 
 func gitIn(t *testing.T, dir string, args ...string) string {

@@ -145,6 +145,19 @@ func release1(ctx context.Context, args []string, o options, stdout, stderr io.W
 		return err
 	}
 	p.Only = targets
+	if !p.AllowDirty {
+		ignored, err := release.IgnoredToolSources(ctx, p.Source)
+		if err != nil {
+			return err
+		}
+		if len(ignored) > 0 {
+			if len(ignored) > 5 {
+				ignored = append(ignored[:5], fmt.Sprintf("and %d more", len(ignored)-5))
+			}
+			return usageError{fmt.Errorf("%w: %s holds Go files git ignores in packages the release tool is built from (its man pages, completions and units would come from them): %s; remove them, or pass --allow-dirty to build the working tree and stamp the commit %s-dirty",
+				release.ErrDirty, p.Source, strings.Join(ignored, ", "), p.Commit[:12])}
+		}
+	}
 
 	if imageDir != "" {
 		if d, i := filepath.Clean(p.Dist), filepath.Clean(imageDir); i == d || strings.HasPrefix(i, d+string(filepath.Separator)) {
