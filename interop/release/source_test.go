@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keyless-dev/keyless/interop/release"
 )
@@ -175,6 +176,10 @@ func TestStageRefuses(t *testing.T) {
 			}
 		})
 	}
+	// The checkout named through the symlink is the same checkout.
+	if _, err := release.Stage(source, filepath.Join(link, "clone"), true); !errors.Is(err, release.ErrProtectedDist) || !strings.Contains(err.Error(), "contains the checkout") {
+		t.Errorf("Stage(%s, source through a symlink, force) = %v, want ErrProtectedDist saying it contains the checkout", source, err)
+	}
 	if _, err := os.Stat(filepath.Join(source, "internal", "a.go")); err != nil {
 		t.Errorf("a refusal touched the sources: %v", err)
 	}
@@ -214,4 +219,25 @@ func TestStageRefuses(t *testing.T) {
 			t.Errorf("Stage over a dist with a broken SHA256SUMS = %v, want ErrForeignDist saying it does not parse", err)
 		}
 	})
+}
+
+// Export gives the commit's bytes whatever the builder's line-ending
+// settings, and nothing the working tree has that the commit does not.
+func TestExport(t *testing.T) {
+	dir, commit := gitRepo(t, time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC))
+	gitIn(t, dir, "config", "core.autocrlf", "true")
+	gitIn(t, dir, "config", "core.eol", "crlf")
+	write(t, filepath.Join(dir, "ignored.go"), "package x\n")
+	write(t, filepath.Join(dir, ".git", "info", "exclude"), "/ignored.go\n")
+	out := filepath.Join(t.TempDir(), "src")
+	if err := release.Export(context.Background(), dir, commit, out); err != nil {
+		t.Fatal(err)
+	}
+	got := readDir(t, out)
+	if len(got) != 1 || string(got["README.md"]) != "x\n" {
+		t.Errorf("Export = %q, want only README.md with LF endings, \"x\\n\"", got)
+	}
+	if err := release.Export(context.Background(), dir, commit, out); err == nil {
+		t.Errorf("Export into an existing directory succeeded")
+	}
 }
