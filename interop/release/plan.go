@@ -105,7 +105,7 @@ type Plan struct {
 	Version string    // "v1.2.3" (leading v), validated
 	Commit  string    // full 40-hex commit of the checkout ("<hex>-dirty" with AllowDirty on a dirty tree)
 	Epoch   time.Time // SOURCE_DATE_EPOCH: the commit's committer time unless the env var is set
-	Source  string    // the checkout (repo root) the binaries are built from
+	Source  string    // the checkout (repo root); cmd/release then points it at an export of Commit (Export) unless AllowDirty
 	Dist    string    // output directory (default <Source>/dist)
 
 	// AllowDirty builds from a checkout with uncommitted changes; the
