@@ -105,7 +105,7 @@ type Plan struct {
 	Version string    // "v1.2.3" (leading v), validated
 	Commit  string    // full 40-hex commit of the checkout ("<hex>-dirty" with AllowDirty on a dirty tree)
 	Epoch   time.Time // SOURCE_DATE_EPOCH: the commit's committer time unless the env var is set
-	Source  string    // the checkout (repo root) the binaries are built from
+	Source  string    // the checkout (repo root); cmd/release then points it at an export of Commit (Export) unless AllowDirty
 	Dist    string    // output directory (default <Source>/dist)
 
 	// AllowDirty builds from a checkout with uncommitted changes; the
@@ -230,7 +230,16 @@ func NewPlan(ctx context.Context, version, source, dist string, allowDirty bool)
 
 // excludeDist keeps dist (and the release's temporary siblings of it) out
 // of the dirty check when it lies inside the checkout.
+// Stage refuses a dist that holds tracked files, so excluding it cannot
+// hide a change to the sources. Symlinks are resolved first, so a dist
+// reached through one is excluded too.
 func excludeDist(src, dist string) []string {
+	if r, err := resolve(src); err == nil {
+		src = r
+	}
+	if r, err := resolve(dist); err == nil {
+		dist = r
+	}
 	rel, err := filepath.Rel(src, dist)
 	if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
 		return nil

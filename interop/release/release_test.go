@@ -147,6 +147,8 @@ type releases struct {
 	checkouts
 	distA, distB, distCold string
 	tookA, tookB, tookCold time.Duration
+	imageCold              string // --image-context of the cold run
+	stdoutCold             string
 }
 
 var (
@@ -159,24 +161,27 @@ func needReleases(t *testing.T) releases {
 	t.Helper()
 	c := needCheckouts(t)
 	releasesOnce.Do(func() {
-		r := releases{checkouts: c, distA: filepath.Join(c.a, "dist"), distB: filepath.Join(c.b, "dist"), distCold: filepath.Join(c.base, "cold", "dist")}
+		r := releases{checkouts: c, distA: filepath.Join(c.a, "dist"), distB: filepath.Join(c.b, "dist"), distCold: filepath.Join(c.base, "cold", "dist"),
+			imageCold: filepath.Join(c.base, "cold", "image")}
+		var discard string
 		for _, run := range []struct {
-			dir  string
-			env  []string
-			took *time.Duration
-			args []string
+			dir    string
+			env    []string
+			took   *time.Duration
+			stdout *string
+			args   []string
 		}{
-			{c.a, nil, &r.tookA, []string{testVersion}},
-			{filepath.Join(c.b, "internal"), nil, &r.tookB, []string{testVersion}}, // any directory of the checkout
-			{c.b, []string{"GOCACHE=" + filepath.Join(c.base, "cold", "gocache")}, &r.tookCold,
-				[]string{"--dist", r.distCold, "--only-targets", "linux-amd64", testVersion}},
+			{c.a, nil, &r.tookA, &discard, []string{testVersion}},
+			{filepath.Join(c.b, "internal"), nil, &r.tookB, &discard, []string{testVersion}}, // any directory of the checkout
+			{c.b, []string{"GOCACHE=" + filepath.Join(c.base, "cold", "gocache")}, &r.tookCold, &r.stdoutCold,
+				[]string{"--dist", r.distCold, "--only-targets", "linux-amd64", "--image-context", r.imageCold, testVersion}},
 		} {
 			res := runRelease(t, c, run.dir, run.env, run.args...)
 			if res.code != 0 {
 				sharedErr = fmt.Errorf("release %s in %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(run.args, " "), run.dir, res.code, res.stdout, res.stderr)
 				return
 			}
-			*run.took = res.took
+			*run.took, *run.stdout = res.took, res.stdout
 		}
 		shared = r
 	})
@@ -668,6 +673,41 @@ func TestBadInput(t *testing.T) {
 		}
 	})
 
+	t.Run("image context without linux-amd64", func(t *testing.T) {
+		parent := t.TempDir()
+		res := runRelease(t, c, c.a, nil, "--dist", filepath.Join(parent, "dist"), "--image-context", filepath.Join(parent, "image"), "--only-targets", "linux-arm64", testVersion)
+		if res.code != 2 || !strings.Contains(res.stderr, "--image-context") || !strings.Contains(res.stderr, "linux-amd64") {
+			t.Errorf("--image-context with --only-targets linux-arm64: exit %d, stderr\n%s\nwant 2 naming --image-context and linux-amd64", res.code, res.stderr)
+		}
+		if entries, _ := os.ReadDir(parent); len(entries) != 0 {
+			t.Errorf("a refused release left %v in %s", entries, parent)
+		}
+	})
+
+	t.Run("image context not empty", func(t *testing.T) {
+		parent := t.TempDir()
+		write(t, filepath.Join(parent, "image", "old"), "x")
+		res := runRelease(t, c, c.a, nil, "--dist", filepath.Join(parent, "dist"), "--image-context", filepath.Join(parent, "image"), "--only-targets", "linux-amd64", testVersion)
+		if res.code != 2 || !strings.Contains(res.stderr, "not empty") || !strings.Contains(res.stderr, "old") {
+			t.Errorf("--image-context over a directory holding old: exit %d, stderr\n%s\nwant 2 saying it is not empty", res.code, res.stderr)
+		}
+	})
+
+	// --force never replaces the checkout, even through a symlink.
+	t.Run("dist through a symlink to the checkout", func(t *testing.T) {
+		link := filepath.Join(t.TempDir(), "link")
+		if err := os.Symlink(filepath.Dir(c.a), link); err != nil {
+			t.Fatal(err)
+		}
+		res := runRelease(t, c, c.a, nil, "--dist", filepath.Join(link, filepath.Base(c.a)), "--force", "--only-targets", "linux-amd64", testVersion)
+		if res.code != 2 || !strings.Contains(res.stderr, "contains the checkout") {
+			t.Errorf("--dist <symlink>/checkout --force: exit %d, stderr\n%s\nwant 2, refusing", res.code, res.stderr)
+		}
+		if _, err := os.Stat(filepath.Join(c.a, "go.mod")); err != nil {
+			t.Errorf("the checkout after the refusal: %v", err)
+		}
+	})
+
 	t.Run("dist with someone's files", func(t *testing.T) {
 		dist := filepath.Join(t.TempDir(), "dist")
 		write(t, filepath.Join(dist, "notes.txt"), "mine")
@@ -719,7 +759,7 @@ func TestHelp(t *testing.T) {
 	if res.code != 0 || res.stderr != "" {
 		t.Errorf("release --help: exit %d, stderr %q; want 0 and nothing", res.code, res.stderr)
 	}
-	for _, w := range []string{"usage: release", "Example:", "scripts/release v1.2.3", "-only-targets", "linux-armv7", "-allow-dirty", "-force", "-dist"} {
+	for _, w := range []string{"usage: release", "Example:", "scripts/release v1.2.3", "-only-targets", "linux-armv7", "-allow-dirty", "-force", "-dist", "-image-context"} {
 		if !strings.Contains(res.stdout, w) {
 			t.Errorf("release --help says\n%s\nwant %q in it", res.stdout, w)
 		}

@@ -85,6 +85,10 @@ func TestStageAndPublish(t *testing.T) {
 	parent := t.TempDir()
 	source := filepath.Join(parent, "src")
 	dist := filepath.Join(parent, "dist")
+	if err := os.Mkdir(source, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	gitIn(t, source, "init", "-q") // Stage asks git what the checkout tracks
 
 	// A first release: dist does not exist yet.
 	tmp, err := release.Stage(dist, source, false)
@@ -118,7 +122,7 @@ func TestStageAndPublish(t *testing.T) {
 	}
 	entries, _ := os.ReadDir(parent)
 	for _, e := range entries {
-		if e.Name() != "dist" {
+		if e.Name() != "dist" && e.Name() != "src" {
 			t.Errorf("%s left beside dist", e.Name())
 		}
 	}
