@@ -426,7 +426,7 @@ try:
 except urllib.error.HTTPError as err:
     print("raw", err.code, err.headers.get("Content-Type"), err.read().decode())'`
 	for _, tc := range []struct{ name, token string }{
-		{"garbage token", e.useToken("garbage" + nonce(t) + nonce(t) + nonce(t))},
+		{"garbage token", e.useToken("garbage" + testkit.Nonce(t) + testkit.Nonce(t) + testkit.Nonce(t))},
 		{"no token", ""},
 		{"finished job", finished},
 	} {

@@ -169,7 +169,7 @@ func newJobRunner(t *testing.T, config runnerConfig) *jobRunner {
 func (r *jobRunner) run(t *testing.T, j job) result {
 	t.Helper()
 	base := fmt.Sprintf("runner-%s-project-%d-concurrent-0", r.config.Token, j.ProjectID)
-	name := fmt.Sprintf("%s-%s-build-%d", base, nonce(t), j.ID)
+	name := fmt.Sprintf("%s-%s-build-%d", base, testkit.Nonce(t), j.ID)
 	args := []string{"run", "--rm", "-i", "--name", name, "--hostname", name,
 		"--label", "com.gitlab.gitlab-runner.type=build",
 		"--label", "com.gitlab.gitlab-runner.job.id=" + strconv.FormatInt(j.ID, 10),
@@ -499,16 +499,6 @@ func docker(stdin *bytes.Reader, args ...string) (string, error) {
 		return string(out), fmt.Errorf("docker %s: %v: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
 	}
 	return string(out), nil
-}
-
-// nonce is a short random name part.
-func nonce(t *testing.T) string {
-	t.Helper()
-	b := make([]byte, 4)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
 }
 
 func unavailable(t *testing.T, format string, args ...any) {

@@ -618,7 +618,7 @@ func startNeighbour(t *testing.T, perBuild bool) string {
 	im := buildImages(t)
 	args := []string{"run", "-d", "--label", keylessLabel}
 	if perBuild {
-		network := "keyless-interop-neighbour-" + nonce(t)
+		network := "keyless-interop-neighbour-" + testkit.Nonce(t)
 		if _, err := docker(nil, "network", "create", "--driver", "bridge", "--label", keylessLabel, network); err != nil {
 			t.Fatal(err)
 		}
@@ -629,7 +629,7 @@ func startNeighbour(t *testing.T, perBuild bool) string {
 		})
 		args = append(args, "--network", network)
 	}
-	name := "keyless-interop-neighbour-" + nonce(t)
+	name := "keyless-interop-neighbour-" + testkit.Nonce(t)
 	if _, err := docker(nil, append(args, "--name", name, im.name[staticImage], "sleep", "600")...); err != nil {
 		t.Fatal(err)
 	}

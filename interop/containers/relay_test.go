@@ -69,7 +69,7 @@ func startRelay(t *testing.T) *relayEnv {
 		gitlab: func(string) string { return "  runnerIds: [1]\n" },
 		ready:  []string{"http://" + listener + "/v1/credentials"},
 	})
-	r := &relayEnv{agentEnv: e, gateway: gw, listener: listener, network: "keyless-interop-relay-" + nonce(t)}
+	r := &relayEnv{agentEnv: e, gateway: gw, listener: listener, network: "keyless-interop-relay-" + testkit.Nonce(t)}
 
 	image := buildRelayImage(t, keyless)
 	if _, err := docker(nil, "network", "create", "--driver", "bridge", "--subnet", relaySubnet, "--ip-range", relayIPRange,
@@ -81,7 +81,7 @@ func startRelay(t *testing.T) *relayEnv {
 			t.Errorf("removing the relay's network: %v", err)
 		}
 	})
-	r.container = "keyless-interop-relay-" + nonce(t)
+	r.container = "keyless-interop-relay-" + testkit.Nonce(t)
 	_, port, _ := net.SplitHostPort(listener)
 	// The documented command, with this test's names, Linux's
 	// --add-host, and debug lines (one per request, never a header).
@@ -253,7 +253,7 @@ func buildRelayImage(t *testing.T, keyless string) string {
 	if err := os.WriteFile(filepath.Join(ctx, "keyless"), bin, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	image := "keyless-interop-relay:" + nonce(t)
+	image := "keyless-interop-relay:" + testkit.Nonce(t)
 	if _, err := docker(nil, "build", "-q", "-t", image, "-f", dockerfile, ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -349,7 +349,7 @@ except urllib.error.HTTPError as err:
 			name, token string
 			status      int
 		}{
-			{"garbage token", r.useToken("garbage" + nonce(t) + nonce(t) + nonce(t)), 401},
+			{"garbage token", r.useToken("garbage" + testkit.Nonce(t) + testkit.Nonce(t) + testkit.Nonce(t)), 401},
 			{"no token", "", 401},
 			{"a job of another runner", otherRunner, 403},
 		} {

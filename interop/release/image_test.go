@@ -4,11 +4,9 @@ package release_test
 
 import (
 	"bytes"
-	"crypto/rand"
 	"crypto/x509"
 	"debug/elf"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -180,7 +178,7 @@ func checkImage(t *testing.T, p release.Plan, bin, ctx string) {
 	if out, err := exec.Command("docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput(); err != nil {
 		testkit.Unavailable(t, "docker info: %v: %s; start dockerd", err, bytes.TrimSpace(out))
 	}
-	id := nonce(t)
+	id := testkit.Nonce(t)
 	image := "keyless-test:image-" + id
 	start := time.Now()
 	// The legacy builder (Debian's docker.io has no buildx; a FROM
@@ -367,15 +365,6 @@ func docker(t *testing.T, stdin *strings.Reader, args ...string) string {
 
 // dockerQuiet runs a clean-up docker command, whose failure matters not.
 func dockerQuiet(args ...string) { _ = exec.Command("docker", args...).Run() }
-
-func nonce(t *testing.T) string {
-	t.Helper()
-	b := make([]byte, 4)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
-}
 
 func readFile(t *testing.T, name string) []byte {
 	t.Helper()
