@@ -182,28 +182,17 @@ func goEnv(t *testing.T) map[string]string {
 	return env
 }
 
-func git(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
 // copySource makes dst what a reader's clone of root would be: HEAD's
 // history (so blocks can build old commits) and the working tree as it is
 // now (tracked files and untracked ones git does not ignore), so the test
 // runs the documents being edited.
 func copySource(t *testing.T, root, dst string) {
 	t.Helper()
-	git(t, "", "init", "-q", dst)
-	git(t, dst, "fetch", "-q", "--no-tags", root, "HEAD")
-	git(t, dst, "update-ref", "--no-deref", "HEAD", "FETCH_HEAD")
-	git(t, dst, "reset", "-q")
-	for _, f := range strings.Split(git(t, root, "ls-files", "-z", "--cached", "--others", "--exclude-standard"), "\x00") {
+	testkit.Git(t, "", "init", "-q", dst)
+	testkit.Git(t, dst, "fetch", "-q", "--no-tags", root, "HEAD")
+	testkit.Git(t, dst, "update-ref", "--no-deref", "HEAD", "FETCH_HEAD")
+	testkit.Git(t, dst, "reset", "-q")
+	for _, f := range strings.Split(testkit.Git(t, root, "ls-files", "-z", "--cached", "--others", "--exclude-standard"), "\x00") {
 		if f == "" {
 			continue
 		}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyless-dev/keyless/internal/testkit"
 	"github.com/keyless-dev/keyless/interop/release"
 )
 
@@ -21,8 +22,8 @@ import (
 func TestReleaseFromCommit(t *testing.T) {
 	r := needReleases(t)
 	clone := filepath.Join(t.TempDir(), "crlf")
-	gitIn(t, ".", "clone", "-q", "--shared", "--no-checkout", "-c", "core.autocrlf=true", r.root, clone)
-	gitIn(t, clone, "checkout", "-q", "--detach", r.head)
+	testkit.Git(t, ".", "clone", "-q", "--shared", "--no-checkout", "-c", "core.autocrlf=true", r.root, clone)
+	testkit.Git(t, clone, "checkout", "-q", "--detach", r.head)
 	readme, err := os.ReadFile(filepath.Join(clone, "README.md"))
 	if err != nil {
 		t.Fatal(err)
@@ -34,7 +35,7 @@ func TestReleaseFromCommit(t *testing.T) {
 	write(t, filepath.Join(clone, "cmd", "keyless", "zz_ignored.go"), "package main\n\nfunc init() { println(\""+marker+"\") }\n")
 	excl := filepath.Join(clone, ".git", "info", "exclude")
 	write(t, excl, "/cmd/keyless/zz_ignored.go\n")
-	if out := gitIn(t, clone, "status", "--porcelain", "--untracked-files=all"); out != "" {
+	if out := testkit.Git(t, clone, "status", "--porcelain", "--untracked-files=all"); out != "" {
 		t.Fatalf("the clone is not clean to git: %s", out)
 	}
 
@@ -67,17 +68,6 @@ func TestReleaseFromCommit(t *testing.T) {
 	if _, err := os.Stat(dist2); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a refused release left %s: %v", dist2, err)
 	}
-}
-
-func gitIn(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
 }
 
 // --image-context lays out the image's build context from the release's
@@ -120,16 +110,16 @@ func TestImageContextFlag(t *testing.T) {
 // interrupted run (a dist.tmp- or dist.old- left behind) or an image
 // context in build/ does not make the next release refuse as dirty.
 func TestGitignoreKeepsReleaseOutput(t *testing.T) {
-	root := gitIn(t, ".", "rev-parse", "--show-toplevel")
+	root := testkit.Git(t, ".", "rev-parse", "--show-toplevel")
 	ignore, err := os.ReadFile(filepath.Join(root, ".gitignore"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	gitIn(t, dir, "init", "-q")
+	testkit.Git(t, dir, "init", "-q")
 	write(t, filepath.Join(dir, ".gitignore"), string(ignore))
-	gitIn(t, dir, "add", ".gitignore")
-	gitIn(t, dir, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "one")
+	testkit.Git(t, dir, "add", ".gitignore")
+	testkit.Git(t, dir, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "one")
 	for _, p := range []string{"dist/SHA256SUMS", "dist.tmp-123/SHA256SUMS", "dist.old-456/dist/SHA256SUMS", "build/image/Dockerfile"} {
 		write(t, filepath.Join(dir, p), "x\n")
 	}
@@ -149,10 +139,10 @@ func TestStageRefuses(t *testing.T) {
 	if err := os.Mkdir(source, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	gitIn(t, source, "init", "-q")
+	testkit.Git(t, source, "init", "-q")
 	write(t, filepath.Join(source, "internal", "a.go"), "package internal\n")
-	gitIn(t, source, "add", ".")
-	gitIn(t, source, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "one")
+	testkit.Git(t, source, "add", ".")
+	testkit.Git(t, source, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "one")
 	link := filepath.Join(parent, "link")
 	if err := os.Symlink(parent, link); err != nil {
 		t.Fatal(err)
@@ -225,8 +215,8 @@ func TestStageRefuses(t *testing.T) {
 // settings, and nothing the working tree has that the commit does not.
 func TestExport(t *testing.T) {
 	dir, commit := gitRepo(t, time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC))
-	gitIn(t, dir, "config", "core.autocrlf", "true")
-	gitIn(t, dir, "config", "core.eol", "crlf")
+	testkit.Git(t, dir, "config", "core.autocrlf", "true")
+	testkit.Git(t, dir, "config", "core.eol", "crlf")
 	write(t, filepath.Join(dir, "ignored.go"), "package x\n")
 	write(t, filepath.Join(dir, ".git", "info", "exclude"), "/ignored.go\n")
 	out := filepath.Join(t.TempDir(), "src")

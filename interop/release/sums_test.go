@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keyless-dev/keyless/internal/testkit"
 	"github.com/keyless-dev/keyless/interop/release"
 )
 
@@ -88,7 +89,7 @@ func TestStageAndPublish(t *testing.T) {
 	if err := os.Mkdir(source, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	gitIn(t, source, "init", "-q") // Stage asks git what the checkout tracks
+	testkit.Git(t, source, "init", "-q") // Stage asks git what the checkout tracks
 
 	// A first release: dist does not exist yet.
 	tmp, err := release.Stage(dist, source, false)
