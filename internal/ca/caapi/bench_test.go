@@ -20,6 +20,39 @@ import (
 	"github.com/keyless-dev/keyless/internal/store"
 )
 
+// driveClients runs request b.N times, from one goroutine or, for more
+// clients, from (clients+1)/2 per processor (GOMAXPROCS is 2 on the
+// target machine), and reports certificates per second.
+func driveClients(b *testing.B, clients int, request func()) {
+	b.SetParallelism(max(1, (clients+1)/2))
+	b.ResetTimer()
+	if clients == 1 {
+		for range b.N {
+			request()
+		}
+	} else {
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				request()
+			}
+		})
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "certs/s")
+}
+
+// expectCreated reads and closes an issuing answer, which must be 201.
+func expectCreated(b *testing.B, resp *http.Response, err error) {
+	if err != nil {
+		b.Error(err)
+		return
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		b.Errorf("status %d", resp.StatusCode)
+	}
+}
+
 // BenchmarkSign measures POST /sign over keep-alive HTTPS with pre-made
 // tokens and CSRs, against the bbolt store on disk (every certificate and
 // token is durable before the answer): one client, and 16 concurrent.
@@ -40,36 +73,10 @@ func BenchmarkSign(b *testing.B) {
 			client := e.clientWith(nil)
 			client.Transport.(*http.Transport).MaxIdleConnsPerHost = clients
 			var next atomic.Int64
-			b.SetParallelism((clients + 1) / 2) // GOMAXPROCS is 2 on the target machine
-			if clients == 1 {
-				b.SetParallelism(1)
-			}
-			b.ResetTimer()
-			run := func() {
-				i := next.Add(1) - 1
-				resp, err := client.Post(e.url+"/1.0/sign", "application/json", bytes.NewReader(bodies[i]))
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusCreated {
-					b.Errorf("status %d", resp.StatusCode)
-				}
-			}
-			if clients == 1 {
-				for range b.N {
-					run()
-				}
-			} else {
-				b.RunParallel(func(pb *testing.PB) {
-					for pb.Next() {
-						run()
-					}
-				})
-			}
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "certs/s")
+			driveClients(b, clients, func() {
+				resp, err := client.Post(e.url+"/1.0/sign", "application/json", bytes.NewReader(bodies[next.Add(1)-1]))
+				expectCreated(b, resp, err)
+			})
 		})
 	}
 }
@@ -101,39 +108,14 @@ func BenchmarkRenew(b *testing.B) {
 				}
 				client.Transport.(*http.Transport).MaxIdleConnsPerHost = clients
 				var next atomic.Int64
-				b.SetParallelism((clients + 1) / 2)
-				if clients == 1 {
-					b.SetParallelism(1)
-				}
-				b.ResetTimer()
-				run := func() {
+				driveClients(b, clients, func() {
 					req, _ := http.NewRequest(http.MethodPost, e.url+"/1.0/renew", http.NoBody)
 					if tokens != nil {
 						req.Header.Set("Authorization", "Bearer "+tokens[next.Add(1)-1])
 					}
 					resp, err := client.Do(req)
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != http.StatusCreated {
-						b.Errorf("status %d", resp.StatusCode)
-					}
-				}
-				if clients == 1 {
-					for range b.N {
-						run()
-					}
-				} else {
-					b.RunParallel(func(pb *testing.PB) {
-						for pb.Next() {
-							run()
-						}
-					})
-				}
-				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "certs/s")
+					expectCreated(b, resp, err)
+				})
 			})
 		}
 	}
