@@ -237,15 +237,7 @@ func (b *Bolt) CertificatesExpiring(from, to time.Time, fn func(*Certificate) bo
 func (b *Bolt) RevocationsUnexpired(at time.Time, fn func(*Revocation) bool) error {
 	if b.legacy {
 		revs, err := b.Revocations()
-		if err != nil {
-			return err
-		}
-		for _, r := range unexpired(revs, at) {
-			if !fn(r) {
-				return nil
-			}
-		}
-		return nil
+		return visitUnexpired(revs, err, at, fn)
 	}
 	// Revocations without a NotAfter (zero) first, then those from at on.
 	zero := timeKey(time.Time{})
@@ -365,6 +357,22 @@ func sortByExpiry(certs []*Certificate) {
 	slices.SortFunc(certs, func(a, b *Certificate) int {
 		return bytes.Compare(orderKey(a.NotAfter, a.Serial), orderKey(b.NotAfter, b.Serial))
 	})
+}
+
+// visitUnexpired calls fn with each revocation of revs a CRL at time at
+// lists, in the order of the expiry index, until fn returns false: how a
+// store with no expiry index (Memory, a legacy Bolt file) answers
+// RevocationsUnexpired from all its revocations.
+func visitUnexpired(revs []*Revocation, err error, at time.Time, fn func(*Revocation) bool) error {
+	if err != nil {
+		return err
+	}
+	for _, r := range unexpired(revs, at) {
+		if !fn(r) {
+			return nil
+		}
+	}
+	return nil
 }
 
 // unexpired keeps the revocations a CRL at time at lists, in the order of

@@ -254,15 +254,7 @@ func (m *Memory) RevokedKey(spki []byte) (string, error) {
 // RevocationsUnexpired implements [Store], by reading every revocation.
 func (m *Memory) RevocationsUnexpired(at time.Time, fn func(*Revocation) bool) error {
 	revs, err := m.Revocations()
-	if err != nil {
-		return err
-	}
-	for _, r := range unexpired(revs, at) {
-		if !fn(r) {
-			return nil
-		}
-	}
-	return nil
+	return visitUnexpired(revs, err, at, fn)
 }
 
 // decodeRevocations decodes records and sorts them as Revocations
